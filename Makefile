@@ -1,0 +1,47 @@
+# Thin wrappers over the `ppx` CLI. Every target creates .venv and installs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PPX    := $(BIN)/ppx
+WORLD  ?= data/worlds/demo
+
+.PHONY: setup demo test test-all lint format bench serve mlflow-ui clean
+
+setup: $(STAMP)
+
+# Reinstall when the dependency list or the pinned versions change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PPX) demo --out $(WORLD)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(PPX) bench world --json docs/bench/world.json
+
+serve: $(STAMP)
+	$(PPX) serve
+
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts --port 5000
+
+clean:
+	rm -rf $(VENV) .pytest_cache reports

@@ -1,0 +1,60 @@
+"""Typed settings for ppx, read from the environment (prefix ``PPX_``) or defaults.
+
+Nothing here touches the disk or global state at import: call :func:`get_settings` when
+a value is needed, and :meth:`Settings.ensure_dirs` where folders must exist.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Paths, stores and seeds. Every field can be set as ``PPX_<FIELD>`` in the env."""
+
+    model_config = SettingsConfigDict(env_prefix="PPX_", extra="ignore")
+
+    root: Path = PROJECT_ROOT
+    worlds_dir: Path = PROJECT_ROOT / "data" / "worlds"
+    datasets_dir: Path = Field(default=PROJECT_ROOT.parent / "shared" / "datasets")
+    mlflow_dir: Path = PROJECT_ROOT / "mlflow"
+    reports_dir: Path = PROJECT_ROOT / "reports"
+    # MLflow: MLFLOW_TRACKING_URI (no prefix) wins when set; see tracking.tracking_uri().
+    tracking_uri: str | None = None
+    optuna_storage: str | None = None
+    ledger_url: str | None = None
+    model_alias: str = "champion"
+    api_token: str | None = None
+    seed: int = 7
+    demo_customers: int = 20_000
+
+    @property
+    def default_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    @property
+    def default_optuna_storage(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'optuna.db'}"
+
+    @property
+    def default_ledger_url(self) -> str:
+        return f"sqlite:///{self.root / 'data' / 'ledger.db'}"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.worlds_dir, self.mlflow_dir, self.artifacts_dir, self.reports_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Canonical tables, the synthetic world and adapters for public datasets."""

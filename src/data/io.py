@@ -1,0 +1,164 @@
+"""Reading and writing canonical tables: Parquet per table plus a manifest.
+
+A world folder looks like::
+
+    data/worlds/demo/
+      manifest.json          seed, parameters, row counts, content hash
+      tables/<table>.parquet the observable canonical tables
+      truth/<table>.parquet  the generator's ground truth (never mixed into tables/)
+
+Writes go to a temporary sibling folder that is renamed into place at the end, so an
+interrupted write never leaves a half-written world behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ppx.data import columns as C
+from ppx.data.schema import SchemaValidationError, validate_tables
+
+MANIFEST = "manifest.json"
+
+
+class DataLoadError(ValueError):
+    """A file could not be read as a table; the message names the file and why."""
+
+
+def content_hash(tables: dict[str, pd.DataFrame]) -> str:
+    """A digest of table contents that does not depend on the Parquet writer version."""
+    h = hashlib.sha256()
+    for name in sorted(tables):
+        df = tables[name]
+        h.update(name.encode())
+        h.update(",".join(map(str, df.columns)).encode())
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_world(world, out: str | Path) -> Path:
+    """Write a :class:`~ppx.data.world.World` atomically; returns the folder."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for sub, group in (("tables", world.tables), ("truth", world.truth)):
+            (tmp / sub).mkdir()
+            for name, df in group.items():
+                df.to_parquet(tmp / sub / f"{name}.parquet", index=False)
+        manifest = {
+            "seed": world.params.seed,
+            "params": world.params.to_dict(),
+            "rows": {name: len(df) for name, df in world.tables.items()},
+            "truth_rows": {name: len(df) for name, df in world.truth.items()},
+            "content_hash": content_hash(world.tables),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_table_file(path: str | Path) -> pd.DataFrame:
+    """Read one Parquet or CSV file, turning low-level failures into clear messages."""
+    path = Path(path)
+    if not path.exists():
+        raise DataLoadError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            return pq.read_table(path).to_pandas()
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DataLoadError(f"{path}: not a readable Parquet file ({err})") from err
+    if suffix in (".csv", ".txt"):
+        try:
+            return pd.read_csv(path, encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise DataLoadError(
+                f"{path}: text is not UTF-8 (byte {err.start}: {err.reason}); "
+                "re-save the file as UTF-8"
+            ) from err
+        except pd.errors.EmptyDataError as err:
+            raise DataLoadError(f"{path}: the file is empty") from err
+    raise DataLoadError(f"{path}: unsupported file type {suffix!r}; use .parquet or .csv")
+
+
+def _check_utf8(name: str, df: pd.DataFrame) -> list[str]:
+    """Parquet binary columns can carry bytes that are not text; name them."""
+    problems = []
+    for col in df.columns:
+        s = df[col]
+        if s.dtype == object:
+            bad = s.map(lambda v: isinstance(v, bytes))
+            if bad.any():
+                rows = s.index[bad][:5].tolist()
+                problems.append(
+                    f"table {name}, column {col}: binary (non-UTF-8) text at rows {rows}"
+                )
+    return problems
+
+
+def _table_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in (".parquet", ".csv") and p.stem in C.TABLES:
+            found[p.stem] = p
+    return found
+
+
+def load_tables(path: str | Path, validate: bool = True) -> dict[str, pd.DataFrame]:
+    """Load and validate the canonical tables of a world folder (or a folder of files).
+
+    Either every table loads and passes the schema, or an error is raised and nothing is
+    returned.
+    """
+    path = Path(path)
+    folder = path / "tables" if (path / "tables").is_dir() else path
+    if not folder.is_dir():
+        raise DataLoadError(f"{path}: not a folder of canonical tables")
+    files = _table_files(folder)
+    if not files:
+        raise DataLoadError(
+            f"{folder}: no canonical tables found (expected files named like "
+            f"{C.ORDERS}.parquet or {C.ORDERS}.csv)"
+        )
+    raw: dict[str, pd.DataFrame] = {}
+    problems: list[str] = []
+    for name, file in files.items():
+        try:
+            raw[name] = read_table_file(file)
+        except DataLoadError as err:
+            problems.append(f"table {name}: {err}")
+            continue
+        problems.extend(_check_utf8(name, raw[name]))
+    if problems:
+        raise SchemaValidationError(problems)
+    return validate_tables(raw) if validate else raw
+
+
+def load_truth(path: str | Path) -> dict[str, pd.DataFrame]:
+    """The generator's ground truth of a synthetic world (for oracles and tests)."""
+    folder = Path(path) / "truth"
+    if not folder.is_dir():
+        raise DataLoadError(f"{path}: no truth/ folder; only synthetic worlds have ground truth")
+    return {p.stem: pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))}
+
+
+def load_manifest(path: str | Path) -> dict:
+    file = Path(path) / MANIFEST
+    if not file.exists():
+        raise DataLoadError(f"{path}: no {MANIFEST}; is this a world folder?")
+    return json.loads(file.read_text())

@@ -1,0 +1,85 @@
+"""The work behind ``ppx data world`` and ``ppx bench world``."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import platform
+import resource
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ppx.data.io import save_world
+from ppx.data.world import World, WorldParams, generate_world
+
+console = Console()
+
+
+def generate_with_progress(params: WorldParams) -> World:
+    with Progress(
+        TextColumn("[bold]simulating world"),
+        BarColumn(),
+        TextColumn("month {task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("world", total=params.months)
+        return generate_world(params, progress=lambda done, _: bar.update(task, completed=done))
+
+
+def build_world(customers: int, seed: int, months: int, out: Path) -> World:
+    params = WorldParams(n_customers=customers, seed=seed, months=months)
+    world = generate_with_progress(params)
+    save_world(world, out)
+    n = sum(len(df) for df in world.tables.values())
+    console.print(f"wrote {n:,} rows in {len(world.tables)} tables to {out}")
+    return world
+
+
+def _generate_and_measure(customers: int, seed: int, queue) -> None:
+    t = time.perf_counter()
+    world = generate_world(WorldParams(n_customers=customers, seed=seed))
+    seconds = time.perf_counter() - t
+    rows = sum(len(df) for df in world.tables.values())
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(
+        {
+            "seconds": seconds,
+            "rows": rows,
+            "orders": len(world.tables["orders"]),
+            "peak_mb": peak_mb,
+        }
+    )
+
+
+def bench_world(customers: int, seed: int) -> dict:
+    """Generate in a fresh process so its peak resident memory is the generator's own."""
+    started = time.perf_counter()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_generate_and_measure, args=(customers, seed, queue))
+    with console.status(f"generating a {customers:,}-customer world"):
+        proc.start()
+        result = queue.get()
+        proc.join()
+    return {
+        "meta": {
+            "command": f"ppx bench world --customers {customers} --seed {seed}",
+            "seconds": time.perf_counter() - started,
+            "machine": f"{platform.machine()} {mp.cpu_count()} cores, {platform.python_version()}",
+        },
+        f"world_{customers}": {
+            "ppx": {
+                "customers": customers,
+                "orders": result["orders"],
+                "rows": result["rows"],
+                "seconds": round(result["seconds"], 2),
+                "rows_per_s": round(result["rows"] / result["seconds"]),
+                "orders_per_s": round(result["orders"] / result["seconds"]),
+                "peak_mb": round(result["peak_mb"], 1),
+            }
+        },
+    }

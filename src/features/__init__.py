@@ -1,0 +1,1 @@
+"""Pure, point-in-time feature functions, one module per domain."""

@@ -1,0 +1,319 @@
+"""MLflow and Optuna glue: experiments, standard run tags, the registry and promotion.
+
+Conventions every model follows:
+
+* experiment and registered model are both named ``ppx-<model>``;
+* runs carry standard tags: git commit, world manifest hash, dataset digest;
+* a new model version becomes ``champion`` only through :func:`promote_if_better`, which
+  compares it with the current champion **on the same holdout**; otherwise it is tagged
+  ``challenger`` and the reason is recorded on the version and the run;
+* Optuna studies live in RDB storage (SQLite by default) and every trial is a nested run.
+
+Nothing happens at import; call :func:`configure` (the CLI and tests do) to point MLflow
+at the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ppx.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_NAMES = ("delivery", "churn", "fraud", "recs")
+
+
+def registered_name(model: str) -> str:
+    """``delivery`` -> ``ppx-delivery`` (the experiment and the registered model)."""
+    return model if model.startswith("ppx-") else f"ppx-{model}"
+
+
+def tracking_uri(settings: Settings | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``PPX_TRACKING_URI``, else local SQLite."""
+    s = settings or get_settings()
+    return os.environ.get("MLFLOW_TRACKING_URI") or s.tracking_uri or s.default_tracking_uri
+
+
+def configure(settings: Settings | None = None) -> str:
+    """Point MLflow at the tracking store (creating the local folders if it is local)."""
+    import mlflow
+
+    s = settings or get_settings()
+    uri = tracking_uri(s)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        s.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def get_or_create_experiment(model: str, settings: Settings | None = None) -> str:
+    """Experiment id of ``ppx-<model>``, with artifacts under mlflow/artifacts locally."""
+    import mlflow
+
+    s = settings or get_settings()
+    name = registered_name(model)
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if tracking_uri(s).startswith("sqlite:"):
+        location = (s.artifacts_dir / name).resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def git_commit(root: Path | None = None) -> str:
+    root = root or get_settings().root
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def dataset_digest(df: pd.DataFrame) -> str:
+    """A short content digest of a training frame, stable across Parquet versions."""
+    h = hashlib.sha256(",".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def world_hash(world_path: str | Path | None) -> str | None:
+    if world_path is None:
+        return None
+    manifest = Path(world_path) / "manifest.json"
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text()).get("content_hash")
+
+
+@contextlib.contextmanager
+def start_run(
+    model: str,
+    run_name: str | None = None,
+    world_path: str | Path | None = None,
+    dataset: pd.DataFrame | None = None,
+    tags: dict[str, str] | None = None,
+    nested: bool = False,
+) -> Iterator[Any]:
+    """Start an MLflow run in ``ppx-<model>`` with the standard tags."""
+    import mlflow
+
+    exp_id = get_or_create_experiment(model)
+    std = {"ppx.model": model, "ppx.git_commit": git_commit()}
+    if (wh := world_hash(world_path)) is not None:
+        std["ppx.world_hash"] = wh
+        std["ppx.world_path"] = str(world_path)
+    if dataset is not None:
+        std["ppx.dataset_digest"] = dataset_digest(dataset)
+        std["ppx.dataset_rows"] = str(len(dataset))
+    std.update(tags or {})
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, nested=nested, tags=std) as run:
+        yield run
+
+
+def log_json(obj: Any, name: str) -> None:
+    """Log a JSON artifact from the active run."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(json.dumps(obj, indent=2, default=str))
+        mlflow.log_artifact(str(path))
+
+
+def log_pyfunc_model(
+    model: str,
+    python_model: Any,
+    artifacts: dict[str, str] | None = None,
+    input_example: Any = None,
+    signature: Any = None,
+    register: bool = True,
+) -> Any:
+    """Log a pyfunc model in the active run and (optionally) register a new version.
+
+    Returns the MLflow ``ModelVersion`` (or the ``ModelInfo`` when not registering).
+    """
+    import mlflow
+
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=python_model,
+        artifacts=artifacts,
+        input_example=input_example,
+        signature=signature,
+        registered_model_name=registered_name(model) if register else None,
+        code_paths=None,
+        pip_requirements=_pip_requirements(),
+    )
+    if not register:
+        return info
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    return client.get_model_version(registered_name(model), str(info.registered_model_version))
+
+
+def _pip_requirements() -> list[str]:
+    """The model's environment is ppx's own; pin the packages the pyfunc imports."""
+    from importlib.metadata import version
+
+    pkgs = ("torch", "pandas", "numpy", "scikit-learn", "mlflow")
+    return [f"{p}=={version(p).split('+')[0]}" for p in pkgs]
+
+
+def model_uri(model: str, alias: str = CHAMPION) -> str:
+    return f"models:/{registered_name(model)}@{alias}"
+
+
+def get_alias_version(model: str, alias: str = CHAMPION) -> Any | None:
+    """The ModelVersion behind an alias, or None if the alias (or model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    from mlflow import MlflowClient
+
+    try:
+        return MlflowClient().get_model_version_by_alias(registered_name(model), alias)
+    except MlflowException:
+        return None
+
+
+def set_alias(model: str, alias: str, version: str | int) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(registered_name(model), alias, str(version))
+
+
+@dataclass
+class PromotionResult:
+    promoted: bool
+    alias: str
+    reason: str
+    candidate_score: float
+    champion_score: float | None
+
+
+def promote_if_better(
+    model: str,
+    version: Any,
+    metric: str,
+    candidate_score: float,
+    score_champion: Callable[[str], float] | None,
+    greater_is_better: bool = True,
+    min_delta: float = 0.0,
+) -> PromotionResult:
+    """The promotion gate: champion only if the candidate beats the champion.
+
+    Args:
+        model: short model name (``delivery``...).
+        version: the candidate's ModelVersion.
+        metric: name of the holdout metric being compared (for the reason text).
+        candidate_score: the candidate's score on the holdout.
+        score_champion: scores a model URI on **the same holdout**; called with the
+            current champion's URI. None means "no way to compare": never promote over an
+            existing champion.
+        greater_is_better: direction of the metric.
+        min_delta: how much better the candidate must be.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    name = registered_name(model)
+    current = get_alias_version(model, CHAMPION)
+    champion_score = None
+    if current is None:
+        promoted, reason = True, f"no champion yet; {metric}={candidate_score:.4f}"
+    elif score_champion is None:
+        promoted, reason = False, "a champion exists and no holdout scorer was given"
+    else:
+        champion_score = float(score_champion(model_uri(model, CHAMPION)))
+        delta = candidate_score - champion_score
+        better = delta > min_delta if greater_is_better else -delta > min_delta
+        promoted = better
+        cmp = ">" if promoted == greater_is_better else "<="
+        reason = (
+            f"candidate {metric}={candidate_score:.4f} {cmp} champion v{current.version} "
+            f"{metric}={champion_score:.4f} on the same holdout"
+        )
+        if not greater_is_better:
+            reason = reason.replace(" > ", " beats ").replace(" <= ", " does not beat ")
+    alias = CHAMPION if promoted else CHALLENGER
+    client.set_registered_model_alias(name, alias, str(version.version))
+    client.set_model_version_tag(name, str(version.version), "ppx.promotion", reason)
+    if mlflow.active_run() is not None:
+        mlflow.set_tag("ppx.promotion", f"{alias}: {reason}")
+    log.info("ppx-%s v%s -> %s (%s)", model, version.version, alias, reason)
+    return PromotionResult(promoted, alias, reason, candidate_score, champion_score)
+
+
+# --- Optuna --------------------------------------------------------------------------
+
+
+def optuna_storage(settings: Settings | None = None) -> str:
+    """``PPX_OPTUNA_STORAGE`` (any SQLAlchemy URL) or a SQLite file under mlflow/."""
+    s = settings or get_settings()
+    url = s.optuna_storage or s.default_optuna_storage
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def run_study(
+    model: str,
+    objective: Callable[[Any], float],
+    n_trials: int,
+    direction: str = "maximize",
+    study_name: str | None = None,
+    storage: str | None = None,
+    seed: int = 0,
+    show_progress_bar: bool = True,
+) -> Any:
+    """Run an Optuna study whose trials are nested MLflow runs of the active run.
+
+    The best parameters and value are logged on the parent run (params ``best.*`` and
+    ``best_params.json``). Call inside :func:`start_run`.
+    """
+    import optuna
+
+    import mlflow
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name or f"{registered_name(model)}-{mlflow.active_run().info.run_id[:8]}",
+        storage=storage or optuna_storage(),
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        load_if_exists=True,
+    )
+
+    def wrapped(trial):
+        with start_run(model, run_name=f"trial-{trial.number}", nested=True):
+            value = objective(trial)
+            mlflow.log_params(trial.params)
+            mlflow.log_metric("objective", value)
+        return value
+
+    study.optimize(wrapped, n_trials=n_trials, show_progress_bar=show_progress_bar)
+    mlflow.log_params({f"best.{k}": v for k, v in study.best_params.items()})
+    mlflow.log_metric("best_objective", study.best_value)
+    log_json({"best_params": study.best_params, "best_value": study.best_value}, "best_params.json")
+    return study

@@ -1,0 +1,66 @@
+"""Shared fixtures: a temporary tracking store and small generated worlds.
+
+Worlds are generated once per session (seeded) and cached on disk under pytest's
+temporary folder, so every test module sees the same tiny, deterministic data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ppx.config import get_settings
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolate_settings(tmp_path_factory):
+    """Keep tests away from the developer's mlflow/ and data/ folders."""
+    root = tmp_path_factory.mktemp("ppx_home")
+    old = dict(os.environ)
+    os.environ["PPX_MLFLOW_DIR"] = str(root / "mlflow")
+    os.environ["PPX_WORLDS_DIR"] = str(root / "worlds")
+    os.environ["PPX_REPORTS_DIR"] = str(root / "reports")
+    os.environ["PPX_LEDGER_URL"] = f"sqlite:///{root / 'ledger.db'}"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("PPX_API_TOKEN", None)
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    get_settings.cache_clear()
+    yield root
+    os.environ.clear()
+    os.environ.update(old)
+    get_settings.cache_clear()
+
+
+@pytest.fixture()
+def mlflow_tmp(tmp_path, monkeypatch):
+    """A fresh, empty MLflow tracking store for one test."""
+    from ppx import tracking
+
+    monkeypatch.setenv("PPX_MLFLOW_DIR", str(tmp_path / "mlflow"))
+    get_settings.cache_clear()
+    uri = tracking.configure()
+    yield uri
+    get_settings.cache_clear()
+
+
+def _world(tmp_path_factory, name: str, **params):
+    from ppx.data.io import save_world
+    from ppx.data.world import WorldParams, generate_world
+
+    world = generate_world(WorldParams(**params))
+    path = save_world(world, Path(tmp_path_factory.getbasetemp()) / "worlds" / name)
+    return world, path
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """About 800 customers over 12 months: enough structure for behaviour tests."""
+    return _world(tmp_path_factory, "tiny", n_customers=800, seed=11, months=12)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """About 4,000 customers over 24 months, for realism and model-quality tests."""
+    return _world(tmp_path_factory, "small", n_customers=4000, seed=5, months=24)

@@ -1,0 +1,76 @@
+"""The promotion gate and registry helpers against a temporary tracking store."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import mlflow
+from ppx import tracking
+
+
+class ConstantModel(mlflow.pyfunc.PythonModel):
+    """A pyfunc that predicts a constant: enough to exercise the registry."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def predict(self, context, model_input, params=None):
+        return pd.Series([self.value] * len(model_input))
+
+
+def _register(value: float):
+    with tracking.start_run("delivery", dataset=pd.DataFrame({"x": [1, 2]})) as run:
+        version = tracking.log_pyfunc_model(
+            "delivery", ConstantModel(value), input_example=pd.DataFrame({"x": [1.0]})
+        )
+    return run, version
+
+
+def _score(uri: str) -> float:
+    """Holdout score of a model: closeness of its constant to 1.0 (higher is better)."""
+    pred = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"x": [0.0]}))
+    return -abs(float(pred.iloc[0]) - 1.0)
+
+
+def test_first_model_becomes_champion_then_gate_compares(mlflow_tmp):
+    run, v1 = _register(0.5)
+    assert run.data.tags["ppx.dataset_digest"]
+    first = tracking.promote_if_better(
+        "delivery", v1, "score", _score(f"runs:/{run.info.run_id}/model"), _score
+    )
+    assert first.promoted and first.alias == "champion"
+
+    _, v2 = _register(0.0)  # worse: further from 1.0
+    worse = tracking.promote_if_better("delivery", v2, "score", -1.0, _score)
+    assert not worse.promoted and worse.alias == "challenger"
+    assert "champion v1" in worse.reason
+    assert tracking.get_alias_version("delivery").version == v1.version
+
+    _, v3 = _register(0.9)  # better
+    better = tracking.promote_if_better("delivery", v3, "score", -0.1, _score)
+    assert better.promoted
+    assert tracking.get_alias_version("delivery").version == v3.version
+    loaded = mlflow.pyfunc.load_model(tracking.model_uri("delivery"))
+    assert float(loaded.predict(pd.DataFrame({"x": [0.0]})).iloc[0]) == pytest.approx(0.9)
+
+
+def test_missing_alias_is_none(mlflow_tmp):
+    assert tracking.get_alias_version("churn") is None
+
+
+def test_study_trials_are_nested_runs(mlflow_tmp):
+    with tracking.start_run("churn", run_name="tune") as parent:
+        study = tracking.run_study(
+            "churn",
+            lambda t: -((t.suggest_float("x", -2, 2) - 1) ** 2),
+            n_trials=6,
+            show_progress_bar=False,
+        )
+    children = mlflow.search_runs(
+        experiment_names=["ppx-churn"],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert len(children) == 6
+    assert "best.x" in mlflow.get_run(parent.info.run_id).data.params
+    assert study.best_value <= 0
