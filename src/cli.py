@@ -17,6 +17,9 @@ from rich.table import Table
 app = typer.Typer(help="ppx: post-purchase intelligence.", no_args_is_help=True)
 data_app = typer.Typer(help="Canonical data: synthetic worlds, validation, public datasets.")
 bench_app = typer.Typer(help="Benchmarks: print a table, optionally write JSON.")
+train_app = typer.Typer(help="Train a model, log it to MLflow, register it, run the gate.")
+tune_app = typer.Typer(help="Tune a model's hyper-parameters with Optuna (trials are runs).")
+evaluate_app = typer.Typer(help="Evaluate the registered champion on a world's holdout.")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
@@ -114,6 +117,36 @@ def bench_world(
     payload = run(customers=customers, seed=seed)
     bench_tables(payload)
     write_bench_json(json_out, payload)
+
+
+# --- per-model commands ------------------------------------------------------------------
+# Each model package that has landed provides ``ppx.models.<name>.commands.register``;
+# models that do not exist yet simply have no commands (absent, not stubs).
+
+MODEL_COMMAND_MODULES = ("delivery", "churn", "fraud", "recs")
+
+
+def _register_model_commands() -> None:
+    import importlib
+    import importlib.util
+
+    groups = {"train": train_app, "tune": tune_app, "evaluate": evaluate_app, "bench": bench_app}
+    found = False
+    for name in MODEL_COMMAND_MODULES:
+        module = f"ppx.models.{name}.commands"
+        if importlib.util.find_spec(f"ppx.models.{name}") is None:
+            continue
+        if importlib.util.find_spec(module) is None:
+            continue
+        importlib.import_module(module).register(groups)
+        found = True
+    if found:
+        app.add_typer(train_app, name="train")
+        app.add_typer(tune_app, name="tune")
+        app.add_typer(evaluate_app, name="evaluate")
+
+
+_register_model_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point
