@@ -148,6 +148,42 @@ def _register_model_commands() -> None:
 
 _register_model_commands()
 
+# Other packages contribute command groups the same way, once they exist.
+OPTIONAL_COMMAND_MODULES = (
+    ("ppx.data.adapters.registry", data_app),
+    ("ppx.rules.commands", app),
+    ("ppx.serve", app),
+    ("ppx.explain.commands", app),
+)
+
+
+def _register_optional_commands() -> None:
+    import importlib
+    import importlib.util
+
+    for module, target in OPTIONAL_COMMAND_MODULES:
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None:
+            importlib.import_module(module).register(target)
+
+
+_register_optional_commands()
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("data/worlds/demo"), "--out", help="Where the world goes."),
+    customers: int = typer.Option(20_000, "--customers", min=200),
+    seed: int = typer.Option(7, "--seed"),
+) -> None:
+    """The main job on embedded defaults: world -> validate -> models -> reports."""
+    from ppx.demo import run_demo
+
+    run_demo(out=out, customers=customers, seed=seed)
+
 
 def main() -> None:  # pragma: no cover - console entry point
     app()

@@ -19,7 +19,7 @@ def world_summary(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
     """Rows per table and the rates a brand would look at first."""
     o, s = tables[C.ORDERS], tables[C.SHIPMENTS]
     delivered = s[C.STATUS] == "delivered"
-    out: dict[str, float] = {f"rows_{k}": float(len(v)) for k, v in tables.items()}
+    out: dict[str, float] = {f"rows_{k}": len(v) for k, v in tables.items()}
     out["late_delivery_rate"] = float(late_mask(o, s)[delivered].mean())
     r = tables[C.RETURNS]
     out["return_rate_orders"] = float(r[C.ORDER_ID].nunique() / max(len(o), 1))
