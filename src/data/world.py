@@ -330,13 +330,15 @@ def _fake_contacts(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     addresses = np.array([f"{h} {s} St" for h, s in zip(house, street, strict=True)])
     devices = np.array([f"dev-{x:012x}" for x in rng.integers(0, 2**47, n)])
     payments = np.array([f"pm_{x:014x}" for x in rng.integers(0, 2**55, n)])
+    # Object arrays: fixed-width numpy strings would silently truncate the longer,
+    # messily re-typed variants written into them for ring members.
     return {
-        C.NAME: names,
-        C.EMAIL: emails,
-        C.PHONE: phones,
-        C.ADDRESS: addresses,
-        C.DEVICE_ID: devices,
-        C.PAYMENT_FINGERPRINT: payments,
+        C.NAME: names.astype(object),
+        C.EMAIL: emails.astype(object),
+        C.PHONE: phones.astype(object),
+        C.ADDRESS: addresses.astype(object),
+        C.DEVICE_ID: devices.astype(object),
+        C.PAYMENT_FINGERPRINT: payments.astype(object),
     }
 
 
@@ -470,9 +472,13 @@ class _Acc:
             self.parts.setdefault(k, []).append(np.asarray(v))
 
     def frame(self) -> pd.DataFrame:
+        """Concatenate and release the parts (keeping both would double peak memory)."""
         if not self.parts:
             return pd.DataFrame()
-        return pd.DataFrame({k: np.concatenate(v) for k, v in self.parts.items()})
+        cols = {}
+        for k in list(self.parts):
+            cols[k] = np.concatenate(self.parts.pop(k))
+        return pd.DataFrame(cols, copy=False)
 
 
 def _distance_km(wh: np.ndarray, dest: np.ndarray, rng: np.random.Generator) -> np.ndarray:
