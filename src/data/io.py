@@ -80,20 +80,86 @@ def read_table_file(path: str | Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         try:
-            return pq.read_table(path).to_pandas()
+            table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as err:
             raise DataLoadError(f"{path}: not a readable Parquet file ({err})") from err
+        return _binary_as_text(path, table).to_pandas()
     if suffix in (".csv", ".txt"):
         try:
             return pd.read_csv(path, encoding="utf-8")
         except UnicodeDecodeError as err:
+            where = _non_utf8_cells(path.read_bytes())
             raise DataLoadError(
-                f"{path}: text is not UTF-8 (byte {err.start}: {err.reason}); "
-                "re-save the file as UTF-8"
+                f"{path}: text is not UTF-8 ({err.reason}){where}; re-save the file as UTF-8"
             ) from err
         except pd.errors.EmptyDataError as err:
             raise DataLoadError(f"{path}: the file is empty") from err
     raise DataLoadError(f"{path}: unsupported file type {suffix!r}; use .parquet or .csv")
+
+
+def _rows_text(rows: list[int]) -> str:
+    shown = ", ".join(map(str, rows[:5]))
+    return f"rows [{shown}]" + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+
+
+def _binary_as_text(path: Path, table: pa.Table) -> pa.Table:
+    """Binary Parquet columns become text when they are UTF-8; otherwise name the cells.
+
+    Other tools write strings as raw bytes; read naively, non-UTF-8 bytes either fail deep
+    inside pyarrow's pandas conversion or arrive as ``bytes`` objects.
+    """
+    for i, field in enumerate(table.schema):
+        if not (pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)):
+            continue
+        values = table.column(i).to_pylist()
+        bad = []
+        for row, v in enumerate(values):
+            if v is None:
+                continue
+            try:
+                v.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(row)
+        if bad:
+            raise DataLoadError(
+                f"{path}: column {field.name} holds bytes that are not UTF-8 text at "
+                f"{_rows_text(bad)}; re-save it as UTF-8 strings"
+            )
+        table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table
+
+
+def _non_utf8_cells(raw: bytes) -> str:
+    """Columns and data rows (0-based, header excluded) of a CSV holding non-UTF-8 bytes."""
+    import csv
+    import io as _io
+
+    lines = raw.splitlines()
+    if not lines:
+        return ""
+    header = next(csv.reader([lines[0].decode("latin-1")]))
+    columns: list[str] = []
+    rows: list[int] = []
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+            continue
+        except UnicodeDecodeError:
+            pass
+        if i == 0:
+            columns.append("(header)")
+            continue
+        rows.append(i - 1)
+        fields = next(csv.reader(_io.StringIO(line.decode("latin-1"))), [])
+        for j, cell in enumerate(fields):
+            try:
+                cell.encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError:
+                name = header[j] if j < len(header) else f"#{j}"
+                if name not in columns:
+                    columns.append(name)
+    cols = f" in column {', '.join(columns)}" if columns else ""
+    return f"{cols} at {_rows_text(rows)}" if rows else cols
 
 
 def _check_utf8(name: str, df: pd.DataFrame) -> list[str]:
