@@ -1,0 +1,399 @@
+"""Loyalty ledger: append-only point entries with idempotency keys; balances are derived.
+
+Why append-only: a balance column that is read, changed and written back loses awards
+under concurrency and cannot explain itself; a ledger of entries can always say where
+every point came from. Why idempotency keys under a UNIQUE constraint: the same award
+request may arrive twice (client retries, duplicate webhooks, two workers); the database,
+not the application, guarantees that only the first one lands. A duplicate returns the
+entry already written, so callers get the same answer every time.
+
+Concurrency:
+
+* awards are a single INSERT; a unique-key violation means "already done" and the
+  existing row is returned (no read-before-write race);
+* reversals and redemptions must read (what the order earned, the balance) before
+  writing, so they run under a per-customer lock: ``pg_advisory_xact_lock`` on
+  PostgreSQL, ``BEGIN IMMEDIATE`` (one writer at a time) on SQLite;
+* SQLite gets WAL mode and a busy timeout, and "database is locked" is retried.
+
+The URL comes from ``PPX_LEDGER_URL`` (``Settings.ledger_url``), defaulting to a SQLite
+file ``data/ledger.db`` in the project; any SQLAlchemy URL (PostgreSQL) works unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from ppx.rules.models import LEDGER_TYPES
+
+T = TypeVar("T")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LedgerEntry(Base):
+    """One signed movement of points. Never updated, never deleted."""
+
+    __tablename__ = "loyalty_ledger"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    customer_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    points: Mapped[int] = mapped_column(Integer, nullable=False)
+    entry_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    idempotency_key: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    order_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (
+        Index("ix_loyalty_ledger_customer", "customer_id"),
+        Index("ix_loyalty_ledger_order", "order_id"),
+    )
+
+
+class LedgerError(ValueError):
+    """A ledger request that cannot be honoured (the message says which field and why)."""
+
+
+@dataclass(frozen=True)
+class Posting:
+    """The result of a ledger write: the entry as stored, and whether this call created it."""
+
+    entry_id: int
+    customer_id: int
+    points: int
+    entry_type: str
+    idempotency_key: str
+    order_id: int | None
+    created: bool
+
+
+def _posting(e: LedgerEntry, created: bool) -> Posting:
+    return Posting(
+        entry_id=e.id,
+        customer_id=e.customer_id,
+        points=e.points,
+        entry_type=e.entry_type,
+        idempotency_key=e.idempotency_key,
+        order_id=e.order_id,
+        created=created,
+    )
+
+
+def default_url() -> str:
+    from ppx.config import get_settings
+
+    s = get_settings()
+    return s.ledger_url or s.default_ledger_url
+
+
+def _is_locked(err: OperationalError) -> bool:
+    msg = str(err.orig).lower() if err.orig is not None else str(err).lower()
+    return "locked" in msg or "busy" in msg or "deadlock" in msg or "serializ" in msg
+
+
+class Ledger:
+    """The loyalty ledger over one SQLAlchemy engine (thread-safe; share one per process)."""
+
+    def __init__(self, url: str | None = None, *, create: bool = True, pool_size: int = 10):
+        self.url = url or default_url()
+        self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
+        kwargs: dict = {"future": True}
+        if self.dialect == "sqlite":
+            path = self.url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            _sqlite_begin_immediate(self.engine)
+        if create:
+            Base.metadata.create_all(self.engine)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _retry(self, fn: Callable[[], T], attempts: int = 30) -> T:
+        for i in range(attempts):
+            try:
+                return fn()
+            except OperationalError as err:
+                if not _is_locked(err) or i == attempts - 1:
+                    raise
+                time.sleep(min(0.5, 0.005 * 2**i) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def award(
+        self,
+        customer_id: int,
+        points: int,
+        idempotency_key: str,
+        entry_type: str = "earn",
+        *,
+        order_id: int | None = None,
+        reason: str = "",
+        at: datetime | None = None,
+    ) -> Posting:
+        """Append a positive entry once per key; a repeated key returns the first entry."""
+        if points <= 0:
+            raise LedgerError(f"points must be positive for an award, got {points}")
+        self._check(customer_id, idempotency_key, entry_type)
+        return self._insert(customer_id, points, idempotency_key, entry_type, order_id, reason, at)
+
+    def _check(self, customer_id: int, key: str, entry_type: str) -> None:
+        if customer_id is None or int(customer_id) < 1:
+            raise LedgerError(f"customer_id must be a positive integer, got {customer_id!r}")
+        if not key or len(key) > 200:
+            raise LedgerError("idempotency_key must be a non-empty string of at most 200 chars")
+        if entry_type not in LEDGER_TYPES:
+            raise LedgerError(f"entry_type {entry_type!r} is not one of {LEDGER_TYPES}")
+
+    def _insert(self, customer_id, points, key, entry_type, order_id, reason, at) -> Posting:
+        def attempt() -> Posting:
+            with Session(self.engine) as s:
+                existing = None
+                try:
+                    with s.begin():
+                        e = LedgerEntry(
+                            customer_id=int(customer_id),
+                            points=int(points),
+                            entry_type=entry_type,
+                            idempotency_key=key,
+                            order_id=order_id,
+                            reason=reason[:500],
+                            created_at=at or _now(),
+                        )
+                        s.add(e)
+                        s.flush()
+                        return _posting(e, True)
+                except IntegrityError:
+                    pass
+                with s.begin():
+                    existing = s.scalars(
+                        select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
+                    ).one()
+                    return _posting(existing, False)
+
+        return self._retry(attempt)
+
+    def _locked(self, s: Session, customer_id: int) -> None:
+        """Serialise read-then-write operations of one customer."""
+        if self.dialect == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(customer_id)})
+        # SQLite: BEGIN IMMEDIATE already holds the single write lock.
+
+    def _guarded(
+        self,
+        customer_id: int,
+        key: str,
+        entry_type: str,
+        compute: Callable[[Session], int],
+        order_id: int | None,
+        reason: str,
+        at: datetime | None,
+    ) -> Posting | None:
+        def attempt() -> Posting | None:
+            with Session(self.engine) as s, s.begin():
+                self._locked(s, customer_id)
+                prior = s.scalars(
+                    select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
+                ).one_or_none()
+                if prior is not None:
+                    return _posting(prior, False)
+                pts = compute(s)
+                if pts == 0:
+                    return None
+                e = LedgerEntry(
+                    customer_id=int(customer_id),
+                    points=int(pts),
+                    entry_type=entry_type,
+                    idempotency_key=key,
+                    order_id=order_id,
+                    reason=reason[:500],
+                    created_at=at or _now(),
+                )
+                s.add(e)
+                s.flush()
+                return _posting(e, True)
+
+        return self._retry(attempt)
+
+    def reverse_order(
+        self,
+        customer_id: int,
+        order_id: int,
+        points: int | None,
+        idempotency_key: str,
+        *,
+        reason: str = "",
+        at: datetime | None = None,
+    ) -> Posting | None:
+        """Take back points an order earned (all of them when ``points`` is None).
+
+        Never reverses more than the order's net earnings (earned minus earlier
+        reversals), so partial refunds followed by a full one add up correctly. Returns
+        None when there is nothing left to reverse.
+        """
+        self._check(customer_id, idempotency_key, "reversal")
+        if points is not None and points < 0:
+            points = -points
+
+        def compute(s: Session) -> int:
+            net = s.scalar(
+                select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+                    LedgerEntry.customer_id == int(customer_id),
+                    LedgerEntry.order_id == int(order_id),
+                    LedgerEntry.entry_type.in_(("earn", "reversal")),
+                )
+            )
+            take = int(net) if points is None else min(int(points), int(net))
+            return -max(take, 0)
+
+        return self._guarded(
+            customer_id, idempotency_key, "reversal", compute, order_id, reason, at
+        )
+
+    def redeem(
+        self, customer_id: int, points: int, idempotency_key: str, *, reason: str = ""
+    ) -> Posting:
+        """Spend points; refused (LedgerError) when the balance does not cover them."""
+        if points <= 0:
+            raise LedgerError(f"points to redeem must be positive, got {points}")
+        self._check(customer_id, idempotency_key, "redeem")
+
+        def compute(s: Session) -> int:
+            bal = self._balance(s, customer_id)
+            if bal < points:
+                raise LedgerError(
+                    f"customer {customer_id} has {bal} points; cannot redeem {points}"
+                )
+            return -points
+
+        posting = self._guarded(customer_id, idempotency_key, "redeem", compute, None, reason, None)
+        assert posting is not None
+        return posting
+
+    def apply(self, decision, at: datetime | None = None) -> list[Posting]:
+        """Write a Decision's point actions; duplicates are no-ops by idempotency key."""
+        out: list[Posting] = []
+        for a in decision.actions:
+            cid = a.customer_id or decision.customer_id
+            if a.kind == "award_points" and a.points > 0:
+                out.append(
+                    self.award(
+                        cid,
+                        a.points,
+                        a.idempotency_key,
+                        a.ledger_type or "earn",
+                        order_id=a.order_id,
+                        reason=a.reason,
+                        at=at,
+                    )
+                )
+            elif a.kind == "reverse_points" and a.order_id is not None:
+                p = self.reverse_order(
+                    cid, a.order_id, -a.points, a.idempotency_key, reason=a.reason, at=at
+                )
+                if p is not None:
+                    out.append(p)
+        return out
+
+    # --- reads ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _balance(s: Session, customer_id: int) -> int:
+        return int(
+            s.scalar(
+                select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+                    LedgerEntry.customer_id == int(customer_id)
+                )
+            )
+        )
+
+    def balance(self, customer_id: int) -> int:
+        """Current balance: the sum of the customer's entries."""
+        with Session(self.engine) as s:
+            return self._balance(s, customer_id)
+
+    def history(self, customer_id: int, limit: int = 100) -> list[dict]:
+        """Latest entries first, for the balance endpoint and support tools."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(LedgerEntry)
+                .where(LedgerEntry.customer_id == int(customer_id))
+                .order_by(LedgerEntry.id.desc())
+                .limit(limit)
+            ).all()
+            return [
+                {
+                    "entry_id": r.id,
+                    "points": r.points,
+                    "entry_type": r.entry_type,
+                    "order_id": r.order_id,
+                    "reason": r.reason,
+                    "created_at": r.created_at.isoformat(),
+                    "idempotency_key": r.idempotency_key,
+                }
+                for r in rows
+            ]
+
+    def count(self) -> int:
+        with Session(self.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(LedgerEntry)))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _sqlite_begin_immediate(engine: Engine) -> None:
+    """Let SQLAlchemy own transactions and take SQLite's write lock at BEGIN.
+
+    pysqlite's own transaction handling starts transactions lazily, which lets two
+    writers both read and then deadlock on upgrade; BEGIN IMMEDIATE makes the second
+    wait (busy timeout) instead. WAL lets readers proceed during a write.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,145 @@
+"""Message planning: channel choice with opt-outs, quiet hours, per-customer caps.
+
+One function, :func:`plan_message`, decides whether and how a message goes out, so every
+decision respects the same three guarantees:
+
+* an opted-out channel is never used (if every allowed channel is opted out, the message
+  is suppressed, never "upgraded" to a channel the customer refused);
+* a message that respects quiet hours is deferred to the end of the quiet window in the
+  customer's local time, not dropped;
+* marketing messages obey the per-day (local calendar day) and per-week caps. The week cap
+  is checked conservatively against every message within 7 days either side of the send
+  time, which guarantees that *any* rolling 7-day window holds at most ``per_week``
+  marketing messages even when messages are scheduled ahead (review requests).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from ppx.rules.models import CustomerContext, PlannedMessage, SentMessage, SuppressedMessage
+from ppx.rules.policy import Policy
+
+WEEK = timedelta(days=7)
+
+
+def in_quiet_hours(local: datetime, start: time, end: time) -> bool:
+    """Whether a local time falls in the quiet window (which may cross midnight)."""
+    t = local.time()
+    if start == end:
+        return False
+    if start < end:
+        return start <= t < end
+    return t >= start or t < end
+
+
+def defer_past_quiet_hours(local: datetime, start: time, end: time) -> datetime:
+    """The first local time at or after ``local`` that is outside the quiet window."""
+    if not in_quiet_hours(local, start, end):
+        return local
+    candidate = datetime.combine(local.date(), end)
+    if candidate <= local:
+        candidate += timedelta(days=1)
+    return candidate
+
+
+def choose_channel(customer: CustomerContext, allowed: list[str]) -> str | None:
+    """The customer's preferred allowed channel they have not opted out of, else None."""
+    order = [c for c in customer.preferred_channels if c in allowed]
+    order += [c for c in allowed if c not in order]
+    for c in order:
+        if customer.opted_in(c):
+            return c
+    return None
+
+
+def _local(customer: CustomerContext, t: datetime) -> datetime:
+    return t + timedelta(minutes=customer.utc_offset_minutes)
+
+
+def _utc(customer: CustomerContext, local: datetime) -> datetime:
+    return local - timedelta(minutes=customer.utc_offset_minutes)
+
+
+def plan_message(
+    message_type: str,
+    customer: CustomerContext,
+    now: datetime,
+    policy: Policy,
+    reason: str,
+    already_planned: list[PlannedMessage] | None = None,
+    content: dict | None = None,
+) -> PlannedMessage | SuppressedMessage:
+    """Plan one message, or say why it is suppressed.
+
+    Args:
+        message_type: a key of the policy's message catalogue.
+        customer: the customer's contact permissions and recent messages.
+        now: the decision time (UTC); the catalogue's ``delay_days`` is added to it.
+        policy: the policy in force.
+        reason: why the decision wants to send it (kept in the message).
+        already_planned: messages planned earlier in the same decision (caps count them).
+        content: what the message carries (points, recommendations, dates).
+    """
+    spec = policy.messages.catalogue.get(message_type)
+    if spec is None:
+        raise ValueError(f"message type {message_type!r} is not in the policy's catalogue")
+    channel = choose_channel(customer, list(spec.channels))
+    if channel is None:
+        return SuppressedMessage(
+            message_type=message_type,
+            reason=(
+                f"{message_type} not sent: customer opted out of every allowed channel "
+                f"({', '.join(spec.channels)})"
+            ),
+        )
+    send_at = now + timedelta(days=spec.delay_days)
+    notes = []
+    if spec.respect_quiet_hours:
+        start, end = policy.messages.quiet_hours.window()
+        local = _local(customer, send_at)
+        deferred = defer_past_quiet_hours(local, start, end)
+        if deferred != local:
+            send_at = _utc(customer, deferred)
+            notes.append(
+                f"deferred to {deferred:%H:%M} local (quiet hours "
+                f"{policy.messages.quiet_hours.start}-{policy.messages.quiet_hours.end})"
+            )
+    if spec.category == "marketing":
+        caps = policy.messages.caps
+        sent = [m.sent_at for m in customer.recent_messages if m.category == "marketing"]
+        sent += [m.send_at for m in already_planned or [] if m.category == "marketing"]
+        day = _local(customer, send_at).date()
+        same_day = sum(1 for s in sent if _local(customer, s).date() == day)
+        near = sum(1 for s in sent if abs(s - send_at) < WEEK)
+        if same_day >= caps.per_day:
+            return SuppressedMessage(
+                message_type=message_type,
+                reason=f"{message_type} not sent: daily marketing cap {caps.per_day} reached",
+            )
+        if near >= caps.per_week:
+            return SuppressedMessage(
+                message_type=message_type,
+                reason=f"{message_type} not sent: weekly marketing cap {caps.per_week} reached",
+            )
+    text = f"{reason} -> {message_type} by {channel}"
+    if notes:
+        text += "; " + "; ".join(notes)
+    return PlannedMessage(
+        message_type=message_type,
+        channel=channel,
+        category=spec.category,
+        send_at=send_at,
+        reason=text,
+        content=content or {},
+    )
+
+
+def as_sent(message: PlannedMessage) -> SentMessage:
+    """The record a caller appends to ``CustomerContext.recent_messages`` after sending."""
+    return SentMessage.model_construct(
+        sent_at=message.send_at,
+        message_type=message.message_type,
+        channel=message.channel,
+        category=message.category,
+    )
