@@ -1,0 +1,414 @@
+"""The BentoML model service: every registered ppx model behind a validated endpoint.
+
+Start it with ``ppx serve`` (or ``bentoml serve serving.model_service:ModelService`` from
+the repository root). Design choices, and why:
+
+* **Models come from the MLflow registry by alias** (``PPX_MODEL_ALIAS``, default
+  ``champion``), never "latest": what serves is what passed the promotion gate. They load
+  in a background thread so ``/livez`` answers at once and ``/readyz`` turns 200 only
+  when every model has been tried. A model that is missing (not registered, no such
+  alias, package not importable) leaves its endpoints answering 503 with the reason;
+  the other endpoints work.
+* **One feature code path**: requests carry raw facts, and the pyfunc computes features
+  with the same ``ppx.features`` functions as training, from the history snapshot it
+  logged as an artifact. The service never builds features itself.
+* **Adaptive batching**: each endpoint is ``batchable``; concurrent single requests are
+  merged into one ``predict`` call. A batch whose ``predict`` fails is re-scored item by
+  item so one bad request cannot fail the others merged with it.
+* **Safety**: :class:`GuardMiddleware` checks the bearer token (when ``PPX_API_TOKEN`` is
+  set), the content type and body size, and model availability before any work;
+  pydantic models bound every field, list and string; model-side input errors become
+  422 naming the field, never a 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import bentoml
+import pandas as pd
+
+from serving import schemas as S
+
+log = logging.getLogger("ppx.serving")
+
+#: Largest request body accepted (bytes); a full batch of the largest request fits.
+MAX_BODY_BYTES = int(os.environ.get("PPX_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
+#: The batcher only sheds load (503) past this queueing delay; generous on purpose.
+MAX_LATENCY_MS = 20_000
+
+
+class ModelUnavailable(RuntimeError):
+    """A model cannot serve (not registered, alias missing, failed to load, loading)."""
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One HTTP endpoint: its route, the registered model behind it and its schemas.
+
+    ``to_frame`` turns validated requests into the raw-facts frame the pyfunc documents;
+    ``head`` selects a head when one registered model serves several endpoints.
+    """
+
+    name: str
+    route: str
+    model: str
+    request: type
+    response: type
+    to_frame: Callable[[list[Any]], pd.DataFrame] | None = None
+    doc: str = ""
+
+
+def _default_frame(requests: list[Any]) -> pd.DataFrame:
+    rows = [r.model_dump(exclude={"explain"}) for r in requests]
+    return pd.DataFrame.from_records(rows)
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint(
+            "delivery_estimate",
+            "/delivery/estimate",
+            "delivery",
+            S.DeliveryRequest,
+            S.DeliveryResponse,
+        ),
+        Endpoint("churn_score", "/churn/score", "churn", S.ChurnRequest, S.ChurnResponse),
+        Endpoint("fraud_return", "/fraud/return", "fraud", S.ReturnRequest, S.FraudResponse),
+        Endpoint("fraud_claim", "/fraud/claim", "fraud", S.ClaimRequest, S.FraudResponse),
+        Endpoint("recs_recommend", "/recs/recommend", "recs", S.RecsRequest, S.RecsResponse),
+    )
+}
+
+
+# --- model store ------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A registered model version ready to predict (and explain, when supported)."""
+
+    name: str
+    registered: str
+    version: str
+    alias: str
+    pyfunc: Any
+    python_model: Any
+    explainer: Any = None
+    loaded_in_s: float = 0.0
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = self.pyfunc.predict(frame)
+        if not isinstance(out, pd.DataFrame):
+            out = pd.DataFrame(out)
+        if len(out) != len(frame):
+            raise RuntimeError(
+                f"{self.registered} v{self.version} returned {len(out)} rows for {len(frame)}"
+            )
+        return out.reset_index(drop=True)
+
+
+@dataclass
+class ModelStore:
+    """Loads each model of :data:`ENDPOINTS` by alias and remembers why any is missing."""
+
+    alias: str
+    models: tuple[str, ...]
+    loaded: dict[str, LoadedModel] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self.load_all, name="ppx-model-loader", daemon=True).start()
+
+    def load_all(self) -> None:
+        try:
+            from ppx import tracking
+
+            tracking.configure()
+            for name in self.models:
+                try:
+                    self.loaded[name] = self._load(name)
+                    log.info("loaded %s", name)
+                except Exception as err:  # every failure is reported, none is fatal
+                    reason = f"{tracking.registered_name(name)}@{self.alias}: {err}"
+                    self.missing[name] = reason
+                    log.warning("model unavailable: %s", reason)
+        finally:
+            self.ready.set()
+
+    def _load(self, name: str) -> LoadedModel:
+        import mlflow
+        from ppx import tracking
+
+        t0 = time.perf_counter()
+        mv = tracking.get_alias_version(name, self.alias)
+        if mv is None:
+            raise ModelUnavailable(
+                f"no version of {tracking.registered_name(name)} has alias '{self.alias}' "
+                f"(train it: ppx train {name})"
+            )
+        uri = f"models:/{tracking.registered_name(name)}/{mv.version}"
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        python_model = pyfunc.unwrap_python_model()
+        explainer = _make_explainer(name, python_model)
+        return LoadedModel(
+            name=name,
+            registered=tracking.registered_name(name),
+            version=str(mv.version),
+            alias=self.alias,
+            pyfunc=pyfunc,
+            python_model=python_model,
+            explainer=explainer,
+            loaded_in_s=time.perf_counter() - t0,
+        )
+
+    def get(self, name: str) -> LoadedModel:
+        if name in self.loaded:
+            return self.loaded[name]
+        if not self.ready.is_set():
+            raise ModelUnavailable("models are still loading; retry shortly (see /readyz)")
+        raise ModelUnavailable(self.missing.get(name, f"model {name} is not configured"))
+
+
+def _make_explainer(name: str, python_model: Any) -> Any:
+    """The reason-code fast path of ``ppx.explain`` for this model, if it exists."""
+    import importlib.util
+
+    if importlib.util.find_spec("ppx.explain") is None:
+        return None
+    try:
+        from ppx import explain
+    except ImportError:
+        return None
+    factory = getattr(explain, "reason_code_explainer", None)
+    if factory is None:
+        return None
+    try:
+        return factory(python_model)
+    except Exception as err:  # explanations are optional; scoring must still work
+        log.warning("no reason codes for %s: %s", name, err)
+        return None
+
+
+#: The process-wide store (one BentoML worker = one process); the middleware reads it.
+STORE: ModelStore | None = None
+
+
+def _store() -> ModelStore:
+    global STORE
+    if STORE is None:
+        from ppx.config import get_settings
+
+        alias = os.environ.get("PPX_MODEL_ALIAS") or get_settings().model_alias
+        if alias.lower() == "latest":
+            raise ValueError("PPX_MODEL_ALIAS=latest is not allowed: serve a gated alias")
+        models = tuple(dict.fromkeys(e.model for e in ENDPOINTS.values()))
+        STORE = ModelStore(alias=alias, models=models)
+    return STORE
+
+
+# --- scoring -------------------------------------------------------------------------------
+
+
+def _input_error_types() -> tuple[type[BaseException], ...]:
+    return (ValueError, KeyError, LookupError, TypeError)
+
+
+def score(endpoint: Endpoint, requests: list[Any]) -> list[Any]:
+    """Score validated requests with the endpoint's model; failures become ItemErrors."""
+    try:
+        model = _store().get(endpoint.model)
+    except ModelUnavailable as err:
+        return [S.ItemError(503, f"{endpoint.route}: {err}")] * len(requests)
+    to_frame = endpoint.to_frame or _default_frame
+    try:
+        out = model.predict(to_frame(requests))
+        rows = _rows(endpoint, model, requests, out)
+    except Exception as err:
+        if len(requests) == 1:
+            return [_item_error(endpoint, err)]
+        # One bad item must not fail the requests batched with it: retry one by one.
+        return [score(endpoint, [r])[0] for r in requests]
+    return rows
+
+
+def _item_error(endpoint: Endpoint, err: Exception) -> S.ItemError:
+    if isinstance(err, _input_error_types()):
+        return S.ItemError(422, f"{endpoint.route}: {err}")
+    log.exception("scoring failed on %s", endpoint.route, exc_info=err)
+    return S.ItemError(500, f"{endpoint.route}: internal error ({type(err).__name__})")
+
+
+def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], out: pd.DataFrame):
+    reasons: list[Any] = [None] * len(requests)
+    want = [i for i, r in enumerate(requests) if r.explain]
+    if want and model.explainer is not None:
+        sub = [requests[i] for i in want]
+        frame = (endpoint.to_frame or _default_frame)(sub)
+        codes = model.explainer(frame, 3)
+        for i, c in zip(want, codes, strict=True):
+            reasons[i] = [S.ReasonCode(**rc) for rc in c]
+    meta = {"model": model.registered, "version": model.version, "alias": model.alias}
+    records = json.loads(out.to_json(orient="records", date_format="iso"))
+    return [
+        endpoint.response(**S.response_fields(endpoint.response, rec), **meta, reasons=rs)
+        for rec, rs in zip(records, reasons, strict=True)
+    ]
+
+
+# --- middleware ------------------------------------------------------------------------------
+
+
+class GuardMiddleware:
+    """Auth, content checks and model availability, before BentoML parses anything.
+
+    Only the model endpoints are guarded; probes (``/livez``, ``/readyz``), ``/metrics``
+    and the OpenAPI document stay open so orchestrators and scrapers need no token.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.routes = {e.route: e for e in ENDPOINTS.values()}
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.routes:
+            await self.app(scope, receive, send)
+            return
+        endpoint = self.routes[scope["path"]]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        token = os.environ.get("PPX_API_TOKEN")
+        if token:
+            given = headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                await _reply(
+                    send,
+                    401,
+                    {
+                        "error": "missing or wrong bearer token (Authorization: Bearer <PPX_API_TOKEN>)"
+                    },
+                    [(b"www-authenticate", b'Bearer realm="ppx"')],
+                )
+                return
+        if scope.get("method") != "POST":
+            await _reply(send, 405, {"error": f"{endpoint.route} accepts POST only"})
+            return
+        ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            await _reply(
+                send, 415, {"error": f"content-type must be application/json, got {ctype}"}
+            )
+            return
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await _reply(send, 413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"})
+            return
+        try:
+            _store().get(endpoint.model)
+        except ModelUnavailable as err:
+            await _reply(
+                send,
+                503,
+                {"error": f"{endpoint.route} unavailable: {err}"},
+                [(b"retry-after", b"30")],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def _reply(send: Callable, status: int, body: dict, headers: list | None = None) -> None:
+    data = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+def _api(name: str):
+    """The BentoML API decorator for endpoint ``name`` (batchable, pydantic IO)."""
+    ep = ENDPOINTS[name]
+    return bentoml.api(
+        route=ep.route,
+        input_spec=S.batch_input(ep.request),
+        output_spec=S.batch_output(ep.response),
+        batchable=True,
+        max_batch_size=S.MAX_BATCH,
+        max_latency_ms=MAX_LATENCY_MS,
+    )
+
+
+@bentoml.service(
+    name="ppx-models",
+    workers=1,
+    threads=1,
+    traffic={"timeout": 30},
+    metrics={"enabled": True, "namespace": "ppx"},
+    logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
+)
+class ModelService:
+    """ppx models: delivery estimates, churn scores, fraud scores and recommendations.
+
+    Every endpoint takes one JSON request or a JSON array of them (at most
+    ``PPX_MAX_BATCH``) and answers in kind. With ``PPX_API_TOKEN`` set, send
+    ``Authorization: Bearer <token>``. A missing model answers 503 with the reason.
+    """
+
+    def __init__(self) -> None:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("PPX_TORCH_THREADS", "1")))
+        _store().start()
+
+    def __is_ready__(self) -> bool:
+        return _store().ready.is_set()
+
+    @_api("delivery_estimate")
+    def delivery_estimate(self, requests: list[S.DeliveryRequest], /) -> list[S.DeliveryResponse]:
+        """Delivery date distribution at checkout, or re-estimated in transit (``as_of``)."""
+        return score(ENDPOINTS["delivery_estimate"], requests)
+
+    @_api("churn_score")
+    def churn_score(self, requests: list[S.ChurnRequest], /) -> list[S.ChurnResponse]:
+        """Probability a subscription churns within 30/60/90 days, as of a moment."""
+        return score(ENDPOINTS["churn_score"], requests)
+
+    @_api("fraud_return")
+    def fraud_return(self, requests: list[S.ReturnRequest], /) -> list[S.FraudResponse]:
+        """Probability a return request is fraudulent (serial returns, wardrobing, rings)."""
+        return score(ENDPOINTS["fraud_return"], requests)
+
+    @_api("fraud_claim")
+    def fraud_claim(self, requests: list[S.ClaimRequest], /) -> list[S.FraudResponse]:
+        """Probability a delivery claim ("item not received", damage) is fraudulent."""
+        return score(ENDPOINTS["fraud_claim"], requests)
+
+    @_api("recs_recommend")
+    def recs_recommend(self, requests: list[S.RecsRequest], /) -> list[S.RecsResponse]:
+        """Top-k products for a customer as of a moment (repeat, due and new items)."""
+        return score(ENDPOINTS["recs_recommend"], requests)
+
+
+ModelService.add_asgi_middleware(GuardMiddleware)

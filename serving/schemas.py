@@ -1,0 +1,401 @@
+"""Request and response models of the model service, and the batch-aware IO glue.
+
+Why the glue: every endpoint accepts **one request object or a JSON array of them** and
+answers in kind, while BentoML's adaptive batching wants each call to carry a list. The
+input descriptor built by :func:`batch_input` normalises a single object to a list of one
+(remembering that it did, in a context variable of the request's task) and validates each
+item on its own so an error names the item and the field (``carrier`` for one object,
+``3.carrier`` for the fourth item of a batch). The output descriptor from
+:func:`batch_output` unwraps the list again for single requests and turns per-item
+failures (:class:`ItemError`) into a 4xx/503 answer instead of a 500.
+
+The request models mirror the raw facts each model's pyfunc documents (its module
+docstring and ``REQUEST_EXAMPLE``): the service never computes features itself, it
+hands these facts to the pyfunc, which runs the same ``ppx.features`` code as training.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+
+from _bentoml_sdk.io_models import IORootModel
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
+
+#: Largest list one HTTP call may carry (and the adaptive batcher's max batch size).
+MAX_BATCH = int(os.environ.get("PPX_MAX_BATCH", "256"))
+#: Longest identifier / free-text string accepted anywhere in a request.
+MAX_STR = 64
+
+_SINGLE: contextvars.ContextVar[bool] = contextvars.ContextVar("ppx_single", default=False)
+
+Id = Annotated[int, Field(ge=1, le=2**53, description="Identifier from the canonical tables.")]
+ShortStr = Annotated[str, Field(min_length=1, max_length=MAX_STR)]
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """A per-item failure travelling through the batcher in place of a response.
+
+    One bad item must not fail the other clients' requests merged into the same batch,
+    so the service scores items one by one when a batch fails and marks the bad ones.
+    """
+
+    status: int
+    message: str
+
+
+class ServiceModel(BaseModel):
+    """Strict base: unknown fields are an error naming the field, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RequestBase(ServiceModel):
+    """Fields every request shares."""
+
+    explain: bool = Field(
+        default=False,
+        description="Also return the top-3 reason codes (SHAP fast path) for this item.",
+    )
+
+
+class ReasonCode(ServiceModel):
+    """One reason behind a score: the feature, its value and its signed contribution."""
+
+    feature: str
+    value: float | str | None = None
+    contribution: float = Field(description="Signed effect on the headline score.")
+    text: str | None = Field(default=None, description="Plain-language reason.")
+
+
+class ResponseBase(ServiceModel):
+    """Fields every response shares: which registered model and version answered."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field(description="Registered model name, e.g. ppx-delivery.")
+    version: str = Field(description="Registry version that produced the answer.")
+    alias: str = Field(description="Registry alias the service loaded (e.g. champion).")
+    reasons: list[ReasonCode] | None = Field(
+        default=None, description="Top-3 reason codes when the request asked explain=true."
+    )
+
+
+# --- batch-aware IO descriptors -----------------------------------------------------------
+
+
+def _invalid(loc: tuple, msg: str, title: str, input_: Any = None) -> ValidationError:
+    return ValidationError.from_exception_data(
+        title,
+        [
+            {
+                "type": PydanticCustomError("invalid", "{msg}", {"msg": msg}),
+                "loc": loc,
+                "input": input_,
+            }
+        ],
+    )
+
+
+def _union_schema(model: type[BaseModel], max_items: int, **kwargs: Any) -> dict[str, Any]:
+    """``oneOf: [Model, array of Model]`` (BentoML would keep only the first ``anyOf``)."""
+    schema = TypeAdapter(model | list[model]).json_schema(**kwargs)
+    one, many = schema.pop("anyOf")
+    many.update({"minItems": 1, "maxItems": max_items})
+    schema["oneOf"] = [one, many]
+    return schema
+
+
+def batch_input(model: type[BaseModel], max_items: int = MAX_BATCH) -> type[IORootModel]:
+    """A BentoML input descriptor accepting one ``model`` object or a list of them."""
+
+    class BatchInput(IORootModel[list[model]]):  # type: ignore[valid-type]
+        __root_input__: ClassVar[bool] = True
+
+        @classmethod
+        def model_validate_json(cls, json_data: Any, **kwargs: Any) -> BatchInput:
+            try:
+                parsed = json.loads(json_data)
+            except ValueError as err:
+                raise _invalid((), f"body is not valid JSON: {err}", model.__name__) from None
+            return cls.model_validate(parsed)
+
+        @classmethod
+        def model_validate(cls, obj: Any, **kwargs: Any) -> BatchInput:
+            if isinstance(obj, cls):
+                return obj
+            single = isinstance(obj, dict)
+            _SINGLE.set(single)
+            if single:
+                items = [obj]
+            elif isinstance(obj, list):
+                if not obj:
+                    raise _invalid((), "empty batch: send at least one request", model.__name__)
+                if len(obj) > max_items:
+                    raise _invalid(
+                        (),
+                        f"batch of {len(obj)} requests exceeds the limit of {max_items}",
+                        model.__name__,
+                    )
+                items = obj
+            else:
+                raise _invalid(
+                    (),
+                    f"body must be a JSON object (one request) or an array of them, "
+                    f"got {type(obj).__name__}",
+                    model.__name__,
+                )
+            out, errors = [], []
+            for i, item in enumerate(items):
+                try:
+                    out.append(model.model_validate(item))
+                except ValidationError as err:
+                    for e in err.errors(include_url=False):
+                        loc = tuple(e["loc"]) if single else (i, *e["loc"])
+                        errors.append(
+                            {
+                                "type": PydanticCustomError(e["type"], "{msg}", {"msg": e["msg"]}),
+                                "loc": loc,
+                                "input": None,
+                            }
+                        )
+            if errors:
+                raise ValidationError.from_exception_data(model.__name__, errors)
+            return cls.model_construct(root=out)
+
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            schema = _union_schema(model, max_items, **kwargs)
+            schema["root_input"] = True
+            return schema
+
+    BatchInput.__name__ = BatchInput.__qualname__ = f"{model.__name__}Batch"
+    return BatchInput
+
+
+def batch_output(model: type[BaseModel]) -> type[IORootModel]:
+    """A BentoML output descriptor answering one object or a list, like the request."""
+    list_adapter = TypeAdapter(list[model])
+
+    class BatchOutput(IORootModel[list[model]]):  # type: ignore[valid-type]
+        @classmethod
+        async def to_http_response(cls, obj: Any, serde: Any) -> Any:
+            from starlette.responses import JSONResponse, Response
+
+            single = _SINGLE.get()
+            failed = [(i, o) for i, o in enumerate(obj) if isinstance(o, ItemError)]
+            if failed:
+                status = max(o.status for _, o in failed)
+                detail = [
+                    {"loc": [] if single else [i], "msg": o.message, "status": o.status}
+                    for i, o in failed
+                ]
+                return JSONResponse({"error": failed[0][1].message, "detail": detail}, status)
+            if single and len(obj) == 1:
+                body = obj[0].__pydantic_serializer__.to_json(obj[0], exclude_none=True)
+            else:
+                body = list_adapter.dump_json(obj, exclude_none=True)
+            return Response(body, media_type="application/json")
+
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return _union_schema(model, MAX_BATCH, **kwargs)
+
+    BatchOutput.__name__ = BatchOutput.__qualname__ = f"{model.__name__}Batch"
+    return BatchOutput
+
+
+# --- shared field types -------------------------------------------------------------------
+
+
+def _plain_time(value: datetime) -> datetime:
+    """Naive UTC, within the years a model can reason about (pandas cannot go further)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("timestamp must be between the years 2000 and 2100")
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_plain_time)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_STR, pattern=r"^[A-Za-z0-9_.\- ]+$"),
+]
+
+
+class RequestModel(RequestBase):
+    """Base of every endpoint's request: strict, finite numbers, bounded strings."""
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, allow_inf_nan=False, str_max_length=MAX_STR
+    )
+
+
+class ResponseModel(ResponseBase):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=True)
+
+
+def response_fields(response: type[BaseModel], record: dict[str, Any]) -> dict[str, Any]:
+    """The pyfunc's output columns that the response model declares (meta excluded)."""
+    meta = set(ResponseBase.model_fields)
+    if response.model_config.get("extra") == "allow":
+        return {k: v for k, v in record.items() if k not in meta}
+    return {k: v for k, v in record.items() if k in response.model_fields and k not in meta}
+
+
+# --- delivery ------------------------------------------------------------------------------
+
+
+class DeliveryRequest(RequestModel):
+    """Raw facts of one order at checkout, or of a parcel in transit (``as_of`` set)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "warehouse": "wh_north",
+                    "origin_region": "north",
+                    "dest_region": "south",
+                    "carrier": "swiftpost",
+                    "service_level": "standard",
+                    "ordered_at": "2025-11-20T10:15:00",
+                    "distance_km": 420.0,
+                    "weight_kg": 0.9,
+                    "promised_days": 4,
+                }
+            ]
+        }
+    )
+
+    order_id: Id | None = None
+    warehouse: Name = Field(description="Shipping warehouse, e.g. wh_north.")
+    origin_region: Name | None = Field(default=None, description="Default: the warehouse's.")
+    dest_region: Name = Field(description="Destination region, e.g. south.")
+    carrier: Name = Field(description="Carrier, e.g. swiftpost.")
+    service_level: Name = Field(description="standard or express.")
+    ordered_at: Timestamp = Field(description="Order time (ISO 8601; naive = UTC).")
+    distance_km: float | None = Field(default=None, ge=0, le=20_000)
+    weight_kg: float | None = Field(default=None, ge=0, le=1_000)
+    promised_days: float | None = Field(default=None, ge=0, le=90)
+    as_of: Timestamp | None = Field(
+        default=None, description="In transit: the moment of the re-estimate (>= ordered_at)."
+    )
+    picked_up_at: Timestamp | None = None
+    last_scan_type: Name | None = None
+    last_scan_region: Name | None = None
+    last_scan_at: Timestamp | None = None
+    n_scans: int | None = Field(default=None, ge=0, le=1_000)
+
+
+class DeliveryResponse(ResponseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+# --- churn ---------------------------------------------------------------------------------
+
+
+class ChurnRequest(RequestModel):
+    """A subscription to score, as of a moment (default: the model's snapshot time)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"subscription_id": 1, "as_of": "2025-12-01T00:00:00"}]}
+    )
+
+    subscription_id: Id
+    customer_id: Id | None = None
+    as_of: Timestamp | None = None
+
+
+class ChurnResponse(ResponseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+# --- fraud ---------------------------------------------------------------------------------
+
+
+class ReturnRequest(RequestModel):
+    """A return request to score before refunding."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": 2,
+                    "customer_id": 16656,
+                    "product_id": 93,
+                    "requested_at": "2025-11-20T13:10:32",
+                    "reason": "changed_mind",
+                    "refund_amount": 117.12,
+                }
+            ]
+        }
+    )
+
+    return_id: Id | None = None
+    order_id: Id
+    customer_id: Id
+    product_id: Id | None = None
+    requested_at: Timestamp
+    reason: Name
+    refund_amount: float = Field(ge=0, le=1_000_000)
+
+
+class ClaimRequest(RequestModel):
+    """A delivery claim to score before reshipping or refunding."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": 194,
+                    "customer_id": 19255,
+                    "claimed_at": "2025-11-22T13:18:45",
+                    "claim_type": "item_not_received",
+                    "amount": 79.67,
+                }
+            ]
+        }
+    )
+
+    claim_id: Id | None = None
+    order_id: Id
+    shipment_id: Id | None = None
+    customer_id: Id
+    claimed_at: Timestamp
+    claim_type: Name
+    amount: float = Field(ge=0, le=1_000_000)
+
+
+class FraudResponse(ResponseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+# --- recs ----------------------------------------------------------------------------------
+
+
+class RecsRequest(RequestModel):
+    """A customer to recommend for, as of a moment."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"customer_id": 15688, "k": 10}]})
+
+    customer_id: Id
+    k: int = Field(default=10, ge=1, le=100)
+    as_of: Timestamp | None = None
+
+
+class RecsResponse(ResponseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
