@@ -1,0 +1,124 @@
+"""Messaging guarantees: opted-out channels are never used, caps and quiet hours hold."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from ppx.rules.decisions import decide_daily, decide_order_event
+from ppx.rules.messaging import as_sent, in_quiet_hours
+from ppx.rules.models import OrderEvent, ReplenishmentItem, Scores
+
+
+def _local_in_quiet(policy, customer, t: datetime) -> bool:
+    start, end = policy.messages.quiet_hours.window()
+    return in_quiet_hours(t + timedelta(minutes=customer.utc_offset_minutes), start, end)
+
+
+def test_caps_and_quiet_hours_hold_over_a_season(policy, customer):
+    """Replay 120 days of noisy daily triggers and deliveries for one customer."""
+    rng = random.Random(5)
+    c = customer(
+        tier="silver",
+        spend_12m=150,
+        utc_offset_minutes=-300,
+        last_order_at=datetime(2025, 1, 1),
+        birth_date=datetime(1990, 2, 14).date(),
+    )
+    sent = []
+    t0 = datetime(2025, 2, 1)
+    for day in range(120):
+        for _ in range(3):
+            now = t0 + timedelta(days=day, hours=rng.uniform(0, 24))
+            c = c.model_copy(
+                update={
+                    "recent_messages": [as_sent(m) for m in sent],
+                    "replenishment_due": [ReplenishmentItem(product_id=3, due_at=now)],
+                    "last_order_at": now - timedelta(days=rng.choice([5, 90])),
+                }
+            )
+            if rng.random() < 0.5:
+                d = decide_daily(c, now, Scores(churn_risk=0.5, recommendations=[1]), policy)
+            else:
+                ev = OrderEvent(
+                    event_type="delivered",
+                    order_id=day * 10 + rng.randint(0, 9),
+                    customer_id=42,
+                    occurred_at=now,
+                    ordered_at=now - timedelta(days=3),
+                    order_value=20,
+                    promised_date=now.date(),
+                    delivered_at=now,
+                )
+                d = decide_order_event(ev, c, Scores(churn_risk=0.1, recommendations=[1]), policy)
+            sent += d.messages
+    marketing = sorted(m.send_at for m in sent if m.category == "marketing")
+    assert len(marketing) > 20, "the scenario must actually exercise the caps"
+    caps = policy.messages.caps
+    local_days = {}
+    for t in marketing:
+        day = (t + timedelta(minutes=c.utc_offset_minutes)).date()
+        local_days[day] = local_days.get(day, 0) + 1
+    assert max(local_days.values()) <= caps.per_day
+    for i, t in enumerate(marketing):  # every rolling 7-day window
+        assert sum(1 for u in marketing[i:] if u - t < timedelta(days=7)) <= caps.per_week
+    for m in sent:
+        if policy.messages.catalogue[m.message_type].respect_quiet_hours:
+            assert not _local_in_quiet(policy, c, m.send_at), m
+
+
+def test_opted_out_channel_is_never_used(policy, customer):
+    rng = random.Random(1)
+    for trial in range(200):
+        opts = {ch: rng.random() < 0.5 for ch in ("email", "sms", "push")}
+        c = customer(
+            email_opt_in=opts["email"],
+            sms_opt_in=opts["sms"],
+            push_opt_in=opts["push"],
+            preferred_channels=rng.sample(["email", "sms", "push"], 2),
+            last_order_at=datetime(2025, 1, 1),
+            birth_date=datetime(1990, 6, 10).date(),
+        )
+        now = datetime(2025, 6, 10, 12)
+        ev = OrderEvent(
+            event_type=rng.choice(["placed", "shipped", "delivered"]),
+            order_id=trial + 1,
+            customer_id=42,
+            occurred_at=now,
+            ordered_at=now - timedelta(days=6),
+            order_value=30,
+            promised_date=(now - timedelta(days=2)).date(),
+            delivered_at=now,
+        )
+        for d in (
+            decide_order_event(ev, c, Scores(churn_risk=0.4), policy),
+            decide_daily(c, now, Scores(churn_risk=0.4), policy),
+        ):
+            for m in d.messages:
+                assert opts[m.channel], (opts, m)
+            if not any(opts.values()):
+                assert d.messages == [] and all("opted out" in s.reason for s in d.suppressed)
+
+
+def test_preferred_channel_wins_when_allowed(policy, customer):
+    c = customer(preferred_channels=["sms"], email_opt_in=True, sms_opt_in=True)
+    ev = OrderEvent(
+        event_type="shipped",
+        order_id=1,
+        customer_id=42,
+        occurred_at=datetime(2025, 6, 10, 12),
+        promised_date=datetime(2025, 6, 12).date(),
+    )
+    (m,) = decide_order_event(ev, c, Scores(), policy).messages
+    assert m.channel == "sms"
+
+
+def test_transactional_messages_ignore_quiet_hours_and_caps(policy, customer):
+    night = datetime(2025, 6, 10, 23, 30)
+    busy = customer(recent_messages=[])
+    ev = OrderEvent(event_type="placed", order_id=1, customer_id=42, occurred_at=night)
+    (m,) = decide_order_event(ev, busy, Scores(), policy).messages
+    assert m.send_at == night  # order confirmations go out at once
+    ev2 = ev.model_copy(update={"event_type": "shipped"})
+    (m2,) = decide_order_event(ev2, busy, Scores(), policy).messages
+    assert m2.send_at == datetime(2025, 6, 11, 8, 0)  # shipping news waits for the morning

@@ -1,0 +1,88 @@
+"""Policy loading: the default is valid package data; bad policies are refused by key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from ppx.rules.policy import PolicyError, default_policy_path, load_policy, parse_policy
+
+
+@pytest.fixture()
+def raw():
+    return yaml.safe_load(default_policy_path().read_text())
+
+
+def test_default_policy_loads_from_package_data():
+    p = load_policy()
+    assert default_policy_path().name == "default.yaml"
+    assert p.version and p.tier_names == ["bronze", "silver", "gold", "platinum"]
+    assert p.tier_for_spend(650) == "gold" and p.segment("gold") == "vip"
+
+
+@pytest.mark.parametrize(
+    "mutate, key, words",
+    [
+        (lambda r: r["apology"].update(aplogy_points=3), "apology.aplogy_points", "unknown key"),
+        (lambda r: r.pop("fallbacks"), "fallbacks", "required key is missing"),
+        (
+            lambda r: r["apology"]["bands"][1].update(points=-5),
+            "apology.bands.1.points",
+            "greater than or equal to 0",
+        ),
+        (
+            lambda r: r["surprise_tier_up"].update(min_churn_risk=1.3),
+            "surprise_tier_up.min_churn_risk",
+            "less than or equal to 1",
+        ),
+        (
+            lambda r: r["messages"]["quiet_hours"].update(start="25:00"),
+            "messages.quiet_hours.start",
+            "HH:MM",
+        ),
+        (
+            lambda r: r["messages"]["catalogue"]["win_back"].update(channels=["fax"]),
+            "messages.catalogue.win_back.channels.0",
+            "email",
+        ),
+        (
+            lambda r: r["messages"]["catalogue"].pop("apology"),
+            "messages.catalogue",
+            "missing message types ['apology']",
+        ),
+        (lambda r: r.update(vip_tiers=["diamond"]), "vip_tiers", "unknown tier ['diamond']"),
+        (
+            lambda r: r["tiers"][2].update(min_spend_12m=100),
+            "tiers",
+            "strictly increase",
+        ),
+        (
+            lambda r: r["messages"]["caps"].update(per_day=5),
+            "messages.caps",
+            "per_week (3) is smaller than per_day (5)",
+        ),
+        (lambda r: r["returns"]["segments"].pop("vip"), "returns.segments", "missing segments"),
+    ],
+)
+def test_bad_policy_is_refused_naming_the_key(raw, tmp_path, mutate, key, words):
+    bad = copy.deepcopy(raw)
+    mutate(bad)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert key in msg and words in msg, msg
+
+
+def test_unreadable_policies(tmp_path):
+    with pytest.raises(PolicyError, match="does not exist"):
+        load_policy(tmp_path / "nope.yaml")
+    (tmp_path / "broken.yaml").write_text("version: [unclosed")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(tmp_path / "broken.yaml")
+    with pytest.raises(PolicyError, match="top level must be a mapping"):
+        parse_policy(["a", "b"])
