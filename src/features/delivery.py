@@ -1,0 +1,570 @@
+"""Point-in-time delivery features: what is known at checkout, and later in transit.
+
+Every feature is computed *as of* a decision moment (``ordered_at`` at checkout, ``as_of``
+for a parcel in transit) from shipments **completed strictly before** that moment, so a
+model trained on these frames cannot peek at outcomes it would not have when serving.
+
+The same function, :func:`delivery_features`, builds one request's features (a dict of
+scalars or a one-row frame) and a million rows offline: the work is vectorised numpy
+over the request columns plus binary searches into a :class:`DeliveryHistory`, an
+index of completed shipments ("records") keyed by warehouse, lane, destination and
+carrier. At training time the history is built from the whole table (each row still
+only sees records finished before its own cutoff); at serving time it is rebuilt from a
+small snapshot of the most recent records (:meth:`DeliveryHistory.snapshot`), logged
+with the model so the served model is self-contained.
+
+Recent statistics are over the last ``k`` completions of a key before the cutoff (a
+count window, not a time window): a served model whose snapshot is a few days old
+still sees the freshest evidence it has instead of an empty window.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+
+# --- request columns --------------------------------------------------------------------
+AS_OF = "as_of"  # decision moment of an in-transit re-estimate (None/NaT = checkout)
+PICKED_UP_AT = "picked_up_at"
+LAST_SCAN_TYPE = "last_scan_type"
+LAST_SCAN_REGION = "last_scan_region"
+LAST_SCAN_AT = "last_scan_at"
+N_SCANS = "n_scans"
+SLA_DAYS = C.PROMISED_DAYS  # the carrier's / retailer's own promise, known at checkout
+
+CATEGORICAL = (C.WAREHOUSE, C.ORIGIN_REGION, C.DEST_REGION, C.CARRIER, C.SERVICE_LEVEL)
+TRANSIT_CATEGORICAL = (LAST_SCAN_TYPE,)
+NO_SCAN = "none"
+
+# Numeric feature columns produced by :func:`delivery_features`, in a fixed order.
+NUMERIC = (
+    "log_distance",
+    "distance_missing",
+    "weight_kg",
+    "weight_missing",
+    "sla_days",
+    "weekday",
+    "weekend_order",
+    "hour",
+    "frac_of_day",
+    "days_to_holiday",
+    "holiday_soon",
+    "is_peak",
+    "wh_handling_days",
+    "wh_n",
+    "lane_log_days",
+    "lane_log_days_sd",
+    "lane_n",
+    "dest_log_days",
+    "dest_n",
+    "carrier_log_days",
+    "carrier_n",
+    "in_transit",
+    "elapsed_days",
+    "elapsed_day_index",
+    "since_pickup_days",
+    "picked_up",
+    "last_scan_at_dest",
+    "hours_since_scan",
+    "n_scans",
+)
+
+# Public holidays (month, day) that slow carriers down around them; the synthetic
+# world uses the same calendar. Peak season is Nov 20 - Dec 23.
+DEFAULT_HOLIDAYS: tuple[tuple[int, int], ...] = (
+    (1, 1),
+    (2, 14),
+    (5, 12),
+    (12, 24),
+    (12, 25),
+    (12, 26),
+    (12, 31),
+)
+HOLIDAY_HORIZON = 5  # "holiday soon": a holiday within the next 0..5 days
+SECONDS_PER_DAY = 86_400
+_KEY_SHIFT = 34  # record key code << 34 | seconds since epoch (fits int64 until 2514)
+
+
+class DeliveryInputError(ValueError):
+    """A delivery request is malformed; the message names the field."""
+
+
+# --- statistics over completed shipments ------------------------------------------------
+
+#: stat name -> (key columns, value name, window k)
+STATS: dict[str, tuple[tuple[str, ...], str, int]] = {
+    "wh": ((C.WAREHOUSE,), "handling_days", 200),
+    "lane": ((C.WAREHOUSE, C.CARRIER, C.SERVICE_LEVEL, C.DEST_REGION), "log_days", 50),
+    "dest": ((C.DEST_REGION,), "log_days", 200),
+    "carrier": ((C.CARRIER, C.SERVICE_LEVEL), "log_days", 300),
+}
+
+
+def _key_string(frame: Mapping[str, np.ndarray], cols: tuple[str, ...]) -> np.ndarray:
+    parts = [np.asarray(frame[c]).astype(str) for c in cols]
+    out = parts[0]
+    for p in parts[1:]:
+        out = np.char.add(np.char.add(out, "|"), p)
+    return out
+
+
+def _to_seconds(values: Any) -> np.ndarray:
+    """Timestamps (datetime64 array, Series, strings, pd.Timestamp) -> int64 epoch s.
+
+    Missing values become ``INT64_MIN`` sentinels (checked by callers).
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind == "M":
+        sec = arr.astype("datetime64[s]")
+    elif arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    else:
+        sec = pd.to_datetime(pd.Series(arr.ravel()), errors="raise").to_numpy()
+        if getattr(sec.dtype, "tz", None) is not None:  # pragma: no cover - tz-aware input
+            sec = pd.Series(sec).dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        sec = sec.astype("datetime64[s]")
+    return sec.astype(np.int64)
+
+
+NAT = np.iinfo(np.int64).min
+
+
+def completed_records(orders: pd.DataFrame, shipments: pd.DataFrame) -> pd.DataFrame:
+    """One row per (statistic, finished shipment): when it finished and its value.
+
+    Handling (order -> pick-up) finishes at ``shipped_at``; a delivery (order ->
+    doorstep, in log days) finishes at ``delivered_at``. Parcels still in flight or lost
+    have no record: they are not evidence of anything yet.
+    """
+    cols = [C.ORDER_ID, C.ORDERED_AT, C.WAREHOUSE, C.DEST_REGION, C.CARRIER, C.SERVICE_LEVEL]
+    sh = shipments[[C.ORDER_ID, C.SHIPPED_AT, C.DELIVERED_AT]]
+    df = orders[cols].merge(sh, on=C.ORDER_ID, how="inner")
+    t0 = _to_seconds(df[C.ORDERED_AT].to_numpy())
+    frames = []
+    for stat, (keys, value, _k) in STATS.items():
+        done_col = C.SHIPPED_AT if value == "handling_days" else C.DELIVERED_AT
+        done = df[done_col].to_numpy()
+        ok = ~pd.isna(done)
+        done_s = _to_seconds(done[ok])
+        days = (done_s - t0[ok]) / SECONDS_PER_DAY
+        val = days if value == "handling_days" else np.log(np.maximum(days, 0.05))
+        key = _key_string({c: df[c].to_numpy()[ok] for c in keys}, keys)
+        frames.append(pd.DataFrame({"stat": stat, "key": key, "done_s": done_s, "value": val}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class _StatIndex:
+    codes: dict[str, int]
+    combined: np.ndarray  # sorted (code << shift | done_s)
+    csum: np.ndarray  # cumulative sum of values, leading 0
+    csq: np.ndarray  # cumulative sum of squares, leading 0
+    k: int
+    fallback: float
+
+
+@dataclass
+class DeliveryHistory:
+    """Completed shipments indexed for as-of look-ups (see module docstring).
+
+    Attributes:
+        records: the ``completed_records`` frame it was built from.
+        lane_distance: median distance per warehouse|dest lane (fallback for requests
+            that omit ``distance_km``).
+        sla: median ``promised_days`` per carrier|service|dest (fallback for requests
+            without one).
+        weight_median: fallback weight for requests without ``weight_kg``.
+    """
+
+    records: pd.DataFrame
+    lane_distance: dict[str, float] = field(default_factory=dict)
+    sla: dict[str, float] = field(default_factory=dict)
+    weight_median: float = 1.0
+    distance_median: float = 500.0
+    sla_median: float = 5.0
+    origin_of: dict[str, str] = field(default_factory=dict)
+    index: dict[str, _StatIndex] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {}
+        for stat, (_keys, _value, k) in STATS.items():
+            rec = self.records[self.records["stat"] == stat]
+            keys = np.sort(rec["key"].unique())
+            codes = {key: i for i, key in enumerate(keys)}
+            code = pd.Categorical(rec["key"], categories=keys).codes.astype(np.int64)
+            comb = (code << _KEY_SHIFT) | rec["done_s"].to_numpy(np.int64)
+            order = np.argsort(comb, kind="stable")
+            v = rec["value"].to_numpy(float)[order]
+            self.index[stat] = _StatIndex(
+                codes=codes,
+                combined=comb[order],
+                csum=np.concatenate([[0.0], np.cumsum(v)]),
+                csq=np.concatenate([[0.0], np.cumsum(v * v)]),
+                k=k,
+                fallback=float(np.mean(v)) if len(v) else 0.0,
+            )
+
+    @classmethod
+    def from_tables(cls, orders: pd.DataFrame, shipments: pd.DataFrame) -> DeliveryHistory:
+        """Index every finished shipment of the tables, plus request fallbacks."""
+        records = completed_records(orders, shipments)
+        o = orders.merge(shipments[[C.ORDER_ID, C.WEIGHT_KG]], on=C.ORDER_ID, how="left")
+        lane = _key_string(o, (C.WAREHOUSE, C.DEST_REGION))
+        dist = pd.Series(o[C.DISTANCE_KM].to_numpy(float)).groupby(lane).median().dropna()
+        sla_key = _key_string(o, (C.CARRIER, C.SERVICE_LEVEL, C.DEST_REGION))
+        sla = pd.Series(o[C.PROMISED_DAYS].to_numpy(float)).groupby(sla_key).median().dropna()
+        origin = o.groupby(C.WAREHOUSE)[C.ORIGIN_REGION].agg(lambda s: s.mode().iloc[0])
+        return cls(
+            records=records,
+            lane_distance={str(k): float(v) for k, v in dist.items()},
+            sla={str(k): float(v) for k, v in sla.items()},
+            weight_median=float(np.nanmedian(o[C.WEIGHT_KG].to_numpy(float)))
+            if o[C.WEIGHT_KG].notna().any()
+            else 1.0,
+            distance_median=float(np.nanmedian(o[C.DISTANCE_KM].to_numpy(float)))
+            if o[C.DISTANCE_KM].notna().any()
+            else 500.0,
+            sla_median=float(np.nanmedian(o[C.PROMISED_DAYS].to_numpy(float)))
+            if o[C.PROMISED_DAYS].notna().any()
+            else 5.0,
+            origin_of={str(k): str(v) for k, v in origin.items()},
+        )
+
+    def snapshot(self, as_of: Any | None = None) -> DeliveryHistory:
+        """The smallest history that answers requests after ``as_of`` identically.
+
+        Keeps, for each statistic and key, the last ``k`` records finished before
+        ``as_of`` (default: all) - exactly what a later request's window can see.
+        """
+        rec = self.records
+        if as_of is not None:
+            rec = rec[rec["done_s"] < int(_to_seconds(np.array([pd.Timestamp(as_of)]))[0])]
+        rec = rec.sort_values(["stat", "key", "done_s"], kind="stable")
+        keep = []
+        for stat, (_keys, _value, k) in STATS.items():
+            keep.append(rec[rec["stat"] == stat].groupby("key", sort=False).tail(k))
+        return DeliveryHistory(
+            records=pd.concat(keep, ignore_index=True),
+            lane_distance=dict(self.lane_distance),
+            sla=dict(self.sla),
+            weight_median=self.weight_median,
+            distance_median=self.distance_median,
+            sla_median=self.sla_median,
+            origin_of=dict(self.origin_of),
+        )
+
+    def to_frame(self) -> tuple[pd.DataFrame, dict]:
+        """(records, fallbacks) for writing a snapshot artifact."""
+        meta = {
+            "lane_distance": self.lane_distance,
+            "sla": self.sla,
+            "weight_median": self.weight_median,
+            "distance_median": self.distance_median,
+            "sla_median": self.sla_median,
+            "origin_of": self.origin_of,
+        }
+        return self.records.copy(), meta
+
+    @classmethod
+    def from_frame(cls, records: pd.DataFrame, meta: dict) -> DeliveryHistory:
+        return cls(records=records, **meta)
+
+    def recent(self, stat: str, keys: np.ndarray, cutoff_s: np.ndarray):
+        """Mean, sd and count of the last ``k`` values of ``stat`` before each cutoff."""
+        ix = self.index[stat]
+        code = np.fromiter((ix.codes.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        known = code >= 0
+        safe = np.where(known, code, 0)
+        hi = np.searchsorted(ix.combined, (safe << _KEY_SHIFT) | cutoff_s, side="left")
+        lo_group = np.searchsorted(ix.combined, safe << _KEY_SHIFT, side="left")
+        n = np.where(known, np.minimum(hi - lo_group, ix.k), 0)
+        lo = hi - n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (ix.csum[hi] - ix.csum[lo]) / n
+            var = (ix.csq[hi] - ix.csq[lo]) / n - mean**2
+        has = n > 0
+        mean = np.where(has, mean, ix.fallback)
+        sd = np.where(n > 1, np.sqrt(np.maximum(var, 0.0)), 0.0)
+        return mean, sd, n.astype(float)
+
+
+# --- calendar ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _calendar(holidays: tuple[tuple[int, int], ...]) -> tuple[int, np.ndarray, np.ndarray]:
+    """Per-day lookup tables 1990..2080: days to the next holiday, peak-season flag."""
+    start = np.datetime64("1990-01-01")
+    days = np.arange(start, np.datetime64("2080-01-01"), dtype="datetime64[D]")
+    idx = pd.DatetimeIndex(days)
+    md = idx.month.to_numpy() * 100 + idx.day.to_numpy()
+    hol = np.isin(md, [m * 100 + d for m, d in holidays])
+    nxt = np.full(len(days), 999, dtype=np.int64)
+    pos = np.flatnonzero(hol)
+    j = np.searchsorted(pos, np.arange(len(days)), side="left")
+    ok = j < len(pos)
+    nxt[ok] = pos[j[ok]] - np.arange(len(days))[ok]
+    peak = ((md >= 1120) & (md <= 1130)) | ((md >= 1201) & (md <= 1223))
+    return int(start.astype("datetime64[D]").astype(np.int64)), nxt, peak
+
+
+# --- the feature function ---------------------------------------------------------------
+
+
+def _as_columns(requests: pd.DataFrame | Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int]:
+    if isinstance(requests, pd.DataFrame):
+        return {c: requests[c].to_numpy() for c in requests.columns}, len(requests)
+    cols = {}
+    n = None
+    for k, v in requests.items():
+        arr = np.asarray(v) if isinstance(v, (list, tuple, np.ndarray, pd.Series)) else None
+        if arr is None:
+            arr = np.empty(1, dtype=object)
+            arr[0] = v
+        cols[k] = arr
+        n = len(arr) if n is None else n
+    return cols, n or 0
+
+
+def _missing(arr: np.ndarray) -> np.ndarray:
+    return (
+        pd.isna(arr)
+        if arr.dtype == object
+        else np.isnan(arr)
+        if arr.dtype.kind == "f"
+        else (np.zeros(len(arr), dtype=bool))
+    )
+
+
+def _str_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
+    if name not in cols:
+        if required:
+            raise DeliveryInputError(f"{name}: required field is missing from the request")
+        return np.full(n, None, dtype=object)
+    arr = np.asarray(cols[name], dtype=object)
+    miss = pd.isna(arr) | (arr == "")
+    if required and miss.any():
+        raise DeliveryInputError(
+            f"{name}: required field is missing/empty in {int(miss.sum())} request row(s)"
+        )
+    return arr
+
+
+def _num_col(cols: dict, name: str, n: int) -> np.ndarray:
+    if name not in cols:
+        return np.full(n, np.nan)
+    try:
+        return pd.to_numeric(pd.Series(cols[name]), errors="raise").to_numpy(float)
+    except (TypeError, ValueError) as err:
+        raise DeliveryInputError(f"{name}: must be numeric ({err})") from None
+
+
+def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
+    if name not in cols:
+        if required:
+            raise DeliveryInputError(f"{name}: required field is missing from the request")
+        return np.full(n, NAT, dtype=np.int64)
+    raw = cols[name]
+    arr = np.asarray(raw)
+    if arr.dtype.kind == "M":
+        miss = np.isnat(arr)
+        sec = np.where(miss, NAT, arr.astype("datetime64[s]").astype(np.int64))
+    else:
+        try:
+            ts = pd.to_datetime(pd.Series(arr.ravel(), dtype=object), errors="raise")
+        except (TypeError, ValueError) as err:
+            raise DeliveryInputError(f"{name}: not a timestamp ({err})") from None
+        if getattr(ts.dt, "tz", None) is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        miss = ts.isna().to_numpy()
+        sec = np.where(miss, NAT, ts.to_numpy().astype("datetime64[s]").astype(np.int64))
+    if required and miss.any():
+        raise DeliveryInputError(
+            f"{name}: required timestamp is missing in {int(miss.sum())} row(s)"
+        )
+    return sec
+
+
+def delivery_features(
+    requests: pd.DataFrame | Mapping[str, Any],
+    history: DeliveryHistory,
+    holidays: tuple[tuple[int, int], ...] = DEFAULT_HOLIDAYS,
+) -> pd.DataFrame:
+    """Features of delivery requests, each computed as of its own decision moment.
+
+    Args:
+        requests: one row per request (a frame, or a dict of scalars / equal-length
+            arrays). Required: ``warehouse``, ``dest_region``, ``carrier``,
+            ``service_level``, ``ordered_at``. Optional: ``origin_region`` (default:
+            the warehouse's region), ``distance_km`` (default: the lane's median),
+            ``weight_kg`` (default: median; must be >= 0), ``promised_days`` (the
+            carrier's SLA; default: lane median). In transit, also ``as_of`` (the
+            decision moment; missing = checkout) and what tracking showed by then:
+            ``picked_up_at``, ``last_scan_type``, ``last_scan_region``,
+            ``last_scan_at``, ``n_scans``.
+        history: completed shipments; only those finished before each row's cutoff
+            (``as_of`` if given, else ``ordered_at``) are used.
+        holidays: (month, day) pairs of the holiday calendar.
+
+    Returns:
+        A frame with the categorical columns (:data:`CATEGORICAL`,
+        ``last_scan_type``) and the numeric ones (:data:`NUMERIC`), index 0..n-1.
+
+    Raises:
+        DeliveryInputError: a required field is missing, a timestamp does not parse,
+            weight or distance is negative, or ``as_of`` precedes ``ordered_at``.
+    """
+    cols, n = _as_columns(requests)
+    wh = _str_col(cols, C.WAREHOUSE, n, True)
+    dest = _str_col(cols, C.DEST_REGION, n, True)
+    carrier = _str_col(cols, C.CARRIER, n, True)
+    svc = _str_col(cols, C.SERVICE_LEVEL, n, True)
+    origin = _str_col(cols, C.ORIGIN_REGION, n, False)
+    miss_o = pd.isna(origin)
+    if miss_o.any():
+        origin = origin.copy()
+        origin[miss_o] = [history.origin_of.get(str(w), "unknown") for w in wh[miss_o]]
+    t0 = _time_col(cols, C.ORDERED_AT, n, True)
+    as_of = _time_col(cols, AS_OF, n, False)
+    in_transit = as_of != NAT
+    if (in_transit & (as_of < t0)).any():
+        raise DeliveryInputError(f"{AS_OF}: must not be earlier than {C.ORDERED_AT}")
+    cutoff = np.where(in_transit, as_of, t0)
+
+    dist = _num_col(cols, C.DISTANCE_KM, n)
+    if (dist < 0).any():
+        raise DeliveryInputError(f"{C.DISTANCE_KM}: must be >= 0, got {dist[dist < 0][:3]}")
+    weight = _num_col(cols, C.WEIGHT_KG, n)
+    if (weight < 0).any():
+        raise DeliveryInputError(f"{C.WEIGHT_KG}: must be >= 0, got {weight[weight < 0][:3]}")
+    sla = _num_col(cols, SLA_DAYS, n)
+    if (sla < 0).any():
+        raise DeliveryInputError(f"{SLA_DAYS}: must be >= 0")
+
+    lane2 = _key_string({"a": wh, "b": dest}, ("a", "b"))
+    dist_missing = np.isnan(dist)
+    if dist_missing.any():
+        fill = np.array([history.lane_distance.get(k, history.distance_median) for k in lane2])
+        dist = np.where(dist_missing, fill, dist)
+    weight_missing = np.isnan(weight)
+    weight = np.where(weight_missing, history.weight_median, weight)
+    if np.isnan(sla).any():
+        sk = _key_string({"a": carrier, "b": svc, "c": dest}, ("a", "b", "c"))
+        fill = np.array([history.sla.get(k, history.sla_median) for k in sk])
+        sla = np.where(np.isnan(sla), fill, sla)
+
+    # Calendar of the order moment (transit time is measured from the order).
+    day = np.floor_divide(t0, SECONDS_PER_DAY)
+    sec_of_day = t0 - day * SECONDS_PER_DAY
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    base, nxt, peak = _calendar(tuple(holidays))
+    di = np.clip(day - base, 0, len(nxt) - 1)
+    to_hol = np.minimum(nxt[di], 30)
+
+    frame = {C.WAREHOUSE: wh, C.DEST_REGION: dest, C.CARRIER: carrier, C.SERVICE_LEVEL: svc}
+    out: dict[str, np.ndarray] = {
+        C.WAREHOUSE: wh.astype(str),
+        C.ORIGIN_REGION: origin.astype(str),
+        C.DEST_REGION: dest.astype(str),
+        C.CARRIER: carrier.astype(str),
+        C.SERVICE_LEVEL: svc.astype(str),
+        "log_distance": np.log1p(dist),
+        "distance_missing": dist_missing.astype(float),
+        "weight_kg": weight,
+        "weight_missing": weight_missing.astype(float),
+        "sla_days": sla,
+        "weekday": weekday.astype(float),
+        "weekend_order": np.isin(weekday, (4, 5)).astype(float),
+        "hour": sec_of_day / 3600.0,
+        "frac_of_day": sec_of_day / SECONDS_PER_DAY,
+        "days_to_holiday": to_hol.astype(float),
+        "holiday_soon": (to_hol <= HOLIDAY_HORIZON).astype(float),
+        "is_peak": peak[di].astype(float),
+    }
+    for stat, prefix in (("wh", "wh"), ("lane", "lane"), ("dest", "dest"), ("carrier", "carrier")):
+        keys = _key_string(frame, STATS[stat][0])
+        mean, sd, cnt = history.recent(stat, keys, cutoff)
+        name = "wh_handling_days" if stat == "wh" else f"{prefix}_log_days"
+        out[name] = mean
+        out[f"{prefix}_n"] = np.log1p(cnt)
+        if stat == "lane":
+            out["lane_log_days_sd"] = sd
+
+    # In transit: what tracking showed by as_of (checkout rows get neutral values).
+    pick = _time_col(cols, PICKED_UP_AT, n, False)
+    scan_at = _time_col(cols, LAST_SCAN_AT, n, False)
+    scan_type = _str_col(cols, LAST_SCAN_TYPE, n, False)
+    scan_region = _str_col(cols, LAST_SCAN_REGION, n, False)
+    n_scans = _num_col(cols, N_SCANS, n)
+    picked = in_transit & (pick != NAT) & (pick <= as_of)
+    elapsed = np.where(in_transit, (as_of - t0) / SECONDS_PER_DAY, 0.0)
+    day_idx = np.where(in_transit, np.floor_divide(as_of, SECONDS_PER_DAY) - day, 0)
+    has_scan = in_transit & ~pd.isna(scan_type)
+    out.update(
+        {
+            "in_transit": in_transit.astype(float),
+            "elapsed_days": elapsed,
+            "elapsed_day_index": day_idx.astype(float),
+            "since_pickup_days": np.where(picked, (as_of - pick) / SECONDS_PER_DAY, 0.0),
+            "picked_up": picked.astype(float),
+            "last_scan_at_dest": (has_scan & (scan_region.astype(str) == dest.astype(str))).astype(
+                float
+            ),
+            "hours_since_scan": np.where(
+                has_scan & (scan_at != NAT), (as_of - scan_at) / 3600.0, 0.0
+            ),
+            "n_scans": np.where(in_transit, np.nan_to_num(n_scans, nan=0.0), 0.0),
+            LAST_SCAN_TYPE: np.where(has_scan, scan_type.astype(str), NO_SCAN),
+        }
+    )
+    return pd.DataFrame(out)
+
+
+def tracking_facts(snapshots: pd.DataFrame, tracking_events: pd.DataFrame) -> pd.DataFrame:
+    """What tracking showed for each (shipment_id, as_of) - events strictly before as_of.
+
+    Returns ``picked_up_at``, ``last_scan_type``, ``last_scan_region``, ``last_scan_at``
+    and ``n_scans`` aligned with ``snapshots`` (same index), ready to be merged into
+    requests for :func:`delivery_features`.
+    """
+    ev = tracking_events[[C.SHIPMENT_ID, C.EVENT_AT, C.EVENT_TYPE, C.LOCATION_REGION]]
+    ev = ev.sort_values([C.SHIPMENT_ID, C.EVENT_AT], kind="stable").reset_index(drop=True)
+    sid = ev[C.SHIPMENT_ID].to_numpy(np.int64)
+    et = _to_seconds(ev[C.EVENT_AT].to_numpy())
+    # Same trick as the history index: one sorted key, one binary search per snapshot.
+    t_rel = et - et.min() if len(et) else et
+    base = int(et.min()) if len(et) else 0
+    comb = (sid << _KEY_SHIFT) | t_rel
+    q_sid = snapshots[C.SHIPMENT_ID].to_numpy(np.int64)
+    q_t = _to_seconds(snapshots[AS_OF].to_numpy()) - base
+    hi = np.searchsorted(comb, (q_sid << _KEY_SHIFT) | np.maximum(q_t, 0), side="left")
+    lo = np.searchsorted(comb, q_sid << _KEY_SHIFT, side="left")
+    cnt = hi - lo
+    last = np.maximum(hi - 1, 0)
+    has = cnt > 0
+    types = ev[C.EVENT_TYPE].to_numpy().astype(object)
+    regions = ev[C.LOCATION_REGION].to_numpy().astype(object)
+    ev_ts = ev[C.EVENT_AT].to_numpy()
+    # Pick-up time: the first picked_up event of the shipment, if before as_of.
+    pk = ev[ev[C.EVENT_TYPE] == "picked_up"].drop_duplicates(C.SHIPMENT_ID)
+    pk_at = pd.Series(pk[C.EVENT_AT].to_numpy(), index=pk[C.SHIPMENT_ID].to_numpy())
+    picked = pk_at.reindex(q_sid).to_numpy()
+    as_of = snapshots[AS_OF].to_numpy()
+    picked = np.where(~pd.isna(picked) & (picked < as_of), picked, np.datetime64("NaT"))
+    return pd.DataFrame(
+        {
+            PICKED_UP_AT: picked.astype("datetime64[ns]"),
+            LAST_SCAN_TYPE: pd.array(np.where(has, types[last], None), dtype=object),
+            LAST_SCAN_REGION: pd.array(np.where(has, regions[last], None), dtype=object),
+            LAST_SCAN_AT: np.where(has, ev_ts[last], np.datetime64("NaT")).astype("datetime64[ns]"),
+            N_SCANS: cnt.astype(float),
+        },
+        index=snapshots.index,
+    )

@@ -1,0 +1,419 @@
+"""The trained delivery model: encoders, hazard network, calibration and history.
+
+:class:`DeliveryModel` is what the pyfunc wrapper loads and what SHAP explains: it
+turns raw request facts into features (as of each request's cutoff, using the history
+snapshot it carries), features into a distribution over delivery days, and the
+distribution into promises and probabilities whose stated rates hold on held-out data
+(conformal recalibration, see :class:`Recalibrator`).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ppx.data import columns as C
+from ppx.features import delivery as fd
+from ppx.models.delivery.config import DeliveryConfig, check_target
+from ppx.models.delivery.network import HazardNet, cdf_from_logits, hazard_nll
+
+CATS = (*fd.CATEGORICAL, fd.LAST_SCAN_TYPE, "weekday_cat")
+STRICT = (C.WAREHOUSE, C.DEST_REGION, C.CARRIER, C.SERVICE_LEVEL)  # unknown -> error
+UNK = "<unk>"
+
+
+class Recalibrator:
+    """Conformal recalibration of a predicted CDF (marginal, censoring-aware).
+
+    For a parcel delivered on day ``D`` with predicted CDF ``F``, the score
+    ``s = F(D - 1)`` satisfies ``D <= d  <=>  s < F(d)`` whenever ``d`` is the first
+    day whose CDF reaches a threshold; so ``G(p) = P(s < p)`` estimated on held-out
+    parcels maps a stated probability ``F(d)`` to the observed on-time rate, and a
+    promise at target ``q`` is the first day with ``G(F(d)) >= q``. Parcels still in
+    flight at the calibration cutoff only give ``s >= F(c - 1)``; ``G`` is then a
+    Kaplan-Meier estimate, so they count as censored, not missing.
+    """
+
+    GRID = np.linspace(0.0, 1.0, 2001)
+
+    def __init__(self, values: np.ndarray | None = None):
+        self.values = self.GRID.copy() if values is None else np.asarray(values, float)
+
+    @classmethod
+    def fit(
+        cls, scores: np.ndarray, event: np.ndarray, weights: np.ndarray | None = None
+    ) -> Recalibrator:
+        s = np.asarray(scores, float)
+        e = np.asarray(event, float)
+        w = np.ones_like(s) if weights is None else np.asarray(weights, float)
+        if len(s) == 0:
+            return cls()
+        order = np.lexsort((-e, s))  # ties: events before censorings
+        s, e, w = s[order], e[order], w[order]
+        at_risk = w.sum() - np.concatenate([[0.0], np.cumsum(w)[:-1]])
+        factor = np.where(e > 0, 1.0 - w / np.maximum(at_risk, 1e-12), 1.0)
+        surv = np.cumprod(factor)  # P(score > s_i) after each step
+        cdf_at = 1.0 - surv  # P(score <= s_i)
+        # G(p) = P(score < p): the KM CDF just below p.
+        idx = np.searchsorted(s, cls.GRID, side="left") - 1
+        g = np.where(idx >= 0, cdf_at[np.maximum(idx, 0)], 0.0)
+        g[-1] = max(g[-1], cdf_at[-1])
+        return cls(np.maximum.accumulate(g))
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        return np.interp(p, self.GRID, self.values)
+
+
+def _promise(cal_cdf: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """First day whose calibrated on-time probability reaches the target."""
+    reach = cal_cdf >= np.asarray(target, float)[:, None] - 1e-12
+    reach[:, -1] = True
+    return reach.argmax(axis=1)
+
+
+@dataclass
+class DeliveryModel:
+    """A fitted delivery model (see module docstring); implements ExplainableModel."""
+
+    cfg: DeliveryConfig
+    vocab: dict[str, list[str]]
+    num_mean: np.ndarray
+    num_std: np.ndarray
+    net: HazardNet
+    history: fd.DeliveryHistory
+    calib: dict[str, Recalibrator] = field(default_factory=dict)
+    background_frame: pd.DataFrame | None = None
+    feature_names: list[str] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+    # --- encoding ---------------------------------------------------------------------
+    def features(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Raw request rows -> numeric feature frame (categoricals as integer codes)."""
+        cats, nums = self.encode(fd.delivery_features(raw, self.history))
+        return pd.DataFrame(np.hstack([cats.astype(float), nums]), columns=self.feature_names)
+
+    def encode(self, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        cats = np.empty((len(feats), len(CATS)), dtype=np.int64)
+        for i, c in enumerate(CATS):
+            vals = (
+                feats["weekday"].to_numpy().astype(int).astype(str)
+                if c == "weekday_cat"
+                else feats[c].to_numpy()
+            )
+            lookup = {v: j for j, v in enumerate(self.vocab[c])}
+            codes = np.fromiter((lookup.get(v, -1) for v in vals), np.int64, len(vals))
+            if (codes < 0).any():
+                bad = sorted({str(v) for v in np.asarray(vals)[codes < 0]})[:5]
+                if c in STRICT:
+                    known = ", ".join(v for v in self.vocab[c] if v != UNK)
+                    raise fd.DeliveryInputError(
+                        f"{c}: unknown value(s) {bad}; the model knows: {known}"
+                    )
+                codes = np.where(codes < 0, 0, codes)  # documented fallback: <unk>
+            cats[:, i] = codes
+        nums = feats[list(fd.NUMERIC)].to_numpy(np.float64)
+        nums = ((nums - self.num_mean) / self.num_std).astype(np.float32)
+        return cats, nums
+
+    # --- distribution -----------------------------------------------------------------
+    def logits(self, cats: np.ndarray, nums: np.ndarray, batch: int = 65536) -> np.ndarray:
+        self.net.eval()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(cats), batch):
+                out.append(
+                    self.net(
+                        torch.from_numpy(cats[i : i + batch]), torch.from_numpy(nums[i : i + batch])
+                    )
+                )
+        return torch.cat(out).numpy() if out else np.zeros((0, self.cfg.d_max + 1), np.float32)
+
+    def raw_cdf(self, feats: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated CDF P(D <= d | D >= current day), (n, d_max + 1)."""
+        cats, nums = self.encode(feats)
+        start = self._start(feats)
+        with torch.inference_mode():
+            cdf = cdf_from_logits(
+                torch.from_numpy(self.logits(cats, nums)), torch.from_numpy(start)
+            )
+        return cdf.numpy().astype(np.float64)
+
+    def _start(self, feats: pd.DataFrame) -> np.ndarray:
+        return np.minimum(feats["elapsed_day_index"].to_numpy(), self.cfg.d_max).astype(np.int64)
+
+    def cdf(self, feats: pd.DataFrame) -> np.ndarray:
+        """Calibrated CDF: entry d is the on-time probability of a day-d promise."""
+        raw = self.raw_cdf(feats)
+        return self._calibrate(raw, feats["in_transit"].to_numpy() > 0)
+
+    def _calibrate(self, raw: np.ndarray, transit: np.ndarray) -> np.ndarray:
+        out = raw.copy()
+        for stage, mask in (("checkout", ~transit), ("transit", transit)):
+            if mask.any() and stage in self.calib:
+                out[mask] = self.calib[stage](raw[mask])
+        out[:, -1] = 1.0
+        return np.maximum.accumulate(out, axis=1)
+
+    # --- outputs ----------------------------------------------------------------------
+    def predict(
+        self,
+        raw: pd.DataFrame | dict,
+        target: float | None = None,
+        feats: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Estimates per request (see ``pyfunc`` for the column contract)."""
+        feats = fd.delivery_features(raw, self.history) if feats is None else feats
+        n = len(feats)
+        cols, _ = fd._as_columns(raw)
+        tgt = np.full(n, self.cfg.target if target is None else check_target(target))
+        if "promise_target" in cols:
+            given = pd.to_numeric(pd.Series(cols["promise_target"]), errors="coerce").to_numpy()
+            for v in given[~np.isnan(given)]:
+                check_target(v)
+            raw_t = np.asarray(cols["promise_target"], dtype=object)
+            bad = ~pd.isna(raw_t) & np.isnan(given)
+            if bad.any():
+                check_target(raw_t[bad][0])
+            tgt = np.where(np.isnan(given), tgt, given)
+        cdf = self.cdf(feats)
+        p50 = _promise(cdf, np.full(n, 0.5))
+        promise = _promise(cdf, tgt)
+        pmf = np.diff(np.concatenate([np.zeros((n, 1)), cdf], axis=1), axis=1)
+        expected = pmf @ np.arange(cdf.shape[1])
+        order_day = pd.to_datetime(pd.Series(cols[C.ORDERED_AT])).dt.normalize().to_numpy()
+        out = pd.DataFrame(
+            {
+                "stage": np.where(feats["in_transit"].to_numpy() > 0, "transit", "checkout"),
+                "p50_days": p50,
+                "p50_date": order_day + p50.astype("timedelta64[D]"),
+                "promise_target": tgt,
+                "promise_days": promise,
+                "promise_date": order_day + promise.astype("timedelta64[D]"),
+                "p_on_time_at_promise": cdf[np.arange(n), promise],
+                "expected_days": expected,
+            }
+        )
+        # P(on time | a given promise) - a date the caller proposes, or the carrier SLA.
+        pd_days = None
+        if "promise_date" in cols:
+            pdate = pd.to_datetime(pd.Series(cols["promise_date"]), errors="coerce")
+            pd_days = (pdate.dt.normalize().to_numpy() - order_day).astype("timedelta64[D]")
+            pd_days = np.where(pdate.isna(), np.nan, pd_days.astype(float))
+        elif "promise_days" in cols:
+            pd_days = pd.to_numeric(pd.Series(cols["promise_days"]), errors="coerce").to_numpy()
+        if pd_days is None:
+            pd_days = feats["sla_days"].to_numpy(float)
+        idx = np.clip(np.nan_to_num(pd_days, nan=0), 0, cdf.shape[1] - 1).astype(int)
+        p_on = np.where(pd_days < 0, 0.0, cdf[np.arange(n), idx])
+        out["asked_promise_days"] = pd_days
+        out["p_on_time"] = np.where(np.isnan(pd_days), np.nan, p_on)
+        out["p_late"] = 1.0 - out["p_on_time"]
+        return out
+
+    # --- ExplainableModel -------------------------------------------------------------
+    def score_features(self, X: np.ndarray) -> np.ndarray:
+        """Expected delivery days (calibrated) from the numeric feature matrix."""
+        X = np.asarray(X, dtype=float)
+        k = len(CATS)
+        cats = np.clip(np.rint(X[:, :k]), 0, None).astype(np.int64)
+        for i, c in enumerate(CATS):
+            cats[:, i] = np.minimum(cats[:, i], len(self.vocab[c]) - 1)
+        nums = X[:, k:].astype(np.float32)
+        with torch.inference_mode():
+            start = torch.zeros(len(X), dtype=torch.int64)
+            raw = cdf_from_logits(torch.from_numpy(self.logits(cats, nums)), start).numpy()
+        transit = nums[:, list(fd.NUMERIC).index("in_transit")] > (
+            -self.num_mean[list(fd.NUMERIC).index("in_transit")]
+            / self.num_std[list(fd.NUMERIC).index("in_transit")]
+            + 1e-6
+        )
+        cdf = self._calibrate(raw.astype(np.float64), transit)
+        pmf = np.diff(np.concatenate([np.zeros((len(X), 1)), cdf], axis=1), axis=1)
+        return pmf @ np.arange(cdf.shape[1])
+
+    def background(self) -> pd.DataFrame:
+        return self.background_frame.copy()
+
+    # --- persistence ------------------------------------------------------------------
+    def state(self) -> dict:
+        buf = io.BytesIO()
+        torch.save(self.net.state_dict(), buf)
+        records, meta = self.history.to_frame()
+        return {
+            "cfg": self.cfg,
+            "vocab": self.vocab,
+            "num_mean": self.num_mean,
+            "num_std": self.num_std,
+            "net": buf.getvalue(),
+            "calib": {k: v.values for k, v in self.calib.items()},
+            "background": self.background_frame,
+            "feature_names": self.feature_names,
+            "history_records": records,
+            "history_meta": meta,
+            "train_seconds": self.train_seconds,
+        }
+
+    @classmethod
+    def from_state(cls, st: dict, history: fd.DeliveryHistory | None = None) -> DeliveryModel:
+        cfg = st["cfg"]
+        net = _make_net(cfg, st["vocab"])
+        net.load_state_dict(torch.load(io.BytesIO(st["net"]), weights_only=True))
+        net.eval()
+        if history is None:
+            history = fd.DeliveryHistory.from_frame(st["history_records"], st["history_meta"])
+        return cls(
+            cfg=cfg,
+            vocab=st["vocab"],
+            num_mean=st["num_mean"],
+            num_std=st["num_std"],
+            net=net,
+            history=history,
+            calib={k: Recalibrator(v) for k, v in st["calib"].items()},
+            background_frame=st["background"],
+            feature_names=st["feature_names"],
+            train_seconds=st.get("train_seconds", 0.0),
+        )
+
+
+def _make_net(cfg: DeliveryConfig, vocab: dict[str, list[str]]) -> HazardNet:
+    return HazardNet(
+        [len(vocab[c]) for c in CATS],
+        len(fd.NUMERIC),
+        cfg.d_max,
+        emb_dim=cfg.emb_dim,
+        hidden=tuple(cfg.hidden),
+        dropout=cfg.dropout,
+    )
+
+
+def _vocab(feats: pd.DataFrame) -> dict[str, list[str]]:
+    v = {}
+    for c in CATS:
+        col = feats["weekday"].astype(int).astype(str) if c == "weekday_cat" else feats[c]
+        v[c] = [UNK, *sorted(set(col.astype(str)) - {UNK})]
+    return v
+
+
+def fit(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    history: fd.DeliveryHistory,
+    cfg: DeliveryConfig | None = None,
+    progress: bool = True,
+    snapshot_history: fd.DeliveryHistory | None = None,
+) -> DeliveryModel:
+    """Fit the hazard network on ``train`` (early stopping on ``val``), then calibrate.
+
+    ``train``/``val`` are labelled frames from :mod:`ppx.models.delivery.dataset`; the
+    validation period is the held-out calibration period. ``snapshot_history`` is the
+    history the returned model carries for serving (default: ``history``).
+    """
+    cfg = cfg or DeliveryConfig()
+    t_start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    f_tr = fd.delivery_features(train, history)
+    f_va = fd.delivery_features(val, history)
+    vocab = _vocab(f_tr)
+    nums = f_tr[list(fd.NUMERIC)].to_numpy(np.float64)
+    mean, std = nums.mean(0), nums.std(0)
+    std = np.where(std < 1e-9, 1.0, std)
+    model = DeliveryModel(
+        cfg=cfg,
+        vocab=vocab,
+        num_mean=mean,
+        num_std=std,
+        net=_make_net(cfg, vocab),
+        history=snapshot_history or history,
+        feature_names=[f"{c}_code" for c in CATS] + list(fd.NUMERIC),
+    )
+    c_tr, n_tr = model.encode(f_tr)
+    c_va, n_va = model.encode(f_va)
+    lab = lambda df, col: torch.from_numpy(df[col].to_numpy(np.int64))  # noqa: E731
+    y_tr, s_tr = lab(train, "y_day"), lab(train, "start_day")
+    e_tr = torch.from_numpy(train["event"].to_numpy(np.float32))
+    y_va, s_va = lab(val, "y_day"), lab(val, "start_day")
+    e_va = torch.from_numpy(val["event"].to_numpy(np.float32))
+    ct, nt = torch.from_numpy(c_tr), torch.from_numpy(n_tr)
+
+    opt = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(train)
+    steps = max(1, cfg.epochs * ((n + cfg.batch_size - 1) // cfg.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    best, best_state, bad = np.inf, None, 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc="delivery: epochs", leave=False)
+    for _epoch in range(cfg.epochs):
+        model.net.train()
+        perm = torch.from_numpy(rng.permutation(n))
+        for i in range(0, n, cfg.batch_size):
+            b = perm[i : i + cfg.batch_size]
+            loss = hazard_nll(model.net(ct[b], nt[b]), y_tr[b], e_tr[b], s_tr[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        model.net.eval()
+        with torch.inference_mode():
+            v = float(hazard_nll(torch.from_numpy(model.logits(c_va, n_va)), y_va, e_va, s_va))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(val_nll=f"{v:.4f}")
+        if v < best - 1e-5:
+            best, bad = v, 0
+            best_state = {k: t.clone() for k, t in model.net.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        model.net.load_state_dict(best_state)
+    model.net.eval()
+    model.calib = calibrate(model, val, f_va)
+    model.cfg.extra["val_nll"] = best
+    bg = model.features_from(f_tr.sample(min(200, len(f_tr)), random_state=cfg.seed))
+    model.background_frame = bg.reset_index(drop=True)
+    model.train_seconds = time.perf_counter() - t_start
+    return model
+
+
+def _features_from(self: DeliveryModel, feats: pd.DataFrame) -> pd.DataFrame:
+    cats, nums = self.encode(feats)
+    return pd.DataFrame(np.hstack([cats.astype(float), nums]), columns=self.feature_names)
+
+
+DeliveryModel.features_from = _features_from
+
+
+def conformal_scores(raw_cdf: np.ndarray, y: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """``s = F(y - 1)`` (0 when y is the first possible day)."""
+    idx = np.asarray(y, int) - 1
+    s = raw_cdf[np.arange(len(y)), np.clip(idx, 0, None)]
+    return np.where(idx < np.asarray(start, int), 0.0, s)
+
+
+def calibrate(
+    model: DeliveryModel, labelled: pd.DataFrame, feats: pd.DataFrame | None = None
+) -> dict[str, Recalibrator]:
+    """Fit the checkout and in-transit recalibrators on a held-out labelled period."""
+    feats = fd.delivery_features(labelled, model.history) if feats is None else feats
+    raw = model.raw_cdf(feats)
+    s = conformal_scores(raw, labelled["y_day"].to_numpy(), labelled["start_day"].to_numpy())
+    ev = labelled["event"].to_numpy()
+    transit = feats["in_transit"].to_numpy() > 0
+    return {
+        stage: Recalibrator.fit(s[m], ev[m])
+        for stage, m in (("checkout", ~transit), ("transit", transit))
+        if m.any()
+    }

@@ -1,0 +1,126 @@
+"""MLflow pyfunc wrapper of the delivery model (what serving loads by alias).
+
+Input: raw request facts, one row per request (a DataFrame or list of dicts):
+
+==================  ========  ===========================================================
+column              required  meaning
+==================  ========  ===========================================================
+warehouse           yes       shipping warehouse (must be one the model knows)
+dest_region         yes       destination region (must be known)
+carrier             yes       carrier (must be known; unknown -> clear error)
+service_level       yes       ``standard`` / ``express`` (must be known)
+ordered_at          yes       order timestamp (ISO string or datetime)
+weight_kg           no        parcel weight, >= 0 (missing -> training median)
+distance_km         no        >= 0 (missing -> the warehouse->region lane's median)
+origin_region       no        missing -> the warehouse's region
+promised_days       no        the carrier SLA in days (missing -> lane median); also the
+                              default promise for ``p_on_time`` / ``p_late``
+promise_target      no        on-time rate of the promise, in (0, 1); default 0.90
+promise_date        no        a promise date to price: ``p_on_time`` is for this date
+as_of               no        set for a parcel in transit: the moment of re-estimation
+picked_up_at        no        in transit: carrier pick-up time, if scanned by ``as_of``
+last_scan_type      no        in transit: label_created / picked_up / hub_scan /
+                              out_for_delivery / exception (unknown -> ``<unk>``)
+last_scan_region    no        in transit: region of the last scan
+last_scan_at        no        in transit: time of the last scan
+n_scans             no        in transit: scans so far
+==================  ========  ===========================================================
+
+Output (one row per request): ``stage`` (checkout / transit), ``p50_days`` and
+``p50_date`` (median delivery), ``promise_target``, ``promise_days`` and
+``promise_date`` (first day whose calibrated on-time probability reaches the target),
+``p_on_time_at_promise``, ``expected_days``, ``asked_promise_days`` (the promise being
+priced: ``promise_date`` if given, else ``promised_days`` / the SLA), ``p_on_time``
+and ``p_late`` for it (in transit, conditioned on what tracking shows). Days count
+calendar days from the order date (0 = same day).
+
+Lane and warehouse history comes from the snapshot artifact written at training time
+(the last ``k`` completed shipments per key), so the served model is self-contained.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pandas as pd
+
+try:
+    import mlflow.pyfunc
+
+    _Base = mlflow.pyfunc.PythonModel
+except ImportError:  # pragma: no cover - mlflow is a hard dependency of ppx
+    _Base = object
+
+REQUEST_EXAMPLE = {
+    "warehouse": "wh_north",
+    "dest_region": "east",
+    "carrier": "swiftpost",
+    "service_level": "standard",
+    "ordered_at": "2025-12-01T10:30:00",
+    "weight_kg": 1.2,
+    "distance_km": 820.0,
+    "promise_target": 0.9,
+}
+
+TRANSIT_EXAMPLE = {
+    **REQUEST_EXAMPLE,
+    "as_of": "2025-12-03T09:00:00",
+    "picked_up_at": "2025-12-01T18:00:00",
+    "last_scan_type": "hub_scan",
+    "last_scan_region": "east",
+    "last_scan_at": "2025-12-02T22:00:00",
+    "n_scans": 3,
+}
+
+MODEL_ARTIFACT = "model"
+HISTORY_ARTIFACT = "history"
+
+
+def save_artifacts(model, folder) -> dict[str, str]:
+    """Write the model state and the history snapshot; returns pyfunc artifact paths."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    st = model.state()
+    records = st.pop("history_records")
+    meta = st.pop("history_meta")
+    records.to_parquet(folder / "history.parquet", index=False)
+    (folder / "model.pkl").write_bytes(pickle.dumps(st))
+    (folder / "history_meta.pkl").write_bytes(pickle.dumps(meta))
+    return {
+        MODEL_ARTIFACT: str(folder / "model.pkl"),
+        HISTORY_ARTIFACT: str(folder / "history.parquet"),
+        "history_meta": str(folder / "history_meta.pkl"),
+    }
+
+
+def load_model(artifacts: dict[str, str]):
+    """Rebuild a :class:`DeliveryModel` from the artifact files."""
+    from pathlib import Path
+
+    from ppx.features.delivery import DeliveryHistory
+    from ppx.models.delivery.model import DeliveryModel
+
+    st = pickle.loads(Path(artifacts[MODEL_ARTIFACT]).read_bytes())
+    meta = pickle.loads(Path(artifacts["history_meta"]).read_bytes())
+    history = DeliveryHistory.from_frame(pd.read_parquet(artifacts[HISTORY_ARTIFACT]), meta)
+    return DeliveryModel.from_state(st, history=history)
+
+
+class DeliveryPyfunc(_Base):
+    """``predict(raw requests) -> estimates``; the loaded model is ``self.model``."""
+
+    def load_context(self, context) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.model = load_model(context.artifacts)
+
+    def predict(self, context, model_input, params=None):
+        if isinstance(model_input, dict):
+            model_input = pd.DataFrame([model_input])
+        elif isinstance(model_input, list):
+            model_input = pd.DataFrame(model_input)
+        target = (params or {}).get("promise_target")
+        return self.model.predict(model_input, target=target)

@@ -1,0 +1,249 @@
+"""Fit, evaluate, log, register and gate the delivery model.
+
+``train()`` is what ``ppx train delivery`` and ``make demo`` run: time-split the world
+(train | validation = calibration | test = the last months), optionally tune with
+Optuna on validation, fit the hazard network, calibrate on validation, score on test,
+log everything to the ``ppx-delivery`` experiment, register a pyfunc version and let
+:func:`ppx.tracking.promote_if_better` decide whether it becomes ``champion`` (lower
+``pinball_0_9`` on the same test holdout, champion rescored with the same features).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+from ppx.features import delivery as fd
+from ppx.models.delivery import evaluate as ev
+from ppx.models.delivery.config import DeliveryConfig
+from ppx.models.delivery.dataset import DeliveryData, make_data
+from ppx.models.delivery.model import DeliveryModel, fit
+
+log = logging.getLogger(__name__)
+GATE_METRIC = "pinball_0_9"
+
+
+def load_data(world_path: str | Path, cfg: DeliveryConfig, validate: bool = True):
+    """Tables, truth and time-split labelled frames of a world folder."""
+    from ppx.data.io import load_tables, load_truth
+
+    tables = load_tables(world_path, validate=validate)
+    try:
+        truth = load_truth(world_path)
+    except (FileNotFoundError, OSError):
+        truth = {}
+    data = make_data(
+        tables,
+        d_max=cfg.d_max,
+        val_months=cfg.val_months,
+        test_months=cfg.test_months,
+        transit_rows=cfg.transit_rows,
+        seed=cfg.seed,
+    )
+    return tables, truth, data
+
+
+def checkout_rows(df: pd.DataFrame, delivered: bool = True) -> pd.DataFrame:
+    m = df["stage"] == "checkout"
+    if delivered:
+        m &= df["event"] > 0
+    return df[m]
+
+
+def transit_eval_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """In-transit snapshots whose SLA is still reachable (lateness not yet decided)."""
+    m = (df["stage"] == "transit") & (df["event"] > 0)
+    m &= df["start_day"] <= df[C.PROMISED_DAYS]
+    return df[m]
+
+
+def val_objective(model: DeliveryModel, data: DeliveryData) -> float:
+    """Validation loss used to tune both ppx and LightGBM: mean of the 0.5 and 0.9
+    pinball losses of the raw (uncalibrated) quantiles on delivered checkout parcels."""
+    rows = checkout_rows(data.val)
+    cdf = model.raw_cdf(fd.delivery_features(rows, data.history))
+    y = rows["y_day"].to_numpy()
+    return 0.5 * (
+        ev.pinball(y, ev.first_reach(cdf, 0.5), 0.5) + ev.pinball(y, ev.first_reach(cdf, 0.9), 0.9)
+    )
+
+
+def suggest_config(trial, base: DeliveryConfig) -> DeliveryConfig:
+    width = trial.suggest_categorical("width", [64, 128, 256])
+    return replace(
+        base,
+        lr=trial.suggest_float("lr", 1e-3, 1e-2, log=True),
+        emb_dim=trial.suggest_int("emb_dim", 3, 12),
+        hidden=(width, max(16, width // 2)),
+        dropout=trial.suggest_float("dropout", 0.0, 0.3),
+        weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-3, log=True),
+        extra={},
+    )
+
+
+def tune_ppx(data: DeliveryData, base: DeliveryConfig, trials: int) -> DeliveryConfig:
+    """Optuna over the network's hyper-parameters (each trial a nested MLflow run)."""
+    from ppx import tracking
+
+    def objective(trial):
+        cfg = suggest_config(trial, base)
+        model = fit(data.train, data.val, data.history, cfg, progress=False)
+        return val_objective(model, data)
+
+    study = tracking.run_study("delivery", objective, trials, direction="minimize", seed=base.seed)
+    return suggest_config(_FixedTrial(study.best_params), base)
+
+
+def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
+    """Optuna over LightGBM with the same budget and validation loss as ppx."""
+    from ppx import tracking
+
+    f_tr = fd.delivery_features(data.train[data.train["event"] > 0], data.history)
+    y_tr = data.train.loc[data.train["event"] > 0, "y_day"].to_numpy()
+    rows = checkout_rows(data.val)
+    f_va = fd.delivery_features(rows, data.history)
+    y_va = rows["y_day"].to_numpy()
+    X = ev.lgbm_matrix(f_tr)
+    Xv = ev._align_categories(ev.lgbm_matrix(f_va), X)
+
+    def objective(trial):
+        p = ev.lgbm_params(trial)
+        q50 = np.rint(ev.lgbm_fit(X, y_tr, 0.5, p, seed).predict(Xv))
+        q90 = np.ceil(ev.lgbm_fit(X, y_tr, 0.9, p, seed).predict(Xv) - 1e-9)
+        return 0.5 * (ev.pinball(y_va, q50, 0.5) + ev.pinball(y_va, q90, 0.9))
+
+    study = tracking.run_study("delivery", objective, trials, direction="minimize", seed=seed)
+    return dict(study.best_params)
+
+
+class _FixedTrial:
+    """Replays best parameters through ``suggest_config``."""
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    def suggest_float(self, name, *a, **k):
+        return self.params[name]
+
+    suggest_int = suggest_categorical = suggest_float
+
+
+def ppx_outputs(model: DeliveryModel, data: DeliveryData) -> dict[str, np.ndarray]:
+    """Our integer-day outputs on the test rows (same shape as every baseline's)."""
+    rows = checkout_rows(data.test)
+    feats = fd.delivery_features(rows, data.history)
+    cdf = model.cdf(feats)
+    tr = transit_eval_rows(data.test)
+    t_feats = fd.delivery_features(tr, data.history)
+    t_cdf = model.cdf(t_feats)
+    sla = tr[C.PROMISED_DAYS].to_numpy(int)
+    p_late = 1.0 - t_cdf[np.arange(len(tr)), np.clip(sla, 0, model.cfg.d_max)]
+    p90 = ev.first_reach(cdf, 0.9)
+    return {
+        "p50": ev.first_reach(cdf, 0.5),
+        "promise_90": p90,
+        "promise_95": ev.first_reach(cdf, 0.95),
+        "headline": ev.first_reach(cdf, model.cfg.target),
+        "late_score": p_late,
+    }
+
+
+def test_labels(data: DeliveryData) -> tuple[np.ndarray, np.ndarray]:
+    rows = checkout_rows(data.test)
+    tr = transit_eval_rows(data.test)
+    return rows["y_day"].to_numpy(), (tr["y_day"] > tr[C.PROMISED_DAYS]).to_numpy()
+
+
+def evaluate_model(model: DeliveryModel, data: DeliveryData) -> dict[str, float | None]:
+    y, late = test_labels(data)
+    o = ppx_outputs(model, data)
+    return ev.metrics(
+        y,
+        o["p50"],
+        o["promise_90"],
+        o["promise_95"],
+        o["headline"],
+        late,
+        o["late_score"],
+        model.train_seconds,
+    )
+
+
+def score_uri(uri: str, data: DeliveryData) -> float:
+    """Gate metric of a registered model on the same holdout, same as-of features."""
+    import mlflow
+
+    loaded = mlflow.pyfunc.load_model(uri)
+    model = loaded.unwrap_python_model().model
+    model.history = data.history  # every model sees the same as-of history
+    return float(evaluate_model(model, data)[GATE_METRIC])
+
+
+def train(
+    world_path: str | Path,
+    cfg: DeliveryConfig | None = None,
+    trials: int = 0,
+    register: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Train (optionally tune), evaluate on the test months, log, register and gate."""
+    import mlflow
+    from ppx import tracking
+
+    cfg = cfg or DeliveryConfig()
+    tracking.configure()
+    tables, _truth, data = load_data(world_path, cfg)
+    digest_frame = data.train[["y_day", "event", "start_day"]]
+    with tracking.start_run(
+        "delivery", run_name="train", world_path=world_path, dataset=digest_frame
+    ) as run:
+        if trials > 0:
+            cfg = tune_ppx(data, cfg, trials)
+        snapshot = data.history.snapshot()
+        model = fit(data.train, data.val, data.history, cfg, progress, snapshot_history=snapshot)
+        model_metrics = evaluate_model(model, data)
+        mlflow.log_params(cfg.to_params())
+        mlflow.log_metrics({k: float(v) for k, v in model_metrics.items() if v is not None})
+        mlflow.log_metric("val_nll", float(model.cfg.extra.get("val_nll", np.nan)))
+        tracking.log_json(
+            {
+                "split": {k: str(v) for k, v in vars(data.split).items()},
+                "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+            },
+            "split.json",
+        )
+        result = {"run_id": run.info.run_id, "metrics": model_metrics, "model": model}
+        if register:
+            from ppx.models.delivery.pyfunc import REQUEST_EXAMPLE, DeliveryPyfunc, save_artifacts
+
+            with tempfile.TemporaryDirectory() as tmp:
+                arts = save_artifacts(model, tmp)
+                version = tracking.log_pyfunc_model(
+                    "delivery",
+                    DeliveryPyfunc(),
+                    artifacts=arts,
+                    input_example=pd.DataFrame([REQUEST_EXAMPLE]),
+                )
+            gate = tracking.promote_if_better(
+                "delivery",
+                version,
+                GATE_METRIC,
+                float(model_metrics[GATE_METRIC]),
+                lambda uri: score_uri(uri, data),
+                greater_is_better=False,
+            )
+            result.update(version=version.version, promotion=gate)
+    return result
+
+
+def timed(fn, *a, **k):
+    t = time.perf_counter()
+    out = fn(*a, **k)
+    return out, time.perf_counter() - t
