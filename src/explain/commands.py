@@ -1,0 +1,55 @@
+"""``ppx explain MODEL [--run RUN_ID] [--world PATH]``: write a model's SHAP report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+MODELS = ("delivery", "churn", "fraud", "recs")
+
+
+def explain(
+    model: str = typer.Argument(..., help="delivery, churn, fraud or recs."),
+    run: str | None = typer.Option(
+        None, "--run", help="Explain this run's model, not the champion."
+    ),
+    world: Path | None = typer.Option(
+        None, "--world", help="World to explain on (default: the run's ppx.world_path tag)."
+    ),
+    rows: int = typer.Option(200, "--rows", min=10, max=5000, help="Rows of the world explained."),
+    out: Path | None = typer.Option(None, "--out", help="Folder (default reports/MODEL/)."),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not attach the report to the run."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a self-contained HTML SHAP report under reports/MODEL/ and log it to MLflow."""
+    import time
+
+    from ppx.cli import console, fail
+
+    if model not in MODELS:
+        fail(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    import torch
+
+    from ppx.explain.report import build_report
+
+    torch.set_num_threads(2)
+    started = time.perf_counter()
+    try:
+        path = build_report(
+            model,
+            world,
+            run_id=run,
+            max_rows=rows,
+            out_dir=out,
+            log_to_mlflow=not no_log,
+            seed=seed,
+        )
+    except (ValueError, TypeError) as err:
+        fail(str(err))
+    console.print(f"{model}: SHAP report at {path} ({time.perf_counter() - started:.1f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``explain`` to the top-level ``ppx`` command."""
+    app.command("explain")(explain)

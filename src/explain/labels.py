@@ -1,0 +1,56 @@
+"""Words for product teams: what each model's score means and how to print a feature.
+
+A model object may override the defaults with optional attributes (none are required by
+the ExplainableModel protocol): ``score_name`` ("churn risk"), ``score_unit`` ("days"),
+``entity`` ("subscribers") and ``feature_labels`` ({column: "readable label"}).
+"""
+
+from __future__ import annotations
+
+import math
+
+#: model -> (what the headline score is, its unit, what one explained row is)
+SCORE_WORDS: dict[str, tuple[str, str, str]] = {
+    "delivery": ("expected transit time", "days", "orders"),
+    "churn": ("churn risk", "", "subscribers"),
+    "fraud": ("fraud probability", "", "requests"),
+    "recs": ("recommendation score", "", "customer-product pairs"),
+}
+
+
+def score_label(model: object, model_name: str = "") -> str:
+    name = getattr(model, "score_name", None)
+    if isinstance(name, str) and name:
+        return name
+    return SCORE_WORDS.get(model_name, ("model score", "", "rows"))[0]
+
+
+def score_unit(model: object, model_name: str = "") -> str:
+    unit = getattr(model, "score_unit", None)
+    if isinstance(unit, str):
+        return unit
+    return SCORE_WORDS.get(model_name, ("", "", ""))[1]
+
+
+def entity(model: object, model_name: str = "") -> str:
+    ent = getattr(model, "entity", None)
+    if isinstance(ent, str) and ent:
+        return ent
+    return SCORE_WORDS.get(model_name, ("", "", "rows"))[2]
+
+
+def feature_label(name: str) -> str:
+    """``late_deliveries_90d`` -> ``late deliveries 90d``."""
+    return name.replace("__", " ").replace("_", " ").strip()
+
+
+def format_value(v: float) -> str:
+    """Short, human number: integers without decimals, others to 3 significant digits."""
+    v = float(v)
+    if math.isnan(v):
+        return "missing"
+    if v == int(v) and abs(v) < 1e9:
+        return f"{int(v):,}"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"

@@ -1,0 +1,206 @@
+"""Where a report's model and rows come from: the MLflow registry and a world's tables.
+
+Loading: the pyfunc of ``ppx-<model>`` at the champion alias (or the model logged in a
+given run) is loaded and unwrapped; the ExplainableModel is the unwrapped PythonModel
+itself or the object it holds (attribute ``model``, ``explainable`` ...).
+
+Rows: a report explains the model on a sample of a world, through the same path a served
+request takes: raw request rows -> ``model.features(raw)``. The raw rows are built from
+the world's tables with the columns of the model's pyfunc ``REQUEST_EXAMPLE``: each model
+has a candidate frame (orders joined with shipments for ``delivery``, subscriptions for
+``churn``, returns and claims for ``fraud``, customers for ``recs``), columns of the
+example found there are taken from the sampled rows, time-of-decision columns
+(``as_of`` ...) are set to the end of the world, and anything else keeps the example's
+value. A model object can take over with an optional method
+``explain_requests(tables, n, seed) -> DataFrame`` of raw rows. If no raw rows can be
+built, the report falls back to the model's own training-feature sample and says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+from ppx.explain.shapley import align_features, check_model
+
+log = logging.getLogger(__name__)
+
+#: request columns that mean "the moment of the decision"
+TIME_KEYS = ("as_of", "now", "at", "cutoff", "request_time", "requested_at_time")
+#: attribute names under which a PythonModel may hold its ExplainableModel
+HOLDERS = ("model", "explainable", "_model", "inner", "scorer")
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    uri: str
+    version: str | None
+    run_id: str | None
+    world_path: Path | None
+
+
+def as_explainable(obj: object) -> object:
+    """The ExplainableModel inside a loaded pyfunc's python model (or the model itself)."""
+    from ppx.models.base import ExplainableModel
+
+    if isinstance(obj, ExplainableModel):
+        return obj
+    for name in HOLDERS:
+        inner = getattr(obj, name, None)
+        if callable(inner) and not isinstance(inner, ExplainableModel):
+            try:
+                inner = inner()
+            except TypeError:
+                inner = None
+        if inner is not None and isinstance(inner, ExplainableModel):
+            return inner
+    return check_model(obj)  # raises a TypeError naming what is missing
+
+
+def load_explainable(
+    model_name: str, run_id: str | None = None, alias: str | None = None
+) -> LoadedModel:
+    """Load ``ppx-<model_name>`` (champion, another alias, or the model of ``run_id``)."""
+    import mlflow
+    from mlflow import MlflowClient
+    from ppx import tracking
+    from ppx.config import get_settings
+
+    tracking.configure()
+    client = MlflowClient()
+    name = tracking.registered_name(model_name)
+    version = None
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException as err:
+            raise ValueError(f"run {run_id!r} not found in the tracking store: {err}") from err
+        uri = f"runs:/{run_id}/model"
+    else:
+        alias = alias or get_settings().model_alias
+        mv = tracking.get_alias_version(model_name, alias)
+        if mv is None:
+            raise ValueError(
+                f"{name} has no version with alias {alias!r}; train it first "
+                f"(`ppx train {model_name}` or `make demo`), or pass --run RUN_ID"
+            )
+        version, run_id = str(mv.version), mv.run_id
+        uri = f"models:/{name}/{version}"
+        run = client.get_run(run_id) if run_id else None
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except mlflow.exceptions.MlflowException as err:
+        raise ValueError(f"could not load {uri}: {err}") from err
+    model = as_explainable(pyfunc.unwrap_python_model())
+    world = run.data.tags.get("ppx.world_path") if run is not None else None
+    return LoadedModel(model, uri, version, run_id, Path(world) if world else None)
+
+
+# --- rows from a world -------------------------------------------------------------------
+
+
+def _end_of_world(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
+    return pd.Timestamp(tables[C.ORDERS][C.ORDERED_AT].max())
+
+
+def candidate_frame(model_name: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The world rows one request of ``model_name`` corresponds to."""
+    o, s = tables[C.ORDERS], tables[C.SHIPMENTS]
+    if model_name == "delivery":
+        ship = s.drop(columns=[C.CARRIER, C.SERVICE_LEVEL], errors="ignore")
+        return o.merge(ship, on=C.ORDER_ID, how="inner")
+    if model_name == "churn":
+        subs = tables[C.SUBSCRIPTIONS]
+        active = subs[subs[C.CANCELLED_AT].isna()]
+        return (active if len(active) else subs).merge(
+            tables[C.CUSTOMERS], on=C.CUSTOMER_ID, how="left"
+        )
+    if model_name == "fraud":
+        r = tables[C.RETURNS].merge(o, on=[C.ORDER_ID, C.CUSTOMER_ID], how="left")
+        cl = tables[C.CLAIMS].merge(o, on=[C.ORDER_ID, C.CUSTOMER_ID], how="left")
+        return pd.concat([r, cl], ignore_index=True)
+    if model_name == "recs":
+        buyers = o[C.CUSTOMER_ID].drop_duplicates()
+        return tables[C.CUSTOMERS][tables[C.CUSTOMERS][C.CUSTOMER_ID].isin(buyers)]
+    raise ValueError(f"unknown model {model_name!r}; expected delivery, churn, fraud or recs")
+
+
+def request_example(model_name: str) -> dict | None:
+    """The pyfunc module's REQUEST_EXAMPLE (first row if it is a list), if it exists."""
+    try:
+        mod = importlib.import_module(f"ppx.models.{model_name}.pyfunc")
+    except ImportError:
+        return None
+    ex = getattr(mod, "REQUEST_EXAMPLE", None)
+    if isinstance(ex, list | tuple) and ex:
+        ex = ex[0]
+    if isinstance(ex, dict) and isinstance(ex.get("requests"), list) and ex["requests"]:
+        ex = ex["requests"][0]
+    return dict(ex) if isinstance(ex, dict) else None
+
+
+def world_requests(
+    model_name: str, tables: dict[str, pd.DataFrame], n: int, seed: int = 0
+) -> tuple[pd.DataFrame, str]:
+    """Raw request rows for ``model_name`` sampled from a world, and how they were made."""
+    example = request_example(model_name)
+    if example is None:
+        raise ValueError(f"ppx.models.{model_name}.pyfunc has no REQUEST_EXAMPLE")
+    frame = candidate_frame(model_name, tables)
+    if frame.empty:
+        raise ValueError(f"the world has no {model_name} request rows")
+    rows = frame.sample(min(n, len(frame)), random_state=seed).reset_index(drop=True)
+    end = _end_of_world(tables)
+    out, filled = {}, []
+    for key, value in example.items():
+        if key in rows.columns:
+            out[key] = rows[key].to_numpy()
+        elif key in TIME_KEYS:
+            out[key] = np.repeat(np.datetime64(end, "ns"), len(rows))
+        else:
+            out[key] = [value] * len(rows)
+            filled.append(key)
+    note = f"{len(rows):,} {model_name} requests sampled from the world's tables"
+    if filled:
+        note += (
+            f" (request fields not in the tables kept at the example value: {', '.join(filled)})"
+        )
+    return pd.DataFrame(out), note
+
+
+def world_features(
+    model_name: str, model: object, world_path: str | Path, n: int, seed: int = 0
+) -> tuple[pd.DataFrame, str]:
+    """Feature rows of a world sample for ``model`` and a note on where they came from."""
+    from ppx.data.io import load_tables
+
+    check_model(model)
+    names = list(model.feature_names)
+    world_path = Path(world_path)
+    if not world_path.exists():
+        raise ValueError(f"world {world_path} does not exist")
+    tables = load_tables(world_path, validate=False)
+    try:
+        hook = getattr(model, "explain_requests", None)
+        if callable(hook):
+            raw = hook(tables, n, seed)
+            note = f"{len(raw):,} requests from the model's explain_requests()"
+        else:
+            raw, note = world_requests(model_name, tables, n, seed)
+        X = align_features(model.features(raw), names, "features(raw)")
+        if len(X) == 0:
+            raise ValueError("features(raw) returned no rows")
+        return X, note
+    except Exception as err:  # noqa: BLE001 - any failure falls back, and is reported
+        log.warning(
+            "ppx-%s: could not build world requests (%s); explaining background", model_name, err
+        )
+        bg = align_features(model.background(), names, "background()")
+        return bg, f"the model's training-feature sample (world requests failed: {err})"
