@@ -1,0 +1,203 @@
+"""HTTP client for the model service, turning every failure into a named fallback reason.
+
+The decision service must answer even when a model is down, slow or returns something
+unexpected; it then uses the policy's documented fallback and the reasons say so. So this
+client never raises for a model problem: each call returns ``(value, None)`` or
+``(None, "why")``, and :meth:`ModelClient.scores` packs the results into a
+:class:`~ppx.rules.models.Scores` with ``errors`` filled in.
+
+Endpoints (the model service, serving/model_service.py, issue 7), all ``POST`` with a JSON
+body of raw request facts; the service accepts one request or a list:
+
+* ``/delivery/estimate`` -> ``p50_days`` and ``p90_days`` (also accepted: ``median_days``,
+  ``quantiles: {"0.5": .., "0.9": ..}``)
+* ``/churn/score`` -> ``p_churn_<H>d`` for the policy's horizon H (also accepted:
+  ``churn_<H>d``, ``p_churn``, ``risk``, ``score``)
+* ``/fraud/return`` and ``/fraud/claim`` -> ``fraud_prob`` (also ``score``,
+  ``probability``) and optionally ``ring_member`` (also ``in_ring``, or
+  ``ring_size > 1``)
+* ``/recs/recommend`` -> ``product_ids`` (also ``items``/``recommendations``, as ids or
+  objects with ``product_id``)
+
+A response may wrap its result in a list or under ``predictions``/``results``. The base URL
+comes from ``PPX_MODEL_SERVICE_URL`` (default ``http://127.0.0.1:3000``); a bearer token
+from ``PPX_API_TOKEN`` is sent when set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import httpx
+
+from ppx.rules.models import DeliveryEstimate, Scores
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+
+
+def model_service_url() -> str:
+    return os.environ.get("PPX_MODEL_SERVICE_URL", DEFAULT_URL).rstrip("/")
+
+
+def _unwrap(body: Any) -> Any:
+    if isinstance(body, dict):
+        for k in ("predictions", "results", "data"):
+            if k in body and isinstance(body[k], list):
+                body = body[k]
+                break
+    if isinstance(body, list):
+        if not body:
+            raise ValueError("empty response")
+        body = body[0]
+    if not isinstance(body, dict):
+        raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _first(d: dict, keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if k in d and d[k] is not None:
+            return d[k]
+    raise ValueError(f"response has none of {list(keys)} (keys: {sorted(d)[:8]})")
+
+
+def _prob(v: Any, name: str) -> float:
+    x = float(v)
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"{name} {x} is outside [0, 1]")
+    return x
+
+
+def parse_delivery(body: Any) -> DeliveryEstimate:
+    d = _unwrap(body)
+    if "quantiles" in d and isinstance(d["quantiles"], dict):
+        q = {str(k): v for k, v in d["quantiles"].items()}
+        return DeliveryEstimate(p50_days=float(q["0.5"]), p90_days=float(q["0.9"]))
+    p50 = float(_first(d, ("p50_days", "median_days", "q50_days", "p50")))
+    p90 = float(_first(d, ("p90_days", "q90_days", "p90")))
+    return DeliveryEstimate(p50_days=p50, p90_days=p90)
+
+
+def parse_churn(body: Any, horizon: int) -> float:
+    d = _unwrap(body)
+    keys = (f"p_churn_{horizon}d", f"churn_{horizon}d", f"p{horizon}", "p_churn", "risk", "score")
+    return _prob(_first(d, keys), "churn risk")
+
+
+def parse_fraud(body: Any) -> tuple[float, bool | None]:
+    d = _unwrap(body)
+    prob = _prob(_first(d, ("fraud_prob", "score", "probability", "p_fraud")), "fraud risk")
+    ring = None
+    for k in ("ring_member", "in_ring"):
+        if k in d and d[k] is not None:
+            ring = bool(d[k])
+    if ring is None and d.get("ring_size") is not None:
+        ring = int(d["ring_size"]) > 1
+    return prob, ring
+
+
+def parse_recs(body: Any) -> list[int]:
+    d = _unwrap(body)
+    items = _first(d, ("product_ids", "items", "recommendations"))
+    out = []
+    for it in items:
+        out.append(int(it["product_id"]) if isinstance(it, dict) else int(it))
+    return out
+
+
+class ModelClient:
+    """Async calls to the model service with a per-call timeout from the policy."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        timeout: float = 0.5,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.base_url = (base_url or model_service_url()).rstrip("/")
+        self.timeout = timeout
+        token = token if token is not None else os.environ.get("PPX_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            headers=headers,
+            transport=transport,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _post(self, path: str, payload: Any) -> tuple[Any, str | None]:
+        try:
+            r = await self._client.post(path, json=payload)
+        except httpx.TimeoutException:
+            return None, f"timeout after {self.timeout:g} s calling {path}"
+        except httpx.HTTPError as err:
+            return None, f"{type(err).__name__} calling {self.base_url}{path}"
+        if r.status_code >= 400:
+            detail = r.text[:120].replace("\n", " ")
+            return None, f"HTTP {r.status_code} from {path}: {detail}"
+        try:
+            return r.json(), None
+        except ValueError:
+            return None, f"non-JSON response from {path}"
+
+    async def _call(self, path: str, payload: Any, parse) -> tuple[Any, str | None]:
+        body, err = await self._post(path, payload)
+        if err is not None:
+            return None, err
+        try:
+            return parse(body), None
+        except (ValueError, KeyError, TypeError) as e:
+            return None, f"unexpected response from {path}: {e}"
+
+    async def delivery(self, payload: dict):
+        return await self._call("/delivery/estimate", payload, parse_delivery)
+
+    async def churn(self, payload: dict, horizon: int):
+        return await self._call("/churn/score", payload, lambda b: parse_churn(b, horizon))
+
+    async def fraud_return(self, payload: dict):
+        return await self._call("/fraud/return", payload, parse_fraud)
+
+    async def fraud_claim(self, payload: dict):
+        return await self._call("/fraud/claim", payload, parse_fraud)
+
+    async def recommend(self, payload: dict):
+        return await self._call("/recs/recommend", payload, parse_recs)
+
+    async def scores(self, wanted: dict[str, dict], horizon: int = 90) -> Scores:
+        """Call the wanted models concurrently: ``{"churn": payload, "recs": payload, ...}``."""
+        calls = {
+            "delivery": self.delivery,
+            "churn": lambda p: self.churn(p, horizon),
+            "fraud_return": self.fraud_return,
+            "fraud_claim": self.fraud_claim,
+            "recs": self.recommend,
+        }
+        names = list(wanted)
+        unknown = [n for n in names if n not in calls]
+        if unknown:
+            raise ValueError(f"unknown models {unknown}; expected some of {list(calls)}")
+        results = await asyncio.gather(*(calls[n](wanted[n]) for n in names))
+        fields: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for n, (value, err) in zip(names, results, strict=True):
+            key = "fraud" if n.startswith("fraud") else n
+            if err is not None:
+                errors[key] = err
+                continue
+            if n == "delivery":
+                fields["delivery"] = value
+            elif n == "churn":
+                fields["churn_risk"] = value
+            elif n == "recs":
+                fields["recommendations"] = value
+            else:
+                fields["fraud_prob"], fields["ring_member"] = value
+        return Scores(errors=errors, **fields)
