@@ -86,8 +86,13 @@ class DecisionEngine:
         self.models = models
         self.ledger = ledger
 
-    async def _scores(self, req: _Req, wanted: dict[str, dict]) -> Scores:
+    async def _scores(
+        self, req: _Req, wanted: dict[str, dict], notes: dict[str, str] | None = None
+    ) -> Scores:
         given = req.scores or Scores()
+        if notes:
+            extra = {k: v for k, v in notes.items() if k not in given.errors}
+            given = given.model_copy(update={"errors": {**given.errors, **extra}})
         have = {
             "delivery": given.delivery is not None,
             "churn": given.churn_risk is not None,
@@ -126,20 +131,36 @@ class DecisionEngine:
             return DecisionResponse(decision=decision)
         return await asyncio.to_thread(self._write, decision)
 
+    def _churn_payload(self, c: CustomerContext, at: datetime) -> dict | None:
+        if c.subscription_id is None:
+            return None
+        return {
+            "subscription_id": c.subscription_id,
+            "customer_id": c.customer_id,
+            "as_of": _iso(at),
+        }
+
     async def order_event(self, req: OrderEventRequest) -> DecisionResponse:
         e, c = req.event, req.customer
-        base = {"customer_id": c.customer_id, "order_id": e.order_id}
         wanted: dict[str, dict] = {}
+        notes: dict[str, str] = {}
         if e.event_type in ("placed", "shipped", "in_transit"):
-            wanted["delivery"] = {**base, "ordered_at": _iso(e.ordered_at), "carrier": e.carrier}
-        elif e.event_type == "delivered":
-            late = (
+            d = {"order_id": e.order_id, "ordered_at": _iso(e.ordered_at), "carrier": e.carrier}
+            if e.event_type == "in_transit":
+                d["as_of"] = _iso(e.occurred_at)
+            wanted["delivery"] = {k: v for k, v in d.items() if v is not None}
+        elif e.event_type in ("delivered", "lost"):
+            late = e.event_type == "lost" or (
                 e.promised_date is not None
                 and e.delivered_at is not None
                 and (e.delivered_at.date() - e.promised_date).days > self.policy.apology.grace_days
             )
             if late:
-                wanted["churn"] = {"customer_id": c.customer_id, "as_of": _iso(e.occurred_at)}
+                churn = self._churn_payload(c, e.occurred_at)
+                if churn is None:
+                    notes["churn"] = "no subscription to score"
+                else:
+                    wanted["churn"] = churn
             else:
                 k = self.policy.messages.catalogue["thank_you"].recommendations
                 wanted["recs"] = {
@@ -147,14 +168,21 @@ class DecisionEngine:
                     "k": k,
                     "as_of": _iso(e.occurred_at),
                 }
-        elif e.event_type == "lost":
-            wanted["churn"] = {"customer_id": c.customer_id, "as_of": _iso(e.occurred_at)}
-        scores = await self._scores(req, wanted)
+        scores = await self._scores(req, wanted, notes)
         return await self._commit(decide_order_event(e, c, scores, self.policy))
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
-        payload = {k: _iso(v) for k, v in r.model_dump().items()}
+        payload = {
+            "return_id": r.return_id,
+            "order_id": r.order_id,
+            "customer_id": r.customer_id,
+            "product_id": r.product_id,
+            "requested_at": _iso(r.requested_at),
+            "reason": r.reason,
+            "refund_amount": r.amount,
+        }
+        payload = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, {"fraud_return": payload})
         return await self._commit(decide_return(r, req.customer, scores, self.policy))
 
@@ -162,17 +190,32 @@ class DecisionEngine:
         r = req.request
         wanted = {}
         if r.carrier_status != "lost":
-            wanted["fraud_claim"] = {k: _iso(v) for k, v in r.model_dump().items()}
+            payload = {
+                "claim_id": r.claim_id,
+                "order_id": r.order_id,
+                "shipment_id": r.shipment_id,
+                "customer_id": r.customer_id,
+                "claimed_at": _iso(r.claimed_at),
+                "claim_type": r.claim_type,
+                "amount": r.amount,
+            }
+            wanted["fraud_claim"] = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, wanted)
         return await self._commit(decide_claim(r, req.customer, scores, self.policy))
 
     async def daily(self, item: DailyItem) -> DecisionResponse:
         c = item.customer
-        wanted = {"churn": {"customer_id": c.customer_id, "as_of": _iso(item.now)}}
+        wanted: dict[str, dict] = {}
+        notes: dict[str, str] = {}
+        churn = self._churn_payload(c, item.now)
+        if churn is None:
+            notes["churn"] = "no subscription to score"
+        else:
+            wanted["churn"] = churn
         if c.replenishment_due:
             k = self.policy.messages.catalogue["replenishment_reminder"].recommendations
             wanted["recs"] = {"customer_id": c.customer_id, "k": k, "as_of": _iso(item.now)}
-        scores = await self._scores(item, wanted)
+        scores = await self._scores(item, wanted, notes)
         return await self._commit(decide_daily(c, item.now, scores, self.policy))
 
     async def daily_batch(self, req: DailyBatchRequest) -> list[DecisionResponse]:

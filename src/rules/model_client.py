@@ -82,7 +82,14 @@ def parse_delivery(body: Any) -> DeliveryEstimate:
 
 def parse_churn(body: Any, horizon: int) -> float:
     d = _unwrap(body)
-    keys = (f"p_churn_{horizon}d", f"churn_{horizon}d", f"p{horizon}", "p_churn", "risk", "score")
+    keys = (
+        f"p_churn_{horizon}d",
+        f"churn_{horizon}d",
+        f"churn_prob_{horizon}d",
+        "p_churn",
+        "risk",
+        "score",
+    )
     return _prob(_first(d, keys), "churn risk")
 
 

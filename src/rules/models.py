@@ -66,6 +66,7 @@ class CustomerContext(_In):
     birth_date: date | None = None
     last_order_at: datetime | None = None
     has_active_subscription: bool = False
+    subscription_id: Id | None = None  # what the churn model scores (None: no subscription)
     email_opt_in: bool = True
     sms_opt_in: bool = False
     push_opt_in: bool = False
@@ -136,6 +137,7 @@ class ReturnRequest(_In):
     return_id: Id
     order_id: Id
     customer_id: Id
+    product_id: Id | None = None
     requested_at: datetime
     delivered_at: datetime | None = None
     amount: Money
@@ -149,6 +151,7 @@ class ClaimRequest(_In):
     claimed_at: datetime
     claim_type: Literal["item_not_received", "damaged_in_transit"]
     amount: Money
+    shipment_id: Id | None = None
     carrier_status: Literal["delivered", "in_transit", "lost"] = "delivered"
     signature: bool | None = None
 
