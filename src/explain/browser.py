@@ -11,6 +11,7 @@ screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -84,10 +85,8 @@ class _Pipe:
 
     def close(self) -> None:
         for f in (self.w, self.r):
-            try:
+            with contextlib.suppress(OSError):
                 f.close()
-            except OSError:
-                pass
 
     def _read_message(self, deadline: float) -> dict:
         import select
@@ -244,10 +243,8 @@ def render(
                 if not req_url.startswith(("file:", "data:", "about:")):
                     external.append(req_url)
         imgs = page["imgs"]
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError):
             pipe.call("Browser.close", timeout=10)
-        except (RuntimeError, TimeoutError):
-            pass
         return RenderResult(
             screenshot=base64.b64decode(shot["data"]),
             width=width,

@@ -40,6 +40,8 @@ def _candidate_thresholds(x: np.ndarray) -> list[float]:
     if len(uniq) <= 12:
         return [float(u) for u in uniq[1:]]
     qs = np.quantile(x, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    if np.all(np.equal(np.mod(x, 1), 0)):  # counts: split at whole numbers ("2 or more")
+        qs = np.ceil(qs)
     return sorted({float(q) for q in qs if q > uniq[0]})
 
 
