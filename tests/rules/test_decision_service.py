@@ -1,0 +1,216 @@
+"""The BentoML decision service over HTTP, against a fake model service.
+
+A tiny Starlette app plays the model service (delivery and recs answer, churn is down) in
+a thread; the decision service runs under ``bentoml serve`` on a free port with a
+temporary ledger. Every endpoint is called; a failed model call falls back and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.serving
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def fake_models():
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def delivery(_):
+        return JSONResponse([{"p50_days": 5.5, "p90_days": 7.0, "model": "fake"}])
+
+    async def churn(_):
+        return JSONResponse({"error": "model missing"}, status_code=503)
+
+    async def fraud(_):
+        return JSONResponse([{"fraud_prob": 0.9, "ring_member": False}])
+
+    async def recs(_):
+        return JSONResponse([{"product_ids": [11, 12, 13]}])
+
+    app = Starlette(
+        routes=[
+            Route("/delivery/estimate", delivery, methods=["POST"]),
+            Route("/churn/score", churn, methods=["POST"]),
+            Route("/fraud/return", fraud, methods=["POST"]),
+            Route("/fraud/claim", fraud, methods=["POST"]),
+            Route("/recs/recommend", recs, methods=["POST"]),
+        ]
+    )
+    port = _port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    t.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def service(fake_models, tmp_path_factory):
+    port = _port()
+    tmp = tmp_path_factory.mktemp("decisions")
+    env = {
+        **os.environ,
+        "PPX_MODEL_SERVICE_URL": fake_models,
+        "PPX_LEDGER_URL": f"sqlite:///{tmp / 'ledger.db'}",
+        "PPX_API_TOKEN": "s3cret",
+        "BENTOML_HOME": str(tmp / "bentoml"),
+    }
+    log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "serving.decision_service:DecisionService",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if proc.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("decision service did not become ready")
+        if proc.poll() is not None:
+            log.flush()
+            pytest.fail(f"decision service exited: {(tmp / 'serve.log').read_text()[-2000:]}")
+        yield httpx.Client(base_url=url, headers={"Authorization": "Bearer s3cret"}, timeout=30)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+CUSTOMER = {
+    "customer_id": 42,
+    "tier": "silver",
+    "spend_12m": 420,
+    "subscription_id": 9,
+    "email_opt_in": True,
+}
+
+
+def test_order_events_over_http(service):
+    late = {
+        "event_type": "delivered",
+        "order_id": 5,
+        "customer_id": 42,
+        "occurred_at": "2025-03-05T12:00:00",
+        "ordered_at": "2025-03-01T09:00:00",
+        "order_value": 80,
+        "promised_date": "2025-03-02",
+        "delivered_at": "2025-03-05T12:00:00",
+    }
+    r = service.post("/decide/order-event", json={"event": late, "customer": CUSTOMER})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    d = body["decision"]
+    assert any("churn model unavailable (HTTP 503" in f for f in d["fallbacks"])
+    assert body["balance"] == 100 + 100  # earn + apology at the neutral risk
+    transit = {**late, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
+    r = service.post("/decide/order-event", json={"event": transit, "customer": CUSTOMER})
+    assert [m["message_type"] for m in r.json()["decision"]["messages"]] == ["delay_notice"]
+    bal = service.get("/loyalty/42/balance")
+    assert bal.status_code == 200 and bal.json()["balance"] == 200
+    assert len(bal.json()["entries"]) == 2
+
+
+def test_return_claim_and_daily_over_http(service):
+    ret = {
+        "return_id": 1,
+        "order_id": 5,
+        "customer_id": 42,
+        "requested_at": "2025-03-08T10:00:00",
+        "amount": 30,
+    }
+    r = service.post("/decide/return", json={"request": ret, "customer": CUSTOMER})
+    assert r.status_code == 200 and r.json()["decision"]["outcome"] == "inspect"
+    claim = {
+        "claim_id": 1,
+        "order_id": 5,
+        "customer_id": 42,
+        "claimed_at": "2025-03-08T10:00:00",
+        "claim_type": "item_not_received",
+        "amount": 30,
+        "carrier_status": "lost",
+    }
+    r = service.post("/decide/claim", json={"request": claim, "customer": CUSTOMER})
+    assert r.json()["decision"]["outcome"] == "fast_payout"
+    items = [
+        {
+            "customer": {**CUSTOMER, "customer_id": i, "birth_date": "1990-06-10"},
+            "now": "2025-06-10T10:00:00",
+        }
+        for i in (100, 101)
+    ]
+    r = service.post("/decide/daily-batch", json={"items": items})
+    assert r.status_code == 200
+    assert [d["decision"]["outcome"] for d in r.json()["decisions"]] == ["birthday", "birthday"]
+
+
+def test_bad_input_and_auth(service):
+    r = service.post(
+        "/decide/order-event", json={"event": {"event_type": "exploded"}, "customer": CUSTOMER}
+    )
+    assert 400 <= r.status_code < 500 and "event_type" in r.text
+    r = service.post(
+        "/decide/return",
+        json={
+            "request": {
+                "return_id": 1,
+                "order_id": 5,
+                "customer_id": 42,
+                "requested_at": "2025-03-08T10:00:00",
+                "amount": 3,
+            },
+            "customer": {**CUSTOMER, "tier": "diamond"},
+        },
+    )
+    assert r.status_code == 400 and "diamond" in r.text
+    assert service.get("/loyalty/abc/balance").status_code == 400
+    anon = httpx.post(f"{service.base_url}/decide/claim", json={})
+    assert anon.status_code == 401
