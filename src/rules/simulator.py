@@ -26,12 +26,14 @@ rate. Probabilities get N(0, ``score_noise``) noise on the logit. The output say
 
 Churn assumption. The world's hazard lowers the logit by ``churn_redeem_effect`` for a
 subscriber who redeemed points in the three calendar months before the hazard month.
-The simulator assumes a retention gesture (apology points, a surprise tier-up, a
-win-back offer) in those three months acts the same way for a share ``uptake`` of
-customers (default 0.5) who had not redeemed anyway:
-``h' = uptake * sigmoid(logit(h) + effect) + (1 - uptake) * h``. Expected cancellations
-are the sum of monthly hazards over the world's subscription months (a first-order
-estimate that ignores the extra months a retained subscriber would add).
+The simulator assumes retention gestures (apology points, win-back points, a surprise
+tier-up) in those three months act the same way, with a strength
+``s = min(1, gesture points / redeem_threshold)`` (a gift worth one redemption acts like
+one; a tier-up counts as 1), on a share ``uptake`` of the customers reached (default
+0.5), unless they redeemed anyway:
+``h' = uptake * s * sigmoid(logit(h) + effect) + (1 - uptake * s) * h``. Expected
+cancellations are the sum of monthly hazards over the world's subscription months (a
+first-order estimate that ignores the extra months a retained subscriber would add).
 
 Deterministic by seed: the customer sample, the score noise and the ring flags all come
 from ``numpy.random.default_rng(seed)``; the event order is a stable sort.
@@ -446,6 +448,7 @@ class _Replay:
         self.honest_fast = 0
         self.surprises = 0
         self.decisions = 0
+        self.redeem_unit = float(ev.params.get("redeem_threshold", 500))
 
     # context ------------------------------------------------------------------------
 
@@ -509,7 +512,7 @@ class _Replay:
                 if a.ledger_type == "earn" and a.order_id is not None:
                     self.order_net[a.order_id] += a.points
                 if a.ledger_type in RETENTION_TYPES:
-                    self.retention[who].append(now)
+                    self.retention[who].append((now, a.points / self.redeem_unit))
             elif a.kind == "reverse_points":
                 if a.idempotency_key in self.keys or a.order_id is None:
                     continue
@@ -523,7 +526,7 @@ class _Replay:
                 s = self.state[cid]
                 s.override, s.override_until, s.last_surprise = a.tier, a.until, now
                 self.surprises += 1
-                self.retention[cid].append(now)
+                self.retention[cid].append((now, 1.0))
         s = self.state[cid]
         for m in d.messages:
             self.messages[m.message_type] += 1
@@ -765,37 +768,57 @@ def _settle_return(r: _Replay, d, req, fraud: bool, policy: Policy, now: datetim
 def _expected_churn(
     ev: _Events, truth, retention: dict[int, list], effect: float, uptake: float
 ) -> tuple[float, float]:
-    """(expected cancellations without, with the policy's retention gestures)."""
+    """(expected cancellations without, with the policy's retention gestures).
+
+    A subscription month is "reached" with strength s = min(1, sum of the gestures'
+    strengths in the three months before it), where a surprise tier-up has strength 1
+    and points have strength points / redeem_threshold (a gift worth one redemption acts
+    like one). Months after a real redemption are already lowered by the world and get
+    no extra effect. h' = uptake * s * sigmoid(logit h + effect) + (1 - uptake * s) * h.
+    """
     sm = truth[C.TRUTH_SUBSCRIPTION_MONTHS].merge(
         ev.subs[[C.SUBSCRIPTION_ID, C.CUSTOMER_ID]], on=C.SUBSCRIPTION_ID
     )
     if sm.empty:
         return 0.0, 0.0
     h = sm[C.TRUE_HAZARD].to_numpy()
-    month = pd.to_datetime(sm[C.MONTH]).to_numpy()
-    lo = (pd.to_datetime(sm[C.MONTH]) - pd.DateOffset(months=3)).to_numpy()
+    month = pd.to_datetime(sm[C.MONTH]).to_numpy().astype("datetime64[ns]")
+    lo = (pd.to_datetime(sm[C.MONTH]) - pd.DateOffset(months=3)).to_numpy().astype("datetime64[ns]")
     cust = sm[C.CUSTOMER_ID].to_numpy()
+    order = np.argsort(cust, kind="stable")
+    cs = cust[order]
+    bounds = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1], True])
 
-    def any_in(times_by_c: dict[int, np.ndarray]) -> np.ndarray:
-        out = np.zeros(len(h), dtype=bool)
-        order = np.argsort(cust, kind="stable")
-        cs = cust[order]
-        bounds = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1], True])
+    def window_sum(events: dict[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        out = np.zeros(len(h))
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            t = times_by_c.get(int(cs[a]))
-            if t is None or len(t) == 0:
+            got = events.get(int(cs[a]))
+            if got is None:
                 continue
+            t, w = got
+            cum = np.r_[0.0, np.cumsum(w)]
             rows = order[a:b]
             i = np.searchsorted(t, lo[rows], side="left")
             k = np.searchsorted(t, month[rows], side="left")
-            out[rows] = k > i
+            out[rows] = cum[k] - cum[i]
         return out
 
     red = ev.loyalty[ev.loyalty[C.EVENT_TYPE] == "redeem"]
-    redeemed = {int(c): np.sort(g[C.EVENT_AT].to_numpy()) for c, g in red.groupby(C.CUSTOMER_ID)}
-    acted = {c: np.sort(np.array(ts, dtype="datetime64[ns]")) for c, ts in retention.items() if ts}
-    treated = any_in(acted) & ~any_in(redeemed)
-    h_new = np.where(treated, uptake * _sigmoid(_logit(h) + effect) + (1 - uptake) * h, h)
+    redeemed = {
+        int(c): (np.sort(g[C.EVENT_AT].to_numpy().astype("datetime64[ns]")), np.ones(len(g)))
+        for c, g in red.groupby(C.CUSTOMER_ID)
+    }
+    acted = {}
+    for c, items in retention.items():
+        if not items:
+            continue
+        items = sorted(items, key=lambda x: x[0])
+        t = np.array([x[0] for x in items], dtype="datetime64[ns]")
+        acted[c] = (t, np.array([x[1] for x in items], dtype=float))
+    strength = np.minimum(window_sum(acted), 1.0)
+    strength[window_sum(redeemed) > 0] = 0.0
+    reach = uptake * strength
+    h_new = reach * _sigmoid(_logit(h) + effect) + (1 - reach) * h
     return float(h.sum()), float(h_new.sum())
 
 
@@ -1044,10 +1067,12 @@ def simulate(
         f"(logit noise sd {cfg.score_noise}, ring recall {cfg.ring_recall}, ring false "
         f"positives {cfg.ring_false_positive}); delivery estimates are the true transit "
         "median/p90; one-off buyers' churn risk is P(no order in 90 days) at their true rate.",
-        f"Churn: a retention gesture (apology points, win-back offer, surprise tier-up) in the "
-        f"three months before a subscription month acts like a points redemption "
-        f"(churn_redeem_effect {effect:+.2f} on the logit) for {cfg.uptake:.0%} of customers "
-        "who had not redeemed anyway; expected cancellations = sum of monthly true hazards.",
+        "Churn: retention gestures (apology and win-back points, surprise tier-ups) in the "
+        "three months before a subscription month act like the world's points redemption "
+        f"(churn_redeem_effect {effect:+.2f} on the logit) for {cfg.uptake:.0%} of the "
+        f"customers reached, with strength min(1, points / {ev.params.get('redeem_threshold', 500)}) "
+        "(a tier-up counts as 1), unless they redeemed anyway; expected cancellations = sum "
+        "of the monthly true hazards.",
         "Fraud: inspection and investigation are assumed to catch every fraudulent request; "
         "'fraud loss paid' is fraud refunded or paid out without inspection.",
         "Cost of points = net points (awards minus reversals) x point_value, at face value.",
