@@ -27,6 +27,8 @@ class DeliveryConfig:
         test_months: last months of the world held out for evaluation.
         threads: torch CPU threads (the benchmark machine has two cores).
         seed: seed for sampling and initialisation.
+        strict_fields: categorical request fields whose unseen values are an error;
+            other unseen categories fall back to a shared ``<unk>`` embedding.
     """
 
     d_max: int = 30
@@ -44,12 +46,14 @@ class DeliveryConfig:
     test_months: int = 3
     threads: int = 2
     seed: int = 0
+    strict_fields: tuple[str, ...] = ("warehouse", "dest_region", "carrier", "service_level")
     extra: dict = field(default_factory=dict)
 
     def to_params(self) -> dict:
         """Flat dict for ``mlflow.log_params``."""
         d = asdict(self)
         d["hidden"] = "x".join(map(str, self.hidden))
+        d["strict_fields"] = ",".join(self.strict_fields)
         d.pop("extra")
         return d
 

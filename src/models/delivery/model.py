@@ -28,13 +28,15 @@ UNK = "<unk>"
 
 
 class Recalibrator:
-    """Conformal recalibration of a predicted CDF (marginal, censoring-aware).
+    """Conformal promise rule on a predicted CDF (marginal, censoring-aware).
 
-    For a parcel delivered on day ``D`` with predicted CDF ``F``, the score
+    For a parcel delivered on day ``D`` with (calibrated) CDF ``F``, the score
     ``s = F(D - 1)`` satisfies ``D <= d  <=>  s < F(d)`` whenever ``d`` is the first
     day whose CDF reaches a threshold; so ``G(p) = P(s < p)`` estimated on held-out
-    parcels maps a stated probability ``F(d)`` to the observed on-time rate, and a
-    promise at target ``q`` is the first day with ``G(F(d)) >= q``. Parcels still in
+    parcels is the on-time rate of the rule "promise the first day with ``F >= p``",
+    and a promise at target ``q`` is the first day with ``G(F(d)) >= q``. With whole
+    days a distribution's own 0.9-quantile is kept more than 90 % of the time; this
+    rule gives the shortest promise that is kept ``q`` of the time. Parcels still in
     flight at the calibration cutoff only give ``s >= F(c - 1)``; ``G`` is then a
     Kaplan-Meier estimate, so they count as censored, not missing.
     """
@@ -69,8 +71,40 @@ class Recalibrator:
         return np.interp(p, self.GRID, self.values)
 
 
+class IsoMap:
+    """Isotonic map raw ``F(d)`` -> observed ``P(D <= d)`` (probability calibration)."""
+
+    GRID = Recalibrator.GRID
+
+    def __init__(self, values: np.ndarray | None = None):
+        self.values = self.GRID.copy() if values is None else np.asarray(values, float)
+
+    @classmethod
+    def fit(
+        cls, raw_cdf: np.ndarray, y: np.ndarray, event: np.ndarray, start: np.ndarray, seed=0
+    ) -> IsoMap:
+        from sklearn.isotonic import IsotonicRegression
+
+        n, k = raw_cdf.shape
+        d = np.arange(k)[None, :]
+        known = (event[:, None] > 0) | (d < y[:, None])  # censored: only D > d is known
+        known &= d >= start[:, None]
+        p = raw_cdf[known]
+        hit = (y[:, None] <= d).astype(float)[known]
+        if len(p) == 0:
+            return cls()
+        if len(p) > 400_000:
+            idx = np.random.default_rng(seed).choice(len(p), 400_000, replace=False)
+            p, hit = p[idx], hit[idx]
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, hit)
+        return cls(np.maximum.accumulate(iso.predict(cls.GRID)))
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        return np.interp(p, self.GRID, self.values)
+
+
 def _promise(cal_cdf: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """First day whose calibrated on-time probability reaches the target."""
+    """First day whose (calibrated) probability reaches the target."""
     reach = cal_cdf >= np.asarray(target, float)[:, None] - 1e-12
     reach[:, -1] = True
     return reach.argmax(axis=1)
@@ -86,7 +120,8 @@ class DeliveryModel:
     num_std: np.ndarray
     net: HazardNet
     history: fd.DeliveryHistory
-    calib: dict[str, Recalibrator] = field(default_factory=dict)
+    calib: dict[str, IsoMap] = field(default_factory=dict)
+    rules: dict[str, Recalibrator] = field(default_factory=dict)
     background_frame: pd.DataFrame | None = None
     feature_names: list[str] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -94,7 +129,11 @@ class DeliveryModel:
     # --- encoding ---------------------------------------------------------------------
     def features(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Raw request rows -> numeric feature frame (categoricals as integer codes)."""
-        cats, nums = self.encode(fd.delivery_features(raw, self.history))
+        return self.features_from(fd.delivery_features(raw, self.history))
+
+    def features_from(self, feats: pd.DataFrame) -> pd.DataFrame:
+        """Feature frame (from :func:`delivery_features`) -> numeric model inputs."""
+        cats, nums = self.encode(feats)
         return pd.DataFrame(np.hstack([cats.astype(float), nums]), columns=self.feature_names)
 
     def encode(self, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +148,7 @@ class DeliveryModel:
             codes = np.fromiter((lookup.get(v, -1) for v in vals), np.int64, len(vals))
             if (codes < 0).any():
                 bad = sorted({str(v) for v in np.asarray(vals)[codes < 0]})[:5]
-                if c in STRICT:
+                if c in getattr(self.cfg, "strict_fields", STRICT):
                     known = ", ".join(v for v in self.vocab[c] if v != UNK)
                     raise fd.DeliveryInputError(
                         f"{c}: unknown value(s) {bad}; the model knows: {known}"
@@ -147,9 +186,19 @@ class DeliveryModel:
         return np.minimum(feats["elapsed_day_index"].to_numpy(), self.cfg.d_max).astype(np.int64)
 
     def cdf(self, feats: pd.DataFrame) -> np.ndarray:
-        """Calibrated CDF: entry d is the on-time probability of a day-d promise."""
+        """Calibrated CDF: entry d is P(delivered by day d), isotonic on held-out data."""
         raw = self.raw_cdf(feats)
         return self._calibrate(raw, feats["in_transit"].to_numpy() > 0)
+
+    def promise(self, cdf: np.ndarray, target, transit: np.ndarray) -> np.ndarray:
+        """Shortest promise kept ``target`` of the time (conformal rule per stage)."""
+        tgt = np.broadcast_to(np.asarray(target, float), (len(cdf),))
+        rate = cdf.copy()
+        for stage, mask in (("checkout", ~transit), ("transit", transit)):
+            if mask.any() and stage in self.rules:
+                rate[mask] = self.rules[stage](cdf[mask])
+        rate[:, -1] = 1.0
+        return _promise(rate, tgt)
 
     def _calibrate(self, raw: np.ndarray, transit: np.ndarray) -> np.ndarray:
         out = raw.copy()
@@ -182,7 +231,7 @@ class DeliveryModel:
             tgt = np.where(np.isnan(given), tgt, given)
         cdf = self.cdf(feats)
         p50 = _promise(cdf, np.full(n, 0.5))
-        promise = _promise(cdf, tgt)
+        promise = self.promise(cdf, tgt, feats["in_transit"].to_numpy() > 0)
         pmf = np.diff(np.concatenate([np.zeros((n, 1)), cdf], axis=1), axis=1)
         expected = pmf @ np.arange(cdf.shape[1])
         order_day = pd.to_datetime(pd.Series(cols[C.ORDERED_AT])).dt.normalize().to_numpy()
@@ -251,6 +300,7 @@ class DeliveryModel:
             "num_std": self.num_std,
             "net": buf.getvalue(),
             "calib": {k: v.values for k, v in self.calib.items()},
+            "rules": {k: v.values for k, v in self.rules.items()},
             "background": self.background_frame,
             "feature_names": self.feature_names,
             "history_records": records,
@@ -273,7 +323,8 @@ class DeliveryModel:
             num_std=st["num_std"],
             net=net,
             history=history,
-            calib={k: Recalibrator(v) for k, v in st["calib"].items()},
+            calib={k: IsoMap(v) for k, v in st["calib"].items()},
+            rules={k: Recalibrator(v) for k, v in st["rules"].items()},
             background_frame=st["background"],
             feature_names=st["feature_names"],
             train_seconds=st.get("train_seconds", 0.0),
@@ -380,20 +431,12 @@ def fit(
     if best_state is not None:
         model.net.load_state_dict(best_state)
     model.net.eval()
-    model.calib = calibrate(model, val, f_va)
+    model.calib, model.rules = calibrate(model, val, f_va)
     model.cfg.extra["val_nll"] = best
     bg = model.features_from(f_tr.sample(min(200, len(f_tr)), random_state=cfg.seed))
     model.background_frame = bg.reset_index(drop=True)
     model.train_seconds = time.perf_counter() - t_start
     return model
-
-
-def _features_from(self: DeliveryModel, feats: pd.DataFrame) -> pd.DataFrame:
-    cats, nums = self.encode(feats)
-    return pd.DataFrame(np.hstack([cats.astype(float), nums]), columns=self.feature_names)
-
-
-DeliveryModel.features_from = _features_from
 
 
 def conformal_scores(raw_cdf: np.ndarray, y: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -405,15 +448,22 @@ def conformal_scores(raw_cdf: np.ndarray, y: np.ndarray, start: np.ndarray) -> n
 
 def calibrate(
     model: DeliveryModel, labelled: pd.DataFrame, feats: pd.DataFrame | None = None
-) -> dict[str, Recalibrator]:
-    """Fit the checkout and in-transit recalibrators on a held-out labelled period."""
+) -> tuple[dict[str, IsoMap], dict[str, Recalibrator]]:
+    """Fit, per stage (checkout / transit), the isotonic probability map and then the
+    conformal promise rule on the mapped CDF, on a held-out labelled period."""
     feats = fd.delivery_features(labelled, model.history) if feats is None else feats
     raw = model.raw_cdf(feats)
-    s = conformal_scores(raw, labelled["y_day"].to_numpy(), labelled["start_day"].to_numpy())
+    y = labelled["y_day"].to_numpy()
+    start = labelled["start_day"].to_numpy()
     ev = labelled["event"].to_numpy()
     transit = feats["in_transit"].to_numpy() > 0
-    return {
-        stage: Recalibrator.fit(s[m], ev[m])
-        for stage, m in (("checkout", ~transit), ("transit", transit))
-        if m.any()
-    }
+    calib, rules = {}, {}
+    for stage, m in (("checkout", ~transit), ("transit", transit)):
+        if not m.any():
+            continue
+        calib[stage] = IsoMap.fit(raw[m], y[m], ev[m], start[m])
+        cal = calib[stage](raw[m])
+        cal[:, -1] = 1.0
+        cal = np.maximum.accumulate(cal, axis=1)
+        rules[stage] = Recalibrator.fit(conformal_scores(cal, y[m], start[m]), ev[m])
+    return calib, rules

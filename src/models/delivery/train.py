@@ -145,12 +145,13 @@ def ppx_outputs(model: DeliveryModel, data: DeliveryData) -> dict[str, np.ndarra
     t_cdf = model.cdf(t_feats)
     sla = tr[C.PROMISED_DAYS].to_numpy(int)
     p_late = 1.0 - t_cdf[np.arange(len(tr)), np.clip(sla, 0, model.cfg.d_max)]
-    p90 = ev.first_reach(cdf, 0.9)
+    checkout = np.zeros(len(cdf), dtype=bool)
     return {
         "p50": ev.first_reach(cdf, 0.5),
-        "promise_90": p90,
-        "promise_95": ev.first_reach(cdf, 0.95),
-        "headline": ev.first_reach(cdf, model.cfg.target),
+        "q90": ev.first_reach(cdf, 0.9),
+        "promise_90": model.promise(cdf, 0.9, checkout),
+        "promise_95": model.promise(cdf, 0.95, checkout),
+        "headline": model.promise(cdf, model.cfg.target, checkout),
         "late_score": p_late,
     }
 
@@ -173,6 +174,7 @@ def evaluate_model(model: DeliveryModel, data: DeliveryData) -> dict[str, float 
         late,
         o["late_score"],
         model.train_seconds,
+        q90=o["q90"],
     )
 
 
