@@ -118,11 +118,10 @@ class DecisionEngine:
     def _write(self, decision: Decision) -> DecisionResponse:
         if self.ledger is None:
             return DecisionResponse(decision=decision)
-        postings: list[Posting] = self.ledger.apply(decision)
+        postings: list[Posting]
+        postings, balance = self.ledger.apply_with_balance(decision)
         return DecisionResponse(
-            decision=decision,
-            ledger=[p.__dict__ for p in postings],
-            balance=self.ledger.balance(decision.customer_id),
+            decision=decision, ledger=[p.__dict__ for p in postings], balance=balance
         )
 
     async def _commit(self, decision: Decision) -> DecisionResponse:

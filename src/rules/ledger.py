@@ -176,32 +176,59 @@ class Ledger:
             raise LedgerError(f"entry_type {entry_type!r} is not one of {LEDGER_TYPES}")
 
     def _insert(self, customer_id, points, key, entry_type, order_id, reason, at) -> Posting:
+        row = {
+            "customer_id": int(customer_id),
+            "points": int(points),
+            "entry_type": entry_type,
+            "idempotency_key": key,
+            "order_id": order_id,
+            "reason": reason[:500],
+            "created_at": at or _now(),
+        }
+
         def attempt() -> Posting:
-            with Session(self.engine) as s:
-                existing = None
-                try:
-                    with s.begin():
-                        e = LedgerEntry(
-                            customer_id=int(customer_id),
-                            points=int(points),
-                            entry_type=entry_type,
-                            idempotency_key=key,
-                            order_id=order_id,
-                            reason=reason[:500],
-                            created_at=at or _now(),
-                        )
-                        s.add(e)
-                        s.flush()
-                        return _posting(e, True)
-                except IntegrityError:
-                    pass
-                with s.begin():
-                    existing = s.scalars(
-                        select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
-                    ).one()
-                    return _posting(existing, False)
+            with Session(self.engine) as s, s.begin():
+                return self._insert_rows(s, [row])[0]
 
         return self._retry(attempt)
+
+    def _insert_rows(self, s: Session, rows: list[dict]) -> list[Posting]:
+        """Insert entries whose keys are new; return every row's stored entry, in order.
+
+        ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING`` lets the database settle
+        concurrent duplicates: on PostgreSQL the second inserter waits for the first to
+        commit and then skips; on SQLite writers are serialised by BEGIN IMMEDIATE.
+        """
+        if not rows:
+            return []
+        keys = [r["idempotency_key"] for r in rows]
+        if self.dialect in ("postgresql", "sqlite"):
+            if self.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            stmt = (
+                insert(LedgerEntry)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(LedgerEntry.idempotency_key)
+            )
+            created = set(s.scalars(stmt).all())
+        else:  # any other database: one savepoint per row
+            created = set()
+            for r in rows:
+                try:
+                    with s.begin_nested():
+                        s.add(LedgerEntry(**r))
+                        s.flush()
+                    created.add(r["idempotency_key"])
+                except IntegrityError:
+                    pass
+        stored = {
+            e.idempotency_key: e
+            for e in s.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key.in_(keys)))
+        }
+        return [_posting(stored[k], k in created) for k in keys]
 
     def _locked(self, s: Session, customer_id: int) -> None:
         """Serialise read-then-write operations of one customer."""
@@ -262,23 +289,15 @@ class Ledger:
         None when there is nothing left to reverse.
         """
         self._check(customer_id, idempotency_key, "reversal")
-        if points is not None and points < 0:
-            points = -points
 
-        def compute(s: Session) -> int:
-            net = s.scalar(
-                select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
-                    LedgerEntry.customer_id == int(customer_id),
-                    LedgerEntry.order_id == int(order_id),
-                    LedgerEntry.entry_type.in_(("earn", "reversal")),
+        def attempt() -> Posting | None:
+            with Session(self.engine) as s, s.begin():
+                self._locked(s, customer_id)
+                return self._reverse_in(
+                    s, customer_id, order_id, points, idempotency_key, reason, at
                 )
-            )
-            take = int(net) if points is None else min(int(points), int(net))
-            return -max(take, 0)
 
-        return self._guarded(
-            customer_id, idempotency_key, "reversal", compute, order_id, reason, at
-        )
+        return self._retry(attempt)
 
     def redeem(
         self, customer_id: int, points: int, idempotency_key: str, *, reason: str = ""
@@ -301,29 +320,75 @@ class Ledger:
         return posting
 
     def apply(self, decision, at: datetime | None = None) -> list[Posting]:
-        """Write a Decision's point actions; duplicates are no-ops by idempotency key."""
-        out: list[Posting] = []
+        """Write a Decision's point actions in one transaction; repeats are no-ops by key."""
+        return self.apply_with_balance(decision, at)[0]
+
+    def apply_with_balance(self, decision, at: datetime | None = None) -> tuple[list[Posting], int]:
+        """Like :meth:`apply`, and the decision customer's balance after it, atomically."""
+        awards: list[dict] = []
+        reversals = []
         for a in decision.actions:
-            cid = a.customer_id or decision.customer_id
+            cid = int(a.customer_id or decision.customer_id)
             if a.kind == "award_points" and a.points > 0:
-                out.append(
-                    self.award(
-                        cid,
-                        a.points,
-                        a.idempotency_key,
-                        a.ledger_type or "earn",
-                        order_id=a.order_id,
-                        reason=a.reason,
-                        at=at,
-                    )
+                self._check(cid, a.idempotency_key, a.ledger_type or "earn")
+                awards.append(
+                    {
+                        "customer_id": cid,
+                        "points": int(a.points),
+                        "entry_type": a.ledger_type or "earn",
+                        "idempotency_key": a.idempotency_key,
+                        "order_id": a.order_id,
+                        "reason": a.reason[:500],
+                        "created_at": at or _now(),
+                    }
                 )
             elif a.kind == "reverse_points" and a.order_id is not None:
-                p = self.reverse_order(
-                    cid, a.order_id, -a.points, a.idempotency_key, reason=a.reason, at=at
-                )
-                if p is not None:
-                    out.append(p)
-        return out
+                self._check(cid, a.idempotency_key, "reversal")
+                reversals.append((cid, a))
+
+        def attempt() -> tuple[list[Posting], int]:
+            with Session(self.engine) as s, s.begin():
+                for cid in sorted({c for c, _ in reversals}):
+                    self._locked(s, cid)
+                out = self._insert_rows(s, awards)
+                for cid, a in reversals:
+                    p = self._reverse_in(
+                        s, cid, a.order_id, -a.points, a.idempotency_key, a.reason, at
+                    )
+                    if p is not None:
+                        out.append(p)
+                return out, self._balance(s, decision.customer_id)
+
+        return self._retry(attempt)
+
+    def _reverse_in(self, s, customer_id, order_id, points, key, reason, at) -> Posting | None:
+        prior = s.scalars(
+            select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
+        ).one_or_none()
+        if prior is not None:
+            return _posting(prior, False)
+        net = s.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+                LedgerEntry.customer_id == int(customer_id),
+                LedgerEntry.order_id == int(order_id),
+                LedgerEntry.entry_type.in_(("earn", "reversal")),
+            )
+        )
+        take = int(net) if points is None else min(abs(int(points)), int(net))
+        if take <= 0:
+            return None
+        e = LedgerEntry(
+            customer_id=int(customer_id),
+            points=-take,
+            entry_type="reversal",
+            idempotency_key=key,
+            order_id=order_id,
+            reason=reason[:500],
+            created_at=at or _now(),
+        )
+        s.add(e)
+        s.flush()
+        return _posting(e, True)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -391,6 +456,8 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
         try:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # WAL + NORMAL: no corruption on a crash; a power cut may lose the last commits.
+            cur.execute("PRAGMA synchronous=NORMAL")
         finally:
             cur.close()
 
