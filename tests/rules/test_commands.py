@@ -1,0 +1,60 @@
+"""``ppx decide``: offline decisions with fallbacks, ledger writes, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+from ppx.rules.commands import register
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root():
+        """root"""
+
+    register(app)
+    return app
+
+
+def test_decide_order_event_offline_writes_ledger(tmp_path, monkeypatch):
+    monkeypatch.delenv("PPX_MODEL_SERVICE_URL", raising=False)
+    req = {
+        "event": {
+            "event_type": "delivered",
+            "order_id": 5,
+            "customer_id": 42,
+            "occurred_at": "2025-03-05T12:00:00",
+            "ordered_at": "2025-03-01T09:00:00",
+            "order_value": 80,
+            "promised_date": "2025-03-02",
+            "delivered_at": "2025-03-05T12:00:00",
+        },
+        "customer": {"customer_id": 42, "tier": "silver", "email_opt_in": True},
+        "scores": {"churn_risk": 0.42},
+    }
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(req))
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    app = _app()
+    res = CliRunner().invoke(
+        app, ["decide", "order-event", str(path), "--ledger", "--ledger-url", url]
+    )
+    assert res.exit_code == 0, res.output
+    assert "150 apology points" in res.output and "balance now 250" in res.output
+    bal = CliRunner().invoke(app, ["decide", "balance", "42", "--ledger-url", url])
+    assert "250 points" in bal.output
+
+
+def test_decide_reports_bad_requests(tmp_path):
+    app = _app()
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"event": {"event_type": "placed"}, "customer": {"customer_id": 1}}))
+    res = CliRunner().invoke(app, ["decide", "order-event", str(path)])
+    assert res.exit_code == 2 and "event.order_id" in res.output
+    res = CliRunner().invoke(app, ["decide", "order-event", str(tmp_path / "missing.json")])
+    assert res.exit_code == 2 and "does not exist" in res.output
