@@ -3,8 +3,13 @@
 One function, :func:`plan_message`, decides whether and how a message goes out, so every
 decision respects the same three guarantees:
 
-* an opted-out channel is never used (if every allowed channel is opted out, the message
-  is suppressed, never "upgraded" to a channel the customer refused);
+* an opted-out channel is never used: a hard opt-out (``opted_out_channels``) blocks the
+  channel for everything, and marketing and service messages need the customer's consent
+  on the channel (``<channel>_opt_in``). Transactional messages (order, shipping, delay,
+  return and claim notices) may also use the channels listed in the policy's
+  ``messages.transactional_without_consent`` (email by default: the order contact), unless
+  hard-opted-out. If no allowed channel is left, the message is suppressed, never
+  "upgraded" to a channel the customer refused;
 * a message that respects quiet hours is deferred to the end of the quiet window in the
   customer's local time, not dropped;
 * marketing messages obey the per-day (local calendar day) and per-week caps. The week cap
@@ -43,12 +48,14 @@ def defer_past_quiet_hours(local: datetime, start: time, end: time) -> datetime:
     return candidate
 
 
-def choose_channel(customer: CustomerContext, allowed: list[str]) -> str | None:
-    """The customer's preferred allowed channel they have not opted out of, else None."""
+def choose_channel(
+    customer: CustomerContext, allowed: list[str], without_consent: tuple[str, ...] = ()
+) -> str | None:
+    """The customer's preferred allowed channel they may be reached on, else None."""
     order = [c for c in customer.preferred_channels if c in allowed]
     order += [c for c in allowed if c not in order]
     for c in order:
-        if customer.opted_in(c):
+        if customer.may_use(c, without_consent):
             return c
     return None
 
@@ -84,7 +91,12 @@ def plan_message(
     spec = policy.messages.catalogue.get(message_type)
     if spec is None:
         raise ValueError(f"message type {message_type!r} is not in the policy's catalogue")
-    channel = choose_channel(customer, list(spec.channels))
+    free = (
+        tuple(policy.messages.transactional_without_consent)
+        if spec.category == "transactional"
+        else ()
+    )
+    channel = choose_channel(customer, list(spec.channels), free)
     if channel is None:
         return SuppressedMessage(
             message_type=message_type,

@@ -67,9 +67,12 @@ class CustomerContext(_In):
     last_order_at: datetime | None = None
     has_active_subscription: bool = False
     subscription_id: Id | None = None  # what the churn model scores (None: no subscription)
+    # Consent per channel: required for marketing and service messages on that channel.
     email_opt_in: bool = True
     sms_opt_in: bool = False
     push_opt_in: bool = False
+    # Hard opt-outs ("never contact me here"): never used, not even for an order notice.
+    opted_out_channels: list[Channel] = []
     preferred_channels: list[Channel] = []
     utc_offset_minutes: Annotated[int, Field(ge=-14 * 60, le=14 * 60)] = 0
     recent_messages: Annotated[list[SentMessage], Field(max_length=1000)] = []
@@ -80,6 +83,12 @@ class CustomerContext(_In):
 
     def opted_in(self, channel: str) -> bool:
         return bool(getattr(self, f"{channel}_opt_in"))
+
+    def may_use(self, channel: str, transactional_without_consent: tuple[str, ...] = ()) -> bool:
+        """Whether a channel may carry a message (see ppx.rules.messaging)."""
+        if channel in self.opted_out_channels:
+            return False
+        return self.opted_in(channel) or channel in transactional_without_consent
 
     @property
     def return_rate(self) -> float:

@@ -68,13 +68,17 @@ def test_caps_and_quiet_hours_hold_over_a_season(policy, customer):
 
 
 def test_opted_out_channel_is_never_used(policy, customer):
+    """Hard opt-outs block everything; consent gates marketing and service messages."""
     rng = random.Random(1)
-    for trial in range(200):
+    free = set(policy.messages.transactional_without_consent)
+    for trial in range(300):
         opts = {ch: rng.random() < 0.5 for ch in ("email", "sms", "push")}
+        hard = [ch for ch in ("email", "sms", "push") if rng.random() < 0.3]
         c = customer(
             email_opt_in=opts["email"],
             sms_opt_in=opts["sms"],
             push_opt_in=opts["push"],
+            opted_out_channels=hard,
             preferred_channels=rng.sample(["email", "sms", "push"], 2),
             last_order_at=datetime(2025, 1, 1),
             birth_date=datetime(1990, 6, 10).date(),
@@ -95,9 +99,27 @@ def test_opted_out_channel_is_never_used(policy, customer):
             decide_daily(c, now, Scores(churn_risk=0.4), policy),
         ):
             for m in d.messages:
-                assert opts[m.channel], (opts, m)
-            if not any(opts.values()):
+                assert m.channel not in hard, (hard, m)
+                if m.category == "transactional":
+                    assert opts[m.channel] or m.channel in free, (opts, m)
+                else:
+                    assert opts[m.channel], (opts, m)
+            if len(hard) == 3:
                 assert d.messages == [] and all("opted out" in s.reason for s in d.suppressed)
+
+
+def test_order_notices_reach_customers_without_marketing_consent(policy, customer):
+    c = customer(email_opt_in=False, sms_opt_in=False, push_opt_in=False)
+    ev = OrderEvent(
+        event_type="placed", order_id=1, customer_id=42, occurred_at=datetime(2025, 6, 10, 12)
+    )
+    (m,) = decide_order_event(ev, c, Scores(), policy).messages
+    assert m.channel == "email"
+    hard = customer(
+        email_opt_in=True, opted_out_channels=["email"], sms_opt_in=False, push_opt_in=False
+    )
+    d = decide_order_event(ev, hard, Scores(), policy)
+    assert d.messages == [] and "opted out" in d.suppressed[0].reason
 
 
 def test_preferred_channel_wins_when_allowed(policy, customer):

@@ -157,6 +157,7 @@ class MessageSpec(_Strict):
 class Messages(_Strict):
     quiet_hours: QuietHours
     caps: Caps
+    transactional_without_consent: list[Literal["email", "sms", "push"]] = ["email"]
     catalogue: dict[str, MessageSpec]
 
     @field_validator("catalogue")
