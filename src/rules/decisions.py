@@ -304,7 +304,9 @@ def decide_order_event(
                 )
                 b.award("apology", pts, f"apology:{oid}", why, order_id=oid)
                 b.message("apology", f"late by {late} day(s)", {"order_id": oid, "points": pts})
-            _surprise_tier_up(b, tier, risk, f"late delivery of order {oid}")
+            organic = policy.tier_for_spend(customer.spend_12m + event.order_value)
+            if policy.tier_rank(organic) <= policy.tier_rank(tier):  # no tier-up by spend
+                _surprise_tier_up(b, tier, risk, f"late delivery of order {oid}")
         else:
             recs = _recs(b, scores, policy.messages.catalogue["thank_you"].recommendations)
             on_time = "on time" if event.promised_date is not None else "delivered"
