@@ -17,7 +17,7 @@ def explain(
     world: Path | None = typer.Option(
         None, "--world", help="World to explain on (default: the run's ppx.world_path tag)."
     ),
-    rows: int = typer.Option(200, "--rows", min=10, max=5000, help="Rows of the world explained."),
+    rows: int = typer.Option(150, "--rows", min=10, max=5000, help="Rows of the world explained."),
     out: Path | None = typer.Option(None, "--out", help="Folder (default reports/MODEL/)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not attach the report to the run."),
     seed: int = typer.Option(0, "--seed"),

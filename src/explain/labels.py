@@ -54,3 +54,8 @@ def format_value(v: float) -> str:
     if abs(v) >= 100:
         return f"{v:,.0f}"
     return f"{v:.3g}"
+
+
+def article(word: str) -> str:
+    """``a`` or ``an`` before ``word`` (by its first letter; good enough for our labels)."""
+    return "an" if word[:1].lower() in "aeiou" else "a"

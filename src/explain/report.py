@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ppx.explain import plots
-from ppx.explain.labels import entity, feature_label, format_value, score_label
+from ppx.explain.labels import article, entity, feature_label, format_value, score_label
 from ppx.explain.reason_codes import contributions
 from ppx.explain.shapley import (
     DEFAULT_BACKGROUND,
@@ -120,7 +120,7 @@ def render_html(
     what = score_label(model, name)
     ent = entity(model, name)
     ent_one = ent[:-1] if ent.endswith("s") else ent
-    article = "An" if ent_one[:1].lower() in "aeiou" else "A"
+    art = article(ent_one).capitalize()
     top = list(result.importance().index[:TOP_DEPENDENCE])
     dep = "\n".join(
         f'<figure><img alt="dependence of {html.escape(f)}" '
@@ -139,7 +139,7 @@ def render_html(
             for f in lead
         )
         examples.append(
-            f'<div class="example"><h3>{article} {html.escape(ent_one)} with {title}: '
+            f'<div class="example"><h3>{art} {html.escape(ent_one)} with {title}: '
             f"{html.escape(format_value(result.scores[row]))}</h3>"
             f"<p>Main reasons: {html.escape(words)}.</p>"
             f'<figure><img alt="waterfall for {title}" '

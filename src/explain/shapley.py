@@ -6,7 +6,7 @@ recommender). ``shap.PermutationExplainer`` needs nothing else, guarantees addit
 (the contributions of one row sum exactly to its score minus the background average) and
 is exact for models with at most pairwise interactions after one antithetic permutation.
 Its cost is ``rows x max_evals x background`` model evaluations, so all three are capped
-here (defaults: 200 rows, 2 permutations, 40 background rows), which keeps a report to
+here (defaults: 150 rows, 1 antithetic permutation, 25 background rows), which keeps a report to
 seconds for the small networks ppx trains.
 """
 
@@ -21,9 +21,9 @@ import pandas as pd
 from ppx.models.base import ExplainableModel
 
 #: Default caps; a report explains at most this many rows against this many background rows.
-DEFAULT_ROWS = 200
-DEFAULT_BACKGROUND = 40
-DEFAULT_PERMUTATIONS = 2
+DEFAULT_ROWS = 150
+DEFAULT_BACKGROUND = 25
+DEFAULT_PERMUTATIONS = 1
 
 
 def check_model(model: object) -> ExplainableModel:

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ppx.explain.labels import entity, feature_label, format_value, score_label, score_unit
+from ppx.explain.labels import (
+    article,
+    entity,
+    feature_label,
+    format_value,
+    score_label,
+    score_unit,
+)
 from ppx.explain.shapley import ShapResult
 
 MIN_GROUP_SHARE = 0.10
@@ -152,7 +159,7 @@ def plain_summary(result: ShapResult, model: object, model_name: str = "") -> li
             )
         else:
             sentences.append(
-                f"{ent.capitalize()} with {c.condition} ({share}) have a {what} "
+                f"{ent.capitalize()} with {c.condition} ({share}) have {article(what)} {what} "
                 f"{format_value(c.difference)}{u} higher than the others "
                 f"({format_value(c.score_in)} vs {format_value(c.score_out)}{u})."
             )
