@@ -360,6 +360,13 @@ def _str_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
 def _num_col(cols: dict, name: str, n: int) -> np.ndarray:
     if name not in cols:
         return np.full(n, np.nan)
+    arr = cols[name]
+    if isinstance(arr, np.ndarray) and arr.dtype.kind in "fiu":
+        return arr.astype(float)
+    try:
+        return np.asarray(arr, dtype=float)
+    except (TypeError, ValueError):
+        pass
     try:
         return pd.to_numeric(pd.Series(cols[name]), errors="raise").to_numpy(float)
     except (TypeError, ValueError) as err:
@@ -373,6 +380,16 @@ def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
         return np.full(n, NAT, dtype=np.int64)
     raw = cols[name]
     arr = np.asarray(raw)
+    if arr.dtype == object and len(arr) == 1 and isinstance(arr[0], (pd.Timestamp, np.datetime64)):
+        v = arr[0]
+        if getattr(v, "tzinfo", None) is None:
+            arr = np.asarray([v], dtype="datetime64[ns]")
+    elif arr.dtype == object and len(arr) == 1 and isinstance(arr[0], str):
+        try:  # ISO strings without a zone parse natively (no pandas on the fast path)
+            if not arr[0].endswith("Z") and "+" not in arr[0][10:]:
+                arr = np.asarray([arr[0].replace(" ", "T")], dtype="datetime64[ns]")
+        except ValueError:
+            pass
     if arr.dtype.kind == "M":
         miss = np.isnat(arr)
         sec = np.where(miss, NAT, arr.astype("datetime64[s]").astype(np.int64))
@@ -396,7 +413,8 @@ def delivery_features(
     requests: pd.DataFrame | Mapping[str, Any],
     history: DeliveryHistory,
     holidays: tuple[tuple[int, int], ...] = DEFAULT_HOLIDAYS,
-) -> pd.DataFrame:
+    as_frame: bool = True,
+) -> pd.DataFrame | dict[str, np.ndarray]:
     """Features of delivery requests, each computed as of its own decision moment.
 
     Args:
@@ -412,6 +430,8 @@ def delivery_features(
         history: completed shipments; only those finished before each row's cutoff
             (``as_of`` if given, else ``ordered_at``) are used.
         holidays: (month, day) pairs of the holiday calendar.
+        as_frame: False returns the same columns as a dict of arrays (the serving
+            fast path skips building a DataFrame).
 
     Returns:
         A frame with the categorical columns (:data:`CATEGORICAL`,
@@ -524,7 +544,7 @@ def delivery_features(
             LAST_SCAN_TYPE: np.where(has_scan, scan_type.astype(str), NO_SCAN),
         }
     )
-    return pd.DataFrame(out)
+    return pd.DataFrame(out) if as_frame else out
 
 
 def tracking_facts(snapshots: pd.DataFrame, tracking_events: pd.DataFrame) -> pd.DataFrame:

@@ -35,11 +35,11 @@ def latency_ms(model, data, n: int = 400) -> dict[str, float]:
         for r in rows[[*cols, C.DISTANCE_KM]].to_dict("records")
     ]
     for r in reqs[:20]:
-        model.predict(r)  # warm-up
+        model.estimate(r)  # warm-up
     times = []
     for r in reqs:
         t = time.perf_counter()
-        model.predict(r)
+        model.estimate(r)
         times.append((time.perf_counter() - t) * 1000)
     torch.set_num_threads(model.cfg.threads)
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}

@@ -39,12 +39,12 @@ class DeliveryConfig:
     weight_decay: float = 1e-5
     epochs: int = 12
     patience: int = 2
-    batch_size: int = 1024
+    batch_size: int = 2048
     transit_rows: int = 1
     target: float = 0.90
     val_months: int = 3
     test_months: int = 3
-    threads: int = 2
+    threads: int = 1
     seed: int = 0
     strict_fields: tuple[str, ...] = ("warehouse", "dest_region", "carrier", "service_level")
     extra: dict = field(default_factory=dict)

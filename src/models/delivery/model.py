@@ -137,14 +137,16 @@ class DeliveryModel:
         return pd.DataFrame(np.hstack([cats.astype(float), nums]), columns=self.feature_names)
 
     def encode(self, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        cats = np.empty((len(feats), len(CATS)), dtype=np.int64)
+        n = len(np.asarray(feats["weekday"]))
+        cats = np.empty((n, len(CATS)), dtype=np.int64)
+        lookups = self._lookups()
         for i, c in enumerate(CATS):
             vals = (
-                feats["weekday"].to_numpy().astype(int).astype(str)
+                np.asarray(feats["weekday"]).astype(int).astype(str)
                 if c == "weekday_cat"
-                else feats[c].to_numpy()
+                else np.asarray(feats[c])
             )
-            lookup = {v: j for j, v in enumerate(self.vocab[c])}
+            lookup = lookups[c]
             codes = np.fromiter((lookup.get(v, -1) for v in vals), np.int64, len(vals))
             if (codes < 0).any():
                 bad = sorted({str(v) for v in np.asarray(vals)[codes < 0]})[:5]
@@ -155,9 +157,16 @@ class DeliveryModel:
                     )
                 codes = np.where(codes < 0, 0, codes)  # documented fallback: <unk>
             cats[:, i] = codes
-        nums = feats[list(fd.NUMERIC)].to_numpy(np.float64)
+        nums = np.column_stack([np.asarray(feats[c], dtype=np.float64) for c in fd.NUMERIC])
         nums = ((nums - self.num_mean) / self.num_std).astype(np.float32)
         return cats, nums
+
+    def _lookups(self) -> dict[str, dict[str, int]]:
+        lk = self.__dict__.get("_lookup_cache")
+        if lk is None:
+            lk = {c: {v: j for j, v in enumerate(self.vocab[c])} for c in CATS}
+            self.__dict__["_lookup_cache"] = lk
+        return lk
 
     # --- distribution -----------------------------------------------------------------
     def logits(self, cats: np.ndarray, nums: np.ndarray, batch: int = 65536) -> np.ndarray:
@@ -183,12 +192,13 @@ class DeliveryModel:
         return cdf.numpy().astype(np.float64)
 
     def _start(self, feats: pd.DataFrame) -> np.ndarray:
-        return np.minimum(feats["elapsed_day_index"].to_numpy(), self.cfg.d_max).astype(np.int64)
+        day = np.asarray(feats["elapsed_day_index"])
+        return np.minimum(day, self.cfg.d_max).astype(np.int64)
 
     def cdf(self, feats: pd.DataFrame) -> np.ndarray:
         """Calibrated CDF: entry d is P(delivered by day d), isotonic on held-out data."""
         raw = self.raw_cdf(feats)
-        return self._calibrate(raw, feats["in_transit"].to_numpy() > 0)
+        return self._calibrate(raw, np.asarray(feats["in_transit"]) > 0)
 
     def promise(self, cdf: np.ndarray, target, transit: np.ndarray) -> np.ndarray:
         """Shortest promise kept ``target`` of the time (conformal rule per stage)."""
@@ -216,49 +226,65 @@ class DeliveryModel:
         feats: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Estimates per request (see ``pyfunc`` for the column contract)."""
-        feats = fd.delivery_features(raw, self.history) if feats is None else feats
-        n = len(feats)
-        cols, _ = fd._as_columns(raw)
+        return pd.DataFrame(self._outputs(raw, target, feats))
+
+    def estimate(self, request: dict, target: float | None = None) -> dict:
+        """One request (a dict of scalars) -> one dict of outputs, without pandas frames.
+
+        The in-process fast path (what the latency benchmark times); same numbers as
+        :meth:`predict`.
+        """
+        out = self._outputs(request, target, None)
+        return {k: v[0] for k, v in out.items()}
+
+    def _targets(self, cols: dict, n: int, target: float | None) -> np.ndarray:
         tgt = np.full(n, self.cfg.target if target is None else check_target(target))
-        if "promise_target" in cols:
-            given = pd.to_numeric(pd.Series(cols["promise_target"]), errors="coerce").to_numpy()
-            for v in given[~np.isnan(given)]:
-                check_target(v)
-            raw_t = np.asarray(cols["promise_target"], dtype=object)
-            bad = ~pd.isna(raw_t) & np.isnan(given)
-            if bad.any():
-                check_target(raw_t[bad][0])
-            tgt = np.where(np.isnan(given), tgt, given)
+        if "promise_target" not in cols:
+            return tgt
+        raw_t = np.asarray(cols["promise_target"], dtype=object)
+        given = np.full(n, np.nan)
+        for i, v in enumerate(raw_t):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            given[i] = check_target(v)
+        return np.where(np.isnan(given), tgt, given)
+
+    def _outputs(self, raw, target, feats) -> dict[str, np.ndarray]:
+        cols, n = fd._as_columns(raw)
+        if feats is None:
+            feats = fd.delivery_features(cols, self.history, as_frame=False)
+        tgt = self._targets(cols, n, target)
+        transit = np.asarray(feats["in_transit"]) > 0
         cdf = self.cdf(feats)
         p50 = _promise(cdf, np.full(n, 0.5))
-        promise = self.promise(cdf, tgt, feats["in_transit"].to_numpy() > 0)
-        pmf = np.diff(np.concatenate([np.zeros((n, 1)), cdf], axis=1), axis=1)
+        promise = self.promise(cdf, tgt, transit)
+        pmf = np.diff(cdf, axis=1, prepend=0.0)
         expected = pmf @ np.arange(cdf.shape[1])
-        order_day = pd.to_datetime(pd.Series(cols[C.ORDERED_AT])).dt.normalize().to_numpy()
-        out = pd.DataFrame(
-            {
-                "stage": np.where(feats["in_transit"].to_numpy() > 0, "transit", "checkout"),
-                "p50_days": p50,
-                "p50_date": order_day + p50.astype("timedelta64[D]"),
-                "promise_target": tgt,
-                "promise_days": promise,
-                "promise_date": order_day + promise.astype("timedelta64[D]"),
-                "p_on_time_at_promise": cdf[np.arange(n), promise],
-                "expected_days": expected,
-            }
-        )
+        order_day = fd._time_col(cols, C.ORDERED_AT, n, True) // fd.SECONDS_PER_DAY
+        order_day = order_day.astype("datetime64[D]")
+        rows = np.arange(n)
+        out = {
+            "stage": np.where(transit, "transit", "checkout"),
+            "p50_days": p50,
+            "p50_date": (order_day + p50).astype("datetime64[ns]"),
+            "promise_target": tgt,
+            "promise_days": promise,
+            "promise_date": (order_day + promise).astype("datetime64[ns]"),
+            "p_on_time_at_promise": cdf[rows, promise],
+            "expected_days": expected,
+        }
         # P(on time | a given promise) - a date the caller proposes, or the carrier SLA.
-        pd_days = None
         if "promise_date" in cols:
-            pdate = pd.to_datetime(pd.Series(cols["promise_date"]), errors="coerce")
-            pd_days = (pdate.dt.normalize().to_numpy() - order_day).astype("timedelta64[D]")
-            pd_days = np.where(pdate.isna(), np.nan, pd_days.astype(float))
-        elif "promise_days" in cols:
-            pd_days = pd.to_numeric(pd.Series(cols["promise_days"]), errors="coerce").to_numpy()
-        if pd_days is None:
-            pd_days = feats["sla_days"].to_numpy(float)
+            pdate = fd._time_col(cols, "promise_date", n, False)
+            pd_days = np.where(
+                pdate == fd.NAT,
+                np.nan,
+                (pdate // fd.SECONDS_PER_DAY - order_day.astype(np.int64)).astype(float),
+            )
+        else:
+            pd_days = np.asarray(feats["sla_days"], dtype=float)
         idx = np.clip(np.nan_to_num(pd_days, nan=0), 0, cdf.shape[1] - 1).astype(int)
-        p_on = np.where(pd_days < 0, 0.0, cdf[np.arange(n), idx])
+        p_on = np.where(pd_days < 0, 0.0, cdf[rows, idx])
         out["asked_promise_days"] = pd_days
         out["p_on_time"] = np.where(np.isnan(pd_days), np.nan, p_on)
         out["p_late"] = 1.0 - out["p_on_time"]

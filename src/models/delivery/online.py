@@ -42,7 +42,7 @@ OLIST_CONFIG = DeliveryConfig(
     transit_rows=0,
     strict_fields=("carrier", "service_level"),
     target=0.97,
-    threads=2,
+    threads=1,
 )
 
 

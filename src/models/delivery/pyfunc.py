@@ -124,3 +124,45 @@ class DeliveryPyfunc(_Base):
             model_input = pd.DataFrame(model_input)
         target = (params or {}).get("promise_target")
         return self.model.predict(model_input, target=target)
+
+
+def signature():
+    """Explicit model signature: required request columns plus every optional one."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    req = [("warehouse", "string"), ("dest_region", "string"), ("carrier", "string")]
+    req += [("service_level", "string"), ("ordered_at", "string")]
+    opt = [
+        ("weight_kg", "double"),
+        ("distance_km", "double"),
+        ("origin_region", "string"),
+        ("promised_days", "double"),
+        ("promise_target", "double"),
+        ("promise_date", "string"),
+        ("as_of", "string"),
+        ("picked_up_at", "string"),
+        ("last_scan_type", "string"),
+        ("last_scan_region", "string"),
+        ("last_scan_at", "string"),
+        ("n_scans", "double"),
+    ]
+    inputs = Schema(
+        [ColSpec(t, n) for n, t in req] + [ColSpec(t, n, required=False) for n, t in opt]
+    )
+    outputs = Schema(
+        [
+            ColSpec("string", "stage"),
+            ColSpec("long", "p50_days"),
+            ColSpec("datetime", "p50_date"),
+            ColSpec("double", "promise_target"),
+            ColSpec("long", "promise_days"),
+            ColSpec("datetime", "promise_date"),
+            ColSpec("double", "p_on_time_at_promise"),
+            ColSpec("double", "expected_days"),
+            ColSpec("double", "asked_promise_days"),
+            ColSpec("double", "p_on_time"),
+            ColSpec("double", "p_late"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)

@@ -223,7 +223,12 @@ def train(
         )
         result = {"run_id": run.info.run_id, "metrics": model_metrics, "model": model}
         if register:
-            from ppx.models.delivery.pyfunc import REQUEST_EXAMPLE, DeliveryPyfunc, save_artifacts
+            from ppx.models.delivery.pyfunc import (
+                REQUEST_EXAMPLE,
+                DeliveryPyfunc,
+                save_artifacts,
+                signature,
+            )
 
             with tempfile.TemporaryDirectory() as tmp:
                 arts = save_artifacts(model, tmp)
@@ -232,6 +237,7 @@ def train(
                     DeliveryPyfunc(),
                     artifacts=arts,
                     input_example=pd.DataFrame([REQUEST_EXAMPLE]),
+                    signature=signature(),
                 )
             gate = tracking.promote_if_better(
                 "delivery",

@@ -126,6 +126,7 @@ def test_recalibrator_hits_target_with_censoring():
     assert g(np.array([0.9]))[0] == pytest.approx(0.9, abs=0.02)
 
 
+@pytest.mark.slow
 def test_coverage_0_9_on_small_world(small_world):
     world, _ = small_world
     data = make_data(world.tables, seed=0)
