@@ -16,7 +16,6 @@ CFG = dict(
 @pytest.mark.slow
 def test_train_registers_and_gates(tiny_world, mlflow_tmp):
     import mlflow
-
     from ppx import tracking
     from ppx.models.delivery.train import train
 
