@@ -60,3 +60,17 @@ def test_precomputed_features_skip_the_feature_step(toy_model, tiny_tables):
 def test_bad_k_is_rejected():
     with pytest.raises(ValueError, match="k must be"):
         reason_codes(LinearModel([1.0]), pd.DataFrame({"x0": [1.0]}), k=0)
+
+
+def test_serving_factory_unwraps_the_pyfunc_and_returns_schema_fields(toy_model, tiny_tables):
+    from explain_toy import ToyPyfunc
+
+    from ppx.explain import SERVING_FIELDS, reason_code_explainer
+
+    explain = reason_code_explainer(ToyPyfunc(toy_model), model_name="churn")
+    raw = toy_model.explain_requests(tiny_tables, 4, 5)
+    codes = explain(raw, 3)
+    assert len(codes) == 4 and all(len(c) == 3 for c in codes)
+    assert all(tuple(rc) == SERVING_FIELDS for c in codes for rc in c)
+    full = reason_codes(toy_model, raw, k=3, model_name="churn")
+    assert codes[0][0]["text"] == full[0][0]["text"]
