@@ -9,9 +9,9 @@ request takes: raw request rows -> ``model.features(raw)``. The raw rows are bui
 the world's tables with the columns of the model's pyfunc ``REQUEST_EXAMPLE``: each model
 has a candidate frame (orders joined with shipments for ``delivery``, subscriptions for
 ``churn``, returns and claims for ``fraud``, customers for ``recs``), columns of the
-example found there are taken from the sampled rows, time-of-decision columns
-(``as_of`` ...) are set to the end of the world, and anything else keeps the example's
-value. A model object can take over with an optional method
+example found there are taken from the sampled rows and optional fields are left to
+the model's defaults (if the model then refuses the rows, time-of-decision columns such
+as ``as_of`` are set to the end of the world and other fields keep the example's value). A model object can take over with an optional method
 ``explain_requests(tables, n, seed) -> DataFrame`` of raw rows. If no raw rows can be
 built, the report falls back to the model's own training-feature sample and says so.
 """
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: request columns that mean "the moment of the decision"
 TIME_KEYS = ("as_of", "now", "at", "cutoff", "request_time", "requested_at_time")
 #: attribute names under which a PythonModel may hold its ExplainableModel
-HOLDERS = ("model", "explainable", "_model", "inner", "scorer")
+HOLDERS = ("model", "served", "explainable", "get_raw_model", "_model", "inner", "scorer")
 
 
 @dataclass
@@ -147,9 +147,15 @@ def request_example(model_name: str) -> dict | None:
 
 
 def world_requests(
-    model_name: str, tables: dict[str, pd.DataFrame], n: int, seed: int = 0
+    model_name: str, tables: dict[str, pd.DataFrame], n: int, seed: int = 0, fill: bool = False
 ) -> tuple[pd.DataFrame, str]:
-    """Raw request rows for ``model_name`` sampled from a world, and how they were made."""
+    """Raw request rows for ``model_name`` sampled from a world, and how they were made.
+
+    Columns of the model's REQUEST_EXAMPLE found in the world's tables come from the
+    sampled rows. With ``fill=False`` the other (optional) fields are left out so the model
+    uses its own defaults; with ``fill=True`` time-of-decision fields get the end of the
+    world and the rest keep the example's value (for models that require them).
+    """
     example = request_example(model_name)
     if example is None:
         raise ValueError(f"ppx.models.{model_name}.pyfunc has no REQUEST_EXAMPLE")
@@ -162,16 +168,19 @@ def world_requests(
     for key, value in example.items():
         if key in rows.columns:
             out[key] = rows[key].to_numpy()
+        elif not fill:
+            continue
         elif key in TIME_KEYS:
             out[key] = np.repeat(np.datetime64(end, "ns"), len(rows))
+            filled.append(f"{key}=end of world")
         else:
             out[key] = [value] * len(rows)
-            filled.append(key)
+            filled.append(f"{key}={value!r}")
+    if not out:
+        raise ValueError(f"no field of the {model_name} REQUEST_EXAMPLE is in the world's tables")
     note = f"{len(rows):,} {model_name} requests sampled from the world's tables"
     if filled:
-        note += (
-            f" (request fields not in the tables kept at the example value: {', '.join(filled)})"
-        )
+        note += f" (fields not in the tables: {', '.join(filled)})"
     return pd.DataFrame(out), note
 
 
@@ -192,9 +201,14 @@ def world_features(
         if callable(hook):
             raw = hook(tables, n, seed)
             note = f"{len(raw):,} requests from the model's explain_requests()"
+            X = align_features(model.features(raw), names, "features(raw)")
         else:
-            raw, note = world_requests(model_name, tables, n, seed)
-        X = align_features(model.features(raw), names, "features(raw)")
+            try:
+                raw, note = world_requests(model_name, tables, n, seed)
+                X = align_features(model.features(raw), names, "features(raw)")
+            except (ValueError, KeyError, TypeError):
+                raw, note = world_requests(model_name, tables, n, seed, fill=True)
+                X = align_features(model.features(raw), names, "features(raw)")
         if len(X) == 0:
             raise ValueError("features(raw) returned no rows")
         return X, note
