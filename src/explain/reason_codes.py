@@ -1,8 +1,9 @@
 """Top-k reason codes for one request (or a batch), fast enough to ride along an API call.
 
 Method — pairwise-exact occlusion against a few reference rows, one batched model call.
-For each of ``m`` reference rows ``b`` (a fixed, seeded sample of the model's background,
-``m <= 16``) and each feature ``j``::
+For each of ``m`` reference rows ``b`` (a fixed, seeded sample of the model's background;
+``m = clip(512 // (2p + 2), 4, 16)`` so a request costs at most ~512 scored rows) and
+each feature ``j``::
 
     leave_j = f(x) - f(x with x_j := b_j)      # what x_j adds on top of the rest of x
     add_j   = f(b with b_j := x_j) - f(b)      # what x_j adds on top of the reference
@@ -12,8 +13,8 @@ For a model whose features interact at most in pairs this is exactly the interve
 SHAP value (the two one-step paths split every pairwise interaction in half, as Shapley
 does); for deeper interactions it is a close approximation. All ``m * (2p + 2)`` rows of a
 request are scored in a single ``score_features`` call, so the cost is one forward pass
-of about ``32 p`` rows plus ``model.features(raw)`` — about a millisecond for ppx's small
-networks. The reference rows are drawn once per model object and cached. The reports
+of at most ~512 rows (``m (2p + 2)``) plus ``model.features(raw)``. The reference rows
+are drawn once per model object and cached. The reports
 measure how often the top reason code matches the full SHAP computation.
 
 Output per request: a list of ``k`` dicts, largest absolute contribution first::
@@ -38,6 +39,9 @@ from ppx.explain.shapley import align_features, check_model, scorer
 
 #: reference rows per request: cost grows linearly, accuracy saturates quickly
 REFERENCE_ROWS = 16
+#: rows scored per request at most: with p features, m = clip(ROW_BUDGET // (2p + 2), 4, 16)
+ROW_BUDGET = 512
+MIN_REFERENCES = 4
 #: requests scored per model call (bounds memory for large batches)
 CHUNK = 64
 
@@ -55,7 +59,9 @@ def references(model) -> tuple[np.ndarray, np.ndarray]:
     bg = align_features(model.background(), list(model.feature_names), "background()")
     if len(bg) == 0:
         raise ValueError("background() returned no rows; reason codes need a reference")
-    refs = bg.sample(min(REFERENCE_ROWS, len(bg)), random_state=0).to_numpy(dtype=np.float64)
+    p = bg.shape[1]
+    m = int(np.clip(ROW_BUDGET // (2 * p + 2), MIN_REFERENCES, REFERENCE_ROWS))
+    refs = bg.sample(min(m, len(bg)), random_state=0).to_numpy(dtype=np.float64)
     cached = (bg.mean(axis=0).to_numpy(dtype=np.float64), refs)
     with contextlib.suppress(TypeError):
         _CACHE[model] = cached

@@ -72,3 +72,14 @@ def test_cli_explains_a_run_and_rejects_bad_input(registered_toy, tmp_path):
     assert res.exit_code == 2 and "unknown model" in res.output
     res = runner.invoke(app, ["explain", "fraud"])
     assert res.exit_code == 2 and "no version with alias" in res.output
+
+
+def test_bench_times_reports_and_reason_codes_of_champions(registered_toy, tiny_world):
+    from ppx.explain.bench import run
+
+    payload = run(tiny_world[1], ["churn", "fraud"], rows=30)
+    figures = payload[tiny_world[1].name]
+    assert list(figures) == ["churn"]  # fraud has no champion in this store: skipped
+    assert figures["churn"]["rows"] == 30
+    assert 0 < figures["churn"]["reason_ms_p50"] <= figures["churn"]["reason_ms_p99"]
+    assert payload["meta"]["reports_seconds_total"] > 0
