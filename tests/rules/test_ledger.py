@@ -46,6 +46,7 @@ def _check(ledger: Ledger, unique, expected, postings):
 def test_concurrent_duplicate_awards_sqlite(tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     _check(ledger, *_concurrent_awards(ledger))
+    _duplicate_decisions(ledger)
     ledger.dispose()
 
 
@@ -64,7 +65,39 @@ def test_concurrent_duplicate_awards_postgres(postgres_url):
             )
         )
     assert ledger.balance(7) == before - 100
+    _duplicate_decisions(ledger)
     ledger.dispose()
+
+
+def _duplicate_decisions(ledger: Ledger) -> None:
+    """The same decisions applied from many threads at once land exactly once."""
+    from datetime import date, datetime
+
+    from ppx.rules.decisions import decide_order_event
+    from ppx.rules.models import CustomerContext, OrderEvent, Scores
+    from ppx.rules.policy import load_policy
+
+    policy = load_policy()
+    c = CustomerContext(customer_id=900, tier="silver", spend_12m=450)
+    decisions = []
+    for oid in range(1, 21):
+        ev = OrderEvent(
+            event_type="delivered",
+            order_id=5000 + oid,
+            customer_id=900,
+            occurred_at=datetime(2025, 3, 5, 12),
+            ordered_at=datetime(2025, 3, 1, 9),
+            order_value=80,
+            promised_date=date(2025, 3, 2),
+            delivered_at=datetime(2025, 3, 5, 12),
+        )
+        decisions.append(decide_order_event(ev, c, Scores(churn_risk=0.42), policy))
+    want = sum(d.points for d in decisions) - sum(
+        a.points for d in decisions[1:] for a in d.actions if a.ledger_type == "tier_up_bonus"
+    )  # the tier-up gift is keyed by customer and day: paid once
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(ledger.apply, decisions * 4))
+    assert ledger.balance(900) == want
 
 
 def test_reversal_is_capped_and_idempotent(tmp_path):
