@@ -16,7 +16,8 @@ decision needs, apply the pure ``decide_*`` function, write the ledger). When a 
 fails or times out (``fallbacks.model_timeout_seconds`` of the policy), the policy's
 documented fallback is used and the decision's ``reasons`` and ``fallbacks`` say so.
 
-Configuration: ``PPX_POLICY`` (policy YAML; default the shipped one), ``PPX_LEDGER_URL``
+Configuration: ``PPX_DECISION_WORKERS`` (processes, default 1; the ledger is safe across
+processes), ``PPX_POLICY`` (policy YAML; default the shipped one), ``PPX_LEDGER_URL``
 (default a SQLite file under data/), ``PPX_MODEL_SERVICE_URL``, ``PPX_API_TOKEN`` (when set,
 every endpoint but the probes needs ``Authorization: Bearer <token>``; the same token is
 sent to the model service).
@@ -126,7 +127,7 @@ class TokenMiddleware:
 
 @bentoml.service(
     name="ppx-decisions",
-    workers=1,
+    workers=int(os.environ.get("PPX_DECISION_WORKERS", "1")),
     traffic={"timeout": 30},
     metrics={"enabled": True, "namespace": "ppx_decisions"},
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
