@@ -2,7 +2,9 @@
 
 A model object may override the defaults with optional attributes (none are required by
 the ExplainableModel protocol): ``score_name`` ("churn risk"), ``score_unit`` ("days"),
-``entity`` ("subscribers") and ``feature_labels`` ({column: "readable label"}).
+``entity`` ("subscribers"), ``feature_labels`` ({column: "readable label"}) and
+``display_values(X) -> DataFrame`` (the feature rows in human units, e.g. undoing a
+standardisation, used for the sentences, plot axes and worked examples).
 """
 
 from __future__ import annotations

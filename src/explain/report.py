@@ -134,7 +134,7 @@ def render_html(
         contrib = pd.Series(result.values[row], index=result.feature_names)
         lead = contrib.abs().sort_values(ascending=False).index[:3]
         words = "; ".join(
-            f"{labels.get(f) or feature_label(f)} = {format_value(result.data.at[row, f])} "
+            f"{labels.get(f) or feature_label(f)} = {format_value(result.shown().at[row, f])} "
             f"({'+' if contrib[f] >= 0 else '-'}{format_value(abs(contrib[f]))})"
             for f in lead
         )

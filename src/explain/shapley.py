@@ -96,6 +96,12 @@ class ShapResult:
     seconds: float
     background_rows: int
     extra: dict = field(default_factory=dict)
+    #: the same rows in human units, for plots and sentences (defaults to ``data``)
+    display: pd.DataFrame | None = None
+
+    def shown(self) -> pd.DataFrame:
+        """Feature values as people should read them (``display`` if the model gave one)."""
+        return self.data if self.display is None else self.display
 
     def importance(self) -> pd.Series:
         """Mean |SHAP| per feature, largest first: the global importance."""
@@ -127,7 +133,7 @@ class ShapResult:
         return shap.Explanation(
             values=self.values[idx],
             base_values=np.full(len(self.values[idx]), self.base_value),
-            data=self.data.to_numpy()[idx],
+            data=self.shown().to_numpy()[idx],
             feature_names=self.feature_names,
         )
 
@@ -142,6 +148,29 @@ def sample_background(
     if len(bg) > max_rows:
         bg = bg.sample(max_rows, random_state=seed).reset_index(drop=True)
     return bg
+
+
+def match_constants(
+    bg: pd.DataFrame, X: pd.DataFrame, min_rows: int = 5
+) -> tuple[pd.DataFrame, list[str]]:
+    """Background rows that agree with ``X`` on the features constant across ``X``.
+
+    Why: a feature that never varies among the explained decisions (every row a checkout
+    request, say, while the training sample mixes checkout and in-transit rows) would
+    otherwise collect a large SHAP value that only says "these rows differ from the
+    background", crowding out the features that separate the decisions. Restricting the
+    reference to comparable rows keeps the report about what varies. Skipped (returns
+    ``bg`` unchanged) when fewer than ``min_rows`` background rows would remain.
+    """
+    constant = [c for c in X.columns if X[c].nunique() == 1 and bg[c].nunique() > 1]
+    if not constant:
+        return bg, []
+    keep = np.ones(len(bg), dtype=bool)
+    for c in constant:
+        keep &= np.isclose(bg[c].to_numpy(), X[c].iloc[0])
+    if keep.sum() < min_rows:
+        return bg, []
+    return bg[keep].reset_index(drop=True), constant
 
 
 def compute_shap(
@@ -181,6 +210,13 @@ def compute_shap(
         if background is None
         else align_features(background, names, "background")
     )
+    if background is None:
+        full = align_features(model.background(), names, "background()")
+        matched, constant = match_constants(full, X)
+        if constant:
+            bg = matched
+    else:
+        constant = []
     if len(bg) > max_background:
         bg = bg.sample(max_background, random_state=seed).reset_index(drop=True)
     f = scorer(model)
@@ -193,6 +229,15 @@ def compute_shap(
     values = np.asarray(expl.values, dtype=np.float64).reshape(len(X), p)
     base = float(np.mean(np.asarray(expl.base_values, dtype=np.float64)))
     scores = f(X.to_numpy())
+    display = None
+    to_display = getattr(model, "display_values", None)
+    if callable(to_display):
+        display = align_features(to_display(X), names, "display_values(X)")
+    method_note = (
+        f"; background restricted to rows matching the sample on {', '.join(constant)}"
+        if constant
+        else ""
+    )
     return ShapResult(
         values=values,
         base_value=base,
@@ -202,7 +247,9 @@ def compute_shap(
         method=(
             f"shap.PermutationExplainer (interventional, {max(1, permutations)} antithetic "
             f"permutation(s), max_evals={max_evals}) against {len(bg)} background rows"
+            f"{method_note}"
         ),
         seconds=time.perf_counter() - started,
         background_rows=len(bg),
+        display=display,
     )

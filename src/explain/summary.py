@@ -90,7 +90,7 @@ def feature_contrasts(result: ShapResult, model: object, top: int = 3) -> list[G
     direction = result.direction()
     out = []
     for name in result.importance().index[: top * 2]:
-        x = result.data[name].to_numpy(dtype=np.float64)
+        x = result.shown()[name].to_numpy(dtype=np.float64)
         sign = float(direction[name]) or 1.0
         # Highlight the group with the higher score so ratios read "N x the risk".
         found = contrast(x, result.scores, sign)

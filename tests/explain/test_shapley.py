@@ -53,3 +53,25 @@ def test_object_without_the_protocol_is_rejected_by_name():
 
     with pytest.raises(TypeError, match="score_features"):
         compute_shap(NotAModel(), pd.DataFrame({"a": [1.0]}))
+
+
+def test_features_constant_in_the_sample_are_compared_with_matching_background_rows():
+    rng = np.random.default_rng(4)
+    bg = pd.DataFrame({"x0": rng.integers(0, 2, 80).astype(float), "x1": rng.normal(size=80)})
+    model = LinearModel([5.0, 1.0], background=bg)
+    X = pd.DataFrame({"x0": np.ones(20), "x1": rng.normal(size=20)})
+    res = compute_shap(model, X, max_background=80)
+    assert np.allclose(res.values[:, 0], 0.0)  # a checkout-only sample: no "x0" effect
+    assert res.importance().index[0] == "x1"
+    assert "restricted to rows matching the sample on x0" in res.method
+
+
+def test_display_values_are_what_people_read():
+    class Scaled(LinearModel):
+        def display_values(self, X):
+            return X * 100.0
+
+    model = Scaled([1.0, 1.0])
+    X = pd.DataFrame({"x0": [0.1, 0.2], "x1": [0.3, 0.4]})
+    res = compute_shap(model, X)
+    np.testing.assert_allclose(res.to_explanation().data, X.to_numpy() * 100.0)
