@@ -1,0 +1,138 @@
+"""CLI commands for the recommender: ``ppx train|tune|evaluate|bench recs`` and ``demo``.
+
+Heavy imports stay inside the functions so ``ppx --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import typer
+
+MODEL = "recs"
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _world_arg(world: Path) -> Path:
+    from ppx.cli import fail
+
+    if not (Path(world) / "manifest.json").exists():
+        fail(f"--world {world}: no manifest.json there; run `ppx data world --out {world}`")
+    return Path(world)
+
+
+def train_recs(
+    world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
+    epochs: int = typer.Option(30, "--epochs", min=1, help="Max transformer epochs."),
+    max_minutes: float = typer.Option(18.0, "--max-minutes", help="Training time cap."),
+    threads: int = typer.Option(2, "--threads", min=1),
+) -> None:
+    """Train on a world, log to MLflow (ppx-recs), register, run the promotion gate."""
+    from ppx.cli import print_table
+    from ppx.models.recs.config import RecsConfig
+    from ppx.models.recs.train import train_and_register
+
+    _threads(threads)
+    cfg = RecsConfig(epochs=epochs, max_minutes=max_minutes, threads=threads)
+    out = train_and_register(_world_arg(world), cfg)
+    print_table("ppx-recs (test window)", [out])
+
+
+def tune_recs(
+    world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
+    trials: int = typer.Option(8, "--trials", min=1, help="Optuna trials."),
+    epochs: int = typer.Option(8, "--epochs", min=1, help="Epochs per trial."),
+    threads: int = typer.Option(2, "--threads", min=1),
+) -> None:
+    """Optuna search of the transformer on the world's validation window."""
+    from ppx.cli import print_table
+    from ppx.models.recs.train import tune
+
+    _threads(threads)
+    best = tune(_world_arg(world), trials, epochs)
+    print_table("best trial (validation ndcg_10)", [best])
+
+
+def evaluate_recs(
+    world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
+    alias: str = typer.Option("champion", "--alias"),
+) -> None:
+    """Score the registered model (by alias) on the world's test window."""
+    from ppx.cli import print_table
+    from ppx.models.recs.train import evaluate_registered
+
+    print_table(f"ppx-recs@{alias} (test window)", [evaluate_registered(_world_arg(world), alias)])
+
+
+def bench_recs(
+    world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
+    amazon: bool = typer.Option(True, "--amazon/--no-amazon", help="Include Amazon Games."),
+    epochs: int = typer.Option(200, "--epochs", min=1, help="Max epochs (early stopping)."),
+    max_minutes: float = typer.Option(20.0, "--max-minutes", help="Amazon training cap."),
+    world_minutes: float = typer.Option(8.0, "--world-minutes", help="World training cap."),
+    loss: str = typer.Option("full", "--loss", help="full | sampled softmax."),
+    threads: int = typer.Option(2, "--threads", min=1),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """Ours vs popularity, item-KNN and EASE on Amazon Games (LOO) and the world."""
+    from ppx.cli import bench_tables, fail, write_bench_json
+    from ppx.models.recs.train import run_benchmark
+
+    if loss not in ("full", "sampled"):
+        fail(f"--loss must be 'full' or 'sampled', got {loss!r}")
+    _threads(threads)
+    t0 = time.perf_counter()
+    payload = run_benchmark(
+        _world_arg(world),
+        amazon=amazon,
+        epochs=epochs,
+        max_minutes=max_minutes,
+        world_minutes=world_minutes,
+        loss=loss,
+    )
+    payload["meta"] = {
+        "command": "ppx bench recs "
+        + " ".join(
+            [
+                f"--world {world}",
+                "--amazon" if amazon else "--no-amazon",
+                f"--epochs {epochs}",
+                f"--max-minutes {max_minutes}",
+                f"--world-minutes {world_minutes}",
+                f"--loss {loss}",
+                f"--threads {threads}",
+            ]
+            + ([f"--json {json_out}"] if json_out else [])
+        ),
+        "seconds": time.perf_counter() - t0,
+        "machine": f"{platform.machine()} {platform.processor() or ''} torch threads={threads}".strip(),
+        **payload.get("meta", {}),
+    }
+    bench_tables(payload)
+    write_bench_json(json_out, payload)
+    print(json.dumps(payload["meta"], indent=2))
+
+
+def demo(world_path: Path) -> dict[str, float]:
+    """Train on the demo world with short defaults, register, gate; headline metrics."""
+    from ppx.models.recs.config import RecsConfig
+    from ppx.models.recs.train import train_and_register
+
+    _threads(2)
+    out = train_and_register(Path(world_path), RecsConfig(epochs=8, max_minutes=2.0))
+    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
+
+
+def register(groups: dict) -> None:
+    groups["train"].command("recs")(train_recs)
+    groups["tune"].command("recs")(tune_recs)
+    groups["evaluate"].command("recs")(evaluate_recs)
+    groups["bench"].command("recs")(bench_recs)

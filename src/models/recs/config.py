@@ -1,0 +1,56 @@
+"""Hyper-parameters of the recommender (one dataclass, logged as MLflow params)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass
+class RecsConfig:
+    """SASRec-style transformer trained with full-softmax cross-entropy, plus repeat head.
+
+    The defaults follow the SASRec recipe (two causal self-attention blocks, learned
+    positions, last 50 events) with the full-softmax cross-entropy loss that makes it
+    much stronger than the original sampled binary loss.
+    """
+
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    max_len: int = 50
+    dropout: float = 0.3
+    #: "full" softmax over the whole catalogue, or "sampled" (positive + n_negatives)
+    loss: str = "full"
+    n_negatives: int = 2048
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 30
+    #: stop when validation NDCG@10 has not improved for this many evaluations
+    patience: int = 4
+    eval_every: int = 1
+    #: validation users scored at each check (0 = all)
+    eval_users: int = 4000
+    #: hard wall-clock limit on transformer training, minutes
+    max_minutes: float = 18.0
+    threads: int = 2
+    seed: int = 7
+    # --- repeat / replenishment head (only for data with real timestamps) -------------
+    use_repeat: bool = True
+    repeat_hidden: int = 32
+    repeat_epochs: int = 150
+    repeat_lr: float = 5e-3
+    #: training cutoffs for the repeat head: this many, spaced this many days apart,
+    #: ending one horizon before the validation cutoff
+    repeat_cutoffs: int = 6
+    repeat_spacing_days: float = 30.0
+    # --- world protocol ----------------------------------------------------------------
+    #: days after a cutoff in which the next purchase is the target
+    horizon_days: float = 60.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **kw) -> RecsConfig:
+        return dataclasses.replace(self, **kw)

@@ -1,0 +1,247 @@
+"""Ranking metrics, the baselines (popularity, item-KNN, EASE) and the world's oracle.
+
+Every method is a *scorer*: ``scorer(seq, now_days) -> [U, n+1]`` logits over the
+vocabulary (column 0 is padding), so ours and the baselines go through the same
+evaluation code.
+
+Metrics (``evaluate_scorer``):
+
+* ``hr_10`` / ``ndcg_10`` - full ranking over every item. With ``exclude_seen`` the
+  user's history is removed from the candidates (the Amazon protocol); repeat-aware
+  evaluation (the world) keeps it, because coffee runs out.
+* ``hr_10_s100`` / ``ndcg_10_s100`` - the SASRec paper's protocol: the target ranked
+  against 100 items sampled uniformly from those the user has not interacted with.
+* on the world, the same split by whether the target was a repeat or a new item
+  (``*_repeat`` / ``*_new``).
+
+Ties are broken at the expected rank (half of the tied items ahead), so constant
+scores do not get lucky.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from ppx.features.recs import TYPE_CODES, SequenceArrays
+
+Scorer = Callable[[SequenceArrays, "np.ndarray | None"], np.ndarray]
+K = 10
+
+
+def user_item_matrix(seq: SequenceArrays, encode, n_items: int, views: bool = False):
+    """Binary users x (n+1) CSR matrix of purchases/renewals (and views if asked)."""
+    keep = np.ones(len(seq.items), dtype=bool) if views else seq.types != TYPE_CODES["view"]
+    user = np.repeat(np.arange(len(seq)), seq.lengths())[keep]
+    j = encode(seq.items[keep])
+    ok = j > 0
+    X = sp.csr_matrix(
+        (np.ones(int(ok.sum()), dtype=np.float32), (user[ok], j[ok])),
+        shape=(len(seq), n_items + 1),
+    )
+    X.data[:] = 1.0
+    X.sum_duplicates()
+    X.data[:] = 1.0
+    return X
+
+
+def ranks(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    exclude: sp.csr_matrix | None,
+    n_neg: int | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """0-based rank of each target among candidates (full catalogue or 100 sampled)."""
+    s = np.array(scores, dtype=np.float64, copy=True)
+    s[:, 0] = -np.inf
+    U, n1 = s.shape
+    t = s[np.arange(U), targets]
+    if n_neg is None:
+        if exclude is not None:
+            rows, cols = exclude.nonzero()
+            s[rows, cols] = -np.inf
+            s[np.arange(U), targets] = t
+        greater = (s > t[:, None]).sum(1)
+        ties = (s == t[:, None]).sum(1) - 1
+        return greater + ties / 2.0
+    # Sampled protocol: negatives uniform over items the user never interacted with.
+    out = np.empty(U)
+    for u in range(U):
+        seen = (
+            set(exclude.indices[exclude.indptr[u] : exclude.indptr[u + 1]])
+            if exclude is not None
+            else set()
+        )
+        seen.add(int(targets[u]))
+        neg = []
+        while len(neg) < n_neg:
+            cand = rng.integers(1, n1, size=2 * n_neg)
+            neg.extend(int(c) for c in cand if c not in seen)
+        neg = np.asarray(neg[:n_neg])
+        ns = s[u, neg]
+        out[u] = (ns > t[u]).sum() + (ns == t[u]).sum() / 2.0
+    return out
+
+
+def metric_block(r: np.ndarray, suffix: str = "") -> dict[str, float]:
+    hit = r < K
+    ndcg = np.where(hit, 1.0 / np.log2(r + 2.0), 0.0)
+    return {f"hr_10{suffix}": float(hit.mean()), f"ndcg_10{suffix}": float(ndcg.mean())}
+
+
+def evaluate_scorer(
+    scorer: Scorer,
+    seq: SequenceArrays,
+    targets: np.ndarray,
+    now_days: np.ndarray | None,
+    exclude: sp.csr_matrix | None,
+    exclude_seen: bool,
+    is_repeat: np.ndarray | None = None,
+    n_neg: int = 100,
+    batch: int = 1024,
+    seed: int = 0,
+    desc: str = "",
+    progress: bool = True,
+) -> dict[str, float]:
+    """Full-ranking and sampled metrics of one scorer over users ``seq`` with ``targets``.
+
+    Args:
+        scorer: maps a batch of sequences (and their decision moments) to logits.
+        seq: one history per evaluated user, aligned with ``targets`` (vocab indices).
+        now_days: decision moment per user (days), or None (sequence-only data).
+        exclude: users x items CSR of the items each user interacted with; always used
+            to draw the sampled negatives, and removed from the full ranking when
+            ``exclude_seen``.
+        is_repeat: per target, whether it was bought before (adds ``*_repeat``/``*_new``).
+    """
+    rng = np.random.default_rng(seed)
+    full, samp = np.empty(len(seq)), np.empty(len(seq))
+    bar = tqdm(range(0, len(seq), batch), desc=f"eval {desc}", disable=not progress, leave=False)
+    for lo in bar:
+        rows = np.arange(lo, min(lo + batch, len(seq)))
+        sub = seq.subset(rows)
+        now = None if now_days is None else now_days[rows]
+        sc = scorer(sub, now)
+        ex = exclude[rows] if exclude is not None else None
+        full[rows] = ranks(sc, targets[rows], ex if exclude_seen else None, None, rng)
+        samp[rows] = ranks(sc, targets[rows], ex, n_neg, rng)
+    out = metric_block(full)
+    sm = metric_block(samp)
+    out["hr_10_s100"], out["ndcg_10_s100"] = sm["hr_10"], sm["ndcg_10"]
+    if is_repeat is not None:
+        is_repeat = np.asarray(is_repeat, dtype=bool)
+        out.update(metric_block(full[is_repeat], "_repeat") if is_repeat.any() else {})
+        out.update(metric_block(full[~is_repeat], "_new") if (~is_repeat).any() else {})
+        out["repeat_share"] = float(is_repeat.mean())
+    out["n_users"] = float(len(seq))
+    return out
+
+
+# --- baselines ----------------------------------------------------------------------------
+
+
+class Popularity:
+    """Most-purchased items first (the peers' best-seller list)."""
+
+    name = "popularity"
+
+    def fit(self, X: sp.csr_matrix) -> Popularity:
+        t0 = time.perf_counter()
+        self.counts = np.asarray(X.sum(axis=0)).ravel().astype(np.float32)
+        self.fit_seconds = time.perf_counter() - t0
+        return self
+
+    def score_matrix(self, Xb: sp.csr_matrix) -> np.ndarray:
+        return np.tile(self.counts, (Xb.shape[0], 1))
+
+
+class ItemKNN:
+    """Item-item cosine similarity (top ``k`` neighbours per item), summed over history."""
+
+    name = "item_knn"
+
+    def __init__(self, k: int = 200, shrink: float = 10.0):
+        self.k, self.shrink = k, shrink
+
+    def fit(self, X: sp.csr_matrix) -> ItemKNN:
+        t0 = time.perf_counter()
+        Xc = X.tocsc().astype(np.float32)
+        norms = np.sqrt(np.asarray(Xc.multiply(Xc).sum(axis=0)).ravel())
+        G = (Xc.T @ Xc).tocsr().astype(np.float32)
+        G.setdiag(0)
+        G.eliminate_zeros()
+        G = G.tocoo()
+        denom = norms[G.row] * norms[G.col] + self.shrink
+        vals = G.data / np.maximum(denom, 1e-9)
+        S = sp.csr_matrix((vals, (G.row, G.col)), shape=G.shape)
+        self.S = _top_k_rows(S, self.k)  # row i: the k nearest neighbours of item i
+        self.fit_seconds = time.perf_counter() - t0
+        return self
+
+    def score_matrix(self, Xb: sp.csr_matrix) -> np.ndarray:
+        return (Xb @ self.S).toarray()
+
+
+def _top_k_rows(S: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    rows, cols, vals = [], [], []
+    for i in range(S.shape[0]):
+        lo, hi = S.indptr[i], S.indptr[i + 1]
+        if hi == lo:
+            continue
+        d, c = S.data[lo:hi], S.indices[lo:hi]
+        if len(d) > k:
+            top = np.argpartition(-d, k)[:k]
+            d, c = d[top], c[top]
+        rows.append(np.full(len(c), i))
+        cols.append(c)
+        vals.append(d)
+    if not rows:
+        return sp.csr_matrix(S.shape, dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=S.shape
+    )
+
+
+class EASE:
+    """Embarrassingly Shallow Autoencoder (Steck 2019): closed-form item-item weights."""
+
+    name = "ease"
+
+    def __init__(self, lam: float = 500.0):
+        self.lam = lam
+
+    def fit(self, X: sp.csr_matrix) -> EASE:
+        t0 = time.perf_counter()
+        G = torch.from_numpy((X.T @ X).toarray().astype(np.float32))
+        G.diagonal().add_(self.lam)
+        L = torch.linalg.cholesky(G)
+        del G
+        P = torch.cholesky_inverse(L)
+        del L
+        d = P.diagonal().clone()
+        P.div_(-d[None, :])
+        P.fill_diagonal_(0.0)
+        self.B = P.numpy()
+        self.fit_seconds = time.perf_counter() - t0
+        return self
+
+    def score_matrix(self, Xb: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(Xb @ self.B)
+
+
+def baseline_scorer(model, encode, n_items: int) -> Scorer:
+    """Wrap a baseline so it scores sequences like the recommender does."""
+
+    def scorer(seq: SequenceArrays, now_days=None) -> np.ndarray:
+        Xb = user_item_matrix(seq, encode, n_items)
+        s = model.score_matrix(Xb).astype(np.float32)
+        s[:, 0] = -np.inf
+        return s
+
+    return scorer

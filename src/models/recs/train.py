@@ -1,0 +1,452 @@
+"""Fit the recommender, compare it with the baselines, log it to MLflow, run the gate.
+
+Recipe: (1) the SASRec-style transformer is trained with full-softmax cross-entropy
+on every position of the training sequences, early-stopped on validation NDCG@10;
+(2) where the data has real timestamps (the world), the replenishment head is trained
+on several earlier cutoffs - for each, the customers' next purchase is the target and
+the head learns how much to add to an already-bought item's logit given its count,
+recency and due ratio (days since last purchase over the product's learned
+repurchase interval); (3) popularity, item-KNN and EASE are fitted on the same
+training data and tuned on the same validation users.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ppx.data import columns as C
+from ppx.features.recs import (
+    REPEAT_FEATURES,
+    next_purchases,
+    repeat_features,
+    sequence_arrays,
+    to_days,
+)
+from ppx.models.recs.config import RecsConfig
+from ppx.models.recs.data import EvalSet, Problem, world_problem
+from ppx.models.recs.evaluate import (
+    EASE,
+    ItemKNN,
+    Popularity,
+    baseline_scorer,
+    evaluate_scorer,
+    user_item_matrix,
+)
+from ppx.models.recs.model import Recommender, fit_sasrec
+from ppx.models.recs.network import RepeatHead
+
+log = logging.getLogger(__name__)
+
+EASE_LAMBDAS = (100.0, 300.0, 1000.0)
+#: large catalogues: each EASE fit inverts an items x items matrix, so fewer candidates
+EASE_LAMBDAS_LARGE = (200.0, 800.0)
+KNN_KS = (50, 200)
+
+
+def _valid_fn(problem: Problem, cfg: RecsConfig):
+    """Validation NDCG@10 (full ranking, the problem's protocol) on a fixed subsample."""
+    v = problem.valid
+    rng = np.random.default_rng(cfg.seed)
+    n = len(v.seq)
+    rows = np.sort(rng.choice(n, cfg.eval_users, replace=False)) if 0 < cfg.eval_users < n else None
+    seq = v.seq if rows is None else v.seq.subset(rows)
+    tg = v.targets if rows is None else v.targets[rows]
+    now = v.now_days if rows is None or v.now_days is None else v.now_days[rows]
+    ex = v.exclude if rows is None else v.exclude[rows]
+
+    def fn(net) -> float:
+        rec = Recommender(cfg, problem.vocab, net, _popularity(problem))
+        m = evaluate_scorer(
+            lambda s, t: rec.sequence_logits(s, t),
+            seq,
+            tg,
+            now,
+            ex,
+            problem.exclude_seen,
+            n_neg=100,
+            progress=False,
+        )
+        return m["ndcg_10"]
+
+    return fn
+
+
+def _popularity(problem: Problem) -> np.ndarray:
+    X = user_item_matrix(problem.train, problem.vocab.encode, len(problem.vocab))
+    return np.asarray(X.sum(axis=0)).ravel()
+
+
+def fit_recommender(
+    problem: Problem, cfg: RecsConfig, progress: bool = True, log_fn=None
+) -> tuple[Recommender, dict]:
+    """Train the transformer (and, with timestamps, the repeat head) on ``problem``."""
+    torch.set_num_threads(cfg.threads)
+    net, hist = fit_sasrec(
+        problem.train, problem.vocab, cfg, _valid_fn(problem, cfg), progress, log_fn
+    )
+    rec = Recommender(
+        cfg, problem.vocab, net, _popularity(problem), intervals=problem.intervals, history=hist
+    )
+    if cfg.use_repeat and problem.interactions is not None:
+        t0 = time.perf_counter()
+        rec.head = fit_repeat_head(rec, problem, cfg, progress)
+        rec.head.eval()
+        hist["repeat_seconds"] = time.perf_counter() - t0
+    hist["train_seconds"] = hist["train_seconds"] + hist.get("repeat_seconds", 0.0)
+    return rec, hist
+
+
+def fit_repeat_head(
+    rec: Recommender, problem: Problem, cfg: RecsConfig, progress: bool = True
+) -> RepeatHead:
+    """Train the replenishment head on cutoffs before validation (transformer frozen).
+
+    For each cutoff, every customer who buys within the horizon contributes one example:
+    the transformer's logits as of the cutoff, plus a learned boost on the items in the
+    history computed from their repeat features; the loss is full-softmax
+    cross-entropy on the actual next purchase.
+    """
+    inter = problem.interactions
+    last = problem.valid_cutoff - pd.Timedelta(days=cfg.horizon_days)
+    cutoffs = [
+        last - pd.Timedelta(days=cfg.repeat_spacing_days * k) for k in range(cfg.repeat_cutoffs)
+    ]
+    cutoffs = [c for c in cutoffs if c > inter[C.EVENT_AT].min() + pd.Timedelta(days=60)]
+    base, tgt, U, J, Xs = [], [], [], [], []
+    offset = 0
+    for c in tqdm(cutoffs, desc="repeat-head cutoffs", disable=not progress, leave=False):
+        tg = next_purchases(inter[inter[C.EVENT_AT] < problem.valid_cutoff], c, cfg.horizon_days)
+        tg = tg[rec.vocab.encode(tg[C.PRODUCT_ID].to_numpy()) > 0]
+        seq = sequence_arrays(inter, c, customer_ids=tg[C.CUSTOMER_ID].to_numpy())
+        keep = seq.lengths() > 0
+        seq, tg = seq.subset(np.flatnonzero(keep)), tg[keep]
+        if len(seq) == 0:
+            continue
+        now = np.full(len(seq), float(to_days(c)))
+        logits = rec.sequence_logits(seq, now)
+        hist = inter[inter[C.CUSTOMER_ID].isin(tg[C.CUSTOMER_ID])]
+        feats = repeat_features(hist, c, problem.intervals)
+        u, j, X = rec.repeat_rows(feats, seq.customer_ids)
+        base.append(logits)
+        tgt.append(rec.vocab.encode(tg[C.PRODUCT_ID].to_numpy()))
+        U.append(u + offset)
+        J.append(j)
+        Xs.append(X)
+        offset += len(seq)
+    torch.manual_seed(cfg.seed)
+    head = RepeatHead(len(REPEAT_FEATURES), cfg.repeat_hidden)
+    if not base:
+        return head
+    B = torch.from_numpy(np.concatenate(base))
+    B[:, 0] = -1e9
+    y = torch.from_numpy(np.concatenate(tgt))
+    u = torch.from_numpy(np.concatenate(U))
+    j = torch.from_numpy(np.concatenate(J))
+    X = torch.from_numpy(np.concatenate(Xs))
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.repeat_lr)
+    for _ in tqdm(range(cfg.repeat_epochs), desc="repeat head", disable=not progress, leave=False):
+        out = B * head.seq_scale
+        boost = head(X, B[u, j])
+        out = out.index_put((u, j), boost, accumulate=True)
+        loss = torch.nn.functional.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return head
+
+
+# --- evaluation of ours and the baselines -------------------------------------------------
+
+
+def scorer_of(rec: Recommender, es: EvalSet, use_head: bool = True):
+    """A scorer bound to an EvalSet's repeat features (aligned by customer id)."""
+
+    def fn(seq, now):
+        if use_head and rec.head is not None and es.feats is not None:
+            f = es.feats[es.feats[C.CUSTOMER_ID].isin(seq.customer_ids)]
+            return rec.score(seq, now, f)
+        return rec.sequence_logits(seq, now)
+
+    return fn
+
+
+def _eval(scorer, es: EvalSet, problem: Problem, desc: str, progress: bool) -> dict:
+    return evaluate_scorer(
+        scorer,
+        es.seq,
+        es.targets,
+        es.now_days,
+        es.exclude,
+        problem.exclude_seen,
+        is_repeat=es.is_repeat,
+        desc=desc,
+        progress=progress,
+    )
+
+
+def fit_baselines(problem: Problem, progress: bool = True) -> dict[str, dict]:
+    """Fit and tune popularity, item-KNN and EASE; returns {name: {model, valid, ...}}."""
+    X = user_item_matrix(problem.train, problem.vocab.encode, len(problem.vocab))
+    enc, n = problem.vocab.encode, len(problem.vocab)
+    out: dict[str, dict] = {}
+    candidates = {
+        "popularity": [Popularity()],
+        "item_knn": [ItemKNN(k=k) for k in KNN_KS],
+        "ease": [EASE(lam) for lam in (EASE_LAMBDAS if n < 5000 else EASE_LAMBDAS_LARGE)],
+    }
+    for name, models in candidates.items():
+        best = None
+        for m in models:
+            m.fit(X)
+            v = _eval(baseline_scorer(m, enc, n), problem.valid, problem, f"{name} valid", progress)
+            log.info(
+                "%s %s valid ndcg_10=%.4f",
+                name,
+                vars(m).get("lam", vars(m).get("k", "")),
+                v["ndcg_10"],
+            )
+            if best is None or v["ndcg_10"] > best["valid"]["ndcg_10"]:
+                best = {"model": m, "valid": v, "fit_seconds": m.fit_seconds}
+            else:
+                del m
+        out[name] = best
+    return out
+
+
+def benchmark_problem(
+    problem: Problem, cfg: RecsConfig, progress: bool = True, baselines: bool = True
+) -> tuple[dict[str, dict[str, float]], Recommender]:
+    """Train ours and the baselines on one problem; return {method: test metrics}."""
+    results: dict[str, dict[str, float]] = {}
+    rec, hist = fit_recommender(problem, cfg, progress)
+    m = _eval(scorer_of(rec, problem.test), problem.test, problem, "ppx test", progress)
+    m["train_seconds"] = hist["train_seconds"]
+    m["epochs"] = float(hist["epochs_run"])
+    results["ppx"] = m
+    if rec.head is not None:
+        m2 = _eval(scorer_of(rec, problem.test, False), problem.test, problem, "sasrec", progress)
+        m2["train_seconds"] = hist["train_seconds"] - hist.get("repeat_seconds", 0.0)
+        results["ppx_no_repeat_head"] = m2
+    if baselines:
+        for name, b in fit_baselines(problem, progress).items():
+            sc = baseline_scorer(b["model"], problem.vocab.encode, len(problem.vocab))
+            bm = _eval(sc, problem.test, problem, f"{name} test", progress)
+            bm["train_seconds"] = b["fit_seconds"]
+            results[name] = bm
+    return results, rec
+
+
+def load_world_interactions(world_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Interactions and products of a world folder (validated by the loader)."""
+    from ppx.data.io import load_tables
+
+    tables = load_tables(world_path)
+    return tables[C.INTERACTIONS], tables[C.PRODUCTS]
+
+
+def world_problem_from_path(world_path: Path, cfg: RecsConfig):
+    inter, products = load_world_interactions(Path(world_path))
+    return world_problem(inter, products, cfg.horizon_days)
+
+
+# --- MLflow: train, register, gate ---------------------------------------------------------
+
+
+def _world_tables(world_path: Path) -> dict[str, pd.DataFrame]:
+    from ppx.data.io import load_tables
+
+    return load_tables(Path(world_path))
+
+
+def served_from(rec: Recommender, tables: dict[str, pd.DataFrame]):
+    """A :class:`ServedRecommender` whose snapshot is all history in ``tables``."""
+    from ppx.models.recs.serve import ServedRecommender
+
+    inter = tables[C.INTERACTIONS]
+    as_of = inter[C.EVENT_AT].max() + pd.Timedelta(seconds=1)
+    return ServedRecommender(rec, inter, tables[C.PRODUCTS], tables.get(C.RETURNS), as_of)
+
+
+def score_model_uri(uri: str, problem: Problem) -> float:
+    """Test-window NDCG@10 of a registered model (the gate's same-holdout scorer)."""
+    import mlflow
+
+    served = mlflow.pyfunc.load_model(uri).unwrap_python_model().served
+    return _eval(scorer_of(served.rec, problem.test), problem.test, problem, "champion", False)[
+        "ndcg_10"
+    ]
+
+
+def train_and_register(world_path: Path, cfg: RecsConfig, progress: bool = True) -> dict:
+    """Train on a world, log and register ``ppx-recs``, run the promotion gate.
+
+    The served snapshot holds every interaction of the world (the history as of training
+    time); the model's parameters only saw data before the validation window, and the
+    gate compares candidate and champion on the same test window.
+    """
+    import tempfile
+
+    import mlflow
+    from ppx import tracking
+    from ppx.models.recs.pyfunc import ARTIFACT, REQUEST_EXAMPLE, RecsPyfunc
+    from ppx.models.recs.serve import save_served
+
+    tracking.configure()
+    tables = _world_tables(world_path)
+    problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], cfg.horizon_days)
+    with tracking.start_run(
+        "recs", run_name="train", world_path=world_path, dataset=tables[C.INTERACTIONS]
+    ):
+        mlflow.log_params(cfg.to_dict())
+        rec, hist = fit_recommender(
+            problem,
+            cfg,
+            progress,
+            log_fn=lambda r: mlflow.log_metrics(
+                {k: v for k, v in r.items() if k != "epoch"}, step=int(r["epoch"])
+            ),
+        )
+        m = _eval(scorer_of(rec, problem.test), problem.test, problem, "test", progress)
+        m["train_seconds"] = hist["train_seconds"]
+        mlflow.log_metrics({f"test_{k}": v for k, v in m.items()})
+        tracking.log_json(hist["curve"], "training_curve.json")
+        served = served_from(rec, tables)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = save_served(
+                Path(tmp) / ARTIFACT,
+                rec,
+                tables[C.INTERACTIONS],
+                tables[C.PRODUCTS],
+                tables.get(C.RETURNS),
+                served.as_of,
+            )
+            version = tracking.log_pyfunc_model(
+                "recs",
+                RecsPyfunc(),
+                artifacts={ARTIFACT: str(folder)},
+                input_example=pd.DataFrame(
+                    [{k: v for k, v in REQUEST_EXAMPLE.items() if k != "history"}]
+                ),
+            )
+        gate = tracking.promote_if_better(
+            "recs",
+            version,
+            "ndcg_10",
+            m["ndcg_10"],
+            lambda uri: score_model_uri(uri, problem),
+        )
+    return {
+        "version": int(version.version),
+        "alias": gate.alias,
+        "ndcg_10": m["ndcg_10"],
+        "hr_10": m["hr_10"],
+        "ndcg_10_repeat": m.get("ndcg_10_repeat", float("nan")),
+        "ndcg_10_new": m.get("ndcg_10_new", float("nan")),
+        "train_seconds": m["train_seconds"],
+    }
+
+
+def evaluate_registered(world_path: Path, alias: str = "champion") -> dict:
+    """Metrics of the registered model (by alias) on a world's test window."""
+    import mlflow
+    from ppx import tracking
+
+    tracking.configure()
+    tables = _world_tables(world_path)
+    cfg = RecsConfig()
+    problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], cfg.horizon_days)
+    served = (
+        mlflow.pyfunc.load_model(tracking.model_uri("recs", alias)).unwrap_python_model().served
+    )
+    return _eval(scorer_of(served.rec, problem.test), problem.test, problem, "test", True)
+
+
+def tune(world_path: Path, trials: int, epochs: int) -> dict:
+    """Optuna over the transformer's shape and optimiser, on validation NDCG@10."""
+    from ppx import tracking
+
+    tracking.configure()
+    tables = _world_tables(world_path)
+    base = RecsConfig(epochs=epochs, use_repeat=False)
+    problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], base.horizon_days)
+
+    def objective(trial) -> float:
+        cfg = base.replace(
+            d_model=trial.suggest_categorical("d_model", [32, 64, 96]),
+            n_layers=trial.suggest_int("n_layers", 1, 3),
+            dropout=trial.suggest_float("dropout", 0.1, 0.5),
+            lr=trial.suggest_float("lr", 3e-4, 5e-3, log=True),
+        )
+        _, hist = fit_recommender(problem, cfg, progress=False)
+        return hist["best_valid"]
+
+    with tracking.start_run("recs", run_name="tune", world_path=world_path):
+        study = tracking.run_study("recs", objective, trials)
+    return {"best_valid_ndcg_10": study.best_value, **study.best_params}
+
+
+# --- benchmark ----------------------------------------------------------------------------
+
+
+def measure_latency(served, n: int = 300, seed: int = 0) -> dict[str, float]:
+    """In-process top-10 latency for one known customer at a time (ms)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small request: threads only add synchronisation
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(served._users, size=min(n, len(served._users)), replace=False)
+    for c in ids[:20]:
+        served.recommend(int(c), k=10)
+    times = []
+    for c in ids:
+        t0 = time.perf_counter()
+        served.recommend(int(c), k=10)
+        times.append((time.perf_counter() - t0) * 1000)
+    torch.set_num_threads(threads)
+    t = np.asarray(times)
+    return {"p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
+
+
+def run_benchmark(
+    world_path: Path,
+    amazon: bool = True,
+    epochs: int = 200,
+    max_minutes: float = 20.0,
+    world_minutes: float = 8.0,
+    loss: str = "full",
+    progress: bool = True,
+) -> dict:
+    """The ``ppx bench recs`` payload: {dataset: {method: metrics}}."""
+    payload: dict = {"meta": {}}
+    tables = _world_tables(world_path)
+    cfg_w = RecsConfig(epochs=epochs, max_minutes=world_minutes, loss=loss)
+    problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], cfg_w.horizon_days)
+    res, rec = benchmark_problem(problem, cfg_w, progress)
+    res["ppx"].update(measure_latency(served_from(rec, tables)))
+    payload["world"] = res
+    log.info("world: %s", json.dumps(res["ppx"]))
+    if amazon:
+        from ppx.models.recs.data import amazon_problem
+
+        cfg_a = RecsConfig(
+            epochs=epochs,
+            max_minutes=max_minutes,
+            loss=loss,
+            use_repeat=False,
+            batch_size=256,
+            lr=2e-3,
+            eval_every=2,
+        )
+        res_a, _ = benchmark_problem(amazon_problem(), cfg_a, progress)
+        payload["amazon_games"] = res_a
+    payload["meta"]["world_customers"] = int(tables[C.CUSTOMERS].shape[0])
+    return payload
