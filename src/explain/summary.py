@@ -103,6 +103,8 @@ def feature_contrasts(result: ShapResult, model: object, top: int = 3) -> list[G
             sign = -sign
             group = ~group
             s_in, s_out = s_out, s_in
+        if abs(s_in - s_out) <= 1e-9 * max(1.0, abs(s_out)):
+            continue  # no real difference: not worth a sentence
         ratio = s_in / s_out if s_out > 0 and s_in >= 0 else None
         out.append(
             GroupContrast(
@@ -149,6 +151,12 @@ def plain_summary(result: ShapResult, model: object, model_name: str = "") -> li
         f"The features that move it most are {top_words}: together they account for "
         f"{top_share:.0%} of the total attribution.",
     ]
+    if float(np.std(result.scores)) <= 1e-9 * max(1.0, abs(float(np.mean(result.scores)))):
+        sentences.append(
+            f"The model gives practically the same {what} to every one of these {ent}, so no "
+            "feature separates them: check the model before reading the plots."
+        )
+        return sentences
     prob = is_probability(result.scores) and not unit
     for c in feature_contrasts(result, model):
         share = f"{c.share:.0%} of the sample"

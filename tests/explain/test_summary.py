@@ -43,3 +43,12 @@ def test_scores_with_a_unit_are_compared_as_differences():
     )
     assert "expected transit time 1.5 days higher" in text
     assert "(flag set)" in text
+
+
+def test_a_constant_model_is_called_out_instead_of_tiny_differences():
+    rng = np.random.default_rng(2)
+    late = rng.integers(0, 5, 100).astype(float)
+    res = _result(late, rng.normal(size=100), np.full(100, 25.8))
+    text = plain_summary(res, object(), "delivery")
+    assert "practically the same expected transit time" in text[-1]
+    assert not any("higher than the others" in s for s in text)
