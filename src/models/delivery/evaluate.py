@@ -205,7 +205,7 @@ def lgbm_fit(X, y, alpha: float, params: dict, seed: int = 0):
 
 def lgbm_params(trial) -> dict:
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 100, 500, step=50),
+        "n_estimators": trial.suggest_int("n_estimators", 100, 400, step=50),
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 15, 127, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 20, 300, log=True),

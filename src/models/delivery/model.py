@@ -206,7 +206,11 @@ class DeliveryModel:
         rate = cdf.copy()
         for stage, mask in (("checkout", ~transit), ("transit", transit)):
             if mask.any() and stage in self.rules:
-                rate[mask] = self.rules[stage](cdf[mask])
+                rule = self.rules[stage]
+                # Where the held-out rule never reaches the target (censoring left its
+                # tail unobserved) fall back to the calibrated probabilities themselves.
+                use = mask & (tgt <= rule.values[-1])
+                rate[use] = rule(cdf[use])
         rate[:, -1] = 1.0
         return _promise(rate, tgt)
 

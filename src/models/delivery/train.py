@@ -97,7 +97,14 @@ def tune_ppx(data: DeliveryData, base: DeliveryConfig, trials: int) -> DeliveryC
         model = fit(data.train, data.val, data.history, cfg, progress=False)
         return val_objective(model, data)
 
-    study = tracking.run_study("delivery", objective, trials, direction="minimize", seed=base.seed)
+    study = tracking.run_study(
+        "delivery",
+        objective,
+        trials,
+        direction="minimize",
+        study_name=_study_name("ppx"),
+        seed=base.seed,
+    )
     return suggest_config(_FixedTrial(study.best_params), base)
 
 
@@ -119,8 +126,22 @@ def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
         q90 = np.ceil(ev.lgbm_fit(X, y_tr, 0.9, p, seed).predict(Xv) - 1e-9)
         return 0.5 * (ev.pinball(y_va, q50, 0.5) + ev.pinball(y_va, q90, 0.9))
 
-    study = tracking.run_study("delivery", objective, trials, direction="minimize", seed=seed)
+    study = tracking.run_study(
+        "delivery",
+        objective,
+        trials,
+        direction="minimize",
+        study_name=_study_name("lightgbm"),
+        seed=seed,
+    )
     return dict(study.best_params)
+
+
+def _study_name(learner: str) -> str:
+    """One study per learner per run (ppx and LightGBM must not share trials)."""
+    import mlflow
+
+    return f"ppx-delivery-{learner}-{mlflow.active_run().info.run_id[:8]}"
 
 
 class _FixedTrial:
