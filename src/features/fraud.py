@@ -1,0 +1,1006 @@
+"""Point-in-time features for return-fraud and claim-fraud scoring, with account linkage.
+
+One function, :func:`fraud_features`, turns raw request rows (one return or claim
+request per row, the same columns the served model receives) plus a
+:class:`FraudHistory` into a numeric frame. Every aggregate is computed **as of the
+request time**: only events strictly before it, and only fraud labels whose
+investigation had finished before it (``label_at = request time + label delay``).
+Offline the history is built from the canonical tables; online it is the snapshot
+logged with the model, so the served features equal the training features.
+
+Feature families (names in :data:`FEATURE_NAMES`):
+
+* order and request facts: amount, order value, discount share, account age, lateness;
+* customer history: return and claim rates, tenure, spend, high-value returns, the
+  wardrobing signature (returns filed late in the 30-day window), "unexplained" claims
+  (the parcel had a delivered scan within 200 m), own confirmed fraud known so far;
+* item and category return base rates as of the request;
+* delivery evidence for claims: delivered scan, signature, GPS distance, hours from
+  the delivered scan to the claim, carrier exception;
+* linkage: accounts joined by a shared hashed device, payment fingerprint, address,
+  normalised e-mail or phone (``ppx.features.identity``). Degree and per-identifier
+  counts come from a ``scipy.sparse`` incidence product; component size and the number
+  of flagged accounts in the component come from a time-ordered sweep with
+  ``networkx.utils.UnionFind`` so a component only contains accounts that existed,
+  and flags that were known, before the request. The requesting account's own labels
+  are never part of a neighbour feature.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from ppx.data import columns as C
+from ppx.features.identity import (
+    DEFAULT_SALT,
+    HASH_COLUMNS,
+    ID_KINDS,
+    hash_column_name,
+    hash_identities,
+    salt_digest,
+)
+
+# --- request columns (what a caller sends; also what the offline builders produce) -----
+KIND = "kind"
+RETURN, CLAIM = "return", "claim"
+KINDS = (RETURN, CLAIM)
+EXCEPTION_SCAN = "exception_scan"
+LABEL_AT = "label_at"
+REQUEST_ID = "request_id"
+
+#: Columns every request must carry.
+REQUIRED_COLUMNS = (KIND, C.CUSTOMER_ID, C.REQUESTED_AT, C.AMOUNT)
+#: Optional request columns (missing -> neutral defaults).
+OPTIONAL_COLUMNS = (
+    C.ORDER_ID,
+    C.ORDERED_AT,
+    C.ORDER_VALUE,
+    C.DISCOUNT,
+    C.PROMISED_DATE,
+    C.DELIVERED_AT,
+    C.PRODUCT_ID,
+    C.REASON,
+    C.CLAIM_TYPE,
+    C.SIGNATURE,
+    C.GPS_DISTANCE_M,
+    EXCEPTION_SCAN,
+)
+#: Identity of an account the history has not seen (hashed on arrival, never stored raw).
+IDENTITY_COLUMNS = (C.SIGNUP_AT, C.REGION, *ID_KINDS)
+
+HIGH_VALUE = 40.0  # refunds above this are "high value" (rings only return pricey items)
+LATE_WINDOW_DAYS = 18.0  # returns filed this late after delivery: wardrobing signature
+FAR_GPS_M = 200.0  # delivered scan this far from the address: likely misdelivery
+BURST_DAYS = 200.0  # neighbours opened within this many days of each other
+SHIFT = np.int64(1) << np.int64(33)  # composite (group, second) keys for as-of searches
+
+_ID_SHORT = {
+    C.DEVICE_ID: "device",
+    C.PAYMENT_FINGERPRINT: "payment",
+    C.ADDRESS: "address",
+    C.EMAIL: "email",
+    C.PHONE: "phone",
+}
+
+ORDER_FEATURES = [
+    "is_claim",
+    "amount_log",
+    "order_value_log",
+    "discount_share",
+    "account_age_days",
+    "order_account_age_days",
+    "days_since_order",
+    "late_delivery",
+]
+HISTORY_FEATURES = [
+    "n_orders",
+    "spend_log",
+    "n_orders_90d",
+    "n_items_delivered",
+    "n_returns",
+    "return_rate",
+    "n_returns_90d",
+    "n_hv_returns",
+    "hv_return_rate",
+    "n_late_window_returns",
+    "late_window_share",
+    "mean_return_lag",
+    "n_claims",
+    "claim_rate",
+    "n_unexplained_claims",
+    "n_fast_claims",
+    "n_labels_known",
+    "own_fraud_known",
+]
+ITEM_FEATURES = [
+    "item_price_log",
+    "refund_to_price",
+    "category_return_rate",
+    "product_return_rate",
+    *[f"cat_{c}" for c in C.CATEGORIES],
+]
+RETURN_FEATURES = [
+    "return_lag_days",
+    "late_window_return",
+    *[f"reason_{r}" for r in C.RETURN_REASONS],
+]
+CLAIM_FEATURES = [
+    "delivered_scan",
+    "signature",
+    "gps_distance_log",
+    "gps_far",
+    "hours_since_delivery",
+    "exception_scan",
+    "claim_not_received",
+]
+LINKAGE_FEATURES = [
+    "degree",
+    *[f"n_shared_{_ID_SHORT[k]}" for k in ID_KINDS],
+    "component_size",
+    "nb_fraud_accounts",
+    "nb_fraud_rate",
+    "component_fraud_accounts",
+    "nb_burst",
+    "nb_returns",
+    "nb_hv_returns",
+    "nb_claims",
+]
+BASE_FEATURES = ORDER_FEATURES + HISTORY_FEATURES + ITEM_FEATURES + RETURN_FEATURES + CLAIM_FEATURES
+FEATURE_NAMES = BASE_FEATURES + LINKAGE_FEATURES
+
+
+class FraudRequestError(ValueError):
+    """A request row cannot be scored; the message names the field and the rows."""
+
+
+# ----------------------------------------------------------------------------------------
+# time helpers
+# ----------------------------------------------------------------------------------------
+
+
+def _secs(values) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps -> (int64 seconds since epoch, valid mask); NaT is invalid."""
+    ts = pd.to_datetime(pd.Series(values), errors="coerce")
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    valid = ts.notna().to_numpy()
+    out = np.zeros(len(ts), dtype=np.int64)
+    out[valid] = ts[valid].to_numpy().astype("datetime64[s]").astype(np.int64)
+    return out, valid
+
+
+class _AsOf:
+    """Counts and sums of per-group events strictly before per-query times.
+
+    Events are sorted once by a composite (group, second) int64 key; each query is two
+    binary searches, so a million requests cost about as much as one.
+    """
+
+    def __init__(self, group: np.ndarray, sec: np.ndarray, values: dict[str, np.ndarray]):
+        key = (np.asarray(group, dtype=np.int64) * SHIFT) + np.asarray(sec, dtype=np.int64)
+        order = np.argsort(key, kind="stable")
+        self.key = key[order]
+        self.cums = {
+            k: np.concatenate([[0.0], np.cumsum(np.asarray(v, dtype=float)[order])])
+            for k, v in values.items()
+        }
+
+    def _bounds(self, group, sec, window_s=None):
+        g = np.asarray(group, dtype=np.int64) * SHIFT
+        hi = np.searchsorted(self.key, g + np.asarray(sec, dtype=np.int64), side="left")
+        if window_s is None:
+            lo = np.searchsorted(self.key, g, side="left")
+        else:
+            lo = np.searchsorted(self.key, g + np.asarray(sec) - int(window_s), side="left")
+            lo = np.maximum(lo, np.searchsorted(self.key, g, side="left"))
+        return lo, hi
+
+    def count(self, group, sec, window_s=None) -> np.ndarray:
+        lo, hi = self._bounds(group, sec, window_s)
+        return (hi - lo).astype(float)
+
+    def sum(self, name, group, sec, window_s=None) -> np.ndarray:
+        lo, hi = self._bounds(group, sec, window_s)
+        c = self.cums[name]
+        return c[hi] - c[lo]
+
+
+# ----------------------------------------------------------------------------------------
+# history (offline from tables; online from the snapshot logged with the model)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class FraudHistory:
+    """Event-level history the features are computed from, identifiers hashed.
+
+    Attributes:
+        identities: ``customer_id``, ``signup_at`` and hashed identifier columns.
+        orders: one row per order: customer, ordered_at, order_value, delivered_at.
+        items: one row per delivered order line: customer, product, category, time.
+        returns: customer, product, category, requested_at, lag_days, amount, label,
+            label_at (when the investigation outcome became known).
+        claims: customer, claimed_at, amount, unexplained, fast, label, label_at.
+        products: product_id, category, price (the catalogue the requests refer to).
+        meta: label delay, salt digest, the time the snapshot was taken.
+    """
+
+    identities: pd.DataFrame
+    orders: pd.DataFrame
+    items: pd.DataFrame
+    returns: pd.DataFrame
+    claims: pd.DataFrame
+    products: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+
+    _TABLES = ("identities", "orders", "items", "returns", "claims", "products")
+
+    def save(self, folder: str | Path) -> Path:
+        """Parquet per table plus ``meta.json``: the pyfunc artifact (hashed only)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self._TABLES:
+            getattr(self, name).to_parquet(folder / f"{name}.parquet", index=False)
+        (folder / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FraudHistory:
+        folder = Path(folder)
+        tables = {n: pd.read_parquet(folder / f"{n}.parquet") for n in cls._TABLES}
+        meta = json.loads((folder / "meta.json").read_text())
+        return cls(**tables, meta=meta)
+
+    def known_customers(self) -> np.ndarray:
+        return self.identities[C.CUSTOMER_ID].to_numpy()
+
+
+def _delivered_at(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """Delivered-scan time per order id (NaT when the parcel never got one)."""
+    s = tables[C.SHIPMENTS]
+    return pd.Series(s[C.DELIVERED_AT].to_numpy(), index=s[C.ORDER_ID].to_numpy())
+
+
+def build_history(
+    tables: dict[str, pd.DataFrame],
+    label_delay_days: float = 14.0,
+    salt: str = DEFAULT_SALT,
+    until: pd.Timestamp | str | None = None,
+) -> FraudHistory:
+    """Event history from canonical tables, identifiers hashed, optionally cut at ``until``.
+
+    Args:
+        tables: canonical tables (customers, products, orders, order_items, shipments,
+            returns, claims).
+        label_delay_days: how long an investigation takes; a request's
+            ``confirmed_fraud`` label is usable by later requests only after this.
+        salt: identifier hashing salt (``ppx.features.identity``).
+        until: drop every event at or after this time (snapshots for a holdout).
+    """
+    cut = pd.Timestamp(until) if until is not None else None
+    delay = pd.to_timedelta(label_delay_days, unit="D")
+    cust = tables[C.CUSTOMERS]
+    if cut is not None:
+        cust = cust[cust[C.SIGNUP_AT] < cut]
+    identities = hash_identities(cust, salt=salt)
+    products = tables[C.PRODUCTS][[C.PRODUCT_ID, C.CATEGORY, C.PRICE]].copy()
+    deliv = _delivered_at(tables)
+    o = tables[C.ORDERS]
+    orders = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: o[C.CUSTOMER_ID].to_numpy(),
+            C.ORDER_ID: o[C.ORDER_ID].to_numpy(),
+            C.ORDERED_AT: o[C.ORDERED_AT].to_numpy(),
+            C.ORDER_VALUE: o[C.ORDER_VALUE].to_numpy(dtype=float),
+            C.DELIVERED_AT: deliv.reindex(o[C.ORDER_ID].to_numpy()).to_numpy(),
+        }
+    )
+    it = tables[C.ORDER_ITEMS].merge(
+        orders[[C.ORDER_ID, C.CUSTOMER_ID, C.DELIVERED_AT]], on=C.ORDER_ID, how="inner"
+    )
+    it = it[it[C.DELIVERED_AT].notna()]
+    it = it.merge(products[[C.PRODUCT_ID, C.CATEGORY]], on=C.PRODUCT_ID, how="left")
+    items = it[[C.CUSTOMER_ID, C.PRODUCT_ID, C.CATEGORY, C.DELIVERED_AT]].reset_index(drop=True)
+    r = tables[C.RETURNS].merge(products[[C.PRODUCT_ID, C.CATEGORY]], on=C.PRODUCT_ID, how="left")
+    r_deliv = deliv.reindex(r[C.ORDER_ID].to_numpy()).to_numpy()
+    returns = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: r[C.CUSTOMER_ID].to_numpy(),
+            C.PRODUCT_ID: r[C.PRODUCT_ID].to_numpy(),
+            C.CATEGORY: r[C.CATEGORY].to_numpy(),
+            C.REQUESTED_AT: r[C.REQUESTED_AT].to_numpy(),
+            "lag_days": (r[C.REQUESTED_AT].to_numpy() - r_deliv) / pd.Timedelta(days=1),
+            C.AMOUNT: r[C.REFUND_AMOUNT].to_numpy(dtype=float),
+            C.CONFIRMED_FRAUD: r[C.CONFIRMED_FRAUD].to_numpy(dtype=bool),
+            LABEL_AT: (r[C.REQUESTED_AT] + delay).to_numpy(),
+        }
+    )
+    cl = tables[C.CLAIMS]
+    ev = claim_requests(tables)
+    returns_ok = returns
+    claims = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: cl[C.CUSTOMER_ID].to_numpy(),
+            C.REQUESTED_AT: cl[C.CLAIMED_AT].to_numpy(),
+            C.AMOUNT: cl[C.AMOUNT].to_numpy(dtype=float),
+            "unexplained": (
+                ev[C.DELIVERED_AT].notna() & (ev[C.GPS_DISTANCE_M].fillna(0) <= FAR_GPS_M)
+            ).to_numpy(),
+            "fast": (
+                (ev[C.REQUESTED_AT] - ev[C.DELIVERED_AT]) / pd.Timedelta(hours=1) < 24
+            ).to_numpy(),
+            C.CONFIRMED_FRAUD: cl[C.CONFIRMED_FRAUD].to_numpy(dtype=bool),
+            LABEL_AT: (cl[C.CLAIMED_AT] + delay).to_numpy(),
+        }
+    )
+    if cut is not None:
+        orders = orders[orders[C.ORDERED_AT] < cut]
+        orders.loc[orders[C.DELIVERED_AT] >= cut, C.DELIVERED_AT] = pd.NaT
+        items = items[items[C.DELIVERED_AT] < cut]
+        returns_ok = returns_ok[returns_ok[C.REQUESTED_AT] < cut].copy()
+        claims = claims[claims[C.REQUESTED_AT] < cut].copy()
+        # Outcomes not known by the cut are unknown to the snapshot.
+        for frame in (returns_ok, claims):
+            late = frame[LABEL_AT] >= cut
+            frame.loc[late, C.CONFIRMED_FRAUD] = False
+            frame.loc[late, LABEL_AT] = pd.NaT
+    meta = {
+        "label_delay_days": float(label_delay_days),
+        "salt_digest": salt_digest(salt),
+        "as_of": str(cut) if cut is not None else str(_max_time(tables)),
+    }
+    return FraudHistory(
+        identities=identities.reset_index(drop=True),
+        orders=orders.reset_index(drop=True),
+        items=items,
+        returns=returns_ok.reset_index(drop=True),
+        claims=claims.reset_index(drop=True),
+        products=products.reset_index(drop=True),
+        meta=meta,
+    )
+
+
+def _max_time(tables) -> pd.Timestamp:
+    return max(tables[C.ORDERS][C.ORDERED_AT].max(), tables[C.RETURNS][C.REQUESTED_AT].max())
+
+
+# ----------------------------------------------------------------------------------------
+# request frames from the canonical tables (the training rows)
+# ----------------------------------------------------------------------------------------
+
+
+def _order_facts(tables, order_ids: np.ndarray) -> pd.DataFrame:
+    o = tables[C.ORDERS].set_index(C.ORDER_ID)
+    cols = [C.ORDERED_AT, C.ORDER_VALUE, C.DISCOUNT, C.PROMISED_DATE]
+    return o.reindex(order_ids)[cols].reset_index(drop=True)
+
+
+def return_requests(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One request row per return, with its label (``confirmed_fraud``) and id."""
+    r = tables[C.RETURNS]
+    of = _order_facts(tables, r[C.ORDER_ID].to_numpy())
+    deliv = _delivered_at(tables).reindex(r[C.ORDER_ID].to_numpy()).to_numpy()
+    out = pd.DataFrame(
+        {
+            REQUEST_ID: r[C.RETURN_ID].to_numpy(),
+            KIND: RETURN,
+            C.CUSTOMER_ID: r[C.CUSTOMER_ID].to_numpy(),
+            C.REQUESTED_AT: r[C.REQUESTED_AT].to_numpy(),
+            C.AMOUNT: r[C.REFUND_AMOUNT].to_numpy(dtype=float),
+            C.ORDER_ID: r[C.ORDER_ID].to_numpy(),
+            **{k: of[k].to_numpy() for k in of.columns},
+            C.DELIVERED_AT: deliv,
+            C.PRODUCT_ID: r[C.PRODUCT_ID].to_numpy(),
+            C.REASON: r[C.REASON].astype(str).to_numpy(),
+            C.CONFIRMED_FRAUD: r[C.CONFIRMED_FRAUD].to_numpy(dtype=bool),
+        }
+    )
+    out[KIND] = out[KIND].astype(str)
+    return out
+
+
+def claim_requests(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One request row per claim, with the delivery evidence known at claim time."""
+    cl = tables[C.CLAIMS]
+    of = _order_facts(tables, cl[C.ORDER_ID].to_numpy())
+    s = tables[C.SHIPMENTS].set_index(C.SHIPMENT_ID).reindex(cl[C.SHIPMENT_ID].to_numpy())
+    claimed = cl[C.CLAIMED_AT].to_numpy()
+    deliv = s[C.DELIVERED_AT].to_numpy()
+    seen = ~pd.isna(deliv) & (deliv < claimed)
+    ev = tables[C.TRACKING_EVENTS]
+    exc = ev[(ev[C.EVENT_TYPE] == "exception") & ev[C.SHIPMENT_ID].isin(cl[C.SHIPMENT_ID])]
+    first_exc = exc.groupby(C.SHIPMENT_ID)[C.EVENT_AT].min()
+    exc_at = first_exc.reindex(cl[C.SHIPMENT_ID].to_numpy()).to_numpy()
+    out = pd.DataFrame(
+        {
+            REQUEST_ID: cl[C.CLAIM_ID].to_numpy(),
+            KIND: CLAIM,
+            C.CUSTOMER_ID: cl[C.CUSTOMER_ID].to_numpy(),
+            C.REQUESTED_AT: claimed,
+            C.AMOUNT: cl[C.AMOUNT].to_numpy(dtype=float),
+            C.ORDER_ID: cl[C.ORDER_ID].to_numpy(),
+            **{k: of[k].to_numpy() for k in of.columns},
+            C.DELIVERED_AT: np.where(seen, deliv, np.datetime64("NaT")),
+            C.CLAIM_TYPE: cl[C.CLAIM_TYPE].astype(str).to_numpy(),
+            C.SIGNATURE: np.where(seen, s[C.SIGNATURE].to_numpy(dtype=bool), False),
+            C.GPS_DISTANCE_M: np.where(seen, s[C.GPS_DISTANCE_M].to_numpy(dtype=float), np.nan),
+            EXCEPTION_SCAN: ~pd.isna(exc_at) & (exc_at < claimed),
+            C.CONFIRMED_FRAUD: cl[C.CONFIRMED_FRAUD].to_numpy(dtype=bool),
+        }
+    )
+    out[C.DELIVERED_AT] = pd.to_datetime(out[C.DELIVERED_AT])
+    out[KIND] = out[KIND].astype(str)
+    return out
+
+
+def all_requests(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Returns and claims in one frame, sorted by request time."""
+    frame = pd.concat([return_requests(tables), claim_requests(tables)], ignore_index=True)
+    return frame.sort_values([C.REQUESTED_AT, KIND], kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------------------
+
+
+def _rows(mask: np.ndarray, limit: int = 5) -> list[int]:
+    return np.flatnonzero(mask)[:limit].tolist()
+
+
+def validate_requests(requests: pd.DataFrame, history: FraudHistory) -> pd.DataFrame:
+    """Check raw request rows; return a copy with typed columns or raise a clear error.
+
+    Raises:
+        FraudRequestError: a required column is missing, ``kind`` is not
+            ``return``/``claim``, an amount is negative or not a number, a time is
+            missing or unparsable, the customer is unknown and no identity was given,
+            a return precedes its delivery, or a claim precedes its order or cites a
+            delivered scan from after the claim.
+    """
+    if not isinstance(requests, pd.DataFrame):
+        raise FraudRequestError("requests must be a pandas DataFrame, one row per request")
+    if len(requests) == 0:
+        raise FraudRequestError("no requests: the frame is empty")
+    missing = [c for c in REQUIRED_COLUMNS if c not in requests.columns]
+    if missing:
+        raise FraudRequestError(
+            f"missing required column(s) {missing}; every request needs {list(REQUIRED_COLUMNS)}"
+        )
+    df = requests.reset_index(drop=True).copy()
+    kind = df[KIND].astype(str).str.strip().str.lower()
+    bad = ~kind.isin(KINDS).to_numpy()
+    if bad.any():
+        vals = df.loc[bad, KIND].head(3).tolist()
+        raise FraudRequestError(
+            f"field {KIND!r} must be 'return' or 'claim'; got {vals} at rows {_rows(bad)}"
+        )
+    df[KIND] = kind.astype(str)
+    cid = pd.to_numeric(df[C.CUSTOMER_ID], errors="coerce")
+    bad = cid.isna().to_numpy()
+    if bad.any():
+        raise FraudRequestError(f"field {C.CUSTOMER_ID!r} must be an integer id; rows {_rows(bad)}")
+    df[C.CUSTOMER_ID] = cid.astype(np.int64)
+    amt = pd.to_numeric(df[C.AMOUNT], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(amt) | (amt < 0)
+    if bad.any():
+        raise FraudRequestError(
+            f"field {C.AMOUNT!r} must be a non-negative number; got "
+            f"{df.loc[bad, C.AMOUNT].head(3).tolist()} at rows {_rows(bad)}"
+        )
+    df[C.AMOUNT] = amt
+    for col in (C.REQUESTED_AT, C.ORDERED_AT, C.PROMISED_DATE, C.DELIVERED_AT, C.SIGNUP_AT):
+        if col in df.columns:
+            raw = df[col]
+            parsed = pd.to_datetime(raw, errors="coerce")
+            if getattr(parsed.dt, "tz", None) is not None:
+                parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+            unparsable = parsed.isna().to_numpy() & raw.notna().to_numpy()
+            if unparsable.any():
+                raise FraudRequestError(
+                    f"field {col!r} is not a timestamp at rows {_rows(unparsable)}: "
+                    f"{raw[unparsable].head(3).tolist()}"
+                )
+            df[col] = parsed.astype("datetime64[ns]")
+    bad = df[C.REQUESTED_AT].isna().to_numpy()
+    if bad.any():
+        raise FraudRequestError(
+            f"field {C.REQUESTED_AT!r} is required; missing at rows {_rows(bad)}"
+        )
+    for col in (C.ORDER_VALUE, C.DISCOUNT, C.GPS_DISTANCE_M):
+        if col in df.columns:
+            v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+            neg = np.isfinite(v) & (v < 0)
+            if neg.any():
+                raise FraudRequestError(f"field {col!r} must not be negative; rows {_rows(neg)}")
+            df[col] = v
+    # Unknown customers need an identity (a brand-new account) to be scored.
+    known = np.isin(df[C.CUSTOMER_ID].to_numpy(), history.known_customers())
+    has_id = np.zeros(len(df), dtype=bool)
+    for k in ID_KINDS:
+        if k in df.columns:
+            has_id |= df[k].notna().to_numpy() & (df[k].astype(str).str.strip() != "").to_numpy()
+    bad = ~known & ~has_id
+    if bad.any():
+        ids = df.loc[bad, C.CUSTOMER_ID].head(3).tolist()
+        raise FraudRequestError(
+            f"unknown {C.CUSTOMER_ID} {ids} (rows {_rows(bad)}): not in the history snapshot; "
+            f"to score a new account pass {C.SIGNUP_AT} and at least one of {list(ID_KINDS)}"
+        )
+    t = df[C.REQUESTED_AT]
+    if C.SIGNUP_AT in df.columns:
+        bad = (~known & df[C.SIGNUP_AT].notna() & (df[C.SIGNUP_AT] > t)).to_numpy()
+        if bad.any():
+            raise FraudRequestError(
+                f"field {C.SIGNUP_AT!r} is after {C.REQUESTED_AT!r} at rows {_rows(bad)}"
+            )
+    if C.ORDERED_AT in df.columns:
+        bad = (df[C.ORDERED_AT].notna() & (t < df[C.ORDERED_AT])).to_numpy()
+        if bad.any():
+            raise FraudRequestError(
+                f"{C.REQUESTED_AT!r} is before {C.ORDERED_AT!r} at rows {_rows(bad)}: "
+                "a return or claim cannot precede its order"
+            )
+    is_claim = (df[KIND] == CLAIM).to_numpy()
+    if C.DELIVERED_AT in df.columns:
+        d = df[C.DELIVERED_AT]
+        bad = (is_claim & d.notna() & (d > t)).to_numpy()
+        if bad.any():
+            raise FraudRequestError(
+                f"claim before delivery at rows {_rows(bad)}: {C.REQUESTED_AT!r} precedes the "
+                f"{C.DELIVERED_AT!r} scan it cites; leave {C.DELIVERED_AT!r} empty if the parcel "
+                "had no delivered scan when the claim was made"
+            )
+        bad = (~is_claim & d.notna() & (d > t)).to_numpy()
+        if bad.any():
+            raise FraudRequestError(
+                f"return before delivery at rows {_rows(bad)}: {C.REQUESTED_AT!r} precedes "
+                f"{C.DELIVERED_AT!r}"
+            )
+    if C.PRODUCT_ID in df.columns:
+        pid = pd.to_numeric(df[C.PRODUCT_ID], errors="coerce")
+        unknown = (
+            ~is_claim
+            & pid.notna().to_numpy()
+            & ~np.isin(pid.fillna(-1), history.products[C.PRODUCT_ID])
+        )
+        if unknown.any():
+            raise FraudRequestError(
+                f"unknown {C.PRODUCT_ID} {pid[unknown].head(3).tolist()} at rows {_rows(unknown)}"
+            )
+    if C.REASON in df.columns:
+        reason = df[C.REASON]
+        bad = (~is_claim & reason.notna() & ~reason.astype(str).isin(C.RETURN_REASONS)).to_numpy()
+        if bad.any():
+            raise FraudRequestError(
+                f"field {C.REASON!r} must be one of {list(C.RETURN_REASONS)} at rows {_rows(bad)}"
+            )
+    if C.CLAIM_TYPE in df.columns:
+        ct = df[C.CLAIM_TYPE]
+        bad = (is_claim & ct.notna() & ~ct.astype(str).isin(C.CLAIM_TYPES)).to_numpy()
+        if bad.any():
+            raise FraudRequestError(
+                f"field {C.CLAIM_TYPE!r} must be one of {list(C.CLAIM_TYPES)} at rows {_rows(bad)}"
+            )
+    return df
+
+
+# ----------------------------------------------------------------------------------------
+# linkage graph
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LinkageGraph:
+    """Accounts joined by shared hashed identifiers.
+
+    ``adjacency`` is the account-account matrix (any identifier), ``by_kind`` one
+    matrix per identifier kind; both come from a sparse incidence product so the
+    graph builds in milliseconds for tens of thousands of accounts.
+    """
+
+    customer_ids: np.ndarray
+    signup_s: np.ndarray
+    adjacency: sp.csr_matrix
+    by_kind: dict[str, sp.csr_matrix]
+    static_component: np.ndarray
+
+    @classmethod
+    def build(cls, identities: pd.DataFrame) -> LinkageGraph:
+        ids = identities[C.CUSTOMER_ID].to_numpy(dtype=np.int64)
+        n = len(ids)
+        signup, ok = _secs(identities[C.SIGNUP_AT])
+        signup = np.where(ok, signup, np.iinfo(np.int64).min // 4)
+        by_kind = {}
+        total = sp.csr_matrix((n, n), dtype=np.float32)
+        for kind in ID_KINDS:
+            col = identities[hash_column_name(kind)]
+            present = col.notna().to_numpy()
+            codes, _ = pd.factorize(col[present])
+            rows = np.flatnonzero(present)
+            inc = sp.csr_matrix(
+                (np.ones(len(rows), dtype=np.float32), (rows, codes)),
+                shape=(n, max(int(codes.max()) + 1 if len(codes) else 0, 1)),
+            )
+            a = (inc @ inc.T).tocsr()
+            a.setdiag(0)
+            a.eliminate_zeros()
+            a.data[:] = 1.0
+            by_kind[kind] = a
+            total = total + a
+        total = total.tocsr()
+        total.data[:] = 1.0
+        _, comp = connected_components(total, directed=False)
+        return cls(ids, signup, total, by_kind, comp)
+
+
+def _explode(adj: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query position, neighbour index) pairs for the given node rows of a CSR matrix."""
+    starts, ends = adj.indptr[rows], adj.indptr[rows + 1]
+    lens = ends - starts
+    q = np.repeat(np.arange(len(rows)), lens)
+    offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    nb = adj.indices[np.repeat(starts, lens) + offs]
+    return q, nb
+
+
+def _component_sweep(
+    graph: LinkageGraph,
+    node: np.ndarray,
+    t_s: np.ndarray,
+    flag_s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Component size and flagged-account count per query, as of each query time.
+
+    A single time-ordered pass: accounts join at signup (union with neighbours that
+    already exist), flags arrive when an account's first confirmed fraud becomes
+    known, queries read their component. Only static components that contain a
+    queried account are swept, so one online request touches a handful of nodes.
+    """
+    wanted = np.unique(graph.static_component[node])
+    members = np.flatnonzero(np.isin(graph.static_component, wanted))
+    # Singletons in the static graph need no sweep: size 1 (if signed up), no neighbours.
+    events = []  # (time, order, kind, payload); order: queries (0) before joins (1)/flags (2)
+    for i, (u, t) in enumerate(zip(node, t_s, strict=True)):
+        events.append((int(t), 0, i, int(u)))
+    for u in members:
+        events.append((int(graph.signup_s[u]), 1, -1, int(u)))
+        if flag_s[u] != np.iinfo(np.int64).max:
+            events.append((int(flag_s[u]), 2, -1, int(u)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    uf = nx.utils.UnionFind()
+    joined: set[int] = set()
+    flagged: dict[int, int] = {}
+    size = np.zeros(len(node))
+    fraud = np.zeros(len(node))
+    adj = graph.adjacency
+    for _, kind, qi, u in events:
+        if kind == 0:
+            if u in joined:
+                r = uf[u]
+                size[qi] = uf.weights[r]
+                fraud[qi] = flagged.get(r, 0)
+            else:
+                size[qi] = 1.0
+            continue
+        if kind == 1:
+            joined.add(u)
+            uf[u]
+            for v in adj.indices[adj.indptr[u] : adj.indptr[u + 1]]:
+                v = int(v)
+                if v in joined:
+                    ru, rv = uf[u], uf[v]
+                    if ru != rv:
+                        f = flagged.pop(ru, 0) + flagged.pop(rv, 0)
+                        uf.union(ru, rv)
+                        flagged[uf[ru]] = f
+        else:
+            if u not in joined:
+                joined.add(u)
+            r = uf[u]
+            flagged[r] = flagged.get(r, 0) + 1
+    return size, fraud
+
+
+# ----------------------------------------------------------------------------------------
+# the feature function
+# ----------------------------------------------------------------------------------------
+
+
+def _with_new_accounts(req: pd.DataFrame, history: FraudHistory, salt: str) -> pd.DataFrame:
+    """History identities plus the hashed identity of accounts only the requests know."""
+    known = np.isin(req[C.CUSTOMER_ID].to_numpy(), history.known_customers())
+    if known.all():
+        return history.identities
+    new = req.loc[~known].drop_duplicates(C.CUSTOMER_ID).copy()
+    if C.SIGNUP_AT not in new.columns:
+        new[C.SIGNUP_AT] = pd.NaT
+    first_t = req.loc[~known].groupby(C.CUSTOMER_ID)[C.REQUESTED_AT].min()
+    sign = new[C.SIGNUP_AT].fillna(new[C.CUSTOMER_ID].map(first_t) - pd.Timedelta(seconds=1))
+    new[C.SIGNUP_AT] = sign
+    hashed = hash_identities(new, salt=salt)
+    return pd.concat([history.identities, hashed], ignore_index=True)
+
+
+def fraud_features(
+    requests: pd.DataFrame,
+    history: FraudHistory,
+    salt: str = DEFAULT_SALT,
+    graph: LinkageGraph | None = None,
+) -> pd.DataFrame:
+    """Raw request rows -> numeric features (:data:`FEATURE_NAMES`), as of request time.
+
+    The same call builds one online request and a training frame of tens of
+    thousands of rows; nothing later than a row's ``requested_at`` is used, and a
+    row's own label never enters its features.
+
+    Args:
+        requests: one row per request (columns in :data:`REQUIRED_COLUMNS`,
+            :data:`OPTIONAL_COLUMNS` and, for new accounts, :data:`IDENTITY_COLUMNS`).
+        history: event history (offline from the tables, online the logged snapshot).
+        salt: identifier hashing salt; must match the one used for ``history``.
+        graph: a prebuilt graph of ``history.identities`` (reused across calls when no
+            request introduces a new account).
+
+    Raises:
+        FraudRequestError: malformed requests (see :func:`validate_requests`).
+    """
+    if history.meta.get("salt_digest") not in (None, salt_digest(salt)):
+        raise FraudRequestError("identifier salt differs from the one the history was hashed with")
+    req = validate_requests(requests, history)
+    n = len(req)
+    t_s, _ = _secs(req[C.REQUESTED_AT])
+    is_claim = (req[KIND] == CLAIM).to_numpy()
+    feats: dict[str, np.ndarray] = {}
+
+    def col(name, default=np.nan, dtype=float):
+        if name in req.columns:
+            return pd.to_numeric(req[name], errors="coerce").to_numpy(dtype=dtype, na_value=default)
+        return np.full(n, default, dtype=dtype)
+
+    def tcol(name):
+        if name in req.columns:
+            return _secs(req[name])
+        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+
+    identities = _with_new_accounts(req, history, salt)
+    if graph is None or len(identities) != len(graph.customer_ids):
+        graph = LinkageGraph.build(identities)
+    index_of = pd.Series(np.arange(len(graph.customer_ids)), index=graph.customer_ids)
+    node = index_of.loc[req[C.CUSTOMER_ID].to_numpy()].to_numpy()
+    cust = req[C.CUSTOMER_ID].to_numpy(dtype=np.int64)
+    signup_s = graph.signup_s[node]
+    day = 86_400.0
+
+    # --- order and request facts -------------------------------------------------------
+    amount = col(C.AMOUNT, 0.0)
+    value = col(C.ORDER_VALUE)
+    value = np.where(np.isnan(value), amount, value)
+    discount = np.nan_to_num(col(C.DISCOUNT, 0.0))
+    ord_s, ord_ok = tcol(C.ORDERED_AT)
+    del_s, del_ok = tcol(C.DELIVERED_AT)
+    prom_s, prom_ok = tcol(C.PROMISED_DATE)
+    feats["is_claim"] = is_claim.astype(float)
+    feats["amount_log"] = np.log1p(amount)
+    feats["order_value_log"] = np.log1p(value)
+    feats["discount_share"] = discount / np.maximum(value + discount, 1e-6)
+    feats["account_age_days"] = np.maximum(t_s - signup_s, 0) / day
+    feats["order_account_age_days"] = np.where(
+        ord_ok, np.maximum(ord_s - signup_s, 0) / day, feats["account_age_days"]
+    )
+    feats["days_since_order"] = np.where(ord_ok, (t_s - ord_s) / day, 0.0)
+    feats["late_delivery"] = (del_ok & prom_ok & (del_s >= prom_s + 86_400)).astype(float)
+
+    # --- customer history as of t ------------------------------------------------------
+    h = history
+    ho_s, ho_ok = _secs(h.orders[C.ORDERED_AT])
+    o_idx = _AsOf(
+        h.orders[C.CUSTOMER_ID].to_numpy()[ho_ok],
+        ho_s[ho_ok],
+        {"value": h.orders[C.ORDER_VALUE].to_numpy()[ho_ok]},
+    )
+    hd_s, hd_ok = _secs(h.orders[C.DELIVERED_AT])
+    od_idx = _AsOf(h.orders[C.CUSTOMER_ID].to_numpy()[hd_ok], hd_s[hd_ok], {})
+    hi_s, hi_ok = _secs(h.items[C.DELIVERED_AT])
+    i_idx = _AsOf(h.items[C.CUSTOMER_ID].to_numpy()[hi_ok], hi_s[hi_ok], {})
+    hr_s, hr_ok = _secs(h.returns[C.REQUESTED_AT])
+    lag = np.nan_to_num(h.returns["lag_days"].to_numpy(dtype=float))
+    hv = (h.returns[C.AMOUNT].to_numpy() > HIGH_VALUE).astype(float)
+    lw = (lag >= LATE_WINDOW_DAYS).astype(float)
+    r_idx = _AsOf(
+        h.returns[C.CUSTOMER_ID].to_numpy()[hr_ok],
+        hr_s[hr_ok],
+        {"hv": hv[hr_ok], "lw": lw[hr_ok], "lag": lag[hr_ok]},
+    )
+    hc_s, hc_ok = _secs(h.claims[C.REQUESTED_AT])
+    c_idx = _AsOf(
+        h.claims[C.CUSTOMER_ID].to_numpy()[hc_ok],
+        hc_s[hc_ok],
+        {
+            "unexplained": h.claims["unexplained"].to_numpy(dtype=float)[hc_ok],
+            "fast": h.claims["fast"].to_numpy(dtype=float)[hc_ok],
+        },
+    )
+    # Labels: usable from label_at on; fraud and investigated counts.
+    lab = pd.concat(
+        [
+            h.returns[[C.CUSTOMER_ID, LABEL_AT, C.CONFIRMED_FRAUD]],
+            h.claims[[C.CUSTOMER_ID, LABEL_AT, C.CONFIRMED_FRAUD]],
+        ],
+        ignore_index=True,
+    )
+    lab_s, lab_ok = _secs(lab[LABEL_AT])
+    l_idx = _AsOf(
+        lab[C.CUSTOMER_ID].to_numpy()[lab_ok],
+        lab_s[lab_ok],
+        {"fraud": lab[C.CONFIRMED_FRAUD].to_numpy(dtype=float)[lab_ok]},
+    )
+    w90 = 90 * 86_400
+    n_orders = o_idx.count(cust, t_s)
+    n_items = i_idx.count(cust, t_s)
+    n_deliv = od_idx.count(cust, t_s)
+    n_ret = r_idx.count(cust, t_s)
+    n_hv = r_idx.sum("hv", cust, t_s)
+    n_lw = r_idx.sum("lw", cust, t_s)
+    n_cl = c_idx.count(cust, t_s)
+    feats["n_orders"] = n_orders
+    feats["spend_log"] = np.log1p(o_idx.sum("value", cust, t_s))
+    feats["n_orders_90d"] = o_idx.count(cust, t_s, w90)
+    feats["n_items_delivered"] = n_items
+    feats["n_returns"] = n_ret
+    feats["return_rate"] = n_ret / (n_items + 2.0)
+    feats["n_returns_90d"] = r_idx.count(cust, t_s, w90)
+    feats["n_hv_returns"] = n_hv
+    feats["hv_return_rate"] = n_hv / (n_items + 2.0)
+    feats["n_late_window_returns"] = n_lw
+    feats["late_window_share"] = n_lw / (n_ret + 1.0)
+    feats["mean_return_lag"] = r_idx.sum("lag", cust, t_s) / np.maximum(n_ret, 1.0)
+    feats["n_claims"] = n_cl
+    feats["claim_rate"] = n_cl / (n_deliv + 2.0)
+    feats["n_unexplained_claims"] = c_idx.sum("unexplained", cust, t_s)
+    feats["n_fast_claims"] = c_idx.sum("fast", cust, t_s)
+    feats["n_labels_known"] = l_idx.count(cust, t_s)
+    feats["own_fraud_known"] = l_idx.sum("fraud", cust, t_s)
+
+    # --- item and category base rates ------------------------------------------------
+    prod = h.products.set_index(C.PRODUCT_ID)
+    pid = col(C.PRODUCT_ID, -1.0)
+    has_item = ~is_claim & (pid >= 0)
+    pid_i = np.where(has_item, pid, -1).astype(np.int64)
+    price = prod[C.PRICE].reindex(pid_i).to_numpy(dtype=float)
+    category = prod[C.CATEGORY].reindex(pid_i).astype(object).to_numpy()
+    cat_code = {c: i for i, c in enumerate(C.CATEGORIES)}
+    req_cat = np.array([cat_code.get(c, -1) for c in category], dtype=np.int64)
+    it_cat = np.array([cat_code.get(c, -1) for c in h.items[C.CATEGORY].astype(object)])
+    rt_cat = np.array([cat_code.get(c, -1) for c in h.returns[C.CATEGORY].astype(object)])
+    ci_idx = _AsOf(it_cat[hi_ok], hi_s[hi_ok], {})
+    cr_idx = _AsOf(rt_cat[hr_ok], hr_s[hr_ok], {})
+    cat_items = ci_idx.count(req_cat, t_s)
+    cat_rets = cr_idx.count(req_cat, t_s)
+    prior = 0.06
+    cat_rate = (cat_rets + prior * 50) / (cat_items + 50)
+    pi_idx = _AsOf(h.items[C.PRODUCT_ID].to_numpy()[hi_ok], hi_s[hi_ok], {})
+    pr_idx = _AsOf(h.returns[C.PRODUCT_ID].to_numpy()[hr_ok], hr_s[hr_ok], {})
+    p_items = pi_idx.count(np.maximum(pid_i, 0), t_s)
+    p_rets = pr_idx.count(np.maximum(pid_i, 0), t_s)
+    feats["item_price_log"] = np.where(has_item, np.log1p(np.nan_to_num(price)), 0.0)
+    feats["refund_to_price"] = np.where(
+        has_item & (price > 0), amount / np.where(price > 0, price, 1.0), 0.0
+    )
+    feats["category_return_rate"] = np.where(has_item & (req_cat >= 0), cat_rate, 0.0)
+    feats["product_return_rate"] = np.where(
+        has_item, (p_rets + cat_rate * 20) / (p_items + 20), 0.0
+    )
+    for c, i in cat_code.items():
+        feats[f"cat_{c}"] = (has_item & (req_cat == i)).astype(float)
+
+    # --- return facts ---------------------------------------------------------------------
+    ret_lag = np.where(~is_claim & del_ok, (t_s - del_s) / day, 0.0)
+    feats["return_lag_days"] = ret_lag
+    feats["late_window_return"] = (~is_claim & (ret_lag >= LATE_WINDOW_DAYS)).astype(float)
+    reason = (
+        req[C.REASON].astype(object).to_numpy()
+        if C.REASON in req.columns
+        else np.full(n, None, dtype=object)
+    )
+    for r in C.RETURN_REASONS:
+        feats[f"reason_{r}"] = (~is_claim & (reason == r)).astype(float)
+
+    # --- claim evidence ---------------------------------------------------------------
+    gps = col(C.GPS_DISTANCE_M)
+    scan = is_claim & del_ok
+    feats["delivered_scan"] = scan.astype(float)
+    sig = col(C.SIGNATURE, 0.0)
+    feats["signature"] = (is_claim & scan & (np.nan_to_num(sig) > 0)).astype(float)
+    feats["gps_distance_log"] = np.where(scan, np.log1p(np.nan_to_num(gps)), 0.0)
+    feats["gps_far"] = (scan & (np.nan_to_num(gps) > FAR_GPS_M)).astype(float)
+    feats["hours_since_delivery"] = np.where(
+        scan, np.clip((t_s - del_s) / 3600.0, 0, 24 * 60), -1.0
+    )
+    exc = col(EXCEPTION_SCAN, 0.0)
+    feats["exception_scan"] = (is_claim & (np.nan_to_num(exc) > 0)).astype(float)
+    ctype = (
+        req[C.CLAIM_TYPE].astype(object).to_numpy()
+        if C.CLAIM_TYPE in req.columns
+        else np.full(n, "item_not_received", dtype=object)
+    )
+    feats["claim_not_received"] = (is_claim & (ctype != "damaged_in_transit")).astype(float)
+
+    # --- linkage --------------------------------------------------------------------------
+    feats.update(_linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx))
+    out = pd.DataFrame({k: feats[k] for k in FEATURE_NAMES})
+    return out.astype(float)
+
+
+def _linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx) -> dict:
+    """Neighbour and component features of each request's account, as of its time."""
+    n = len(node)
+    out: dict[str, np.ndarray] = {}
+    # First time each account became a known fraudster (its earliest confirmed fraud).
+    never = np.iinfo(np.int64).max
+    fr = lab[C.CONFIRMED_FRAUD].to_numpy(dtype=bool) & lab_ok
+    first_flag = (
+        pd.Series(lab_s[fr]).groupby(lab[C.CUSTOMER_ID].to_numpy()[fr]).min()
+        if fr.any()
+        else pd.Series(dtype=np.int64)
+    )
+    index_of = pd.Series(np.arange(len(graph.customer_ids)), index=graph.customer_ids)
+    flag_s = np.full(len(graph.customer_ids), never, dtype=np.int64)
+    if len(first_flag):
+        pos = index_of.reindex(first_flag.index.to_numpy()).to_numpy()
+        keep = ~np.isnan(pos)
+        flag_s[pos[keep].astype(np.int64)] = first_flag.to_numpy()[keep]
+    q, nb = _explode(graph.adjacency, node)
+    alive = graph.signup_s[nb] < t_s[q]
+    q, nb = q[alive], nb[alive]
+    deg = np.bincount(q, minlength=n).astype(float)
+    out["degree"] = deg
+    for kind in ID_KINDS:
+        qk, nk = _explode(graph.by_kind[kind], node)
+        ak = graph.signup_s[nk] < t_s[qk]
+        out[f"n_shared_{_ID_SHORT[kind]}"] = np.bincount(qk[ak], minlength=n).astype(float)
+    nb_flag = (flag_s[nb] < t_s[q]).astype(float)
+    nb_fraud = np.bincount(q, weights=nb_flag, minlength=n)
+    size, comp_fraud = _component_sweep(graph, node, t_s, flag_s)
+    own_flag = (flag_s[node] < t_s).astype(float)
+    out["component_size"] = size
+    out["nb_fraud_accounts"] = nb_fraud
+    out["nb_fraud_rate"] = nb_fraud / np.maximum(deg, 1.0)
+    out["component_fraud_accounts"] = np.maximum(comp_fraud - own_flag, 0.0)
+    burst = np.abs(graph.signup_s[nb] - signup_s[q]) <= BURST_DAYS * 86_400
+    out["nb_burst"] = np.bincount(q, weights=burst.astype(float), minlength=n)
+    nb_cust = graph.customer_ids[nb]
+    out["nb_returns"] = np.bincount(q, weights=r_idx.count(nb_cust, t_s[q]), minlength=n)
+    out["nb_hv_returns"] = np.bincount(q, weights=r_idx.sum("hv", nb_cust, t_s[q]), minlength=n)
+    out["nb_claims"] = np.bincount(q, weights=c_idx.count(nb_cust, t_s[q]), minlength=n)
+    return out
+
+
+def label_of(requests: pd.DataFrame) -> np.ndarray:
+    """The training label of offline request rows (``confirmed_fraud``)."""
+    return requests[C.CONFIRMED_FRAUD].to_numpy(dtype=bool)
+
+
+__all__ = [
+    "BASE_FEATURES",
+    "FEATURE_NAMES",
+    "HASH_COLUMNS",
+    "LINKAGE_FEATURES",
+    "FraudHistory",
+    "FraudRequestError",
+    "LinkageGraph",
+    "all_requests",
+    "build_history",
+    "claim_requests",
+    "fraud_features",
+    "return_requests",
+    "validate_requests",
+]

@@ -1,0 +1,47 @@
+"""Hyper-parameters and evaluation settings of the fraud model."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FraudConfig:
+    """Everything that changes a trained fraud model or its benchmark figures.
+
+    The split is by request time (months since the first request): the network fits
+    on the early months, early-stops, calibrates and picks its review threshold on the
+    next ones, and is reported on the last ones, so no figure is tuned on test.
+    """
+
+    # --- time-based split (fractions of the request time span) -----------------------
+    val_start: float = 0.5
+    test_start: float = 0.75
+    # --- labels and features ------------------------------------------------------------
+    label_delay_days: float = 14.0  # investigation time before a label is usable
+    # --- network ---------------------------------------------------------------------------
+    hidden: int = 128
+    hidden2: int = 64
+    dropout: float = 0.15
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    max_epochs: int = 120
+    patience: int = 15
+    pos_weight_power: float = 0.5  # pos_weight = (neg/pos) ** power per head
+    seed: int = 7
+    threads: int = 2
+    # --- decisions -------------------------------------------------------------------------
+    friction_cost_ratio: float = 0.5  # a false review costs this share of the amount
+    # --- baselines ---------------------------------------------------------------------------
+    lgb_estimators: int = 600
+    lgb_learning_rate: float = 0.03
+    lgb_num_leaves: int = 15
+    lgb_min_child_samples: int = 20
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> FraudConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,307 @@
+"""Metrics, baselines and the oracle for the fraud heads.
+
+Metrics per head (``return`` and ``claim``), all on the time-based test split:
+
+* ``pr_auc`` — average precision (fraud is rare; ROC AUC flatters).
+* ``recall_at_1pct_fpr`` — share of fraud caught when at most 1 % of honest requests
+  are flagged (the friction budget a brand typically accepts).
+* ``ring_recall`` — of the ring-member accounts (world truth ``ring_id``) that filed a
+  request of this kind in the test period, the share whose highest-scored request is
+  in the top 1 % of that head's test scores (ties broken at random, seeded).
+* ``net_savings`` — with a review threshold chosen on the validation split for each
+  method: fraud amounts stopped minus ``friction_cost_ratio`` × the amounts of honest
+  requests sent to review (the stated cost ratio of friction to loss).
+* ``review_rate`` — share of test requests sent to review at that threshold.
+* ``ece`` — expected calibration error (10 bins) for methods that output probabilities.
+
+Baselines: ``rules`` (what peers ship: serial-returner and repeat-claimer thresholds,
+high value, new account, a block-list of confirmed fraudsters), ``lightgbm_no_linkage``
+and ``lightgbm`` (with linkage), one model per head. ``oracle``: the generator's own
+``true_fraud_prob``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from ppx.data import columns as C
+from ppx.features import fraud as F
+from ppx.models.fraud.config import FraudConfig
+
+HEADS = (F.RETURN, F.CLAIM)
+
+
+# ----------------------------------------------------------------------------------------
+# split
+# ----------------------------------------------------------------------------------------
+
+
+def split_masks(requests: pd.DataFrame, cfg: FraudConfig) -> dict[str, np.ndarray]:
+    """Train / val / test masks by request time (fractions of the observed span)."""
+    t = pd.to_datetime(requests[C.REQUESTED_AT])
+    t0, t1 = t.min(), t.max()
+    v = t0 + (t1 - t0) * cfg.val_start
+    s = t0 + (t1 - t0) * cfg.test_start
+    return {
+        "train": (t < v).to_numpy(),
+        "val": ((t >= v) & (t < s)).to_numpy(),
+        "test": (t >= s).to_numpy(),
+        "val_start": v,
+        "test_start": s,
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# metrics
+# ----------------------------------------------------------------------------------------
+
+
+def recall_at_fpr(y: np.ndarray, score: np.ndarray, max_fpr: float = 0.01) -> float:
+    """Highest recall reachable with a false-positive rate of at most ``max_fpr``."""
+    y = np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(y, score)
+    return float(tpr[fpr <= max_fpr].max())
+
+
+def top_share_mask(score: np.ndarray, share: float = 0.01, seed: int = 0) -> np.ndarray:
+    """Boolean mask of the top ``share`` of rows (at least one), ties broken at random."""
+    n = len(score)
+    k = max(1, int(np.ceil(share * n)))
+    jitter = np.random.default_rng(seed).random(n)
+    order = np.lexsort((jitter, -np.asarray(score, dtype=float)))
+    mask = np.zeros(n, dtype=bool)
+    mask[order[:k]] = True
+    return mask
+
+
+def ring_recall(score: np.ndarray, customer: np.ndarray, is_ring: np.ndarray) -> float:
+    """Share of ring-member accounts with a request in the top 1 % of scores."""
+    members = np.unique(customer[is_ring])
+    if len(members) == 0:
+        return float("nan")
+    top = top_share_mask(score)
+    caught = np.unique(customer[top & is_ring])
+    return float(len(caught) / len(members))
+
+
+def net_savings(
+    y: np.ndarray, score: np.ndarray, amount: np.ndarray, threshold: float, ratio: float
+) -> tuple[float, float]:
+    """(fraud amount stopped - ratio x honest amount reviewed, review rate)."""
+    flag = np.asarray(score) >= threshold
+    y = np.asarray(y, dtype=bool)
+    gain = amount[flag & y].sum() - ratio * amount[flag & ~y].sum()
+    return float(gain), float(flag.mean())
+
+
+def best_threshold(y: np.ndarray, score: np.ndarray, amount: np.ndarray, ratio: float) -> float:
+    """The review threshold that maximises net savings (chosen on validation)."""
+    cands = np.unique(np.asarray(score, dtype=float))
+    if len(cands) > 400:
+        cands = np.unique(np.quantile(score, np.linspace(0.5, 1.0, 401)))
+    best, best_t = 0.0, float("inf")
+    for t in cands:
+        g, _ = net_savings(y, score, amount, t, ratio)
+        if g > best:
+            best, best_t = g, float(t)
+    return best_t
+
+
+def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error with equal-width bins."""
+    y = np.asarray(y, dtype=float)
+    p = np.clip(np.asarray(p, dtype=float), 0, 1)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.mean() * abs(y[m].mean() - p[m].mean())
+    return float(total)
+
+
+def head_metrics(
+    y: np.ndarray,
+    score: np.ndarray,
+    amount: np.ndarray,
+    customer: np.ndarray,
+    is_ring: np.ndarray,
+    threshold: float,
+    ratio: float,
+    probabilistic: bool,
+) -> dict[str, float]:
+    """All benchmark metrics of one method on one head's test rows."""
+    y = np.asarray(y, dtype=bool)
+    gain, rate = net_savings(y, score, amount, threshold, ratio)
+    out = {
+        "pr_auc": float(average_precision_score(y, score)),
+        "roc_auc": float(roc_auc_score(y, score)),
+        "recall_at_1pct_fpr": recall_at_fpr(y, score),
+        "ring_recall": ring_recall(score, customer, is_ring),
+        "net_savings": gain,
+        "review_rate": rate,
+    }
+    if probabilistic:
+        out["ece"] = ece(y, score)
+    return out
+
+
+def mean_pr_auc(y: np.ndarray, score: np.ndarray, is_claim: np.ndarray) -> float:
+    """Average of the two heads' PR AUC: the selection and promotion metric."""
+    vals = []
+    for head in (False, True):
+        m = is_claim == head
+        if m.any() and y[m].any() and not y[m].all():
+            vals.append(average_precision_score(y[m], score[m]))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+# ----------------------------------------------------------------------------------------
+# baselines and oracle
+# ----------------------------------------------------------------------------------------
+
+
+def rules_score(X: pd.DataFrame) -> np.ndarray:
+    """Points from the rules peers ship; higher means more suspicious.
+
+    Returns: serial-returner thresholds (3+ returns in 90 days, a return rate above
+    30 % with 3+ returns), a high refund (> 100), a new account (< 30 days), a
+    block-list hit (the account has confirmed fraud). Claims: a repeat claimer (2+
+    earlier claims), a high amount without signature, a new account, a claim against
+    a delivered scan, a block-list hit.
+    """
+    claim = X["is_claim"].to_numpy() > 0.5
+    amount = np.expm1(X["amount_log"].to_numpy())
+    new = X["account_age_days"].to_numpy() < 30
+    blocked = X["own_fraud_known"].to_numpy() > 0
+    ret_pts = (
+        2.0 * (X["n_returns_90d"].to_numpy() >= 3)
+        + 2.0 * ((X["return_rate"].to_numpy() > 0.3) & (X["n_returns"].to_numpy() >= 3))
+        + 1.0 * (amount > 100)
+        + 1.0 * new
+        + 3.0 * blocked
+    )
+    claim_pts = (
+        2.0 * (X["n_claims"].to_numpy() >= 2)
+        + 1.0 * ((amount > 100) & (X["signature"].to_numpy() < 0.5))
+        + 1.0 * new
+        + 1.0 * (X["delivered_scan"].to_numpy() > 0.5)
+        + 3.0 * blocked
+    )
+    return np.where(claim, claim_pts, ret_pts)
+
+
+def fit_lightgbm(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    masks: dict,
+    columns: list[str],
+    cfg: FraudConfig,
+    params: dict | None = None,
+) -> dict:
+    """One LightGBM per head on ``columns``, early-stopped on validation.
+
+    Returns a dict head -> fitted model (``predict_proba``) for :func:`lightgbm_scores`.
+    """
+    import lightgbm as lgb
+
+    params = {
+        "n_estimators": cfg.lgb_estimators,
+        "learning_rate": cfg.lgb_learning_rate,
+        "num_leaves": cfg.lgb_num_leaves,
+        "min_child_samples": cfg.lgb_min_child_samples,
+        "subsample": 0.8,
+        "subsample_freq": 1,
+        "colsample_bytree": 0.8,
+        "n_jobs": cfg.threads,
+        "random_state": cfg.seed,
+        "verbose": -1,
+        **(params or {}),
+    }
+    claim = X["is_claim"].to_numpy() > 0.5
+    models = {}
+    for head, is_claim in ((F.RETURN, False), (F.CLAIM, True)):
+        tr = masks["train"] & (claim == is_claim)
+        va = masks["val"] & (claim == is_claim)
+        m = lgb.LGBMClassifier(**params)
+        m.fit(
+            X.loc[tr, columns],
+            y[tr],
+            eval_X=(X.loc[va, columns],),
+            eval_y=(y[va],),
+            callbacks=[lgb.early_stopping(50, verbose=False)],
+        )
+        models[head] = m
+    models["columns"] = list(columns)
+    return models
+
+
+def lightgbm_scores(models: dict, X: pd.DataFrame) -> np.ndarray:
+    claim = X["is_claim"].to_numpy() > 0.5
+    out = np.zeros(len(X))
+    cols = models["columns"]
+    for head, is_claim in ((F.RETURN, False), (F.CLAIM, True)):
+        m = claim == is_claim
+        if m.any():
+            out[m] = models[head].predict_proba(X.loc[m, cols])[:, 1]
+    return out
+
+
+def oracle_scores(requests: pd.DataFrame, truth: dict[str, pd.DataFrame]) -> np.ndarray:
+    """The generator's fraud probability of each offline request row."""
+    tr = truth[C.TRUTH_RETURNS].set_index(C.RETURN_ID)[C.TRUE_FRAUD_PROB]
+    tc = truth[C.TRUTH_CLAIMS].set_index(C.CLAIM_ID)[C.TRUE_FRAUD_PROB]
+    rid = requests[F.REQUEST_ID]
+    claim = (requests[F.KIND] == F.CLAIM).to_numpy()
+    return np.where(claim, rid.map(tc).to_numpy(dtype=float), rid.map(tr).to_numpy(dtype=float))
+
+
+def ring_members(requests: pd.DataFrame, truth: dict[str, pd.DataFrame]) -> np.ndarray:
+    """Whether each request's account belongs to a planted ring (world truth)."""
+    tc = truth[C.TRUTH_CUSTOMERS].set_index(C.CUSTOMER_ID)[C.RING_ID]
+    return requests[C.CUSTOMER_ID].map(tc).fillna(-1).to_numpy() >= 0
+
+
+def compare(
+    scores: dict[str, np.ndarray],
+    requests: pd.DataFrame,
+    masks: dict,
+    cfg: FraudConfig,
+    is_ring: np.ndarray,
+    probabilistic: set[str],
+    extra: dict[str, dict[str, float]] | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per-head tables ``{head: {method: {metric: value}}}`` on the test split.
+
+    Each method's review threshold is picked on the validation split (net savings),
+    then applied to test.
+    """
+    y = F.label_of(requests)
+    amount = requests[C.AMOUNT].to_numpy(dtype=float)
+    customer = requests[C.CUSTOMER_ID].to_numpy()
+    claim = (requests[F.KIND] == F.CLAIM).to_numpy()
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for head, is_claim in ((F.RETURN, False), (F.CLAIM, True)):
+        va = masks["val"] & (claim == is_claim)
+        te = masks["test"] & (claim == is_claim)
+        table = {}
+        for method, s in scores.items():
+            thr = best_threshold(y[va], s[va], amount[va], cfg.friction_cost_ratio)
+            table[method] = head_metrics(
+                y[te],
+                s[te],
+                amount[te],
+                customer[te],
+                is_ring[te],
+                thr,
+                cfg.friction_cost_ratio,
+                method in probabilistic,
+            )
+            for k, v in ((extra or {}).get(method) or {}).items():
+                table[method][k] = v
+        out[head] = table
+    return out
