@@ -35,6 +35,7 @@ from typing import Any
 
 import bentoml
 import pandas as pd
+from pydantic import ValidationError
 
 from serving import schemas as S
 
@@ -71,7 +72,12 @@ class Endpoint:
 
 
 def _default_frame(requests: list[Any]) -> pd.DataFrame:
-    rows = [r.model_dump(exclude={"explain"}) for r in requests]
+    """Validated requests -> the raw-facts frame, in the JSON types the pyfunc documents.
+
+    Unset optional fields are left out (not sent as nulls) so the pyfunc applies its own
+    documented defaults exactly as it does for offline callers.
+    """
+    rows = [r.model_dump(mode="json", exclude={"explain"}, exclude_none=True) for r in requests]
     return pd.DataFrame.from_records(rows)
 
 
@@ -110,7 +116,10 @@ class LoadedModel:
     loaded_in_s: float = 0.0
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = self.pyfunc.predict(frame)
+        # The PythonModel's own predict, without MLflow's signature enforcement: the
+        # pydantic request models already validate more strictly, and enforcement costs
+        # milliseconds per call on the hot path. Features are still the pyfunc's.
+        out = self.python_model.predict(None, frame)
         if not isinstance(out, pd.DataFrame):
             out = pd.DataFrame(out)
         if len(out) != len(frame):
@@ -187,20 +196,21 @@ def _make_explainer(name: str, python_model: Any) -> Any:
     """The reason-code fast path of ``ppx.explain`` for this model, if it exists."""
     import importlib.util
 
-    if importlib.util.find_spec("ppx.explain") is None:
+    if importlib.util.find_spec("ppx.explain.reason_codes") is None:
         return None
     try:
-        from ppx import explain
-    except ImportError:
-        return None
-    factory = getattr(explain, "reason_code_explainer", None)
-    if factory is None:
-        return None
-    try:
-        return factory(python_model)
+        from ppx.explain.reason_codes import reason_codes
+        from ppx.explain.sources import as_explainable
+
+        model = as_explainable(python_model)
     except Exception as err:  # explanations are optional; scoring must still work
         log.warning("no reason codes for %s: %s", name, err)
         return None
+
+    def explain(frame: pd.DataFrame, k: int) -> list[list[dict]]:
+        return reason_codes(model, frame, k=k, model_name=name)
+
+    return explain
 
 
 #: The process-wide store (one BentoML worker = one process); the middleware reads it.
@@ -263,10 +273,13 @@ def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], out: pd.D
             reasons[i] = [S.ReasonCode(**rc) for rc in c]
     meta = {"model": model.registered, "version": model.version, "alias": model.alias}
     records = json.loads(out.to_json(orient="records", date_format="iso"))
-    return [
-        endpoint.response(**S.response_fields(endpoint.response, rec), **meta, reasons=rs)
-        for rec, rs in zip(records, reasons, strict=True)
-    ]
+    try:
+        return [
+            endpoint.response(**S.response_fields(endpoint.response, rec), **meta, reasons=rs)
+            for rec, rs in zip(records, reasons, strict=True)
+        ]
+    except ValidationError as err:  # the model broke its documented output: our bug, a 500
+        raise RuntimeError(f"{model.registered} output does not match the schema: {err}") from err
 
 
 # --- middleware ------------------------------------------------------------------------------

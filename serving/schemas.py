@@ -73,11 +73,15 @@ class RequestBase(ServiceModel):
 
 
 class ReasonCode(ServiceModel):
-    """One reason behind a score: the feature, its value and its signed contribution."""
+    """One reason behind a score (``ppx.explain.reason_codes``, the SHAP fast path)."""
 
-    feature: str
-    value: float | str | None = None
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=True)
+
+    feature: str = Field(description="Model feature name.")
+    value: float | str | None = Field(default=None, description="The request's value.")
+    baseline: float | None = Field(default=None, description="Typical (background) value.")
     contribution: float = Field(description="Signed effect on the headline score.")
+    direction: str | None = Field(default=None, description="raises / lowers the score.")
     text: str | None = Field(default=None, description="Plain-language reason.")
 
 
@@ -261,48 +265,91 @@ def response_fields(response: type[BaseModel], record: dict[str, Any]) -> dict[s
 
 
 class DeliveryRequest(RequestModel):
-    """Raw facts of one order at checkout, or of a parcel in transit (``as_of`` set)."""
+    """Raw facts of one order at checkout, or of a parcel in transit (``as_of`` set).
+
+    Mirrors ``ppx.models.delivery.pyfunc`` (see its module docstring): categorical
+    values must be ones the model was trained on, or the model answers 422 naming them.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "warehouse": "wh_north",
-                    "origin_region": "north",
-                    "dest_region": "south",
+                    "dest_region": "east",
                     "carrier": "swiftpost",
                     "service_level": "standard",
-                    "ordered_at": "2025-11-20T10:15:00",
-                    "distance_km": 420.0,
-                    "weight_kg": 0.9,
-                    "promised_days": 4,
-                }
+                    "ordered_at": "2025-12-01T10:30:00",
+                    "weight_kg": 1.2,
+                    "distance_km": 820.0,
+                    "promise_target": 0.9,
+                },
+                {
+                    "warehouse": "wh_north",
+                    "dest_region": "east",
+                    "carrier": "swiftpost",
+                    "service_level": "standard",
+                    "ordered_at": "2025-12-01T10:30:00",
+                    "as_of": "2025-12-03T09:00:00",
+                    "picked_up_at": "2025-12-01T18:00:00",
+                    "last_scan_type": "hub_scan",
+                    "last_scan_region": "east",
+                    "last_scan_at": "2025-12-02T22:00:00",
+                    "n_scans": 3,
+                },
             ]
         }
     )
 
-    order_id: Id | None = None
     warehouse: Name = Field(description="Shipping warehouse, e.g. wh_north.")
-    origin_region: Name | None = Field(default=None, description="Default: the warehouse's.")
-    dest_region: Name = Field(description="Destination region, e.g. south.")
+    dest_region: Name = Field(description="Destination region, e.g. east.")
     carrier: Name = Field(description="Carrier, e.g. swiftpost.")
     service_level: Name = Field(description="standard or express.")
     ordered_at: Timestamp = Field(description="Order time (ISO 8601; naive = UTC).")
-    distance_km: float | None = Field(default=None, ge=0, le=20_000)
-    weight_kg: float | None = Field(default=None, ge=0, le=1_000)
-    promised_days: float | None = Field(default=None, ge=0, le=90)
-    as_of: Timestamp | None = Field(
-        default=None, description="In transit: the moment of the re-estimate (>= ordered_at)."
+    weight_kg: float | None = Field(default=None, ge=0, le=1_000, description="Default: median.")
+    distance_km: float | None = Field(
+        default=None, ge=0, le=20_000, description="Default: the lane's median."
     )
-    picked_up_at: Timestamp | None = None
-    last_scan_type: Name | None = None
-    last_scan_region: Name | None = None
-    last_scan_at: Timestamp | None = None
-    n_scans: int | None = Field(default=None, ge=0, le=1_000)
+    origin_region: Name | None = Field(default=None, description="Default: the warehouse's.")
+    promised_days: float | None = Field(
+        default=None, ge=0, le=90, description="Carrier SLA in days; default: lane median."
+    )
+    promise_target: float | None = Field(
+        default=None, gt=0, lt=1, description="On-time rate the promise must reach (0.90)."
+    )
+    promise_date: Timestamp | None = Field(
+        default=None, description="A promise date to price (p_on_time is for this date)."
+    )
+    as_of: Timestamp | None = Field(
+        default=None, description="In transit: the moment of re-estimation (>= ordered_at)."
+    )
+    picked_up_at: Timestamp | None = Field(default=None, description="In transit: pick-up.")
+    last_scan_type: Name | None = Field(
+        default=None,
+        description="In transit: label_created / picked_up / hub_scan / out_for_delivery / "
+        "exception.",
+    )
+    last_scan_region: Name | None = Field(default=None, description="In transit.")
+    last_scan_at: Timestamp | None = Field(default=None, description="In transit.")
+    n_scans: int | None = Field(default=None, ge=0, le=1_000, description="In transit.")
 
 
 class DeliveryResponse(ResponseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    """Delivery-time distribution summaries; days count from the order date (0 = same day)."""
+
+    stage: str = Field(description="checkout or transit.")
+    p50_days: int | None = Field(description="Median delivery, days after the order date.")
+    p50_date: str | None = Field(description="Median delivery date.")
+    promise_target: float | None = None
+    promise_days: int | None = Field(description="First day reaching the on-time target.")
+    promise_date: str | None = None
+    p_on_time_at_promise: float | None = None
+    expected_days: float | None = None
+    asked_promise_days: float | None = Field(
+        default=None, description="The promise being priced (promise_date or the SLA)."
+    )
+    p_on_time: float | None = None
+    p_late: float | None = None
 
 
 # --- churn ---------------------------------------------------------------------------------
@@ -388,14 +435,31 @@ class FraudResponse(ResponseModel):
 
 
 class RecsRequest(RequestModel):
-    """A customer to recommend for, as of a moment."""
+    """A customer to recommend for (mirrors ``ppx.models.recs.pyfunc``).
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"customer_id": 15688, "k": 10}]})
+    Their history comes from the snapshot logged with the model; ``history`` adds
+    products just bought (unknown ids are ignored and counted, never an error).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"customer_id": 42, "history": [12, 37], "k": 10}]}
+    )
 
     customer_id: Id
-    k: int = Field(default=10, ge=1, le=100)
-    as_of: Timestamp | None = None
+    history: list[Id] | None = Field(
+        default=None, max_length=200, description="Product ids just purchased."
+    )
+    k: int = Field(default=10, ge=1, le=100, description="How many recommendations.")
+    as_of: Timestamp | None = Field(
+        default=None, description="Decision moment; default: the snapshot time."
+    )
 
 
 class RecsResponse(ResponseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    """Top-k products, best first, with the model's scores."""
+
+    customer_id: int
+    product_ids: list[int]
+    scores: list[float]
+    source: str = Field(description="history, or popularity_fallback without usable history.")
+    n_unknown_ignored: int = Field(description="Unknown product ids ignored from history.")

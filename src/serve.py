@@ -1,0 +1,432 @@
+"""``ppx serve`` and ``ppx bench serve``: start the model service, and load-test it.
+
+The service itself lives in ``serving/model_service.py`` (beside the package, where
+BentoML imports it from); this module holds what the CLI, the tests and the benchmark
+share: starting the service as a subprocess on a port, waiting for ``/readyz``, stopping
+it (only the process group it started), and a load generator that runs in a *separate
+process* so client and server do not share an interpreter (they do share the machine's
+cores, which the benchmark page states).
+
+Nothing happens at import; :func:`register` adds the commands to the root ``ppx`` app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ppx.config import PROJECT_ROOT
+
+SERVICE = "serving.model_service:ModelService"
+#: endpoint name -> route, in the order the benchmark runs them.
+ROUTES = {
+    "delivery_estimate": "/delivery/estimate",
+    "delivery_transit": "/delivery/estimate",
+    "churn_score": "/churn/score",
+    "fraud_return": "/fraud/return",
+    "fraud_claim": "/fraud/claim",
+    "recs_recommend": "/recs/recommend",
+}
+#: endpoint name -> (pyfunc module, example attribute) giving the benchmark's request.
+EXAMPLES = {
+    "delivery_estimate": ("ppx.models.delivery.pyfunc", "REQUEST_EXAMPLE"),
+    "delivery_transit": ("ppx.models.delivery.pyfunc", "TRANSIT_EXAMPLE"),
+    "churn_score": ("ppx.models.churn.pyfunc", "REQUEST_EXAMPLE"),
+    "fraud_return": ("ppx.models.fraud.pyfunc", "RETURN_EXAMPLE"),
+    "fraud_claim": ("ppx.models.fraud.pyfunc", "CLAIM_EXAMPLE"),
+    "recs_recommend": ("ppx.models.recs.pyfunc", "REQUEST_EXAMPLE"),
+}
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def example_request(endpoint: str) -> dict[str, Any] | None:
+    """The model package's documented example request for ``endpoint`` (None if absent)."""
+    import importlib
+
+    module, attr = EXAMPLES[endpoint]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    ex = getattr(mod, attr, None)
+    if ex is None and attr != "REQUEST_EXAMPLE":
+        ex = getattr(mod, "REQUEST_EXAMPLE", None)
+    return None if ex is None else json.loads(json.dumps(ex, default=str))
+
+
+# --- starting and stopping servers ------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server subprocess (own process group) and where it listens."""
+
+    proc: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Terminate the process group this object started (SIGTERM, then SIGKILL)."""
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+
+def _spawn(cmd: list[str], env: dict[str, str], url: str, name: str) -> Server:
+    log_path = Path(tempfile.mkstemp(prefix=f"ppx-{name}-", suffix=".log")[1])
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Server(proc, url, log_path)
+
+
+def wait_until(server: Server, path: str, timeout: float = 240.0) -> None:
+    """Poll ``path`` until it answers 200; fail with the server's log if it dies."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log_tail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(server.url + path, timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.5)
+    server.stop()
+    raise TimeoutError(f"{server.url}{path} not ready after {timeout:.0f}s:\n{server.log_tail()}")
+
+
+def service_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        SERVICE,
+        "--working-dir",
+        str(PROJECT_ROOT),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+
+
+@contextlib.contextmanager
+def running_service(
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    wait_ready: bool = True,
+    timeout: float = 240.0,
+) -> Iterator[Server]:
+    """Run the model service on the loopback for the duration of a ``with`` block."""
+    port = port or free_port()
+    full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", **(env or {})}
+    server = _spawn(
+        service_command("127.0.0.1", port), full_env, f"http://127.0.0.1:{port}", "bento"
+    )
+    try:
+        wait_until(server, "/readyz" if wait_ready else "/livez", timeout)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def running_mlflow_serve(model_uri: str, port: int | None = None) -> Iterator[Server]:
+    """``mlflow models serve --env-manager local`` of the same registered model."""
+    port = port or free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": _tracking_uri()}
+    server = _spawn(cmd, env, f"http://127.0.0.1:{port}", "mlflow")
+    try:
+        wait_until(server, "/ping")
+        yield server
+    finally:
+        server.stop()
+
+
+def _tracking_uri() -> str:
+    from ppx import tracking
+
+    return tracking.configure()
+
+
+# --- load generation (runs in a child process) -------------------------------------------
+
+
+def _load_child(
+    url: str, body: bytes, headers: dict, clients: int, seconds: float, warmup: float, q
+) -> None:
+    q.put(asyncio.run(_load(url, body, headers, clients, seconds, warmup)))
+
+
+async def _load(
+    url: str, body: bytes, headers: dict, clients: int, seconds: float, warmup: float
+) -> dict[str, Any]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    hdrs = {"content-type": "application/json", **headers}
+    lat: list[float] = []
+    status: dict[int, int] = {}
+    errors = 0
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+        t_start = time.perf_counter()
+        t_measure = t_start + warmup
+        t_end = t_measure + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= t_end:
+                    return
+                try:
+                    r = await client.post(url, content=body, headers=hdrs)
+                    code = r.status_code
+                except httpx.HTTPError:
+                    code = 0
+                t1 = time.perf_counter()
+                if t0 >= t_measure:
+                    status[code] = status.get(code, 0) + 1
+                    if 200 <= code < 300:
+                        lat.append(t1 - t0)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    return {"latencies": lat, "status": status, "errors": errors, "seconds": seconds}
+
+
+def measure(
+    url: str,
+    payload: Any,
+    clients: int,
+    seconds: float,
+    warmup: float = 2.0,
+    headers: dict | None = None,
+) -> dict[str, float]:
+    """Load ``url`` from a separate process with ``clients`` concurrent clients.
+
+    Returns p50/p95/p99 latency (ms, successful calls), rps (successful calls per
+    second), errors (non-2xx or transport failures) and the 5xx count.
+    """
+    import multiprocessing as mp
+
+    import numpy as np
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    body = json.dumps(payload).encode()
+    p = ctx.Process(
+        target=_load_child, args=(url, body, headers or {}, clients, seconds, warmup, q)
+    )
+    p.start()
+    try:
+        res = q.get(timeout=seconds + warmup + 120)
+    finally:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
+    lat = np.asarray(res["latencies"]) * 1000.0
+    n5xx = sum(v for k, v in res["status"].items() if k >= 500 or k == 0)
+    pct = (lambda q_: float(np.percentile(lat, q_))) if len(lat) else (lambda q_: float("nan"))
+    return {
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "rps": len(lat) / res["seconds"],
+        "errors": int(res["errors"]),
+        "errors_5xx": int(n5xx),
+        "requests": int(len(lat) + res["errors"]),
+    }
+
+
+# --- the benchmark -------------------------------------------------------------------------
+
+
+def run_bench(
+    seconds: float = 10.0,
+    soak_seconds: float = 60.0,
+    clients: tuple[int, ...] = (1, 8, 32),
+    with_mlflow: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The serving benchmark: every endpoint at each client count, then mlflow_serve.
+
+    DATASET keys are ``<endpoint>@<clients>`` (e.g. ``delivery_estimate@8``); METHOD
+    ``ppx`` is the BentoML service, ``mlflow_serve`` is ``mlflow models serve`` of the
+    same registered delivery model (``delivery_estimate`` only). The largest client
+    count runs for ``soak_seconds`` (the "zero 5xx in 60 s at 32 clients" target).
+    """
+    import httpx
+    from rich.console import Console
+
+    from ppx import tracking
+    from ppx.config import get_settings
+
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    alias = os.environ.get("PPX_MODEL_ALIAS") or get_settings().model_alias
+    token = os.environ.get("PPX_API_TOKEN")
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    payload: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    plan = [(e, c) for e in ROUTES for c in clients]
+
+    def dur(c: int) -> float:
+        return soak_seconds if c == max(clients) else seconds
+
+    with running_service() as server:
+        for endpoint in ROUTES:
+            ex = example_request(endpoint)
+            if ex is None:
+                skipped[endpoint] = f"{EXAMPLES[endpoint][0]} has no example (model not built)"
+                continue
+            url = server.url + ROUTES[endpoint]
+            r = httpx.post(url, json=ex, headers=headers, timeout=60)
+            if r.status_code != 200:
+                skipped[endpoint] = f"probe answered {r.status_code}: {r.text[:200]}"
+                continue
+        todo = [(e, c) for e, c in plan if e not in skipped]
+        for i, (endpoint, c) in enumerate(todo, 1):
+            if progress:
+                console.print(f"[{i}/{len(todo)}] ppx {endpoint} clients={c} {dur(c):.0f}s")
+            res = measure(
+                server.url + ROUTES[endpoint], example_request(endpoint), c, dur(c), headers=headers
+            )
+            payload.setdefault(f"{endpoint}@{c}", {})["ppx"] = res
+    if with_mlflow and "delivery_estimate" not in skipped:
+        tracking.configure()
+        mv = tracking.get_alias_version("delivery", alias)
+        uri = f"models:/{tracking.registered_name('delivery')}/{mv.version}"
+        body = {"dataframe_records": [example_request("delivery_estimate")]}
+        with running_mlflow_serve(uri) as server:
+            r = httpx.post(server.url + "/invocations", json=body, timeout=60)
+            if r.status_code != 200:
+                skipped["mlflow_serve"] = f"probe answered {r.status_code}: {r.text[:200]}"
+            else:
+                for c in clients:
+                    if progress:
+                        console.print(f"mlflow_serve delivery_estimate clients={c} {dur(c):.0f}s")
+                    res = measure(server.url + "/invocations", body, c, dur(c))
+                    payload.setdefault(f"delivery_estimate@{c}", {})["mlflow_serve"] = res
+    meta = {
+        "command": " ".join(["ppx", "bench", "serve", *sys.argv[3:]])
+        if sys.argv[1:3] == ["bench", "serve"]
+        else "ppx bench serve",
+        "seconds": round(time.perf_counter() - t0, 1),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
+        "alias": alias,
+        "skipped": skipped,
+        "duration_s": {"default": seconds, f"{max(clients)} clients": soak_seconds},
+    }
+    return {"meta": meta, **payload}
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface (0.0.0.0 for all)."),
+    port: int = typer.Option(3000, "--port", min=1, max=65535),
+    alias: str | None = typer.Option(
+        None, "--alias", help="Registry alias to serve (default PPX_MODEL_ALIAS or champion)."
+    ),
+) -> None:
+    """Start the BentoML model service (models load from the registry by alias)."""
+    from ppx.cli import fail
+
+    if alias is not None:
+        if alias.lower() == "latest":
+            fail("--alias latest is not allowed: serve a gated alias such as champion")
+        os.environ["PPX_MODEL_ALIAS"] = alias
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    cmd = service_command(host, port)
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+    try:
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        raise typer.Exit(proc.wait()) from None
+
+
+def bench_serve(
+    seconds: float = typer.Option(10.0, "--seconds", min=1, help="Per run (1 and 8 clients)."),
+    soak: float = typer.Option(60.0, "--soak", min=1, help="Run length at 32 clients."),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Skip the mlflow_serve baseline."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """Latency and throughput of every endpoint at 1/8/32 clients, vs mlflow models serve."""
+    from ppx.cli import bench_tables, console, write_bench_json
+
+    payload = run_bench(seconds=seconds, soak_seconds=soak, with_mlflow=not no_mlflow)
+    bench_tables(payload)
+    if payload["meta"]["skipped"]:
+        console.print(f"skipped: {payload['meta']['skipped']}")
+    write_bench_json(json_out, payload)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ppx serve`` to the root app and ``serve`` to its ``bench`` group."""
+    app.command("serve")(serve)
+    for group in app.registered_groups:
+        if group.name == "bench" and group.typer_instance is not None:
+            group.typer_instance.command("serve")(bench_serve)
