@@ -1,0 +1,140 @@
+"""``ppx bench churn``: ours vs logistic regression vs LightGBM (vs the oracle on worlds).
+
+(a) The default world, split by time (train / validation / last six months as test),
+scored on P(churn within 30 days), where the oracle is the month's true hazard.
+(b) IBM Telco, stratified 5-fold cross-validation; inside each fold 20% of the training
+part is the validation set every method tunes (Optuna, the same number of trials)
+and early-stops on, so no test fold is ever used for a decision. Mean and std over folds.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ppx.features import churn as F
+from ppx.models.churn.config import ChurnConfig
+from ppx.models.churn.evaluate import (
+    METRICS,
+    fit_lightgbm,
+    fit_logreg,
+    fit_ppx,
+    metrics,
+    oracle_p30,
+)
+from ppx.models.churn.tabular import TabularEncoder
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+
+
+def bench_world(
+    world_path: str | Path, n_trials: int = 6, seed: int = 0, progress: bool = True
+) -> dict:
+    """Time-based benchmark on a synthetic world (needs its truth/ folder)."""
+    from ppx.data.io import load_tables, load_truth
+    from ppx.models.churn.train import fit_world, world_encoder, world_splits
+
+    tables = load_tables(world_path, validate=False)
+    truth = load_truth(world_path)
+    sp = world_splits(tables, progress=progress)
+    oracle = oracle_p30(sp.test, truth["truth_subscription_months"])
+    keep = ~np.isnan(oracle)
+    test = sp.test[keep]
+    y = test["churn_30"].to_numpy()
+    out: dict[str, dict] = {}
+    fitted = fit_world(sp, n_trials=n_trials, seed=seed)
+    out["ppx"] = {**metrics(y, fitted.predict(test)[:, 0]), "train_seconds": fitted.train_seconds}
+    # Ablation: the same network as a plain 30-day classifier (no survival structure).
+    enc = world_encoder(sp.train)
+    tr30 = sp.train[sp.train["observed_30"] > 0]
+    va30 = sp.val[sp.val["observed_30"] > 0]
+    clf = fit_ppx(
+        tr30, va30, enc, [30], "subscriptions", config=ChurnConfig(**fitted.params), seed=seed
+    )
+    out["ppx_classifier"] = {
+        **metrics(y, clf.predict(test)[:, 0]),
+        "train_seconds": clf.train_seconds,
+    }
+    yt, yv = tr30["churn_30"].to_numpy(), va30["churn_30"].to_numpy()
+    for fit in (fit_logreg, fit_lightgbm):
+        f = fit(tr30, yt, va30, yv, enc, n_trials=n_trials, seed=seed)
+        out[f.name] = {**metrics(y, f.predict(test)), "train_seconds": f.train_seconds}
+    out["oracle"] = {**metrics(y, oracle[keep]), "train_seconds": 0.0}
+    out["_rows"] = {
+        "test_rows": len(test),
+        "test_churners": int(y.sum()),
+        "test_start": str(sp.test_start.date()),
+    }
+    return out
+
+
+def bench_telco(
+    n_trials: int = 3, folds: int = 5, seed: int = 0, path=None, progress: bool = True
+) -> dict:
+    """Stratified k-fold CV on Telco: mean and std of every metric per method."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    from ppx.data.adapters.telco import TARGET_COLUMN, load_telco, telco_features
+
+    df = load_telco(path)
+    num, cat = telco_features(df)
+    y = df[TARGET_COLUMN].to_numpy()
+    scores: dict[str, list[dict]] = {"ppx": [], "logreg": [], "lightgbm": []}
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(df, y))
+    it = splits
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(splits, desc="telco folds", leave=False)
+    for tr, te in it:
+        itr, iva = train_test_split(tr, test_size=0.2, stratify=y[tr], random_state=seed)
+        a, b, c = df.iloc[itr], df.iloc[iva], df.iloc[te]
+        enc = TabularEncoder(num, cat).fit(a)
+        f = fit_ppx(a, b, enc, [0], "table", y[itr], y[iva], n_trials=n_trials, seed=seed)
+        scores["ppx"].append(
+            {**metrics(y[te], f.predict(c)[:, 0]), "train_seconds": f.train_seconds}
+        )
+        for fit in (fit_logreg, fit_lightgbm):
+            g = fit(a, y[itr], b, y[iva], enc, n_trials=n_trials, seed=seed)
+            scores[g.name].append(
+                {**metrics(y[te], g.predict(c)), "train_seconds": g.train_seconds}
+            )
+    out = {}
+    for method, rows in scores.items():
+        out[method] = {}
+        for m in (*METRICS, "train_seconds"):
+            vals = np.array([r[m] for r in rows])
+            out[method][m] = float(vals.mean())
+            if m != "train_seconds":
+                out[method][f"{m}_std"] = float(vals.std())
+    return out
+
+
+def run_bench(
+    world_path: str | Path | None,
+    n_trials: int,
+    telco_trials: int,
+    command: str,
+    telco: bool = True,
+) -> dict:
+    """The full ``ppx bench churn`` payload (world and/or Telco)."""
+    t0 = time.perf_counter()
+    payload: dict = {"meta": {"command": command, "machine": machine()}}
+    if world_path is not None:
+        w = bench_world(world_path, n_trials=n_trials)
+        payload["meta"]["world"] = {"path": str(world_path), **w.pop("_rows")}
+        payload["world"] = w
+    if telco:
+        t1 = time.perf_counter()
+        payload["telco_cv5"] = bench_telco(n_trials=telco_trials)
+        payload["meta"]["telco_seconds"] = time.perf_counter() - t1
+    payload["meta"]["seconds"] = time.perf_counter() - t0
+    payload["meta"]["features"] = list(F.MODEL_NUMERIC_FEATURES + F.CATEGORICAL_FEATURES)
+    return payload

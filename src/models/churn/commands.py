@@ -1,0 +1,169 @@
+"""CLI for churn: ``ppx train|tune|evaluate|bench churn`` and the ``make demo`` entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+DEFAULT_WORLD = Path("data/worlds/demo")
+
+
+def train_churn(
+    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder (subscription model)."),
+    table: Path | None = typer.Option(
+        None, "--table", help="Your own customer table (CSV or Parquet)."
+    ),
+    target: str | None = typer.Option(
+        None, "--target", help="Target column of --table (e.g. Churn)."
+    ),
+    id_column: str | None = typer.Option(None, "--id", help="Customer ID column of --table."),
+    time_column: str | None = typer.Option(
+        None, "--time", help="Snapshot time column: split by time."
+    ),
+    force_column: list[str] = typer.Option(
+        [], "--force-column", help="Keep a column flagged as probable leakage (repeatable)."
+    ),
+    trials: int = typer.Option(0, "--trials", min=0, help="Optuna trials before the final fit."),
+) -> None:
+    """Train, log to MLflow (ppx-churn), register and run the promotion gate."""
+    from ppx.cli import console, fail, print_table
+
+    if table is not None:
+        from ppx.models.churn.tabular import TableError
+        from ppx.models.churn.train import train_table
+
+        if not target:
+            fail("--table needs --target COLUMN (the churned yes/no column)")
+        try:
+            rep = train_table(
+                table, target, id_column, time_column, list(force_column), n_trials=trials
+            )
+        except (TableError, ValueError) as err:
+            fail(str(err))
+        console.print(
+            f"rows {rep['rows']:,}; positive label {rep['positive_label']!r} "
+            f"({rep['positive_rate']:.1%}); numeric {len(rep['numeric'])}, categorical "
+            f"{len(rep['categorical'])}"
+        )
+        for col, why in rep["dropped"].items():
+            console.print(f"[yellow]dropped[/] {col}: {why}")
+        for col, auc in rep["leakage"].items():
+            console.print(
+                f"[bold yellow]probable leakage[/] {col}: alone it predicts the target with "
+                f"ROC AUC {auc:.3f}; left out (use --force-column {col} to keep it)"
+            )
+        print_table("holdout", [rep["metrics"]])
+        console.print(f"registered {rep['registered_model']} v{rep['version']}: {rep['gate']}")
+        return
+    if not (world / "manifest.json").exists() and not (world / "tables").exists():
+        fail(f"world {world} not found; create it with `ppx data world --out {world}`")
+    from ppx.models.churn.train import train_world
+
+    res = train_world(world, n_trials=trials)
+    print_table("churn (test months)", [{k: v for k, v in res.items() if k != "gate"}])
+    console.print(res.get("gate", ""))
+
+
+def tune_churn(
+    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder."),
+    trials: int = typer.Option(20, "--trials", min=1, help="Optuna trials (nested MLflow runs)."),
+) -> None:
+    """Tune the churn network on the world's validation months (Optuna, RDB storage)."""
+    from ppx import tracking
+    from ppx.cli import console, fail
+    from ppx.data.io import load_tables
+    from ppx.models.churn.config import ChurnConfig, suggest
+    from ppx.models.churn.evaluate import _auc
+    from ppx.models.churn.model import fit_churn_model
+    from ppx.models.churn.train import MODEL, world_encoder, world_splits
+
+    if not (world / "tables").exists():
+        fail(f"world {world} not found; create it with `ppx data world --out {world}`")
+    tracking.configure()
+    sp = world_splits(load_tables(world, validate=False), progress=True)
+    enc = world_encoder(sp.train)
+    obs = sp.val["observed_30"].to_numpy() > 0
+    yv = sp.val["churn_30"].to_numpy()[obs]
+
+    def objective(trial):
+        m = fit_churn_model(
+            sp.train, sp.val, enc, suggest(trial, ChurnConfig()), [30, 60, 90], "subscriptions"
+        )
+        return _auc(yv, m.predict_proba_frame(enc.numeric_frame(sp.val))[obs, 0])
+
+    with tracking.start_run(MODEL, run_name="tune", world_path=world, dataset=sp.train):
+        study = tracking.run_study(MODEL, objective, n_trials=trials)
+    console.print(f"best validation roc_auc {study.best_value:.4f} with {study.best_params}")
+
+
+def evaluate_churn(
+    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder."),
+    alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
+) -> None:
+    """Score the registered model (by alias) on the world's test months."""
+    import mlflow.pyfunc
+    import numpy as np
+
+    from ppx import tracking
+    from ppx.cli import fail, print_table
+    from ppx.data.io import load_tables
+    from ppx.models.churn.evaluate import metrics
+    from ppx.models.churn.train import MODEL, world_splits
+
+    tracking.configure()
+    if tracking.get_alias_version(MODEL, alias) is None:
+        fail(f"no ppx-churn model with alias {alias!r}; run `ppx train churn` first")
+    pm = mlflow.pyfunc.load_model(tracking.model_uri(MODEL, alias)).unwrap_python_model()
+    sp = world_splits(load_tables(world, validate=False), progress=True)
+    p = pm.model.predict_table(sp.test)
+    rows = []
+    for h in (30, 60, 90):
+        obs = sp.test[f"observed_{h}"].to_numpy() > 0
+        y = sp.test[f"churn_{h}"].to_numpy()[obs]
+        if len(np.unique(y)) == 2:
+            rows.append({"horizon_days": h, **metrics(y, p[f"p_churn_{h}"].to_numpy()[obs])})
+    print_table(f"ppx-churn@{alias} on test months from {sp.test_start.date()}", rows)
+
+
+def bench_churn(
+    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder (default world)."),
+    trials: int = typer.Option(6, "--trials", min=0, help="Optuna trials per method on the world."),
+    telco_trials: int = typer.Option(
+        3, "--telco-trials", min=0, help="Optuna trials per method per Telco fold."
+    ),
+    skip_telco: bool = typer.Option(False, "--skip-telco", help="World only."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """Churn benchmark: ours vs logreg vs LightGBM vs oracle (world) and Telco 5-fold CV."""
+    import sys
+
+    from ppx.cli import bench_tables, console, write_bench_json
+    from ppx.models.churn.bench import run_bench
+
+    world_path = world if (world / "truth").exists() else None
+    if world_path is None:
+        console.print(f"[yellow]no world with truth at {world}; Telco only[/]")
+    command = "ppx bench churn " + " ".join(sys.argv[3:])
+    payload = run_bench(world_path, trials, telco_trials, command.strip(), telco=not skip_telco)
+    bench_tables(payload)
+    write_bench_json(json_out, payload)
+
+
+def register(groups: dict) -> None:
+    groups["train"].command("churn")(train_churn)
+    groups["tune"].command("churn")(tune_churn)
+    groups["evaluate"].command("churn")(evaluate_churn)
+    groups["bench"].command("churn")(bench_churn)
+
+
+def demo(world_path: Path) -> dict[str, float]:
+    """Train on the demo world with defaults, register, gate; return headline metrics."""
+    from ppx.models.churn.train import train_world
+
+    res = train_world(world_path, n_trials=0, progress=False)
+    return {
+        k: float(v)
+        for k, v in res.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }

@@ -1,0 +1,382 @@
+"""The fitted churn model: encoder + network + calibration, and how it predicts.
+
+Two modes share one class:
+
+* ``subscriptions``: rows come from :func:`ppx.features.churn.churn_features`; the
+  network has one hazard output per 30-day interval and predictions are
+  P(churn within 30/60/90 days) plus an expected remaining lifetime.
+* ``table``: rows are a user's own customer table; one output, a calibrated
+  P(churn) for whatever period the user's target describes.
+
+The object implements :class:`ppx.models.base.ExplainableModel` so SHAP reports and
+reason codes work on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ppx.models.churn.config import ChurnConfig
+from ppx.models.churn.network import ChurnNet
+from ppx.models.churn.tabular import TabularEncoder
+
+INTERVAL_DAYS = 30
+
+
+def hazard_targets(frame: pd.DataFrame, horizons: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-interval targets and at-risk masks of a discrete-time survival model.
+
+    Interval k covers days ``[horizons[k-1], horizons[k])``. A row contributes to
+    interval k if it had not churned before it and the interval's outcome is known
+    (observed window, or the churn itself was seen in it). Censored rows thus still
+    teach the early intervals: that is what survival gains over one classifier per
+    horizon.
+    """
+    n, K = len(frame), len(horizons)
+    Y = np.zeros((n, K), dtype=np.float32)
+    M = np.zeros((n, K), dtype=np.float32)
+    before = np.zeros(n, dtype=bool)
+    for k, h in enumerate(horizons):
+        c = frame[f"churn_{h}"].to_numpy(dtype=float) > 0
+        obs = frame[f"observed_{h}"].to_numpy(dtype=float) > 0
+        event_here = c & ~before
+        Y[:, k] = event_here
+        M[:, k] = (~before) & (obs | event_here)
+        before = before | c
+    return Y, M
+
+
+def _bce(logits, y, m, pos_weight):
+    loss = nn.functional.binary_cross_entropy_with_logits(
+        logits, y, weight=m, pos_weight=pos_weight, reduction="sum"
+    )
+    return loss / m.sum().clamp(min=1.0)
+
+
+@dataclass
+class ChurnModel:
+    """A trained churn model (see module docstring for the two modes)."""
+
+    encoder: TabularEncoder
+    config: ChurnConfig
+    horizons: list[int]
+    mode: str = "subscriptions"
+    state: dict | None = None
+    calibration: list[dict] = field(default_factory=list)
+    background_frame: pd.DataFrame | None = None
+    info: dict = field(default_factory=dict)
+    history: dict | None = None
+    net: ChurnNet | None = None
+
+    # --- ExplainableModel ------------------------------------------------------------
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [*self.encoder.numeric, *self.encoder.categorical]
+
+    def features(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Request rows -> numeric feature frame (raw values, categorical codes).
+
+        In ``subscriptions`` mode ``raw`` holds ``customer_id`` (and optionally
+        ``as_of``) and features are computed from the stored history; in ``table``
+        mode ``raw`` already holds the table's columns.
+        """
+        if self.mode == "subscriptions" and "tenure_days" not in raw.columns:
+            raw = self.subscription_rows(raw)
+        return self.encoder.numeric_frame(raw)[self.feature_names]
+
+    def score_features(self, X) -> np.ndarray:
+        """Feature matrix -> the headline score, P(churn) over the first horizon."""
+        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self.feature_names)
+        return self.predict_proba_frame(frame)[:, 0]
+
+    def background(self) -> pd.DataFrame:
+        return self.background_frame.copy()
+
+    # --- prediction --------------------------------------------------------------------
+
+    def _build_net(self) -> ChurnNet:
+        c = self.config
+        return ChurnNet(
+            n_numeric=len(self.encoder.numeric_inputs),
+            cardinalities=self.encoder.cardinalities,
+            n_out=len(self.horizons),
+            hidden=c.hidden,
+            depth=c.depth,
+            dropout=c.dropout,
+            emb_dim=c.emb_dim,
+        )
+
+    def _ensure_net(self) -> ChurnNet:
+        if self.net is None:
+            self.net = self._build_net()
+            self.net.load_state_dict(self.state)
+        self.net.eval()
+        return self.net
+
+    def raw_logits(self, feature_frame: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated hazard logits, shape (rows, intervals)."""
+        xn, xc = self.encoder.arrays(feature_frame)
+        net = self._ensure_net()
+        torch.set_num_threads(max(1, self.config.threads))
+        with torch.no_grad():
+            out = net(torch.from_numpy(xn), torch.from_numpy(xc)).numpy()
+        return out.astype(float)
+
+    def hazards(self, feature_frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated per-interval hazards."""
+        z = self.raw_logits(feature_frame)
+        return np.column_stack(
+            [apply_calibration(z[:, k], cal) for k, cal in enumerate(self.calibration)]
+        )
+
+    def predict_proba_frame(self, feature_frame: pd.DataFrame) -> np.ndarray:
+        """P(churn within each horizon), shape (rows, horizons)."""
+        h = self.hazards(feature_frame)
+        return 1.0 - np.cumprod(1.0 - h, axis=1)
+
+    def expected_lifetime_days(self, feature_frame: pd.DataFrame) -> np.ndarray:
+        """Expected remaining lifetime, extending the last hazard beyond the horizons."""
+        h = np.clip(self.hazards(feature_frame), 1e-4, 1.0)
+        surv = np.cumprod(1.0 - h, axis=1)
+        intervals = surv[:, :-1].sum(axis=1) + surv[:, -1] / h[:, -1]
+        return INTERVAL_DAYS * (intervals + 0.5)
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Scores for rows that already carry the model's input columns."""
+        frame = self.encoder.numeric_frame(df)
+        p = self.predict_proba_frame(frame)
+        if self.mode == "table":
+            return pd.DataFrame({"p_churn": p[:, 0]}, index=df.index)
+        out = pd.DataFrame(
+            {f"p_churn_{h}": p[:, k] for k, h in enumerate(self.horizons)}, index=df.index
+        )
+        out["expected_lifetime_days"] = self.expected_lifetime_days(frame)
+        return out
+
+    def subscription_rows(self, requests: pd.DataFrame) -> pd.DataFrame:
+        """Feature rows for ``customer_id`` (+ optional ``as_of``) requests from history.
+
+        One output row per request, in order; a customer without an active
+        subscription at ``as_of`` gets NaN features and a ``status`` saying why.
+        """
+        from ppx.data import columns as C
+        from ppx.features import churn as F
+
+        if self.history is None:
+            raise ValueError("this churn model has no stored history; load it through the pyfunc")
+        if C.CUSTOMER_ID not in requests.columns:
+            raise ValueError(f"request rows need a {C.CUSTOMER_ID!r} column")
+        default_as_of = pd.Timestamp(self.info["default_as_of"])
+        as_of = (
+            pd.to_datetime(requests[F.AS_OF], errors="coerce")
+            if F.AS_OF in requests.columns
+            else pd.Series(pd.NaT, index=requests.index)
+        )
+        as_of = as_of.fillna(default_as_of)
+        cids = pd.to_numeric(requests[C.CUSTOMER_ID], errors="coerce")
+        if cids.isna().any():
+            bad = requests.loc[cids.isna(), C.CUSTOMER_ID].tolist()[:3]
+            raise ValueError(f"{C.CUSTOMER_ID!r} must be an integer id; got {bad}")
+        known = set(self.history["customers"][C.CUSTOMER_ID].tolist())
+        rows = []
+        for i, (cid, t) in enumerate(zip(cids.astype(np.int64), as_of, strict=True)):
+            base = {"_row": i, C.CUSTOMER_ID: int(cid), F.AS_OF: t}
+            if int(cid) not in known:
+                rows.append(pd.DataFrame([{**base, "status": "unknown_customer"}]))
+                continue
+            hist = F.restrict_history(self.history, [int(cid)])
+            f = F.churn_features(hist, t)
+            if len(f) == 0:
+                rows.append(pd.DataFrame([{**base, "status": "no_active_subscription"}]))
+                continue
+            f = f.iloc[[-1]].copy()  # one active subscription per customer at a time
+            f["_row"], f["status"] = i, "ok"
+            rows.append(f)
+        out = pd.concat(rows, ignore_index=True).sort_values("_row").drop(columns="_row")
+        for c in F.FEATURE_COLUMNS:
+            if c not in out.columns:
+                out[c] = np.nan
+        return out.reset_index(drop=True)
+
+    # --- persistence -------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state, folder / "network.pt")
+        meta = {
+            "encoder": json.loads(self.encoder.to_json()),
+            "config": self.config.to_dict(),
+            "horizons": self.horizons,
+            "mode": self.mode,
+            "calibration": self.calibration,
+            "info": self.info,
+        }
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if self.background_frame is not None:
+            self.background_frame.to_parquet(folder / "background.parquet")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ChurnModel:
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        bg = folder / "background.parquet"
+        return cls(
+            encoder=TabularEncoder(**meta["encoder"]),
+            config=ChurnConfig.from_dict(meta["config"]),
+            horizons=list(meta["horizons"]),
+            mode=meta["mode"],
+            state=torch.load(folder / "network.pt", weights_only=True),
+            calibration=meta["calibration"],
+            background_frame=pd.read_parquet(bg) if bg.exists() else None,
+            info=meta["info"],
+        )
+
+
+# --- calibration -------------------------------------------------------------------------
+
+
+def fit_calibration(logits: np.ndarray, y: np.ndarray, method: str) -> dict:
+    """Map raw logits to probabilities on held-out rows (Platt, isotonic or identity)."""
+    if method == "none" or len(np.unique(y)) < 2:
+        return {"method": "none"}
+    if method == "platt":
+        from scipy.optimize import minimize
+
+        def nll(ab):
+            z = ab[0] * logits + ab[1]
+            return np.mean(np.logaddexp(0, z) - y * z)
+
+        res = minimize(nll, x0=np.array([1.0, 0.0]), method="L-BFGS-B")
+        return {"method": "platt", "a": float(res.x[0]), "b": float(res.x[1])}
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4)
+        iso.fit(logits, y)
+        return {
+            "method": "isotonic",
+            "x": iso.X_thresholds_.tolist(),
+            "y": iso.y_thresholds_.tolist(),
+        }
+    raise ValueError(f"calibration must be 'platt', 'isotonic' or 'none', not {method!r}")
+
+
+def apply_calibration(logits: np.ndarray, cal: dict) -> np.ndarray:
+    m = cal.get("method", "none")
+    if m == "platt":
+        z = cal["a"] * logits + cal["b"]
+    elif m == "isotonic":
+        return np.interp(logits, cal["x"], cal["y"])
+    else:
+        z = logits
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+# --- fitting ---------------------------------------------------------------------------
+
+
+def fit_churn_model(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    encoder: TabularEncoder,
+    config: ChurnConfig,
+    horizons: list[int],
+    mode: str,
+    y_train: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    progress: bool = False,
+) -> ChurnModel:
+    """Train the network with early stopping on ``val`` and calibrate on ``val``.
+
+    Args:
+        train, val: rows with the encoder's input columns; in ``subscriptions`` mode
+            also the ``churn_{h}`` / ``observed_{h}`` labels.
+        encoder: an encoder already fitted on ``train``.
+        config: hyper-parameters.
+        horizons: label horizons (``[30, 60, 90]``) or ``[0]`` for a plain classifier.
+        mode: ``subscriptions`` or ``table``.
+        y_train, y_val: 0/1 targets in ``table`` mode.
+        progress: show a progress bar over epochs.
+    """
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(max(1, config.threads))
+    rng = np.random.default_rng(config.seed)
+    if mode == "table":
+        Yt, Mt = y_train.reshape(-1, 1).astype(np.float32), np.ones((len(train), 1), np.float32)
+        Yv, Mv = y_val.reshape(-1, 1).astype(np.float32), np.ones((len(val), 1), np.float32)
+    else:
+        Yt, Mt = hazard_targets(train, horizons)
+        Yv, Mv = hazard_targets(val, horizons)
+    xn_t, xc_t = encoder.transform(train)
+    xn_v, xc_v = encoder.transform(val)
+    pos = (Yt * Mt).sum(0)
+    neg = Mt.sum(0) - pos
+    pw = np.power(np.maximum(neg, 1) / np.maximum(pos, 1), config.pos_weight_power)
+    model = ChurnModel(encoder=encoder, config=config, horizons=list(horizons), mode=mode)
+    net = model._build_net()
+    # The wide part's bias starts at the base rate so early epochs are not spent on it.
+    with torch.no_grad():
+        base = np.clip(pos * pw / np.maximum(pos * pw + neg, 1), 1e-4, 1 - 1e-4)
+        net.wide_num.bias.copy_(torch.tensor(np.log(base / (1 - base)), dtype=torch.float32))
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    T = {k: torch.from_numpy(v) for k, v in dict(xn=xn_t, xc=xc_t, y=Yt, m=Mt).items()}
+    V = {k: torch.from_numpy(v) for k, v in dict(xn=xn_v, xc=xc_v, y=Yv, m=Mv).items()}
+    pw_t = torch.tensor(pw, dtype=torch.float32)
+    best, best_state, best_epoch, bad = np.inf, None, 0, 0
+    n = len(train)
+    epochs = range(config.max_epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc="churn epochs", leave=False)
+    for epoch in epochs:
+        net.train()
+        order = torch.from_numpy(rng.permutation(n))
+        for i in range(0, n, config.batch_size):
+            idx = order[i : i + config.batch_size]
+            opt.zero_grad()
+            loss = _bce(net(T["xn"][idx], T["xc"][idx]), T["y"][idx], T["m"][idx], pw_t)
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            vl = float(_bce(net(V["xn"], V["xc"]), V["y"], V["m"], pw_t))
+        if vl < best - 1e-5:
+            best, best_state, best_epoch, bad = vl, copy.deepcopy(net.state_dict()), epoch, 0
+        else:
+            bad += 1
+            if bad >= config.patience:
+                break
+    net.load_state_dict(best_state)
+    net.eval()
+    model.net, model.state = net, best_state
+    with torch.no_grad():
+        zv = net(V["xn"], V["xc"]).numpy().astype(float)
+    model.calibration = [
+        fit_calibration(zv[Mv[:, k] > 0, k], Yv[Mv[:, k] > 0, k], config.calibration)
+        for k in range(len(horizons))
+    ]
+    frame = encoder.numeric_frame(train)
+    model.background_frame = frame.sample(min(200, len(frame)), random_state=config.seed)[
+        model.feature_names
+    ].reset_index(drop=True)
+    model.info.update(
+        best_epoch=best_epoch + 1,
+        val_loss=best,
+        train_seconds=time.perf_counter() - t0,
+        pos_weight=pw.tolist(),
+    )
+    return model

@@ -1,0 +1,71 @@
+"""The served churn model (``mlflow.pyfunc``), self-contained with its customer history.
+
+Input (one row per request), subscription models (``ppx-churn``):
+    customer_id (int, required): the customer to score.
+    as_of (timestamp or ISO string, optional): the decision moment; defaults to the end
+        of the training data. Features use only history strictly before it.
+
+Output columns:
+    customer_id, as_of, status (``ok`` | ``no_active_subscription`` |
+    ``unknown_customer``), p_churn_30, p_churn_60, p_churn_90 (calibrated probability of
+    cancelling within that many days; NaN unless status is ok) and
+    expected_lifetime_days (expected remaining subscription life, extending the 90-day
+    hazard beyond the horizon).
+
+Table models (``ppx train churn --table``, registered as ``ppx-churn-<table>``) take
+rows with the table's feature columns and return ``p_churn`` (and the id column when
+present).
+
+The customer history is a compact copy of the canonical tables written at training
+time (:func:`ppx.features.churn.history_tables`) and logged as the ``history``
+artifact, so the model needs no database at serving time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+
+REQUEST_EXAMPLE = {"customer_id": 630, "as_of": "2025-12-01"}
+
+
+def save_history(history: dict[str, pd.DataFrame], folder: str | Path) -> Path:
+    """Write a churn history (dict of frames) as Parquet files in ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in history.items():
+        df.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+def load_history(folder: str | Path) -> dict[str, pd.DataFrame]:
+    return {p.stem: pd.read_parquet(p) for p in sorted(Path(folder).glob("*.parquet"))}
+
+
+class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+    """Loads the :class:`~ppx.models.churn.model.ChurnModel` and its history."""
+
+    def load_context(self, context):
+        from ppx.models.churn.model import ChurnModel
+
+        self.model = ChurnModel.load(context.artifacts["model"])
+        if "history" in context.artifacts:
+            self.model.history = load_history(context.artifacts["history"])
+
+    def predict(self, context, model_input, params=None):
+        df = pd.DataFrame(model_input)
+        m = self.model
+        if m.mode == "table":
+            out = m.predict_table(df)
+            id_col = m.info.get("id_column")
+            if id_col and id_col in df.columns:
+                out.insert(0, id_col, df[id_col].to_numpy())
+            return out.reset_index(drop=True)
+        rows = m.subscription_rows(df)
+        scores = m.predict_table(rows)
+        bad = rows["status"] != "ok"
+        scores.loc[bad, :] = float("nan")
+        keys = rows[["customer_id", "as_of", "status"]].reset_index(drop=True)
+        return pd.concat([keys, scores.reset_index(drop=True)], axis=1)

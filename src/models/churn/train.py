@@ -1,0 +1,361 @@
+"""Train, evaluate, log, register and gate churn models (world subscriptions or a table).
+
+The world split is by time, like production: the model is trained on early snapshots
+with labels censored at the start of validation, tuned and calibrated on the next
+months (labels censored at the start of test), and scored on the last months. Nothing
+from a later split leaks into an earlier one, labels included.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+from ppx.features import churn as F
+from ppx.models.churn.config import ChurnConfig
+from ppx.models.churn.evaluate import fit_ppx, metrics
+from ppx.models.churn.model import ChurnModel
+from ppx.models.churn.tabular import (
+    TableError,
+    TabularEncoder,
+    infer_columns,
+    parse_target,
+    read_table,
+)
+
+MODEL = "churn"
+
+
+@dataclass
+class WorldSplits:
+    """Snapshot frames of a world, split by time and censored at each boundary."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    history: dict
+    val_start: pd.Timestamp
+    test_start: pd.Timestamp
+
+
+def world_splits(
+    tables: dict[str, pd.DataFrame],
+    test_months: int = 6,
+    val_months: int = 3,
+    progress: bool = False,
+) -> WorldSplits:
+    """Monthly snapshots -> train / validation / test frames for a time-based benchmark."""
+    h = F.history_tables(tables)
+    snaps = F.month_snapshots(h)
+    if len(snaps) < test_months + val_months + 3:
+        raise ValueError(
+            f"the world has {len(snaps)} monthly snapshots; need at least "
+            f"{test_months + val_months + 3} for train/validation/test"
+        )
+    test_start = snaps[-test_months]
+    val_start = snaps[-test_months - val_months]
+    feats = pd.concat(
+        [
+            F.churn_features(h, t)
+            for t in (_progress(snaps, "churn snapshots") if progress else snaps)
+        ],
+        ignore_index=True,
+    )
+    tr = feats[feats[F.AS_OF] < val_start]
+    va = feats[(feats[F.AS_OF] >= val_start) & (feats[F.AS_OF] < test_start)]
+    te = feats[feats[F.AS_OF] >= test_start]
+    return WorldSplits(
+        train=F.churn_labels(h, tr, observed_until=val_start).reset_index(drop=True),
+        val=F.churn_labels(h, va, observed_until=test_start).reset_index(drop=True),
+        test=F.churn_labels(h, te).reset_index(drop=True),
+        history=h,
+        val_start=val_start,
+        test_start=test_start,
+    )
+
+
+def _progress(it, desc):
+    from tqdm.auto import tqdm
+
+    return tqdm(list(it), desc=desc, leave=False)
+
+
+def world_encoder(train: pd.DataFrame) -> TabularEncoder:
+    return TabularEncoder(list(F.MODEL_NUMERIC_FEATURES), list(F.CATEGORICAL_FEATURES)).fit(train)
+
+
+def fit_world(
+    splits: WorldSplits, config: ChurnConfig | None = None, n_trials: int = 0, seed: int = 0
+):
+    """Our survival network on a world's splits (tuned on validation if n_trials > 0)."""
+    enc = world_encoder(splits.train)
+    return fit_ppx(
+        splits.train,
+        splits.val,
+        enc,
+        list(F.HORIZONS),
+        "subscriptions",
+        n_trials=n_trials,
+        config=config,
+        seed=seed,
+    )
+
+
+def _score_uri_on(frame: pd.DataFrame, y: np.ndarray, column: str):
+    """A promotion-gate scorer: ROC AUC of a registered model on the same holdout."""
+
+    def score(uri: str) -> float:
+        import mlflow.pyfunc
+
+        from ppx.models.churn.evaluate import metrics as M
+
+        pm = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+        p = pm.model.predict_table(frame)[column].to_numpy()
+        return M(y, p)["roc_auc"]
+
+    return score
+
+
+def _log_and_register(
+    model: ChurnModel,
+    registered: str,
+    holdout: pd.DataFrame,
+    y_holdout: np.ndarray,
+    score_column: str,
+    candidate_auc: float,
+    history: dict | None,
+    input_example: dict,
+    gate: bool,
+):
+    from ppx import tracking
+    from ppx.models.churn.pyfunc import ChurnPyfunc, save_history
+
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = {"model": str(model.save(Path(tmp) / "model"))}
+        if history is not None:
+            artifacts["history"] = str(save_history(history, Path(tmp) / "history"))
+        version = tracking.log_pyfunc_model(
+            registered,
+            ChurnPyfunc(),
+            artifacts=artifacts,
+            input_example=pd.DataFrame([input_example]),
+        )
+    result = None
+    if gate:
+        result = tracking.promote_if_better(
+            registered,
+            version,
+            "roc_auc",
+            candidate_auc,
+            _score_uri_on(holdout, y_holdout, score_column),
+        )
+    return version, result
+
+
+def train_world(
+    world_path: str | Path,
+    config: ChurnConfig | None = None,
+    n_trials: int = 0,
+    register: bool = True,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Train the subscription churn model on a world, log it to ``ppx-churn``, gate it.
+
+    Returns the headline metrics on the time-based test months.
+    """
+    import mlflow
+    from ppx import tracking
+    from ppx.data.io import load_tables
+
+    tracking.configure()
+    tables = load_tables(world_path, validate=False)
+    splits = world_splits(tables, progress=progress)
+    with tracking.start_run(
+        MODEL, run_name="train-world", world_path=world_path, dataset=splits.train
+    ):
+        t0 = time.perf_counter()
+        fitted = fit_world(splits, config, n_trials=n_trials, seed=seed)
+        model: ChurnModel = fitted.model
+        test = splits.test
+        p = model.predict_table(test)
+        res = {}
+        for h in F.HORIZONS:
+            obs = test[f"observed_{h}"].to_numpy() > 0
+            y = test[f"churn_{h}"].to_numpy()[obs]
+            if len(np.unique(y)) == 2:
+                for k, v in metrics(y, p[f"p_churn_{h}"].to_numpy()[obs]).items():
+                    res[f"{k}_{h}" if h != 30 else k] = v
+        res["train_seconds"] = time.perf_counter() - t0
+        mlflow.log_params({f"cfg.{k}": v for k, v in model.config.to_dict().items()})
+        mlflow.log_params(
+            {
+                "val_start": str(splits.val_start.date()),
+                "test_start": str(splits.test_start.date()),
+                "n_trials": n_trials,
+            }
+        )
+        mlflow.log_metrics({k: float(v) for k, v in res.items()})
+        model.info.update(
+            default_as_of=str(F.data_end(splits.history)),
+            test_start=str(splits.test_start),
+            features=model.feature_names,
+        )
+        if register:
+            last = F.data_end(splits.history)
+            cust = int(test[C.CUSTOMER_ID].iloc[0]) if len(test) else 1
+            example = {C.CUSTOMER_ID: cust, F.AS_OF: str((last - pd.DateOffset(months=1)).date())}
+            y30 = test["churn_30"].to_numpy()
+            version, gate = _log_and_register(
+                model, MODEL, test, y30, "p_churn_30", res["roc_auc"], splits.history, example, True
+            )
+            res["version"] = int(version.version)
+            res["promoted"] = bool(gate.promoted)
+            res["gate"] = gate.reason
+    return res
+
+
+def prepare_table(
+    df: pd.DataFrame,
+    target: str,
+    id_column: str | None = None,
+    time_column: str | None = None,
+    force_columns: list[str] | None = None,
+):
+    """Validate a user table and decide its columns; raises TableError with the reason."""
+    if target not in df.columns:
+        raise TableError(f"target column {target!r} not found; columns are {list(df.columns)}")
+    for name, col in (("--id", id_column), ("--time", time_column)):
+        if col is not None and col not in df.columns:
+            raise TableError(f"{name} column {col!r} not found; columns are {list(df.columns)}")
+    y, target_info = parse_target(df[target], target)
+    keep = ~np.isnan(y)
+    df, y = df.loc[keep].reset_index(drop=True), y[keep]
+    exclude = [target, *(c for c in (id_column, time_column) if c)]
+    plan = infer_columns(df, y, exclude=exclude, force=force_columns)
+    return df, y, plan, target_info
+
+
+def split_table(df: pd.DataFrame, y: np.ndarray, time_column: str | None, seed: int = 0):
+    """60/20/20 train/validation/test: by time when a time column is given, else
+    stratified at random."""
+    n = len(df)
+    if time_column:
+        t = pd.to_datetime(df[time_column], errors="coerce")
+        if t.isna().all():
+            t = pd.to_numeric(df[time_column], errors="coerce")
+        if t.isna().any():
+            raise TableError(
+                f"--time column {time_column!r} has {int(t.isna().sum())} unparseable values"
+            )
+        order = np.argsort(t.to_numpy(), kind="stable")
+        a, b = int(0.6 * n), int(0.8 * n)
+        idx = order[:a], order[a:b], order[b:]
+    else:
+        from sklearn.model_selection import train_test_split
+
+        tr, te = train_test_split(np.arange(n), test_size=0.2, stratify=y, random_state=seed)
+        tr, va = train_test_split(tr, test_size=0.25, stratify=y[tr], random_state=seed)
+        idx = tr, va, te
+    for name, ix in zip(("train", "validation", "test"), idx, strict=True):
+        if len(np.unique(y[ix])) < 2:
+            raise TableError(
+                f"the {name} split has one class only; the table is too small or too "
+                "imbalanced (or sorted by the target) to train and evaluate a churn model"
+            )
+    return idx
+
+
+def train_table(
+    path: str | Path,
+    target: str,
+    id_column: str | None = None,
+    time_column: str | None = None,
+    force_columns: list[str] | None = None,
+    config: ChurnConfig | None = None,
+    n_trials: int = 0,
+    register: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Bring-your-own-table training: infer columns, fit, evaluate on a holdout, log.
+
+    The run goes to the ``ppx-churn`` experiment; the model is registered as
+    ``ppx-churn-<table name>`` so a user's table never competes with the subscription
+    model for the ``champion`` alias of ``ppx-churn``.
+    """
+    import mlflow
+    from ppx import tracking
+
+    path = Path(path)
+    raw = read_table(path)
+    df, y, plan, tinfo = prepare_table(raw, target, id_column, time_column, force_columns)
+    tr, va, te = split_table(df, y, time_column, seed)
+    enc = TabularEncoder(plan.numeric, plan.categorical).fit(df.iloc[tr])
+    t0 = time.perf_counter()
+    fitted = fit_ppx(
+        df.iloc[tr],
+        df.iloc[va],
+        enc,
+        [0],
+        "table",
+        y[tr],
+        y[va],
+        n_trials=n_trials,
+        config=config,
+        seed=seed,
+    )
+    model: ChurnModel = fitted.model
+    p = model.predict_table(df.iloc[te])["p_churn"].to_numpy()
+    res = metrics(y[te], p)
+    res["train_seconds"] = time.perf_counter() - t0
+    model.info.update(
+        id_column=id_column,
+        target=target,
+        table=str(path),
+        target_info=tinfo,
+        columns=plan.__dict__,
+    )
+    report = {
+        "rows": len(df),
+        "positive_label": tinfo["positive_label"],
+        "positive_rate": float(y.mean()),
+        "numeric": plan.numeric,
+        "categorical": plan.categorical,
+        "dropped": plan.dropped,
+        "leakage": plan.leakage,
+        "forced": list(force_columns or []),
+        "metrics": res,
+    }
+    if register:
+        tracking.configure()
+        name = "churn-" + "".join(ch if ch.isalnum() else "-" for ch in path.stem.lower()).strip(
+            "-"
+        )
+        with tracking.start_run(MODEL, run_name=f"train-table-{path.stem}", dataset=df):
+            mlflow.log_params(
+                {"table": str(path), "target": target, "id": id_column, "time": time_column}
+            )
+            mlflow.log_metrics({k: float(v) for k, v in res.items()})
+            tracking.log_json(report, "table_report.json")
+            example = {c: df[c].iloc[0] for c in [*plan.numeric, *plan.categorical]}
+            example = {k: (v.item() if hasattr(v, "item") else v) for k, v in example.items()}
+            holdout = df.iloc[te]
+            version, gate = _log_and_register(
+                model, name, holdout, y[te], "p_churn", res["roc_auc"], None, example, True
+            )
+            report["registered_model"] = f"ppx-{name}"
+            report["version"] = int(version.version)
+            report["gate"] = gate.reason
+    report["model"] = model
+    return report
+
+
+def report_json(report: dict) -> str:
+    return json.dumps({k: v for k, v in report.items() if k != "model"}, indent=2, default=str)
