@@ -28,7 +28,11 @@ NAMES = [
     "07_explanations",
 ]
 TINY = "CUSTOMERS = 600\nMONTHS = 12\nSEED = 11\nEXPLAIN_ROWS = 40\n"
-EXTRA = {"02_delivery": "EPOCHS = 2\nTRIALS = 0\n", "06_policy_simulation": "SAMPLE = 0.5\n"}
+EXTRA = {
+    "02_delivery": "EPOCHS = 2\nTRIALS = 0\n",
+    "05_recs": "EPOCHS = 2\nMAX_MINUTES = 0.5\n",
+    "06_policy_simulation": "SAMPLE = 0.5\n",
+}
 #: what each notebook calls: a missing one skips its execution test, naming it
 REQUIRES = {
     "02_delivery": [
@@ -45,7 +49,8 @@ REQUIRES = {
         ("ppx.models.fraud.pyfunc", "REQUEST_EXAMPLE"),
     ],
     "05_recs": [
-        ("ppx.models.recs.commands", "demo"),
+        ("ppx.models.recs.train", "benchmark_problem"),
+        ("ppx.models.recs.train", "train_and_register"),
         ("ppx.models.recs.pyfunc", "REQUEST_EXAMPLE"),
     ],
     "06_policy_simulation": [
@@ -117,6 +122,8 @@ def test_notebook_executes_with_tiny_parameters(name, tmp_path):
         assert results["n_summary"] >= 3
         if name == "02_delivery":
             assert results["mae_days"] > 0
+        if name == "05_recs":
+            assert 0 <= results["ndcg_10"] <= 1
     elif name == "06_policy_simulation":
         assert results["policies"] == ["default", "retention_push"]
         assert results["metrics"] > 0
