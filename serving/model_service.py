@@ -81,6 +81,17 @@ def _default_frame(requests: list[Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
+def _fraud_frame(kind: str) -> Callable[[list[Any]], pd.DataFrame]:
+    """One ``ppx-fraud`` model, two heads: the route sets the ``kind`` column."""
+
+    def to_frame(requests: list[Any]) -> pd.DataFrame:
+        frame = _default_frame(requests)
+        frame.insert(0, "kind", kind)
+        return frame
+
+    return to_frame
+
+
 ENDPOINTS: dict[str, Endpoint] = {
     e.name: e
     for e in (
@@ -92,8 +103,22 @@ ENDPOINTS: dict[str, Endpoint] = {
             S.DeliveryResponse,
         ),
         Endpoint("churn_score", "/churn/score", "churn", S.ChurnRequest, S.ChurnResponse),
-        Endpoint("fraud_return", "/fraud/return", "fraud", S.ReturnRequest, S.FraudResponse),
-        Endpoint("fraud_claim", "/fraud/claim", "fraud", S.ClaimRequest, S.FraudResponse),
+        Endpoint(
+            "fraud_return",
+            "/fraud/return",
+            "fraud",
+            S.ReturnRequest,
+            S.FraudResponse,
+            _fraud_frame("return"),
+        ),
+        Endpoint(
+            "fraud_claim",
+            "/fraud/claim",
+            "fraud",
+            S.ClaimRequest,
+            S.FraudResponse,
+            _fraud_frame("claim"),
+        ),
         Endpoint("recs_recommend", "/recs/recommend", "recs", S.RecsRequest, S.RecsResponse),
     )
 }
@@ -405,7 +430,7 @@ class ModelService:
 
     @_api("churn_score")
     def churn_score(self, requests: list[S.ChurnRequest], /) -> list[S.ChurnResponse]:
-        """Probability a subscription churns within 30/60/90 days, as of a moment."""
+        """Probability a customer's subscription churns within 30/60/90 days, as of a moment."""
         return score(ENDPOINTS["churn_score"], requests)
 
     @_api("fraud_return")

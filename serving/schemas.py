@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from _bentoml_sdk.io_models import IORootModel
 from pydantic import (
@@ -33,6 +33,8 @@ from pydantic import (
     ValidationError,
 )
 from pydantic_core import PydanticCustomError
+
+from ppx.data.columns import CLAIM_TYPES, RETURN_REASONS
 
 #: Largest list one HTTP call may carry (and the adaptive batcher's max batch size).
 MAX_BATCH = int(os.environ.get("PPX_MAX_BATCH", "256"))
@@ -356,79 +358,136 @@ class DeliveryResponse(ResponseModel):
 
 
 class ChurnRequest(RequestModel):
-    """A subscription to score, as of a moment (default: the model's snapshot time)."""
+    """A customer to score (mirrors ``ppx.models.churn.pyfunc``).
+
+    Their subscription and experience history comes from the snapshot logged with the
+    model; features use only events strictly before ``as_of``.
+    """
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"subscription_id": 1, "as_of": "2025-12-01T00:00:00"}]}
+        json_schema_extra={"examples": [{"customer_id": 630, "as_of": "2025-12-01"}]}
     )
 
-    subscription_id: Id
-    customer_id: Id | None = None
-    as_of: Timestamp | None = None
+    customer_id: Id
+    as_of: Timestamp | None = Field(
+        default=None, description="Decision moment; default: the end of the training data."
+    )
 
 
 class ChurnResponse(ResponseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    """Calibrated churn probabilities (null unless ``status`` is ``ok``)."""
+
+    customer_id: int
+    as_of: str | None = None
+    status: str = Field(description="ok, no_active_subscription or unknown_customer.")
+    p_churn_30: float | None = Field(default=None, description="P(cancel within 30 days).")
+    p_churn_60: float | None = None
+    p_churn_90: float | None = None
+    expected_lifetime_days: float | None = Field(
+        default=None, description="Expected remaining subscription life."
+    )
 
 
 # --- fraud ---------------------------------------------------------------------------------
 
+LongStr = Annotated[str, Field(min_length=1, max_length=254)]
 
-class ReturnRequest(RequestModel):
+
+class FraudRequestBase(RequestModel):
+    """Facts shared by return and claim requests (mirrors ``ppx.models.fraud.pyfunc``).
+
+    Accounts the model's snapshot has not seen need the identity fields; raw contact
+    values are normalised and hashed by the model on arrival and never stored.
+    """
+
+    model_config = ConfigDict(str_max_length=254)
+
+    customer_id: Id
+    requested_at: Timestamp = Field(description="When the return / claim was filed.")
+    amount: float = Field(ge=0, le=1_000_000, description="Refund or claimed amount.")
+    order_id: Id | None = None
+    ordered_at: Timestamp | None = Field(default=None, description="Must precede the request.")
+    order_value: float | None = Field(default=None, ge=0, le=1_000_000)
+    discount: float | None = Field(default=None, ge=0, le=1_000_000)
+    promised_date: Timestamp | None = None
+    delivered_at: Timestamp | None = Field(
+        default=None, description="Delivered scan; must precede the request."
+    )
+    signup_at: Timestamp | None = Field(default=None, description="New accounts only.")
+    region: Name | None = None
+    email: LongStr | None = None
+    phone: Name | None = None
+    address: LongStr | None = None
+    device_id: Name | None = None
+    payment_fingerprint: Name | None = None
+
+
+class ReturnRequest(FraudRequestBase):
     """A return request to score before refunding."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
-                    "order_id": 2,
-                    "customer_id": 16656,
+                    "customer_id": 42,
+                    "requested_at": "2025-11-03T10:15:00",
+                    "amount": 64.5,
                     "product_id": 93,
-                    "requested_at": "2025-11-20T13:10:32",
                     "reason": "changed_mind",
-                    "refund_amount": 117.12,
+                    "order_id": 123456,
+                    "ordered_at": "2025-10-28T09:00:00",
+                    "delivered_at": "2025-11-01T16:40:00",
                 }
             ]
         }
     )
 
-    return_id: Id | None = None
-    order_id: Id
-    customer_id: Id
-    product_id: Id | None = None
-    requested_at: Timestamp
-    reason: Name
-    refund_amount: float = Field(ge=0, le=1_000_000)
+    product_id: Id = Field(description="The returned product.")
+    reason: Literal[RETURN_REASONS] = Field(description="Return reason.")  # type: ignore[valid-type]
 
 
-class ClaimRequest(RequestModel):
+class ClaimRequest(FraudRequestBase):
     """A delivery claim to score before reshipping or refunding."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
-                    "order_id": 194,
-                    "customer_id": 19255,
-                    "claimed_at": "2025-11-22T13:18:45",
+                    "customer_id": 42,
+                    "requested_at": "2025-11-03T10:15:00",
+                    "amount": 64.5,
+                    "order_id": 123456,
+                    "ordered_at": "2025-10-28T09:00:00",
+                    "order_value": 64.5,
+                    "promised_date": "2025-11-01",
+                    "delivered_at": "2025-11-02T16:40:00",
                     "claim_type": "item_not_received",
-                    "amount": 79.67,
+                    "signature": False,
+                    "gps_distance_m": 18.0,
+                    "exception_scan": False,
                 }
             ]
         }
     )
 
-    claim_id: Id | None = None
-    order_id: Id
-    shipment_id: Id | None = None
-    customer_id: Id
-    claimed_at: Timestamp
-    claim_type: Name
-    amount: float = Field(ge=0, le=1_000_000)
+    claim_type: Literal[CLAIM_TYPES] = Field(description="Claim type.")  # type: ignore[valid-type]
+    signature: bool | None = Field(default=None, description="Delivery was signed for.")
+    gps_distance_m: float | None = Field(
+        default=None, ge=0, le=20_000_000, description="Delivered scan's distance from address."
+    )
+    exception_scan: bool | None = Field(
+        default=None, description="Carrier reported an exception before the claim."
+    )
 
 
 class FraudResponse(ResponseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    """Calibrated fraud probability and the review recommendation for the rules layer."""
+
+    p_fraud: float = Field(description="Calibrated probability for the request's head.")
+    head: str = Field(description="return or claim.")
+    review_threshold: float = Field(description="Threshold chosen on validation.")
+    review: bool
+    recommendation: str = Field(description="review or approve.")
 
 
 # --- recs ----------------------------------------------------------------------------------

@@ -42,14 +42,14 @@ ROUTES = {
     "fraud_claim": "/fraud/claim",
     "recs_recommend": "/recs/recommend",
 }
-#: endpoint name -> (pyfunc module, example attribute) giving the benchmark's request.
+#: endpoint name -> (request model in serving.schemas, index of its documented example).
 EXAMPLES = {
-    "delivery_estimate": ("ppx.models.delivery.pyfunc", "REQUEST_EXAMPLE"),
-    "delivery_transit": ("ppx.models.delivery.pyfunc", "TRANSIT_EXAMPLE"),
-    "churn_score": ("ppx.models.churn.pyfunc", "REQUEST_EXAMPLE"),
-    "fraud_return": ("ppx.models.fraud.pyfunc", "RETURN_EXAMPLE"),
-    "fraud_claim": ("ppx.models.fraud.pyfunc", "CLAIM_EXAMPLE"),
-    "recs_recommend": ("ppx.models.recs.pyfunc", "REQUEST_EXAMPLE"),
+    "delivery_estimate": ("DeliveryRequest", 0),
+    "delivery_transit": ("DeliveryRequest", 1),
+    "churn_score": ("ChurnRequest", 0),
+    "fraud_return": ("ReturnRequest", 0),
+    "fraud_claim": ("ClaimRequest", 0),
+    "recs_recommend": ("RecsRequest", 0),
 }
 
 
@@ -60,19 +60,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def example_request(endpoint: str) -> dict[str, Any] | None:
-    """The model package's documented example request for ``endpoint`` (None if absent)."""
-    import importlib
+def example_request(endpoint: str) -> dict[str, Any]:
+    """The documented example body of ``endpoint`` (from its request model's OpenAPI examples).
 
-    module, attr = EXAMPLES[endpoint]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    ex = getattr(mod, attr, None)
-    if ex is None and attr != "REQUEST_EXAMPLE":
-        ex = getattr(mod, "REQUEST_EXAMPLE", None)
-    return None if ex is None else json.loads(json.dumps(ex, default=str))
+    The examples mirror each model pyfunc's ``REQUEST_EXAMPLE``; the benchmark and the
+    tests send exactly what the API documentation shows.
+    """
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))  # serving/ sits beside the package
+    from serving import schemas
+
+    model, i = EXAMPLES[endpoint]
+    return dict(getattr(schemas, model).model_config["json_schema_extra"]["examples"][i])
 
 
 # --- starting and stopping servers ------------------------------------------------------
@@ -337,9 +336,6 @@ def run_bench(
     with running_service() as server:
         for endpoint in ROUTES:
             ex = example_request(endpoint)
-            if ex is None:
-                skipped[endpoint] = f"{EXAMPLES[endpoint][0]} has no example (model not built)"
-                continue
             url = server.url + ROUTES[endpoint]
             r = httpx.post(url, json=ex, headers=headers, timeout=60)
             if r.status_code != 200:
