@@ -152,6 +152,8 @@ LINKAGE_FEATURES = [
     "nb_returns",
     "nb_hv_returns",
     "nb_claims",
+    "nb_unexplained_claims",
+    "nb_fraud_labels",
 ]
 BASE_FEATURES = ORDER_FEATURES + HISTORY_FEATURES + ITEM_FEATURES + RETURN_FEATURES + CLAIM_FEATURES
 FEATURE_NAMES = BASE_FEATURES + LINKAGE_FEATURES
@@ -935,12 +937,14 @@ def fraud_features(
     feats["claim_not_received"] = (is_claim & (ctype != "damaged_in_transit")).astype(float)
 
     # --- linkage --------------------------------------------------------------------------
-    feats.update(_linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx))
+    feats.update(
+        _linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx, l_idx)
+    )
     out = pd.DataFrame({k: feats[k] for k in FEATURE_NAMES})
     return out.astype(float)
 
 
-def _linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx) -> dict:
+def _linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx, l_idx) -> dict:
     """Neighbour and component features of each request's account, as of its time."""
     n = len(node)
     out: dict[str, np.ndarray] = {}
@@ -981,6 +985,12 @@ def _linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx)
     out["nb_returns"] = np.bincount(q, weights=r_idx.count(nb_cust, t_s[q]), minlength=n)
     out["nb_hv_returns"] = np.bincount(q, weights=r_idx.sum("hv", nb_cust, t_s[q]), minlength=n)
     out["nb_claims"] = np.bincount(q, weights=c_idx.count(nb_cust, t_s[q]), minlength=n)
+    out["nb_unexplained_claims"] = np.bincount(
+        q, weights=c_idx.sum("unexplained", nb_cust, t_s[q]), minlength=n
+    )
+    out["nb_fraud_labels"] = np.bincount(
+        q, weights=l_idx.sum("fraud", nb_cust, t_s[q]), minlength=n
+    )
     return out
 
 

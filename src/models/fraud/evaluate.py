@@ -305,3 +305,36 @@ def compare(
                 table[method][k] = v
         out[head] = table
     return out
+
+
+def evaluate_registered(world_path, alias: str = "champion") -> dict:
+    """Score a registered ``ppx-fraud`` version on a world's test split via its pyfunc.
+
+    The served path (raw request -> snapshot features -> network) is what is measured,
+    next to the oracle when the world has ground truth.
+
+    Raises:
+        LookupError: no model version carries ``alias``.
+    """
+    import mlflow
+    from ppx import tracking
+    from ppx.models.fraud.train import prepare, raw_requests
+
+    tracking.configure()
+    if tracking.get_alias_version("fraud", alias) is None:
+        raise LookupError(f"ppx-fraud has no version with alias {alias!r}; run `ppx train fraud`")
+    cfg = FraudConfig()
+    P = prepare(world_path, cfg=cfg)
+    model = mlflow.pyfunc.load_model(tracking.model_uri("fraud", alias))
+    # Score the validation split too so the review threshold comparison is like-for-like.
+    rows = P.masks["val"] | P.masks["test"]
+    out = model.predict(raw_requests(P.requests.loc[rows]))
+    s = np.zeros(len(P.requests))
+    s[rows] = out["p_fraud"].to_numpy(dtype=float)
+    scores = {f"ppx@{alias}": s}
+    if P.truth is not None:
+        scores["oracle"] = oracle_scores(P.requests, P.truth)
+        is_ring = ring_members(P.requests, P.truth)
+    else:
+        is_ring = np.zeros(len(P.requests), dtype=bool)
+    return compare(scores, P.requests, P.masks, cfg, is_ring, set(scores))

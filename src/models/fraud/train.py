@@ -12,6 +12,7 @@ artifacts) and promotes it only if it beats the champion on the same holdout.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,17 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from ppx.data import columns as C
 from ppx.features import fraud as F
 from ppx.models.fraud.config import FraudConfig
 from ppx.models.fraud.evaluate import (
+    compare,
+    fit_lightgbm,
+    lightgbm_scores,
     mean_pr_auc,
+    oracle_scores,
+    ring_members,
+    rules_score,
     split_masks,
 )
 from ppx.models.fraud.network import FraudNet
@@ -182,4 +190,221 @@ def calibrate(net: FraudNet, xv: torch.Tensor, yv: np.ndarray, claim_v: np.ndarr
 def predict_network(net: FraudNet, X: pd.DataFrame, names: list[str]) -> np.ndarray:
     net.eval()
     with torch.no_grad():
-        return net(torch.as_tensor(X[names].to_numpy(dtype=np.float32))).numpy().astype(float)
+        x = torch.as_tensor(np.ascontiguousarray(X[names].to_numpy(dtype=np.float32)))
+        return net(x).numpy().astype(float)
+
+
+# ----------------------------------------------------------------------------------------
+# the full pipeline
+# ----------------------------------------------------------------------------------------
+
+PROBABILISTIC = {"ppx", "lightgbm", "lightgbm_no_linkage", "oracle"}
+
+
+@dataclass
+class BenchResult:
+    """Scores of every method on every row plus the per-head metric tables."""
+
+    tables: dict[str, dict[str, dict[str, float]]]
+    scores: dict[str, np.ndarray]
+    fit: FitResult
+    thresholds: dict[str, float]
+    seconds: dict[str, float]
+
+
+def raw_requests(requests: pd.DataFrame) -> pd.DataFrame:
+    """Offline request rows without the label and ids, in the served (wire) form."""
+    from ppx.models.fraud.pyfunc import to_wire
+
+    return to_wire(requests.drop(columns=[F.REQUEST_ID, C.CONFIRMED_FRAUD], errors="ignore"))
+
+
+def run_benchmark(P: Prepared, cfg: FraudConfig, progress: bool = True) -> BenchResult:
+    """Fit ours and the baselines on the same split; metrics on the test split."""
+    from ppx.models.fraud.evaluate import best_threshold
+
+    secs: dict[str, float] = {}
+    fit = fit_network(P.X, P.y, P.masks, cfg, progress=progress)
+    secs["ppx"] = fit.seconds
+    scores = {"ppx": predict_network(fit.net, P.X, fit.feature_names)}
+    t0 = time.perf_counter()
+    scores["rules"] = rules_score(P.X)
+    secs["rules"] = time.perf_counter() - t0
+    for name, cols in (("lightgbm_no_linkage", F.BASE_FEATURES), ("lightgbm", F.FEATURE_NAMES)):
+        t0 = time.perf_counter()
+        models = fit_lightgbm(P.X, P.y, P.masks, cols, cfg)
+        secs[name] = time.perf_counter() - t0
+        scores[name] = lightgbm_scores(models, P.X)
+    if P.truth is not None:
+        scores["oracle"] = oracle_scores(P.requests, P.truth)
+        secs["oracle"] = 0.0
+        is_ring = ring_members(P.requests, P.truth)
+    else:
+        is_ring = np.zeros(len(P.requests), dtype=bool)
+    extra = {m: {"train_seconds": s} for m, s in secs.items()}
+    tables = compare(scores, P.requests, P.masks, cfg, is_ring, PROBABILISTIC, extra)
+    claim = (P.requests[F.KIND] == F.CLAIM).to_numpy()
+    amount = P.requests[C.AMOUNT].to_numpy(dtype=float)
+    thresholds = {}
+    for head, is_claim in ((F.RETURN, False), (F.CLAIM, True)):
+        va = P.masks["val"] & (claim == is_claim)
+        thr = best_threshold(P.y[va], scores["ppx"][va], amount[va], cfg.friction_cost_ratio)
+        thresholds[head] = min(thr, 1.0)
+    return BenchResult(tables, scores, fit, thresholds, secs)
+
+
+def build_scorer(P: Prepared, bench: BenchResult, cfg: FraudConfig):
+    """The servable scorer: network, snapshot of the history, thresholds, background."""
+    from ppx.models.fraud.pyfunc import FraudScorer
+
+    rng = np.random.default_rng(cfg.seed)
+    tr = np.flatnonzero(P.masks["train"])
+    bg = P.X.iloc[rng.choice(tr, size=min(200, len(tr)), replace=False)]
+    meta = {"config": cfg.to_dict(), "test_start": str(P.masks["test_start"])}
+    return FraudScorer(
+        bench.fit.net, bench.fit.feature_names, P.history, bench.thresholds, bg, meta
+    )
+
+
+def holdout_scorer(P: Prepared):
+    """Scores a registered model URI on this world's test requests (the gate)."""
+    te = P.masks["test"]
+    raw = raw_requests(P.requests.loc[te])
+    y = P.y[te]
+    claim = (P.requests.loc[te, F.KIND] == F.CLAIM).to_numpy()
+
+    def score(uri: str) -> float:
+        import mlflow
+
+        try:
+            out = mlflow.pyfunc.load_model(uri).predict(raw)
+        except Exception as err:  # a champion from another world cannot score this one
+            log.warning("champion %s cannot score this holdout: %s", uri, err)
+            return float("-inf")
+        return mean_pr_auc(y, out["p_fraud"].to_numpy(dtype=float), claim)
+
+    return score
+
+
+def flat_metrics(tables: dict) -> dict[str, float]:
+    out = {}
+    for head, methods in tables.items():
+        for method, vals in methods.items():
+            for k, v in vals.items():
+                if v is not None and np.isfinite(v):
+                    out[f"{head}.{method}.{k}"] = float(v)
+    return out
+
+
+def train(
+    world_path: str | Path,
+    cfg: FraudConfig | None = None,
+    register: bool = True,
+    progress: bool = True,
+    prepared: Prepared | None = None,
+) -> dict:
+    """Train, benchmark, log and register ``ppx-fraud``; run the promotion gate.
+
+    Returns a summary: per-head metric tables, the model version, the promotion
+    outcome and timings.
+    """
+    import mlflow
+    from ppx import tracking
+    from ppx.models.fraud.pyfunc import ARTIFACT_DIR, FraudPyfunc, signature
+
+    cfg = cfg or FraudConfig()
+    t0 = time.perf_counter()
+    P = prepared or prepare(world_path, cfg=cfg)
+    tracking.configure()
+    with tracking.start_run(MODEL, run_name="train", world_path=world_path, dataset=P.X) as run:
+        mlflow.log_params(cfg.to_dict())
+        bench = run_benchmark(P, cfg, progress=progress)
+        mlflow.log_metrics(flat_metrics(bench.tables))
+        mlflow.log_metric("feature_seconds", P.seconds)
+        te = P.masks["test"]
+        claim = (P.requests[F.KIND] == F.CLAIM).to_numpy()
+        holdout = mean_pr_auc(P.y[te], bench.scores["ppx"][te], claim[te])
+        mlflow.log_metric("holdout_mean_pr_auc", holdout)
+        tracking.log_json(bench.tables, "bench.json")
+        tracking.log_json(bench.thresholds, "review_thresholds.json")
+        summary = {
+            "run_id": run.info.run_id,
+            "tables": bench.tables,
+            "thresholds": bench.thresholds,
+            "holdout_mean_pr_auc": holdout,
+            "train_seconds": bench.fit.seconds,
+            "feature_seconds": P.seconds,
+        }
+        if register:
+            scorer = build_scorer(P, bench, cfg)
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = scorer.save(Path(tmp) / ARTIFACT_DIR)
+                example = raw_requests(
+                    pd.concat(
+                        [
+                            P.requests.loc[te & ~claim].head(1),
+                            P.requests.loc[te & claim].head(1),
+                        ]
+                    )
+                )
+                version = tracking.log_pyfunc_model(
+                    MODEL,
+                    FraudPyfunc(),
+                    artifacts={ARTIFACT_DIR: str(folder)},
+                    input_example=example,
+                    signature=signature(),
+                )
+            result = tracking.promote_if_better(
+                MODEL, version, "holdout_mean_pr_auc", holdout, holdout_scorer(P)
+            )
+            summary.update(
+                version=str(version.version), promoted=result.promoted, reason=result.reason
+            )
+    summary["seconds"] = time.perf_counter() - t0
+    return summary
+
+
+def tune(world_path: str | Path, trials: int, cfg: FraudConfig | None = None) -> dict:
+    """Optuna studies for the network and for LightGBM with the same trial budget.
+
+    Both maximise the validation mean PR AUC of the two heads (never the test split);
+    each trial is a nested MLflow run of a parent ``tune`` run in ``ppx-fraud``.
+    """
+    from ppx import tracking
+
+    cfg = cfg or FraudConfig()
+    P = prepare(world_path, cfg=cfg)
+    claim = (P.requests[F.KIND] == F.CLAIM).to_numpy()
+    va = P.masks["val"]
+    tracking.configure()
+    best = {}
+
+    def net_objective(trial) -> float:
+        c = cfg.replace(
+            hidden=trial.suggest_categorical("hidden", [64, 128, 256]),
+            hidden2=trial.suggest_categorical("hidden2", [32, 64]),
+            dropout=trial.suggest_float("dropout", 0.0, 0.4),
+            lr=trial.suggest_float("lr", 5e-4, 1e-2, log=True),
+            weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+            pos_weight_power=trial.suggest_float("pos_weight_power", 0.0, 1.0),
+        )
+        fit = fit_network(P.X, P.y, P.masks, c, progress=False)
+        s = predict_network(fit.net, P.X, fit.feature_names)
+        return mean_pr_auc(P.y[va], s[va], claim[va])
+
+    def lgb_objective(trial) -> float:
+        params = {
+            "num_leaves": trial.suggest_int("num_leaves", 7, 63),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.1, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 60),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        }
+        models = fit_lightgbm(P.X, P.y, P.masks, F.FEATURE_NAMES, cfg, params)
+        s = lightgbm_scores(models, P.X)
+        return mean_pr_auc(P.y[va], s[va], claim[va])
+
+    for name, objective in (("ppx", net_objective), ("lightgbm", lgb_objective)):
+        with tracking.start_run(MODEL, run_name=f"tune-{name}", world_path=world_path):
+            study = tracking.run_study(MODEL, objective, trials, seed=cfg.seed)
+            best[name] = {"value": study.best_value, "params": study.best_params}
+    return best

@@ -1,0 +1,145 @@
+"""CLI for the fraud model: ``ppx train|tune|evaluate|bench fraud`` and ``demo``.
+
+Heavy imports stay inside the command functions so ``ppx --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+DEFAULT_WORLD = Path("data/worlds/demo")
+WORLD_HELP = "World folder (from `ppx data world`)."
+
+
+def _check_world(world: Path) -> None:
+    from ppx.cli import fail
+
+    if not (world / "tables").is_dir():
+        fail(f"{world}: not a world folder; create one with `ppx data world --out {world}`")
+
+
+def _payload(tables: dict, seconds: float, dataset: str) -> dict:
+    payload = {
+        "meta": {
+            "command": " ".join(["ppx", *sys.argv[1:]]) if sys.argv else "ppx bench fraud",
+            "seconds": round(seconds, 1),
+            "machine": f"{platform.machine()} {platform.system()}, {_cores()} cores",
+            "friction_cost_ratio": None,
+        }
+    }
+    for head, methods in tables.items():
+        payload[f"{dataset}_{head}"] = methods
+    return payload
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def train_fraud(
+    world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
+    no_register: bool = typer.Option(False, "--no-register", help="Log only; skip the gate."),
+) -> None:
+    """Train the two-head fraud model, compare baselines, register, run the gate."""
+    from ppx.cli import bench_tables, console
+    from ppx.models.fraud.train import train
+
+    _check_world(world)
+    summary = train(world, register=not no_register)
+    bench_tables(summary["tables"])
+    if "version" in summary:
+        state = "champion" if summary["promoted"] else "challenger"
+        console.print(f"ppx-fraud v{summary['version']} -> {state}: {summary['reason']}")
+    console.print(f"done in {summary['seconds']:.0f} s (network {summary['train_seconds']:.0f} s)")
+
+
+def tune_fraud(
+    world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
+    trials: int = typer.Option(12, "--trials", min=1, help="Trials for each of ppx and LightGBM."),
+) -> None:
+    """Optuna on validation PR AUC: the network and LightGBM get the same trial budget."""
+    from ppx.cli import console, print_table
+    from ppx.models.fraud.train import tune
+
+    _check_world(world)
+    best = tune(world, trials)
+    print_table(
+        "best validation mean PR AUC",
+        [
+            {"method": k, "val_pr_auc": v["value"], "params": str(v["params"])}
+            for k, v in best.items()
+        ],
+    )
+    console.print("pass the ppx parameters to FraudConfig (see docs/benchmarks/fraud.md)")
+
+
+def evaluate_fraud(
+    world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
+    alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
+) -> None:
+    """Score the registered model on the world's test split (through the pyfunc)."""
+    from ppx.cli import bench_tables, fail
+    from ppx.models.fraud.evaluate import evaluate_registered
+
+    _check_world(world)
+    try:
+        tables = evaluate_registered(world, alias)
+    except LookupError as err:
+        fail(str(err))
+    bench_tables(tables)
+
+
+def bench_fraud(
+    world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """ppx vs rules vs LightGBM (with / without linkage) vs oracle, time-based split."""
+    from ppx.cli import bench_tables, write_bench_json
+    from ppx.models.fraud.config import FraudConfig
+    from ppx.models.fraud.train import prepare, run_benchmark
+
+    _check_world(world)
+    t0 = time.perf_counter()
+    cfg = FraudConfig()
+    P = prepare(world, cfg=cfg)
+    bench = run_benchmark(P, cfg)
+    payload = _payload(bench.tables, time.perf_counter() - t0, "synthetic")
+    payload["meta"]["friction_cost_ratio"] = cfg.friction_cost_ratio
+    payload["meta"]["feature_seconds"] = round(P.seconds, 1)
+    payload["meta"]["world"] = str(world)
+    payload["meta"]["split"] = {
+        "val_start": str(P.masks["val_start"]),
+        "test_start": str(P.masks["test_start"]),
+    }
+    bench_tables(payload)
+    write_bench_json(json_out, payload)
+
+
+def register(groups: dict) -> None:
+    groups["train"].command("fraud")(train_fraud)
+    groups["tune"].command("fraud")(tune_fraud)
+    groups["evaluate"].command("fraud")(evaluate_fraud)
+    groups["bench"].command("fraud")(bench_fraud)
+
+
+def demo(world_path: Path) -> dict[str, float]:
+    """Train on the demo world with defaults, register, gate; headline metrics back."""
+    from ppx.models.fraud.train import train
+
+    summary = train(Path(world_path), progress=False)
+    t = summary["tables"]
+    return {
+        "fraud_return_pr_auc": t["return"]["ppx"]["pr_auc"],
+        "fraud_claim_pr_auc": t["claim"]["ppx"]["pr_auc"],
+        "fraud_return_oracle_pr_auc": t["return"].get("oracle", {}).get("pr_auc", float("nan")),
+        "fraud_claim_oracle_pr_auc": t["claim"].get("oracle", {}).get("pr_auc", float("nan")),
+        "fraud_train_seconds": summary["train_seconds"],
+        "fraud_promoted": float(summary.get("promoted", False)),
+    }

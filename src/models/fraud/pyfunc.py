@@ -1,0 +1,245 @@
+"""The served fraud model: raw return / claim requests in, fraud probability out.
+
+Input (one row per request; times are ISO strings or timestamps, UTC):
+
+==================  ========  ===============================================================
+column              needed    meaning
+==================  ========  ===============================================================
+kind                yes       ``return`` or ``claim`` (selects the head)
+customer_id         yes       account id; unknown ids need the identity columns below
+requested_at        yes       when the return / claim was filed
+amount              yes       refund (return) or claimed amount, >= 0
+order_id            no        informational
+ordered_at          no        when the order was placed (must precede the request)
+order_value         no        order total after discount (defaults to ``amount``)
+discount            no        order discount
+promised_date       no        promised delivery day (lateness)
+delivered_at        no        carrier delivered-scan time; empty if none (claims), must
+                              precede the request
+product_id          returns   the returned product (catalogue snapshot gives category, price)
+reason              returns   one of ``changed_mind, damaged, not_as_described, wrong_item,
+                              other``
+claim_type          claims    ``item_not_received`` or ``damaged_in_transit``
+signature           claims    delivery was signed for
+gps_distance_m      claims    distance of the delivered scan from the address
+exception_scan      claims    the carrier reported an exception (lost) before the claim
+signup_at, region,  new       identity of an account the snapshot has not seen; raw values
+email, phone,       accounts  are normalised and hashed on arrival and never stored
+address, device_id,
+payment_fingerprint
+==================  ========  ===============================================================
+
+Output columns: ``p_fraud`` (calibrated probability of the row's head), ``head``,
+``review_threshold`` (chosen on validation to maximise net savings), ``review``
+(bool) and ``recommendation`` (``review`` or ``approve``) for the rules layer.
+
+Artifacts (written at training time, identifiers hashed): the event history snapshot
+(``history/``), the network weights, the metadata (feature names, thresholds) and a
+background sample for SHAP. The loaded object behind ``predict`` is a
+:class:`FraudScorer`, which implements ``ppx.models.base.ExplainableModel``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+from ppx.features import fraud as F
+
+REQUEST_EXAMPLE = {
+    F.KIND: "claim",
+    C.CUSTOMER_ID: 42,
+    C.REQUESTED_AT: "2025-11-03T10:15:00",
+    C.AMOUNT: 64.5,
+    C.ORDER_ID: 123456,
+    C.ORDERED_AT: "2025-10-28T09:00:00",
+    C.ORDER_VALUE: 64.5,
+    C.DISCOUNT: 0.0,
+    C.PROMISED_DATE: "2025-11-01",
+    C.DELIVERED_AT: "2025-11-02T16:40:00",
+    C.PRODUCT_ID: None,
+    C.REASON: None,
+    C.CLAIM_TYPE: "item_not_received",
+    C.SIGNATURE: False,
+    C.GPS_DISTANCE_M: 18.0,
+    F.EXCEPTION_SCAN: False,
+}
+
+ARTIFACT_DIR = "fraud_model"
+
+TIME_COLUMNS = (C.REQUESTED_AT, C.ORDERED_AT, C.PROMISED_DATE, C.DELIVERED_AT, C.SIGNUP_AT)
+_TYPES = {
+    F.KIND: "string",
+    C.CUSTOMER_ID: "long",
+    C.AMOUNT: "double",
+    C.ORDER_ID: "long",
+    C.ORDER_VALUE: "double",
+    C.DISCOUNT: "double",
+    C.PRODUCT_ID: "double",
+    C.REASON: "string",
+    C.CLAIM_TYPE: "string",
+    C.SIGNATURE: "boolean",
+    C.GPS_DISTANCE_M: "double",
+    F.EXCEPTION_SCAN: "boolean",
+    C.REGION: "string",
+    **{k: "string" for k in TIME_COLUMNS},
+    **{k: "string" for k in F.ID_KINDS},
+}
+
+
+def signature():
+    """Explicit MLflow signature: times are ISO-8601 strings, optional columns optional."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    cols = [*F.REQUIRED_COLUMNS, *F.OPTIONAL_COLUMNS, *F.IDENTITY_COLUMNS]
+    inputs = Schema([ColSpec(_TYPES[c], c, required=c in F.REQUIRED_COLUMNS) for c in cols])
+    outputs = Schema(
+        [
+            ColSpec("double", "p_fraud"),
+            ColSpec("string", "head"),
+            ColSpec("double", "review_threshold"),
+            ColSpec("boolean", "review"),
+            ColSpec("string", "recommendation"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def to_wire(requests: pd.DataFrame) -> pd.DataFrame:
+    """Request rows in the served form: times as ISO strings, flags as booleans."""
+    out = requests.copy()
+    for col in TIME_COLUMNS:
+        if col in out.columns:
+            t = pd.to_datetime(out[col], errors="coerce")
+            iso = t.dt.strftime("%Y-%m-%dT%H:%M:%S")
+            out[col] = iso.where(t.notna(), None).astype(object)
+    for col in (C.SIGNATURE, F.EXCEPTION_SCAN):
+        if col in out.columns:
+            out[col] = out[col].fillna(False).astype(bool)
+    for col in (C.REASON, C.CLAIM_TYPE, *F.ID_KINDS, C.REGION):
+        if col in out.columns:
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+class FraudScorer:
+    """Features + network + thresholds: the object serving, SHAP and the rules use."""
+
+    def __init__(
+        self,
+        net,
+        feature_names: list[str],
+        history: F.FraudHistory,
+        thresholds: dict[str, float],
+        background: pd.DataFrame,
+        meta: dict | None = None,
+    ):
+        self.net = net
+        self.feature_names = list(feature_names)
+        self.history = history
+        self.thresholds = {k: float(v) for k, v in thresholds.items()}
+        self._background = background[self.feature_names].reset_index(drop=True)
+        self.meta = meta or {}
+        self.graph = F.LinkageGraph.build(history.identities)
+
+    # --- ExplainableModel ------------------------------------------------------------
+    def features(self, raw: pd.DataFrame) -> pd.DataFrame:
+        X = F.fraud_features(raw, self.history, graph=self.graph)
+        return X[self.feature_names]
+
+    def score_features(self, X) -> np.ndarray:
+        import torch
+
+        arr = np.asarray(X, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        self.net.eval()
+        with torch.no_grad():
+            return self.net(torch.as_tensor(arr)).numpy().astype(float)
+
+    def background(self) -> pd.DataFrame:
+        return self._background.copy()
+
+    # --- scoring ---------------------------------------------------------------------
+    def predict(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Raw requests -> p_fraud, head, review threshold, review flag, recommendation."""
+        X = self.features(raw)
+        p = self.score_features(X)
+        head = np.where(X["is_claim"].to_numpy() > 0.5, F.CLAIM, F.RETURN)
+        thr = np.array([self.thresholds[h] for h in head])
+        review = p >= thr
+        return pd.DataFrame(
+            {
+                "p_fraud": p,
+                "head": head.astype(str),
+                "review_threshold": thr,
+                "review": review,
+                "recommendation": np.where(review, "review", "approve").astype(str),
+            }
+        )
+
+    # --- persistence -----------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        import torch
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.history.save(folder / "history")
+        torch.save(self.net.state_dict(), folder / "network.pt")
+        self._background.to_parquet(folder / "background.parquet", index=False)
+        net_args = {
+            "n_features": len(self.feature_names),
+            "claim_col": self.feature_names.index("is_claim"),
+            "hidden": self.net.trunk[0].out_features,
+            "hidden2": self.net.trunk[3].out_features,
+        }
+        meta = {
+            **self.meta,
+            "feature_names": self.feature_names,
+            "thresholds": self.thresholds,
+            "net_args": net_args,
+        }
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FraudScorer:
+        import torch
+
+        from ppx.models.fraud.network import FraudNet
+
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        net = FraudNet(**meta["net_args"])
+        net.load_state_dict(torch.load(folder / "network.pt", weights_only=True))
+        net.eval()
+        history = F.FraudHistory.load(folder / "history")
+        background = pd.read_parquet(folder / "background.parquet")
+        return cls(net, meta["feature_names"], history, meta["thresholds"], background, meta)
+
+
+class FraudPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow wrapper: loads the :class:`FraudScorer` from the logged artifact folder."""
+
+    def load_context(self, context) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.scorer = FraudScorer.load(context.artifacts[ARTIFACT_DIR])
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        return self.scorer.predict(model_input)
+
+
+def load_scorer(model_uri: str) -> FraudScorer:
+    """The :class:`FraudScorer` behind a registered pyfunc (for SHAP and tests)."""
+    model = mlflow.pyfunc.load_model(model_uri)
+    return model.unwrap_python_model().scorer
