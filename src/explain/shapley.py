@@ -159,18 +159,20 @@ def match_constants(
     request, say, while the training sample mixes checkout and in-transit rows) would
     otherwise collect a large SHAP value that only says "these rows differ from the
     background", crowding out the features that separate the decisions. Restricting the
-    reference to comparable rows keeps the report about what varies. Skipped (returns
-    ``bg`` unchanged) when fewer than ``min_rows`` background rows would remain.
+    reference to comparable rows keeps the report about what varies. Constraints are applied
+    feature by feature and one that would leave fewer than ``min_rows`` rows is skipped.
     """
-    constant = [c for c in X.columns if X[c].nunique() == 1 and bg[c].nunique() > 1]
-    if not constant:
-        return bg, []
     keep = np.ones(len(bg), dtype=bool)
-    for c in constant:
-        keep &= np.isclose(bg[c].to_numpy(), X[c].iloc[0])
-    if keep.sum() < min_rows:
+    used = []
+    for c in X.columns:
+        if X[c].nunique() != 1 or bg[c].nunique() <= 1:
+            continue
+        narrower = keep & np.isclose(bg[c].to_numpy(), X[c].iloc[0])
+        if narrower.sum() >= min_rows:  # constraints that would empty the reference are skipped
+            keep, used = narrower, [*used, c]
+    if not used:
         return bg, []
-    return bg[keep].reset_index(drop=True), constant
+    return bg[keep].reset_index(drop=True), used
 
 
 def compute_shap(

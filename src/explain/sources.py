@@ -9,7 +9,8 @@ request takes: raw request rows -> ``model.features(raw)``. The raw rows are bui
 the world's tables with the columns of the model's pyfunc ``REQUEST_EXAMPLE``: each model
 has a candidate frame (orders joined with shipments for ``delivery``, subscriptions for
 ``churn``, returns and claims for ``fraud``, customers for ``recs``), columns of the
-example found there are taken from the sampled rows and optional fields are left to
+example found there are taken from rows sampled among the most recent decisions of the world (the
+served model's history snapshot is as of the end of the world) and optional fields are left to
 the model's defaults (if the model then refuses the rows, time-of-decision columns such
 as ``as_of`` are set to the end of the world and other fields keep the example's value). A model object can take over with an optional method
 ``explain_requests(tables, n, seed) -> DataFrame`` of raw rows. If no raw rows can be
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: request columns that mean "the moment of the decision"
 TIME_KEYS = ("as_of", "now", "at", "cutoff", "request_time", "requested_at_time")
+#: column of a candidate frame holding the moment of the decision, when rows have one
+DECISION_TIME = "_decision_time"
+#: world requests are sampled among the most recent ``RECENT_FACTOR * n`` decisions
+RECENT_FACTOR = 4
 #: attribute names under which a PythonModel may hold its ExplainableModel
 HOLDERS = ("model", "served", "explainable", "get_raw_model", "_model", "inner", "scorer")
 
@@ -115,7 +120,8 @@ def candidate_frame(model_name: str, tables: dict[str, pd.DataFrame]) -> pd.Data
     o, s = tables[C.ORDERS], tables[C.SHIPMENTS]
     if model_name == "delivery":
         ship = s.drop(columns=[C.CARRIER, C.SERVICE_LEVEL], errors="ignore")
-        return o.merge(ship, on=C.ORDER_ID, how="inner")
+        out = o.merge(ship, on=C.ORDER_ID, how="inner")
+        return out.assign(**{DECISION_TIME: out[C.ORDERED_AT]})
     if model_name == "churn":
         subs = tables[C.SUBSCRIPTIONS]
         active = subs[subs[C.CANCELLED_AT].isna()]
@@ -125,7 +131,8 @@ def candidate_frame(model_name: str, tables: dict[str, pd.DataFrame]) -> pd.Data
     if model_name == "fraud":
         r = tables[C.RETURNS].merge(o, on=[C.ORDER_ID, C.CUSTOMER_ID], how="left")
         cl = tables[C.CLAIMS].merge(o, on=[C.ORDER_ID, C.CUSTOMER_ID], how="left")
-        return pd.concat([r, cl], ignore_index=True)
+        out = pd.concat([r, cl], ignore_index=True)
+        return out.assign(**{DECISION_TIME: out[C.REQUESTED_AT].fillna(out[C.CLAIMED_AT])})
     if model_name == "recs":
         buyers = o[C.CUSTOMER_ID].drop_duplicates()
         return tables[C.CUSTOMERS][tables[C.CUSTOMERS][C.CUSTOMER_ID].isin(buyers)]
@@ -162,6 +169,11 @@ def world_requests(
     frame = candidate_frame(model_name, tables)
     if frame.empty:
         raise ValueError(f"the world has no {model_name} request rows")
+    if DECISION_TIME in frame.columns:
+        # The served model's history snapshot is as of the end of the world, so the
+        # decisions it would make now are the recent ones: older requests would look up
+        # a history that (point in time) does not exist yet for them.
+        frame = frame.sort_values(DECISION_TIME, kind="stable").tail(RECENT_FACTOR * n)
     rows = frame.sample(min(n, len(frame)), random_state=seed).reset_index(drop=True)
     end = _end_of_world(tables)
     out, filled = {}, []
