@@ -153,6 +153,20 @@ def request_example(model_name: str) -> dict | None:
     return dict(ex) if isinstance(ex, dict) else None
 
 
+def _fraud_wire_requests(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every return and claim of the world in the served (wire) form of ppx-fraud."""
+    from ppx.features.fraud import all_requests
+    from ppx.models.fraud.train import raw_requests
+
+    req = all_requests(tables)
+    wire = raw_requests(req).reset_index(drop=True)
+    return wire.assign(**{DECISION_TIME: pd.to_datetime(req[C.REQUESTED_AT]).to_numpy()})
+
+
+#: models whose package builds its own offline requests in the served form
+REQUEST_BUILDERS = {"fraud": _fraud_wire_requests}
+
+
 def world_requests(
     model_name: str, tables: dict[str, pd.DataFrame], n: int, seed: int = 0, fill: bool = False
 ) -> tuple[pd.DataFrame, str]:
@@ -163,6 +177,16 @@ def world_requests(
     uses its own defaults; with ``fill=True`` time-of-decision fields get the end of the
     world and the rest keep the example's value (for models that require them).
     """
+    if model_name in REQUEST_BUILDERS:
+        try:
+            built = REQUEST_BUILDERS[model_name](tables)
+        except ImportError:
+            built = None
+        if built is not None:
+            built = built.sort_values(DECISION_TIME, kind="stable").tail(RECENT_FACTOR * n)
+            rows = built.sample(min(n, len(built)), random_state=seed).drop(columns=DECISION_TIME)
+            note = f"{len(rows):,} recent {model_name} requests built by the model package"
+            return rows.reset_index(drop=True), note
     example = request_example(model_name)
     if example is None:
         raise ValueError(f"ppx.models.{model_name}.pyfunc has no REQUEST_EXAMPLE")
