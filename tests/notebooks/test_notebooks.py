@@ -30,6 +30,8 @@ NAMES = [
 TINY = "CUSTOMERS = 600\nMONTHS = 12\nSEED = 11\nEXPLAIN_ROWS = 40\n"
 EXTRA = {
     "02_delivery": "EPOCHS = 2\nTRIALS = 0\n",
+    "03_churn": "MAX_EPOCHS = 3\nTRIALS = 0\n",
+    "04_fraud": "MAX_EPOCHS = 3\n",
     "05_recs": "EPOCHS = 2\nMAX_MINUTES = 0.5\n",
     "06_policy_simulation": "SAMPLE = 0.5\n",
 }
@@ -41,11 +43,13 @@ REQUIRES = {
         ("ppx.models.delivery.pyfunc", "REQUEST_EXAMPLE"),
     ],
     "03_churn": [
-        ("ppx.models.churn.commands", "demo"),
+        ("ppx.models.churn.train", "train_world"),
+        ("ppx.models.churn.bench", "bench_world"),
         ("ppx.models.churn.pyfunc", "REQUEST_EXAMPLE"),
     ],
     "04_fraud": [
-        ("ppx.models.fraud.commands", "demo"),
+        ("ppx.models.fraud.train", "prepare"),
+        ("ppx.models.fraud.train", "train"),
         ("ppx.models.fraud.pyfunc", "REQUEST_EXAMPLE"),
     ],
     "05_recs": [
