@@ -26,12 +26,12 @@ class FraudConfig:
     dropout: float = 0.15
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    batch_size: int = 256
-    max_epochs: int = 120
-    patience: int = 15
+    batch_size: int = 512
+    max_epochs: int = 80
+    patience: int = 12
     pos_weight_power: float = 0.5  # pos_weight = (neg/pos) ** power per head
     seed: int = 7
-    threads: int = 2
+    threads: int = 1
     # --- decisions -------------------------------------------------------------------------
     friction_cost_ratio: float = 0.5  # a false review costs this share of the amount
     # --- baselines ---------------------------------------------------------------------------

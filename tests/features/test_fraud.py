@@ -1,0 +1,177 @@
+"""Fraud features: as-of correctness, no own-label leakage, linkage, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ppx.data import columns as C
+from ppx.features import fraud as F
+
+
+@pytest.fixture(scope="module")
+def tables(tiny_world):
+    world, _ = tiny_world
+    return world.tables
+
+
+@pytest.fixture(scope="module")
+def history(tables):
+    return F.build_history(tables)
+
+
+@pytest.fixture(scope="module")
+def requests(tables):
+    return F.all_requests(tables)
+
+
+@pytest.fixture(scope="module")
+def features(requests, history):
+    return F.fraud_features(requests, history)
+
+
+def _with_shared_device(tables, customers, device="dev-shared-ring"):
+    out = dict(tables)
+    cust = tables[C.CUSTOMERS].copy()
+    cust.loc[cust[C.CUSTOMER_ID].isin(customers), C.DEVICE_ID] = device
+    out[C.CUSTOMERS] = cust
+    return out
+
+
+def _fraudsters(tables, k=3):
+    lab = pd.concat([tables[C.RETURNS], tables[C.CLAIMS]])
+    ids = lab.loc[lab[C.CONFIRMED_FRAUD], C.CUSTOMER_ID].drop_duplicates()
+    assert len(ids) >= k
+    return ids.head(k).tolist()
+
+
+def _new_account(tables, device):
+    t = tables[C.RETURNS][C.REQUESTED_AT].max() + pd.Timedelta(days=20)
+    return pd.DataFrame(
+        [
+            {
+                F.KIND: "claim",
+                C.CUSTOMER_ID: int(tables[C.CUSTOMERS][C.CUSTOMER_ID].max()) + 1,
+                C.REQUESTED_AT: t,
+                C.AMOUNT: 80.0,
+                C.ORDERED_AT: t - pd.Timedelta(days=5),
+                C.ORDER_VALUE: 80.0,
+                C.DELIVERED_AT: t - pd.Timedelta(hours=10),
+                C.CLAIM_TYPE: "item_not_received",
+                C.SIGNATURE: False,
+                C.GPS_DISTANCE_M: 12.0,
+                C.SIGNUP_AT: t - pd.Timedelta(days=6),
+                C.DEVICE_ID: device,
+                C.EMAIL: "new.person@example.com",
+            }
+        ]
+    )
+
+
+def test_frame_shape_and_finite(features, requests):
+    assert list(features.columns) == F.FEATURE_NAMES
+    assert len(features) == len(requests)
+    assert np.isfinite(features.to_numpy()).all()
+
+
+def test_online_equals_offline(requests, history, features):
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(requests), 15, replace=False):
+        one = F.fraud_features(requests.iloc[[i]], history)
+        pd.testing.assert_series_equal(
+            one.iloc[0], features.iloc[i], check_names=False, check_exact=False, rtol=1e-9
+        )
+
+
+def test_features_ignore_the_future(tables, requests, features):
+    """A history cut at T gives the same features for every request before T."""
+    cut = requests[C.REQUESTED_AT].quantile(0.6)
+    early = (requests[C.REQUESTED_AT] < cut).to_numpy()
+    cut_hist = F.build_history(tables, until=cut)
+    X = F.fraud_features(requests.loc[early], cut_hist)
+    pd.testing.assert_frame_equal(X, features.loc[early].reset_index(drop=True))
+
+
+def test_own_labels_never_in_neighbour_features(tables, requests, features):
+    """Flip every label of one linked account: its own rows' linkage features stay put."""
+    linked = features["degree"].to_numpy() > 0
+    assert linked.any()
+    cid = int(requests.loc[linked, C.CUSTOMER_ID].iloc[0])
+    flipped = dict(tables)
+    for name in (C.RETURNS, C.CLAIMS):
+        df = tables[name].copy()
+        m = df[C.CUSTOMER_ID] == cid
+        df.loc[m, C.CONFIRMED_FRAUD] = ~df.loc[m, C.CONFIRMED_FRAUD]
+        flipped[name] = df
+    X2 = F.fraud_features(requests, F.build_history(flipped))
+    own = (requests[C.CUSTOMER_ID] == cid).to_numpy()
+    pd.testing.assert_frame_equal(
+        X2.loc[own, F.LINKAGE_FEATURES], features.loc[own, F.LINKAGE_FEATURES]
+    )
+    # ...and a row's own label is never in its own features at all.
+    pd.testing.assert_series_equal(
+        X2.loc[own, "own_fraud_known"].iloc[:1], features.loc[own, "own_fraud_known"].iloc[:1]
+    )
+
+
+def test_new_account_linked_to_three_fraudsters(tables):
+    fr = _fraudsters(tables)
+    hist = F.build_history(_with_shared_device(tables, fr))
+    linked = F.fraud_features(_new_account(tables, "dev-shared-ring"), hist)
+    alone = F.fraud_features(_new_account(tables, "dev-nobody-else"), hist)
+    assert linked.loc[0, "n_shared_device"] == 3
+    assert linked.loc[0, "nb_fraud_accounts"] == 3
+    assert linked.loc[0, "nb_fraud_rate"] == 1.0
+    assert linked.loc[0, "component_size"] >= 4
+    assert alone.loc[0, "degree"] == 0 and alone.loc[0, "component_size"] == 1
+
+
+def test_component_only_counts_accounts_that_existed(tables):
+    """Accounts opened after the request are not in its component."""
+    fr = _fraudsters(tables)
+    hist = F.build_history(_with_shared_device(tables, fr))
+    req = _new_account(tables, "dev-shared-ring")
+    signups = tables[C.CUSTOMERS].set_index(C.CUSTOMER_ID).loc[fr, C.SIGNUP_AT]
+    early = signups.min() - pd.Timedelta(days=2)
+    req[C.REQUESTED_AT] = early
+    req[C.ORDERED_AT] = early - pd.Timedelta(days=3)
+    req[C.DELIVERED_AT] = early - pd.Timedelta(hours=5)
+    req[C.SIGNUP_AT] = early - pd.Timedelta(days=4)
+    X = F.fraud_features(req, hist)
+    assert X.loc[0, "degree"] == 0 and X.loc[0, "component_size"] == 1
+
+
+def test_hashed_history_has_no_raw_identifiers(history, tables):
+    text = history.identities.astype(str).to_string()
+    raw = tables[C.CUSTOMERS]
+    for col in (C.EMAIL, C.DEVICE_ID, C.PAYMENT_FINGERPRINT):
+        assert raw[col].iloc[0] not in text
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({C.CUSTOMER_ID: 10**9}, "customer_id"),
+        ({C.AMOUNT: -5.0}, "amount"),
+        ({F.KIND: "chargeback"}, "kind"),
+        ({C.REQUESTED_AT: None}, "requested_at"),
+    ],
+)
+def test_malformed_requests_raise_clear_errors(requests, history, change, field):
+    req = requests.iloc[[0]].copy()
+    for k, v in change.items():
+        req[k] = v
+    with pytest.raises(F.FraudRequestError, match=field):
+        F.fraud_features(req, history)
+
+
+def test_claim_before_delivery_is_rejected(requests, history):
+    req = requests.loc[requests[F.KIND] == "claim"].iloc[[0]].copy()
+    req[C.DELIVERED_AT] = req[C.REQUESTED_AT] + pd.Timedelta(hours=3)
+    with pytest.raises(F.FraudRequestError, match="claim before delivery"):
+        F.fraud_features(req, history)
+    req[C.DELIVERED_AT] = pd.NaT
+    req[C.ORDERED_AT] = req[C.REQUESTED_AT] + pd.Timedelta(days=1)
+    with pytest.raises(F.FraudRequestError, match="ordered_at"):
+        F.fraud_features(req, history)
