@@ -74,7 +74,7 @@ def _condition(name: str, x: np.ndarray, t: float, sign: float, label: str) -> s
     uniq = np.unique(x)
     is_int = np.all(np.equal(np.mod(x, 1), 0))
     if len(uniq) == 2 and set(uniq.tolist()) <= {0.0, 1.0}:
-        return f"{label} (flag set)" if sign >= 0 else f"{label} not set"
+        return f"{label} = 1" if sign >= 0 else f"{label} = 0"
     if sign >= 0:
         if is_int:
             return f"{label} of {format_value(t)} or more"
