@@ -75,6 +75,7 @@ def evaluate_recs(
 def bench_recs(
     world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
     amazon: bool = typer.Option(True, "--amazon/--no-amazon", help="Include Amazon Games."),
+    on_world: bool = typer.Option(True, "--on-world/--no-on-world", help="Include the world."),
     epochs: int = typer.Option(200, "--epochs", min=1, help="Max epochs (early stopping)."),
     max_minutes: float = typer.Option(20.0, "--max-minutes", help="Amazon training cap."),
     world_minutes: float = typer.Option(8.0, "--world-minutes", help="World training cap."),
@@ -90,6 +91,11 @@ def bench_recs(
         fail(f"--loss must be 'full' or 'sampled', got {loss!r}")
     _threads(threads)
     t0 = time.perf_counter()
+
+    def partial(p: dict) -> None:
+        if json_out is not None:
+            write_bench_json(json_out.with_suffix(".partial.json"), p)
+
     payload = run_benchmark(
         _world_arg(world),
         amazon=amazon,
@@ -97,6 +103,9 @@ def bench_recs(
         max_minutes=max_minutes,
         world_minutes=world_minutes,
         loss=loss,
+        world=on_world,
+        on_dataset=partial,
+        threads=threads,
     )
     payload["meta"] = {
         "command": "ppx bench recs "
@@ -104,6 +113,7 @@ def bench_recs(
             [
                 f"--world {world}",
                 "--amazon" if amazon else "--no-amazon",
+                "--on-world" if on_world else "--no-on-world",
                 f"--epochs {epochs}",
                 f"--max-minutes {max_minutes}",
                 f"--world-minutes {world_minutes}",

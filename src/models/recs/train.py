@@ -199,7 +199,7 @@ def fit_baselines(problem: Problem, progress: bool = True) -> dict[str, dict]:
     out: dict[str, dict] = {}
     candidates = {
         "popularity": [Popularity()],
-        "item_knn": [ItemKNN(k=k) for k in KNN_KS],
+        "item_knn": [ItemKNN(k=k) for k in (KNN_KS if n < 5000 else KNN_KS[-1:])],
         "ease": [EASE(lam) for lam in (EASE_LAMBDAS if n < 5000 else EASE_LAMBDAS_LARGE)],
     }
     for name, models in candidates.items():
@@ -424,16 +424,22 @@ def run_benchmark(
     world_minutes: float = 8.0,
     loss: str = "full",
     progress: bool = True,
+    world: bool = True,
+    on_dataset=None,
+    threads: int = 2,
 ) -> dict:
-    """The ``ppx bench recs`` payload: {dataset: {method: metrics}}."""
+    """The ``ppx bench recs`` payload: {dataset: {method: metrics}}.
+
+    ``on_dataset(payload)`` is called after each dataset so a long run leaves its
+    finished part on disk even if it is stopped later.
+    """
     payload: dict = {"meta": {}}
     tables = _world_tables(world_path)
-    cfg_w = RecsConfig(epochs=epochs, max_minutes=world_minutes, loss=loss)
-    problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], cfg_w.horizon_days)
-    res, rec = benchmark_problem(problem, cfg_w, progress)
-    res["ppx"].update(measure_latency(served_from(rec, tables)))
-    payload["world"] = res
-    log.info("world: %s", json.dumps(res["ppx"]))
+    payload["meta"]["world_customers"] = int(tables[C.CUSTOMERS].shape[0])
+    if world:
+        _bench_world(payload, tables, epochs, world_minutes, loss, progress, threads)
+        if on_dataset is not None:
+            on_dataset(payload)
     if amazon:
         from ppx.models.recs.data import amazon_problem
 
@@ -445,8 +451,19 @@ def run_benchmark(
             batch_size=256,
             lr=2e-3,
             eval_every=2,
+            threads=threads,
         )
         res_a, _ = benchmark_problem(amazon_problem(), cfg_a, progress)
         payload["amazon_games"] = res_a
-    payload["meta"]["world_customers"] = int(tables[C.CUSTOMERS].shape[0])
+        if on_dataset is not None:
+            on_dataset(payload)
     return payload
+
+
+def _bench_world(payload, tables, epochs, world_minutes, loss, progress, threads) -> None:
+    cfg_w = RecsConfig(epochs=epochs, max_minutes=world_minutes, loss=loss, threads=threads)
+    problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], cfg_w.horizon_days)
+    res, rec = benchmark_problem(problem, cfg_w, progress)
+    res["ppx"].update(measure_latency(served_from(rec, tables)))
+    payload["world"] = res
+    log.info("world: %s", json.dumps(res["ppx"]))
