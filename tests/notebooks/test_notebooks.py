@@ -27,7 +27,7 @@ NAMES = [
     "06_policy_simulation",
     "07_explanations",
 ]
-TINY = "CUSTOMERS = 600\nMONTHS = 12\nSEED = 11\nEXPLAIN_ROWS = 40\n"
+TINY = "CUSTOMERS = 600\nMONTHS = 14\nSEED = 11\nEXPLAIN_ROWS = 40\n"
 EXTRA = {
     "02_delivery": "EPOCHS = 2\nTRIALS = 0\n",
     "03_churn": "MAX_EPOCHS = 3\nTRIALS = 0\n",
