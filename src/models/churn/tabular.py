@@ -60,10 +60,14 @@ def parse_target(s: pd.Series, name: str) -> tuple[np.ndarray, dict]:
     if len(vals) == 0:
         raise TableError(f"target column {name!r} is empty (every row is blank)")
     if vals.dtype.kind == "b":
-        keys = vals.astype(bool)
-        raw = keys.map({True: "True", False: "False"})
+        raw = vals.astype(bool).map({True: "True", False: "False"})
     else:
-        raw = vals.astype(str).str.strip()
+        text = vals.astype(str).str.strip()
+        # "Yes" and "yes" are one label; keep the first spelling seen for messages.
+        first: dict[str, str] = {}
+        for t in text.unique().tolist():
+            first.setdefault(t.lower(), t)
+        raw = text.str.lower().map(first)
     uniq = sorted(raw.unique().tolist())
     if len(uniq) == 1:
         raise TableError(
@@ -160,7 +164,8 @@ def infer_columns(
         num = coerce_numeric(s)
         if num is not None:
             nun = num.nunique()
-            if nun <= 1:
+            # One value plus blanks still carries information (filled only for some).
+            if nun <= 1 and not num.isna().any():
                 plan.dropped[col] = "constant"
                 continue
             x = num.to_numpy(dtype=float)
@@ -172,7 +177,7 @@ def infer_columns(
         else:
             txt = s.astype(str).str.strip()
             nun = txt[~blank].nunique()
-            if nun <= 1:
+            if nun <= 1 and not blank.any():
                 plan.dropped[col] = "constant"
                 continue
             if nun > max(MAX_CATEGORIES, 0) and nun > 0.05 * n:

@@ -47,13 +47,22 @@ class WorldSplits:
 
 def world_splits(
     tables: dict[str, pd.DataFrame],
-    test_months: int = 6,
-    val_months: int = 3,
+    test_months: int | None = None,
+    val_months: int | None = None,
     progress: bool = False,
 ) -> WorldSplits:
-    """Monthly snapshots -> train / validation / test frames for a time-based benchmark."""
+    """Monthly snapshots -> train / validation / test frames for a time-based benchmark.
+
+    By default the last six months are test and the three before validation; shorter
+    worlds (tests use 12 months) keep about a fifth of their snapshots for each.
+    """
     h = F.history_tables(tables)
     snaps = F.month_snapshots(h)
+    short = len(snaps) < 15
+    if test_months is None:
+        test_months = max(1, len(snaps) // 5) if short else 6
+    if val_months is None:
+        val_months = max(1, len(snaps) // 5) if short else 3
     if len(snaps) < test_months + val_months + 3:
         raise ValueError(
             f"the world has {len(snaps)} monthly snapshots; need at least "
