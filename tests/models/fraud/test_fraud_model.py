@@ -1,0 +1,143 @@
+"""Fraud model behaviour: beats the rules, ring linkage raises risk, loyal customers pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ppx.data import columns as C
+from ppx.features import fraud as F
+from ppx.models.base import ExplainableModel
+from ppx.models.fraud.config import FraudConfig
+from ppx.models.fraud.pyfunc import FraudScorer
+from ppx.models.fraud.train import build_scorer, prepare, run_benchmark
+
+CFG = FraudConfig(max_epochs=40, patience=8, lgb_estimators=200)
+
+
+@pytest.fixture(scope="module")
+def trained(small_world):
+    world, _ = small_world
+    P = prepare(tables=world.tables, truth=world.truth, cfg=CFG)
+    bench = run_benchmark(P, CFG, progress=False)
+    return world, P, bench, build_scorer(P, bench, CFG)
+
+
+def _end(world):
+    return world.tables[C.RETURNS][C.REQUESTED_AT].max() + pd.Timedelta(days=20)
+
+
+def _claim(world, customer_id, device=None, signup=None):
+    t = _end(world)
+    row = {
+        F.KIND: "claim",
+        C.CUSTOMER_ID: customer_id,
+        C.REQUESTED_AT: t,
+        C.AMOUNT: 85.0,
+        C.ORDERED_AT: t - pd.Timedelta(days=5),
+        C.ORDER_VALUE: 85.0,
+        C.DELIVERED_AT: t - pd.Timedelta(hours=8),
+        C.CLAIM_TYPE: "item_not_received",
+        C.SIGNATURE: False,
+        C.GPS_DISTANCE_M: 15.0,
+    }
+    if device is not None:
+        row.update({C.DEVICE_ID: device, C.SIGNUP_AT: signup or t - pd.Timedelta(days=7)})
+    return pd.DataFrame([row])
+
+
+def test_beats_rules_on_both_heads(trained):
+    _, _, bench, _ = trained
+    for head in ("return", "claim"):
+        ours, rules = bench.tables[head]["ppx"], bench.tables[head]["rules"]
+        assert ours["pr_auc"] > rules["pr_auc"] + 0.1
+        assert ours["recall_at_1pct_fpr"] > rules["recall_at_1pct_fpr"]
+        assert ours["ece"] < 0.05
+
+
+def test_linkage_helps_lightgbm_on_returns(trained):
+    _, _, bench, _ = trained
+    t = bench.tables["return"]
+    assert t["lightgbm"]["pr_auc"] > t["lightgbm_no_linkage"]["pr_auc"]
+
+
+def test_new_account_sharing_device_with_three_fraudsters_scores_higher(trained):
+    world, P, bench, scorer = trained
+    lab = pd.concat([world.tables[C.RETURNS], world.tables[C.CLAIMS]])
+    fraudsters = lab.loc[lab[C.CONFIRMED_FRAUD], C.CUSTOMER_ID].drop_duplicates().head(3)
+    tables = dict(world.tables)
+    cust = tables[C.CUSTOMERS].copy()
+    cust.loc[cust[C.CUSTOMER_ID].isin(fraudsters), C.DEVICE_ID] = "dev-shared-by-three"
+    tables[C.CUSTOMERS] = cust
+    linked_scorer = FraudScorer(
+        scorer.net,
+        scorer.feature_names,
+        F.build_history(tables, label_delay_days=CFG.label_delay_days),
+        scorer.thresholds,
+        scorer.background(),
+    )
+    new_id = int(cust[C.CUSTOMER_ID].max()) + 1
+    linked = linked_scorer.predict(_claim(world, new_id, device="dev-shared-by-three"))
+    alone = linked_scorer.predict(_claim(world, new_id, device="dev-of-its-own"))
+    assert linked.loc[0, "p_fraud"] > alone.loc[0, "p_fraud"]
+
+
+def test_loyal_customer_with_many_legit_returns_stays_below_review(trained):
+    world, _, _, scorer = trained
+    truth = world.truth[C.TRUTH_CUSTOMERS]
+    r = world.tables[C.RETURNS]
+    honest = set(truth.loc[truth[C.FRAUD_TYPE].isin(["none", "serial_returner"]), C.CUSTOMER_ID])
+    counts = r[r[C.CUSTOMER_ID].isin(honest)].groupby(C.CUSTOMER_ID).size()
+    loyal = int(counts.idxmax())
+    assert counts.max() >= 5
+    beans = world.tables[C.PRODUCTS]
+    pid = int(beans.loc[beans[C.CATEGORY] == "beans", C.PRODUCT_ID].iloc[0])
+    t = _end(world)
+    req = pd.DataFrame(
+        [
+            {
+                F.KIND: "return",
+                C.CUSTOMER_ID: loyal,
+                C.REQUESTED_AT: t,
+                C.AMOUNT: 18.0,
+                C.ORDERED_AT: t - pd.Timedelta(days=8),
+                C.ORDER_VALUE: 36.0,
+                C.DELIVERED_AT: t - pd.Timedelta(days=4),
+                C.PRODUCT_ID: pid,
+                C.REASON: "damaged",
+            }
+        ]
+    )
+    out = scorer.predict(req)
+    assert not out.loc[0, "review"]
+    assert out.loc[0, "recommendation"] == "approve"
+
+
+def test_scorer_roundtrip_and_explainable(trained, tmp_path):
+    _, P, _, scorer = trained
+    raw = P.requests.drop(columns=[F.REQUEST_ID, C.CONFIRMED_FRAUD]).tail(20)
+    before = scorer.predict(raw)
+    loaded = FraudScorer.load(scorer.save(tmp_path / "m"))
+    after = loaded.predict(raw)
+    np.testing.assert_allclose(before["p_fraud"], after["p_fraud"], rtol=1e-6)
+    assert isinstance(loaded, ExplainableModel)
+    X = loaded.features(raw)
+    assert list(X.columns) == loaded.feature_names
+    np.testing.assert_allclose(loaded.score_features(X.to_numpy()), after["p_fraud"], rtol=1e-6)
+    assert list(loaded.background().columns) == loaded.feature_names
+    assert ((after["p_fraud"] >= 0) & (after["p_fraud"] <= 1)).all()
+
+
+def test_malformed_requests_get_clear_errors(trained):
+    world, _, _, scorer = trained
+    with pytest.raises(F.FraudRequestError, match="unknown customer_id"):
+        scorer.predict(_claim(world, 10**9))
+    bad = _claim(world, 1)
+    bad[C.AMOUNT] = -1.0
+    with pytest.raises(F.FraudRequestError, match="amount"):
+        scorer.predict(bad)
+    early = _claim(world, 1)
+    early[C.DELIVERED_AT] = early[C.REQUESTED_AT] + pd.Timedelta(days=1)
+    with pytest.raises(F.FraudRequestError, match="claim before delivery"):
+        scorer.predict(early)
