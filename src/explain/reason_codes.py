@@ -119,26 +119,39 @@ def reason_codes(
         model_name: ``delivery``/``churn``/``fraud``/``recs``, for the wording of ``text``.
 
     Returns:
-        One list per request row, each with up to ``k`` reason dicts (see module doc).
+        One list per request row, each with up to ``k`` reason dicts (see module doc); an
+        empty list for a row whose features could not be built (missing values).
     """
     check_model(model)
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     feats = model.features(raw_df) if X is None else X
     names = list(model.feature_names)
-    A = align_features(feats, names, "features")
-    C = contributions(model, A)
+    missing = [c for c in names if c not in feats.columns]
+    if missing:
+        raise ValueError(f"features lack column(s) {missing[:8]} expected by the model")
+    # A row the model could not build features for (unknown customer, say) gets no
+    # reasons instead of failing the whole batch; its score is NaN in the response too.
+    ok = feats[names].notna().all(axis=1).to_numpy()
+    A = align_features(feats[names][ok], names, "features")
+    C = np.full((len(feats), len(names)), np.nan)
+    C[ok] = contributions(model, A)
+    values = np.full((len(feats), len(names)), np.nan)
+    values[ok] = A.to_numpy()
     base = baseline(model)
     what = score_label(model, model_name)
     labels = getattr(model, "feature_labels", None) or {}
     out: list[list[dict]] = []
-    order = np.argsort(-np.abs(C), axis=1, kind="stable")[:, :k]
-    for i in range(len(A)):
+    order = np.argsort(-np.abs(np.nan_to_num(C)), axis=1, kind="stable")[:, :k]
+    for i in range(len(feats)):
         reasons = []
+        if not ok[i]:
+            out.append(reasons)
+            continue
         for j in order[i]:
             c = float(C[i, j])
             name = names[j]
-            value = float(A.iat[i, j])
+            value = float(values[i, j])
             direction = "raises" if c > 0 else "lowers" if c < 0 else "does not change"
             label = labels.get(name) or feature_label(name)
             reasons.append(

@@ -74,3 +74,10 @@ def test_serving_factory_unwraps_the_pyfunc_and_returns_schema_fields(toy_model,
     assert all(tuple(rc) == SERVING_FIELDS for c in codes for rc in c)
     full = reason_codes(toy_model, raw, k=3, model_name="churn")
     assert codes[0][0]["text"] == full[0][0]["text"]
+
+
+def test_a_row_without_features_gets_no_reasons_not_an_error():
+    model = LinearModel([1.0, 2.0])
+    raw = pd.DataFrame({"x0": [1.0, np.nan], "x1": [2.0, 1.0]})
+    codes = reason_codes(model, raw, k=2)
+    assert len(codes[0]) == 2 and codes[1] == []
