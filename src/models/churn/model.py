@@ -297,6 +297,8 @@ def fit_churn_model(
     y_train: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
     progress: bool = False,
+    fixed_epochs: int | None = None,
+    calibration: list[dict] | None = None,
 ) -> ChurnModel:
     """Train the network with early stopping on ``val`` and calibrate on ``val``.
 
@@ -309,11 +311,17 @@ def fit_churn_model(
         mode: ``subscriptions`` or ``table``.
         y_train, y_val: 0/1 targets in ``table`` mode.
         progress: show a progress bar over epochs.
+        fixed_epochs: train exactly this many epochs without validation (the refit
+            on train + validation after early stopping chose the epoch count).
+        calibration: calibration maps to reuse (fitted on validation by the first fit);
+            required with ``fixed_epochs``.
     """
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
     rng = np.random.default_rng(config.seed)
+    if fixed_epochs is not None:
+        val, y_val = train.iloc[:1], None if y_train is None else y_train[:1]
     if mode == "table":
         Yt, Mt = y_train.reshape(-1, 1).astype(np.float32), np.ones((len(train), 1), np.float32)
         Yv, Mv = y_val.reshape(-1, 1).astype(np.float32), np.ones((len(val), 1), np.float32)
@@ -337,7 +345,7 @@ def fit_churn_model(
     pw_t = torch.tensor(pw, dtype=torch.float32)
     best, best_state, best_epoch, bad = np.inf, None, 0, 0
     n = len(train)
-    epochs = range(config.max_epochs)
+    epochs = range(fixed_epochs if fixed_epochs is not None else config.max_epochs)
     if progress:
         from tqdm.auto import tqdm
 
@@ -352,6 +360,9 @@ def fit_churn_model(
             loss.backward()
             opt.step()
         net.eval()
+        if fixed_epochs is not None:
+            best, best_state, best_epoch = np.nan, copy.deepcopy(net.state_dict()), epoch
+            continue
         with torch.no_grad():
             vl = float(_bce(net(V["xn"], V["xc"]), V["y"], V["m"], pw_t))
         if vl < best - 1e-5:
@@ -365,10 +376,13 @@ def fit_churn_model(
     model.net, model.state = net, best_state
     with torch.no_grad():
         zv = net(V["xn"], V["xc"]).numpy().astype(float)
-    model.calibration = [
-        fit_calibration(zv[Mv[:, k] > 0, k], Yv[Mv[:, k] > 0, k], config.calibration)
-        for k in range(len(horizons))
-    ]
+    if fixed_epochs is not None:
+        model.calibration = list(calibration)
+    else:
+        model.calibration = [
+            fit_calibration(zv[Mv[:, k] > 0, k], Yv[Mv[:, k] > 0, k], config.calibration)
+            for k in range(len(horizons))
+        ]
     frame = encoder.numeric_frame(train)
     model.background_frame = frame.sample(min(200, len(frame)), random_state=config.seed)[
         model.feature_names
