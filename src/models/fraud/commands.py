@@ -114,6 +114,7 @@ def bench_fraud(
     payload["meta"]["friction_cost_ratio"] = cfg.friction_cost_ratio
     payload["meta"]["feature_seconds"] = round(P.seconds, 1)
     payload["meta"]["world"] = str(world)
+    payload["meta"]["ring_recall_ceiling"] = bench.ring_ceiling
     payload["meta"]["split"] = {
         "val_start": str(P.masks["val_start"]),
         "test_start": str(P.masks["test_start"]),

@@ -210,6 +210,7 @@ class BenchResult:
     fit: FitResult
     thresholds: dict[str, float]
     seconds: dict[str, float]
+    ring_ceiling: dict[str, float] = field(default_factory=dict)
 
 
 def raw_requests(requests: pd.DataFrame) -> pd.DataFrame:
@@ -250,7 +251,17 @@ def run_benchmark(P: Prepared, cfg: FraudConfig, progress: bool = True) -> Bench
         va = P.masks["val"] & (claim == is_claim)
         thr = best_threshold(P.y[va], scores["ppx"][va], amount[va], cfg.friction_cost_ratio)
         thresholds[head] = min(thr, 1.0)
-    return BenchResult(tables, scores, fit, thresholds, secs)
+    from ppx.models.fraud.evaluate import ring_recall_ceiling
+
+    cust = P.requests[C.CUSTOMER_ID].to_numpy()
+    ceiling = {
+        head: ring_recall_ceiling(cust[m], is_ring[m])
+        for head, m in (
+            (F.RETURN, P.masks["test"] & ~claim),
+            (F.CLAIM, P.masks["test"] & claim),
+        )
+    }
+    return BenchResult(tables, scores, fit, thresholds, secs, ceiling)
 
 
 def build_scorer(P: Prepared, bench: BenchResult, cfg: FraudConfig):
