@@ -116,13 +116,40 @@ def _invalid(loc: tuple, msg: str, title: str, input_: Any = None) -> Validation
     )
 
 
+def _openapi_30(node: Any) -> Any:
+    """Make pydantic's JSON schema fit BentoML's OpenAPI 3.0 ``Schema`` objects.
+
+    3.0 has a single ``example`` (not ``examples``) and boolean exclusive bounds; keys
+    the spec object does not know would make the whole ``/docs.json`` fail.
+    """
+    from bentoml._internal.service.openapi.specification import Schema
+
+    allowed = {a.name for a in Schema.__attrs_attrs__} | {"$ref", "$defs"}
+    if isinstance(node, list):
+        return [_openapi_30(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs"):
+            out[key] = {k: _openapi_30(v) for k, v in value.items()}
+        elif key == "examples" and isinstance(value, list) and value:
+            out["example"] = value[0]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+        elif key in allowed:
+            out[key] = _openapi_30(value)
+    return out
+
+
 def _union_schema(model: type[BaseModel], max_items: int, **kwargs: Any) -> dict[str, Any]:
     """``oneOf: [Model, array of Model]`` (BentoML would keep only the first ``anyOf``)."""
     schema = TypeAdapter(model | list[model]).json_schema(**kwargs)
     one, many = schema.pop("anyOf")
     many.update({"minItems": 1, "maxItems": max_items})
     schema["oneOf"] = [one, many]
-    return schema
+    return _openapi_30(schema)
 
 
 def batch_input(model: type[BaseModel], max_items: int = MAX_BATCH) -> type[IORootModel]:

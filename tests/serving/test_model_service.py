@@ -1,0 +1,222 @@
+"""The model service over HTTP: every endpoint, validation, 503s, auth, and a fuzz run."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ppx.serve import ROUTES, example_request
+
+pytestmark = pytest.mark.serving
+
+#: endpoint -> the model behind it
+MODEL_OF = {
+    "delivery_estimate": "delivery",
+    "delivery_transit": "delivery",
+    "churn_score": "churn",
+    "fraud_return": "fraud",
+    "fraud_claim": "fraud",
+    "recs_recommend": "recs",
+}
+MODEL_ROUTES = sorted(set(ROUTES.values()))
+
+
+def _example(services, endpoint: str) -> dict:
+    services.need(MODEL_OF[endpoint])
+    ex = example_request(endpoint)
+    if endpoint == "churn_score":
+        # the documented example's customer may not exist in the test world: use a
+        # subscriber of the world the churn model was trained on
+        ex = {"customer_id": services.registry.subscriber, "as_of": None}
+        ex = {k: v for k, v in ex.items() if v is not None}
+    return ex
+
+
+def test_probes_metrics_and_openapi(services):
+    for url in (services.open, services.guarded):
+        assert httpx.get(url + "/livez").status_code == 200
+        assert httpx.get(url + "/readyz").status_code == 200
+    metrics = httpx.get(services.open + "/metrics").text
+    assert "ppx_request_total" in metrics or "request_duration" in metrics
+    doc = httpx.get(services.open + "/docs.json").json()
+    for route in MODEL_ROUTES:
+        body = doc["paths"][route]["post"]["requestBody"]["content"]["application/json"]
+        assert "oneOf" in body["schema"], f"{route}: one request or a list"
+
+
+@pytest.mark.parametrize("endpoint", list(ROUTES))
+def test_every_endpoint_single_batch_and_explain(services, endpoint):
+    ex = _example(services, endpoint)
+    url = services.open + ROUTES[endpoint]
+    registered = f"ppx-{MODEL_OF[endpoint]}"
+    version = services.registry.trained[MODEL_OF[endpoint]]
+
+    one = httpx.post(url, json=ex, timeout=60)
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert isinstance(body, dict)
+    assert (body["model"], body["version"], body["alias"]) == (registered, version, "champion")
+    assert "reasons" not in body
+
+    many = httpx.post(url, json=[ex, ex, ex], timeout=60)
+    assert many.status_code == 200, many.text
+    rows = many.json()
+    assert isinstance(rows, list) and len(rows) == 3
+    assert rows[0] == {k: v for k, v in body.items()}
+
+    explained = httpx.post(url, json={**ex, "explain": True}, timeout=60)
+    assert explained.status_code == 200, explained.text
+    reasons = explained.json().get("reasons")
+    assert reasons, "explain=true returns reason codes"
+    assert 1 <= len(reasons) <= 3
+    assert {"feature", "contribution"} <= set(reasons[0])
+    mags = [abs(r["contribution"]) for r in reasons]
+    assert mags == sorted(mags, reverse=True)
+
+
+def test_delivery_transit_differs_from_checkout(services):
+    checkout = httpx.post(
+        services.open + "/delivery/estimate", json=_example(services, "delivery_estimate")
+    ).json()
+    transit = httpx.post(
+        services.open + "/delivery/estimate", json=_example(services, "delivery_transit")
+    ).json()
+    assert (checkout["stage"], transit["stage"]) == ("checkout", "transit")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"carrier": None}, "carrier"),
+        ({"carrier": "x" * 65}, "carrier"),
+        ({"weight_kg": -1}, "weight_kg"),
+        ({"ordered_at": "not a time"}, "ordered_at"),
+        ({"ordered_at": "1800-01-01T00:00:00"}, "ordered_at"),
+        ({"n_scans": "three"}, "n_scans"),
+        ({"promise_target": 1.5}, "promise_target"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_schema_violations_are_4xx_naming_the_field(services, change, field):
+    ex = _example(services, "delivery_estimate")
+    bad = {k: v for k, v in {**ex, **change}.items() if v is not None}
+    r = httpx.post(services.open + "/delivery/estimate", json=bad)
+    assert r.status_code == 400, r.text
+    locs = [d["loc"] for d in r.json()["detail"]]
+    assert [field] in locs, locs
+    # in a batch the item's index comes first
+    r = httpx.post(services.open + "/delivery/estimate", json=[ex, bad])
+    assert r.status_code == 400
+    assert [1, field] in [d["loc"] for d in r.json()["detail"]]
+
+
+def test_body_shape_limits_and_content_type(services):
+    url = services.open + "/delivery/estimate"
+    ex = _example(services, "delivery_estimate")
+    from serving.schemas import MAX_BATCH
+
+    assert httpx.post(url, json=[]).status_code == 400
+    too_many = httpx.post(url, json=[ex] * (MAX_BATCH + 1))
+    assert too_many.status_code == 400 and "limit" in too_many.text
+    assert httpx.post(url, json=42).status_code == 400
+    bad_json = httpx.post(url, content=b"{nope", headers={"content-type": "application/json"})
+    assert bad_json.status_code == 400 and "JSON" in bad_json.text
+    assert httpx.post(url, content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+    assert httpx.get(url).status_code == 405
+
+
+def test_model_side_input_error_is_422_naming_the_field(services):
+    ex = {**_example(services, "delivery_estimate"), "warehouse": "wh_atlantis"}
+    r = httpx.post(services.open + "/delivery/estimate", json=ex)
+    assert r.status_code == 422, r.text
+    assert "warehouse" in r.json()["error"]
+
+
+def test_one_bad_item_does_not_fail_concurrent_good_ones(services):
+    import concurrent.futures as cf
+
+    url = services.open + "/delivery/estimate"
+    good = _example(services, "delivery_estimate")
+    bad = {**good, "carrier": "no_such_carrier"}
+    bodies = [good, bad] * 8
+    with cf.ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda b: httpx.post(url, json=b, timeout=60).status_code, bodies))
+    assert codes == [200, 422] * 8
+
+
+def test_missing_model_gives_503_on_its_endpoint_only(services):
+    headers = {"authorization": f"Bearer {services.token}"}
+    ok = httpx.post(
+        services.guarded + "/delivery/estimate",
+        json=_example(services, "delivery_estimate"),
+        headers=headers,
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["alias"] == "serving_only_delivery"
+    for route in ("/churn/score", "/fraud/return", "/fraud/claim", "/recs/recommend"):
+        r = httpx.post(services.guarded + route, json={"customer_id": 1}, headers=headers)
+        assert r.status_code == 503, (route, r.text)
+        assert "serving_only_delivery" in r.json()["error"]
+
+
+def test_auth_required_only_when_token_set(services):
+    url = services.guarded + "/delivery/estimate"
+    ex = _example(services, "delivery_estimate")
+    assert httpx.post(url, json=ex).status_code == 401
+    wrong = httpx.post(url, json=ex, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+    right = httpx.post(url, json=ex, headers={"authorization": f"Bearer {services.token}"})
+    assert right.status_code == 200
+    # probes and the OpenAPI document stay open
+    assert httpx.get(services.guarded + "/readyz").status_code == 200
+    assert httpx.get(services.guarded + "/docs.json").status_code == 200
+    # the open service needs no token at all
+    assert httpx.post(services.open + "/delivery/estimate", json=ex).status_code == 200
+
+
+def test_fuzz_from_served_openapi_finds_no_5xx(services):
+    """Schemathesis generates valid and invalid bodies from /docs.json; none may 5xx."""
+    import hypothesis
+    import schemathesis
+    from hypothesis import HealthCheck
+
+    doc = httpx.get(services.open + "/docs.json").json()
+    unavailable = set(services.registry.missing) | set(services.registry.broken)
+    served = {ROUTES[e] for e, m in MODEL_OF.items() if m not in unavailable}
+    doc["paths"] = {p: v for p, v in doc["paths"].items() if p in served}
+    schema = schemathesis.openapi.from_dict(doc)
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        op = result.ok()
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+            @hypothesis.settings(
+                max_examples=12,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            @hypothesis.given(case=op.as_strategy(generation_mode=mode))
+            def run(case):
+                resp = case.call(base_url=services.open, timeout=60)
+                if resp.status_code >= 500:
+                    failures.append(f"{case.path}: {resp.status_code} {resp.text[:200]}")
+
+            run()
+    assert not failures, "\n".join(failures[:10])
+
+
+def test_load_generator_measures_from_a_separate_process(services):
+    from ppx.serve import measure
+
+    res = measure(
+        services.open + "/delivery/estimate",
+        _example(services, "delivery_estimate"),
+        clients=2,
+        seconds=1.0,
+        warmup=0.2,
+    )
+    assert res["rps"] > 0 and res["errors"] == 0
+    assert res["p50_ms"] <= res["p95_ms"] <= res["p99_ms"]
