@@ -86,6 +86,7 @@ def run(world: Path, models=MODELS, rows: int | None = None) -> dict:
             "features": len(model.feature_names),
             "additivity_error": numbers["additivity_error"],
             "reason_top1_agreement": numbers["reason_code_top1_agreement"],
+            "reason_top1_in_shap_top3": numbers["reason_code_top1_in_shap_top3"],
             **reason_latency(model, name, world),
         }
         print(f"{name}: {out[name]}", file=sys.stderr)
