@@ -57,7 +57,7 @@ def tune_recs(
     from ppx.models.recs.train import tune
 
     _threads(threads)
-    best = tune(_world_arg(world), trials, epochs)
+    best = tune(_world_arg(world), trials, epochs, threads)
     print_table("best trial (validation ndcg_10)", [best])
 
 

@@ -213,12 +213,22 @@ class EASE:
 
     name = "ease"
 
-    def __init__(self, lam: float = 500.0):
+    def __init__(self, lam: float = 500.0, max_items: int | None = None):
         self.lam = lam
+        #: model only the most popular items (the inversion is cubic in their number);
+        #: the others get no EASE score and rank last
+        self.max_items = max_items
 
     def fit(self, X: sp.csr_matrix) -> EASE:
         t0 = time.perf_counter()
-        G = torch.from_numpy((X.T @ X).toarray().astype(np.float32))
+        counts = np.asarray(X.sum(axis=0)).ravel()
+        if self.max_items is not None and self.max_items < X.shape[1]:
+            self.cols = np.sort(np.argsort(-counts, kind="stable")[: self.max_items])
+        else:
+            self.cols = np.arange(X.shape[1])
+        self.n_cols = X.shape[1]
+        Xs = X[:, self.cols]
+        G = torch.from_numpy((Xs.T @ Xs).toarray().astype(np.float32))
         G.diagonal().add_(self.lam)
         L = torch.linalg.cholesky(G)
         del G
@@ -232,7 +242,11 @@ class EASE:
         return self
 
     def score_matrix(self, Xb: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(Xb @ self.B)
+        if len(self.cols) == self.n_cols:
+            return np.asarray(Xb @ self.B)
+        out = np.full((Xb.shape[0], self.n_cols), -np.inf, dtype=np.float32)
+        out[:, self.cols] = np.asarray(Xb[:, self.cols] @ self.B)
+        return out
 
 
 def baseline_scorer(model, encode, n_items: int) -> Scorer:

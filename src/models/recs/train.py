@@ -46,8 +46,10 @@ from ppx.models.recs.network import RepeatHead
 log = logging.getLogger(__name__)
 
 EASE_LAMBDAS = (100.0, 300.0, 1000.0)
-#: large catalogues: each EASE fit inverts an items x items matrix, so fewer candidates
+#: large catalogues: each EASE fit inverts an items x items matrix (cubic cost), so
+#: fewer candidates and only the most popular items are modelled
 EASE_LAMBDAS_LARGE = (200.0, 800.0)
+EASE_MAX_ITEMS = 8000
 KNN_KS = (50, 200)
 
 
@@ -200,7 +202,11 @@ def fit_baselines(problem: Problem, progress: bool = True) -> dict[str, dict]:
     candidates = {
         "popularity": [Popularity()],
         "item_knn": [ItemKNN(k=k) for k in (KNN_KS if n < 5000 else KNN_KS[-1:])],
-        "ease": [EASE(lam) for lam in (EASE_LAMBDAS if n < 5000 else EASE_LAMBDAS_LARGE)],
+        "ease": (
+            [EASE(lam) for lam in EASE_LAMBDAS]
+            if n < 5000
+            else [EASE(lam, EASE_MAX_ITEMS) for lam in EASE_LAMBDAS_LARGE]
+        ),
     }
     for name, models in candidates.items():
         best = None
@@ -369,13 +375,13 @@ def evaluate_registered(world_path: Path, alias: str = "champion") -> dict:
     return _eval(scorer_of(served.rec, problem.test), problem.test, problem, "test", True)
 
 
-def tune(world_path: Path, trials: int, epochs: int) -> dict:
+def tune(world_path: Path, trials: int, epochs: int, threads: int = 2) -> dict:
     """Optuna over the transformer's shape and optimiser, on validation NDCG@10."""
     from ppx import tracking
 
     tracking.configure()
     tables = _world_tables(world_path)
-    base = RecsConfig(epochs=epochs, use_repeat=False)
+    base = RecsConfig(epochs=epochs, use_repeat=False, threads=threads)
     problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], base.horizon_days)
 
     def objective(trial) -> float:
@@ -449,7 +455,7 @@ def run_benchmark(
             loss=loss,
             use_repeat=False,
             batch_size=256,
-            lr=2e-3,
+            lr=3e-3 if loss == "sampled" else 2e-3,
             eval_every=2,
             threads=threads,
         )
