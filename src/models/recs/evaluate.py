@@ -259,3 +259,82 @@ def baseline_scorer(model, encode, n_items: int) -> Scorer:
         return s
 
     return scorer
+
+
+def world_oracle(
+    truth: dict,
+    products,
+    encode,
+    n_items: int,
+    sequential_prob: float = 0.35,
+    replenish_prob: float = 0.55,
+) -> Scorer:
+    """The world's own purchase mechanisms as a scorer (an approximate Bayes ranking).
+
+    Mixes the generator's taste choice (softmax of ``0.9 * taste . item + popularity``,
+    plus the fraudsters' taste for expensive items), its planted successor of the last
+    order's first item (probability ``sequential_prob``) and the replenishment of the
+    last consumable when it falls due within the window (``replenish_prob``, unless a
+    subscription is active). It ignores the timing race between a due replenishment and
+    a one-off order, so it is a strong reference rather than the exact optimum.
+    """
+    from ppx.data import columns as C
+
+    tc = truth[C.TRUTH_CUSTOMERS].set_index(C.CUSTOMER_ID)
+    tp = truth["truth_products"].set_index(C.PRODUCT_ID)
+    taste_cols = [c for c in tc.columns if c.startswith(f"{C.TASTE}_")]
+    ids = tp.index.to_numpy()
+    j = encode(ids)
+    emb = np.zeros((n_items + 1, len(taste_cols)))
+    emb[j] = tp[taste_cols].to_numpy()
+    pop = np.full(n_items + 1, -np.inf)
+    pop[j] = tp["popularity"].to_numpy()
+    succ = np.zeros(n_items + 1, dtype=np.int64)
+    succ[j] = encode(tp["successor_id"].to_numpy())
+    pr = products.set_index(C.PRODUCT_ID)
+    pricey = np.zeros(n_items + 1)
+    pricey[encode(pr.index.to_numpy())] = (pr[C.PRICE].to_numpy() > 60).astype(float)
+    cons = np.zeros(n_items + 1, dtype=bool)
+    cons[encode(pr.index.to_numpy())] = pr[C.IS_CONSUMABLE].to_numpy(dtype=bool)
+    repl = np.full(n_items + 1, np.nan)
+    repl[encode(pr.index.to_numpy())] = pr[C.REPLENISH_DAYS].to_numpy(dtype=float)
+    fraud = tc[C.FRAUD_TYPE].isin(["ring", "wardrober"])
+
+    def scorer(seq: SequenceArrays, now_days=None) -> np.ndarray:
+        taste = tc.reindex(seq.customer_ids)[taste_cols].to_numpy()
+        fp = fraud.reindex(seq.customer_ids).fillna(False).to_numpy(dtype=float) * 1.2
+        logits = 0.9 * taste @ emb.T + pop[None, :] + np.outer(fp, pricey)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        out = (1 - sequential_prob) * p
+        for u in range(len(seq)):
+            lo, hi = seq.offsets[u], seq.offsets[u + 1]
+            buy = np.flatnonzero(seq.types[lo:hi] != TYPE_CODES["view"]) + lo
+            if len(buy) == 0:
+                continue
+            t_last = seq.days[buy[-1]]
+            first = buy[np.searchsorted(seq.days[buy], t_last)]
+            last_item = encode(seq.items[first : first + 1])[0]
+            if last_item > 0:
+                out[u, succ[last_item]] += sequential_prob
+            if now_days is None:
+                continue
+            # Last order whose first item was consumable sets the due date.
+            order_t = np.unique(seq.days[buy])
+            firsts = buy[np.searchsorted(seq.days[buy], order_t)]
+            fi = encode(seq.items[firsts])
+            c = np.flatnonzero(cons[fi])
+            if len(c) == 0:
+                continue
+            k = c[-1]
+            due_at = order_t[k] + repl[fi[k]]
+            renew = (seq.types[lo:hi] == TYPE_CODES["renewal"]) & (
+                now_days[u] - seq.days[lo:hi] <= 45
+            )
+            if not renew.any() and now_days[u] - 7 <= due_at < now_days[u] + 60:
+                out[u, fi[k]] += replenish_prob
+        out[:, 0] = -np.inf
+        return out.astype(np.float32)
+
+    return scorer

@@ -269,7 +269,19 @@ def world_problem_from_path(world_path: Path, cfg: RecsConfig):
 def _world_tables(world_path: Path) -> dict[str, pd.DataFrame]:
     from ppx.data.io import load_tables
 
-    return load_tables(Path(world_path))
+    tables = load_tables(Path(world_path))
+    tables["_path"] = Path(world_path)
+    return tables
+
+
+def _world_truth(tables: dict) -> dict | None:
+    """The generator's truth tables beside a world's tables (None if absent)."""
+    from ppx.data.io import load_truth
+
+    try:
+        return load_truth(tables["_path"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
 
 
 def served_from(rec: Recommender, tables: dict[str, pd.DataFrame]):
@@ -471,5 +483,11 @@ def _bench_world(payload, tables, epochs, world_minutes, loss, progress, threads
     problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], cfg_w.horizon_days)
     res, rec = benchmark_problem(problem, cfg_w, progress)
     res["ppx"].update(measure_latency(served_from(rec, tables)))
+    truth = _world_truth(tables)
+    if truth is not None:
+        from ppx.models.recs.evaluate import world_oracle
+
+        oracle = world_oracle(truth, tables[C.PRODUCTS], problem.vocab.encode, len(problem.vocab))
+        res["oracle"] = _eval(oracle, problem.test, problem, "oracle", progress)
     payload["world"] = res
     log.info("world: %s", json.dumps(res["ppx"]))
