@@ -130,6 +130,8 @@ ITEM_FEATURES = [
 RETURN_FEATURES = [
     "return_lag_days",
     "late_window_return",
+    "late_window_durable",
+    "high_value_item",
     *[f"reason_{r}" for r in C.RETURN_REASONS],
 ]
 CLAIM_FEATURES = [
@@ -908,6 +910,10 @@ def fraud_features(
     ret_lag = np.where(~is_claim & del_ok, (t_s - del_s) / day, 0.0)
     feats["return_lag_days"] = ret_lag
     feats["late_window_return"] = (~is_claim & (ret_lag >= LATE_WINDOW_DAYS)).astype(float)
+    # Wardrobing is "use it, then return it late": durable goods near the window's end.
+    durable = feats["cat_equipment"] + feats["cat_merch"]
+    feats["late_window_durable"] = feats["late_window_return"] * durable
+    feats["high_value_item"] = (has_item & (np.nan_to_num(price) > HIGH_VALUE)).astype(float)
     reason = (
         req[C.REASON].astype(object).to_numpy()
         if C.REASON in req.columns
