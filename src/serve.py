@@ -192,7 +192,9 @@ def running_mlflow_serve(model_uri: str, port: int | None = None) -> Iterator[Se
         "-w",
         "1",
     ]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": _tracking_uri()}
+    # mlflow execs ``uvicorn`` by name: put this interpreter's bin folder first on PATH
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": _tracking_uri(), "PATH": path}
     server = _spawn(cmd, env, f"http://127.0.0.1:{port}", "mlflow")
     try:
         wait_until(server, "/ping")
