@@ -39,8 +39,8 @@ class RecsConfig:
     # --- repeat / replenishment head (only for data with real timestamps) -------------
     use_repeat: bool = True
     repeat_hidden: int = 32
-    repeat_epochs: int = 150
-    repeat_lr: float = 5e-3
+    repeat_epochs: int = 80
+    repeat_lr: float = 1e-2
     #: training cutoffs for the repeat head: this many, spaced this many days apart,
     #: ending one horizon before the validation cutoff
     repeat_cutoffs: int = 6
