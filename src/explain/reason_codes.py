@@ -2,7 +2,7 @@
 
 Method — pairwise-exact occlusion against a few reference rows, one batched model call.
 For each of ``m`` reference rows ``b`` (a fixed, seeded sample of the model's background;
-``m = clip(512 // (2p + 2), 4, 16)`` so a request costs at most ~512 scored rows) and
+``m = clip(1024 // (2p + 2), 8, 16)`` so a request costs about 1,000 scored rows) and
 each feature ``j``::
 
     leave_j = f(x) - f(x with x_j := b_j)      # what x_j adds on top of the rest of x
@@ -13,7 +13,7 @@ For a model whose features interact at most in pairs this is exactly the interve
 SHAP value (the two one-step paths split every pairwise interaction in half, as Shapley
 does); for deeper interactions it is a close approximation. All ``m * (2p + 2)`` rows of a
 request are scored in a single ``score_features`` call, so the cost is one forward pass
-of at most ~512 rows (``m (2p + 2)``) plus ``model.features(raw)``. The reference rows
+of about 1,000 rows (``m (2p + 2)``) plus ``model.features(raw)``. The reference rows
 are drawn once per model object and cached. The reports
 measure how often the top reason code matches the full SHAP computation.
 
@@ -39,9 +39,9 @@ from ppx.explain.shapley import align_features, check_model, scorer
 
 #: reference rows per request: cost grows linearly, accuracy saturates quickly
 REFERENCE_ROWS = 16
-#: rows scored per request at most: with p features, m = clip(ROW_BUDGET // (2p + 2), 4, 16)
-ROW_BUDGET = 512
-MIN_REFERENCES = 4
+#: rows scored per request at most: with p features, m = clip(ROW_BUDGET // (2p + 2), 8, 16)
+ROW_BUDGET = 1024
+MIN_REFERENCES = 8
 #: requests scored per model call (bounds memory for large batches)
 CHUNK = 64
 
