@@ -144,9 +144,10 @@ def head_metrics(
     """All benchmark metrics of one method on one head's test rows."""
     y = np.asarray(y, dtype=bool)
     gain, rate = net_savings(y, score, amount, threshold, ratio)
+    both = bool(y.any() and not y.all())  # tiny worlds can lack a class in a split
     out = {
-        "pr_auc": float(average_precision_score(y, score)),
-        "roc_auc": float(roc_auc_score(y, score)),
+        "pr_auc": float(average_precision_score(y, score)) if both else float("nan"),
+        "roc_auc": float(roc_auc_score(y, score)) if both else float("nan"),
         "recall_at_1pct_fpr": recall_at_fpr(y, score),
         "ring_recall": ring_recall(score, customer, is_ring),
         "net_savings": gain,
@@ -234,6 +235,9 @@ def fit_lightgbm(
     for head, is_claim in ((F.RETURN, False), (F.CLAIM, True)):
         tr = masks["train"] & (claim == is_claim)
         va = masks["val"] & (claim == is_claim)
+        if not (y[tr].any() and not y[tr].all() and y[va].any() and not y[va].all()):
+            models[head] = _Prior(float(y[tr].mean()) if tr.any() else 0.0)
+            continue
         m = lgb.LGBMClassifier(**params)
         m.fit(
             X.loc[tr, columns],
@@ -245,6 +249,16 @@ def fit_lightgbm(
         models[head] = m
     models["columns"] = list(columns)
     return models
+
+
+class _Prior:
+    """Stand-in when a head's split lacks a class (tiny worlds): the base rate."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.column_stack([np.full(len(X), 1 - self.rate), np.full(len(X), self.rate)])
 
 
 def lightgbm_scores(models: dict, X: pd.DataFrame) -> np.ndarray:
