@@ -92,14 +92,25 @@ def feature_contrasts(result: ShapResult, model: object, top: int = 3) -> list[G
     for name in result.importance().index[: top * 2]:
         x = result.shown()[name].to_numpy(dtype=np.float64)
         sign = float(direction[name]) or 1.0
-        # Highlight the group with the higher score so ratios read "N x the risk".
-        found = contrast(x, result.scores, sign)
-        if found is None:
-            continue
-        t, group = found
+        label = labels.get(name) or feature_label(name)
+        if is_categorical(name, model) and len(np.unique(x)) > 2:
+            found = category_contrast(x, result.scores)
+            if found is None:
+                continue
+            value, group = found
+            condition = f"{label} = {format_value(value)}"
+        else:
+            # Highlight the group with the higher score so ratios read "N x the risk".
+            found = contrast(x, result.scores, sign)
+            if found is None:
+                continue
+            t, group = found
+            condition = None
         s_in = float(result.scores[group].mean())
         s_out = float(result.scores[~group].mean())
         if s_in < s_out:  # the association runs against the SHAP sign in this sample
+            if condition is not None:  # a category scoring lower than the rest
+                condition = condition.replace(" = ", " other than ", 1)
             sign = -sign
             group = ~group
             s_in, s_out = s_out, s_in
@@ -109,7 +120,7 @@ def feature_contrasts(result: ShapResult, model: object, top: int = 3) -> list[G
         out.append(
             GroupContrast(
                 feature=name,
-                condition=_condition(name, x, t, sign, labels.get(name) or feature_label(name)),
+                condition=condition or _condition(name, x, t, sign, label),
                 share=float(group.mean()),
                 score_in=s_in,
                 score_out=s_out,
@@ -120,6 +131,26 @@ def feature_contrasts(result: ShapResult, model: object, top: int = 3) -> list[G
         if len(out) == top:
             break
     return out
+
+
+def is_categorical(name: str, model: object) -> bool:
+    """Integer codes of a category (``*_code`` columns, or the model's ``categorical_features``)."""
+    return name.endswith("_code") or name in (getattr(model, "categorical_features", None) or ())
+
+
+def category_contrast(x: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """The category whose rows' average score differs most from the rest (>= 10 % each side)."""
+    best = None
+    n = len(x)
+    for v in np.unique(x):
+        group = x == v
+        k = int(group.sum())
+        if k < MIN_GROUP_SHARE * n or n - k < MIN_GROUP_SHARE * n:
+            continue
+        gap = abs(scores[group].mean() - scores[~group].mean())
+        if best is None or gap > best[0]:
+            best = (gap, float(v), group)
+    return None if best is None else (best[1], best[2])
 
 
 def is_probability(scores: np.ndarray) -> bool:

@@ -52,3 +52,15 @@ def test_a_constant_model_is_called_out_instead_of_tiny_differences():
     text = plain_summary(res, object(), "delivery")
     assert "practically the same expected transit time" in text[-1]
     assert not any("higher than the others" in s for s in text)
+
+
+def test_category_codes_are_compared_one_category_against_the_rest():
+    rng = np.random.default_rng(3)
+    carrier = rng.integers(0, 3, 300).astype(float)
+    scores = 3.0 + 2.0 * (carrier == 1) + rng.normal(0, 0.01, 300)
+    data = pd.DataFrame({"carrier_code": carrier, "noise": rng.normal(size=300)})
+    values = np.column_stack([scores - scores.mean(), np.zeros(300)])
+    res = ShapResult(values, float(scores.mean()), data, scores, list(data), "test", 0.0, 10)
+    (c, *_) = feature_contrasts(res, object())
+    assert c.condition == "carrier code = 1"
+    assert c.difference > 1.9
