@@ -646,6 +646,29 @@ class LinkageGraph:
         return cls(ids, signup, total, by_kind, comp)
 
 
+def linkage_edges(graph: LinkageGraph) -> pd.DataFrame:
+    """The graph as an edge list (one row per linked pair and identifier kind).
+
+    Written next to the history snapshot so the served model's graph can be audited
+    and checked against the one rebuilt at load time; it holds only account ids.
+    """
+    frames = []
+    for kind, a in graph.by_kind.items():
+        coo = sp.triu(a, k=1).tocoo()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "src": graph.customer_ids[coo.row],
+                    "dst": graph.customer_ids[coo.col],
+                    "kind": _ID_SHORT[kind],
+                }
+            )
+        )
+    out = pd.concat(frames, ignore_index=True)
+    out["kind"] = out["kind"].astype(str)
+    return out
+
+
 def _explode(adj: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(query position, neighbour index) pairs for the given node rows of a CSR matrix."""
     starts, ends = adj.indptr[rows], adj.indptr[rows + 1]

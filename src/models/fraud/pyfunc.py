@@ -34,7 +34,8 @@ Output columns: ``p_fraud`` (calibrated probability of the row's head), ``head``
 (bool) and ``recommendation`` (``review`` or ``approve``) for the rules layer.
 
 Artifacts (written at training time, identifiers hashed): the event history snapshot
-(``history/``), the network weights, the metadata (feature names, thresholds) and a
+(``history/``), the linkage graph as an edge list (``linkage_edges.parquet``, checked
+against the graph rebuilt at load), the network weights, the metadata (feature names, thresholds) and a
 background sample for SHAP. The loaded object behind ``predict`` is a
 :class:`FraudScorer`, which implements ``ppx.models.base.ExplainableModel``.
 """
@@ -191,6 +192,7 @@ class FraudScorer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.history.save(folder / "history")
+        F.linkage_edges(self.graph).to_parquet(folder / "linkage_edges.parquet", index=False)
         torch.save(self.net.state_dict(), folder / "network.pt")
         self._background.to_parquet(folder / "background.parquet", index=False)
         net_args = {
@@ -221,7 +223,17 @@ class FraudScorer:
         net.eval()
         history = F.FraudHistory.load(folder / "history")
         background = pd.read_parquet(folder / "background.parquet")
-        return cls(net, meta["feature_names"], history, meta["thresholds"], background, meta)
+        scorer = cls(net, meta["feature_names"], history, meta["thresholds"], background, meta)
+        edges = folder / "linkage_edges.parquet"
+        if edges.exists():
+            saved = len(pd.read_parquet(edges))
+            rebuilt = len(F.linkage_edges(scorer.graph))
+            if saved != rebuilt:
+                raise ValueError(
+                    f"linkage graph rebuilt with {rebuilt} edges but {saved} were logged; "
+                    "the identity normalisation changed since training"
+                )
+        return scorer
 
 
 class FraudPyfunc(mlflow.pyfunc.PythonModel):
