@@ -1,9 +1,11 @@
 """Top-k reason codes for one request (or a batch), fast enough to ride along an API call.
 
 Method — pairwise-exact occlusion against a few reference rows, one batched model call.
-For each of ``m`` reference rows ``b`` (a fixed, seeded sample of the model's background;
-``m = clip(1024 // (2p + 2), 8, 16)`` so a request costs about 1,000 scored rows) and
-each feature ``j``::
+For each of ``m`` reference rows ``b`` (``m = clip(1024 // (2p + 2), 8, 16)`` so a
+request costs about 1,000 scored rows; chosen per request from a seeded pool of up to 256
+background rows as those agreeing with the request on most two-valued features, so a
+checkout request is compared with checkout rows, a claim with claims) and each feature
+``j``::
 
     leave_j = f(x) - f(x with x_j := b_j)      # what x_j adds on top of the rest of x
     add_j   = f(b with b_j := x_j) - f(b)      # what x_j adds on top of the reference
@@ -14,7 +16,7 @@ SHAP value (the two one-step paths split every pairwise interaction in half, as 
 does); for deeper interactions it is a close approximation. All ``m * (2p + 2)`` rows of a
 request are scored in a single ``score_features`` call, so the cost is one forward pass
 of about 1,000 rows (``m (2p + 2)``) plus ``model.features(raw)``. The reference rows
-are drawn once per model object and cached. The reports
+pool is drawn once per model object and cached. The reports
 measure how often the top reason code matches the full SHAP computation.
 
 Output per request: a list of ``k`` dicts, largest absolute contribution first::
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -44,12 +47,24 @@ ROW_BUDGET = 1024
 MIN_REFERENCES = 8
 #: requests scored per model call (bounds memory for large batches)
 CHUNK = 64
+#: background rows kept to choose each request's references from
+POOL = 256
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def references(model) -> tuple[np.ndarray, np.ndarray]:
-    """(background mean, reference rows), cached per model object (background() may be slow)."""
+@dataclass
+class References:
+    """What the fast path compares a request with (cached per model object)."""
+
+    mean: np.ndarray  # background mean per feature (the "typical" value in the text)
+    pool: np.ndarray  # seeded shuffle of background rows, up to POOL rows
+    flags: np.ndarray  # columns with two values in the pool (in transit, is claim ...)
+    m: int  # reference rows per request
+
+
+def references(model) -> References:
+    """Reference data of a model, cached per model object (background() may be slow)."""
     try:
         cached = _CACHE.get(model)
     except TypeError:  # not weak-referenceable / hashable: compute each time
@@ -61,8 +76,9 @@ def references(model) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("background() returned no rows; reason codes need a reference")
     p = bg.shape[1]
     m = int(np.clip(ROW_BUDGET // (2 * p + 2), MIN_REFERENCES, REFERENCE_ROWS))
-    refs = bg.sample(min(m, len(bg)), random_state=0).to_numpy(dtype=np.float64)
-    cached = (bg.mean(axis=0).to_numpy(dtype=np.float64), refs)
+    pool = bg.sample(min(POOL, len(bg)), random_state=0).to_numpy(dtype=np.float64)
+    flags = np.array([len(np.unique(pool[:, j])) == 2 for j in range(p)], dtype=bool)
+    cached = References(bg.mean(axis=0).to_numpy(dtype=np.float64), pool, flags, min(m, len(pool)))
     with contextlib.suppress(TypeError):
         _CACHE[model] = cached
     return cached
@@ -70,25 +86,41 @@ def references(model) -> tuple[np.ndarray, np.ndarray]:
 
 def baseline(model) -> np.ndarray:
     """Background mean of every feature."""
-    return references(model)[0]
+    return references(model).mean
+
+
+def pick_references(A: np.ndarray, ref: References) -> np.ndarray:
+    """Per request, the ``m`` pool rows that agree with it on most two-valued features.
+
+    Why: a checkout request compared with in-transit parcels (or a return with claims)
+    would mostly be "explained" by that flag; comparing like with like keeps the reasons
+    about what differs among comparable decisions. Ties keep the seeded pool order.
+    """
+    if not ref.flags.any():
+        return np.repeat(ref.pool[None, : ref.m], len(A), axis=0)
+    mismatch = (ref.pool[None, :, ref.flags] != A[:, None, ref.flags]).sum(axis=2)
+    order = np.argsort(mismatch, axis=1, kind="stable")[:, : ref.m]
+    return ref.pool[order]  # (n, m, p)
 
 
 def _chunk_contributions(f, A: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """``R`` holds each request's reference rows, shape (n, m, p)."""
     n, p = A.shape
-    m = len(R)
+    m = R.shape[1]
     idx = np.arange(p)
     # leave-one-out: x with x_j := b_j  -> (n, m, p, p)
     leave = np.repeat(np.repeat(A[:, None, None, :], m, axis=1), p, axis=2)
-    leave[:, :, idx, idx] = R[None, :, idx]
+    leave[:, :, idx, idx] = R[:, :, idx]
     # add-one: b with b_j := x_j        -> (n, m, p, p)
-    add = np.repeat(np.repeat(R[None, :, None, :], n, axis=0), p, axis=2)
+    add = np.repeat(R[:, :, None, :], p, axis=2)
     add[:, :, idx, idx] = A[:, None, idx]
-    rows = np.concatenate([A, R, leave.reshape(-1, p), add.reshape(-1, p)])
+    rows = np.concatenate([A, R.reshape(-1, p), leave.reshape(-1, p), add.reshape(-1, p)])
     s = f(rows)
-    fx, fb = s[:n], s[n : n + m]
-    s_leave = s[n + m : n + m + n * m * p].reshape(n, m, p)
-    s_add = s[n + m + n * m * p :].reshape(n, m, p)
-    phi = ((fx[:, None, None] - s_leave) + (s_add - fb[None, :, None])) / 2.0
+    fx = s[:n]
+    fb = s[n : n + n * m].reshape(n, m)
+    s_leave = s[n + n * m : n + n * m + n * m * p].reshape(n, m, p)
+    s_add = s[n + n * m + n * m * p :].reshape(n, m, p)
+    phi = ((fx[:, None, None] - s_leave) + (s_add - fb[:, :, None])) / 2.0
     return phi.mean(axis=1)
 
 
@@ -98,10 +130,13 @@ def contributions(model, X: pd.DataFrame) -> np.ndarray:
     A = align_features(X, names).to_numpy(dtype=np.float64)
     if len(A) == 0:
         return np.zeros((0, len(names)))
-    _, R = references(model)
+    ref = references(model)
     f = scorer(model)
     return np.concatenate(
-        [_chunk_contributions(f, A[i : i + CHUNK], R) for i in range(0, len(A), CHUNK)]
+        [
+            _chunk_contributions(f, A[i : i + CHUNK], pick_references(A[i : i + CHUNK], ref))
+            for i in range(0, len(A), CHUNK)
+        ]
     )
 
 

@@ -81,3 +81,12 @@ def test_a_row_without_features_gets_no_reasons_not_an_error():
     raw = pd.DataFrame({"x0": [1.0, np.nan], "x1": [2.0, 1.0]})
     codes = reason_codes(model, raw, k=2)
     assert len(codes[0]) == 2 and codes[1] == []
+
+
+def test_requests_are_compared_with_references_sharing_their_flags():
+    rng = np.random.default_rng(6)
+    bg = pd.DataFrame({"x0": np.repeat([0.0, 1.0], 40), "x1": rng.normal(size=80)})
+    model = LinearModel([5.0, 1.0], background=bg)  # x0: a flag such as "in transit"
+    codes = reason_codes(model, pd.DataFrame({"x0": [0.0], "x1": [2.0]}), k=2)[0]
+    assert codes[0]["feature"] == "x1"
+    assert codes[1]["contribution"] == 0.0  # compared with flag-off references only
