@@ -53,7 +53,7 @@ def train_churn(
                 f"[bold yellow]probable leakage[/] {col}: alone it predicts the target with "
                 f"ROC AUC {auc:.3f}; left out (use --force-column {col} to keep it)"
             )
-        print_table("holdout", [rep["metrics"]])
+        print_table("holdout", [{"metric": k, "value": v} for k, v in rep["metrics"].items()])
         console.print(f"registered {rep['registered_model']} v{rep['version']}: {rep['gate']}")
         return
     if not (world / "manifest.json").exists() and not (world / "tables").exists():
@@ -61,7 +61,8 @@ def train_churn(
     from ppx.models.churn.train import train_world
 
     res = train_world(world, n_trials=trials)
-    print_table("churn (test months)", [{k: v for k, v in res.items() if k != "gate"}])
+    rows = [{"metric": k, "value": v} for k, v in res.items() if k != "gate"]
+    print_table("churn on the test months (30-day metrics unless suffixed)", rows)
     console.print(res.get("gate", ""))
 
 
