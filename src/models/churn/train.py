@@ -9,6 +9,7 @@ from a later split leaks into an earlier one, labels included.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -132,6 +133,15 @@ def _score_uri_on(frame: pd.DataFrame, y: np.ndarray, column: str):
     return score
 
 
+def _request_signature():
+    """customer_id required, as_of optional (defaults to the end of the training data)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema([ColSpec("long", C.CUSTOMER_ID), ColSpec("string", F.AS_OF, required=False)])
+    return ModelSignature(inputs=inputs)
+
+
 def _log_and_register(
     model: ChurnModel,
     registered: str,
@@ -155,6 +165,7 @@ def _log_and_register(
             ChurnPyfunc(),
             artifacts=artifacts,
             input_example=pd.DataFrame([input_example]),
+            signature=_request_signature() if history is not None else None,
         )
     result = None
     if gate:
@@ -344,9 +355,8 @@ def train_table(
     }
     if register:
         tracking.configure()
-        name = "churn-" + "".join(ch if ch.isalnum() else "-" for ch in path.stem.lower()).strip(
-            "-"
-        )
+        slug = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")
+        name = f"churn-{slug}"
         with tracking.start_run(MODEL, run_name=f"train-table-{path.stem}", dataset=df):
             mlflow.log_params(
                 {"table": str(path), "target": target, "id": id_column, "time": time_column}

@@ -30,3 +30,6 @@ def test_train_register_gate_and_serve(tiny_world, mlflow_tmp):
     assert 0 < out.loc[0, "p_churn_30"] < out.loc[0, "p_churn_90"] < 1
     assert out.loc[1, "p_churn_30"] != out.loc[1, "p_churn_30"]  # NaN for unknown
     assert set(REQUEST_EXAMPLE) == {C.CUSTOMER_ID, "as_of"}
+    # as_of is optional: a request with only the customer id is served.
+    only_id = model.predict(pd.DataFrame({C.CUSTOMER_ID: [int(active)]}))
+    assert only_id.loc[0, "status"] == "ok"
