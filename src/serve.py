@@ -309,6 +309,7 @@ def run_bench(
     clients: tuple[int, ...] = (1, 8, 32),
     with_mlflow: bool = True,
     progress: bool = True,
+    endpoints: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The serving benchmark: every endpoint at each client count, then mlflow_serve.
 
@@ -330,13 +331,17 @@ def run_bench(
     headers = {"authorization": f"Bearer {token}"} if token else {}
     payload: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    plan = [(e, c) for e in ROUTES for c in clients]
+    unknown = set(endpoints or ()) - set(ROUTES)
+    if unknown:
+        raise ValueError(f"endpoints: unknown {sorted(unknown)}; choose from {list(ROUTES)}")
+    names = [e for e in ROUTES if not endpoints or e in endpoints]
+    plan = [(e, c) for e in names for c in clients]
 
     def dur(c: int) -> float:
         return soak_seconds if c == max(clients) else seconds
 
     with running_service() as server:
-        for endpoint in ROUTES:
+        for endpoint in names:
             ex = example_request(endpoint)
             url = server.url + ROUTES[endpoint]
             r = httpx.post(url, json=ex, headers=headers, timeout=60)
@@ -351,7 +356,7 @@ def run_bench(
                 server.url + ROUTES[endpoint], example_request(endpoint), c, dur(c), headers=headers
             )
             payload.setdefault(f"{endpoint}@{c}", {})["ppx"] = res
-    if with_mlflow and "delivery_estimate" not in skipped:
+    if with_mlflow and "delivery_estimate" in names and "delivery_estimate" not in skipped:
         tracking.configure()
         mv = tracking.get_alias_version("delivery", alias)
         uri = f"models:/{tracking.registered_name('delivery')}/{mv.version}"
@@ -411,11 +416,22 @@ def bench_serve(
     soak: float = typer.Option(60.0, "--soak", min=1, help="Run length at 32 clients."),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Skip the mlflow_serve baseline."),
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+    endpoint: list[str] = typer.Option(
+        [], "--endpoint", help=f"Only these (repeatable): {', '.join(ROUTES)}."
+    ),
 ) -> None:
     """Latency and throughput of every endpoint at 1/8/32 clients, vs mlflow models serve."""
-    from ppx.cli import bench_tables, console, write_bench_json
+    from ppx.cli import bench_tables, console, fail, write_bench_json
 
-    payload = run_bench(seconds=seconds, soak_seconds=soak, with_mlflow=not no_mlflow)
+    try:
+        payload = run_bench(
+            seconds=seconds,
+            soak_seconds=soak,
+            with_mlflow=not no_mlflow,
+            endpoints=tuple(endpoint) or None,
+        )
+    except ValueError as err:
+        fail(str(err))
     bench_tables(payload)
     if payload["meta"]["skipped"]:
         console.print(f"skipped: {payload['meta']['skipped']}")
