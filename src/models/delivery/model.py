@@ -416,7 +416,7 @@ def fit(
     )
     c_tr, n_tr = model.encode(f_tr)
     c_va, n_va = model.encode(f_va)
-    lab = lambda df, col: torch.from_numpy(df[col].to_numpy(np.int64))  # noqa: E731
+    lab = lambda df, col: torch.from_numpy(df[col].to_numpy(np.int64).copy())  # noqa: E731
     y_tr, s_tr = lab(train, "y_day"), lab(train, "start_day")
     e_tr = torch.from_numpy(train["event"].to_numpy(np.float32))
     y_va, s_va = lab(val, "y_day"), lab(val, "start_day")
