@@ -43,23 +43,37 @@ def registered_name(model: str) -> str:
     return model if model.startswith("ppx-") else f"ppx-{model}"
 
 
+# MLflow 3's set_tracking_uri also writes MLFLOW_TRACKING_URI into the environment (so
+# child processes inherit it). Remember the value ppx wrote, so that only a value the user
+# set overrides the settings on the next call.
+_uri_written_by_ppx: str | None = None
+
+
 def tracking_uri(settings: Settings | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else ``PPX_TRACKING_URI``, else local SQLite."""
+    """``MLFLOW_TRACKING_URI`` if the user set it, else ``PPX_TRACKING_URI``, else SQLite."""
     s = settings or get_settings()
-    return os.environ.get("MLFLOW_TRACKING_URI") or s.tracking_uri or s.default_tracking_uri
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env and env == _uri_written_by_ppx:
+        env = None
+    return env or s.tracking_uri or s.default_tracking_uri
 
 
 def configure(settings: Settings | None = None) -> str:
     """Point MLflow at the tracking store (creating the local folders if it is local)."""
     import mlflow
 
+    global _uri_written_by_ppx
     s = settings or get_settings()
+    user_env = os.environ.get("MLFLOW_TRACKING_URI")
+    user_set = bool(user_env) and user_env != _uri_written_by_ppx
     uri = tracking_uri(s)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         s.artifacts_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if not user_set:
+        _uri_written_by_ppx = os.environ.get("MLFLOW_TRACKING_URI")
     return uri
 
 

@@ -74,3 +74,21 @@ def test_study_trials_are_nested_runs(mlflow_tmp):
     assert len(children) == 6
     assert "best.x" in mlflow.get_run(parent.info.run_id).data.params
     assert study.best_value <= 0
+
+
+def test_each_configure_follows_the_settings_but_a_user_uri_wins(tmp_path, monkeypatch):
+    from ppx.config import get_settings
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PPX_MLFLOW_DIR", str(tmp_path / "a"))
+    get_settings.cache_clear()
+    first = tracking.configure()
+    monkeypatch.setenv("PPX_MLFLOW_DIR", str(tmp_path / "b"))
+    get_settings.cache_clear()
+    second = tracking.configure()
+    assert "/a/" in first and "/b/" in second  # MLflow's own env write does not pin "a"
+    user = f"sqlite:///{tmp_path / 'user.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", user)
+    assert tracking.configure() == user
+    assert tracking.configure() == user  # still the user's on the next call
+    get_settings.cache_clear()
