@@ -3,9 +3,9 @@
 Method — pairwise-exact occlusion against a few reference rows, one batched model call.
 For each of ``m`` reference rows ``b`` (``m = clip(1024 // (2p + 2), 8, 16)`` so a
 request costs about 1,000 scored rows; chosen per request from a seeded pool of up to 256
-background rows as those agreeing with the request on most two-valued features, so a
-checkout request is compared with checkout rows, a claim with claims) and each feature
-``j``::
+background rows as those agreeing with the request on its context features —
+``in_transit``, ``is_claim`` or the model's ``context_features`` — so a checkout request
+is compared with checkout rows, a claim with claims) and each feature ``j``::
 
     leave_j = f(x) - f(x with x_j := b_j)      # what x_j adds on top of the rest of x
     add_j   = f(b with b_j := x_j) - f(b)      # what x_j adds on top of the reference
@@ -49,6 +49,9 @@ MIN_REFERENCES = 8
 CHUNK = 64
 #: background rows kept to choose each request's references from
 POOL = 256
+#: features that say what kind of decision a row is (not a reason for its score); a model
+#: can declare its own with a ``context_features`` attribute
+DEFAULT_CONTEXT = ("in_transit", "is_claim")
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -59,7 +62,7 @@ class References:
 
     mean: np.ndarray  # background mean per feature (the "typical" value in the text)
     pool: np.ndarray  # seeded shuffle of background rows, up to POOL rows
-    flags: np.ndarray  # columns with two values in the pool (in transit, is claim ...)
+    flags: np.ndarray  # context columns a reference must share with the request
     m: int  # reference rows per request
 
 
@@ -77,7 +80,9 @@ def references(model) -> References:
     p = bg.shape[1]
     m = int(np.clip(ROW_BUDGET // (2 * p + 2), MIN_REFERENCES, REFERENCE_ROWS))
     pool = bg.sample(min(POOL, len(bg)), random_state=0).to_numpy(dtype=np.float64)
-    flags = np.array([len(np.unique(pool[:, j])) == 2 for j in range(p)], dtype=bool)
+    declared = getattr(model, "context_features", None)
+    context = set(DEFAULT_CONTEXT if declared is None else declared)
+    flags = np.array([name in context for name in model.feature_names], dtype=bool)
     cached = References(bg.mean(axis=0).to_numpy(dtype=np.float64), pool, flags, min(m, len(pool)))
     with contextlib.suppress(TypeError):
         _CACHE[model] = cached
@@ -90,11 +95,13 @@ def baseline(model) -> np.ndarray:
 
 
 def pick_references(A: np.ndarray, ref: References) -> np.ndarray:
-    """Per request, the ``m`` pool rows that agree with it on most two-valued features.
+    """Per request, the ``m`` pool rows that agree with it on most context features.
 
     Why: a checkout request compared with in-transit parcels (or a return with claims)
-    would mostly be "explained" by that flag; comparing like with like keeps the reasons
-    about what differs among comparable decisions. Ties keep the seeded pool order.
+    would mostly be "explained" by that context; comparing like with like keeps the
+    reasons about what differs among comparable decisions. Only context features are
+    matched: matching every flag would hide real binary reasons (a late delivery, a
+    claim). Ties keep the seeded pool order.
     """
     if not ref.flags.any():
         return np.repeat(ref.pool[None, : ref.m], len(A), axis=0)

@@ -86,7 +86,8 @@ def test_a_row_without_features_gets_no_reasons_not_an_error():
 def test_requests_are_compared_with_references_sharing_their_flags():
     rng = np.random.default_rng(6)
     bg = pd.DataFrame({"x0": np.repeat([0.0, 1.0], 40), "x1": rng.normal(size=80)})
-    model = LinearModel([5.0, 1.0], background=bg)  # x0: a flag such as "in transit"
+    model = LinearModel([5.0, 1.0], background=bg)  # x0: a context flag such as "in transit"
+    model.context_features = ["x0"]
     codes = reason_codes(model, pd.DataFrame({"x0": [0.0], "x1": [2.0]}), k=2)[0]
     assert codes[0]["feature"] == "x1"
     assert codes[1]["contribution"] == 0.0  # compared with flag-off references only
