@@ -43,6 +43,8 @@ log = logging.getLogger("ppx.serving")
 
 #: Largest request body accepted (bytes); a full batch of the largest request fits.
 MAX_BODY_BYTES = int(os.environ.get("PPX_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
+#: Adaptive batching (default on); ``PPX_ADAPTIVE_BATCHING=0`` scores each call alone.
+BATCHING = os.environ.get("PPX_ADAPTIVE_BATCHING", "1") != "0"
 #: The batcher only sheds load (503) past this queueing delay; generous on purpose.
 MAX_LATENCY_MS = 20_000
 
@@ -392,7 +394,7 @@ def _api(name: str):
         route=ep.route,
         input_spec=S.batch_input(ep.request),
         output_spec=S.batch_output(ep.response),
-        batchable=True,
+        batchable=BATCHING,
         max_batch_size=S.MAX_BATCH,
         max_latency_ms=MAX_LATENCY_MS,
     )
