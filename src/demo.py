@@ -78,7 +78,12 @@ def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]
     if results:
         print_table(
             "models trained on the demo world",
-            [{"model": k, **v} for k, v in results.items()],
+            [
+                {"model": name, "measure": key, "value": value}
+                for name, metrics in results.items()
+                for key, value in metrics.items()
+            ],
+            ["model", "measure", "value"],
         )
     if importlib.util.find_spec("ppx.explain") is not None and results:
         report = importlib.import_module("ppx.explain.report")
