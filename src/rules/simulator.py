@@ -656,14 +656,7 @@ def _run_policy(name, policy, ev: _Events, scores: StandInScores, stream, arrays
                 amount=rt["amount"][j],
                 reason=rt["reason"][j],
             )
-            sc = Scores.model_construct(
-                delivery=None,
-                churn_risk=None,
-                fraud_prob=float(scores.return_fraud[j]),
-                ring_member=scores.ring[cid],
-                recommendations=None,
-                errors={},
-            )
+            sc = _fraud_only_scores(float(scores.return_fraud[j]), scores.ring[cid])
             d = decide_return(req, r.context(cid, now), sc, policy)
             r.apply(d, now)
             _settle_return(r, d, req, bool(rt["fraud"][j]), policy, now)
@@ -683,14 +676,7 @@ def _run_policy(name, policy, ev: _Events, scores: StandInScores, stream, arrays
                 carrier_status=cl["status"][j],
                 signature=cl["signature"][j],
             )
-            sc = Scores.model_construct(
-                delivery=None,
-                churn_risk=None,
-                fraud_prob=float(scores.claim_fraud[j]),
-                ring_member=scores.ring[cid],
-                recommendations=None,
-                errors={},
-            )
+            sc = _fraud_only_scores(float(scores.claim_fraud[j]), scores.ring[cid])
             d = decide_claim(req, r.context(cid, now), sc, policy)
             r.apply(d, now)
             fraud = bool(cl["fraud"][j])
@@ -1119,3 +1105,15 @@ def _label(path: str | Path, fallback: str) -> str:
 
 
 __all__ = ["SimulationConfig", "SimulationResult", "StandInScores", "compare", "simulate"]
+
+
+def _fraud_only_scores(fraud_prob: float, ring_member: bool) -> Scores:
+    """Scores for a return or claim replay: only the fraud head is known offline."""
+    return Scores.model_construct(
+        delivery=None,
+        churn_risk=None,
+        fraud_prob=fraud_prob,
+        ring_member=ring_member,
+        recommendations=None,
+        errors={},
+    )

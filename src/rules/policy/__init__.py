@@ -212,18 +212,20 @@ class ReturnSegment(_Strict):
     max_return_rate: Probability
 
 
+def _require_vip_and_regular(cls, v):
+    """Returns and claims thresholds must cover both customer segments."""
+    missing = [s for s in ("vip", "regular") if s not in v]
+    if missing:
+        raise ValueError(f"missing segments {missing}")
+    return v
+
+
 class Returns(_Strict):
     window_days: Annotated[int, Field(ge=1)]
     inspect_ring_members: bool = True
     segments: dict[Literal["vip", "regular"], ReturnSegment]
 
-    @field_validator("segments")
-    @classmethod
-    def _both(cls, v):
-        missing = [s for s in ("vip", "regular") if s not in v]
-        if missing:
-            raise ValueError(f"missing segments {missing}")
-        return v
+    _both = field_validator("segments")(_require_vip_and_regular)
 
 
 class ClaimSegment(_Strict):
@@ -235,13 +237,7 @@ class Claims(_Strict):
     inspect_ring_members: bool = True
     segments: dict[Literal["vip", "regular"], ClaimSegment]
 
-    @field_validator("segments")
-    @classmethod
-    def _both(cls, v):
-        missing = [s for s in ("vip", "regular") if s not in v]
-        if missing:
-            raise ValueError(f"missing segments {missing}")
-        return v
+    _both = field_validator("segments")(_require_vip_and_regular)
 
 
 class Fallbacks(_Strict):
