@@ -16,8 +16,11 @@ Metrics per head (``return`` and ``claim``), all on the time-based test split:
 
 Baselines: ``rules`` (what peers ship: serial-returner and repeat-claimer thresholds,
 high value, new account, a block-list of confirmed fraudsters), ``lightgbm_no_linkage``
-and ``lightgbm`` (with linkage), one model per head. ``oracle``: the generator's own
-``true_fraud_prob``.
+and ``lightgbm`` (with linkage), one model per head. ``oracle``: the Bayes posterior
+of fraud given the generator's ``true_fraud_prob`` and the observable return lag,
+return reason, claim delay and claim type, under the generator's own densities
+(:func:`posterior_oracle_scores`); ``oracle_prior``: ``true_fraud_prob`` itself, which
+the generator fixes *before* drawing that timing, so learned models can beat it.
 """
 
 from __future__ import annotations
@@ -281,6 +284,118 @@ def oracle_scores(requests: pd.DataFrame, truth: dict[str, pd.DataFrame]) -> np.
     return np.where(claim, rid.map(tc).to_numpy(dtype=float), rid.map(tr).to_numpy(dtype=float))
 
 
+# The generator's timing and reason distributions (src/data/world.py, ``_after_orders``:
+# returns and claims). They are literals in the generator, not WorldParams, so they are
+# restated here; ``tests/models/fraud`` checks them against a generated world.
+#: Wardrobing fraud returns: lag after delivery ~ uniform(18, 29.5) days.
+WARDROBE_LAG = (18.0, 29.5)
+#: Ring fraud returns: lag ~ uniform(0.5, 10) days.
+RING_LAG = (0.5, 10.0)
+#: Honest returns: lag ~ min(exponential(mean 7), 29.5) days (a point mass at the cap).
+HONEST_LAG_MEAN, LAG_CAP = 7.0, 29.5
+#: Reasons: fraud draws from three, honest from all of C.RETURN_REASONS.
+FRAUD_REASONS = {"not_as_described": 0.45, "damaged": 0.35, "changed_mind": 0.2}
+HONEST_REASONS = dict(zip(C.RETURN_REASONS, (0.4, 0.15, 0.2, 0.1, 0.15), strict=True))
+#: Claims: days from the delivered scan to the claim, shift + exponential(mean).
+FRAUD_CLAIM_DELAY = (0.05, 1.2)
+HONEST_CLAIM_DELAY = (0.1, 2.5)
+#: Honest claims on delivered parcels say "item not received" 85 % of the time, fraud always.
+HONEST_NOT_RECEIVED = 0.85
+_TIE_DAYS = 3.0 / 86_400  # timestamps are rounded to seconds: +-3 s around the lag cap
+
+
+def _uniform_pdf(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.where((x >= lo) & (x <= hi), 1.0 / (hi - lo), 0.0)
+
+
+def _shifted_exp_pdf(x: np.ndarray, shift: float, mean: float) -> np.ndarray:
+    z = x - shift
+    return np.where(z >= 0, np.exp(-np.maximum(z, 0) / mean) / mean, 0.0)
+
+
+def return_likelihood_ratio(
+    lag_days: np.ndarray, reason: np.ndarray, fraud_type: np.ndarray
+) -> np.ndarray:
+    """p(lag, reason | fraud) / p(lag, reason | honest) under the generator's densities.
+
+    ``fraud_type`` (world truth, per account) selects the fraud lag density: wardrober
+    or ring; other accounts have a prior of 0 anyway. At the honest lag cap (29.5 days,
+    up to second rounding) the honest distribution has a point mass, so the ratio uses
+    the probability of the +-3 s window instead of densities.
+    """
+    lag = np.asarray(lag_days, dtype=float)
+    ft = np.asarray(fraud_type).astype(object)
+    f_fraud = np.where(
+        ft == "wardrober", _uniform_pdf(lag, *WARDROBE_LAG), _uniform_pdf(lag, *RING_LAG)
+    )
+    f_honest = np.where(lag < LAG_CAP, np.exp(-lag / HONEST_LAG_MEAN) / HONEST_LAG_MEAN, 0.0)
+    at_cap = np.abs(lag - LAG_CAP) <= _TIE_DAYS
+    w = 2 * _TIE_DAYS
+    f_fraud = np.where(at_cap, f_fraud * w, f_fraud)
+    f_honest = np.where(at_cap, np.exp(-LAG_CAP / HONEST_LAG_MEAN) + f_honest * w, f_honest)
+    r = np.asarray(reason).astype(object)
+    g_fraud = np.array([FRAUD_REASONS.get(x, 0.0) for x in r])
+    g_honest = np.array([HONEST_REASONS.get(x, 0.0) for x in r])
+    num, den = f_fraud * g_fraud, f_honest * g_honest
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, 1.0))
+
+
+def claim_likelihood_ratio(delay_days: np.ndarray, claim_type: np.ndarray) -> np.ndarray:
+    """p(delay, type | fraud) / p(delay, type | honest) for claims on delivered parcels."""
+    d = np.asarray(delay_days, dtype=float)
+    f_fraud = _shifted_exp_pdf(d, *FRAUD_CLAIM_DELAY)
+    f_honest = _shifted_exp_pdf(d, *HONEST_CLAIM_DELAY)
+    nr = np.asarray(claim_type).astype(object) == "item_not_received"
+    g_fraud = nr.astype(float)
+    g_honest = np.where(nr, HONEST_NOT_RECEIVED, 1 - HONEST_NOT_RECEIVED)
+    num, den = f_fraud * g_fraud, f_honest * g_honest
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, 1.0))
+
+
+def posterior(prior: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """Bayes: prior odds x likelihood ratio -> probability (prior 0 or 1 stays put)."""
+    p = np.asarray(prior, dtype=float)
+    lr = np.asarray(ratio, dtype=float)
+    out = p.copy()
+    mid = (p > 0) & (p < 1)
+    num = p[mid] * np.where(np.isinf(lr[mid]), 1.0, lr[mid])
+    den = num + (1 - p[mid]) * np.where(np.isinf(lr[mid]), 0.0, 1.0)
+    out[mid] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return out
+
+
+def posterior_oracle_scores(
+    requests: pd.DataFrame, truth: dict[str, pd.DataFrame], tables: dict[str, pd.DataFrame]
+) -> np.ndarray:
+    """The honest oracle: P(fraud | generator prior, observed timing and reason).
+
+    ``true_fraud_prob`` is the generator's probability *before* it draws the return
+    lag, the reason, the claim delay and the claim type, all of which it draws
+    conditionally on the outcome. This oracle applies Bayes' rule with the generator's
+    own densities to what is observable in the request, so it is the Bayes-optimal
+    score given everything the generator knows: an upper bound in expectation.
+    """
+    prior = oracle_scores(requests, truth)
+    claim = (requests[F.KIND] == F.CLAIM).to_numpy()
+    deliv = tables[C.SHIPMENTS].set_index(C.ORDER_ID)[C.DELIVERED_AT]
+    d = pd.to_datetime(requests[C.ORDER_ID].map(deliv))
+    t = pd.to_datetime(requests[C.REQUESTED_AT])
+    delay = ((t - d) / pd.Timedelta(days=1)).to_numpy(dtype=float, na_value=np.nan)
+    ftype = requests[C.CUSTOMER_ID].map(
+        truth[C.TRUTH_CUSTOMERS].set_index(C.CUSTOMER_ID)[C.FRAUD_TYPE]
+    )
+    reason = requests[C.REASON] if C.REASON in requests.columns else pd.Series(None)
+    ctype = requests[C.CLAIM_TYPE] if C.CLAIM_TYPE in requests.columns else pd.Series(None)
+    lr = np.ones(len(requests))
+    r = ~claim & np.isfinite(delay)
+    lr[r] = return_likelihood_ratio(delay[r], reason.to_numpy()[r], ftype.to_numpy(dtype=object)[r])
+    c = claim & np.isfinite(delay)
+    lr[c] = claim_likelihood_ratio(delay[c], ctype.to_numpy()[c])
+    return posterior(prior, lr)
+
+
 def ring_members(requests: pd.DataFrame, truth: dict[str, pd.DataFrame]) -> np.ndarray:
     """Whether each request's account belongs to a planted ring (world truth)."""
     tc = truth[C.TRUTH_CUSTOMERS].set_index(C.CUSTOMER_ID)[C.RING_ID]
@@ -354,7 +469,8 @@ def evaluate_registered(world_path, alias: str = "champion") -> dict:
     s[rows] = out["p_fraud"].to_numpy(dtype=float)
     scores = {f"ppx@{alias}": s}
     if P.truth is not None:
-        scores["oracle"] = oracle_scores(P.requests, P.truth)
+        scores["oracle"] = posterior_oracle_scores(P.requests, P.truth, P.tables)
+        scores["oracle_prior"] = oracle_scores(P.requests, P.truth)
         is_ring = ring_members(P.requests, P.truth)
     else:
         is_ring = np.zeros(len(P.requests), dtype=bool)
