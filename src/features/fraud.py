@@ -157,6 +157,26 @@ LINKAGE_FEATURES = [
     "nb_unexplained_claims",
     "nb_fraud_labels",
 ]
+#: Extra linkage features tried in session 2 (``fraud_features(..., extra_linkage=True)``):
+#: edges other than the (often chance) shared address, per-kind neighbour fraud,
+#: two-hop exposure, neighbours' claim behaviour, component fraud share. They did not
+#: raise validation PR AUC (``python -m ppx.models.fraud.ablation``), so the model
+#: does not use them; see docs/benchmarks/fraud.md.
+EXTRA_LINKAGE_FEATURES = [
+    "strong_degree",
+    "nb_strong_fraud_accounts",
+    "nb_device_fraud",
+    "nb_payment_fraud",
+    "hop2_accounts",
+    "hop2_fraud_accounts",
+    "nb_claim_rate",
+    "nb_fast_claims",
+    "nb_fraud_label_rate",
+    "component_fraud_share",
+]
+#: Identifier kinds that rarely collide by chance (an address is shared by households
+#: and, in the synthetic world, by random house x street collisions).
+STRONG_KINDS = (C.DEVICE_ID, C.PAYMENT_FINGERPRINT, C.EMAIL, C.PHONE)
 BASE_FEATURES = ORDER_FEATURES + HISTORY_FEATURES + ITEM_FEATURES + RETURN_FEATURES + CLAIM_FEATURES
 FEATURE_NAMES = BASE_FEATURES + LINKAGE_FEATURES
 
@@ -762,6 +782,7 @@ def fraud_features(
     history: FraudHistory,
     salt: str = DEFAULT_SALT,
     graph: LinkageGraph | None = None,
+    extra_linkage: bool = False,
 ) -> pd.DataFrame:
     """Raw request rows -> numeric features (:data:`FEATURE_NAMES`), as of request time.
 
@@ -776,6 +797,7 @@ def fraud_features(
         salt: identifier hashing salt; must match the one used for ``history``.
         graph: a prebuilt graph of ``history.identities`` (reused across calls when no
             request introduces a new account).
+        extra_linkage: also return :data:`EXTRA_LINKAGE_FEATURES` (ablations only).
 
     Raises:
         FraudRequestError: malformed requests (see :func:`validate_requests`).
@@ -967,13 +989,30 @@ def fraud_features(
 
     # --- linkage --------------------------------------------------------------------------
     feats.update(
-        _linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx, l_idx)
+        _linkage(
+            graph,
+            node,
+            cust,
+            t_s,
+            signup_s,
+            lab,
+            lab_s,
+            lab_ok,
+            r_idx,
+            c_idx,
+            l_idx,
+            od_idx,
+            extra_linkage,
+        )
     )
-    out = pd.DataFrame({k: feats[k] for k in FEATURE_NAMES})
+    names = FEATURE_NAMES + (EXTRA_LINKAGE_FEATURES if extra_linkage else [])
+    out = pd.DataFrame({k: feats[k] for k in names})
     return out.astype(float)
 
 
-def _linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx, l_idx) -> dict:
+def _linkage(
+    graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx, l_idx, od_idx, extra
+) -> dict:
     """Neighbour and component features of each request's account, as of its time."""
     n = len(node)
     out: dict[str, np.ndarray] = {}
@@ -1020,6 +1059,49 @@ def _linkage(graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx,
     out["nb_fraud_labels"] = np.bincount(
         q, weights=l_idx.sum("fraud", nb_cust, t_s[q]), minlength=n
     )
+    if not extra:
+        return out
+    # Strong edges (not address) and per-kind neighbour fraud.
+    strong_deg = np.zeros(n)
+    strong_fraud = np.zeros(n)
+    strong_pairs = set()
+    for kind in STRONG_KINDS:
+        qk, nk = _explode(graph.by_kind[kind], node)
+        ak = graph.signup_s[nk] < t_s[qk]
+        qk, nk = qk[ak], nk[ak]
+        fk = (flag_s[nk] < t_s[qk]).astype(float)
+        if kind == C.DEVICE_ID:
+            out["nb_device_fraud"] = np.bincount(qk, weights=fk, minlength=n)
+        if kind == C.PAYMENT_FINGERPRINT:
+            out["nb_payment_fraud"] = np.bincount(qk, weights=fk, minlength=n)
+        strong_pairs.update(zip(qk.tolist(), nk.tolist(), strict=True))
+    if strong_pairs:
+        sq, sn = np.array(sorted(strong_pairs), dtype=np.int64).T
+        strong_deg = np.bincount(sq, minlength=n).astype(float)
+        strong_fraud = np.bincount(sq, weights=(flag_s[sn] < t_s[sq]).astype(float), minlength=n)
+    out["strong_degree"] = strong_deg
+    out["nb_strong_fraud_accounts"] = strong_fraud
+    # Two hops: accounts reached through an existing neighbour, neither the account
+    # itself nor a direct neighbour; both hops must exist at the request time.
+    p2, w = _explode(graph.adjacency, nb)
+    q2 = q[p2]
+    a2 = (graph.signup_s[w] < t_s[q2]) & (w != node[q2])
+    q2, w = q2[a2], w[a2]
+    big = np.int64(len(graph.customer_ids) + 1)
+    key2 = np.unique(q2.astype(np.int64) * big + w)
+    key2 = key2[~np.isin(key2, q.astype(np.int64) * big + nb)]
+    q2, w = key2 // big, key2 % big
+    out["hop2_accounts"] = np.bincount(q2, minlength=n).astype(float)
+    out["hop2_fraud_accounts"] = np.bincount(
+        q2, weights=(flag_s[w] < t_s[q2]).astype(float), minlength=n
+    )
+    # Neighbours' claim behaviour and label outcomes.
+    nb_deliv = np.bincount(q, weights=od_idx.count(nb_cust, t_s[q]), minlength=n)
+    out["nb_claim_rate"] = out["nb_claims"] / (nb_deliv + 2.0)
+    out["nb_fast_claims"] = np.bincount(q, weights=c_idx.sum("fast", nb_cust, t_s[q]), minlength=n)
+    nb_labels = np.bincount(q, weights=l_idx.count(nb_cust, t_s[q]), minlength=n)
+    out["nb_fraud_label_rate"] = out["nb_fraud_labels"] / (nb_labels + 1.0)
+    out["component_fraud_share"] = out["component_fraud_accounts"] / np.maximum(size, 1.0)
     return out
 
 
@@ -1032,6 +1114,7 @@ __all__ = [
     "BASE_FEATURES",
     "FEATURE_NAMES",
     "HASH_COLUMNS",
+    "EXTRA_LINKAGE_FEATURES",
     "LINKAGE_FEATURES",
     "FraudHistory",
     "FraudRequestError",

@@ -175,3 +175,33 @@ def test_claim_before_delivery_is_rejected(requests, history):
     req[C.ORDERED_AT] = req[C.REQUESTED_AT] + pd.Timedelta(days=1)
     with pytest.raises(F.FraudRequestError, match="ordered_at"):
         F.fraud_features(req, history)
+
+
+def test_extra_linkage_features_exclude_own_and_future_labels(tables, requests, history):
+    """The session-2 linkage ablation features (2-hop, per-kind, rates) do not leak."""
+    X = F.fraud_features(requests, history, extra_linkage=True)
+    assert list(X.columns) == F.FEATURE_NAMES + F.EXTRA_LINKAGE_FEATURES
+    assert np.isfinite(X.to_numpy()).all()
+    pd.testing.assert_frame_equal(X[F.FEATURE_NAMES], F.fraud_features(requests, history))
+    # Own labels: flip every label of a linked account; its rows' features stay put.
+    linked = (X["hop2_accounts"].to_numpy() > 0) & (X["degree"].to_numpy() > 0)
+    assert linked.any()
+    cid = int(requests.loc[linked, C.CUSTOMER_ID].iloc[0])
+    flipped = dict(tables)
+    for name in (C.RETURNS, C.CLAIMS):
+        df = tables[name].copy()
+        m = df[C.CUSTOMER_ID] == cid
+        df.loc[m, C.CONFIRMED_FRAUD] = ~df.loc[m, C.CONFIRMED_FRAUD]
+        flipped[name] = df
+    X2 = F.fraud_features(requests, F.build_history(flipped), extra_linkage=True)
+    own = (requests[C.CUSTOMER_ID] == cid).to_numpy()
+    pd.testing.assert_frame_equal(
+        X2.loc[own, F.EXTRA_LINKAGE_FEATURES], X.loc[own, F.EXTRA_LINKAGE_FEATURES]
+    )
+    # Future labels and accounts: a history cut at T changes nothing before T.
+    cut = requests[C.REQUESTED_AT].quantile(0.6)
+    early = (requests[C.REQUESTED_AT] < cut).to_numpy()
+    Xc = F.fraud_features(
+        requests.loc[early], F.build_history(tables, until=cut), extra_linkage=True
+    )
+    pd.testing.assert_frame_equal(Xc, X.loc[early].reset_index(drop=True))

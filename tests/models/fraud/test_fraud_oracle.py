@@ -85,3 +85,21 @@ def test_likelihood_ratio_directions():
     assert E.claim_likelihood_ratio(np.array([0.3]), ["damaged_in_transit"])[0] == 0
     assert E.claim_likelihood_ratio(np.array([0.3]), ["item_not_received"])[0] > 1
     assert E.claim_likelihood_ratio(np.array([8.0]), ["item_not_received"])[0] < 1
+
+
+def test_linkage_ablation_runs_and_bounds(small_world):
+    from ppx.models.fraud.ablation import run
+
+    _, path = small_world
+    out = run(str(path), seeds=(7,)).set_index("variant")
+    assert list(out.index) == [
+        "no_linkage",
+        "linkage",
+        "linkage+extra",
+        "no_linkage+true_ring",
+        "no_linkage+true_ring+true_false_claimer",
+    ]
+    assert np.isfinite(out[["return_val", "claim_val", "return_test", "claim_test"]]).all().all()
+    # Knowing the true account types helps claims on validation: the bound is informative.
+    full = out.loc["no_linkage+true_ring+true_false_claimer", "claim_val"]
+    assert full > out.loc["no_linkage", "claim_val"]
