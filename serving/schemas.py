@@ -515,6 +515,11 @@ class FraudResponse(ResponseModel):
     review_threshold: float = Field(description="Threshold chosen on validation.")
     review: bool
     recommendation: str = Field(description="review or approve.")
+    ring_member: bool | None = Field(
+        default=None,
+        description="Linked (shared device, payment, address, e-mail or phone) to an account "
+        "with fraud confirmed before the request.",
+    )
 
 
 # --- recs ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import typer
 from ppx.config import PROJECT_ROOT
 
 SERVICE = "serving.model_service:ModelService"
+DECISION_SERVICE = "serving.decision_service:DecisionService"
 #: endpoint name -> route, in the order the benchmark runs them.
 ROUTES = {
     "delivery_estimate": "/delivery/estimate",
@@ -135,13 +137,13 @@ def wait_until(server: Server, path: str, timeout: float = 240.0) -> None:
     raise TimeoutError(f"{server.url}{path} not ready after {timeout:.0f}s:\n{server.log_tail()}")
 
 
-def service_command(host: str, port: int) -> list[str]:
+def service_command(host: str, port: int, service: str = SERVICE) -> list[str]:
     return [
         sys.executable,
         "-m",
         "bentoml",
         "serve",
-        SERVICE,
+        service,
         "--working-dir",
         str(PROJECT_ROOT),
         "--host",
@@ -166,6 +168,28 @@ def running_service(
     )
     try:
         wait_until(server, "/readyz" if wait_ready else "/livez", timeout)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def running_decision_service(
+    model_service_url: str, ledger_url: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Run the decision service against ``model_service_url`` with its own ledger."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "BENTOML_DO_NOT_TRACK": "True",
+        "PPX_MODEL_SERVICE_URL": model_service_url,
+        "PPX_LEDGER_URL": ledger_url,
+        **(env or {}),
+    }
+    cmd = service_command("127.0.0.1", port, DECISION_SERVICE)
+    server = _spawn(cmd, full_env, f"http://127.0.0.1:{port}", "decisions")
+    try:
+        wait_until(server, "/readyz")
         yield server
     finally:
         server.stop()
@@ -213,14 +237,21 @@ def _tracking_uri() -> str:
 
 
 def _load_child(
-    url: str, body: bytes, headers: dict, clients: int, seconds: float, warmup: float, q
+    url: str, body: bytes, headers: dict, clients: int, seconds: float, warmup: float, q, make
 ) -> None:
-    q.put(asyncio.run(_load(url, body, headers, clients, seconds, warmup)))
+    q.put(asyncio.run(_load(url, body, headers, clients, seconds, warmup, make)))
 
 
 async def _load(
-    url: str, body: bytes, headers: dict, clients: int, seconds: float, warmup: float
+    url: str,
+    body: bytes,
+    headers: dict,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    make: Any = None,
 ) -> dict[str, Any]:
+    """Closed-loop clients; ``make(i)``, when given, builds request i's body (unique ids)."""
     import httpx
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -228,6 +259,7 @@ async def _load(
     lat: list[float] = []
     status: dict[int, int] = {}
     errors = 0
+    ids = count()
     async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
         t_start = time.perf_counter()
         t_measure = t_start + warmup
@@ -239,8 +271,9 @@ async def _load(
                 t0 = time.perf_counter()
                 if t0 >= t_end:
                     return
+                data = body if make is None else json.dumps(make(next(ids))).encode()
                 try:
-                    r = await client.post(url, content=body, headers=hdrs)
+                    r = await client.post(url, content=data, headers=hdrs)
                     code = r.status_code
                 except httpx.HTTPError:
                     code = 0
@@ -263,8 +296,11 @@ def measure(
     seconds: float,
     warmup: float = 2.0,
     headers: dict | None = None,
+    make: Any = None,
 ) -> dict[str, float]:
     """Load ``url`` from a separate process with ``clients`` concurrent clients.
+
+    ``payload`` is sent as is, unless ``make`` (a picklable ``f(i) -> body``) is given.
 
     Returns p50/p95/p99 latency (ms, successful calls), rps (successful calls per
     second), errors (non-2xx or transport failures) and the 5xx count.
@@ -277,7 +313,7 @@ def measure(
     q = ctx.Queue()
     body = json.dumps(payload).encode()
     p = ctx.Process(
-        target=_load_child, args=(url, body, headers or {}, clients, seconds, warmup, q)
+        target=_load_child, args=(url, body, headers or {}, clients, seconds, warmup, q, make)
     )
     p.start()
     try:
@@ -331,11 +367,16 @@ def run_bench(
     headers = {"authorization": f"Bearer {token}"} if token else {}
     payload: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    unknown = set(endpoints or ()) - set(ROUTES)
+    from ppx.rules.bench import ROUTES as DECISION_ROUTES
+
+    unknown = set(endpoints or ()) - set(ROUTES) - set(DECISION_ROUTES)
     if unknown:
-        raise ValueError(f"endpoints: unknown {sorted(unknown)}; choose from {list(ROUTES)}")
+        choices = [*ROUTES, *DECISION_ROUTES]
+        raise ValueError(f"endpoints: unknown {sorted(unknown)}; choose from {choices}")
     names = [e for e in ROUTES if not endpoints or e in endpoints]
+    decision_names = [e for e in DECISION_ROUTES if not endpoints or e in endpoints]
     plan = [(e, c) for e in names for c in clients]
+    fallbacks: dict[str, list[str]] = {}
 
     def dur(c: int) -> float:
         return soak_seconds if c == max(clients) else seconds
@@ -356,6 +397,14 @@ def run_bench(
                 server.url + ROUTES[endpoint], example_request(endpoint), c, dur(c), headers=headers
             )
             payload.setdefault(f"{endpoint}@{c}", {})["ppx"] = res
+        if decision_names:
+            measured = _bench_decisions(
+                server.url, decision_names, clients, dur, headers, progress, console
+            )
+            for key, res in measured["results"].items():
+                payload.setdefault(key, {})["ppx"] = res
+            skipped.update(measured["skipped"])
+            fallbacks.update(measured["fallbacks"])
     if with_mlflow and "delivery_estimate" in names and "delivery_estimate" not in skipped:
         tracking.configure()
         mv = tracking.get_alias_version("delivery", alias)
@@ -379,9 +428,58 @@ def run_bench(
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
         "alias": alias,
         "skipped": skipped,
+        "decision_fallbacks": fallbacks,
         "duration_s": {"default": seconds, f"{max(clients)} clients": soak_seconds},
     }
     return {"meta": meta, **payload}
+
+
+def _bench_decisions(
+    model_url: str,
+    names: list[str],
+    clients: tuple[int, ...],
+    dur,
+    headers: dict,
+    progress: bool,
+    console,
+) -> dict[str, Any]:
+    """The decision endpoints, against the running model service, with a fresh ledger.
+
+    A probe of each endpoint must answer 200; the fallbacks it reports (a model the
+    decision could not use) are returned so the benchmark says what it measured.
+    """
+    import httpx
+
+    from ppx.rules.bench import ROUTES as DECISION_ROUTES
+    from ppx.rules.bench import body_makers
+
+    out: dict[str, Any] = {"results": {}, "skipped": {}, "fallbacks": {}}
+    churn_ex = {k: v for k, v in example_request("churn_score").items() if k != "as_of"}
+    r = httpx.post(model_url + "/churn/score", json=churn_ex, headers=headers, timeout=60)
+    if r.status_code != 200 or r.json().get("status") != "ok":
+        why = f"churn probe for the subscriber answered {r.status_code}: {r.text[:200]}"
+        out["skipped"].update({n: why for n in names})
+        return out
+    makers = body_makers(
+        churn_ex["customer_id"], r.json()["as_of"], example_request("fraud_return")
+    )
+    with tempfile.TemporaryDirectory(prefix="ppx-bench-ledger-") as tmp:
+        ledger = f"sqlite:///{Path(tmp) / 'ledger.db'}"
+        with running_decision_service(model_url, ledger) as server:
+            for name in names:
+                url = server.url + DECISION_ROUTES[name]
+                probe = httpx.post(url, json=makers[name](10**8), headers=headers, timeout=60)
+                if probe.status_code != 200:
+                    out["skipped"][name] = f"probe answered {probe.status_code}: {probe.text[:200]}"
+                    continue
+                if probe.json()["decision"]["fallbacks"]:
+                    out["fallbacks"][name] = probe.json()["decision"]["fallbacks"]
+                for c in clients:
+                    if progress:
+                        console.print(f"ppx {name} clients={c} {dur(c):.0f}s")
+                    res = measure(url, None, c, dur(c), headers=headers, make=makers[name])
+                    out["results"][f"{name}@{c}"] = res
+    return out
 
 
 # --- CLI ------------------------------------------------------------------------------------
@@ -417,7 +515,9 @@ def bench_serve(
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Skip the mlflow_serve baseline."),
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
     endpoint: list[str] = typer.Option(
-        [], "--endpoint", help=f"Only these (repeatable): {', '.join(ROUTES)}."
+        [],
+        "--endpoint",
+        help=f"Only these (repeatable): {', '.join(ROUTES)}, decide_order_event, decide_return.",
     ),
 ) -> None:
     """Latency and throughput of every endpoint at 1/8/32 clients, vs mlflow models serve."""
@@ -435,6 +535,8 @@ def bench_serve(
     bench_tables(payload)
     if payload["meta"]["skipped"]:
         console.print(f"skipped: {payload['meta']['skipped']}")
+    if payload["meta"]["decision_fallbacks"]:
+        console.print(f"decisions used fallbacks: {payload['meta']['decision_fallbacks']}")
     write_bench_json(json_out, payload)
 
 

@@ -1,110 +1,61 @@
-"""Load test of the decision service: latency percentiles and throughput per endpoint.
+"""Request bodies for load-testing the decision service (used by ``ppx bench serve``).
 
-``ppx bench serve`` (the serving work) can call :func:`bench_decisions` for the decision
-endpoints; it is also usable on its own against any running decision service. Requests
-are realistic payloads (a late delivery that needs the churn model, an on-time delivery
-that needs recommendations, a return that needs the fraud model), so the figures include
-the model-service round trips the decisions make.
+Each body is a realistic decision that needs a model call, so the figures include the
+round trip to the model service: a late delivery for a subscriber (the churn model, three
+ledger entries, the balance) and a return (the fraud model, the ledger's reversal check).
+Every request gets its own order / return id, as in production, so the ledger really
+writes instead of answering an idempotent replay.
+
+The ids come from the model service's documented examples (serving/schemas.py), which
+name accounts of the demo world; ``now`` is the churn model's own "now" (the end of its
+training data) so the subscriber is active when scored.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from itertools import count
+from functools import partial
+from typing import Any
 
-import httpx
-import numpy as np
-
-CUSTOMER = {
-    "customer_id": 42,
-    "tier": "silver",
-    "spend_12m": 420,
-    "subscription_id": 9,
-    "email_opt_in": True,
-    "push_opt_in": True,
-}
+ROUTES = {"decide_order_event": "/decide/order-event", "decide_return": "/decide/return"}
 
 
-def _late(i: int) -> dict:
+def late_delivery(i: int, subscriber: int, now: str) -> dict[str, Any]:
+    """A parcel delivered three days after its promise, for an active subscriber."""
     return {
         "event": {
             "event_type": "delivered",
-            "order_id": 1_000_000 + i,
-            "customer_id": 42,
-            "occurred_at": "2025-03-05T12:00:00",
+            "order_id": 10_000_000 + i,
+            "customer_id": subscriber,
+            "occurred_at": now,
             "ordered_at": "2025-03-01T09:00:00",
             "order_value": 80,
             "promised_date": "2025-03-02",
-            "delivered_at": "2025-03-05T12:00:00",
+            "delivered_at": now,
         },
-        "customer": CUSTOMER,
-    }
-
-
-def _return(i: int) -> dict:
-    return {
-        "request": {
-            "return_id": 1 + i,
-            "order_id": 5,
-            "customer_id": 42,
-            "requested_at": "2025-03-08T10:00:00",
-            "amount": 30,
-            "reason": "changed_mind",
+        "customer": {
+            "customer_id": subscriber,
+            "tier": "silver",
+            "spend_12m": 420,
+            "subscription_id": 1,
+            "email_opt_in": True,
+            "push_opt_in": True,
         },
-        "customer": {**CUSTOMER, "tier": "gold", "spend_12m": 900},
     }
 
 
-PAYLOADS = {"/decide/order-event": _late, "/decide/return": _return}
-
-
-async def _run(url: str, route: str, clients: int, seconds: float, token: str | None) -> dict:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    lat: list[float] = []
-    errors = 0
-    ids = count()
-    make = PAYLOADS[route]
-    stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10, limits=limits) as c:
-
-        async def worker():
-            nonlocal errors
-            while time.perf_counter() < stop:
-                body = make(next(ids))
-                t0 = time.perf_counter()
-                try:
-                    r = await c.post(route, json=body)
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                lat.append((time.perf_counter() - t0) * 1000)
-                errors += not ok
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        wall = time.perf_counter() - t0
-    a = np.asarray(lat)
+def return_request(i: int, example: dict[str, Any]) -> dict[str, Any]:
+    """The fraud model's documented return, as a decision request with its own id."""
+    keys = ("order_id", "customer_id", "product_id", "requested_at", "delivered_at", "amount")
     return {
-        "p50_ms": float(np.percentile(a, 50)),
-        "p95_ms": float(np.percentile(a, 95)),
-        "p99_ms": float(np.percentile(a, 99)),
-        "rps": len(a) / wall,
-        "requests": len(a),
-        "errors": errors,
+        "request": {"return_id": 1 + i, "reason": example["reason"]}
+        | {k: example[k] for k in keys},
+        "customer": {"customer_id": example["customer_id"], "tier": "gold", "spend_12m": 900},
     }
 
 
-def bench_decisions(
-    url: str,
-    clients: tuple[int, ...] = (1, 8, 32),
-    seconds: float = 10.0,
-    token: str | None = None,
-) -> dict[str, dict[str, float]]:
-    """``{"<route> @<n> clients": {p50_ms, p95_ms, p99_ms, rps, requests, errors}}``."""
-    out = {}
-    for route in PAYLOADS:
-        for n in clients:
-            out[f"{route} @{n}"] = asyncio.run(_run(url.rstrip("/"), route, n, seconds, token))
-    return out
+def body_makers(subscriber: int, now: str, return_example: dict[str, Any]) -> dict[str, Any]:
+    """Endpoint name -> a picklable ``f(i) -> body`` for the load generator."""
+    return {
+        "decide_order_event": partial(late_delivery, subscriber=subscriber, now=now),
+        "decide_return": partial(return_request, example=return_example),
+    }

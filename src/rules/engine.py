@@ -133,18 +133,17 @@ class DecisionEngine:
     def _churn_payload(self, c: CustomerContext, at: datetime) -> dict | None:
         if c.subscription_id is None:
             return None
-        return {
-            "subscription_id": c.subscription_id,
-            "customer_id": c.customer_id,
-            "as_of": _iso(at),
-        }
+        # The churn model finds the customer's subscription in its own snapshot.
+        return {"customer_id": c.customer_id, "as_of": _iso(at)}
 
     async def order_event(self, req: OrderEventRequest) -> DecisionResponse:
         e, c = req.event, req.customer
         wanted: dict[str, dict] = {}
         notes: dict[str, str] = {}
         if e.event_type in ("placed", "shipped", "in_transit"):
-            d = {"order_id": e.order_id, "ordered_at": _iso(e.ordered_at), "carrier": e.carrier}
+            # The lane facts the model also needs (warehouse, dest_region, service_level)
+            # come from ``model_inputs.delivery``; the p90 promise is the policy's date.
+            d = {"ordered_at": _iso(e.ordered_at), "carrier": e.carrier, "promise_target": 0.9}
             if e.event_type == "in_transit":
                 d["as_of"] = _iso(e.occurred_at)
             wanted["delivery"] = {k: v for k, v in d.items() if v is not None}
@@ -173,13 +172,13 @@ class DecisionEngine:
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
         payload = {
-            "return_id": r.return_id,
-            "order_id": r.order_id,
             "customer_id": r.customer_id,
-            "product_id": r.product_id,
             "requested_at": _iso(r.requested_at),
+            "amount": r.amount,
+            "order_id": r.order_id,
+            "product_id": r.product_id,
             "reason": r.reason,
-            "refund_amount": r.amount,
+            "delivered_at": _iso(r.delivered_at) if r.delivered_at else None,
         }
         payload = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, {"fraud_return": payload})
@@ -190,13 +189,12 @@ class DecisionEngine:
         wanted = {}
         if r.carrier_status != "lost":
             payload = {
-                "claim_id": r.claim_id,
-                "order_id": r.order_id,
-                "shipment_id": r.shipment_id,
                 "customer_id": r.customer_id,
-                "claimed_at": _iso(r.claimed_at),
-                "claim_type": r.claim_type,
+                "requested_at": _iso(r.claimed_at),
                 "amount": r.amount,
+                "order_id": r.order_id,
+                "claim_type": r.claim_type,
+                "signature": r.signature,
             }
             wanted["fraud_claim"] = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, wanted)

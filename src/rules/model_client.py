@@ -6,22 +6,23 @@ client never raises for a model problem: each call returns ``(value, None)`` or
 ``(None, "why")``, and :meth:`ModelClient.scores` packs the results into a
 :class:`~ppx.rules.models.Scores` with ``errors`` filled in.
 
-Endpoints (the model service, serving/model_service.py, issue 7), all ``POST`` with a JSON
-body of raw request facts; the service accepts one request or a list:
+Endpoints (the model service, serving/model_service.py; request and response models in
+serving/schemas.py), all ``POST`` with a JSON body of raw request facts. The parsers read
+exactly the fields that service answers with:
 
-* ``/delivery/estimate`` -> ``p50_days`` and ``p90_days`` (also accepted: ``median_days``,
-  ``quantiles: {"0.5": .., "0.9": ..}``)
-* ``/churn/score`` -> ``p_churn_<H>d`` for the policy's horizon H (also accepted:
-  ``churn_<H>d``, ``p_churn``, ``risk``, ``score``)
-* ``/fraud/return`` and ``/fraud/claim`` -> ``fraud_prob`` (also ``score``,
-  ``probability``) and optionally ``ring_member`` (also ``in_ring``, or
-  ``ring_size > 1``)
-* ``/recs/recommend`` -> ``product_ids`` (also ``items``/``recommendations``, as ids or
-  objects with ``product_id``)
+* ``/delivery/estimate`` -> ``p50_days`` and ``promise_days`` (the promise at the requested
+  ``promise_target``, 0.90 here, so it is the estimate's p90 day)
+* ``/churn/score`` -> ``p_churn_<H>`` for the policy's horizon H (30, 60 or 90) when
+  ``status`` is ``ok``; any other status (``unknown_customer``,
+  ``no_active_subscription``) is a failed call whose reason names it
+* ``/fraud/return`` and ``/fraud/claim`` -> ``p_fraud`` and, when the model knows it,
+  ``ring_member`` (linked to accounts with confirmed fraud)
+* ``/recs/recommend`` -> ``product_ids``
 
-A response may wrap its result in a list or under ``predictions``/``results``. The base URL
-comes from ``PPX_MODEL_SERVICE_URL`` (default ``http://127.0.0.1:3000``); a bearer token
-from ``PPX_API_TOKEN`` is sent when set.
+``tests/serving/test_decisions_with_models.py`` runs the engine against the real service
+with real (tiny) models, so a change on either side that breaks this contract fails there.
+The base URL comes from ``PPX_MODEL_SERVICE_URL`` (default ``http://127.0.0.1:3000``); a
+bearer token from ``PPX_API_TOKEN`` is sent when set.
 """
 
 from __future__ import annotations
@@ -41,26 +42,19 @@ def model_service_url() -> str:
     return os.environ.get("PPX_MODEL_SERVICE_URL", DEFAULT_URL).rstrip("/")
 
 
-def _unwrap(body: Any) -> Any:
-    if isinstance(body, dict):
-        for k in ("predictions", "results", "data"):
-            if k in body and isinstance(body[k], list):
-                body = body[k]
-                break
-    if isinstance(body, list):
-        if not body:
-            raise ValueError("empty response")
+def _unwrap(body: Any) -> dict:
+    """The single response object (the service answers a list only to a list)."""
+    if isinstance(body, list) and len(body) == 1:
         body = body[0]
     if not isinstance(body, dict):
-        raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+        raise ValueError(f"expected one JSON object, got {type(body).__name__}")
     return body
 
 
-def _first(d: dict, keys: tuple[str, ...]) -> Any:
-    for k in keys:
-        if k in d and d[k] is not None:
-            return d[k]
-    raise ValueError(f"response has none of {list(keys)} (keys: {sorted(d)[:8]})")
+def _field(d: dict, key: str) -> Any:
+    if d.get(key) is None:
+        raise ValueError(f"response has no {key!r} (keys: {sorted(d)[:10]})")
+    return d[key]
 
 
 def _prob(v: Any, name: str) -> float:
@@ -72,46 +66,28 @@ def _prob(v: Any, name: str) -> float:
 
 def parse_delivery(body: Any) -> DeliveryEstimate:
     d = _unwrap(body)
-    if "quantiles" in d and isinstance(d["quantiles"], dict):
-        q = {str(k): v for k, v in d["quantiles"].items()}
-        return DeliveryEstimate(p50_days=float(q["0.5"]), p90_days=float(q["0.9"]))
-    p50 = float(_first(d, ("p50_days", "median_days", "q50_days", "p50")))
-    p90 = float(_first(d, ("p90_days", "q90_days", "p90")))
-    return DeliveryEstimate(p50_days=p50, p90_days=p90)
+    return DeliveryEstimate(
+        p50_days=float(_field(d, "p50_days")), p90_days=float(_field(d, "promise_days"))
+    )
 
 
 def parse_churn(body: Any, horizon: int) -> float:
     d = _unwrap(body)
-    keys = (
-        f"p_churn_{horizon}d",
-        f"churn_{horizon}d",
-        f"churn_prob_{horizon}d",
-        "p_churn",
-        "risk",
-        "score",
-    )
-    return _prob(_first(d, keys), "churn risk")
+    status = d.get("status", "ok")
+    if status != "ok":
+        raise ValueError(f"churn model status {status!r}")
+    return _prob(_field(d, f"p_churn_{horizon}"), "churn risk")
 
 
 def parse_fraud(body: Any) -> tuple[float, bool | None]:
     d = _unwrap(body)
-    prob = _prob(_first(d, ("fraud_prob", "score", "probability", "p_fraud")), "fraud risk")
-    ring = None
-    for k in ("ring_member", "in_ring"):
-        if k in d and d[k] is not None:
-            ring = bool(d[k])
-    if ring is None and d.get("ring_size") is not None:
-        ring = int(d["ring_size"]) > 1
-    return prob, ring
+    prob = _prob(_field(d, "p_fraud"), "fraud risk")
+    ring = d.get("ring_member")
+    return prob, None if ring is None else bool(ring)
 
 
 def parse_recs(body: Any) -> list[int]:
-    d = _unwrap(body)
-    items = _first(d, ("product_ids", "items", "recommendations"))
-    out = []
-    for it in items:
-        out.append(int(it["product_id"]) if isinstance(it, dict) else int(it))
-    return out
+    return [int(i) for i in _field(_unwrap(body), "product_ids")]
 
 
 class ModelClient:

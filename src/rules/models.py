@@ -15,10 +15,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ppx.data.columns import RETURN_REASONS
+
 Channel = Literal["email", "sms", "push"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Money = Annotated[float, Field(ge=0.0, le=1_000_000.0)]
 Id = Annotated[int, Field(ge=1)]
+ReturnReason = Literal[RETURN_REASONS]  # type: ignore[valid-type]  # what the fraud model knows
 
 
 def _naive_utc(v):
@@ -150,7 +153,7 @@ class ReturnRequest(_In):
     requested_at: datetime
     delivered_at: datetime | None = None
     amount: Money
-    reason: str = Field(default="other", max_length=64)
+    reason: ReturnReason = "other"
 
 
 class ClaimRequest(_In):

@@ -37,16 +37,18 @@ def fake_models():
     from starlette.routing import Route
 
     async def delivery(_):
-        return JSONResponse([{"p50_days": 5.5, "p90_days": 7.0, "model": "fake"}])
+        return JSONResponse(
+            {"stage": "checkout", "p50_days": 5, "promise_days": 7, "model": "fake"}
+        )
 
     async def churn(_):
         return JSONResponse({"error": "model missing"}, status_code=503)
 
     async def fraud(_):
-        return JSONResponse([{"fraud_prob": 0.9, "ring_member": False}])
+        return JSONResponse({"p_fraud": 0.9, "head": "return", "ring_member": False})
 
     async def recs(_):
-        return JSONResponse([{"product_ids": [11, 12, 13]}])
+        return JSONResponse({"customer_id": 42, "product_ids": [11, 12, 13], "scores": [3, 2, 1]})
 
     app = Starlette(
         routes=[

@@ -4,21 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from ppx.rules import engine as E
 from ppx.rules.ledger import Ledger
 from ppx.rules.model_client import ModelClient, parse_churn, parse_delivery, parse_fraud, parse_recs
 
 
+def _schemas():
+    """serving/schemas.py: the model service's request models (it sits beside the package)."""
+    from ppx.config import PROJECT_ROOT
+
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    from serving import schemas
+
+    return schemas
+
+
+#: route -> the model service's request model: the fake refuses what the real one would.
+REQUEST_MODELS = {
+    "/delivery/estimate": "DeliveryRequest",
+    "/churn/score": "ChurnRequest",
+    "/fraud/return": "ReturnRequest",
+    "/fraud/claim": "ClaimRequest",
+    "/recs/recommend": "RecsRequest",
+}
+
+
 def _fake(routes: dict[str, object]):
     calls: list[tuple[str, dict]] = []
+    schemas = _schemas()
 
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content or b"{}")
         calls.append((request.url.path, body))
+        try:
+            getattr(schemas, REQUEST_MODELS[request.url.path]).model_validate(body)
+        except ValidationError as err:
+            return httpx.Response(400, json={"error": str(err)})
         out = routes.get(request.url.path)
         if out is None:
             return httpx.Response(404, json={"error": "no route"})
@@ -60,12 +88,14 @@ LATE = {
 def test_late_delivery_uses_churn_score_and_writes_ledger(policy, tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
     eng, calls = _engine(
-        policy, {"/churn/score": [{"p_churn_90d": 0.42, "model": "ppx-churn"}]}, ledger
+        policy,
+        {"/churn/score": {"customer_id": 42, "status": "ok", "p_churn_90": 0.42, "model": "m"}},
+        ledger,
     )
     req = E.OrderEventRequest.model_validate({"event": LATE, "customer": CUSTOMER})
     res = asyncio.run(eng.order_event(req))
     assert [c[0] for c in calls] == ["/churn/score"]  # only the model this decision needs
-    assert calls[0][1] == {"subscription_id": 9, "customer_id": 42, "as_of": "2025-03-05T12:00:00"}
+    assert calls[0][1] == {"customer_id": 42, "as_of": "2025-03-05T12:00:00"}
     assert any(
         "churn risk 0.42 >= 0.30 -> x1.5 -> 150 apology points" in r for r in res.decision.reasons
     )
@@ -131,13 +161,88 @@ def test_given_scores_skip_the_model_calls(policy):
     assert calls == [] and res.decision.fallbacks == []
 
 
-def test_response_parsers_accept_the_documented_shapes():
-    assert parse_delivery({"p50_days": 2.0, "p90_days": 3.5}).p90_days == 3.5
-    assert parse_delivery([{"quantiles": {"0.5": 2, "0.9": 4}}]).p50_days == 2
-    assert parse_churn({"predictions": [{"p_churn_90d": 0.3}]}, 90) == 0.3
-    assert parse_fraud({"score": 0.7, "ring_size": 4}) == (0.7, True)
-    assert parse_recs({"items": [{"product_id": 3}, {"product_id": 5}]}) == [3, 5]
+def test_response_parsers_read_the_model_service_fields():
+    assert parse_delivery({"stage": "checkout", "p50_days": 2, "promise_days": 4}).p90_days == 4
+    assert parse_churn([{"status": "ok", "p_churn_30": 0.1, "p_churn_90": 0.3}], 90) == 0.3
+    assert parse_churn({"status": "ok", "p_churn_30": 0.1, "p_churn_90": 0.3}, 30) == 0.1
+    assert parse_fraud({"p_fraud": 0.7, "head": "return"}) == (0.7, None)
+    assert parse_fraud({"p_fraud": 0.7, "ring_member": True}) == (0.7, True)
+    assert parse_recs({"customer_id": 1, "product_ids": [3, 5], "scores": [1, 0.5]}) == [3, 5]
     with pytest.raises(ValueError, match="outside"):
-        parse_churn({"p_churn_90d": 1.7}, 90)
-    with pytest.raises(ValueError, match="none of"):
+        parse_churn({"status": "ok", "p_churn_90": 1.7}, 90)
+    with pytest.raises(ValueError, match="unknown_customer"):
+        parse_churn({"status": "unknown_customer", "customer_id": 9}, 90)
+    with pytest.raises(ValueError, match="no 'p_fraud'"):
         parse_fraud({"nothing": 1})
+
+
+def test_every_model_call_is_a_request_the_model_service_accepts(policy):
+    """The fake validates bodies with serving/schemas.py: no call may be refused."""
+    routes = {
+        "/delivery/estimate": {"stage": "transit", "p50_days": 3, "promise_days": 5},
+        "/churn/score": {"customer_id": 42, "status": "ok", "p_churn_90": 0.2},
+        "/fraud/return": {"p_fraud": 0.05, "head": "return", "ring_member": False},
+        "/fraud/claim": {"p_fraud": 0.05, "head": "claim", "ring_member": False},
+        "/recs/recommend": {"customer_id": 42, "product_ids": [7, 8], "scores": [2.0, 1.0]},
+    }
+    eng, calls = _engine(policy, routes)
+    lane = {"warehouse": "wh_north", "dest_region": "east", "service_level": "standard"}
+    transit = {**LATE, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
+    on_time = {**LATE, "promised_date": "2025-03-06"}
+    ret = {
+        "return_id": 1,
+        "order_id": 5,
+        "customer_id": 42,
+        "product_id": 93,
+        "requested_at": "2025-03-08T10:00:00",
+        "delivered_at": "2025-03-05T12:00:00",
+        "amount": 20,
+        "reason": "damaged",
+    }
+    claim = {
+        "claim_id": 2,
+        "order_id": 5,
+        "customer_id": 42,
+        "claimed_at": "2025-03-06T10:00:00",
+        "claim_type": "item_not_received",
+        "amount": 80,
+        "signature": False,
+    }
+    decisions = [
+        eng.order_event(
+            E.OrderEventRequest.model_validate(
+                {
+                    "event": {**transit, "carrier": "swiftpost"},
+                    "customer": CUSTOMER,
+                    "model_inputs": {"delivery": lane},
+                }
+            )
+        ),
+        eng.order_event(E.OrderEventRequest.model_validate({"event": LATE, "customer": CUSTOMER})),
+        eng.order_event(
+            E.OrderEventRequest.model_validate({"event": on_time, "customer": CUSTOMER})
+        ),
+        eng.return_(E.ReturnDecisionRequest.model_validate({"request": ret, "customer": CUSTOMER})),
+        eng.claim(E.ClaimDecisionRequest.model_validate({"request": claim, "customer": CUSTOMER})),
+    ]
+    results = [asyncio.run(d).decision for d in decisions]
+    assert sorted(c[0] for c in calls) == sorted(routes)
+    for d in results:
+        assert d.fallbacks == [], d.fallbacks
+
+
+def test_a_return_reason_the_models_do_not_know_is_refused():
+    with pytest.raises(ValidationError, match="reason"):
+        E.ReturnDecisionRequest.model_validate(
+            {
+                "request": {
+                    "return_id": 1,
+                    "order_id": 5,
+                    "customer_id": 42,
+                    "requested_at": "2025-03-08T10:00:00",
+                    "amount": 20,
+                    "reason": "too_big",
+                },
+                "customer": CUSTOMER,
+            }
+        )
