@@ -42,6 +42,7 @@ SLA_DAYS = C.PROMISED_DAYS  # the carrier's / retailer's own promise, known at c
 CATEGORICAL = (C.WAREHOUSE, C.ORIGIN_REGION, C.DEST_REGION, C.CARRIER, C.SERVICE_LEVEL)
 TRANSIT_CATEGORICAL = (LAST_SCAN_TYPE,)
 NO_SCAN = "none"
+HUB_SCAN = "hub_scan"
 
 # Numeric feature columns produced by :func:`delivery_features`, in a fixed order.
 NUMERIC = (
@@ -66,6 +67,26 @@ NUMERIC = (
     "dest_n",
     "carrier_log_days",
     "carrier_n",
+    "dest_wk_log_handling",
+    "dest_wk_h_n",
+    "wh_wk_log_handling",
+    "wh_wk_h_n",
+    "dest_wk_log_days",
+    "dest_wk_d_n",
+    "lane_wk_log_handling",
+    "lane_wk_h_n",
+    "dest_log_handling",
+    "wh_log_handling",
+    "dest_wk_log_handling_vs_prior",
+    "wh_wk_log_handling_vs_prior",
+    "dest_wk_log_days_vs_prior",
+    "lane_wk_log_handling_vs_prior",
+    "dest_wk_log_hub",
+    "dest_wk_hub_n",
+    "wh_wk_log_hub",
+    "wh_wk_hub_n",
+    "dest_wk_log_hub_vs_prior",
+    "wh_wk_log_hub_vs_prior",
     "in_transit",
     "elapsed_days",
     "elapsed_day_index",
@@ -98,13 +119,60 @@ class DeliveryInputError(ValueError):
 
 # --- statistics over completed shipments ------------------------------------------------
 
-#: stat name -> (key columns, value name, window k)
+ORDER_WEEK = "order_week"  # derived key: calendar week (Monday-based) of the order
+
+#: stat name -> (key columns, value name, window k). Values: ``handling_days``
+#: (order -> pick-up, finished at ``shipped_at``), ``log_days`` (order -> doorstep,
+#: finished at ``delivered_at``), and ``rel_handling`` / ``rel_days``: the same in
+#: log units relative to the order's own promise (``log(days / promised_days)``), which
+#: takes out the carrier / service / distance mix of a small sample.
+#:
+#: The ``*_wk_*`` statistics are keyed by the *order's* calendar week: "how slow are
+#: this week's parcels to this region / from this warehouse so far". Weekly shocks
+#: (weather at the destination, load at the warehouse) hit every parcel ordered in a
+#: week, and handling (pick-up) finishes within hours, so the current week's pick-ups
+#: reveal the shock long before its deliveries do. Long-run ``dest_h`` / ``wh_h`` are
+#: the reference the network compares them with.
 STATS: dict[str, tuple[tuple[str, ...], str, int]] = {
     "wh": ((C.WAREHOUSE,), "handling_days", 200),
     "lane": ((C.WAREHOUSE, C.CARRIER, C.SERVICE_LEVEL, C.DEST_REGION), "log_days", 50),
     "dest": ((C.DEST_REGION,), "log_days", 200),
     "carrier": ((C.CARRIER, C.SERVICE_LEVEL), "log_days", 300),
+    "dest_wk_h": ((C.DEST_REGION, ORDER_WEEK), "rel_handling", 5000),
+    "wh_wk_h": ((C.WAREHOUSE, ORDER_WEEK), "rel_handling", 5000),
+    "dest_wk_d": ((C.DEST_REGION, ORDER_WEEK), "rel_days", 5000),
+    "lane_wk_h": ((C.WAREHOUSE, C.DEST_REGION, ORDER_WEEK), "rel_handling", 5000),
+    "dest_wk_hub": ((C.DEST_REGION, ORDER_WEEK), "rel_hub", 5000),
+    "wh_wk_hub": ((C.WAREHOUSE, ORDER_WEEK), "rel_hub", 5000),
+    "dest_h": ((C.DEST_REGION,), "rel_handling", 1000),
+    "wh_h": ((C.WAREHOUSE,), "rel_handling", 2000),
 }
+#: stat -> (mean feature, count feature or None, sd feature or None)
+STAT_FEATURES: dict[str, tuple[str, str | None, str | None]] = {
+    "wh": ("wh_handling_days", "wh_n", None),
+    "lane": ("lane_log_days", "lane_n", "lane_log_days_sd"),
+    "dest": ("dest_log_days", "dest_n", None),
+    "carrier": ("carrier_log_days", "carrier_n", None),
+    "dest_wk_h": ("dest_wk_log_handling", "dest_wk_h_n", None),
+    "wh_wk_h": ("wh_wk_log_handling", "wh_wk_h_n", None),
+    "dest_wk_d": ("dest_wk_log_days", "dest_wk_d_n", None),
+    "lane_wk_h": ("lane_wk_log_handling", "lane_wk_h_n", None),
+    "dest_wk_hub": ("dest_wk_log_hub", "dest_wk_hub_n", None),
+    "wh_wk_hub": ("wh_wk_log_hub", "wh_wk_hub_n", None),
+    "dest_h": ("dest_log_handling", None, None),
+    "wh_h": ("wh_log_handling", None, None),
+}
+WEEKLY_STATS = tuple(s for s, (keys, _v, _k) in STATS.items() if ORDER_WEEK in keys)
+#: A week's statistic so far is biased (the first pick-ups of a week are the fast
+#: ones), so each weekly statistic is also compared with the same statistic of the
+#: previous PRIOR_WEEKS weeks *at the same point of their week* (cutoff - 7 w days):
+#: ``<stat>_vs_prior`` = this week so far minus those weeks so far (0 without evidence).
+PRIOR_WEEKS = 4
+
+
+def week_index(seconds: np.ndarray) -> np.ndarray:
+    """Monday-based calendar week number of epoch seconds (1970-01-01 was a Thursday)."""
+    return (np.floor_divide(np.asarray(seconds, np.int64), SECONDS_PER_DAY) + 3) // 7
 
 
 def _key_string(frame: Mapping[str, np.ndarray], cols: tuple[str, ...]) -> np.ndarray:
@@ -136,26 +204,59 @@ def _to_seconds(values: Any) -> np.ndarray:
 NAT = np.iinfo(np.int64).min
 
 
-def completed_records(orders: pd.DataFrame, shipments: pd.DataFrame) -> pd.DataFrame:
+def completed_records(
+    orders: pd.DataFrame, shipments: pd.DataFrame, tracking_events: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per (statistic, finished shipment): when it finished and its value.
 
     Handling (order -> pick-up) finishes at ``shipped_at``; a delivery (order ->
-    doorstep, in log days) finishes at ``delivered_at``. Parcels still in flight or lost
-    have no record: they are not evidence of anything yet.
+    doorstep, in log days) finishes at ``delivered_at``; the first ``hub_scan`` of a
+    parcel (from ``tracking_events``, if given) at that scan. Parcels still in flight or
+    lost have no record of what has not happened yet: it is not evidence of anything.
     """
     cols = [C.ORDER_ID, C.ORDERED_AT, C.WAREHOUSE, C.DEST_REGION, C.CARRIER, C.SERVICE_LEVEL]
-    sh = shipments[[C.ORDER_ID, C.SHIPPED_AT, C.DELIVERED_AT]]
+    if C.PROMISED_DAYS in orders.columns:
+        cols.append(C.PROMISED_DAYS)
+    sh = shipments[[C.ORDER_ID, C.SHIPMENT_ID, C.SHIPPED_AT, C.DELIVERED_AT]]
     df = orders[cols].merge(sh, on=C.ORDER_ID, how="inner")
+    hub_at = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
+    if tracking_events is not None and len(tracking_events):
+        ev = tracking_events[tracking_events[C.EVENT_TYPE] == HUB_SCAN]
+        first = ev.groupby(C.SHIPMENT_ID)[C.EVENT_AT].min()
+        hub_at = pd.Series(first.reindex(df[C.SHIPMENT_ID].to_numpy()).to_numpy(), index=df.index)
+    df["_hub_at"] = hub_at
     t0 = _to_seconds(df[C.ORDERED_AT].to_numpy())
+    cols_all = {c: df[c].to_numpy() for c in cols}
+    cols_all[ORDER_WEEK] = week_index(t0)
+    promised = (
+        df[C.PROMISED_DAYS].to_numpy(float)
+        if C.PROMISED_DAYS in df.columns
+        else np.full(len(df), np.nan)
+    )
     frames = []
     for stat, (keys, value, _k) in STATS.items():
-        done_col = C.SHIPPED_AT if value == "handling_days" else C.DELIVERED_AT
+        done_col = (
+            C.DELIVERED_AT
+            if value in ("log_days", "rel_days")
+            else "_hub_at"
+            if value == "rel_hub"
+            else C.SHIPPED_AT
+        )
         done = df[done_col].to_numpy()
         ok = ~pd.isna(done)
+        if value.startswith("rel_"):
+            ok &= promised > 0  # relative to the promise: rows without one are no evidence
         done_s = _to_seconds(done[ok])
         days = (done_s - t0[ok]) / SECONDS_PER_DAY
-        val = days if value == "handling_days" else np.log(np.maximum(days, 0.05))
-        key = _key_string({c: df[c].to_numpy()[ok] for c in keys}, keys)
+        if value == "handling_days":
+            val = days
+        elif value == "rel_handling":
+            val = np.log(np.maximum(days, 0.01) / promised[ok])
+        elif value in ("rel_days", "rel_hub"):
+            val = np.log(np.maximum(days, 0.05) / promised[ok])
+        else:
+            val = np.log(np.maximum(days, 0.05))
+        key = _key_string({c: cols_all[c][ok] for c in keys}, keys)
         frames.append(pd.DataFrame({"stat": stat, "key": key, "done_s": done_s, "value": val}))
     return pd.concat(frames, ignore_index=True)
 
@@ -190,6 +291,7 @@ class DeliveryHistory:
     distance_median: float = 500.0
     sla_median: float = 5.0
     origin_of: dict[str, str] = field(default_factory=dict)
+    fallbacks: dict[str, float] = field(default_factory=dict)
     index: dict[str, _StatIndex] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -208,13 +310,20 @@ class DeliveryHistory:
                 csum=np.concatenate([[0.0], np.cumsum(v)]),
                 csq=np.concatenate([[0.0], np.cumsum(v * v)]),
                 k=k,
-                fallback=float(np.mean(v)) if len(v) else 0.0,
+                fallback=float(self.fallbacks.get(stat, np.mean(v) if len(v) else 0.0)),
             )
+        # A snapshot keeps the fallbacks of the full history (unknown keys answer alike).
+        self.fallbacks = {stat: ix.fallback for stat, ix in self.index.items()}
 
     @classmethod
-    def from_tables(cls, orders: pd.DataFrame, shipments: pd.DataFrame) -> DeliveryHistory:
-        """Index every finished shipment of the tables, plus request fallbacks."""
-        records = completed_records(orders, shipments)
+    def from_tables(
+        cls,
+        orders: pd.DataFrame,
+        shipments: pd.DataFrame,
+        tracking_events: pd.DataFrame | None = None,
+    ) -> DeliveryHistory:
+        """Index every finished shipment (and hub scan) of the tables, plus fallbacks."""
+        records = completed_records(orders, shipments, tracking_events)
         o = orders.merge(shipments[[C.ORDER_ID, C.WEIGHT_KG]], on=C.ORDER_ID, how="left")
         lane = _key_string(o, (C.WAREHOUSE, C.DEST_REGION))
         dist = pd.Series(o[C.DISTANCE_KM].to_numpy(float)).groupby(lane).median().dropna()
@@ -247,9 +356,21 @@ class DeliveryHistory:
         if as_of is not None:
             rec = rec[rec["done_s"] < int(_to_seconds(np.array([pd.Timestamp(as_of)]))[0])]
         rec = rec.sort_values(["stat", "key", "done_s"], kind="stable")
+        ref_s = (
+            int(_to_seconds(np.array([pd.Timestamp(as_of)]))[0])
+            if as_of is not None
+            else int(rec["done_s"].max())
+            if len(rec)
+            else 0
+        )
         keep = []
         for stat, (_keys, _value, k) in STATS.items():
-            keep.append(rec[rec["stat"] == stat].groupby("key", sort=False).tail(k))
+            part = rec[rec["stat"] == stat]
+            if stat in WEEKLY_STATS and len(part):
+                # Only the current order week and the PRIOR_WEEKS before it answer a later request.
+                wk = part["key"].str.rsplit("|", n=1).str[-1].astype(np.int64).to_numpy()
+                part = part[wk >= int(week_index(np.array([ref_s]))[0]) - PRIOR_WEEKS - 1]
+            keep.append(part.groupby("key", sort=False).tail(k))
         return DeliveryHistory(
             records=pd.concat(keep, ignore_index=True),
             lane_distance=dict(self.lane_distance),
@@ -258,6 +379,7 @@ class DeliveryHistory:
             distance_median=self.distance_median,
             sla_median=self.sla_median,
             origin_of=dict(self.origin_of),
+            fallbacks=dict(self.fallbacks),
         )
 
     def to_frame(self) -> tuple[pd.DataFrame, dict]:
@@ -269,6 +391,7 @@ class DeliveryHistory:
             "distance_median": self.distance_median,
             "sla_median": self.sla_median,
             "origin_of": self.origin_of,
+            "fallbacks": self.fallbacks,
         }
         return self.records.copy(), meta
 
@@ -488,7 +611,13 @@ def delivery_features(
     di = np.clip(day - base, 0, len(nxt) - 1)
     to_hol = np.minimum(nxt[di], 30)
 
-    frame = {C.WAREHOUSE: wh, C.DEST_REGION: dest, C.CARRIER: carrier, C.SERVICE_LEVEL: svc}
+    frame = {
+        C.WAREHOUSE: wh,
+        C.DEST_REGION: dest,
+        C.CARRIER: carrier,
+        C.SERVICE_LEVEL: svc,
+        ORDER_WEEK: week_index(t0),
+    }
     out: dict[str, np.ndarray] = {
         C.WAREHOUSE: wh.astype(str),
         C.ORIGIN_REGION: origin.astype(str),
@@ -508,14 +637,27 @@ def delivery_features(
         "holiday_soon": (to_hol <= HOLIDAY_HORIZON).astype(float),
         "is_peak": peak[di].astype(float),
     }
-    for stat, prefix in (("wh", "wh"), ("lane", "lane"), ("dest", "dest"), ("carrier", "carrier")):
+    for stat, (mean_name, n_name, sd_name) in STAT_FEATURES.items():
         keys = _key_string(frame, STATS[stat][0])
         mean, sd, cnt = history.recent(stat, keys, cutoff)
-        name = "wh_handling_days" if stat == "wh" else f"{prefix}_log_days"
-        out[name] = mean
-        out[f"{prefix}_n"] = np.log1p(cnt)
-        if stat == "lane":
-            out["lane_log_days_sd"] = sd
+        out[mean_name] = mean
+        if n_name is not None:
+            out[n_name] = np.log1p(cnt)
+        if sd_name is not None:
+            out[sd_name] = sd
+        if stat in WEEKLY_STATS:
+            p_sum, p_n = np.zeros(n), np.zeros(n)
+            for w in range(1, PRIOR_WEEKS + 1):
+                prior = dict(frame, **{ORDER_WEEK: frame[ORDER_WEEK] - w})
+                pm, _sd, pc = history.recent(
+                    stat, _key_string(prior, STATS[stat][0]), cutoff - w * 7 * SECONDS_PER_DAY
+                )
+                p_sum += np.where(pc > 0, pm * pc, 0.0)
+                p_n += pc
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"{mean_name}_vs_prior"] = np.where(
+                    (cnt > 0) & (p_n > 0), mean - p_sum / p_n, 0.0
+                )
 
     # In transit: what tracking showed by as_of (checkout rows get neutral values).
     pick = _time_col(cols, PICKED_UP_AT, n, False)

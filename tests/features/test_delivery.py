@@ -100,10 +100,12 @@ def test_future_events_change_nothing(tables, rows):
     ships2.loc[after, C.DELIVERED_AT] += pd.Timedelta(days=20)
     o2 = pd.concat([orders, fake], ignore_index=True)
     s2 = pd.concat([ships2, fship], ignore_index=True)
-    # Only the index changes; lane fallbacks (medians) are fit-time constants.
-    h2 = fd.DeliveryHistory.from_tables(o2, s2)
+    # Only the index changes; fallbacks (lane medians, the mean a statistic takes for a
+    # key without evidence) are fit-time constants.
     h1 = fd.DeliveryHistory.from_tables(orders, ships)
-    h2.lane_distance, h2.sla, h2.weight_median = h1.lane_distance, h1.sla, h1.weight_median
+    h2 = fd.DeliveryHistory.from_frame(
+        fd.DeliveryHistory.from_tables(o2, s2).records, h1.to_frame()[1]
+    )
     after_ = fd.delivery_features(rows, h2)
     pd.testing.assert_frame_equal(before, after_)
     # A sanity check that the planted events do matter once they are in the past.
@@ -187,3 +189,23 @@ def test_calendar_features():
     assert f["is_peak"] == 1.0 and f["days_to_holiday"] == 4 and f["holiday_soon"] == 1.0
     assert f["hour"] == pytest.approx(18.0)
     assert f["lane_n"] == 0.0  # no history: the count says so, the mean falls back
+
+
+def test_future_hub_scans_change_nothing(tables, rows):
+    """Weekly statistics use hub scans; a scan after a request's cutoff must not count."""
+    orders, ships, ev = tables[C.ORDERS], tables[C.SHIPMENTS], tables[C.TRACKING_EVENTS]
+    h1 = fd.DeliveryHistory.from_tables(orders, ships, ev)
+    before = fd.delivery_features(rows, h1)
+    cutoff = rows[fd.AS_OF].fillna(rows[C.ORDERED_AT]).max()
+    ev2 = ev.copy()
+    late = (ev2[C.EVENT_TYPE] == fd.HUB_SCAN) & (ev2[C.EVENT_AT] > cutoff)
+    ev2.loc[late, C.EVENT_AT] += pd.Timedelta(days=9)
+    h2 = fd.DeliveryHistory.from_frame(
+        fd.DeliveryHistory.from_tables(orders, ships, ev2).records, h1.to_frame()[1]
+    )
+    pd.testing.assert_frame_equal(before, fd.delivery_features(rows, h2))
+    # Sanity: the scans are used at all (a history without them answers differently).
+    h0 = fd.DeliveryHistory.from_tables(orders, ships)
+    assert not np.allclose(
+        before["dest_wk_log_hub"], fd.delivery_features(rows, h0)["dest_wk_log_hub"]
+    )

@@ -176,5 +176,7 @@ def make_data(
         rng,
         delivered_only=True,
     )
-    history = fd.DeliveryHistory.from_tables(tables[C.ORDERS], tables[C.SHIPMENTS])
+    history = fd.DeliveryHistory.from_tables(
+        tables[C.ORDERS], tables[C.SHIPMENTS], tables.get(C.TRACKING_EVENTS)
+    )
     return DeliveryData(train=train, val=val, test=test, split=split, history=history)
