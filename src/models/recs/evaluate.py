@@ -10,7 +10,11 @@ Metrics (``evaluate_scorer``):
   user's history is removed from the candidates (the Amazon protocol); repeat-aware
   evaluation (the world) keeps it, because coffee runs out.
 * ``hr_10_s100`` / ``ndcg_10_s100`` - the SASRec paper's protocol: the target ranked
-  against 100 items sampled uniformly from those the user has not interacted with.
+  against 100 items sampled uniformly from those the user has not interacted with (the
+  paper's released evaluation code draws them uniformly, with repeats allowed).
+* ``hr_10_s100pop`` / ``ndcg_10_s100pop`` (when item popularity is given) - the same
+  with the 100 negatives drawn in proportion to training popularity (the BERT4Rec-style
+  variant; harder, because popular items are harder to beat).
 * on the world, the same split by whether the target was a repeat or a new item
   (``*_repeat`` / ``*_new``).
 
@@ -56,8 +60,13 @@ def ranks(
     exclude: sp.csr_matrix | None,
     n_neg: int | None,
     rng: np.random.Generator,
+    neg_p: np.ndarray | None = None,
 ) -> np.ndarray:
-    """0-based rank of each target among candidates (full catalogue or 100 sampled)."""
+    """0-based rank of each target among candidates (full catalogue or 100 sampled).
+
+    Sampled negatives are uniform over the items the user never interacted with, or, with
+    ``neg_p`` (a probability per vocabulary index), drawn in proportion to it.
+    """
     s = np.array(scores, dtype=np.float64, copy=True)
     s[:, 0] = -np.inf
     U, n1 = s.shape
@@ -70,7 +79,11 @@ def ranks(
         greater = (s > t[:, None]).sum(1)
         ties = (s == t[:, None]).sum(1) - 1
         return greater + ties / 2.0
-    # Sampled protocol: negatives uniform over items the user never interacted with.
+    # Sampled protocol: negatives over items the user never interacted with.
+    cdf = None
+    if neg_p is not None:
+        cdf = np.cumsum(np.asarray(neg_p, dtype=np.float64))
+        cdf /= cdf[-1]
     out = np.empty(U)
     for u in range(U):
         seen = (
@@ -81,7 +94,10 @@ def ranks(
         seen.add(int(targets[u]))
         neg = []
         while len(neg) < n_neg:
-            cand = rng.integers(1, n1, size=2 * n_neg)
+            if cdf is None:
+                cand = rng.integers(1, n1, size=2 * n_neg)
+            else:
+                cand = np.minimum(np.searchsorted(cdf, rng.random(2 * n_neg), side="right"), n1 - 1)
             neg.extend(int(c) for c in cand if c not in seen)
         neg = np.asarray(neg[:n_neg])
         ns = s[u, neg]
@@ -108,6 +124,7 @@ def evaluate_scorer(
     seed: int = 0,
     desc: str = "",
     progress: bool = True,
+    popularity: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Full-ranking and sampled metrics of one scorer over users ``seq`` with ``targets``.
 
@@ -119,9 +136,21 @@ def evaluate_scorer(
             to draw the sampled negatives, and removed from the full ranking when
             ``exclude_seen``.
         is_repeat: per target, whether it was bought before (adds ``*_repeat``/``*_new``).
+        popularity: training count per vocabulary index; adds ``*_s100pop`` (negatives
+            drawn in proportion to popularity).
     """
     rng = np.random.default_rng(seed)
+    rng_pop = np.random.default_rng(seed + 1)
+    neg_p = None
+    if popularity is not None:
+        neg_p = np.asarray(popularity, dtype=np.float64).copy()
+        if exclude is not None and neg_p.shape != (exclude.shape[1],):
+            raise ValueError(f"popularity: expected {exclude.shape[1]} entries, got {neg_p.shape}")
+        neg_p[0] = 0.0
+        if not np.isfinite(neg_p).all() or (neg_p < 0).any() or neg_p.sum() <= 0:
+            raise ValueError("popularity: counts must be finite, >= 0 and not all zero")
     full, samp = np.empty(len(seq)), np.empty(len(seq))
+    samp_pop = np.empty(len(seq))
     bar = tqdm(range(0, len(seq), batch), desc=f"eval {desc}", disable=not progress, leave=False)
     for lo in bar:
         rows = np.arange(lo, min(lo + batch, len(seq)))
@@ -131,9 +160,14 @@ def evaluate_scorer(
         ex = exclude[rows] if exclude is not None else None
         full[rows] = ranks(sc, targets[rows], ex if exclude_seen else None, None, rng)
         samp[rows] = ranks(sc, targets[rows], ex, n_neg, rng)
+        if neg_p is not None:
+            samp_pop[rows] = ranks(sc, targets[rows], ex, n_neg, rng_pop, neg_p)
     out = metric_block(full)
     sm = metric_block(samp)
     out["hr_10_s100"], out["ndcg_10_s100"] = sm["hr_10"], sm["ndcg_10"]
+    if neg_p is not None:
+        sp_ = metric_block(samp_pop)
+        out["hr_10_s100pop"], out["ndcg_10_s100pop"] = sp_["hr_10"], sp_["ndcg_10"]
     if is_repeat is not None:
         is_repeat = np.asarray(is_repeat, dtype=bool)
         out.update(metric_block(full[is_repeat], "_repeat") if is_repeat.any() else {})

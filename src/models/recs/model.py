@@ -281,6 +281,8 @@ def fit_sasrec(
             opt.step()
             total += float(loss.detach())
             n_batches += 1
+            if time.perf_counter() - t0 > cfg.max_minutes * 60:
+                break  # the wall-clock cap holds inside an epoch too
         row = {"epoch": epoch, "train_loss": total / max(n_batches, 1)}
         row["seconds"] = time.perf_counter() - t0
         out_of_time = row["seconds"] > cfg.max_minutes * 60

@@ -54,9 +54,13 @@ class SASRec(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
-        nn.init.normal_(self.item_emb.weight, std=0.02)
+        # Small initial embeddings everywhere: with PyTorch's default N(0, 1) the
+        # position/type/gap embeddings would drown the (sqrt(d)-scaled) item embedding.
+        for emb in (self.item_emb, self.pos_emb, self.type_emb, self.gap_emb, self.query_gap_emb):
+            nn.init.normal_(emb.weight, std=0.02)
         with torch.no_grad():
-            self.item_emb.weight[0].zero_()
+            for emb in (self.item_emb, self.type_emb, self.gap_emb, self.query_gap_emb):
+                emb.weight[0].zero_()
 
     def _mask(self, items: torch.Tensor) -> torch.Tensor:
         """Causal mask that also hides padding keys (a position always sees itself)."""

@@ -276,7 +276,7 @@ class ServedRecommender:
             elif self.rec.head is not None:
                 # Popularity fallback: express its score on the head's scale so that
                 # score_features(features) reproduces it exactly.
-                feat[0] = float(scores[top]) / float(self.rec.head.seq_scale)
+                feat[0] = float(scores[top]) / float(self.rec.head.seq_scale.detach())
             else:
                 feat[0] = float(scores[top])
             if uniq is not None and top in set(uniq.tolist()):

@@ -99,9 +99,24 @@ def fit_recommender(
     )
     if cfg.use_repeat and problem.interactions is not None:
         t0 = time.perf_counter()
-        rec.head = fit_repeat_head(rec, problem, cfg, progress)
-        rec.head.eval()
+        head = fit_repeat_head(rec, problem, cfg, progress)
+        head.eval()
         hist["repeat_seconds"] = time.perf_counter() - t0
+        # Keep the replenishment head only if it helps on validation (it must not hurt
+        # data where nobody buys the same item twice).
+        v = problem.valid
+        without = _eval(scorer_of(rec, v), v, problem, "valid no head", False, pop=False)
+        rec.head = head
+        with_head = _eval(scorer_of(rec, v), v, problem, "valid head", False, pop=False)
+        hist["valid_ndcg_10_no_head"] = without["ndcg_10"]
+        hist["valid_ndcg_10_head"] = with_head["ndcg_10"]
+        if with_head["ndcg_10"] <= without["ndcg_10"]:
+            log.info(
+                "repeat head dropped: validation ndcg_10 %.4f with, %.4f without",
+                with_head["ndcg_10"],
+                without["ndcg_10"],
+            )
+            rec.head = None
     hist["train_seconds"] = hist["train_seconds"] + hist.get("repeat_seconds", 0.0)
     return rec, hist
 
@@ -180,7 +195,9 @@ def scorer_of(rec: Recommender, es: EvalSet, use_head: bool = True):
     return fn
 
 
-def _eval(scorer, es: EvalSet, problem: Problem, desc: str, progress: bool) -> dict:
+def _eval(
+    scorer, es: EvalSet, problem: Problem, desc: str, progress: bool, pop: bool = True
+) -> dict:
     return evaluate_scorer(
         scorer,
         es.seq,
@@ -191,6 +208,7 @@ def _eval(scorer, es: EvalSet, problem: Problem, desc: str, progress: bool) -> d
         is_repeat=es.is_repeat,
         desc=desc,
         progress=progress,
+        popularity=_popularity(problem) if pop else None,
     )
 
 
@@ -212,7 +230,14 @@ def fit_baselines(problem: Problem, progress: bool = True) -> dict[str, dict]:
         best = None
         for m in models:
             m.fit(X)
-            v = _eval(baseline_scorer(m, enc, n), problem.valid, problem, f"{name} valid", progress)
+            v = _eval(
+                baseline_scorer(m, enc, n),
+                problem.valid,
+                problem,
+                f"{name} valid",
+                progress,
+                pop=False,
+            )
             log.info(
                 "%s %s valid ndcg_10=%.4f",
                 name,
@@ -434,6 +459,26 @@ def measure_latency(served, n: int = 300, seed: int = 0) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
 
 
+def amazon_config(epochs: int, max_minutes: float, loss: str, threads: int) -> RecsConfig:
+    """The SASRec recipe for sparse Amazon data: one head, dropout 0.5, lr 1e-3.
+
+    No repeat head (no timestamps); early stopping on validation NDCG@10 every epoch.
+    """
+    return RecsConfig(
+        epochs=epochs,
+        max_minutes=max_minutes,
+        loss=loss,
+        use_repeat=False,
+        n_heads=1,
+        dropout=0.5,
+        batch_size=128,
+        lr=1e-3,
+        eval_every=1,
+        patience=4,
+        threads=threads,
+    )
+
+
 def run_benchmark(
     world_path: Path,
     amazon: bool = True,
@@ -461,16 +506,7 @@ def run_benchmark(
     if amazon:
         from ppx.models.recs.data import amazon_problem
 
-        cfg_a = RecsConfig(
-            epochs=epochs,
-            max_minutes=max_minutes,
-            loss=loss,
-            use_repeat=False,
-            batch_size=256,
-            lr=3e-3 if loss == "sampled" else 2e-3,
-            eval_every=2,
-            threads=threads,
-        )
+        cfg_a = amazon_config(epochs, max_minutes, loss, threads)
         res_a, _ = benchmark_problem(amazon_problem(), cfg_a, progress)
         payload["amazon_games"] = res_a
         if on_dataset is not None:

@@ -206,3 +206,41 @@ def test_pyfunc_frame_round_trip_and_explanations(served, fitted, tmp_path):
     top = [loaded.recommend(int(c), k=1)["scores"][0] for c in raw[C.CUSTOMER_ID]]
     np.testing.assert_allclose(loaded.score_features(X.to_numpy()), top, rtol=1e-4, atol=1e-4)
     assert loaded.background().shape[1] == len(loaded.feature_names)
+
+
+def test_popularity_sampled_negatives_are_harder_for_popularity():
+    """``*_s100pop`` draws negatives by popularity: best-sellers no longer win for free."""
+    from ppx.features.recs import sequence_arrays
+
+    inter, _ = _planted_sequences(n_users=300, n_items=300, length=6, p_next=0.0)
+    seq = sequence_arrays(inter)
+    vocab_n = int(inter[C.PRODUCT_ID].max())
+    X = user_item_matrix(seq, lambda ids: np.asarray(ids), vocab_n)
+    counts = np.asarray(X.sum(axis=0)).ravel()
+    rng = np.random.default_rng(0)
+    target = rng.choice(np.arange(1, vocab_n + 1), size=len(seq), p=counts[1:] / counts.sum())
+    pop = baseline_scorer(Popularity().fit(X), lambda ids: np.asarray(ids), vocab_n)
+    kw = dict(exclude=X, exclude_seen=True, progress=False)
+    m = evaluate_scorer(pop, seq, target, None, popularity=counts, **kw)
+    assert {"hr_10_s100pop", "ndcg_10_s100pop"} <= set(m)
+    assert m["ndcg_10_s100pop"] < m["ndcg_10_s100"]
+    with pytest.raises(ValueError, match="popularity"):
+        evaluate_scorer(pop, seq, target, None, popularity=counts[:-1], **kw)
+
+
+def test_repeat_head_is_kept_only_if_it_helps_on_validation(fitted):
+    _, _, rec, hist = fitted
+    helps = hist["valid_ndcg_10_head"] > hist["valid_ndcg_10_no_head"]
+    assert (rec.head is not None) == helps
+
+
+def test_time_cap_stops_inside_the_first_epoch():
+    from ppx.features.recs import sequence_arrays
+    from ppx.models.recs.model import Vocab, fit_sasrec
+
+    inter, _ = _planted_sequences(n_users=200)
+    cfg = RecsConfig(epochs=5, d_model=16, max_len=20, batch_size=8, max_minutes=0.0)
+    _, hist = fit_sasrec(
+        sequence_arrays(inter), Vocab.from_ids(inter[C.PRODUCT_ID]), cfg, None, False
+    )
+    assert hist["epochs_run"] == 1
