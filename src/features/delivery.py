@@ -176,6 +176,9 @@ def week_index(seconds: np.ndarray) -> np.ndarray:
 
 
 def _key_string(frame: Mapping[str, np.ndarray], cols: tuple[str, ...]) -> np.ndarray:
+    first = np.asarray(frame[cols[0]])
+    if len(first) == 1:  # one request (the serving path): plain string join
+        return np.array(["|".join(str(np.asarray(frame[c])[0]) for c in cols)])
     parts = [np.asarray(frame[c]).astype(str) for c in cols]
     out = parts[0]
     for p in parts[1:]:
@@ -402,6 +405,8 @@ class DeliveryHistory:
     def recent(self, stat: str, keys: np.ndarray, cutoff_s: np.ndarray):
         """Mean, sd and count of the last ``k`` values of ``stat`` before each cutoff."""
         ix = self.index[stat]
+        if len(keys) == 1:
+            return self._recent_one(ix, keys[0], int(cutoff_s[0]))
         code = np.fromiter((ix.codes.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
         known = code >= 0
         safe = np.where(known, code, 0)
@@ -416,6 +421,23 @@ class DeliveryHistory:
         mean = np.where(has, mean, ix.fallback)
         sd = np.where(n > 1, np.sqrt(np.maximum(var, 0.0)), 0.0)
         return mean, sd, n.astype(float)
+
+    @staticmethod
+    def _recent_one(ix: _StatIndex, key: str, cutoff: int):
+        """:meth:`recent` for one request in plain Python (same arithmetic)."""
+        code = ix.codes.get(key, -1)
+        if code < 0:
+            return np.array([ix.fallback]), np.zeros(1), np.zeros(1)
+        hi = int(ix.combined.searchsorted((code << _KEY_SHIFT) | cutoff, side="left"))
+        lo_group = int(ix.combined.searchsorted(code << _KEY_SHIFT, side="left"))
+        n = min(hi - lo_group, ix.k)
+        if n <= 0:
+            return np.array([ix.fallback]), np.zeros(1), np.zeros(1)
+        lo = hi - n
+        mean = (float(ix.csum[hi]) - float(ix.csum[lo])) / n
+        var = (float(ix.csq[hi]) - float(ix.csq[lo])) / n - mean**2
+        sd = float(np.sqrt(max(var, 0.0))) if n > 1 else 0.0
+        return np.array([mean]), np.array([sd]), np.array([float(n)])
 
 
 # --- calendar ----------------------------------------------------------------------------

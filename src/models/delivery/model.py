@@ -170,7 +170,8 @@ class DeliveryModel:
 
     # --- distribution -----------------------------------------------------------------
     def logits(self, cats: np.ndarray, nums: np.ndarray, batch: int = 65536) -> np.ndarray:
-        self.net.eval()
+        if self.net.training:
+            self.net.eval()
         out = []
         with torch.inference_mode():
             for i in range(0, len(cats), batch):
@@ -181,10 +182,51 @@ class DeliveryModel:
                 )
         return torch.cat(out).numpy() if out else np.zeros((0, self.cfg.d_max + 1), np.float32)
 
+    def _numpy_weights(self) -> dict:
+        """The network's weights as numpy arrays (cached; for one-request calls)."""
+        w = self.__dict__.get("_np_weights")
+        if w is None:
+            sd = {
+                k: v.detach().cpu().numpy().astype(np.float64)
+                for k, v in self.net.state_dict().items()
+            }
+            n_emb = len(self.net.embeddings)
+            linears = [m for m in self.net.mlp if isinstance(m, torch.nn.Linear)]
+            names = [n for n, m in self.net.mlp.named_children() if isinstance(m, torch.nn.Linear)]
+            w = {
+                "emb": [sd[f"embeddings.{i}.weight"] for i in range(n_emb)],
+                "layers": [(sd[f"mlp.{n}.weight"].T, sd[f"mlp.{n}.bias"]) for n in names],
+                "head": (sd["head.weight"].T, sd["head.bias"]),
+            }
+            assert len(linears) == len(names)
+            self.__dict__["_np_weights"] = w
+        return w
+
+    def _raw_cdf_one(self, cats: np.ndarray, nums: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """:meth:`raw_cdf` for a single request in numpy: the same network and the same
+        CDF arithmetic as :func:`cdf_from_logits`, without torch's per-call overhead
+        (dropout is off in evaluation, so the MLP is Linear -> SiLU per layer)."""
+        w = self._numpy_weights()
+        x = np.concatenate(
+            [e[cats[0, i]] for i, e in enumerate(w["emb"])] + [nums[0].astype(np.float64)]
+        )
+        for wt, b in w["layers"]:
+            x = x @ wt + b
+            x = x / (1.0 + np.exp(-x))  # SiLU
+        logit = x @ w["head"][0] + w["head"][1]
+        h = 1.0 / (1.0 + np.exp(-logit))
+        h[-1] = 1.0
+        h[: int(start[0])] = 0.0
+        cdf = 1.0 - np.exp(np.cumsum(np.log1p(-np.minimum(h, 1 - 1e-7))))
+        cdf[-1] = 1.0
+        return cdf[None, :]
+
     def raw_cdf(self, feats: pd.DataFrame) -> np.ndarray:
         """Uncalibrated CDF P(D <= d | D >= current day), (n, d_max + 1)."""
         cats, nums = self.encode(feats)
         start = self._start(feats)
+        if len(cats) == 1 and not self.net.training:
+            return self._raw_cdf_one(cats, nums, start)
         with torch.inference_mode():
             cdf = cdf_from_logits(
                 torch.from_numpy(self.logits(cats, nums)), torch.from_numpy(start)
@@ -461,6 +503,7 @@ def fit(
     if best_state is not None:
         model.net.load_state_dict(best_state)
     model.net.eval()
+    model.__dict__.pop("_np_weights", None)
     model.calib, model.rules = calibrate(model, val, f_va)
     model.cfg.extra["val_nll"] = best
     bg = model.features_from(f_tr.sample(min(200, len(f_tr)), random_state=cfg.seed))

@@ -117,6 +117,21 @@ def test_state_round_trip(tiny):
     pd.testing.assert_frame_equal(model.predict(rows), again.predict(rows))
 
 
+def test_one_request_numpy_path_equals_batch_network(tiny):
+    """estimate() of one request runs the network in numpy; it must match torch."""
+    from ppx.features import delivery as fd
+
+    _world, data, model = tiny
+    feats = fd.delivery_features(data.test.head(40), model.history)
+    batch = model.raw_cdf(feats)
+    one = np.vstack([model.raw_cdf(feats.iloc[[i]]) for i in range(len(feats))])
+    np.testing.assert_allclose(one, batch, atol=1e-5)
+    rows = tr.checkout_rows(data.test).head(5)
+    for i in range(len(rows)):
+        est = model.estimate(rows.iloc[i].to_dict())
+        assert est["promise_days"] == model.predict(rows.iloc[[i]])["promise_days"].iloc[0]
+
+
 def test_recalibrator_hits_target_with_censoring():
     rng = np.random.default_rng(0)
     s = rng.uniform(size=20_000)
