@@ -29,6 +29,7 @@ Feature families (names in :data:`FEATURE_NAMES`):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,6 +193,11 @@ class FraudRequestError(ValueError):
 
 def _secs(values) -> tuple[np.ndarray, np.ndarray]:
     """Timestamps -> (int64 seconds since epoch, valid mask); NaT is invalid."""
+    arr = values.to_numpy() if isinstance(values, pd.Series) else values
+    if isinstance(arr, np.ndarray) and np.issubdtype(arr.dtype, np.datetime64):
+        valid = ~np.isnat(arr)
+        out = np.where(valid, arr.astype("datetime64[s]").astype(np.int64), 0)
+        return out.astype(np.int64), valid
     ts = pd.to_datetime(pd.Series(values), errors="coerce")
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -480,8 +486,56 @@ def _rows(mask: np.ndarray, limit: int = 5) -> list[int]:
     return np.flatnonzero(mask)[:limit].tolist()
 
 
-def validate_requests(requests: pd.DataFrame, history: FraudHistory) -> pd.DataFrame:
+_PLAIN_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?")
+
+
+def _parse_times(raw: pd.Series) -> np.ndarray:
+    """Timestamps (datetime64, ISO strings, Timestamp objects, None) -> datetime64[ns] UTC.
+
+    Datetime columns pass through; ISO-8601 strings take a fast path; anything else
+    (other formats, time zones) goes through pandas' general parser. Unparsable
+    values become NaT (the caller reports them).
+    """
+    values = raw.to_numpy()
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values.astype("datetime64[ns]")
+    if values.dtype == object and all(
+        v is None or (isinstance(v, str) and _PLAIN_ISO.fullmatch(v)) for v in values
+    ):
+        return np.array(values, dtype="datetime64[ns]")  # naive ISO strings (the wire form)
+    try:
+        parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(raw, errors="coerce")
+    retry = parsed.isna().to_numpy() & raw.notna().to_numpy()
+    if retry.any():  # e.g. "11/03/2025": let pandas guess, as before the fast path
+        parsed = parsed.copy()
+        parsed[retry] = pd.to_datetime(raw[retry], errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.to_numpy(dtype="datetime64[ns]")
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    """Non-missing, non-blank entries of an object / string column."""
+    out = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        out[i] = not _missing(v) and (str(v).strip() != "")
+    return out
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+
+
+def validate_requests(
+    requests: pd.DataFrame, history: FraudHistory, index: HistoryIndex | None = None
+) -> pd.DataFrame:
     """Check raw request rows; return a copy with typed columns or raise a clear error.
+
+    The checks run on plain numpy arrays (one request costs well under a millisecond);
+    the returned frame has ``kind`` lower-case, ``customer_id`` int64, numbers float,
+    times ``datetime64[ns]`` (UTC, naive).
 
     Raises:
         FraudRequestError: a required column is missing, ``kind`` is not
@@ -499,122 +553,134 @@ def validate_requests(requests: pd.DataFrame, history: FraudHistory) -> pd.DataF
         raise FraudRequestError(
             f"missing required column(s) {missing}; every request needs {list(REQUIRED_COLUMNS)}"
         )
-    df = requests.reset_index(drop=True).copy()
-    kind = df[KIND].astype(str).str.strip().str.lower()
-    bad = ~kind.isin(KINDS).to_numpy()
+    cols = {c: requests[c] for c in requests.columns}
+    out: dict[str, np.ndarray] = {c: v.to_numpy() for c, v in cols.items()}
+    raw_kind = out[KIND]
+    kind = np.array(
+        [("" if _missing(v) else str(v)).strip().lower() for v in raw_kind], dtype=object
+    )
+    bad = ~np.isin(kind, KINDS)
     if bad.any():
-        vals = df.loc[bad, KIND].head(3).tolist()
+        vals = raw_kind[bad][:3].tolist()
         raise FraudRequestError(
             f"field {KIND!r} must be 'return' or 'claim'; got {vals} at rows {_rows(bad)}"
         )
-    df[KIND] = kind.astype(str)
-    cid = pd.to_numeric(df[C.CUSTOMER_ID], errors="coerce")
-    bad = cid.isna().to_numpy()
+    out[KIND] = kind
+    cid = pd.to_numeric(cols[C.CUSTOMER_ID], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.isnan(cid)
     if bad.any():
         raise FraudRequestError(f"field {C.CUSTOMER_ID!r} must be an integer id; rows {_rows(bad)}")
-    df[C.CUSTOMER_ID] = cid.astype(np.int64)
-    amt = pd.to_numeric(df[C.AMOUNT], errors="coerce").to_numpy(dtype=float)
+    out[C.CUSTOMER_ID] = cid.astype(np.int64)
+    amt = pd.to_numeric(cols[C.AMOUNT], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isfinite(amt) | (amt < 0)
     if bad.any():
         raise FraudRequestError(
             f"field {C.AMOUNT!r} must be a non-negative number; got "
-            f"{df.loc[bad, C.AMOUNT].head(3).tolist()} at rows {_rows(bad)}"
+            f"{out[C.AMOUNT][bad][:3].tolist()} at rows {_rows(bad)}"
         )
-    df[C.AMOUNT] = amt
+    out[C.AMOUNT] = amt
     for col in (C.REQUESTED_AT, C.ORDERED_AT, C.PROMISED_DATE, C.DELIVERED_AT, C.SIGNUP_AT):
-        if col in df.columns:
-            raw = df[col]
-            parsed = pd.to_datetime(raw, errors="coerce")
-            if getattr(parsed.dt, "tz", None) is not None:
-                parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-            unparsable = parsed.isna().to_numpy() & raw.notna().to_numpy()
+        if col in cols:
+            raw = cols[col]
+            parsed = _parse_times(raw)
+            unparsable = np.isnat(parsed) & raw.notna().to_numpy()
             if unparsable.any():
                 raise FraudRequestError(
                     f"field {col!r} is not a timestamp at rows {_rows(unparsable)}: "
-                    f"{raw[unparsable].head(3).tolist()}"
+                    f"{raw.to_numpy()[unparsable][:3].tolist()}"
                 )
-            df[col] = parsed.astype("datetime64[ns]")
-    bad = df[C.REQUESTED_AT].isna().to_numpy()
+            out[col] = parsed
+    t = out[C.REQUESTED_AT]
+    bad = np.isnat(t)
     if bad.any():
         raise FraudRequestError(
             f"field {C.REQUESTED_AT!r} is required; missing at rows {_rows(bad)}"
         )
     for col in (C.ORDER_VALUE, C.DISCOUNT, C.GPS_DISTANCE_M):
-        if col in df.columns:
-            v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        if col in cols:
+            v = pd.to_numeric(cols[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             neg = np.isfinite(v) & (v < 0)
             if neg.any():
                 raise FraudRequestError(f"field {col!r} must not be negative; rows {_rows(neg)}")
-            df[col] = v
+            out[col] = v
     # Unknown customers need an identity (a brand-new account) to be scored.
-    known = np.isin(df[C.CUSTOMER_ID].to_numpy(), history.known_customers())
-    has_id = np.zeros(len(df), dtype=bool)
-    for k in ID_KINDS:
-        if k in df.columns:
-            has_id |= df[k].notna().to_numpy() & (df[k].astype(str).str.strip() != "").to_numpy()
-    bad = ~known & ~has_id
-    if bad.any():
-        ids = df.loc[bad, C.CUSTOMER_ID].head(3).tolist()
-        raise FraudRequestError(
-            f"unknown {C.CUSTOMER_ID} {ids} (rows {_rows(bad)}): not in the history snapshot; "
-            f"to score a new account pass {C.SIGNUP_AT} and at least one of {list(ID_KINDS)}"
-        )
-    t = df[C.REQUESTED_AT]
-    if C.SIGNUP_AT in df.columns:
-        bad = (~known & df[C.SIGNUP_AT].notna() & (df[C.SIGNUP_AT] > t)).to_numpy()
+    if index is not None:
+        known = index.is_known(out[C.CUSTOMER_ID])
+    else:
+        known = np.isin(out[C.CUSTOMER_ID], history.known_customers())
+    if not known.all():
+        has_id = np.zeros(len(t), dtype=bool)
+        for k in ID_KINDS:
+            if k in cols:
+                has_id |= _present(out[k])
+        bad = ~known & ~has_id
+        if bad.any():
+            ids = out[C.CUSTOMER_ID][bad][:3].tolist()
+            raise FraudRequestError(
+                f"unknown {C.CUSTOMER_ID} {ids} (rows {_rows(bad)}): not in the history "
+                f"snapshot; to score a new account pass {C.SIGNUP_AT} and at least one of "
+                f"{list(ID_KINDS)}"
+            )
+    if C.SIGNUP_AT in out:
+        su = out[C.SIGNUP_AT]
+        bad = ~known & ~np.isnat(su) & (su > t)
         if bad.any():
             raise FraudRequestError(
                 f"field {C.SIGNUP_AT!r} is after {C.REQUESTED_AT!r} at rows {_rows(bad)}"
             )
-    if C.ORDERED_AT in df.columns:
-        bad = (df[C.ORDERED_AT].notna() & (t < df[C.ORDERED_AT])).to_numpy()
+    if C.ORDERED_AT in out:
+        o = out[C.ORDERED_AT]
+        bad = ~np.isnat(o) & (t < o)
         if bad.any():
             raise FraudRequestError(
                 f"{C.REQUESTED_AT!r} is before {C.ORDERED_AT!r} at rows {_rows(bad)}: "
                 "a return or claim cannot precede its order"
             )
-    is_claim = (df[KIND] == CLAIM).to_numpy()
-    if C.DELIVERED_AT in df.columns:
-        d = df[C.DELIVERED_AT]
-        bad = (is_claim & d.notna() & (d > t)).to_numpy()
+    is_claim = kind == CLAIM
+    if C.DELIVERED_AT in out:
+        d = out[C.DELIVERED_AT]
+        late = ~np.isnat(d) & (d > t)
+        bad = is_claim & late
         if bad.any():
             raise FraudRequestError(
                 f"claim before delivery at rows {_rows(bad)}: {C.REQUESTED_AT!r} precedes the "
                 f"{C.DELIVERED_AT!r} scan it cites; leave {C.DELIVERED_AT!r} empty if the parcel "
                 "had no delivered scan when the claim was made"
             )
-        bad = (~is_claim & d.notna() & (d > t)).to_numpy()
+        bad = ~is_claim & late
         if bad.any():
             raise FraudRequestError(
                 f"return before delivery at rows {_rows(bad)}: {C.REQUESTED_AT!r} precedes "
                 f"{C.DELIVERED_AT!r}"
             )
-    if C.PRODUCT_ID in df.columns:
-        pid = pd.to_numeric(df[C.PRODUCT_ID], errors="coerce")
-        unknown = (
-            ~is_claim
-            & pid.notna().to_numpy()
-            & ~np.isin(pid.fillna(-1), history.products[C.PRODUCT_ID])
+    if C.PRODUCT_ID in cols:
+        pid = pd.to_numeric(cols[C.PRODUCT_ID], errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan
         )
+        has = ~is_claim & ~np.isnan(pid)
+        pid_i = np.where(has, pid, -1).astype(np.int64)
+        if index is not None:
+            listed = index.product_ids.get_indexer(pid_i) >= 0
+        else:
+            listed = np.isin(pid_i, history.products[C.PRODUCT_ID].to_numpy())
+        unknown = has & ~listed
         if unknown.any():
             raise FraudRequestError(
-                f"unknown {C.PRODUCT_ID} {pid[unknown].head(3).tolist()} at rows {_rows(unknown)}"
+                f"unknown {C.PRODUCT_ID} {pid[unknown][:3].tolist()} at rows {_rows(unknown)}"
             )
-    if C.REASON in df.columns:
-        reason = df[C.REASON]
-        bad = (~is_claim & reason.notna() & ~reason.astype(str).isin(C.RETURN_REASONS)).to_numpy()
-        if bad.any():
-            raise FraudRequestError(
-                f"field {C.REASON!r} must be one of {list(C.RETURN_REASONS)} at rows {_rows(bad)}"
-            )
-    if C.CLAIM_TYPE in df.columns:
-        ct = df[C.CLAIM_TYPE]
-        bad = (is_claim & ct.notna() & ~ct.astype(str).isin(C.CLAIM_TYPES)).to_numpy()
-        if bad.any():
-            raise FraudRequestError(
-                f"field {C.CLAIM_TYPE!r} must be one of {list(C.CLAIM_TYPES)} at rows {_rows(bad)}"
-            )
-    return df
+    for col, allowed, rows in (
+        (C.REASON, C.RETURN_REASONS, ~is_claim),
+        (C.CLAIM_TYPE, C.CLAIM_TYPES, is_claim),
+    ):
+        if col in cols:
+            v = out[col]
+            given = np.array([not _missing(x) for x in v], dtype=bool)
+            bad = rows & given & ~np.isin(np.array([str(x) for x in v], dtype=object), allowed)
+            if bad.any():
+                raise FraudRequestError(
+                    f"field {col!r} must be one of {list(allowed)} at rows {_rows(bad)}"
+                )
+    return pd.DataFrame(out)
 
 
 # ----------------------------------------------------------------------------------------
@@ -664,6 +730,13 @@ class LinkageGraph:
         total.data[:] = 1.0
         _, comp = connected_components(total, directed=False)
         return cls(ids, signup, total, by_kind, comp)
+
+    def nodes(self, customer_ids: np.ndarray) -> np.ndarray:
+        """Graph node of each customer id (-1 when the graph does not hold it)."""
+        pos = getattr(self, "_pos", None)
+        if pos is None:
+            pos = self._pos = pd.Index(self.customer_ids)
+        return pos.get_indexer(np.asarray(customer_ids, dtype=np.int64))
 
 
 def linkage_edges(graph: LinkageGraph) -> pd.DataFrame:
@@ -762,9 +835,122 @@ def _component_sweep(
 # ----------------------------------------------------------------------------------------
 
 
-def _with_new_accounts(req: pd.DataFrame, history: FraudHistory, salt: str) -> pd.DataFrame:
+class HistoryIndex:
+    """Everything request-independent that the features read from a history.
+
+    Sorted as-of indexes of orders, deliveries, items, returns, claims and labels, the
+    category codes, the product lookup and each account's first known-fraud time.
+    :func:`fraud_features` builds one per call when none is given (training: one call
+    for all rows); the served scorer builds it once at load and passes it to every
+    request, so a request only pays for the binary searches of its own rows. Both paths
+    run the same code on the same index, so online features equal offline ones.
+    """
+
+    def __init__(self, history: FraudHistory):
+        h = self.history = history
+        self.known = np.unique(h.known_customers().astype(np.int64))
+        ho_s, ho_ok = _secs(h.orders[C.ORDERED_AT])
+        self.o_idx = _AsOf(
+            h.orders[C.CUSTOMER_ID].to_numpy()[ho_ok],
+            ho_s[ho_ok],
+            {"value": h.orders[C.ORDER_VALUE].to_numpy()[ho_ok]},
+        )
+        hd_s, hd_ok = _secs(h.orders[C.DELIVERED_AT])
+        self.od_idx = _AsOf(h.orders[C.CUSTOMER_ID].to_numpy()[hd_ok], hd_s[hd_ok], {})
+        hi_s, hi_ok = _secs(h.items[C.DELIVERED_AT])
+        self.i_idx = _AsOf(h.items[C.CUSTOMER_ID].to_numpy()[hi_ok], hi_s[hi_ok], {})
+        hr_s, hr_ok = _secs(h.returns[C.REQUESTED_AT])
+        lag = np.nan_to_num(h.returns["lag_days"].to_numpy(dtype=float))
+        hv = (h.returns[C.AMOUNT].to_numpy() > HIGH_VALUE).astype(float)
+        lw = (lag >= LATE_WINDOW_DAYS).astype(float)
+        self.r_idx = _AsOf(
+            h.returns[C.CUSTOMER_ID].to_numpy()[hr_ok],
+            hr_s[hr_ok],
+            {"hv": hv[hr_ok], "lw": lw[hr_ok], "lag": lag[hr_ok]},
+        )
+        hc_s, hc_ok = _secs(h.claims[C.REQUESTED_AT])
+        self.c_idx = _AsOf(
+            h.claims[C.CUSTOMER_ID].to_numpy()[hc_ok],
+            hc_s[hc_ok],
+            {
+                "unexplained": h.claims["unexplained"].to_numpy(dtype=float)[hc_ok],
+                "fast": h.claims["fast"].to_numpy(dtype=float)[hc_ok],
+            },
+        )
+        # Labels: usable from label_at on; fraud and investigated counts.
+        lab = pd.concat(
+            [
+                h.returns[[C.CUSTOMER_ID, LABEL_AT, C.CONFIRMED_FRAUD]],
+                h.claims[[C.CUSTOMER_ID, LABEL_AT, C.CONFIRMED_FRAUD]],
+            ],
+            ignore_index=True,
+        )
+        lab_s, lab_ok = _secs(lab[LABEL_AT])
+        lab_fraud = lab[C.CONFIRMED_FRAUD].to_numpy(dtype=bool)
+        lab_cust = lab[C.CUSTOMER_ID].to_numpy()
+        self.l_idx = _AsOf(
+            lab_cust[lab_ok], lab_s[lab_ok], {"fraud": lab_fraud[lab_ok].astype(float)}
+        )
+        # First time each account became a known fraudster (its earliest confirmed fraud).
+        fr = lab_fraud & lab_ok
+        self.first_flag = (
+            pd.Series(lab_s[fr]).groupby(lab_cust[fr]).min()
+            if fr.any()
+            else pd.Series(dtype=np.int64)
+        )
+        # Catalogue and category / product base-rate indexes.
+        self.cat_code = {c: i for i, c in enumerate(C.CATEGORIES)}
+        prod = h.products
+        self.product_ids = pd.Index(prod[C.PRODUCT_ID].to_numpy(dtype=np.int64))
+        self.price = prod[C.PRICE].to_numpy(dtype=float)
+        self.product_cat = self._codes(prod[C.CATEGORY])
+        it_cat = self._codes(h.items[C.CATEGORY])
+        rt_cat = self._codes(h.returns[C.CATEGORY])
+        self.ci_idx = _AsOf(it_cat[hi_ok], hi_s[hi_ok], {})
+        self.cr_idx = _AsOf(rt_cat[hr_ok], hr_s[hr_ok], {})
+        self.pi_idx = _AsOf(h.items[C.PRODUCT_ID].to_numpy()[hi_ok], hi_s[hi_ok], {})
+        self.pr_idx = _AsOf(h.returns[C.PRODUCT_ID].to_numpy()[hr_ok], hr_s[hr_ok], {})
+        self._flags: tuple[int, np.ndarray] | None = None
+
+    def _codes(self, categories: pd.Series) -> np.ndarray:
+        codes = pd.Series(self.cat_code, dtype=np.int64)
+        return (
+            pd.Series(categories.astype(object).to_numpy())
+            .map(codes)
+            .fillna(-1)
+            .to_numpy(dtype=np.int64)
+        )
+
+    def is_known(self, customer_ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(customer_ids, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.known, ids), max(len(self.known) - 1, 0))
+        return (self.known[pos] == ids) if len(self.known) else np.zeros(len(ids), dtype=bool)
+
+    def product(self, pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(price, category code) per product id; NaN / -1 for unknown or missing ids."""
+        pos = self.product_ids.get_indexer(np.asarray(pid, dtype=np.int64))
+        ok = pos >= 0
+        price = np.where(ok, self.price[np.maximum(pos, 0)], np.nan)
+        cat = np.where(ok, self.product_cat[np.maximum(pos, 0)], -1)
+        return price, cat
+
+    def flag_seconds(self, graph: LinkageGraph) -> np.ndarray:
+        """First known-fraud time per graph node (int64 max when never flagged)."""
+        if self._flags is not None and self._flags[0] == id(graph):
+            return self._flags[1]
+        flag_s = np.full(len(graph.customer_ids), np.iinfo(np.int64).max, dtype=np.int64)
+        if len(self.first_flag):
+            pos = graph.nodes(self.first_flag.index.to_numpy())
+            keep = pos >= 0
+            flag_s[pos[keep]] = self.first_flag.to_numpy()[keep]
+        self._flags = (id(graph), flag_s)
+        return flag_s
+
+
+def _with_new_accounts(
+    req: pd.DataFrame, history: FraudHistory, salt: str, known: np.ndarray
+) -> pd.DataFrame:
     """History identities plus the hashed identity of accounts only the requests know."""
-    known = np.isin(req[C.CUSTOMER_ID].to_numpy(), history.known_customers())
     if known.all():
         return history.identities
     new = req.loc[~known].drop_duplicates(C.CUSTOMER_ID).copy()
@@ -783,6 +969,7 @@ def fraud_features(
     salt: str = DEFAULT_SALT,
     graph: LinkageGraph | None = None,
     extra_linkage: bool = False,
+    index: HistoryIndex | None = None,
 ) -> pd.DataFrame:
     """Raw request rows -> numeric features (:data:`FEATURE_NAMES`), as of request time.
 
@@ -798,13 +985,17 @@ def fraud_features(
         graph: a prebuilt graph of ``history.identities`` (reused across calls when no
             request introduces a new account).
         extra_linkage: also return :data:`EXTRA_LINKAGE_FEATURES` (ablations only).
+        index: a prebuilt :class:`HistoryIndex` of ``history`` (the served scorer keeps
+            one); built here when missing.
 
     Raises:
         FraudRequestError: malformed requests (see :func:`validate_requests`).
     """
     if history.meta.get("salt_digest") not in (None, salt_digest(salt)):
         raise FraudRequestError("identifier salt differs from the one the history was hashed with")
-    req = validate_requests(requests, history)
+    if index is None or index.history is not history:
+        index = HistoryIndex(history)
+    req = validate_requests(requests, history, index=index)
     n = len(req)
     t_s, _ = _secs(req[C.REQUESTED_AT])
     is_claim = (req[KIND] == CLAIM).to_numpy()
@@ -812,6 +1003,12 @@ def fraud_features(
 
     def col(name, default=np.nan, dtype=float):
         if name in req.columns:
+            v = req[name].to_numpy()
+            if v.dtype.kind in "fiub":
+                v = v.astype(dtype)
+                if v.dtype.kind == "f":
+                    v[np.isnan(v)] = default
+                return v
             return pd.to_numeric(req[name], errors="coerce").to_numpy(dtype=dtype, na_value=default)
         return np.full(n, default, dtype=dtype)
 
@@ -820,12 +1017,12 @@ def fraud_features(
             return _secs(req[name])
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
 
-    identities = _with_new_accounts(req, history, salt)
+    cust = req[C.CUSTOMER_ID].to_numpy(dtype=np.int64)
+    known = index.is_known(cust)
+    identities = _with_new_accounts(req, history, salt, known)
     if graph is None or len(identities) != len(graph.customer_ids):
         graph = LinkageGraph.build(identities)
-    index_of = pd.Series(np.arange(len(graph.customer_ids)), index=graph.customer_ids)
-    node = index_of.loc[req[C.CUSTOMER_ID].to_numpy()].to_numpy()
-    cust = req[C.CUSTOMER_ID].to_numpy(dtype=np.int64)
+    node = graph.nodes(cust)
     signup_s = graph.signup_s[node]
     day = 86_400.0
 
@@ -849,49 +1046,8 @@ def fraud_features(
     feats["late_delivery"] = (del_ok & prom_ok & (del_s >= prom_s + 86_400)).astype(float)
 
     # --- customer history as of t ------------------------------------------------------
-    h = history
-    ho_s, ho_ok = _secs(h.orders[C.ORDERED_AT])
-    o_idx = _AsOf(
-        h.orders[C.CUSTOMER_ID].to_numpy()[ho_ok],
-        ho_s[ho_ok],
-        {"value": h.orders[C.ORDER_VALUE].to_numpy()[ho_ok]},
-    )
-    hd_s, hd_ok = _secs(h.orders[C.DELIVERED_AT])
-    od_idx = _AsOf(h.orders[C.CUSTOMER_ID].to_numpy()[hd_ok], hd_s[hd_ok], {})
-    hi_s, hi_ok = _secs(h.items[C.DELIVERED_AT])
-    i_idx = _AsOf(h.items[C.CUSTOMER_ID].to_numpy()[hi_ok], hi_s[hi_ok], {})
-    hr_s, hr_ok = _secs(h.returns[C.REQUESTED_AT])
-    lag = np.nan_to_num(h.returns["lag_days"].to_numpy(dtype=float))
-    hv = (h.returns[C.AMOUNT].to_numpy() > HIGH_VALUE).astype(float)
-    lw = (lag >= LATE_WINDOW_DAYS).astype(float)
-    r_idx = _AsOf(
-        h.returns[C.CUSTOMER_ID].to_numpy()[hr_ok],
-        hr_s[hr_ok],
-        {"hv": hv[hr_ok], "lw": lw[hr_ok], "lag": lag[hr_ok]},
-    )
-    hc_s, hc_ok = _secs(h.claims[C.REQUESTED_AT])
-    c_idx = _AsOf(
-        h.claims[C.CUSTOMER_ID].to_numpy()[hc_ok],
-        hc_s[hc_ok],
-        {
-            "unexplained": h.claims["unexplained"].to_numpy(dtype=float)[hc_ok],
-            "fast": h.claims["fast"].to_numpy(dtype=float)[hc_ok],
-        },
-    )
-    # Labels: usable from label_at on; fraud and investigated counts.
-    lab = pd.concat(
-        [
-            h.returns[[C.CUSTOMER_ID, LABEL_AT, C.CONFIRMED_FRAUD]],
-            h.claims[[C.CUSTOMER_ID, LABEL_AT, C.CONFIRMED_FRAUD]],
-        ],
-        ignore_index=True,
-    )
-    lab_s, lab_ok = _secs(lab[LABEL_AT])
-    l_idx = _AsOf(
-        lab[C.CUSTOMER_ID].to_numpy()[lab_ok],
-        lab_s[lab_ok],
-        {"fraud": lab[C.CONFIRMED_FRAUD].to_numpy(dtype=float)[lab_ok]},
-    )
+    o_idx, od_idx, i_idx = index.o_idx, index.od_idx, index.i_idx
+    r_idx, c_idx, l_idx = index.r_idx, index.c_idx, index.l_idx
     w90 = 90 * 86_400
     n_orders = o_idx.count(cust, t_s)
     n_items = i_idx.count(cust, t_s)
@@ -920,24 +1076,16 @@ def fraud_features(
     feats["own_fraud_known"] = l_idx.sum("fraud", cust, t_s)
 
     # --- item and category base rates ------------------------------------------------
-    prod = h.products.set_index(C.PRODUCT_ID)
     pid = col(C.PRODUCT_ID, -1.0)
     has_item = ~is_claim & (pid >= 0)
     pid_i = np.where(has_item, pid, -1).astype(np.int64)
-    price = prod[C.PRICE].reindex(pid_i).to_numpy(dtype=float)
-    category = prod[C.CATEGORY].reindex(pid_i).astype(object).to_numpy()
-    cat_code = {c: i for i, c in enumerate(C.CATEGORIES)}
-    req_cat = np.array([cat_code.get(c, -1) for c in category], dtype=np.int64)
-    it_cat = np.array([cat_code.get(c, -1) for c in h.items[C.CATEGORY].astype(object)])
-    rt_cat = np.array([cat_code.get(c, -1) for c in h.returns[C.CATEGORY].astype(object)])
-    ci_idx = _AsOf(it_cat[hi_ok], hi_s[hi_ok], {})
-    cr_idx = _AsOf(rt_cat[hr_ok], hr_s[hr_ok], {})
+    price, req_cat = index.product(pid_i)
+    cat_code = index.cat_code
+    ci_idx, cr_idx, pi_idx, pr_idx = index.ci_idx, index.cr_idx, index.pi_idx, index.pr_idx
     cat_items = ci_idx.count(req_cat, t_s)
     cat_rets = cr_idx.count(req_cat, t_s)
     prior = 0.06
     cat_rate = (cat_rets + prior * 50) / (cat_items + 50)
-    pi_idx = _AsOf(h.items[C.PRODUCT_ID].to_numpy()[hi_ok], hi_s[hi_ok], {})
-    pr_idx = _AsOf(h.returns[C.PRODUCT_ID].to_numpy()[hr_ok], hr_s[hr_ok], {})
     p_items = pi_idx.count(np.maximum(pid_i, 0), t_s)
     p_rets = pr_idx.count(np.maximum(pid_i, 0), t_s)
     feats["item_price_log"] = np.where(has_item, np.log1p(np.nan_to_num(price)), 0.0)
@@ -988,48 +1136,27 @@ def fraud_features(
     feats["claim_not_received"] = (is_claim & (ctype != "damaged_in_transit")).astype(float)
 
     # --- linkage --------------------------------------------------------------------------
-    feats.update(
-        _linkage(
-            graph,
-            node,
-            cust,
-            t_s,
-            signup_s,
-            lab,
-            lab_s,
-            lab_ok,
-            r_idx,
-            c_idx,
-            l_idx,
-            od_idx,
-            extra_linkage,
-        )
-    )
+    feats.update(_linkage(graph, node, cust, t_s, signup_s, index, extra_linkage))
     names = FEATURE_NAMES + (EXTRA_LINKAGE_FEATURES if extra_linkage else [])
-    out = pd.DataFrame({k: feats[k] for k in names})
-    return out.astype(float)
+    # One float block (a dict of 60 one-row columns costs milliseconds per request).
+    values = np.column_stack([np.asarray(feats[k], dtype=float) for k in names])
+    return pd.DataFrame(values, columns=pd.Index(names))
 
 
 def _linkage(
-    graph, node, cust, t_s, signup_s, lab, lab_s, lab_ok, r_idx, c_idx, l_idx, od_idx, extra
+    graph: LinkageGraph,
+    node: np.ndarray,
+    cust: np.ndarray,
+    t_s: np.ndarray,
+    signup_s: np.ndarray,
+    index: HistoryIndex,
+    extra: bool,
 ) -> dict:
     """Neighbour and component features of each request's account, as of its time."""
     n = len(node)
     out: dict[str, np.ndarray] = {}
-    # First time each account became a known fraudster (its earliest confirmed fraud).
-    never = np.iinfo(np.int64).max
-    fr = lab[C.CONFIRMED_FRAUD].to_numpy(dtype=bool) & lab_ok
-    first_flag = (
-        pd.Series(lab_s[fr]).groupby(lab[C.CUSTOMER_ID].to_numpy()[fr]).min()
-        if fr.any()
-        else pd.Series(dtype=np.int64)
-    )
-    index_of = pd.Series(np.arange(len(graph.customer_ids)), index=graph.customer_ids)
-    flag_s = np.full(len(graph.customer_ids), never, dtype=np.int64)
-    if len(first_flag):
-        pos = index_of.reindex(first_flag.index.to_numpy()).to_numpy()
-        keep = ~np.isnan(pos)
-        flag_s[pos[keep].astype(np.int64)] = first_flag.to_numpy()[keep]
+    r_idx, c_idx, l_idx, od_idx = index.r_idx, index.c_idx, index.l_idx, index.od_idx
+    flag_s = index.flag_seconds(graph)
     q, nb = _explode(graph.adjacency, node)
     alive = graph.signup_s[nb] < t_s[q]
     q, nb = q[alive], nb[alive]

@@ -31,7 +31,9 @@ payment_fingerprint
 
 Output columns: ``p_fraud`` (calibrated probability of the row's head), ``head``,
 ``review_threshold`` (chosen on validation to maximise net savings), ``review``
-(bool) and ``recommendation`` (``review`` or ``approve``) for the rules layer.
+(bool), ``recommendation`` (``review`` or ``approve``) and ``ring_member`` (the account
+shares an identifier with an account whose fraud was confirmed before the request) for
+the rules layer.
 
 Artifacts (written at training time, identifiers hashed): the event history snapshot
 (``history/``), the linkage graph as an edge list (``linkage_edges.parquet``, checked
@@ -107,6 +109,7 @@ def signature():
             ColSpec("double", "review_threshold"),
             ColSpec("boolean", "review"),
             ColSpec("string", "recommendation"),
+            ColSpec("boolean", "ring_member"),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)
@@ -148,10 +151,15 @@ class FraudScorer:
         self._background = background[self.feature_names].reset_index(drop=True)
         self.meta = meta or {}
         self.graph = F.LinkageGraph.build(history.identities)
+        # Request-independent indexes of the snapshot, built once; each request then
+        # runs the same feature code as training on its own rows only.
+        self.index = F.HistoryIndex(history)
 
     # --- ExplainableModel ------------------------------------------------------------
     def features(self, raw: pd.DataFrame) -> pd.DataFrame:
-        X = F.fraud_features(raw, self.history, graph=self.graph)
+        X = F.fraud_features(raw, self.history, graph=self.graph, index=self.index)
+        if list(X.columns) == self.feature_names:
+            return X
         return X[self.feature_names]
 
     def score_features(self, X) -> np.ndarray:
@@ -182,6 +190,11 @@ class FraudScorer:
                 "review_threshold": thr,
                 "review": review,
                 "recommendation": np.where(review, "review", "approve").astype(str),
+                "ring_member": (
+                    X["nb_fraud_accounts"].to_numpy() > 0
+                    if "nb_fraud_accounts" in X.columns
+                    else np.zeros(len(X), dtype=bool)
+                ),
             }
         )
 

@@ -141,3 +141,22 @@ def test_malformed_requests_get_clear_errors(trained):
     early[C.DELIVERED_AT] = early[C.REQUESTED_AT] + pd.Timedelta(days=1)
     with pytest.raises(F.FraudRequestError, match="claim before delivery"):
         scorer.predict(early)
+
+
+def test_served_features_equal_training_features(trained):
+    """One code path: wire-format requests through the scorer (snapshot + prebuilt
+    index) give exactly the training frame's features, row by row and in a batch."""
+    from ppx.models.fraud.train import raw_requests
+
+    _, P, _, scorer = trained
+    rng = np.random.default_rng(3)
+    rows = np.sort(rng.choice(np.flatnonzero(P.masks["test"]), 40, replace=False))
+    wire = raw_requests(P.requests.iloc[rows])
+    batch = scorer.features(wire)
+    expected = P.X.iloc[rows][scorer.feature_names].reset_index(drop=True)
+    pd.testing.assert_frame_equal(batch, expected, check_exact=False, rtol=1e-9)
+    for i in range(0, 40, 8):
+        one = scorer.features(wire.iloc[[i]])
+        pd.testing.assert_series_equal(
+            one.iloc[0], expected.iloc[i], check_names=False, check_exact=False, rtol=1e-9
+        )
