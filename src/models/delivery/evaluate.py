@@ -191,7 +191,7 @@ def lgbm_fit(X, y, alpha: float, params: dict, seed: int = 0):
         "objective": "quantile",
         "alpha": alpha,
         "verbose": -1,
-        "num_threads": 2,
+        "num_threads": 1,  # one thread like the network (a loaded 2-core box stalls OpenMP)
         "seed": seed,
         "n_estimators": 300,
         "learning_rate": 0.05,
