@@ -25,10 +25,30 @@ def train_churn(
         [], "--force-column", help="Keep a column flagged as probable leakage (repeatable)."
     ),
     trials: int = typer.Option(0, "--trials", min=0, help="Optuna trials before the final fit."),
+    params: Path | None = typer.Option(
+        None,
+        "--params",
+        help="JSON file of network hyper-parameters, e.g. the one `ppx tune churn --out "
+        "FILE` writes (or a study run's best_params.json); fields left out keep defaults.",
+    ),
 ) -> None:
-    """Train, log to MLflow (ppx-churn), register and run the promotion gate."""
+    """Train, log to MLflow (ppx-churn), register and run the promotion gate.
+
+    Tuned hyper-parameters: `ppx tune churn --out churn_params.json`, then
+    `ppx train churn --params churn_params.json` (with --trials the search starts
+    from them).
+    """
     from ppx.cli import console, fail, print_table
 
+    config = None
+    if params is not None:
+        from ppx.models.churn.config import load_params
+
+        try:
+            config = load_params(params)
+        except ValueError as err:
+            fail(str(err))
+        console.print(f"hyper-parameters from {params}: {config.to_dict()}")
     if table is not None:
         from ppx.models.churn.tabular import TableError
         from ppx.models.churn.train import train_table
@@ -37,7 +57,13 @@ def train_churn(
             fail("--table needs --target COLUMN (the churned yes/no column)")
         try:
             rep = train_table(
-                table, target, id_column, time_column, list(force_column), n_trials=trials
+                table,
+                target,
+                id_column,
+                time_column,
+                list(force_column),
+                config=config,
+                n_trials=trials,
             )
         except (TableError, ValueError) as err:
             fail(str(err))
@@ -60,7 +86,7 @@ def train_churn(
         fail(f"world {world} not found; create it with `ppx data world --out {world}`")
     from ppx.models.churn.train import train_world
 
-    res = train_world(world, n_trials=trials)
+    res = train_world(world, config=config, n_trials=trials)
     rows = [{"metric": k, "value": v} for k, v in res.items() if k != "gate"]
     print_table("churn on the test months (30-day metrics unless suffixed)", rows)
     console.print(res.get("gate", ""))
@@ -69,12 +95,22 @@ def train_churn(
 def tune_churn(
     world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder."),
     trials: int = typer.Option(20, "--trials", min=1, help="Optuna trials (nested MLflow runs)."),
+    out: Path = typer.Option(
+        Path("churn_params.json"),
+        "--out",
+        help="Where to write the best configuration (JSON) for `ppx train churn --params`.",
+    ),
 ) -> None:
-    """Tune the churn network on the world's validation months (Optuna, RDB storage)."""
+    """Tune the churn network on the world's validation months (Optuna, RDB storage).
+
+    The best configuration is written to --out and logged on the study's MLflow run
+    (params best.*, artifacts best_params.json and churn_params.json); train with it:
+    `ppx train churn --world W --params churn_params.json`.
+    """
     from ppx import tracking
     from ppx.cli import console, fail
     from ppx.data.io import load_tables
-    from ppx.models.churn.config import ChurnConfig, suggest
+    from ppx.models.churn.config import ChurnConfig, save_params, suggest
     from ppx.models.churn.evaluate import _auc
     from ppx.models.churn.model import fit_churn_model
     from ppx.models.churn.train import MODEL, world_encoder, world_splits
@@ -93,9 +129,19 @@ def tune_churn(
         )
         return _auc(yv, m.predict_proba_frame(enc.numeric_frame(sp.val))[obs, 0])
 
-    with tracking.start_run(MODEL, run_name="tune", world_path=world, dataset=sp.train):
+    with tracking.start_run(MODEL, run_name="tune", world_path=world, dataset=sp.train) as run:
         study = tracking.run_study(MODEL, objective, n_trials=trials)
+        best = ChurnConfig().replace(**study.best_params)
+        extra = {
+            "best_validation_roc_auc": study.best_value,
+            "trials": trials,
+            "world": str(world),
+            "mlflow_run_id": run.info.run_id,
+        }
+        save_params(best, out, **extra)
+        tracking.log_json({"config": best.to_dict(), **extra}, "churn_params.json")
     console.print(f"best validation roc_auc {study.best_value:.4f} with {study.best_params}")
+    console.print(f"wrote {out}; train with `ppx train churn --world {world} --params {out}`")
 
 
 def evaluate_churn(

@@ -26,7 +26,9 @@ class ChurnConfig:
             calibration step afterwards removes the bias this weighting introduces.
         calibration: ``platt`` (temperature and bias on the logit, fitted on
             validation), ``isotonic`` or ``none``.
-        seed: seed of weights and batch order.
+        seed: seed of weights and batch order (ensemble member i uses ``seed + i``).
+        ensemble: number of networks trained from different seeds whose logits are
+            averaged (1 = a single network).
         threads: torch CPU threads (the benchmark machine has two cores).
     """
 
@@ -43,6 +45,7 @@ class ChurnConfig:
     calibration: str = "platt"
     seed: int = 0
     threads: int = 1
+    ensemble: int = 1
 
     def replace(self, **changes) -> ChurnConfig:
         """A copy with some fields changed (Optuna trials use this)."""
@@ -69,3 +72,57 @@ def suggest(trial, base: ChurnConfig | None = None) -> ChurnConfig:
         weight_decay=trial.suggest_float("weight_decay", 1e-5, 3e-2, log=True),
         pos_weight_power=trial.suggest_float("pos_weight_power", 0.0, 1.0),
     )
+
+
+def save_params(config: ChurnConfig, path, **extra) -> None:
+    """Write a configuration as JSON (``{"config": {...}, **extra}``) for ``--params``."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if path.parent != Path(""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"config": config.to_dict(), **extra}, indent=2, default=str))
+
+
+def load_params(path) -> ChurnConfig:
+    """A :class:`ChurnConfig` from a ``--params`` JSON file.
+
+    Accepts what ``ppx tune churn --out`` writes (``{"config": {...}}``), MLflow's
+    ``best_params.json`` of a study run (``{"best_params": {...}}``) or a plain object
+    of config fields; fields left out keep their defaults. Raises ValueError naming
+    the file and the problem (missing, not JSON, unknown fields, wrong types).
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"--params file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--params file {path} is not valid JSON: {err}") from None
+    if isinstance(data, dict):
+        data = data.get("config", data.get("best_params", data))
+    if not isinstance(data, dict):
+        raise ValueError(f"--params file {path} must hold a JSON object of config fields")
+    fields = {f.name: f for f in dataclasses.fields(ChurnConfig)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"--params file {path}: unknown churn config fields {unknown}; "
+            f"known fields are {sorted(fields)}"
+        )
+    base = ChurnConfig()
+    clean = {}
+    for k, v in data.items():
+        want = type(getattr(base, k))
+        if want is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, want) or isinstance(v, bool):
+            raise ValueError(
+                f"--params file {path}: field {k!r} must be {want.__name__}, got {v!r}"
+            )
+        clean[k] = v
+    return base.replace(**clean)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ppx.models.churn.config import ChurnConfig, suggest
-from ppx.models.churn.model import ChurnModel, fit_churn_model
+from ppx.models.churn.model import ChurnModel, fit_churn_model, fit_crossfit_table
 from ppx.models.churn.tabular import TabularEncoder
 
 METRICS = ("roc_auc", "pr_auc", "brier", "ece", "lift_top_decile")
@@ -101,8 +101,14 @@ def fit_ppx(
     config: ChurnConfig | None = None,
     seed: int = 0,
     refit: bool = False,
+    crossfit: int = 0,
 ) -> Fitted:
     """Our network, optionally Optuna-tuned on ``val`` (AUC of the first horizon).
+
+    With ``crossfit = k`` (table mode only) the configuration chosen on ``val`` is then
+    trained as a k-member cross-fitted ensemble on train + validation
+    (:func:`~ppx.models.churn.model.fit_crossfit_table`): every labelled row trains
+    k - 1 members and calibrates through the one that did not see it.
 
     With ``refit`` the chosen configuration is trained again on train + validation for
     the early-stopped number of epochs, keeping the validation-fitted calibration. It
@@ -132,9 +138,17 @@ def fit_ppx(
         # noisy and must beat the defaults to be used.
         study = _study(objective, n_trials, seed, enqueue={k: getattr(base, k) for k in PPX_SPACE})
         model = models[study.best_trial.number]
-    else:
+    elif crossfit <= 1:
         model = fit_churn_model(train, val, encoder, base, horizons, mode, y_train, y_val)
-    if refit:
+    if crossfit > 1:
+        if mode != "table":
+            raise ValueError("crossfit needs exchangeable rows (table mode), not time snapshots")
+        both = pd.concat([train, val], ignore_index=True)
+        cfg = model.config if n_trials > 0 else base
+        model = fit_crossfit_table(
+            both, np.concatenate([y_train, y_val]), encoder, cfg, crossfit, seed
+        )
+    elif refit:
         # Early stopping chose the epochs and validation fitted the calibration; now
         # the validation rows also train (the same protocol as the baselines).
         both = pd.concat([train, val], ignore_index=True)
@@ -148,7 +162,7 @@ def fit_ppx(
             mode,
             yb,
             None,
-            fixed_epochs=model.info["best_epoch"],
+            fixed_epochs=model.info.get("best_epochs", model.info["best_epoch"]),
             calibration=model.calibration,
         )
     return Fitted(

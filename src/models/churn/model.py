@@ -75,7 +75,11 @@ class ChurnModel:
     background_frame: pd.DataFrame | None = None
     info: dict = field(default_factory=dict)
     history: dict | None = None
-    net: ChurnNet | None = None
+    nets: list[ChurnNet] | None = None
+    #: Precomputed feature rows (:func:`ppx.features.churn.serving_snapshot`) of
+    #: ``history``; a request at one of its times is a lookup.
+    snapshot: pd.DataFrame | None = None
+    _lookup: dict | None = field(default=None, repr=False)
 
     # --- ExplainableModel ------------------------------------------------------------
 
@@ -114,23 +118,37 @@ class ChurnModel:
             depth=c.depth,
             dropout=c.dropout,
             emb_dim=c.emb_dim,
+            bin_cardinalities=self.encoder.bin_cardinalities,
         )
 
-    def _ensure_net(self) -> ChurnNet:
-        if self.net is None:
-            self.net = self._build_net()
-            self.net.load_state_dict(self.state)
-        self.net.eval()
-        return self.net
+    @property
+    def states(self) -> list[dict]:
+        """One state dict per ensemble member (a single network is a list of one)."""
+        return self.state if isinstance(self.state, list) else [self.state]
+
+    def _ensure_nets(self) -> list[ChurnNet]:
+        if self.nets is None:
+            nets = []
+            for st in self.states:
+                net = self._build_net()
+                net.load_state_dict(st)
+                net.eval()
+                nets.append(net)
+            self.nets = nets
+        return self.nets
 
     def raw_logits(self, feature_frame: pd.DataFrame) -> np.ndarray:
-        """Uncalibrated hazard logits, shape (rows, intervals)."""
-        xn, xc = self.encoder.arrays(feature_frame)
-        net = self._ensure_net()
+        """Uncalibrated hazard logits, shape (rows, intervals): the ensemble's mean logit."""
+        xn, xc = self.encoder.net_arrays(feature_frame)
+        return self._logits_arrays(xn, xc)
+
+    def _logits_arrays(self, xn: np.ndarray, xc: np.ndarray) -> np.ndarray:
+        nets = self._ensure_nets()
         torch.set_num_threads(max(1, self.config.threads))
+        tn, tc = torch.from_numpy(xn), torch.from_numpy(xc)
         with torch.no_grad():
-            out = net(torch.from_numpy(xn), torch.from_numpy(xc)).numpy()
-        return out.astype(float)
+            out = sum(net(tn, tc) for net in nets) / len(nets)
+        return out.numpy().astype(float)
 
     def hazards(self, feature_frame: pd.DataFrame) -> np.ndarray:
         """Calibrated per-interval hazards."""
@@ -154,14 +172,37 @@ class ChurnModel:
     def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Scores for rows that already carry the model's input columns."""
         frame = self.encoder.numeric_frame(df)
-        p = self.predict_proba_frame(frame)
+        h = self.hazards(frame)
+        p = 1.0 - np.cumprod(1.0 - h, axis=1)
         if self.mode == "table":
             return pd.DataFrame({"p_churn": p[:, 0]}, index=df.index)
-        out = pd.DataFrame(
-            {f"p_churn_{h}": p[:, k] for k, h in enumerate(self.horizons)}, index=df.index
-        )
-        out["expected_lifetime_days"] = self.expected_lifetime_days(frame)
-        return out
+        out = {f"p_churn_{hz}": p[:, k] for k, hz in enumerate(self.horizons)}
+        hc = np.clip(h, 1e-4, 1.0)
+        surv = np.cumprod(1.0 - hc, axis=1)
+        intervals = surv[:, :-1].sum(axis=1) + surv[:, -1] / hc[:, -1]
+        out["expected_lifetime_days"] = INTERVAL_DAYS * (intervals + 0.5)
+        return pd.DataFrame(out, index=df.index)
+
+    def _snapshot_lookup(self) -> dict | None:
+        """(known customers, snapshot times, (customer, time) -> snapshot row), built
+        once per history; None without a snapshot."""
+        from ppx.data import columns as C
+        from ppx.features import churn as F
+
+        if self._lookup is not None and self._lookup["history"] is self.history:
+            return self._lookup
+        known = set(self.history["customers"][C.CUSTOMER_ID].tolist())
+        rows, times = {}, set()
+        if self.snapshot is not None and len(self.snapshot):
+            snap = self.snapshot
+            t = snap[F.AS_OF].to_numpy().astype("datetime64[ns]").astype(np.int64)
+            cid = snap[C.CUSTOMER_ID].to_numpy(dtype=np.int64)
+            # Rows are sorted by subscription within a time; the last one wins, as in
+            # the computed path (one active subscription per customer at a time).
+            rows = {(int(c), int(tt)): i for i, (c, tt) in enumerate(zip(cid, t, strict=True))}
+            times = set(np.unique(t).tolist())
+        self._lookup = {"history": self.history, "known": known, "rows": rows, "times": times}
+        return self._lookup
 
     def subscription_rows(self, requests: pd.DataFrame) -> pd.DataFrame:
         """Feature rows for ``customer_id`` (+ optional ``as_of``) requests from history.
@@ -187,12 +228,21 @@ class ChurnModel:
         if cids.isna().any():
             bad = requests.loc[cids.isna(), C.CUSTOMER_ID].tolist()[:3]
             raise ValueError(f"{C.CUSTOMER_ID!r} must be an integer id; got {bad}")
-        known = set(self.history["customers"][C.CUSTOMER_ID].tolist())
-        rows = []
+        look = self._snapshot_lookup()
+        known, snap_rows, snap_times = look["known"], look["rows"], look["times"]
+        rows, hits = [], []
         for i, (cid, t) in enumerate(zip(cids.astype(np.int64), as_of, strict=True)):
             base = {"_row": i, C.CUSTOMER_ID: int(cid), F.AS_OF: t}
             if int(cid) not in known:
                 rows.append(pd.DataFrame([{**base, "status": "unknown_customer"}]))
+                continue
+            t_ns = pd.Timestamp(t).value
+            if t_ns in snap_times:
+                pos = snap_rows.get((int(cid), t_ns))
+                if pos is None:  # the snapshot holds every subscription active then
+                    rows.append(pd.DataFrame([{**base, "status": "no_active_subscription"}]))
+                else:
+                    hits.append((i, pos))
                 continue
             hist = F.restrict_history(self.history, [int(cid)])
             f = F.churn_features(hist, t)
@@ -201,6 +251,14 @@ class ChurnModel:
                 continue
             f = f.iloc[[-1]].copy()  # one active subscription per customer at a time
             f["_row"], f["status"] = i, "ok"
+            rows.append(f)
+        if hits:
+            f = self.snapshot.iloc[[pos for _, pos in hits]].reset_index(drop=True)
+            f["_row"] = [i for i, _ in hits]
+            f["status"] = "ok"
+            if not rows:
+                out = f.sort_values("_row", kind="stable").drop(columns="_row")
+                return out.reset_index(drop=True)
             rows.append(f)
         out = pd.concat(rows, ignore_index=True).sort_values("_row").drop(columns="_row")
         for c in F.FEATURE_COLUMNS:
@@ -225,6 +283,8 @@ class ChurnModel:
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         if self.background_frame is not None:
             self.background_frame.to_parquet(folder / "background.parquet")
+        if self.snapshot is not None:
+            self.snapshot.to_parquet(folder / "snapshot.parquet", index=False)
         return folder
 
     @classmethod
@@ -232,6 +292,7 @@ class ChurnModel:
         folder = Path(folder)
         meta = json.loads((folder / "meta.json").read_text())
         bg = folder / "background.parquet"
+        snap = folder / "snapshot.parquet"
         return cls(
             encoder=TabularEncoder(**meta["encoder"]),
             config=ChurnConfig.from_dict(meta["config"]),
@@ -241,6 +302,7 @@ class ChurnModel:
             calibration=meta["calibration"],
             background_frame=pd.read_parquet(bg) if bg.exists() else None,
             info=meta["info"],
+            snapshot=pd.read_parquet(snap) if snap.exists() else None,
         )
 
 
@@ -287,69 +349,23 @@ def apply_calibration(logits: np.ndarray, cal: dict) -> np.ndarray:
 # --- fitting ---------------------------------------------------------------------------
 
 
-def fit_churn_model(
-    train: pd.DataFrame,
-    val: pd.DataFrame,
-    encoder: TabularEncoder,
-    config: ChurnConfig,
-    horizons: list[int],
-    mode: str,
-    y_train: np.ndarray | None = None,
-    y_val: np.ndarray | None = None,
-    progress: bool = False,
-    fixed_epochs: int | None = None,
-    calibration: list[dict] | None = None,
-) -> ChurnModel:
-    """Train the network with early stopping on ``val`` and calibrate on ``val``.
-
-    Args:
-        train, val: rows with the encoder's input columns; in ``subscriptions`` mode
-            also the ``churn_{h}`` / ``observed_{h}`` labels.
-        encoder: an encoder already fitted on ``train``.
-        config: hyper-parameters.
-        horizons: label horizons (``[30, 60, 90]``) or ``[0]`` for a plain classifier.
-        mode: ``subscriptions`` or ``table``.
-        y_train, y_val: 0/1 targets in ``table`` mode.
-        progress: show a progress bar over epochs.
-        fixed_epochs: train exactly this many epochs without validation (the refit
-            on train + validation after early stopping chose the epoch count).
-        calibration: calibration maps to reuse (fitted on validation by the first fit);
-            required with ``fixed_epochs``.
-    """
-    t0 = time.perf_counter()
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(max(1, config.threads))
-    rng = np.random.default_rng(config.seed)
-    if fixed_epochs is not None:
-        val, y_val = train.iloc[:1], None if y_train is None else y_train[:1]
-    if mode == "table":
-        Yt, Mt = y_train.reshape(-1, 1).astype(np.float32), np.ones((len(train), 1), np.float32)
-        Yv, Mv = y_val.reshape(-1, 1).astype(np.float32), np.ones((len(val), 1), np.float32)
-    else:
-        Yt, Mt = hazard_targets(train, horizons)
-        Yv, Mv = hazard_targets(val, horizons)
-    xn_t, xc_t = encoder.transform(train)
-    xn_v, xc_v = encoder.transform(val)
-    pos = (Yt * Mt).sum(0)
-    neg = Mt.sum(0) - pos
-    pw = np.power(np.maximum(neg, 1) / np.maximum(pos, 1), config.pos_weight_power)
-    model = ChurnModel(encoder=encoder, config=config, horizons=list(horizons), mode=mode)
+def _train_net(model, config, seed, T, V, pw, base_logit, fixed_epochs, progress):
+    """One network, early-stopped on ``V`` (or trained ``fixed_epochs`` epochs)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     net = model._build_net()
     # The wide part's bias starts at the base rate so early epochs are not spent on it.
     with torch.no_grad():
-        base = np.clip(pos * pw / np.maximum(pos * pw + neg, 1), 1e-4, 1 - 1e-4)
-        net.wide_num.bias.copy_(torch.tensor(np.log(base / (1 - base)), dtype=torch.float32))
+        net.wide_num.bias.copy_(torch.tensor(base_logit, dtype=torch.float32))
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    T = {k: torch.from_numpy(v) for k, v in dict(xn=xn_t, xc=xc_t, y=Yt, m=Mt).items()}
-    V = {k: torch.from_numpy(v) for k, v in dict(xn=xn_v, xc=xc_v, y=Yv, m=Mv).items()}
     pw_t = torch.tensor(pw, dtype=torch.float32)
     best, best_state, best_epoch, bad = np.inf, None, 0, 0
-    n = len(train)
+    n = len(T["y"])
     epochs = range(fixed_epochs if fixed_epochs is not None else config.max_epochs)
     if progress:
         from tqdm.auto import tqdm
 
-        epochs = tqdm(epochs, desc="churn epochs", leave=False)
+        epochs = tqdm(epochs, desc=f"churn epochs (seed {seed})", leave=False)
     for epoch in epochs:
         net.train()
         order = torch.from_numpy(rng.permutation(n))
@@ -373,24 +389,151 @@ def fit_churn_model(
                 break
     net.load_state_dict(best_state)
     net.eval()
-    model.net, model.state = net, best_state
-    with torch.no_grad():
-        zv = net(V["xn"], V["xc"]).numpy().astype(float)
+    return net, best_state, best_epoch + 1, best
+
+
+def fit_churn_model(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    encoder: TabularEncoder,
+    config: ChurnConfig,
+    horizons: list[int],
+    mode: str,
+    y_train: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    progress: bool = False,
+    fixed_epochs: int | list[int] | None = None,
+    calibration: list[dict] | None = None,
+) -> ChurnModel:
+    """Train the network(s) with early stopping on ``val`` and calibrate on ``val``.
+
+    With ``config.ensemble = k > 1`` k networks are trained from seeds ``seed, seed+1,
+    ...`` (each early-stopped on ``val``); the model averages their logits and the
+    calibration is fitted on that average.
+
+    Args:
+        train, val: rows with the encoder's input columns; in ``subscriptions`` mode
+            also the ``churn_{h}`` / ``observed_{h}`` labels.
+        encoder: an encoder already fitted on ``train``.
+        config: hyper-parameters.
+        horizons: label horizons (``[30, 60, 90]``) or ``[0]`` for a plain classifier.
+        mode: ``subscriptions`` or ``table``.
+        y_train, y_val: 0/1 targets in ``table`` mode.
+        progress: show a progress bar over epochs.
+        fixed_epochs: train exactly this many epochs without validation (the refit
+            on train + validation after early stopping chose the epoch count); one
+            count per ensemble member or one for all.
+        calibration: calibration maps to reuse (fitted on validation by the first fit);
+            required with ``fixed_epochs``.
+    """
+    t0 = time.perf_counter()
+    torch.set_num_threads(max(1, config.threads))
     if fixed_epochs is not None:
+        val, y_val = train.iloc[:1], None if y_train is None else y_train[:1]
+    if mode == "table":
+        Yt, Mt = y_train.reshape(-1, 1).astype(np.float32), np.ones((len(train), 1), np.float32)
+        Yv, Mv = y_val.reshape(-1, 1).astype(np.float32), np.ones((len(val), 1), np.float32)
+    else:
+        Yt, Mt = hazard_targets(train, horizons)
+        Yv, Mv = hazard_targets(val, horizons)
+    xn_t, xc_t = encoder.net_transform(train)
+    xn_v, xc_v = encoder.net_transform(val)
+    pos = (Yt * Mt).sum(0)
+    neg = Mt.sum(0) - pos
+    pw = np.power(np.maximum(neg, 1) / np.maximum(pos, 1), config.pos_weight_power)
+    base = np.clip(pos * pw / np.maximum(pos * pw + neg, 1), 1e-4, 1 - 1e-4)
+    base_logit = np.log(base / (1 - base))
+    model = ChurnModel(encoder=encoder, config=config, horizons=list(horizons), mode=mode)
+    T = {k: torch.from_numpy(v) for k, v in dict(xn=xn_t, xc=xc_t, y=Yt, m=Mt).items()}
+    V = {k: torch.from_numpy(v) for k, v in dict(xn=xn_v, xc=xc_v, y=Yv, m=Mv).items()}
+    k = max(1, int(config.ensemble))
+    if fixed_epochs is None or isinstance(fixed_epochs, int):
+        fixed_epochs = [fixed_epochs] * k
+    nets, states, epochs, losses = [], [], [], []
+    for i in range(k):
+        net, st, ep, vl = _train_net(
+            model, config, config.seed + i, T, V, pw, base_logit, fixed_epochs[i], progress
+        )
+        nets.append(net)
+        states.append(st)
+        epochs.append(ep)
+        losses.append(vl)
+    model.nets = nets
+    model.state = states if k > 1 else states[0]
+    if fixed_epochs[0] is not None:
         model.calibration = list(calibration)
     else:
+        zv = model._logits_arrays(xn_v, xc_v)
         model.calibration = [
-            fit_calibration(zv[Mv[:, k] > 0, k], Yv[Mv[:, k] > 0, k], config.calibration)
-            for k in range(len(horizons))
+            fit_calibration(zv[Mv[:, j] > 0, j], Yv[Mv[:, j] > 0, j], config.calibration)
+            for j in range(len(horizons))
         ]
     frame = encoder.numeric_frame(train)
     model.background_frame = frame.sample(min(200, len(frame)), random_state=config.seed)[
         model.feature_names
     ].reset_index(drop=True)
     model.info.update(
-        best_epoch=best_epoch + 1,
-        val_loss=best,
+        best_epoch=max(epochs),
+        best_epochs=epochs,
+        val_loss=float(np.mean(losses)),
         train_seconds=time.perf_counter() - t0,
         pos_weight=pw.tolist(),
+    )
+    return model
+
+
+def fit_crossfit_table(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    encoder: TabularEncoder,
+    config: ChurnConfig,
+    folds: int = 5,
+    seed: int = 0,
+) -> ChurnModel:
+    """A table-mode ensemble by cross-fitting: every row trains, every row calibrates.
+
+    ``frame`` (all labelled training rows) is split into ``folds`` stratified parts;
+    member i trains on the other parts and early-stops on part i. The model averages
+    the members' logits; Platt calibration is fitted on the out-of-fold logits (each
+    row scored by the member that did not train on it). Compared with one network on
+    a fixed 80/20 train/validation split, no row is held out of training and the
+    calibration sees all rows, at ``folds`` times the training cost.
+
+    Only for exchangeable rows (a random split): a table with a time column, or the
+    world's monthly snapshots, must keep the time-ordered fit.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    t0 = time.perf_counter()
+    y = np.asarray(y, dtype=float)
+    oof = np.full(len(frame), np.nan)
+    states, epochs = [], []
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for i, (tr, va) in enumerate(splitter.split(np.zeros(len(y)), y)):
+        m = fit_churn_model(
+            frame.iloc[tr],
+            frame.iloc[va],
+            encoder,
+            config.replace(seed=config.seed + i, ensemble=1),
+            [0],
+            "table",
+            y[tr],
+            y[va],
+        )
+        oof[va] = m.raw_logits(encoder.numeric_frame(frame.iloc[va]))[:, 0]
+        states.append(m.state)
+        epochs.append(m.info["best_epoch"])
+    model = ChurnModel(encoder=encoder, config=config, horizons=[0], mode="table")
+    model.state = states
+    model.calibration = [fit_calibration(oof, y, config.calibration)]
+    nf = encoder.numeric_frame(frame)
+    model.background_frame = nf.sample(min(200, len(nf)), random_state=config.seed)[
+        model.feature_names
+    ].reset_index(drop=True)
+    model.info.update(
+        best_epoch=max(epochs),
+        best_epochs=epochs,
+        crossfit_folds=folds,
+        train_seconds=time.perf_counter() - t0,
     )
     return model

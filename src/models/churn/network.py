@@ -25,6 +25,10 @@ class ChurnNet(nn.Module):
         depth: number of hidden layers; 0 disables the deep part.
         dropout: dropout rate in the deep part.
         emb_dim: maximum embedding dimension.
+        bin_cardinalities: vocabulary size of each quantile-binned numeric column
+            (:meth:`TabularEncoder.bin_codes`); they enter the wide part only, one
+            logit offset per bin, so the logistic part can bend (tenure's effect is far
+            from linear) while the deep part keeps the continuous value.
     """
 
     def __init__(
@@ -36,9 +40,14 @@ class ChurnNet(nn.Module):
         depth: int = 2,
         dropout: float = 0.2,
         emb_dim: int = 4,
+        bin_cardinalities: list[int] | None = None,
     ):
         super().__init__()
         self.n_out = n_out
+        self.n_cat = len(cardinalities)
+        self.wide_bins = nn.ModuleList(nn.Embedding(c, n_out) for c in bin_cardinalities or [])
+        for e in self.wide_bins:
+            nn.init.zeros_(e.weight)
         self.wide_num = nn.Linear(n_numeric, n_out)
         self.wide_cat = nn.ModuleList(nn.Embedding(c, n_out) for c in cardinalities)
         for e in self.wide_cat:
@@ -64,6 +73,8 @@ class ChurnNet(nn.Module):
         logits = self.wide_num(x_num)
         for j, e in enumerate(self.wide_cat):
             logits = logits + e(x_cat[:, j])
+        for j, e in enumerate(self.wide_bins):
+            logits = logits + e(x_cat[:, self.n_cat + j])
         if self.depth > 0:
             parts = [x_num] + [e(x_cat[:, j]) for j, e in enumerate(self.embs)]
             logits = logits + self.deep(torch.cat(parts, dim=1))

@@ -213,6 +213,32 @@ class TabularEncoder:
     log_cols: list[str] = field(default_factory=list)
     missing_flags: list[str] = field(default_factory=list)
     vocab: dict[str, list[str]] = field(default_factory=dict)
+    #: Quantile bins per numeric column for the network's wide part (0 = no bins).
+    n_bins: int = 0
+    bin_edges: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def bin_cardinalities(self) -> list[int]:
+        return [len(e) + 2 for e in self.bin_edges.values()]
+
+    def bin_codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """Quantile-bin codes of the binned numeric columns (0 = missing), int64."""
+        cols = []
+        for c, edges in self.bin_edges.items():
+            x = frame[c].to_numpy(dtype=float)
+            code = np.searchsorted(np.asarray(edges, dtype=float), x, side="right") + 1
+            cols.append(np.where(np.isnan(x), 0, code))
+        if not cols:
+            return np.zeros((len(frame), 0), dtype=np.int64)
+        return np.stack(cols, axis=1).astype(np.int64)
+
+    def net_arrays(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`arrays` with the bin codes appended to the categorical codes."""
+        xn, xc = self.arrays(frame)
+        return xn, np.hstack([xc, self.bin_codes(frame)])
+
+    def net_transform(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return self.net_arrays(self.numeric_frame(df))
 
     @property
     def numeric_inputs(self) -> list[str]:
@@ -238,6 +264,12 @@ class TabularEncoder:
                 x = np.log1p(x)
             self.means[c] = float(x.mean())
             self.stds[c] = float(x.std()) or 1.0
+            raw = coerce_numeric(df[c])
+            raw = raw.to_numpy(dtype=float) if raw is not None else np.full(len(df), np.nan)
+            raw = raw[~np.isnan(raw)]
+            if self.n_bins > 1 and len(np.unique(raw)) > self.n_bins:
+                q = np.quantile(raw, np.linspace(0, 1, self.n_bins + 1)[1:-1])
+                self.bin_edges[c] = np.unique(q).tolist()
         for c in self.categorical:
             txt = self._text(df[c])
             counts = txt.value_counts()

@@ -32,6 +32,11 @@ from ppx.models.churn.tabular import (
 )
 
 MODEL = "churn"
+#: Table mode (user tables, Telco): quantile bins per numeric column in the network's
+#: wide part, and the number of cross-fitted ensemble members trained on train +
+#: validation after tuning (random splits only; a --time split keeps one network).
+TABLE_BINS = 8
+TABLE_CROSSFIT = 5
 
 
 @dataclass
@@ -229,6 +234,9 @@ def train_world(
             features=model.feature_names,
         )
         if register:
+            # Served requests at the default as_of (and the months before) look their
+            # features up instead of computing them (see ppx.models.churn.pyfunc).
+            model.snapshot = F.serving_snapshot(splits.history)
             last = F.data_end(splits.history)
             cust = int(test[C.CUSTOMER_ID].iloc[0]) if len(test) else 1
             example = {C.CUSTOMER_ID: cust, F.AS_OF: str((last - pd.DateOffset(months=1)).date())}
@@ -317,7 +325,7 @@ def train_table(
     raw = read_table(path)
     df, y, plan, tinfo = prepare_table(raw, target, id_column, time_column, force_columns)
     tr, va, te = split_table(df, y, time_column, seed)
-    enc = TabularEncoder(plan.numeric, plan.categorical).fit(df.iloc[tr])
+    enc = TabularEncoder(plan.numeric, plan.categorical, n_bins=TABLE_BINS).fit(df.iloc[tr])
     t0 = time.perf_counter()
     fitted = fit_ppx(
         df.iloc[tr],
@@ -330,6 +338,7 @@ def train_table(
         n_trials=n_trials,
         config=config,
         seed=seed,
+        crossfit=0 if time_column else TABLE_CROSSFIT,
     )
     model: ChurnModel = fitted.model
     p = model.predict_table(df.iloc[te])["p_churn"].to_numpy()

@@ -1,0 +1,99 @@
+"""The served model's precomputed snapshot gives exactly what per-request features give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ppx.data import columns as C
+from ppx.features import churn as F
+from ppx.models.churn.config import ChurnConfig
+from ppx.models.churn.pyfunc import ChurnPyfunc, save_history
+from ppx.models.churn.train import fit_world, world_splits
+
+
+@pytest.fixture(scope="module")
+def served(tiny_world, tmp_path_factory):
+    """A model saved and loaded the way the pyfunc does, with and without the snapshot."""
+    world, _ = tiny_world
+    sp = world_splits(world.tables)
+    model = fit_world(sp, ChurnConfig(max_epochs=5, patience=2)).model
+    end = F.data_end(sp.history)
+    model.info["default_as_of"] = str(end)
+    model.snapshot = F.serving_snapshot(sp.history)
+    root = tmp_path_factory.mktemp("churn_served")
+    model.save(root / "model")
+    save_history(sp.history, root / "history")
+
+    class Ctx:
+        artifacts = {"model": str(root / "model"), "history": str(root / "history")}
+
+    pf = ChurnPyfunc()
+    pf.load_context(Ctx())
+    return sp, pf, end
+
+
+def test_snapshot_covers_recent_month_starts(served):
+    sp, pf, end = served
+    times = pd.to_datetime(pf.model.snapshot[F.AS_OF]).unique()
+    assert end in times and len(times) == F.SERVING_SNAPSHOT_MONTHS
+
+
+def test_lookup_equals_online_computation_and_offline_features(served):
+    sp, pf, end = served
+    model = pf.model
+    snap = model.snapshot
+    t = end - pd.DateOffset(months=1)
+    cids = snap.loc[snap[F.AS_OF] == t, C.CUSTOMER_ID].drop_duplicates().head(8).tolist()
+    unknown, inactive = 10**9, None
+    subs = sp.history["subs"]
+    gone = subs[subs[C.CANCELLED_AT] < t - pd.DateOffset(months=1)][C.CUSTOMER_ID]
+    active_then = set(snap.loc[snap[F.AS_OF] == t, C.CUSTOMER_ID])
+    inactive = next(int(c) for c in gone if c not in active_then)
+    req = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [*cids, unknown, inactive, cids[0]],
+            F.AS_OF: [str(t.date())] * (len(cids) + 2) + [None],
+        }
+    )
+    fast = pf.predict(None, req)
+    # The same requests with the lookup switched off compute every feature online.
+    model.snapshot, model._lookup = None, None
+    try:
+        slow = pf.predict(None, req)
+        slow_rows = model.subscription_rows(req)
+    finally:
+        model.snapshot, model._lookup = snap, None
+    pd.testing.assert_frame_equal(fast, slow)
+    assert list(fast["status"][-3:]) == ["unknown_customer", "no_active_subscription", "ok"]
+    # ...and equal the offline batch features scored in one go.
+    offline = F.churn_features(sp.history, t).drop_duplicates(C.CUSTOMER_ID, keep="last")
+    offline = offline.set_index(C.CUSTOMER_ID).loc[cids].reset_index()
+    expect = model.predict_table(offline)
+    np.testing.assert_allclose(fast["p_churn_30"].to_numpy()[: len(cids)], expect["p_churn_30"])
+    fast_rows = model.subscription_rows(req)
+    pd.testing.assert_frame_equal(
+        fast_rows[list(F.FEATURE_COLUMNS)], slow_rows[list(F.FEATURE_COLUMNS)], check_dtype=False
+    )
+
+
+def test_mid_month_request_is_computed(served):
+    sp, pf, end = served
+    snap = pf.model.snapshot
+    cid = int(snap.loc[snap[F.AS_OF] == end, C.CUSTOMER_ID].iloc[0])
+    t = end - pd.Timedelta(days=10)
+    out = pf.predict(None, pd.DataFrame({C.CUSTOMER_ID: [cid], F.AS_OF: [str(t)]}))
+    feats = F.churn_features(F.restrict_history(sp.history, [cid]), t).iloc[[-1]]
+    expect = pf.model.predict_table(feats)["p_churn_30"].iloc[0]
+    assert out.loc[0, "status"] == "ok"
+    assert out.loc[0, "p_churn_30"] == pytest.approx(expect)
+
+
+def test_indexed_history_restricts_like_a_scan(served):
+    sp, pf, _ = served
+    cids = sp.history["subs"][C.CUSTOMER_ID].drop_duplicates().head(3).tolist()
+    fast = F.restrict_history(pf.model.history, cids)
+    slow = F.restrict_history(sp.history, cids)
+    for name in F.HISTORY_TABLES:
+        pd.testing.assert_frame_equal(fast[name], slow[name], check_dtype=False)
