@@ -25,6 +25,8 @@ from ppx.models.delivery.network import HazardNet, cdf_from_logits, hazard_nll
 CATS = (*fd.CATEGORICAL, fd.LAST_SCAN_TYPE, "weekday_cat")
 STRICT = (C.WAREHOUSE, C.DEST_REGION, C.CARRIER, C.SERVICE_LEVEL)  # unknown -> error
 UNK = "<unk>"
+REF_Q = 0.9  # Mondrian groups: the day the calibrated CDF reaches this probability
+MIN_GROUP = 1000  # held-out parcels a group needs for its own promise rule
 
 
 class Recalibrator:
@@ -122,6 +124,7 @@ class DeliveryModel:
     history: fd.DeliveryHistory
     calib: dict[str, IsoMap] = field(default_factory=dict)
     rules: dict[str, Recalibrator] = field(default_factory=dict)
+    rule_edges: dict[str, np.ndarray] = field(default_factory=dict)
     background_frame: pd.DataFrame | None = None
     feature_names: list[str] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -247,11 +250,20 @@ class DeliveryModel:
         tgt = np.broadcast_to(np.asarray(target, float), (len(cdf),))
         rate = cdf.copy()
         for stage, mask in (("checkout", ~transit), ("transit", transit)):
-            if mask.any() and stage in self.rules:
-                rule = self.rules[stage]
+            if not (mask.any() and stage in self.rules):
+                continue
+            # Mondrian: one rule per group of similar predicted distributions (by the
+            # day the CDF reaches REF_Q), so a change in the mix of parcels (a holiday
+            # peak) does not move the on-time rate; groups without their own rule use
+            # the stage's marginal rule.
+            group = np.zeros(len(cdf), dtype=int)
+            if stage in self.rule_edges:
+                group = np.digitize(_promise(cdf, np.full(len(cdf), REF_Q)), self.rule_edges[stage])
+            for g in np.unique(group[mask]):
+                rule = self.rules.get(f"{stage}#{g}", self.rules[stage])
                 # Where the held-out rule never reaches the target (censoring left its
                 # tail unobserved) fall back to the calibrated probabilities themselves.
-                use = mask & (tgt <= rule.values[-1])
+                use = mask & (group == g) & (tgt <= rule.values[-1])
                 rate[use] = rule(cdf[use])
         rate[:, -1] = 1.0
         return _promise(rate, tgt)
@@ -373,6 +385,7 @@ class DeliveryModel:
             "net": buf.getvalue(),
             "calib": {k: v.values for k, v in self.calib.items()},
             "rules": {k: v.values for k, v in self.rules.items()},
+            "rule_edges": self.rule_edges,
             "background": self.background_frame,
             "feature_names": self.feature_names,
             "history_records": records,
@@ -397,6 +410,7 @@ class DeliveryModel:
             history=history,
             calib={k: IsoMap(v) for k, v in st["calib"].items()},
             rules={k: Recalibrator(v) for k, v in st["rules"].items()},
+            rule_edges=st.get("rule_edges", {}),
             background_frame=st["background"],
             feature_names=st["feature_names"],
             train_seconds=st.get("train_seconds", 0.0),
@@ -504,7 +518,7 @@ def fit(
         model.net.load_state_dict(best_state)
     model.net.eval()
     model.__dict__.pop("_np_weights", None)
-    model.calib, model.rules = calibrate(model, val, f_va)
+    model.calib, model.rules, model.rule_edges = calibrate(model, val, f_va)
     model.cfg.extra["val_nll"] = best
     bg = model.features_from(f_tr.sample(min(200, len(f_tr)), random_state=cfg.seed))
     model.background_frame = bg.reset_index(drop=True)
@@ -521,16 +535,21 @@ def conformal_scores(raw_cdf: np.ndarray, y: np.ndarray, start: np.ndarray) -> n
 
 def calibrate(
     model: DeliveryModel, labelled: pd.DataFrame, feats: pd.DataFrame | None = None
-) -> tuple[dict[str, IsoMap], dict[str, Recalibrator]]:
+) -> tuple[dict[str, IsoMap], dict[str, Recalibrator], dict[str, np.ndarray]]:
     """Fit, per stage (checkout / transit), the isotonic probability map and then the
-    conformal promise rule on the mapped CDF, on a held-out labelled period."""
+    conformal promise rule on the mapped CDF, on a held-out labelled period.
+
+    The rule is Mondrian: besides the stage's marginal rule, one rule per group of
+    parcels whose calibrated CDF reaches ``REF_Q`` on similar days (group edges at the
+    sextiles of that day on the held-out period; a group needs ``MIN_GROUP`` parcels).
+    Returns (isotonic maps, rules, group edges)."""
     feats = fd.delivery_features(labelled, model.history) if feats is None else feats
     raw = model.raw_cdf(feats)
     y = labelled["y_day"].to_numpy()
     start = labelled["start_day"].to_numpy()
     ev = labelled["event"].to_numpy()
     transit = feats["in_transit"].to_numpy() > 0
-    calib, rules = {}, {}
+    calib, rules, edges_all = {}, {}, {}
     for stage, m in (("checkout", ~transit), ("transit", transit)):
         if not m.any():
             continue
@@ -538,5 +557,16 @@ def calibrate(
         cal = calib[stage](raw[m])
         cal[:, -1] = 1.0
         cal = np.maximum.accumulate(cal, axis=1)
-        rules[stage] = Recalibrator.fit(conformal_scores(cal, y[m], start[m]), ev[m])
-    return calib, rules
+        scores = conformal_scores(cal, y[m], start[m])
+        rules[stage] = Recalibrator.fit(scores, ev[m])
+        ref = _promise(cal, np.full(len(cal), REF_Q))
+        edges = np.unique(np.quantile(ref, np.arange(1, 6) / 6.0, method="higher"))
+        edges = edges[edges > ref.min()]
+        if len(edges):
+            edges_all[stage] = edges
+            group = np.digitize(ref, edges)
+            for g in np.unique(group):
+                sel = group == g
+                if sel.sum() >= MIN_GROUP:
+                    rules[f"{stage}#{g}"] = Recalibrator.fit(scores[sel], ev[m][sel])
+    return calib, rules, edges_all
