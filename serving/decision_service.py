@@ -35,7 +35,7 @@ from bentoml.exceptions import InvalidArgument
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ppx.rules import engine as E
@@ -63,6 +63,12 @@ def _invalid(err: ValidationError) -> InvalidArgument:
         loc = ".".join(str(p) for p in e["loc"])
         parts.append(f"{loc}: {e['msg']}")
     return InvalidArgument("invalid request: " + "; ".join(parts))
+
+
+def _json(res: E.DecisionResponse) -> Response:
+    # Serialised by pydantic directly: BentoML's generic output path derives the JSON
+    # schema of the return type on every response, which cost more than the decision.
+    return Response(res.model_dump_json(), media_type="application/json")
 
 
 async def _run(coro_factory):
@@ -151,13 +157,13 @@ class DecisionService:
         customer: CustomerContext,
         scores: Scores | None = None,
         model_inputs: dict[str, dict[str, Any]] | None = None,
-    ) -> dict:
+    ) -> E.DecisionResponse:
         """Points, tiers, apologies, order/delay notices and thank-yous for an order event."""
         req = E.OrderEventRequest(
             event=event, customer=customer, scores=scores, model_inputs=model_inputs or {}
         )
         res = await _run(lambda: engine().order_event(req))
-        return res.model_dump(mode="json")
+        return _json(res)
 
     @bentoml.api(route="/decide/return")
     async def decide_return(
@@ -166,13 +172,13 @@ class DecisionService:
         customer: CustomerContext,
         scores: Scores | None = None,
         model_inputs: dict[str, dict[str, Any]] | None = None,
-    ) -> dict:
+    ) -> E.DecisionResponse:
         """Instant refund, refund on receipt, inspection or manual review for a return."""
         req = E.ReturnDecisionRequest(
             request=request, customer=customer, scores=scores, model_inputs=model_inputs or {}
         )
         res = await _run(lambda: engine().return_(req))
-        return res.model_dump(mode="json")
+        return _json(res)
 
     @bentoml.api(route="/decide/claim")
     async def decide_claim(
@@ -181,13 +187,13 @@ class DecisionService:
         customer: CustomerContext,
         scores: Scores | None = None,
         model_inputs: dict[str, dict[str, Any]] | None = None,
-    ) -> dict:
+    ) -> E.DecisionResponse:
         """Fast payout, standard review or investigation for a delivery claim."""
         req = E.ClaimDecisionRequest(
             request=request, customer=customer, scores=scores, model_inputs=model_inputs or {}
         )
         res = await _run(lambda: engine().claim(req))
-        return res.model_dump(mode="json")
+        return _json(res)
 
     @bentoml.api(route="/decide/daily-batch")
     async def decide_daily_batch(self, items: list[dict[str, Any]]) -> dict:

@@ -22,7 +22,9 @@ file ``data/ledger.db`` in the project; any SQLAlchemy URL (PostgreSQL) works un
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    bindparam,
     create_engine,
     event,
     func,
@@ -133,8 +136,15 @@ class Ledger:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: Engine = create_engine(self.url, **kwargs)
+        # SQLite has one writer at a time and its busy handler waits by sleeping (1, 2,
+        # 5, 10 ... ms), so threads of one process queue on a lock instead; other
+        # processes still wait on the database's lock. PostgreSQL writes concurrently.
+        self._writer: contextlib.AbstractContextManager = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
         if self.dialect == "sqlite":
             _sqlite_begin_immediate(self.engine)
+        self._upsert = _upsert_statement(self.dialect)
         if create:
             Base.metadata.create_all(self.engine)
 
@@ -143,7 +153,8 @@ class Ledger:
     def _retry(self, fn: Callable[[], T], attempts: int = 30) -> T:
         for i in range(attempts):
             try:
-                return fn()
+                with self._writer:
+                    return fn()
             except OperationalError as err:
                 if not _is_locked(err) or i == attempts - 1:
                     raise
@@ -198,35 +209,28 @@ class Ledger:
         ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING`` lets the database settle
         concurrent duplicates: on PostgreSQL the second inserter waits for the first to
         commit and then skips; on SQLite writers are serialised by BEGIN IMMEDIATE.
+        Core statements built once (SQLAlchemy caches their compiled form) and executed
+        with a parameter list: the ORM's per-row bookkeeping cost more than the database.
         """
         if not rows:
             return []
         keys = [r["idempotency_key"] for r in rows]
-        if self.dialect in ("postgresql", "sqlite"):
-            if self.dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            stmt = (
-                insert(LedgerEntry)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(LedgerEntry.idempotency_key)
-            )
-            created = set(s.scalars(stmt).all())
+        conn = s.connection()
+        table = LedgerEntry.__table__
+        if self._upsert is not None:
+            created = set(conn.execute(self._upsert, rows).scalars().all())
         else:  # any other database: one savepoint per row
             created = set()
             for r in rows:
                 try:
-                    with s.begin_nested():
-                        s.add(LedgerEntry(**r))
-                        s.flush()
+                    with conn.begin_nested():
+                        conn.execute(table.insert(), r)
                     created.add(r["idempotency_key"])
                 except IntegrityError:
                     pass
         stored = {
             e.idempotency_key: e
-            for e in s.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key.in_(keys)))
+            for e in conn.execute(select(table).where(table.c.idempotency_key.in_(keys)))
         }
         return [_posting(stored[k], k in created) for k in keys]
 
@@ -394,13 +398,8 @@ class Ledger:
 
     @staticmethod
     def _balance(s: Session, customer_id: int) -> int:
-        return int(
-            s.scalar(
-                select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
-                    LedgerEntry.customer_id == int(customer_id)
-                )
-            )
-        )
+        row = s.connection().execute(_BALANCE, {"cid": int(customer_id)})
+        return int(row.scalar_one())
 
     def balance(self, customer_id: int) -> int:
         """Current balance: the sum of the customer's entries."""
@@ -435,6 +434,28 @@ class Ledger:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: A customer's balance (built once; Core execution skips the ORM's per-call work).
+_BALANCE = select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+    LedgerEntry.customer_id == bindparam("cid")
+)
+
+
+def _upsert_statement(dialect: str):
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING key``, or None."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return None
+    table = LedgerEntry.__table__
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.idempotency_key)
+    )
 
 
 def _now() -> datetime:
