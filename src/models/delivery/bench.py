@@ -20,7 +20,7 @@ from ppx.features import delivery as fd
 from ppx.models.delivery import evaluate as ev
 from ppx.models.delivery import train as tr
 from ppx.models.delivery.config import DeliveryConfig
-from ppx.models.delivery.model import Recalibrator, conformal_scores, fit
+from ppx.models.delivery.model import DeliveryModel, fit, fit_promise_rules
 
 
 def latency_ms(model, data, n: int = 400) -> dict[str, float]:
@@ -125,18 +125,24 @@ def world_benchmark(
             # The oracle's promise uses the same conformal rule, fitted on validation.
             vrows = tr.checkout_rows(data.val)
             vcdf = ev.oracle_cdf(vrows, ts, cfg.d_max)
-            rule = Recalibrator.fit(
-                conformal_scores(vcdf, vrows["y_day"].to_numpy(), np.zeros(len(vrows), int)),
+            # Same Mondrian rule as ppx: a DeliveryModel shell carrying only the rules.
+            rules, edges = fit_promise_rules(
+                vcdf,
+                vrows["y_day"].to_numpy(),
+                np.zeros(len(vrows), int),
                 np.ones(len(vrows)),
+                "checkout",
             )
-            rate = rule(ocdf)
-            rate[:, -1] = 1.0
-            o90 = ev.first_reach(rate, 0.9)
+            shell = DeliveryModel.__new__(DeliveryModel)
+            shell.rules = rules
+            shell.rule_edges = {} if edges is None else {"checkout": edges}
+            chk = np.zeros(len(ocdf), dtype=bool)
+            o90 = shell.promise(ocdf, 0.9, chk)
             out["oracle"] = ev.metrics(
                 y,
                 ev.first_reach(ocdf, 0.5),
                 o90,
-                ev.first_reach(rate, 0.95),
+                shell.promise(ocdf, 0.95, chk),
                 o90,
                 late,
                 ev.oracle_late_prob(trows, ts),

@@ -557,16 +557,28 @@ def calibrate(
         cal = calib[stage](raw[m])
         cal[:, -1] = 1.0
         cal = np.maximum.accumulate(cal, axis=1)
-        scores = conformal_scores(cal, y[m], start[m])
-        rules[stage] = Recalibrator.fit(scores, ev[m])
-        ref = _promise(cal, np.full(len(cal), REF_Q))
-        edges = np.unique(np.quantile(ref, np.arange(1, 6) / 6.0, method="higher"))
-        edges = edges[edges > ref.min()]
-        if len(edges):
+        r, edges = fit_promise_rules(cal, y[m], start[m], ev[m], stage)
+        rules.update(r)
+        if edges is not None:
             edges_all[stage] = edges
-            group = np.digitize(ref, edges)
-            for g in np.unique(group):
-                sel = group == g
-                if sel.sum() >= MIN_GROUP:
-                    rules[f"{stage}#{g}"] = Recalibrator.fit(scores[sel], ev[m][sel])
     return calib, rules, edges_all
+
+
+def fit_promise_rules(
+    cal: np.ndarray, y: np.ndarray, start: np.ndarray, event: np.ndarray, stage: str
+) -> tuple[dict[str, Recalibrator], np.ndarray | None]:
+    """The stage's marginal conformal rule plus one per Mondrian group (see
+    :func:`calibrate`), from calibrated CDFs of held-out parcels."""
+    scores = conformal_scores(cal, y, start)
+    rules = {stage: Recalibrator.fit(scores, event)}
+    ref = _promise(cal, np.full(len(cal), REF_Q))
+    edges = np.unique(np.quantile(ref, np.arange(1, 6) / 6.0, method="higher"))
+    edges = edges[edges > ref.min()]
+    if not len(edges):
+        return rules, None
+    group = np.digitize(ref, edges)
+    for g in np.unique(group):
+        sel = group == g
+        if sel.sum() >= MIN_GROUP:
+            rules[f"{stage}#{g}"] = Recalibrator.fit(scores[sel], event[sel])
+    return rules, edges
