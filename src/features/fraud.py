@@ -702,6 +702,9 @@ class LinkageGraph:
     adjacency: sp.csr_matrix
     by_kind: dict[str, sp.csr_matrix]
     static_component: np.ndarray
+    #: Per identifier kind: the distinct hashes (column order) and the account x hash
+    #: incidence matrix, kept so :meth:`extend` can add new accounts without a rebuild.
+    incidence: dict[str, tuple[pd.Index, sp.csr_matrix]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, identities: pd.DataFrame) -> LinkageGraph:
@@ -710,16 +713,18 @@ class LinkageGraph:
         signup, ok = _secs(identities[C.SIGNUP_AT])
         signup = np.where(ok, signup, np.iinfo(np.int64).min // 4)
         by_kind = {}
+        incidence = {}
         total = sp.csr_matrix((n, n), dtype=np.float32)
         for kind in ID_KINDS:
             col = identities[hash_column_name(kind)]
             present = col.notna().to_numpy()
-            codes, _ = pd.factorize(col[present])
+            codes, uniques = pd.factorize(col[present])
             rows = np.flatnonzero(present)
             inc = sp.csr_matrix(
                 (np.ones(len(rows), dtype=np.float32), (rows, codes)),
                 shape=(n, max(int(codes.max()) + 1 if len(codes) else 0, 1)),
             )
+            incidence[kind] = (pd.Index(uniques), inc)
             a = (inc @ inc.T).tocsr()
             a.setdiag(0)
             a.eliminate_zeros()
@@ -729,7 +734,70 @@ class LinkageGraph:
         total = total.tocsr()
         total.data[:] = 1.0
         _, comp = connected_components(total, directed=False)
-        return cls(ids, signup, total, by_kind, comp)
+        return cls(ids, signup, total, by_kind, comp, incidence)
+
+    def extend(self, new: pd.DataFrame) -> LinkageGraph:
+        """This graph plus new accounts (hashed identities), as :meth:`build` would make it.
+
+        Only the new accounts' rows are matched against the stored incidence, so a
+        request from a brand-new account costs milliseconds instead of a full rebuild.
+        The extended graph keeps no incidence of its own (extend the base graph again).
+        """
+        if not self.incidence:
+            raise ValueError("this graph keeps no incidence matrices; use LinkageGraph.build")
+        n, k = len(self.customer_ids), len(new)
+        signup, ok = _secs(new[C.SIGNUP_AT])
+        signup = np.where(ok, signup, np.iinfo(np.int64).min // 4)
+        by_kind = {}
+        linked = False
+        for kind in ID_KINDS:
+            uniques, inc = self.incidence[kind]
+            hashes = new[hash_column_name(kind)].to_numpy(dtype=object)
+            present = np.array([h is not None and h == h for h in hashes], dtype=bool)
+            if not present.any():
+                by_kind[kind] = _pad(self.by_kind[kind], k)
+                continue
+            hashes = hashes[present]
+            codes = uniques.get_indexer(hashes)
+            rows = np.flatnonzero(present)
+            old = codes >= 0
+            cross = sp.csr_matrix((k, n), dtype=np.float32)
+            if old.any():
+                inc_new = sp.csr_matrix(
+                    (np.ones(old.sum(), dtype=np.float32), (rows[old], codes[old])),
+                    shape=(k, inc.shape[1]),
+                )
+                cross = (inc_new @ inc.T).tocsr()
+            # New accounts linked among themselves: equal hashes (seen before or not).
+            same = hashes[:, None] == hashes[None, :]
+            np.fill_diagonal(same, False)
+            r, c = np.nonzero(same)
+            inner = sp.csr_matrix(
+                (np.ones(len(r), dtype=np.float32), (rows[r], rows[c])), shape=(k, k)
+            )
+            if cross.nnz == 0 and inner.nnz == 0:
+                by_kind[kind] = _pad(self.by_kind[kind], k)
+                continue
+            a = sp.bmat([[self.by_kind[kind], cross.T], [cross, inner]], format="csr")
+            a.data[:] = 1.0
+            by_kind[kind] = a
+            linked = True
+        ids = np.concatenate([self.customer_ids, new[C.CUSTOMER_ID].to_numpy(dtype=np.int64)])
+        if not linked:  # no new edge: same components, each new account on its own
+            comp = np.concatenate(
+                [self.static_component, self.static_component.max() + 1 + np.arange(k)]
+            )
+            total = _pad(self.adjacency, k)
+        else:
+            total = by_kind[ID_KINDS[0]]
+            for kind in ID_KINDS[1:]:
+                total = total + by_kind[kind]
+            total = total.tocsr()
+            total.data[:] = 1.0
+            _, comp = connected_components(total, directed=False)
+        grown = LinkageGraph(ids, np.concatenate([self.signup_s, signup]), total, by_kind, comp)
+        grown._base = self  # the first n nodes are this graph's (flag times can be reused)
+        return grown
 
     def nodes(self, customer_ids: np.ndarray) -> np.ndarray:
         """Graph node of each customer id (-1 when the graph does not hold it)."""
@@ -737,6 +805,13 @@ class LinkageGraph:
         if pos is None:
             pos = self._pos = pd.Index(self.customer_ids)
         return pos.get_indexer(np.asarray(customer_ids, dtype=np.int64))
+
+
+def _pad(a: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """A square CSR matrix with ``k`` empty rows and columns appended (no copy of data)."""
+    n = a.shape[0]
+    indptr = np.concatenate([a.indptr, np.full(k, a.indptr[-1], dtype=a.indptr.dtype)])
+    return sp.csr_matrix((a.data, a.indices, indptr), shape=(n + k, n + k))
 
 
 def linkage_edges(graph: LinkageGraph) -> pd.DataFrame:
@@ -938,6 +1013,12 @@ class HistoryIndex:
         """First known-fraud time per graph node (int64 max when never flagged)."""
         if self._flags is not None and self._flags[0] == id(graph):
             return self._flags[1]
+        base = getattr(graph, "_base", None)
+        if base is not None and self._flags is not None and self._flags[0] == id(base):
+            # An extension of the cached graph by new accounts, which have no labels yet.
+            extra = len(graph.customer_ids) - len(base.customer_ids)
+            never = np.full(extra, np.iinfo(np.int64).max, dtype=np.int64)
+            return np.concatenate([self._flags[1], never])
         flag_s = np.full(len(graph.customer_ids), np.iinfo(np.int64).max, dtype=np.int64)
         if len(self.first_flag):
             pos = graph.nodes(self.first_flag.index.to_numpy())
@@ -947,20 +1028,17 @@ class HistoryIndex:
         return flag_s
 
 
-def _with_new_accounts(
-    req: pd.DataFrame, history: FraudHistory, salt: str, known: np.ndarray
-) -> pd.DataFrame:
-    """History identities plus the hashed identity of accounts only the requests know."""
+def _new_accounts(req: pd.DataFrame, salt: str, known: np.ndarray) -> pd.DataFrame | None:
+    """The hashed identity of accounts only the requests know (None when there are none)."""
     if known.all():
-        return history.identities
+        return None
     new = req.loc[~known].drop_duplicates(C.CUSTOMER_ID).copy()
     if C.SIGNUP_AT not in new.columns:
         new[C.SIGNUP_AT] = pd.NaT
     first_t = req.loc[~known].groupby(C.CUSTOMER_ID)[C.REQUESTED_AT].min()
     sign = new[C.SIGNUP_AT].fillna(new[C.CUSTOMER_ID].map(first_t) - pd.Timedelta(seconds=1))
     new[C.SIGNUP_AT] = sign
-    hashed = hash_identities(new, salt=salt)
-    return pd.concat([history.identities, hashed], ignore_index=True)
+    return hash_identities(new, salt=salt)
 
 
 def fraud_features(
@@ -1019,9 +1097,12 @@ def fraud_features(
 
     cust = req[C.CUSTOMER_ID].to_numpy(dtype=np.int64)
     known = index.is_known(cust)
-    identities = _with_new_accounts(req, history, salt, known)
-    if graph is None or len(identities) != len(graph.customer_ids):
-        graph = LinkageGraph.build(identities)
+    fresh = _new_accounts(req, salt, known)
+    n_hist = len(history.identities)
+    if graph is None or len(graph.customer_ids) != n_hist:
+        graph = LinkageGraph.build(history.identities)
+    if fresh is not None:
+        graph = graph.extend(fresh)
     node = graph.nodes(cust)
     signup_s = graph.signup_s[node]
     day = 86_400.0

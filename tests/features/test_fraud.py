@@ -205,3 +205,41 @@ def test_extra_linkage_features_exclude_own_and_future_labels(tables, requests, 
         requests.loc[early], F.build_history(tables, until=cut), extra_linkage=True
     )
     pd.testing.assert_frame_equal(Xc, X.loc[early].reset_index(drop=True))
+
+
+def test_graph_extend_equals_rebuild(tables, history):
+    """Adding new accounts incrementally gives the graph a full rebuild would give."""
+    from ppx.features.identity import hash_identities
+
+    cust = tables[C.CUSTOMERS]
+    top = int(cust[C.CUSTOMER_ID].max())
+    new = cust.head(4).copy()  # re-use existing identifiers: the new accounts link
+    new[C.CUSTOMER_ID] = np.arange(top + 1, top + 5)
+    new.loc[new.index[3], C.DEVICE_ID] = "dev-only-new"  # a hash the history has not seen
+    new.loc[new.index[2], C.DEVICE_ID] = "dev-only-new"
+    hashed = hash_identities(new)
+    base = F.LinkageGraph.build(history.identities)
+    grown = base.extend(hashed)
+    full = F.LinkageGraph.build(pd.concat([history.identities, hashed], ignore_index=True))
+    np.testing.assert_array_equal(grown.customer_ids, full.customer_ids)
+    np.testing.assert_array_equal(grown.signup_s, full.signup_s)
+    assert (grown.adjacency != full.adjacency).nnz == 0
+    for k in grown.by_kind:
+        assert (grown.by_kind[k] != full.by_kind[k]).nnz == 0
+    np.testing.assert_array_equal(grown.static_component, full.static_component)
+    assert grown.adjacency[len(base.customer_ids) :].nnz > 0
+    # An account that shares nothing: a singleton component, as in a rebuild.
+    lone = hash_identities(
+        pd.DataFrame(
+            {
+                C.CUSTOMER_ID: [top + 9],
+                C.SIGNUP_AT: [pd.Timestamp("2025-01-01")],
+                C.DEVICE_ID: ["dev-lonely"],
+                C.EMAIL: ["lonely@example.org"],
+            }
+        )
+    )
+    grown = base.extend(lone)
+    full = F.LinkageGraph.build(pd.concat([history.identities, lone], ignore_index=True))
+    assert (grown.adjacency != full.adjacency).nnz == 0
+    np.testing.assert_array_equal(grown.static_component, full.static_component)
