@@ -97,6 +97,19 @@ def parse_target(s: pd.Series, name: str) -> tuple[np.ndarray, dict]:
     return y, {"positive_label": positive, "labels": uniq, "blank_rows": int(blank.sum())}
 
 
+#: Frames up to this many rows (online requests) take a pure-Python path in
+#: :meth:`TabularEncoder.numeric_frame`: the same values without pandas' per-call cost.
+SMALL_FRAME = 64
+
+
+def _text_value(v) -> str:
+    """One cell as :meth:`TabularEncoder._text` reads it (``<blank>`` for blanks)."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return "<blank>"
+    t = str(v).strip()
+    return "<blank>" if t.lower() in BLANKS else t
+
+
 def coerce_numeric(s: pd.Series, min_share: float = 0.95) -> pd.Series | None:
     """Text that is really numbers (with blanks) -> float; None when it is not numeric."""
     if s.dtype.kind in "biuf":
@@ -284,14 +297,33 @@ class TabularEncoder:
     def numeric_frame(self, df: pd.DataFrame) -> pd.DataFrame:
         """Raw numeric values and categorical codes: the SHAP-facing feature frame."""
         out = {}
+        small = len(df) <= SMALL_FRAME
         for c in self.numeric:
+            if (
+                c in df
+                and small
+                and isinstance(df[c].dtype, np.dtype)
+                and df[c].dtype.kind in "biuf"
+            ):
+                out[c] = df[c].to_numpy(dtype=float)  # what coerce_numeric does, minus pandas
+                continue
             x = coerce_numeric(df[c]) if c in df else None
             out[c] = x.to_numpy(dtype=float) if x is not None else np.full(len(df), np.nan)
         for c in self.categorical:
-            lookup = {v: i + 1 for i, v in enumerate(self.vocab[c])}
+            lookup = self._lookup(c)
+            if small:
+                vals = df[c].to_numpy(dtype=object) if c in df else [None] * len(df)
+                out[c] = np.array([lookup.get(_text_value(v), 0) for v in vals], dtype=float)
+                continue
             txt = self._text(df[c]) if c in df else pd.Series(["<blank>"] * len(df))
             out[c] = txt.map(lookup).fillna(0).to_numpy(dtype=float)
         return pd.DataFrame(out, index=df.index)
+
+    def _lookup(self, c: str) -> dict[str, int]:
+        cache = self.__dict__.setdefault("_lookups", {})
+        if c not in cache:
+            cache[c] = {v: i + 1 for i, v in enumerate(self.vocab[c])}
+        return cache[c]
 
     def arrays(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """A :meth:`numeric_frame` -> (standardised float32 inputs, int64 codes)."""
@@ -321,7 +353,7 @@ class TabularEncoder:
         return self.arrays(self.numeric_frame(df))
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__)
+        return json.dumps({k: v for k, v in self.__dict__.items() if not k.startswith("_")})
 
     @classmethod
     def from_json(cls, text: str) -> TabularEncoder:

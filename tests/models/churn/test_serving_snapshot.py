@@ -97,3 +97,25 @@ def test_indexed_history_restricts_like_a_scan(served):
     slow = F.restrict_history(sp.history, cids)
     for name in F.HISTORY_TABLES:
         pd.testing.assert_frame_equal(fast[name], slow[name], check_dtype=False)
+
+
+def test_small_frames_encode_like_large_ones():
+    """Online requests (few rows) take a pure-Python path; it must match pandas'."""
+    from ppx.models.churn.tabular import SMALL_FRAME, TabularEncoder
+
+    raw = pd.DataFrame(
+        {
+            "n": [1.5, np.nan, 3.0, 0.0, 7.0, 2.0],
+            "k": [1, 2, 3, 4, 5, 6],
+            "cat": [" Yes", "No", None, "?", "", "maybe"],
+            "num_cat": [1.0, np.nan, 2.0, 1.0, 1.0, 2.0],
+        }
+    )
+    enc = TabularEncoder(["n", "k"], ["cat", "num_cat"]).fit(raw.iloc[:4])
+    big = pd.concat([raw] * (SMALL_FRAME // len(raw) + 2), ignore_index=True)
+    assert len(big) > SMALL_FRAME
+    expect = enc.numeric_frame(big).iloc[: len(raw)]
+    got = enc.numeric_frame(raw)
+    pd.testing.assert_frame_equal(got, expect)
+    assert got["cat"].tolist()[:4] == [3.0, 2.0, 1.0, 1.0]  # "?" and None are blanks
+    assert got["cat"].iloc[5] == 0.0  # unseen
