@@ -79,6 +79,7 @@ IDENTITY_COLUMNS = (C.SIGNUP_AT, C.REGION, *ID_KINDS)
 
 HIGH_VALUE = 40.0  # refunds above this are "high value" (rings only return pricey items)
 LATE_WINDOW_DAYS = 18.0  # returns filed this late after delivery: wardrobing signature
+RING_WINDOW_DAYS = 10.0  # pricey items returned this soon: the ring pattern
 FAR_GPS_M = 200.0  # delivered scan this far from the address: likely misdelivery
 BURST_DAYS = 200.0  # neighbours opened within this many days of each other
 SHIFT = np.int64(1) << np.int64(33)  # composite (group, second) keys for as-of searches
@@ -128,12 +129,25 @@ ITEM_FEATURES = [
     "product_return_rate",
     *[f"cat_{c}" for c in C.CATEGORIES],
 ]
+#: Return-lag bins (days after delivery) crossed with durable (equipment, merch) vs
+#: other goods: the network sees "which part of the 30-day window, for what kind of
+#: item" directly instead of having to carve it out of a raw lag (session 2).
+LAG_BINS = (0, 1, 3, 7, 10, 14, 18, 22, 26, 29)
+LAG_BIN_FEATURES = [
+    f"lag_{a}_{b}d_{g}"
+    for a, b in zip(LAG_BINS, (*LAG_BINS[1:], "inf"), strict=True)
+    for g in ("durable", "other")
+]
 RETURN_FEATURES = [
     "return_lag_days",
     "late_window_return",
     "late_window_durable",
     "high_value_item",
     *[f"reason_{r}" for r in C.RETURN_REASONS],
+    *LAG_BIN_FEATURES,
+    "lag_x_durable",  # lag in days for durable goods, 0 otherwise
+    "late_window_history_durable",  # earlier late-window returns x this item is durable
+    "early_high_value_return",  # a pricey item returned within 10 days (ring pattern)
 ]
 CLAIM_FEATURES = [
     "delivered_scan",
@@ -1188,6 +1202,17 @@ def fraud_features(
     durable = feats["cat_equipment"] + feats["cat_merch"]
     feats["late_window_durable"] = feats["late_window_return"] * durable
     feats["high_value_item"] = (has_item & (np.nan_to_num(price) > HIGH_VALUE)).astype(float)
+    is_ret = (~is_claim).astype(float)
+    edges = (*LAG_BINS[1:], np.inf)
+    for a, b, name in zip(LAG_BINS, edges, LAG_BIN_FEATURES[::2], strict=True):
+        in_bin = is_ret * ((ret_lag >= a) & (ret_lag < b))
+        feats[name] = in_bin * durable
+        feats[name.replace("_durable", "_other")] = in_bin * (1 - durable)
+    feats["lag_x_durable"] = ret_lag * durable
+    feats["late_window_history_durable"] = n_lw * durable
+    feats["early_high_value_return"] = (
+        is_ret * (ret_lag < RING_WINDOW_DAYS) * feats["high_value_item"]
+    )
     reason = (
         req[C.REASON].astype(object).to_numpy()
         if C.REASON in req.columns
