@@ -6,7 +6,6 @@ import asyncio
 import json
 import sys
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -37,31 +36,32 @@ REQUEST_MODELS = {
 
 
 def _fake(routes: dict[str, object]):
+    """A model service in-process: ``send`` for ModelClient, and the calls it received."""
     calls: list[tuple[str, dict]] = []
     schemas = _schemas()
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content or b"{}")
-        calls.append((request.url.path, body))
+    async def send(path: str, body: dict) -> tuple[int, str]:
+        body = json.loads(json.dumps(body))  # what would cross the wire
+        calls.append((path, body))
         try:
-            getattr(schemas, REQUEST_MODELS[request.url.path]).model_validate(body)
+            getattr(schemas, REQUEST_MODELS[path]).model_validate(body)
         except ValidationError as err:
-            return httpx.Response(400, json={"error": str(err)})
-        out = routes.get(request.url.path)
+            return 400, json.dumps({"error": str(err)})
+        out = routes.get(path)
         if out is None:
-            return httpx.Response(404, json={"error": "no route"})
+            return 404, json.dumps({"error": "no route"})
         if isinstance(out, int):
-            return httpx.Response(out, json={"error": "model unavailable"})
+            return out, json.dumps({"error": "model unavailable"})
         if out == "timeout":
-            raise httpx.ReadTimeout("slow", request=request)
-        return httpx.Response(200, json=out)
+            raise TimeoutError
+        return 200, json.dumps(out)
 
-    return httpx.MockTransport(handler), calls
+    return send, calls
 
 
 def _engine(policy, routes, ledger=None):
-    transport, calls = _fake(routes)
-    client = ModelClient("http://models", timeout=0.5, transport=transport, token="")
+    send, calls = _fake(routes)
+    client = ModelClient("http://models", timeout=0.5, send=send, token="")
     return E.DecisionEngine(policy, client, ledger), calls
 
 
