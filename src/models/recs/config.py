@@ -30,6 +30,9 @@ class RecsConfig:
     #: stop when validation NDCG@10 has not improved for this many evaluations
     patience: int = 4
     eval_every: int = 1
+    #: validation metric for early stopping / checkpoint choice: "ndcg_10" (full
+    #: ranking) or "ndcg_10_s100" (100 sampled negatives, the SASRec paper's protocol)
+    select_metric: str = "ndcg_10"
     #: validation users scored at each check (0 = all)
     eval_users: int = 4000
     #: hard wall-clock limit on transformer training, minutes
@@ -48,6 +51,14 @@ class RecsConfig:
     # --- world protocol ----------------------------------------------------------------
     #: days after a cutoff in which the next purchase is the target
     horizon_days: float = 60.0
+
+    def __post_init__(self):
+        if self.select_metric not in ("ndcg_10", "ndcg_10_s100"):
+            raise ValueError(
+                f"select_metric: must be 'ndcg_10' or 'ndcg_10_s100', got {self.select_metric!r}"
+            )
+        if self.loss not in ("full", "sampled"):
+            raise ValueError(f"loss: must be 'full' or 'sampled', got {self.loss!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

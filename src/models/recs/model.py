@@ -230,7 +230,7 @@ def fit_sasrec(
     train: SequenceArrays,
     vocab: Vocab,
     cfg: RecsConfig,
-    valid_fn: Callable[[SASRec], float] | None = None,
+    valid_fn: Callable[[SASRec], float | dict] | None = None,
     progress: bool = True,
     log: Callable[[dict], None] | None = None,
 ) -> tuple[SASRec, dict]:
@@ -240,7 +240,8 @@ def fit_sasrec(
         train: training sequences (events strictly before the validation moment).
         vocab: item vocabulary.
         cfg: hyper-parameters (epochs, patience, wall-clock cap...).
-        valid_fn: scores a network on validation (higher is better); the best state is
+        valid_fn: scores a network on validation (higher is better), as a float or as a
+            dict of metrics of which ``cfg.select_metric`` is used; the best state is
             kept. None trains for ``cfg.epochs``.
         progress: show a tqdm bar per epoch.
         log: called with a metrics dict after each evaluation (MLflow logging).
@@ -288,8 +289,13 @@ def fit_sasrec(
         out_of_time = row["seconds"] > cfg.max_minutes * 60
         if valid_fn is not None and (epoch % cfg.eval_every == 0 or out_of_time):
             net.eval()
-            score = float(valid_fn(net))
-            row["valid_ndcg_10"] = score
+            res = valid_fn(net)
+            if isinstance(res, dict):  # several validation metrics: select on one
+                row.update({f"valid_{k}": float(v) for k, v in res.items() if k in VALID_LOG})
+                score = float(res[cfg.select_metric])
+            else:
+                score = float(res)
+                row["valid_ndcg_10"] = score
             if score > best:
                 best, bad = score, 0
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -311,6 +317,10 @@ def fit_sasrec(
         "train_seconds": time.perf_counter() - t0,
         "curve": curve,
     }
+
+
+#: validation metrics recorded in the training curve
+VALID_LOG = ("ndcg_10", "hr_10", "ndcg_10_s100", "hr_10_s100")
 
 
 def _fmt(k, v) -> str:

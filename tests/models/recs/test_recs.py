@@ -244,3 +244,11 @@ def test_time_cap_stops_inside_the_first_epoch():
         sequence_arrays(inter), Vocab.from_ids(inter[C.PRODUCT_ID]), cfg, None, False
     )
     assert hist["epochs_run"] == 1
+
+
+def test_curve_records_sampled_validation_metrics(fitted):
+    _, _, _, hist = fitted
+    row = [r for r in hist["curve"] if "valid_ndcg_10" in r][0]
+    assert {"valid_ndcg_10", "valid_ndcg_10_s100", "valid_hr_10_s100"} <= set(row)
+    with pytest.raises(ValueError, match="select_metric"):
+        RecsConfig(select_metric="auc")
