@@ -239,6 +239,10 @@ def _tracking_uri() -> str:
 def _load_child(
     url: str, body: bytes, headers: dict, clients: int, seconds: float, warmup: float, q, make
 ) -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     q.put(asyncio.run(_load(url, body, headers, clients, seconds, warmup, make)))
 
 
@@ -251,16 +255,21 @@ async def _load(
     warmup: float,
     make: Any = None,
 ) -> dict[str, Any]:
-    """Closed-loop clients; ``make(i)``, when given, builds request i's body (unique ids)."""
-    import httpx
+    """Closed-loop clients; ``make(i)``, when given, builds request i's body (unique ids).
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    aiohttp (with uvloop) keeps the generator's own CPU small (about 0.1 ms a request
+    against httpx's 1.5 ms): it shares the two cores with the servers it measures.
+    """
+    import aiohttp
+
     hdrs = {"content-type": "application/json", **headers}
     lat: list[float] = []
     status: dict[int, int] = {}
     errors = 0
     ids = count()
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=30.0)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         t_start = time.perf_counter()
         t_measure = t_start + warmup
         t_end = t_measure + seconds
@@ -273,9 +282,10 @@ async def _load(
                     return
                 data = body if make is None else json.dumps(make(next(ids))).encode()
                 try:
-                    r = await client.post(url, content=data, headers=hdrs)
-                    code = r.status_code
-                except httpx.HTTPError:
+                    async with client.post(url, data=data, headers=hdrs) as r:
+                        await r.read()
+                        code = r.status
+                except (aiohttp.ClientError, TimeoutError):
                     code = 0
                 t1 = time.perf_counter()
                 if t0 >= t_measure:
