@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PPX    := $(BIN)/ppx
 WORLD  ?= data/worlds/demo
 
-.PHONY: setup demo test test-all lint format bench serve mlflow-ui clean
+.PHONY: setup demo test test-all lint format bench serve serve-decisions mlflow-ui clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,9 @@ bench: $(STAMP)
 
 serve: $(STAMP)
 	$(PPX) serve
+
+serve-decisions: $(STAMP)
+	$(PPX) serve --decisions --port 3001
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts --port 5000

@@ -501,6 +501,12 @@ def serve(
     alias: str | None = typer.Option(
         None, "--alias", help="Registry alias to serve (default PPX_MODEL_ALIAS or champion)."
     ),
+    decisions: bool = typer.Option(
+        False,
+        "--decisions",
+        help="Start the decision service instead; it calls the model service at "
+        "PPX_MODEL_SERVICE_URL (default http://127.0.0.1:3000).",
+    ),
 ) -> None:
     """Start the BentoML model service (models load from the registry by alias)."""
     from ppx.cli import fail
@@ -510,7 +516,7 @@ def serve(
             fail("--alias latest is not allowed: serve a gated alias such as champion")
         os.environ["PPX_MODEL_ALIAS"] = alias
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    cmd = service_command(host, port)
+    cmd = service_command(host, port, DECISION_SERVICE if decisions else SERVICE)
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
     try:
         raise typer.Exit(proc.wait())
