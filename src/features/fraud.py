@@ -6,7 +6,9 @@ request per row, the same columns the served model receives) plus a
 request time**: only events strictly before it, and only fraud labels whose
 investigation had finished before it (``label_at = request time + label delay``).
 Offline the history is built from the canonical tables; online it is the snapshot
-logged with the model, so the served features equal the training features.
+logged with the model, so the served features equal the training features. The
+request-independent part (sorted as-of indexes, category codes, first-fraud times) is
+a :class:`HistoryIndex`: built per call offline, once at load by the served scorer.
 
 Feature families (names in :data:`FEATURE_NAMES`):
 
