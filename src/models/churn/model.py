@@ -172,16 +172,59 @@ class ChurnModel:
     def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Scores for rows that already carry the model's input columns."""
         frame = self.encoder.numeric_frame(df)
-        h = self.hazards(frame)
+        return pd.DataFrame(self._score_columns(self.hazards(frame)), index=df.index)
+
+    def _calibrated(self, z: np.ndarray) -> np.ndarray:
+        return np.column_stack(
+            [apply_calibration(z[:, k], cal) for k, cal in enumerate(self.calibration)]
+        )
+
+    def _score_columns(self, h: np.ndarray) -> dict[str, np.ndarray]:
+        """Calibrated hazards -> the output columns of :meth:`predict_table`."""
         p = 1.0 - np.cumprod(1.0 - h, axis=1)
         if self.mode == "table":
-            return pd.DataFrame({"p_churn": p[:, 0]}, index=df.index)
+            return {"p_churn": p[:, 0]}
         out = {f"p_churn_{hz}": p[:, k] for k, hz in enumerate(self.horizons)}
         hc = np.clip(h, 1e-4, 1.0)
         surv = np.cumprod(1.0 - hc, axis=1)
         intervals = surv[:, :-1].sum(axis=1) + surv[:, -1] / hc[:, -1]
         out["expected_lifetime_days"] = INTERVAL_DAYS * (intervals + 0.5)
-        return pd.DataFrame(out, index=df.index)
+        return out
+
+    def score_requests(self, requests: pd.DataFrame) -> pd.DataFrame:
+        """The served output for ``customer_id`` (+ ``as_of``) requests (see the pyfunc).
+
+        When every request is answered by the snapshot (or is unknown / inactive) the
+        snapshot's encoded rows, prepared once per history with the same encoder, go
+        straight to the network; otherwise features come from :meth:`subscription_rows`.
+        Both give the same numbers (tests/models/churn/test_serving_snapshot.py).
+        """
+        plan = self._resolve(requests)
+        if any(kind == "compute" for _, _, kind, _ in plan):
+            rows = self.subscription_rows(requests)
+            scores = self.predict_table(rows)
+            scores.loc[(rows["status"] != "ok").to_numpy(), :] = float("nan")
+            keys = rows[["customer_id", "as_of", "status"]].reset_index(drop=True)
+            return pd.concat([keys, scores.reset_index(drop=True)], axis=1)
+        look = self._snapshot_lookup()
+        hits = [i for i, (_, _, kind, _) in enumerate(plan) if kind == "ok"]
+        cols = None
+        if hits:
+            pos = [plan[i][3] for i in hits]
+            xn, xc = look["arrays"]
+            cols = self._score_columns(self._calibrated(self._logits_arrays(xn[pos], xc[pos])))
+        names = [*(f"p_churn_{hz}" for hz in self.horizons), "expected_lifetime_days"]
+        out = {
+            "customer_id": np.array([c for c, _, _, _ in plan], dtype=np.int64),
+            "as_of": pd.to_datetime([t for _, t, _, _ in plan]).astype("datetime64[ns]"),
+            "status": [kind for _, _, kind, _ in plan],
+        }
+        for name in names:
+            v = np.full(len(plan), np.nan)
+            if cols is not None:
+                v[hits] = cols[name]
+            out[name] = v
+        return pd.DataFrame(out)
 
     def _snapshot_lookup(self) -> dict | None:
         """(known customers, snapshot times, (customer, time) -> snapshot row), built
@@ -201,15 +244,21 @@ class ChurnModel:
             # the computed path (one active subscription per customer at a time).
             rows = {(int(c), int(tt)): i for i, (c, tt) in enumerate(zip(cid, t, strict=True))}
             times = set(np.unique(t).tolist())
-        self._lookup = {"history": self.history, "known": known, "rows": rows, "times": times}
+        arrays = None
+        if rows:
+            arrays = self.encoder.net_arrays(self.encoder.numeric_frame(self.snapshot))
+        self._lookup = {
+            "history": self.history,
+            "known": known,
+            "rows": rows,
+            "times": times,
+            "arrays": arrays,
+        }
         return self._lookup
 
-    def subscription_rows(self, requests: pd.DataFrame) -> pd.DataFrame:
-        """Feature rows for ``customer_id`` (+ optional ``as_of``) requests from history.
-
-        One output row per request, in order; a customer without an active
-        subscription at ``as_of`` gets NaN features and a ``status`` saying why.
-        """
+    def _resolve(self, requests: pd.DataFrame) -> list[tuple]:
+        """Per request: (customer_id, as_of, kind, snapshot row) where kind is ``ok``
+        (a snapshot row), ``compute``, ``unknown_customer`` or ``no_active_subscription``."""
         from ppx.data import columns as C
         from ppx.features import churn as F
 
@@ -230,28 +279,46 @@ class ChurnModel:
             raise ValueError(f"{C.CUSTOMER_ID!r} must be an integer id; got {bad}")
         look = self._snapshot_lookup()
         known, snap_rows, snap_times = look["known"], look["rows"], look["times"]
+        plan = []
+        for cid, t in zip(cids.astype(np.int64), as_of, strict=True):
+            cid, t = int(cid), pd.Timestamp(t)
+            if cid not in known:
+                plan.append((cid, t, "unknown_customer", None))
+            elif t.value in snap_times:
+                pos = snap_rows.get((cid, t.value))
+                # The snapshot holds every subscription active at its times.
+                kind = "no_active_subscription" if pos is None else "ok"
+                plan.append((cid, t, kind, pos))
+            else:
+                plan.append((cid, t, "compute", None))
+        return plan
+
+    def subscription_rows(self, requests: pd.DataFrame) -> pd.DataFrame:
+        """Feature rows for ``customer_id`` (+ optional ``as_of``) requests from history.
+
+        One output row per request, in order; a customer without an active
+        subscription at ``as_of`` gets NaN features and a ``status`` saying why.
+        """
+        from ppx.data import columns as C
+        from ppx.features import churn as F
+
+        plan = self._resolve(requests)
         rows, hits = [], []
-        for i, (cid, t) in enumerate(zip(cids.astype(np.int64), as_of, strict=True)):
-            base = {"_row": i, C.CUSTOMER_ID: int(cid), F.AS_OF: t}
-            if int(cid) not in known:
-                rows.append(pd.DataFrame([{**base, "status": "unknown_customer"}]))
-                continue
-            t_ns = pd.Timestamp(t).value
-            if t_ns in snap_times:
-                pos = snap_rows.get((int(cid), t_ns))
-                if pos is None:  # the snapshot holds every subscription active then
+        for i, (cid, t, kind, pos) in enumerate(plan):
+            base = {"_row": i, C.CUSTOMER_ID: cid, F.AS_OF: t}
+            if kind == "ok":
+                hits.append((i, pos))
+            elif kind == "compute":
+                hist = F.restrict_history(self.history, [cid])
+                f = F.churn_features(hist, t)
+                if len(f) == 0:
                     rows.append(pd.DataFrame([{**base, "status": "no_active_subscription"}]))
-                else:
-                    hits.append((i, pos))
-                continue
-            hist = F.restrict_history(self.history, [int(cid)])
-            f = F.churn_features(hist, t)
-            if len(f) == 0:
-                rows.append(pd.DataFrame([{**base, "status": "no_active_subscription"}]))
-                continue
-            f = f.iloc[[-1]].copy()  # one active subscription per customer at a time
-            f["_row"], f["status"] = i, "ok"
-            rows.append(f)
+                    continue
+                f = f.iloc[[-1]].copy()  # one active subscription per customer at a time
+                f["_row"], f["status"] = i, "ok"
+                rows.append(f)
+            else:
+                rows.append(pd.DataFrame([{**base, "status": kind}]))
         if hits:
             f = self.snapshot.iloc[[pos for _, pos in hits]].reset_index(drop=True)
             f["_row"] = [i for i, _ in hits]

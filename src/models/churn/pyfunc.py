@@ -75,9 +75,4 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
             if id_col and id_col in df.columns:
                 out.insert(0, id_col, df[id_col].to_numpy())
             return out.reset_index(drop=True)
-        rows = m.subscription_rows(df)
-        scores = m.predict_table(rows)
-        bad = rows["status"] != "ok"
-        scores.loc[bad, :] = float("nan")
-        keys = rows[["customer_id", "as_of", "status"]].reset_index(drop=True)
-        return pd.concat([keys, scores.reset_index(drop=True)], axis=1)
+        return m.score_requests(df)
