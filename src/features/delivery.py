@@ -87,6 +87,10 @@ NUMERIC = (
     "wh_wk_hub_n",
     "dest_wk_log_hub_vs_prior",
     "wh_wk_log_hub_vs_prior",
+    "dest_wk_h_done_vs_prior",
+    "dest_wk_hub_done_vs_prior",
+    "wh_wk_h_done_vs_prior",
+    "wh_wk_hub_done_vs_prior",
     "in_transit",
     "elapsed_days",
     "elapsed_day_index",
@@ -144,6 +148,8 @@ STATS: dict[str, tuple[tuple[str, ...], str, int]] = {
     "lane_wk_h": ((C.WAREHOUSE, C.DEST_REGION, ORDER_WEEK), "rel_handling", 5000),
     "dest_wk_hub": ((C.DEST_REGION, ORDER_WEEK), "rel_hub", 5000),
     "wh_wk_hub": ((C.WAREHOUSE, ORDER_WEEK), "rel_hub", 5000),
+    "dest_wk_o": ((C.DEST_REGION, ORDER_WEEK), "ordered", 10000),
+    "wh_wk_o": ((C.WAREHOUSE, ORDER_WEEK), "ordered", 10000),
     "dest_h": ((C.DEST_REGION,), "rel_handling", 1000),
     "wh_h": ((C.WAREHOUSE,), "rel_handling", 2000),
 }
@@ -161,6 +167,15 @@ STAT_FEATURES: dict[str, tuple[str, str | None, str | None]] = {
     "wh_wk_hub": ("wh_wk_log_hub", "wh_wk_hub_n", None),
     "dest_h": ("dest_log_handling", None, None),
     "wh_h": ("wh_log_handling", None, None),
+}
+#: Share of the week's orders so far whose pick-up / hub scan has happened, minus the
+#: same share at the same point of the prior weeks (a survival view of the week: parcels
+#: still waiting count too, not only the completed ones).
+DONE_SHARES: dict[str, str] = {
+    "dest_wk_h": "dest_wk_o",
+    "dest_wk_hub": "dest_wk_o",
+    "wh_wk_h": "wh_wk_o",
+    "wh_wk_hub": "wh_wk_o",
 }
 WEEKLY_STATS = tuple(s for s, (keys, _v, _k) in STATS.items() if ORDER_WEEK in keys)
 #: A week's statistic so far is biased (the first pick-ups of a week are the fast
@@ -239,7 +254,9 @@ def completed_records(
     frames = []
     for stat, (keys, value, _k) in STATS.items():
         done_col = (
-            C.DELIVERED_AT
+            C.ORDERED_AT
+            if value == "ordered"
+            else C.DELIVERED_AT
             if value in ("log_days", "rel_days")
             else "_hub_at"
             if value == "rel_hub"
@@ -251,7 +268,9 @@ def completed_records(
             ok &= promised > 0  # relative to the promise: rows without one are no evidence
         done_s = _to_seconds(done[ok])
         days = (done_s - t0[ok]) / SECONDS_PER_DAY
-        if value == "handling_days":
+        if value == "ordered":
+            val = np.zeros(len(days))  # only the count matters
+        elif value == "handling_days":
             val = days
         elif value == "rel_handling":
             val = np.log(np.maximum(days, 0.01) / promised[ok])
@@ -554,6 +573,21 @@ def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
     return sec
 
 
+def _week_counts(history, stat, frame, cutoff, n):
+    """(sum over the prior weeks at the same point, count this week so far, count of
+    the prior weeks at the same point) of a weekly statistic."""
+    p_sum, p_n = np.zeros(n), np.zeros(n)
+    for w in range(1, PRIOR_WEEKS + 1):
+        prior = dict(frame, **{ORDER_WEEK: frame[ORDER_WEEK] - w})
+        pm, _sd, pc = history.recent(
+            stat, _key_string(prior, STATS[stat][0]), cutoff - w * 7 * SECONDS_PER_DAY
+        )
+        p_sum += np.where(pc > 0, pm * pc, 0.0)
+        p_n += pc
+    _m, _s, cnt = history.recent(stat, _key_string(frame, STATS[stat][0]), cutoff)
+    return p_sum, cnt, p_n
+
+
 def delivery_features(
     requests: pd.DataFrame | Mapping[str, Any],
     history: DeliveryHistory,
@@ -659,6 +693,9 @@ def delivery_features(
         "holiday_soon": (to_hol <= HOLIDAY_HORIZON).astype(float),
         "is_peak": peak[di].astype(float),
     }
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for stat in set(DONE_SHARES.values()):
+        counts[stat] = _week_counts(history, stat, frame, cutoff, n)[1:]
     for stat, (mean_name, n_name, sd_name) in STAT_FEATURES.items():
         keys = _key_string(frame, STATS[stat][0])
         mean, sd, cnt = history.recent(stat, keys, cutoff)
@@ -668,18 +705,15 @@ def delivery_features(
         if sd_name is not None:
             out[sd_name] = sd
         if stat in WEEKLY_STATS:
-            p_sum, p_n = np.zeros(n), np.zeros(n)
-            for w in range(1, PRIOR_WEEKS + 1):
-                prior = dict(frame, **{ORDER_WEEK: frame[ORDER_WEEK] - w})
-                pm, _sd, pc = history.recent(
-                    stat, _key_string(prior, STATS[stat][0]), cutoff - w * 7 * SECONDS_PER_DAY
-                )
-                p_sum += np.where(pc > 0, pm * pc, 0.0)
-                p_n += pc
+            p_sum, _cnt, p_n = _week_counts(history, stat, frame, cutoff, n)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"{mean_name}_vs_prior"] = np.where(
                     (cnt > 0) & (p_n > 0), mean - p_sum / p_n, 0.0
                 )
+                if stat in DONE_SHARES:
+                    o_now, o_prior = counts[DONE_SHARES[stat]]
+                    ok = (o_now > 0) & (o_prior > 0)
+                    out[f"{stat}_done_vs_prior"] = np.where(ok, cnt / o_now - p_n / o_prior, 0.0)
 
     # In transit: what tracking showed by as_of (checkout rows get neutral values).
     pick = _time_col(cols, PICKED_UP_AT, n, False)

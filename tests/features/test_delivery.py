@@ -107,6 +107,17 @@ def test_future_events_change_nothing(tables, rows):
         fd.DeliveryHistory.from_tables(o2, s2).records, h1.to_frame()[1]
     )
     after_ = fd.delivery_features(rows, h2)
+    # The planted orders were *placed* before the cutoff, so their existence is known
+    # (the weekly order counts see them); only their outcomes are not. Compare with a
+    # history that has the same orders and no outcome for them.
+    no_outcome = fship.assign(**{C.SHIPPED_AT: pd.NaT, C.DELIVERED_AT: pd.NaT})
+    h0 = fd.DeliveryHistory.from_frame(
+        fd.DeliveryHistory.from_tables(
+            o2, pd.concat([ships, no_outcome], ignore_index=True)
+        ).records,
+        h1.to_frame()[1],
+    )
+    before = fd.delivery_features(rows, h0)
     pd.testing.assert_frame_equal(before, after_)
     # A sanity check that the planted events do matter once they are in the past.
     later = rows.head(50).copy()
