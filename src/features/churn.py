@@ -253,7 +253,10 @@ class HistoryIndex:
         empty = np.zeros(0, dtype=np.int64)
         for name in HISTORY_TABLES:
             parts = [self.rows[name].get(int(i), empty) for i in ids]
-            pos = np.sort(np.concatenate(parts)) if len(parts) != 1 else parts[0]
+            if len(parts) == 1:
+                pos = parts[0]
+            else:
+                pos = np.sort(np.concatenate(parts)) if parts else empty
             out[name] = history[name].iloc[pos]
         return out
 
