@@ -65,6 +65,7 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
             from ppx.features.churn import index_history
 
             self.model.history = index_history(load_history(context.artifacts["history"]))
+            self.model._snapshot_lookup()  # at load, not on the first request
 
     def predict(self, context, model_input, params=None):
         df = pd.DataFrame(model_input)
