@@ -130,11 +130,17 @@ class DecisionEngine:
             return DecisionResponse(decision=decision)
         return await asyncio.to_thread(self._write, decision)
 
-    def _churn_payload(self, c: CustomerContext, at: datetime) -> dict | None:
+    def _churn_payload(self, c: CustomerContext) -> dict | None:
+        """The churn request: the customer's risk from the model's latest feature snapshot.
+
+        No ``as_of``: the model service knows the customer's history only up to that
+        snapshot (refreshed at each training), so a later event time would add nothing
+        but a shifted tenure, and it would cost the snapshot look-up (a full online
+        feature computation instead). ``model_inputs.churn.as_of`` still sets one.
+        """
         if c.subscription_id is None:
             return None
-        # The churn model finds the customer's subscription in its own snapshot.
-        return {"customer_id": c.customer_id, "as_of": _iso(at)}
+        return {"customer_id": c.customer_id}
 
     async def order_event(self, req: OrderEventRequest) -> DecisionResponse:
         e, c = req.event, req.customer
@@ -154,7 +160,7 @@ class DecisionEngine:
                 and (e.delivered_at.date() - e.promised_date).days > self.policy.apology.grace_days
             )
             if late:
-                churn = self._churn_payload(c, e.occurred_at)
+                churn = self._churn_payload(c)
                 if churn is None:
                     notes["churn"] = "no subscription to score"
                 else:
@@ -204,7 +210,7 @@ class DecisionEngine:
         c = item.customer
         wanted: dict[str, dict] = {}
         notes: dict[str, str] = {}
-        churn = self._churn_payload(c, item.now)
+        churn = self._churn_payload(c)
         if churn is None:
             notes["churn"] = "no subscription to score"
         else:

@@ -95,7 +95,7 @@ def test_late_delivery_uses_churn_score_and_writes_ledger(policy, tmp_path):
     req = E.OrderEventRequest.model_validate({"event": LATE, "customer": CUSTOMER})
     res = asyncio.run(eng.order_event(req))
     assert [c[0] for c in calls] == ["/churn/score"]  # only the model this decision needs
-    assert calls[0][1] == {"customer_id": 42, "as_of": "2025-03-05T12:00:00"}
+    assert calls[0][1] == {"customer_id": 42}  # the model's latest snapshot
     assert any(
         "churn risk 0.42 >= 0.30 -> x1.5 -> 150 apology points" in r for r in res.decision.reasons
     )
