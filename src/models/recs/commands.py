@@ -81,6 +81,9 @@ def bench_recs(
     world_minutes: float = typer.Option(8.0, "--world-minutes", help="World training cap."),
     loss: str = typer.Option("full", "--loss", help="full | sampled softmax."),
     threads: int = typer.Option(2, "--threads", min=1),
+    negatives: int = typer.Option(
+        2048, "--negatives", min=1, help="Uniform negatives per batch (--loss sampled)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """Ours vs popularity, item-KNN and EASE on Amazon Games (LOO) and the world."""
@@ -106,6 +109,7 @@ def bench_recs(
         world=on_world,
         on_dataset=partial,
         threads=threads,
+        negatives=negatives,
     )
     payload["meta"] = {
         "command": "ppx bench recs "
@@ -119,6 +123,7 @@ def bench_recs(
                 f"--world-minutes {world_minutes}",
                 f"--loss {loss}",
                 f"--threads {threads}",
+                f"--negatives {negatives}",
             ]
             + ([f"--json {json_out}"] if json_out else [])
         ),

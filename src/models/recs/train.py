@@ -459,7 +459,9 @@ def measure_latency(served, n: int = 300, seed: int = 0) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
 
 
-def amazon_config(epochs: int, max_minutes: float, loss: str, threads: int) -> RecsConfig:
+def amazon_config(
+    epochs: int, max_minutes: float, loss: str, threads: int, negatives: int = 2048
+) -> RecsConfig:
     """The SASRec recipe for sparse Amazon data: one head, dropout 0.5, lr 1e-3.
 
     No repeat head (no timestamps). Early stopping and the checkpoint are chosen every
@@ -479,6 +481,7 @@ def amazon_config(epochs: int, max_minutes: float, loss: str, threads: int) -> R
         patience=5,
         eval_users=8000,
         select_metric="ndcg_10_s100",
+        n_negatives=negatives,
         threads=threads,
     )
 
@@ -494,6 +497,7 @@ def run_benchmark(
     world: bool = True,
     on_dataset=None,
     threads: int = 2,
+    negatives: int = 2048,
 ) -> dict:
     """The ``ppx bench recs`` payload: {dataset: {method: metrics}}.
 
@@ -510,7 +514,7 @@ def run_benchmark(
     if amazon:
         from ppx.models.recs.data import amazon_problem
 
-        cfg_a = amazon_config(epochs, max_minutes, loss, threads)
+        cfg_a = amazon_config(epochs, max_minutes, loss, threads, negatives)
         res_a, _ = benchmark_problem(amazon_problem(), cfg_a, progress)
         payload["amazon_games"] = res_a
         if on_dataset is not None:
