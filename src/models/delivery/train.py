@@ -205,6 +205,10 @@ def score_uri(uri: str, data: DeliveryData) -> float:
 
     loaded = mlflow.pyfunc.load_model(uri)
     model = loaded.unwrap_python_model().model
+    if len(model.num_mean) != len(fd.NUMERIC):
+        # Trained on an older feature set: this code cannot score (or serve) it at all.
+        log.warning("champion %s uses an older delivery feature set; not comparable", uri)
+        return float("inf")
     model.history = data.history  # every model sees the same as-of history
     return float(evaluate_model(model, data)[GATE_METRIC])
 
