@@ -125,9 +125,13 @@ class DecisionEngine:
         )
 
     async def _commit(self, decision: Decision) -> DecisionResponse:
-        # The ledger is synchronous SQLAlchemy: keep it off the event loop.
         if self.ledger is None:
             return DecisionResponse(decision=decision)
+        if self.ledger.dialect == "sqlite":
+            # A local file written by one thread at a time in about a millisecond: a
+            # thread hand-off would cost about as much as the write itself.
+            return self._write(decision)
+        # A database over the network: keep its round trips off the event loop.
         return await asyncio.to_thread(self._write, decision)
 
     def _churn_payload(self, c: CustomerContext) -> dict | None:

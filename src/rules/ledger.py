@@ -218,16 +218,21 @@ class Ledger:
         conn = s.connection()
         table = LedgerEntry.__table__
         if self._upsert is not None:
-            created = set(conn.execute(self._upsert, rows).scalars().all())
-        else:  # any other database: one savepoint per row
-            created = set()
-            for r in rows:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(table.insert(), r)
-                    created.add(r["idempotency_key"])
-                except IntegrityError:
-                    pass
+            stored = {e.idempotency_key: e for e in conn.execute(self._upsert, rows)}
+            created = set(stored)
+            missing = [k for k in keys if k not in stored]
+            if missing:  # replays: read the entries stored by the first call
+                q = select(table).where(table.c.idempotency_key.in_(missing))
+                stored.update({e.idempotency_key: e for e in conn.execute(q)})
+            return [_posting(stored[k], k in created) for k in keys]
+        created = set()  # any other database: one savepoint per row
+        for r in rows:
+            try:
+                with conn.begin_nested():
+                    conn.execute(table.insert(), r)
+                created.add(r["idempotency_key"])
+            except IntegrityError:
+                pass
         stored = {
             e.idempotency_key: e
             for e in conn.execute(select(table).where(table.c.idempotency_key.in_(keys)))
@@ -443,7 +448,7 @@ _BALANCE = select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
 
 
 def _upsert_statement(dialect: str):
-    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING key``, or None."""
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING *``, or None."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
@@ -451,11 +456,7 @@ def _upsert_statement(dialect: str):
     else:
         return None
     table = LedgerEntry.__table__
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(table.c.idempotency_key)
-    )
+    return insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table)
 
 
 def _now() -> datetime:
