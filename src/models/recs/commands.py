@@ -142,7 +142,9 @@ def demo(world_path: Path) -> dict[str, float]:
     from ppx.models.recs.train import train_and_register
 
     _threads(2)
-    out = train_and_register(Path(world_path), RecsConfig(epochs=8, max_minutes=1.0))
+    out = train_and_register(
+        Path(world_path), RecsConfig(epochs=8, max_minutes=0.5, repeat_cutoffs=3)
+    )
     return {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
 
 
