@@ -533,6 +533,65 @@ def _bench_decisions(
     return out
 
 
+def run_latency(n: int = 500, warmup: int = 20, progress: bool = True) -> dict[str, Any]:
+    """In-process latency of one request per endpoint, through the service's own code.
+
+    Loads the registered models exactly as the model service does (same alias, same
+    ``ModelStore``) and times ``serving.model_service.score`` on the endpoint's
+    documented example: request validation by the pydantic model, the raw-facts frame,
+    the pyfunc (features from its snapshot, network, calibration) and the response
+    object; no HTTP, no batching. One torch thread, as in the service.
+    """
+    import numpy as np
+    import torch
+    from rich.console import Console
+
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    from serving import model_service as M
+
+    torch.set_num_threads(int(os.environ.get("PPX_TORCH_THREADS", "1")))
+    console = Console(stderr=True)
+    store = M._store()
+    store.load_all()
+    payload: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for name in ROUTES:
+        endpoint = M.ENDPOINTS["delivery_estimate" if name == "delivery_transit" else name]
+        example = example_request(name)
+        request = endpoint.request.model_validate(example)
+        first = M.score(endpoint, [request])[0]
+        if isinstance(first, M.S.ItemError):
+            skipped[name] = f"{first.status}: {first.message}"
+            continue
+        if progress:
+            console.print(f"{name}: {n} requests in-process")
+        for _ in range(warmup):
+            M.score(endpoint, [endpoint.request.model_validate(example)])
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            M.score(endpoint, [endpoint.request.model_validate(example)])
+            times.append((time.perf_counter() - t0) * 1000.0)
+        a = np.asarray(times)
+        payload[name] = {
+            "ppx": {
+                "p50_ms": float(np.percentile(a, 50)),
+                "p99_ms": float(np.percentile(a, 99)),
+                "mean_ms": float(a.mean()),
+                "requests": n,
+            }
+        }
+    meta = {
+        "command": "ppx bench latency " + " ".join(sys.argv[3:]),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "alias": store.alias,
+        "skipped": skipped,
+    }
+    return {"meta": meta, **payload}
+
+
 # --- CLI ------------------------------------------------------------------------------------
 
 
@@ -597,9 +656,24 @@ def bench_serve(
     write_bench_json(json_out, payload)
 
 
+def bench_latency(
+    n: int = typer.Option(500, "--n", min=10, help="Timed requests per endpoint."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """One request per endpoint in-process (the service's scoring code, no HTTP): p50/p99."""
+    from ppx.cli import bench_tables, console, write_bench_json
+
+    payload = run_latency(n=n)
+    bench_tables(payload)
+    if payload["meta"]["skipped"]:
+        console.print(f"skipped: {payload['meta']['skipped']}")
+    write_bench_json(json_out, payload)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``ppx serve`` to the root app and ``serve`` to its ``bench`` group."""
     app.command("serve")(serve)
     for group in app.registered_groups:
         if group.name == "bench" and group.typer_instance is not None:
             group.typer_instance.command("serve")(bench_serve)
+            group.typer_instance.command("latency")(bench_latency)

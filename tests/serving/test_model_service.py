@@ -230,3 +230,27 @@ def test_load_generator_measures_from_a_separate_process(services):
     )
     assert res["rps"] > 0 and res["errors"] == 0
     assert res["p50_ms"] <= res["p95_ms"] <= res["p99_ms"]
+
+
+def test_in_process_latency_scores_every_trained_endpoint(services, monkeypatch):
+    from ppx import serve
+    from ppx.config import PROJECT_ROOT, get_settings
+
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))  # serving/ sits beside the package
+    monkeypatch.setenv("PPX_MLFLOW_DIR", str(services.registry.mlflow_dir))
+    monkeypatch.setenv("PPX_MODEL_ALIAS", "champion")
+    get_settings.cache_clear()
+    from serving import model_service
+
+    monkeypatch.setattr(model_service, "STORE", None)
+    try:
+        res = serve.run_latency(n=10, warmup=1, progress=False)
+    finally:
+        get_settings.cache_clear()
+    # churn's documented example names a customer of the demo world, not of the tests'
+    expected = {"delivery_estimate", "delivery_transit", "fraud_return", "fraud_claim"}
+    expected |= {"recs_recommend"}
+    assert expected <= set(res) - {"meta"}, res["meta"]["skipped"]
+    for name in expected:
+        row = res[name]["ppx"]
+        assert 0 < row["p50_ms"] <= row["p99_ms"] and row["requests"] == 10
