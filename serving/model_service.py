@@ -402,7 +402,7 @@ def _api(name: str):
 
 @bentoml.service(
     name="ppx-models",
-    workers=1,
+    workers=int(os.environ.get("PPX_MODEL_WORKERS", "1")),
     threads=1,
     traffic={"timeout": 30},
     metrics={"enabled": True, "namespace": "ppx"},
