@@ -154,6 +154,19 @@ def service_command(host: str, port: int, service: str = SERVICE) -> list[str]:
 
 
 @contextlib.contextmanager
+def _running(
+    cmd: list[str], env: dict[str, str], port: int, name: str, ready: str, timeout: float = 240.0
+) -> Iterator[Server]:
+    """Start ``cmd`` on the loopback, wait until ``ready`` answers, stop it on exit."""
+    server = _spawn(cmd, env, f"http://127.0.0.1:{port}", name)
+    try:
+        wait_until(server, ready, timeout)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
 def running_service(
     port: int | None = None,
     env: dict[str, str] | None = None,
@@ -163,14 +176,9 @@ def running_service(
     """Run the model service on the loopback for the duration of a ``with`` block."""
     port = port or free_port()
     full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", **(env or {})}
-    server = _spawn(
-        service_command("127.0.0.1", port), full_env, f"http://127.0.0.1:{port}", "bento"
-    )
-    try:
-        wait_until(server, "/readyz" if wait_ready else "/livez", timeout)
-        yield server
-    finally:
-        server.stop()
+    ready = "/readyz" if wait_ready else "/livez"
+    with _running(service_command("127.0.0.1", port), full_env, port, "bento", ready, timeout) as s:
+        yield s
 
 
 @contextlib.contextmanager
@@ -187,12 +195,8 @@ def running_decision_service(
         **(env or {}),
     }
     cmd = service_command("127.0.0.1", port, DECISION_SERVICE)
-    server = _spawn(cmd, full_env, f"http://127.0.0.1:{port}", "decisions")
-    try:
-        wait_until(server, "/readyz")
-        yield server
-    finally:
-        server.stop()
+    with _running(cmd, full_env, port, "decisions", "/readyz") as s:
+        yield s
 
 
 @contextlib.contextmanager
@@ -219,12 +223,8 @@ def running_mlflow_serve(model_uri: str, port: int | None = None) -> Iterator[Se
     # mlflow execs ``uvicorn`` by name: put this interpreter's bin folder first on PATH
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "MLFLOW_TRACKING_URI": _tracking_uri(), "PATH": path}
-    server = _spawn(cmd, env, f"http://127.0.0.1:{port}", "mlflow")
-    try:
-        wait_until(server, "/ping")
-        yield server
-    finally:
-        server.stop()
+    with _running(cmd, env, port, "mlflow", "/ping") as s:
+        yield s
 
 
 def _tracking_uri() -> str:
