@@ -188,7 +188,7 @@ class DecisionEngine:
             "order_id": r.order_id,
             "product_id": r.product_id,
             "reason": r.reason,
-            "delivered_at": _iso(r.delivered_at) if r.delivered_at else None,
+            "delivered_at": _iso(r.delivered_at),
         }
         payload = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, {"fraud_return": payload})

@@ -101,7 +101,7 @@ class ModelClient:
     """Async calls to the model service with a per-call timeout from the policy.
 
     aiohttp, not httpx: a call costs the decision service about 0.1 ms of CPU instead
-    of 1.5 ms (measured against a stub service), and the decision service makes one or
+    of 1.5 ms (a one-off measurement against a stub service), and the decision service makes one or
     two per request. The session is created on first use, inside the running loop.
     ``send`` replaces the HTTP transport (tests).
     """

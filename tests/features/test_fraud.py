@@ -31,6 +31,17 @@ def features(requests, history):
     return F.fraud_features(requests, history)
 
 
+def _flip_labels(tables, cid):
+    """The tables with every confirmed-fraud label of account ``cid`` flipped."""
+    flipped = dict(tables)
+    for name in (C.RETURNS, C.CLAIMS):
+        df = tables[name].copy()
+        m = df[C.CUSTOMER_ID] == cid
+        df.loc[m, C.CONFIRMED_FRAUD] = ~df.loc[m, C.CONFIRMED_FRAUD]
+        flipped[name] = df
+    return flipped
+
+
 def _with_shared_device(tables, customers, device="dev-shared-ring"):
     out = dict(tables)
     cust = tables[C.CUSTOMERS].copy()
@@ -98,12 +109,7 @@ def test_own_labels_never_in_neighbour_features(tables, requests, features):
     linked = features["degree"].to_numpy() > 0
     assert linked.any()
     cid = int(requests.loc[linked, C.CUSTOMER_ID].iloc[0])
-    flipped = dict(tables)
-    for name in (C.RETURNS, C.CLAIMS):
-        df = tables[name].copy()
-        m = df[C.CUSTOMER_ID] == cid
-        df.loc[m, C.CONFIRMED_FRAUD] = ~df.loc[m, C.CONFIRMED_FRAUD]
-        flipped[name] = df
+    flipped = _flip_labels(tables, cid)
     X2 = F.fraud_features(requests, F.build_history(flipped))
     own = (requests[C.CUSTOMER_ID] == cid).to_numpy()
     pd.testing.assert_frame_equal(
@@ -187,12 +193,7 @@ def test_extra_linkage_features_exclude_own_and_future_labels(tables, requests, 
     linked = (X["hop2_accounts"].to_numpy() > 0) & (X["degree"].to_numpy() > 0)
     assert linked.any()
     cid = int(requests.loc[linked, C.CUSTOMER_ID].iloc[0])
-    flipped = dict(tables)
-    for name in (C.RETURNS, C.CLAIMS):
-        df = tables[name].copy()
-        m = df[C.CUSTOMER_ID] == cid
-        df.loc[m, C.CONFIRMED_FRAUD] = ~df.loc[m, C.CONFIRMED_FRAUD]
-        flipped[name] = df
+    flipped = _flip_labels(tables, cid)
     X2 = F.fraud_features(requests, F.build_history(flipped), extra_linkage=True)
     own = (requests[C.CUSTOMER_ID] == cid).to_numpy()
     pd.testing.assert_frame_equal(

@@ -83,6 +83,13 @@ LATE = {
     "promised_date": "2025-03-02",
     "delivered_at": "2025-03-05T12:00:00",
 }
+RETURN = {
+    "return_id": 1,
+    "order_id": 5,
+    "customer_id": 42,
+    "requested_at": "2025-03-08T10:00:00",
+    "amount": 20,
+}
 
 
 def test_late_delivery_uses_churn_score_and_writes_ledger(policy, tmp_path):
@@ -119,16 +126,7 @@ def test_model_failure_falls_back_and_says_so(policy, failure):
     )
     assert [a.points for a in d.actions if a.ledger_type == "apology"] == [100]
     ret = E.ReturnDecisionRequest.model_validate(
-        {
-            "request": {
-                "return_id": 1,
-                "order_id": 5,
-                "customer_id": 42,
-                "requested_at": "2025-03-08T10:00:00",
-                "amount": 20,
-            },
-            "customer": {**CUSTOMER, "tier": "gold"},
-        }
+        {"request": RETURN, "customer": {**CUSTOMER, "tier": "gold"}}
     )
     r = asyncio.run(eng.return_(ret)).decision
     assert r.outcome == "refund_on_receipt" and any(
@@ -189,16 +187,7 @@ def test_every_model_call_is_a_request_the_model_service_accepts(policy):
     lane = {"warehouse": "wh_north", "dest_region": "east", "service_level": "standard"}
     transit = {**LATE, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
     on_time = {**LATE, "promised_date": "2025-03-06"}
-    ret = {
-        "return_id": 1,
-        "order_id": 5,
-        "customer_id": 42,
-        "product_id": 93,
-        "requested_at": "2025-03-08T10:00:00",
-        "delivered_at": "2025-03-05T12:00:00",
-        "amount": 20,
-        "reason": "damaged",
-    }
+    ret = {**RETURN, "product_id": 93, "delivered_at": "2025-03-05T12:00:00", "reason": "damaged"}
     claim = {
         "claim_id": 2,
         "order_id": 5,
@@ -234,15 +223,5 @@ def test_every_model_call_is_a_request_the_model_service_accepts(policy):
 def test_a_return_reason_the_models_do_not_know_is_refused():
     with pytest.raises(ValidationError, match="reason"):
         E.ReturnDecisionRequest.model_validate(
-            {
-                "request": {
-                    "return_id": 1,
-                    "order_id": 5,
-                    "customer_id": 42,
-                    "requested_at": "2025-03-08T10:00:00",
-                    "amount": 20,
-                    "reason": "too_big",
-                },
-                "customer": CUSTOMER,
-            }
+            {"request": {**RETURN, "reason": "too_big"}, "customer": CUSTOMER}
         )
