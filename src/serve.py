@@ -258,7 +258,8 @@ async def _load(
     """Closed-loop clients; ``make(i)``, when given, builds request i's body (unique ids).
 
     aiohttp (with uvloop) keeps the generator's own CPU small (about 0.1 ms a request
-    against httpx's 1.5 ms in a one-off measurement): it shares the two cores with the servers it measures.
+    against httpx's 1.5 ms in a one-off measurement): it shares the two cores with the
+    servers it measures.
     """
     import aiohttp
 
