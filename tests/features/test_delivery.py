@@ -220,3 +220,31 @@ def test_future_hub_scans_change_nothing(tables, rows):
     assert not np.allclose(
         before["dest_wk_log_hub"], fd.delivery_features(rows, h0)["dest_wk_log_hub"]
     )
+
+
+def test_json_timestamps_parse_like_pandas_and_bad_ones_are_named():
+    """The numpy fast path for JSON timestamps agrees with pandas on every UTC spelling,
+    leaves offsets to pandas, and a bad value still names its field."""
+    raw = [
+        "2025-11-20T10:00:00Z",
+        "2025-11-20 10:00:00",
+        "2025-11-20T10:00:00.250Z",
+        "2025-11-20T12:00:00+02:00",
+        "2025-11-20T05:00:00-05:00",
+        "2025-11-20",
+    ]
+    got = [fd._time_col({"t": np.array([v], dtype=object)}, "t", 1, True)[0] for v in raw]
+    want = [
+        int(pd.Timestamp(v).tz_localize(None).timestamp())
+        if pd.Timestamp(v).tzinfo is None
+        else int(pd.Timestamp(v).timestamp())
+        for v in raw
+    ]
+    assert got == want
+    batch = fd._time_col({"t": np.array(raw[:3], dtype=object)}, "t", 3, True)
+    assert list(batch) == want[:3]
+    with pytest.raises(fd.DeliveryInputError, match="ordered_at"):
+        fd._time_col({"ordered_at": np.array(["next tuesday"], dtype=object)}, "ordered_at", 1, True)
+    parsed = fd.parse_times({"ordered_at": np.array(raw[:1], dtype=object)}, 1)
+    assert parsed["ordered_at"].dtype == np.dtype("datetime64[s]")
+    assert int(parsed["ordered_at"].astype(np.int64)[0]) == want[0]

@@ -309,6 +309,7 @@ class DeliveryModel:
 
     def _outputs(self, raw, target, feats) -> dict[str, np.ndarray]:
         cols, n = fd._as_columns(raw)
+        cols = fd.parse_times(cols, n)
         if feats is None:
             feats = fd.delivery_features(cols, self.history, as_frame=False)
         tgt = self._targets(cols, n, target)
