@@ -83,6 +83,17 @@ def _default_frame(requests: list[Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
+def _columns(requests: list[Any]) -> dict[str, list]:
+    """Validated requests -> columns (field -> one value per request, None when unset).
+
+    What a pyfunc's ``predict_columns`` takes: the same JSON-typed facts as
+    :func:`_default_frame`, without the DataFrame.
+    """
+    rows = [r.model_dump(mode="json", exclude={"explain"}, exclude_none=True) for r in requests]
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {k: [row.get(k) for row in rows] for k in keys}
+
+
 def _fraud_frame(kind: str) -> Callable[[list[Any]], pd.DataFrame]:
     """One ``ppx-fraud`` model, two heads: the route sets the ``kind`` column."""
 
@@ -142,6 +153,31 @@ class LoadedModel:
     explainer: Any = None
     loaded_in_s: float = 0.0
 
+    @property
+    def columnar(self) -> bool:
+        """Whether the pyfunc offers ``predict_columns`` (columns in, columns out)."""
+        return callable(getattr(self.python_model, "predict_columns", None))
+
+    def predict_records(self, requests: list[Any], to_frame: Callable | None) -> list[dict]:
+        """Validated requests -> one JSON-typed output record per request.
+
+        A pyfunc with ``predict_columns`` skips pandas on the way in and out (for a
+        single delivery estimate the two DataFrames and the JSON round trip cost more
+        than the features and the network together); the others get a frame.
+        """
+        if to_frame is None and self.columnar:
+            out = self.python_model.predict_columns(_columns(requests))
+            records = _column_records(out)
+        else:
+            frame = self.predict((to_frame or _default_frame)(requests))
+            records = json.loads(frame.to_json(orient="records", date_format="iso"))
+        if len(records) != len(requests):
+            raise RuntimeError(
+                f"{self.registered} v{self.version} returned {len(records)} rows "
+                f"for {len(requests)}"
+            )
+        return records
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         # The PythonModel's own predict, without MLflow's signature enforcement: the
         # pydantic request models already validate more strictly, and enforcement costs
@@ -154,6 +190,29 @@ class LoadedModel:
                 f"{self.registered} v{self.version} returned {len(out)} rows for {len(frame)}"
             )
         return out.reset_index(drop=True)
+
+
+def _column_records(out: dict[str, Any]) -> list[dict]:
+    """Output columns -> records with the JSON types ``DataFrame.to_json`` would give.
+
+    Timestamps become ISO strings at millisecond precision, NaN/NaT become None, numpy
+    scalars become Python numbers, so both scoring paths answer alike (floats keep their
+    full precision here, where ``to_json`` rounds them to 10 significant digits).
+    """
+    import numpy as np
+
+    lists: dict[str, list] = {}
+    for name, values in out.items():
+        arr = np.asarray(values)
+        if arr.dtype.kind == "M":
+            text = np.datetime_as_string(arr.astype("datetime64[ms]"), unit="ms")
+            lists[name] = [None if t == "NaT" else str(t) for t in text]
+        elif arr.dtype.kind == "f":
+            lists[name] = [None if v != v else v for v in arr.tolist()]
+        else:
+            lists[name] = arr.tolist()
+    n = len(next(iter(lists.values()))) if lists else 0
+    return [{k: v[i] for k, v in lists.items()} for i in range(n)]
 
 
 @dataclass
@@ -270,10 +329,9 @@ def score(endpoint: Endpoint, requests: list[Any]) -> list[Any]:
         model = _store().get(endpoint.model)
     except ModelUnavailable as err:
         return [S.ItemError(503, f"{endpoint.route}: {err}")] * len(requests)
-    to_frame = endpoint.to_frame or _default_frame
     try:
-        out = model.predict(to_frame(requests))
-        rows = _rows(endpoint, model, requests, out)
+        records = model.predict_records(requests, endpoint.to_frame)
+        rows = _rows(endpoint, model, requests, records)
     except Exception as err:
         if len(requests) == 1:
             return [_item_error(endpoint, err)]
@@ -289,7 +347,7 @@ def _item_error(endpoint: Endpoint, err: Exception) -> S.ItemError:
     return S.ItemError(500, f"{endpoint.route}: internal error ({type(err).__name__})")
 
 
-def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], out: pd.DataFrame):
+def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], records: list[dict]):
     reasons: list[Any] = [None] * len(requests)
     want = [i for i, r in enumerate(requests) if r.explain]
     if want and model.explainer is not None:
@@ -299,7 +357,6 @@ def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], out: pd.D
         for i, c in zip(want, codes, strict=True):
             reasons[i] = [S.ReasonCode(**rc) for rc in c]
     meta = {"model": model.registered, "version": model.version, "alias": model.alias}
-    records = json.loads(out.to_json(orient="records", date_format="iso"))
     try:
         return [
             endpoint.response(**S.response_fields(endpoint.response, rec), **meta, reasons=rs)

@@ -565,7 +565,7 @@ def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
         v = arr[0]
         if getattr(v, "tzinfo", None) is None:
             arr = np.asarray([v], dtype="datetime64[ns]")
-    elif arr.dtype == object and len(arr):
+    elif arr.dtype.kind in "OU" and len(arr):
         arr = _utc_iso_strings(arr)
     if arr.dtype.kind == "M":
         miss = np.isnat(arr)

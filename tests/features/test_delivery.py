@@ -244,7 +244,9 @@ def test_json_timestamps_parse_like_pandas_and_bad_ones_are_named():
     batch = fd._time_col({"t": np.array(raw[:3], dtype=object)}, "t", 3, True)
     assert list(batch) == want[:3]
     with pytest.raises(fd.DeliveryInputError, match="ordered_at"):
-        fd._time_col({"ordered_at": np.array(["next tuesday"], dtype=object)}, "ordered_at", 1, True)
+        fd._time_col(
+            {"ordered_at": np.array(["next tuesday"], dtype=object)}, "ordered_at", 1, True
+        )
     parsed = fd.parse_times({"ordered_at": np.array(raw[:1], dtype=object)}, 1)
     assert parsed["ordered_at"].dtype == np.dtype("datetime64[s]")
     assert int(parsed["ordered_at"].astype(np.int64)[0]) == want[0]

@@ -254,3 +254,42 @@ def test_in_process_latency_scores_every_trained_endpoint(services, monkeypatch)
     for name in expected:
         row = res[name]["ppx"]
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["requests"] == 10
+
+
+def test_columnar_delivery_path_answers_like_the_frame_path(services, monkeypatch):
+    """The pandas-free scoring path gives the registered model's own DataFrame answers."""
+    import json
+
+    from ppx.config import PROJECT_ROOT, get_settings
+
+    services.need("delivery")
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
+    monkeypatch.setenv("PPX_MLFLOW_DIR", str(services.registry.mlflow_dir))
+    monkeypatch.setenv("PPX_MODEL_ALIAS", "champion")
+    get_settings.cache_clear()
+    from serving import model_service as M
+
+    monkeypatch.setattr(M, "STORE", None)
+    try:
+        store = M._store()
+        store.load_all()
+        model = store.get("delivery")
+    finally:
+        get_settings.cache_clear()
+    assert model.columnar
+    checkout = _example(services, "delivery_estimate")
+    bodies = [
+        checkout,
+        _example(services, "delivery_transit"),
+        {**checkout, "promise_date": "2025-12-30", "promise_target": 0.95},
+        {**checkout, "ordered_at": "2025-11-20T12:00:00+02:00", "weight_kg": None},
+    ]
+    endpoint = M.ENDPOINTS["delivery_estimate"]
+    requests = [endpoint.request.model_validate(b) for b in bodies]
+    fast = model.predict_records(requests, None)
+    frame = model.predict(M._default_frame(requests))
+    slow = json.loads(frame.to_json(orient="records", date_format="iso", double_precision=15))
+    assert len(fast) == len(slow) == 4
+    for a, b in zip(fast, slow, strict=True):
+        _same_answer(a, b)
+    assert fast[1]["stage"] == "transit" and fast[0]["stage"] == "checkout"

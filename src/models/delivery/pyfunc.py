@@ -125,6 +125,10 @@ class DeliveryPyfunc(_Base):
         target = (params or {}).get("promise_target")
         return self.model.predict(model_input, target=target)
 
+    def predict_columns(self, columns):
+        """Columns in, columns out (field -> list); the model service's fast path."""
+        return self.model.predict_columns(columns)
+
 
 def signature():
     """Explicit model signature: required request columns plus every optional one."""
