@@ -6,8 +6,9 @@ scored on P(churn within 30 days), where the oracle is the month's true hazard.
 part is the validation set every method tunes (Optuna, the same number of trials)
 and early-stops on, so no test fold is ever used for a decision. Ours then trains the
 chosen configuration as a cross-fitted ensemble on the fold's training part (train +
-validation, see ``fit_crossfit_table``), as ``ppx train churn --table`` does. Mean and
-std over folds.
+validation, see ``fit_crossfit_table``: networks plus a logistic member, blended with
+a weight fitted on the training part's out-of-fold logits), as ``ppx train churn
+--table`` does. Mean and std over folds.
 """
 
 from __future__ import annotations

@@ -108,7 +108,8 @@ def fit_ppx(
     With ``crossfit = k`` (table mode only) the configuration chosen on ``val`` is then
     trained as a k-member cross-fitted ensemble on train + validation
     (:func:`~ppx.models.churn.model.fit_crossfit_table`): every labelled row trains
-    k - 1 members and calibrates through the one that did not see it.
+    k - 1 members and calibrates through the one that did not see it; a cross-fitted
+    logistic member is blended in with a weight fitted on those out-of-fold logits.
 
     With ``refit`` the chosen configuration is trained again on train + validation for
     the early-stopped number of epochs, keeping the validation-fitted calibration. It

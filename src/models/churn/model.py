@@ -79,6 +79,9 @@ class ChurnModel:
     #: Precomputed feature rows (:func:`ppx.features.churn.serving_snapshot`) of
     #: ``history``; a request at one of its times is a lookup.
     snapshot: pd.DataFrame | None = None
+    #: Weight of each member's logit in :meth:`raw_logits` (None = equal weights). A
+    #: cross-fitted table model also holds a logistic member (a depth-0 network).
+    weights: list[float] | None = None
     _lookup: dict | None = field(default=None, repr=False)
 
     # --- ExplainableModel ------------------------------------------------------------
@@ -108,14 +111,14 @@ class ChurnModel:
 
     # --- prediction --------------------------------------------------------------------
 
-    def _build_net(self) -> ChurnNet:
+    def _build_net(self, depth: int | None = None) -> ChurnNet:
         c = self.config
         return ChurnNet(
             n_numeric=len(self.encoder.numeric_inputs),
             cardinalities=self.encoder.cardinalities,
             n_out=len(self.horizons),
             hidden=c.hidden,
-            depth=c.depth,
+            depth=c.depth if depth is None else depth,
             dropout=c.dropout,
             emb_dim=c.emb_dim,
             bin_cardinalities=self.encoder.bin_cardinalities,
@@ -130,7 +133,9 @@ class ChurnModel:
         if self.nets is None:
             nets = []
             for st in self.states:
-                net = self._build_net()
+                # A member without deep-part weights is a logistic (wide-only) member.
+                deep = any(k.startswith("deep.") for k in st)
+                net = self._build_net(None if deep else 0)
                 net.load_state_dict(st)
                 net.eval()
                 nets.append(net)
@@ -138,7 +143,8 @@ class ChurnModel:
         return self.nets
 
     def raw_logits(self, feature_frame: pd.DataFrame) -> np.ndarray:
-        """Uncalibrated hazard logits, shape (rows, intervals): the ensemble's mean logit."""
+        """Uncalibrated hazard logits, shape (rows, intervals): the members' weighted mean
+        logit (equal weights unless :attr:`weights` says otherwise)."""
         xn, xc = self.encoder.net_arrays(feature_frame)
         return self._logits_arrays(xn, xc)
 
@@ -146,8 +152,9 @@ class ChurnModel:
         nets = self._ensure_nets()
         torch.set_num_threads(max(1, self.config.threads))
         tn, tc = torch.from_numpy(xn), torch.from_numpy(xc)
+        w = self.weights or [1.0 / len(nets)] * len(nets)
         with torch.no_grad():
-            out = sum(net(tn, tc) for net in nets) / len(nets)
+            out = sum(wi * net(tn, tc) for wi, net in zip(w, nets, strict=True))
         return out.numpy().astype(float)
 
     def hazards(self, feature_frame: pd.DataFrame) -> np.ndarray:
@@ -345,6 +352,7 @@ class ChurnModel:
             "horizons": self.horizons,
             "mode": self.mode,
             "calibration": self.calibration,
+            "weights": self.weights,
             "info": self.info,
         }
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -369,6 +377,7 @@ class ChurnModel:
             calibration=meta["calibration"],
             background_frame=pd.read_parquet(bg) if bg.exists() else None,
             info=meta["info"],
+            weights=meta.get("weights"),
             snapshot=pd.read_parquet(snap) if snap.exists() else None,
         )
 
@@ -549,6 +558,49 @@ def fit_churn_model(
     return model
 
 
+def _logistic_member(model: ChurnModel, xn: np.ndarray, xc: np.ndarray, y: np.ndarray, C: float):
+    """An L2 logistic regression on the wide part's inputs, as a depth-0 network state.
+
+    The design is the wide part without the quantile bins: standardised numerics (and
+    missing flags) plus one-hot categorical codes, fitted by scikit-learn to
+    convergence, i.e. the ``logreg`` baseline with ``C`` fixed. Its coefficients map
+    one to one onto :class:`ChurnNet`'s ``wide_num`` and ``wide_cat`` weights.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    cards = model.encoder.cardinalities
+    # xc may carry the bin codes after the categorical ones; the design leaves them out.
+    onehot = [np.eye(c, dtype=np.float32)[xc[:, j]] for j, c in enumerate(cards)]
+    lr = LogisticRegression(C=C, max_iter=3000).fit(np.hstack([xn, *onehot]), y)
+    net = model._build_net(depth=0)
+    coef = torch.tensor(lr.coef_[0], dtype=torch.float32)
+    with torch.no_grad():
+        net.wide_num.weight.copy_(coef[: xn.shape[1]].reshape(1, -1))
+        net.wide_num.bias.fill_(float(lr.intercept_[0]))
+        start = xn.shape[1]
+        for e, c in zip(net.wide_cat, cards, strict=True):
+            e.weight.copy_(coef[start : start + c].reshape(-1, 1))
+            start += c
+    net.eval()
+    return net
+
+
+def _blend_weight(z_net: np.ndarray, z_lin: np.ndarray, y: np.ndarray) -> float:
+    """Weight of the network's logit in a blend with the logistic one, from out-of-fold
+    logits: an unpenalised two-input logistic regression (stacking), its coefficients
+    normalised to sum to one and clipped to [0, 1]."""
+    from scipy.optimize import minimize
+
+    def nll(p):
+        z = p[0] * z_net + p[1] * z_lin + p[2]
+        return np.mean(np.logaddexp(0, z) - y * z)
+
+    a = minimize(nll, x0=np.array([0.5, 0.5, 0.0]), method="L-BFGS-B").x
+    if a[0] + a[1] <= 0:
+        return 1.0
+    return float(np.clip(a[0] / (a[0] + a[1]), 0.0, 1.0))
+
+
 def fit_crossfit_table(
     frame: pd.DataFrame,
     y: np.ndarray,
@@ -556,6 +608,7 @@ def fit_crossfit_table(
     config: ChurnConfig,
     folds: int = 5,
     seed: int = 0,
+    linear_C: float | None = 1.0,
 ) -> ChurnModel:
     """A table-mode ensemble by cross-fitting: every row trains, every row calibrates.
 
@@ -566,14 +619,28 @@ def fit_crossfit_table(
     a fixed 80/20 train/validation split, no row is held out of training and the
     calibration sees all rows, at ``folds`` times the training cost.
 
+    With ``linear_C`` a logistic member (:func:`_logistic_member`, L2 strength
+    ``1 / linear_C``) is cross-fitted on the same parts and blended with the
+    networks' mean logit; the blend weight is fitted on the out-of-fold logits of the
+    training rows (:func:`_blend_weight`), so it is chosen without any held-out test
+    row and can be 1 (networks only). ``info`` records the out-of-fold ROC AUC of the
+    networks, the logistic member and the blend.
+
     Only for exchangeable rows (a random split): a table with a time column, or the
     world's monthly snapshots, must keep the time-ordered fit.
     """
+    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
     t0 = time.perf_counter()
     y = np.asarray(y, dtype=float)
+    # Stratified parts need every class in each of them.
+    folds = int(max(2, min(folds, np.bincount(y.astype(int)).min())))
+    model = ChurnModel(encoder=encoder, config=config, horizons=[0], mode="table")
+    nf = encoder.numeric_frame(frame)
+    xn, xc = encoder.net_arrays(nf)
     oof = np.full(len(frame), np.nan)
+    oof_lin = np.full(len(frame), np.nan)
     states, epochs = [], []
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for i, (tr, va) in enumerate(splitter.split(np.zeros(len(y)), y)):
@@ -590,10 +657,21 @@ def fit_crossfit_table(
         oof[va] = m.raw_logits(encoder.numeric_frame(frame.iloc[va]))[:, 0]
         states.append(m.state)
         epochs.append(m.info["best_epoch"])
-    model = ChurnModel(encoder=encoder, config=config, horizons=[0], mode="table")
+        if linear_C is not None:
+            lin = _logistic_member(model, xn[tr], xc[tr], y[tr], linear_C)
+            with torch.no_grad():
+                oof_lin[va] = lin(torch.from_numpy(xn[va]), torch.from_numpy(xc[va]))[:, 0].numpy()
     model.state = states
-    model.calibration = [fit_calibration(oof, y, config.calibration)]
-    nf = encoder.numeric_frame(frame)
+    auc = {"network": float(roc_auc_score(y, oof))}
+    z = oof
+    if linear_C is not None:
+        w = _blend_weight(oof, oof_lin, y)
+        z = w * oof + (1 - w) * oof_lin
+        lin = _logistic_member(model, xn, xc, y, linear_C)
+        model.state = [*states, lin.state_dict()]
+        model.weights = [w / len(states)] * len(states) + [1.0 - w]
+        auc.update(linear=float(roc_auc_score(y, oof_lin)), blend=float(roc_auc_score(y, z)))
+    model.calibration = [fit_calibration(z, y, config.calibration)]
     model.background_frame = nf.sample(min(200, len(nf)), random_state=config.seed)[
         model.feature_names
     ].reset_index(drop=True)
@@ -601,6 +679,8 @@ def fit_crossfit_table(
         best_epoch=max(epochs),
         best_epochs=epochs,
         crossfit_folds=folds,
+        oof_roc_auc=auc,
+        blend_weight=None if model.weights is None else model.weights[0] * len(states),
         train_seconds=time.perf_counter() - t0,
     )
     return model
