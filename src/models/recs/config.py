@@ -23,7 +23,14 @@ class RecsConfig:
     #: "full" softmax over the whole catalogue, or "sampled" (positive + n_negatives)
     loss: str = "full"
     n_negatives: int = 2048
+    #: weight of log(1 + training count) added to the transformer's logits (a popularity
+    #: prior; 0 = none); chosen on validation from ``pop_weight_grid`` when that is set
+    pop_weight: float = 0.0
+    pop_weight_grid: tuple[float, ...] = ()
     lr: float = 1e-3
+    #: multiply the learning rate by this after each validation check without a new best
+    #: (1.0 = constant learning rate)
+    lr_plateau_factor: float = 1.0
     weight_decay: float = 0.0
     batch_size: int = 128
     epochs: int = 30

@@ -187,6 +187,10 @@ class Recommender:
             items, types, gaps, q = enc.batch(rows)
             h = self.net(items, types, gaps, q)[:, -1]
             out[rows] = self.net.logits(h).numpy()
+        if self.config.pop_weight:
+            lp = np.log1p(self.popularity.astype(np.float32))
+            lp[0] = 0.0  # padding stays -inf
+            out += np.float32(self.config.pop_weight) * lp
         empty = (enc.items > 0).sum(axis=1) == 0
         if empty.any():
             out[empty] = self.log_popularity()
@@ -301,6 +305,9 @@ def fit_sasrec(
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 bad += 1
+                # A validation plateau: smaller steps often find a little more.
+                for g in opt.param_groups:
+                    g["lr"] *= cfg.lr_plateau_factor
         curve.append(row)
         if progress:
             tqdm.write(" ".join(_fmt(k, v) for k, v in row.items()))

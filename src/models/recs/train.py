@@ -51,6 +51,8 @@ EASE_LAMBDAS = (100.0, 300.0, 1000.0)
 EASE_LAMBDAS_LARGE = (200.0, 800.0)
 EASE_MAX_ITEMS = 8000
 KNN_KS = (50, 200)
+#: candidate weights of the log-popularity prior on Amazon (0 is always a candidate)
+AMAZON_POP_WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.8)
 
 
 def _valid_fn(problem: Problem, cfg: RecsConfig):
@@ -64,8 +66,8 @@ def _valid_fn(problem: Problem, cfg: RecsConfig):
     now = v.now_days if rows is None or v.now_days is None else v.now_days[rows]
     ex = v.exclude if rows is None else v.exclude[rows]
 
-    def fn(net) -> float:
-        rec = Recommender(cfg, problem.vocab, net, _popularity(problem))
+    def fn(net, c: RecsConfig = cfg) -> dict:
+        rec = Recommender(c, problem.vocab, net, _popularity(problem))
         m = evaluate_scorer(
             lambda s, t: rec.sequence_logits(s, t),
             seq,
@@ -94,6 +96,10 @@ def fit_recommender(
     net, hist = fit_sasrec(
         problem.train, problem.vocab, cfg, _valid_fn(problem, cfg), progress, log_fn
     )
+    if cfg.pop_weight_grid:
+        t0 = time.perf_counter()
+        cfg = _choose_pop_weight(net, cfg, _valid_fn(problem, cfg), hist)
+        hist["train_seconds"] += time.perf_counter() - t0
     rec = Recommender(
         cfg, problem.vocab, net, _popularity(problem), intervals=problem.intervals, history=hist
     )
@@ -119,6 +125,19 @@ def fit_recommender(
             rec.head = None
     hist["train_seconds"] = hist["train_seconds"] + hist.get("repeat_seconds", 0.0)
     return rec, hist
+
+
+def _choose_pop_weight(net, cfg: RecsConfig, valid_fn, hist: dict) -> RecsConfig:
+    """The popularity-prior weight (``cfg.pop_weight_grid``, plus 0) that scores best on
+    validation ``cfg.select_metric``; 0 unless another weight is strictly better."""
+    scores = {
+        w: float(valid_fn(net, cfg.replace(pop_weight=w))[cfg.select_metric])
+        for w in sorted({0.0, *cfg.pop_weight_grid})
+    }
+    best = max(scores, key=lambda w: (scores[w], -w))
+    hist["pop_weight_valid"] = {str(w): v for w, v in scores.items()}
+    log.info("popularity prior: validation %s %s -> weight %s", cfg.select_metric, scores, best)
+    return cfg.replace(pop_weight=best)
 
 
 def fit_repeat_head(
@@ -466,7 +485,10 @@ def amazon_config(
 
     No repeat head (no timestamps). Early stopping and the checkpoint are chosen every
     epoch on the validation items' NDCG@10 against 100 sampled negatives (the paper's
-    headline protocol), measured on 8,000 validation users.
+    headline protocol), measured on 8,000 validation users; each epoch without a new
+    best multiplies the learning rate by 0.3 (validation: best 0.5426 vs 0.5371 at a
+    constant rate), and the weight of a log-popularity prior is chosen on the same
+    validation users (0 unless it helps).
     """
     return RecsConfig(
         epochs=epochs,
@@ -478,7 +500,9 @@ def amazon_config(
         batch_size=128,
         lr=1e-3,
         eval_every=1,
-        patience=5,
+        patience=6,
+        lr_plateau_factor=0.3,
+        pop_weight_grid=AMAZON_POP_WEIGHTS,
         eval_users=8000,
         select_metric="ndcg_10_s100",
         n_negatives=negatives,
