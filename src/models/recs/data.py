@@ -45,6 +45,8 @@ class EvalSet:
     is_repeat: np.ndarray | None = None
     feats: pd.DataFrame | None = None
     cutoff: pd.Timestamp | None = None
+    #: items never drawn as sampled negatives, if not ``exclude`` (see evaluate_scorer)
+    neg_exclude: sp.csr_matrix | None = None
 
 
 @dataclass
@@ -78,6 +80,9 @@ def amazon_problem(path=None) -> Problem:
             targets=vocab.encode(frame[C.PRODUCT_ID].to_numpy()),
             now_days=None,
             exclude=user_item_matrix(seq, vocab.encode, len(vocab)),
+            # The paper's code draws the 100 negatives from items outside the user's
+            # *training* items (on test, the validation item may be drawn).
+            neg_exclude=user_item_matrix(train.subset(users), vocab.encode, len(vocab)),
         )
 
     valid = evalset(train, loo.valid)

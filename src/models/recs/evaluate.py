@@ -125,6 +125,7 @@ def evaluate_scorer(
     desc: str = "",
     progress: bool = True,
     popularity: np.ndarray | None = None,
+    neg_exclude: sp.csr_matrix | None = None,
 ) -> dict[str, float]:
     """Full-ranking and sampled metrics of one scorer over users ``seq`` with ``targets``.
 
@@ -138,6 +139,9 @@ def evaluate_scorer(
         is_repeat: per target, whether it was bought before (adds ``*_repeat``/``*_new``).
         popularity: training count per vocabulary index; adds ``*_s100pop`` (negatives
             drawn in proportion to popularity).
+        neg_exclude: users x items CSR of the items never drawn as sampled negatives,
+            when that differs from ``exclude`` (the SASRec code excludes only the
+            training items, so on Amazon's test the validation item may be drawn).
     """
     rng = np.random.default_rng(seed)
     rng_pop = np.random.default_rng(seed + 1)
@@ -158,10 +162,11 @@ def evaluate_scorer(
         now = None if now_days is None else now_days[rows]
         sc = scorer(sub, now)
         ex = exclude[rows] if exclude is not None else None
+        nex = neg_exclude[rows] if neg_exclude is not None else ex
         full[rows] = ranks(sc, targets[rows], ex if exclude_seen else None, None, rng)
-        samp[rows] = ranks(sc, targets[rows], ex, n_neg, rng)
+        samp[rows] = ranks(sc, targets[rows], nex, n_neg, rng)
         if neg_p is not None:
-            samp_pop[rows] = ranks(sc, targets[rows], ex, n_neg, rng_pop, neg_p)
+            samp_pop[rows] = ranks(sc, targets[rows], nex, n_neg, rng_pop, neg_p)
     out = metric_block(full)
     sm = metric_block(samp)
     out["hr_10_s100"], out["ndcg_10_s100"] = sm["hr_10"], sm["ndcg_10"]

@@ -228,6 +228,7 @@ def _eval(
         desc=desc,
         progress=progress,
         popularity=_popularity(problem) if pop else None,
+        neg_exclude=es.neg_exclude,
     )
 
 

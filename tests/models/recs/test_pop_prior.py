@@ -60,3 +60,25 @@ def pd_frame():
     df = pd.DataFrame(rows, columns=[C.CUSTOMER_ID, C.PRODUCT_ID, C.EVENT_AT])
     df[C.EVENT_TYPE] = "purchase"
     return df
+
+
+def test_sampled_negatives_can_come_from_outside_neg_exclude():
+    """The paper's code excludes only training items from the 100 negatives: an item
+    outside ``neg_exclude`` (the validation item, on test) can be drawn and outrank."""
+    import scipy.sparse as sp
+
+    from ppx.features.recs import SequenceArrays
+    from ppx.models.recs.evaluate import evaluate_scorer
+
+    seq = SequenceArrays(
+        np.array([1]), np.array([0, 1]), np.array([2]), np.array([1]), np.array([0.0])
+    )
+    scores = np.array([[-np.inf, 1.0, 2.0, 0.0, 0.0]], dtype=np.float32)
+    seen = sp.csr_matrix(([1.0], ([0], [2])), shape=(1, 5))
+    kw = dict(now_days=None, exclude=seen, exclude_seen=True, progress=False)
+    ours = evaluate_scorer(lambda s, t: scores, seq, np.array([1]), **kw)
+    paper = evaluate_scorer(
+        lambda s, t: scores, seq, np.array([1]), neg_exclude=sp.csr_matrix((1, 5)), **kw
+    )
+    assert ours["hr_10_s100"] == 1.0 and ours["ndcg_10_s100"] == 1.0
+    assert paper["hr_10_s100"] == 0.0
