@@ -12,9 +12,10 @@ the repository root). Design choices, and why:
 * **One feature code path**: requests carry raw facts, and the pyfunc computes features
   with the same ``ppx.features`` functions as training, from the history snapshot it
   logged as an artifact. The service never builds features itself.
-* **Adaptive batching**: each endpoint is ``batchable``; concurrent single requests are
-  merged into one ``predict`` call. A batch whose ``predict`` fails is re-scored item by
-  item so one bad request cannot fail the others merged with it.
+* **Adaptive batching** (``serving.batching``): requests that arrive while a batch is
+  scored are merged into the next ``predict`` call; a lone request never waits. A batch
+  whose ``predict`` fails is re-scored item by item so one bad request cannot fail the
+  others merged with it.
 * **Safety**: :class:`GuardMiddleware` checks the bearer token (when ``PPX_API_TOKEN`` is
   set), the content type and body size, and model availability before any work;
   pydantic models bound every field, list and string; model-side input errors become
@@ -23,6 +24,7 @@ the repository root). Design choices, and why:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -38,6 +40,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from serving import schemas as S
+from serving.batching import MicroBatcher
 
 log = logging.getLogger("ppx.serving")
 
@@ -45,8 +48,6 @@ log = logging.getLogger("ppx.serving")
 MAX_BODY_BYTES = int(os.environ.get("PPX_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 #: Adaptive batching (default on); ``PPX_ADAPTIVE_BATCHING=0`` scores each call alone.
 BATCHING = os.environ.get("PPX_ADAPTIVE_BATCHING", "1") != "0"
-#: The batcher only sheds load (503) past this queueing delay; generous on purpose.
-MAX_LATENCY_MS = 20_000
 
 
 class ModelUnavailable(RuntimeError):
@@ -445,16 +446,43 @@ async def _reply(send: Callable, status: int, body: dict, headers: list | None =
 
 
 def _api(name: str):
-    """The BentoML API decorator for endpoint ``name`` (batchable, pydantic IO)."""
+    """The BentoML API decorator for endpoint ``name`` (one request or a list, pydantic IO)."""
     ep = ENDPOINTS[name]
     return bentoml.api(
         route=ep.route,
         input_spec=S.batch_input(ep.request),
         output_spec=S.batch_output(ep.response),
-        batchable=BATCHING,
-        max_batch_size=S.MAX_BATCH,
-        max_latency_ms=MAX_LATENCY_MS,
     )
+
+
+_BATCH_SIZES: Any = None
+
+
+def _batch_size_metric() -> Any:
+    """Histogram of merged batch sizes per endpoint, on ``/metrics`` beside BentoML's."""
+    global _BATCH_SIZES
+    if _BATCH_SIZES is None:
+        from prometheus_client import Histogram
+
+        _BATCH_SIZES = Histogram(
+            "ppx_batch_size",
+            "Requests merged into one model call, per endpoint.",
+            ["endpoint"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+    return _BATCH_SIZES
+
+
+def _batchers() -> dict[str, MicroBatcher]:
+    metric = _batch_size_metric()
+    return {
+        name: MicroBatcher(
+            fn=lambda items, ep=ep: score(ep, items),
+            max_batch=S.MAX_BATCH,
+            observe=metric.labels(endpoint=ep.route).observe,
+        )
+        for name, ep in ENDPOINTS.items()
+    }
 
 
 @bentoml.service(
@@ -478,34 +506,42 @@ class ModelService:
 
         torch.set_num_threads(int(os.environ.get("PPX_TORCH_THREADS", "1")))
         _store().start()
+        self.batchers = _batchers()
+
+    async def _score(self, name: str, requests: list[Any]) -> list[Any]:
+        if BATCHING:
+            return await self.batchers[name].submit(requests)
+        return await asyncio.to_thread(score, ENDPOINTS[name], requests)
 
     def __is_ready__(self) -> bool:
         return _store().ready.is_set()
 
     @_api("delivery_estimate")
-    def delivery_estimate(self, requests: list[S.DeliveryRequest], /) -> list[S.DeliveryResponse]:
+    async def delivery_estimate(
+        self, requests: list[S.DeliveryRequest], /
+    ) -> list[S.DeliveryResponse]:
         """Delivery date distribution at checkout, or re-estimated in transit (``as_of``)."""
-        return score(ENDPOINTS["delivery_estimate"], requests)
+        return await self._score("delivery_estimate", requests)
 
     @_api("churn_score")
-    def churn_score(self, requests: list[S.ChurnRequest], /) -> list[S.ChurnResponse]:
+    async def churn_score(self, requests: list[S.ChurnRequest], /) -> list[S.ChurnResponse]:
         """Probability a customer's subscription churns within 30/60/90 days, as of a moment."""
-        return score(ENDPOINTS["churn_score"], requests)
+        return await self._score("churn_score", requests)
 
     @_api("fraud_return")
-    def fraud_return(self, requests: list[S.ReturnRequest], /) -> list[S.FraudResponse]:
+    async def fraud_return(self, requests: list[S.ReturnRequest], /) -> list[S.FraudResponse]:
         """Probability a return request is fraudulent (serial returns, wardrobing, rings)."""
-        return score(ENDPOINTS["fraud_return"], requests)
+        return await self._score("fraud_return", requests)
 
     @_api("fraud_claim")
-    def fraud_claim(self, requests: list[S.ClaimRequest], /) -> list[S.FraudResponse]:
+    async def fraud_claim(self, requests: list[S.ClaimRequest], /) -> list[S.FraudResponse]:
         """Probability a delivery claim ("item not received", damage) is fraudulent."""
-        return score(ENDPOINTS["fraud_claim"], requests)
+        return await self._score("fraud_claim", requests)
 
     @_api("recs_recommend")
-    def recs_recommend(self, requests: list[S.RecsRequest], /) -> list[S.RecsResponse]:
+    async def recs_recommend(self, requests: list[S.RecsRequest], /) -> list[S.RecsResponse]:
         """Top-k products for a customer as of a moment (repeat, due and new items)."""
-        return score(ENDPOINTS["recs_recommend"], requests)
+        return await self._score("recs_recommend", requests)
 
 
 ModelService.add_asgi_middleware(GuardMiddleware)

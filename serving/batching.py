@@ -1,0 +1,91 @@
+"""Adaptive batching without waiting: merge the requests that arrive while a batch runs.
+
+Why not BentoML's batcher (``batchable=True``): its dispatcher holds a request back while
+``n * age <= 0.95 * mean wait of the last 50 batches``, and the waits it then measures
+feed that mean again. Whatever wait it once saw becomes self-sustaining: one client's
+delivery estimate took 24.6 ms at p50 against 4.5 ms in-process (session 2), and after a
+32-client soak the 8-client p99 rose from 62 to 176 ms.
+
+This batcher never waits on purpose. A call that finds the endpoint idle runs at once,
+alone; calls that arrive while a batch runs queue, and the next batch takes all of them
+(up to ``max_batch`` items). The batch size follows the load by itself: one at a time
+for a lone client, several at once under concurrency, when merging saves the most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class _Job:
+    items: Sequence[Any]
+    future: asyncio.Future
+
+
+@dataclass
+class MicroBatcher:
+    """Runs ``fn(items) -> results`` (one result per item) in a worker thread, one batch
+    at a time, merging concurrent calls.
+
+    ``observe(n)``, when given, is told each batch's size (for a metrics histogram).
+    An exception from ``fn`` fails every call of that batch; ``fn`` should handle
+    per-item errors itself (``model_service.score`` turns them into ItemErrors).
+    """
+
+    fn: Callable[[list[Any]], Sequence[Any]]
+    max_batch: int
+    observe: Callable[[int], None] | None = None
+    _queue: deque[_Job] = field(default_factory=deque)
+    _running: bool = False
+
+    async def submit(self, items: Sequence[Any]) -> list[Any]:
+        """Score ``items`` (one call's requests) as part of the next batch."""
+        if not items:
+            return []
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(_Job(items, future))
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    def _take(self) -> list[_Job]:
+        """The queued calls for one batch; a call's items are never split, so a call
+        larger than ``max_batch`` (the schema forbids it) still runs, alone."""
+        jobs = [self._queue.popleft()]
+        size = len(jobs[0].items)
+        while self._queue and size + len(self._queue[0].items) <= self.max_batch:
+            job = self._queue.popleft()
+            jobs.append(job)
+            size += len(job.items)
+        return jobs
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                jobs = self._take()
+                flat = [item for job in jobs for item in job.items]
+                if self.observe is not None:
+                    self.observe(len(flat))
+                try:
+                    results = await asyncio.to_thread(self.fn, flat)
+                    if len(results) != len(flat):
+                        raise RuntimeError(f"batch of {len(flat)} gave {len(results)} results")
+                except Exception as err:  # every caller of this batch gets the error
+                    for job in jobs:
+                        if not job.future.done():
+                            job.future.set_exception(err)
+                    continue
+                start = 0
+                for job in jobs:
+                    end = start + len(job.items)
+                    if not job.future.done():  # a caller may have gone (cancelled)
+                        job.future.set_result(list(results[start:end]))
+                    start = end
+        finally:
+            self._running = False

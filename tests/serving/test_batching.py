@@ -1,0 +1,103 @@
+"""The no-wait adaptive batcher: merges concurrent calls, never delays a lone one."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from ppx.config import PROJECT_ROOT
+
+
+@pytest.fixture()
+def MicroBatcher(monkeypatch):  # noqa: N802 - stands for the class it returns
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))  # serving/ sits beside the package
+    from serving.batching import MicroBatcher
+
+    return MicroBatcher
+
+
+class Recorder:
+    """A scoring function that records its batches and can be held until released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, items: list) -> list:
+        self.gate.wait(timeout=10)
+        self.batches.append(list(items))
+        return [f"scored {x}" for x in items]
+
+
+def test_lone_call_runs_at_once_alone(MicroBatcher):
+    rec = Recorder()
+    sizes: list[int] = []
+    b = MicroBatcher(rec, max_batch=8, observe=sizes.append)
+    assert asyncio.run(b.submit([1])) == ["scored 1"]
+    assert rec.batches == [[1]] and sizes == [1]
+
+
+def test_calls_arriving_during_a_batch_are_merged_and_answered_in_order(MicroBatcher):
+    rec = Recorder()
+    b = MicroBatcher(rec, max_batch=8)
+
+    async def main():
+        rec.gate.clear()  # hold the first batch so the others queue behind it
+        first = asyncio.create_task(b.submit(["a"]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(b.submit([f"q{i}", f"r{i}"])) for i in range(3)]
+        await asyncio.sleep(0.05)
+        rec.gate.set()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(main())
+    assert first == ["scored a"]
+    assert rest == [[f"scored q{i}", f"scored r{i}"] for i in range(3)]
+    # one batch for the first call, one merged batch for the three that queued
+    assert rec.batches == [["a"], ["q0", "r0", "q1", "r1", "q2", "r2"]]
+
+
+def test_batches_respect_max_batch_without_splitting_a_call(MicroBatcher):
+    rec = Recorder()
+    b = MicroBatcher(rec, max_batch=4)
+
+    async def main():
+        rec.gate.clear()
+        first = asyncio.create_task(b.submit([0]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(b.submit([i, i])) for i in range(1, 4)]
+        await asyncio.sleep(0.05)
+        rec.gate.set()
+        await first
+        return await asyncio.gather(*rest)
+
+    asyncio.run(main())
+    assert [len(x) for x in rec.batches] == [1, 4, 2]
+
+
+def test_an_error_reaches_every_call_of_its_batch_and_the_next_batch_still_runs(MicroBatcher):
+    calls = {"n": 0}
+
+    def flaky(items: list) -> list:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("model exploded")
+        return items
+
+    b = MicroBatcher(flaky, max_batch=8)
+
+    async def main():
+        with pytest.raises(RuntimeError, match="model exploded"):
+            await b.submit([1])
+        return await b.submit([2])
+
+    assert asyncio.run(main()) == [2]
+
+
+def test_a_wrong_number_of_results_is_an_error_not_a_misaligned_answer(MicroBatcher):
+    b = MicroBatcher(lambda items: items[:-1], max_batch=8)
+    with pytest.raises(RuntimeError, match="batch of 2 gave 1 results"):
+        asyncio.run(b.submit([1, 2]))
