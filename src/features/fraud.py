@@ -82,6 +82,12 @@ IDENTITY_COLUMNS = (C.SIGNUP_AT, C.REGION, *ID_KINDS)
 HIGH_VALUE = 40.0  # refunds above this are "high value" (rings only return pricey items)
 LATE_WINDOW_DAYS = 18.0  # returns filed this late after delivery: wardrobing signature
 RING_WINDOW_DAYS = 10.0  # pricey items returned this soon: the ring pattern
+# The return window closes 29.5 days after delivery; honest customers who return late
+# file at the last moment, so "at the deadline" (within a minute) is its own signal.
+RETURN_DEADLINE_DAYS = 29.5
+DEADLINE_SLACK_DAYS = 60.0 / 86_400
+PREMIUM_PRICE = 60.0  # items above this are the premium tier of the catalogue
+DURABLE_CATEGORIES = ("equipment", "merch")  # goods that can be used and sent back
 FAR_GPS_M = 200.0  # delivered scan this far from the address: likely misdelivery
 BURST_DAYS = 200.0  # neighbours opened within this many days of each other
 SHIFT = np.int64(1) << np.int64(33)  # composite (group, second) keys for as-of searches
@@ -123,6 +129,11 @@ HISTORY_FEATURES = [
     "n_fast_claims",
     "n_labels_known",
     "own_fraud_known",
+    "premium_item_share",
+    "mean_item_price_log",
+    "n_durable_items",
+    "durable_return_rate",
+    "n_durable_kept",
 ]
 ITEM_FEATURES = [
     "item_price_log",
@@ -133,17 +144,20 @@ ITEM_FEATURES = [
 ]
 #: Return-lag bins (days after delivery) crossed with durable (equipment, merch) vs
 #: other goods: the network sees "which part of the 30-day window, for what kind of
-#: item" directly instead of having to carve it out of a raw lag (session 2).
-LAG_BINS = (0, 1, 3, 7, 10, 14, 18, 22, 26, 29)
+#: item" directly instead of having to carve it out of a raw lag (session 2). Session 3:
+#: an edge at half a day (no ring return comes sooner) and the last bin stops short of
+#: the deadline, which has its own flag (``at_return_deadline``).
+LAG_BINS = (0, 0.5, 1, 3, 7, 10, 14, 18, 22, 26, 29)
 LAG_BIN_FEATURES = [
     f"lag_{a}_{b}d_{g}"
-    for a, b in zip(LAG_BINS, (*LAG_BINS[1:], "inf"), strict=True)
+    for a, b in zip(LAG_BINS, (*LAG_BINS[1:], "deadline"), strict=True)
     for g in ("durable", "other")
 ]
 RETURN_FEATURES = [
     "return_lag_days",
     "late_window_return",
     "late_window_durable",
+    "at_return_deadline",
     "high_value_item",
     *[f"reason_{r}" for r in C.RETURN_REASONS],
     *LAG_BIN_FEATURES,
@@ -948,16 +962,38 @@ class HistoryIndex:
         )
         hd_s, hd_ok = _secs(h.orders[C.DELIVERED_AT])
         self.od_idx = _AsOf(h.orders[C.CUSTOMER_ID].to_numpy()[hd_ok], hd_s[hd_ok], {})
+        # Catalogue first: the item and return indexes carry per-item price and kind.
+        self.cat_code = {c: i for i, c in enumerate(C.CATEGORIES)}
+        prod = h.products
+        self.product_ids = pd.Index(prod[C.PRODUCT_ID].to_numpy(dtype=np.int64))
+        self.price = prod[C.PRICE].to_numpy(dtype=float)
+        self.product_cat = self._codes(prod[C.CATEGORY])
+        durable_codes = [self.cat_code[c] for c in DURABLE_CATEGORIES]
+        it_cat = self._codes(h.items[C.CATEGORY])
+        rt_cat = self._codes(h.returns[C.CATEGORY])
+        it_price, _ = self.product(h.items[C.PRODUCT_ID].to_numpy(dtype=np.int64))
         hi_s, hi_ok = _secs(h.items[C.DELIVERED_AT])
-        self.i_idx = _AsOf(h.items[C.CUSTOMER_ID].to_numpy()[hi_ok], hi_s[hi_ok], {})
+        # Taste for premium items and how many durable goods were bought: the shopping
+        # traits of accounts that wardrobe or return for rings (they buy pricier gear).
+        self.i_idx = _AsOf(
+            h.items[C.CUSTOMER_ID].to_numpy()[hi_ok],
+            hi_s[hi_ok],
+            {
+                "premium": (np.nan_to_num(it_price) > PREMIUM_PRICE).astype(float)[hi_ok],
+                "price_log": np.log1p(np.nan_to_num(it_price))[hi_ok],
+                "durable": np.isin(it_cat, durable_codes).astype(float)[hi_ok],
+            },
+        )
+        self.kept_idx = self._kept_durables(it_cat, durable_codes)
         hr_s, hr_ok = _secs(h.returns[C.REQUESTED_AT])
         lag = np.nan_to_num(h.returns["lag_days"].to_numpy(dtype=float))
         hv = (h.returns[C.AMOUNT].to_numpy() > HIGH_VALUE).astype(float)
         lw = (lag >= LATE_WINDOW_DAYS).astype(float)
+        r_dur = np.isin(rt_cat, durable_codes).astype(float)
         self.r_idx = _AsOf(
             h.returns[C.CUSTOMER_ID].to_numpy()[hr_ok],
             hr_s[hr_ok],
-            {"hv": hv[hr_ok], "lw": lw[hr_ok], "lag": lag[hr_ok]},
+            {"hv": hv[hr_ok], "lw": lw[hr_ok], "lag": lag[hr_ok], "durable": r_dur[hr_ok]},
         )
         hc_s, hc_ok = _secs(h.claims[C.REQUESTED_AT])
         self.c_idx = _AsOf(
@@ -989,19 +1025,49 @@ class HistoryIndex:
             if fr.any()
             else pd.Series(dtype=np.int64)
         )
-        # Catalogue and category / product base-rate indexes.
-        self.cat_code = {c: i for i, c in enumerate(C.CATEGORIES)}
-        prod = h.products
-        self.product_ids = pd.Index(prod[C.PRODUCT_ID].to_numpy(dtype=np.int64))
-        self.price = prod[C.PRICE].to_numpy(dtype=float)
-        self.product_cat = self._codes(prod[C.CATEGORY])
-        it_cat = self._codes(h.items[C.CATEGORY])
-        rt_cat = self._codes(h.returns[C.CATEGORY])
+        # Category / product base-rate indexes.
         self.ci_idx = _AsOf(it_cat[hi_ok], hi_s[hi_ok], {})
         self.cr_idx = _AsOf(rt_cat[hr_ok], hr_s[hr_ok], {})
         self.pi_idx = _AsOf(h.items[C.PRODUCT_ID].to_numpy()[hi_ok], hi_s[hi_ok], {})
         self.pr_idx = _AsOf(h.returns[C.PRODUCT_ID].to_numpy()[hr_ok], hr_s[hr_ok], {})
         self._flags: tuple[int, np.ndarray] | None = None
+
+    def _kept_durables(self, it_cat: np.ndarray, durable_codes: list[int]) -> _AsOf:
+        """Durable items kept past the return window, counted from the window's close.
+
+        A wardrober sends most durable goods back; each durable item whose window
+        closed without a return is evidence against that. The event time is the
+        window's close, so a request only sees items whose outcome is already known.
+        """
+        h = self.history
+        dur = np.isin(it_cat, durable_codes)
+        items = pd.DataFrame(
+            {
+                "c": h.items[C.CUSTOMER_ID].to_numpy(dtype=np.int64)[dur],
+                "p": h.items[C.PRODUCT_ID].to_numpy(dtype=np.int64)[dur],
+                "t": pd.to_datetime(h.items[C.DELIVERED_AT].to_numpy()[dur]),
+            }
+        ).dropna(subset=["t"])
+        rets = pd.DataFrame(
+            {
+                "c": h.returns[C.CUSTOMER_ID].to_numpy(dtype=np.int64),
+                "p": h.returns[C.PRODUCT_ID].to_numpy(dtype=np.int64),
+                "t": pd.to_datetime(h.returns[C.REQUESTED_AT].to_numpy()),
+                "returned": True,
+            }
+        ).dropna(subset=["t"])
+        window = pd.Timedelta(days=RETURN_DEADLINE_DAYS)
+        m = pd.merge_asof(
+            items.sort_values("t"),
+            rets.sort_values("t"),
+            on="t",
+            by=["c", "p"],
+            direction="forward",
+            tolerance=window,
+        )
+        kept = m["returned"].isna().to_numpy()
+        close_s, ok = _secs((m["t"] + window + pd.Timedelta(seconds=1)).to_numpy())
+        return _AsOf(m["c"].to_numpy()[ok], close_s[ok], {"kept": kept[ok].astype(float)})
 
     def _codes(self, categories: pd.Series) -> np.ndarray:
         codes = pd.Series(self.cat_code, dtype=np.int64)
@@ -1171,6 +1237,12 @@ def fraud_features(
     feats["n_fast_claims"] = c_idx.sum("fast", cust, t_s)
     feats["n_labels_known"] = l_idx.count(cust, t_s)
     feats["own_fraud_known"] = l_idx.sum("fraud", cust, t_s)
+    n_durable = i_idx.sum("durable", cust, t_s)
+    feats["premium_item_share"] = i_idx.sum("premium", cust, t_s) / (n_items + 2.0)
+    feats["mean_item_price_log"] = i_idx.sum("price_log", cust, t_s) / np.maximum(n_items, 1.0)
+    feats["n_durable_items"] = n_durable
+    feats["durable_return_rate"] = r_idx.sum("durable", cust, t_s) / (n_durable + 2.0)
+    feats["n_durable_kept"] = index.kept_idx.sum("kept", cust, t_s)
 
     # --- item and category base rates ------------------------------------------------
     pid = col(C.PRODUCT_ID, -1.0)
@@ -1203,9 +1275,11 @@ def fraud_features(
     # Wardrobing is "use it, then return it late": durable goods near the window's end.
     durable = feats["cat_equipment"] + feats["cat_merch"]
     feats["late_window_durable"] = feats["late_window_return"] * durable
+    deadline = RETURN_DEADLINE_DAYS - DEADLINE_SLACK_DAYS
+    feats["at_return_deadline"] = (~is_claim & del_ok & (ret_lag >= deadline)).astype(float)
     feats["high_value_item"] = (has_item & (np.nan_to_num(price) > HIGH_VALUE)).astype(float)
     is_ret = (~is_claim).astype(float)
-    edges = (*LAG_BINS[1:], np.inf)
+    edges = (*LAG_BINS[1:], deadline)  # deadline returns have their own feature
     for a, b, name in zip(LAG_BINS, edges, LAG_BIN_FEATURES[::2], strict=True):
         in_bin = is_ret * ((ret_lag >= a) & (ret_lag < b))
         feats[name] = in_bin * durable

@@ -244,3 +244,32 @@ def test_graph_extend_equals_rebuild(tables, history):
     full = F.LinkageGraph.build(pd.concat([history.identities, lone], ignore_index=True))
     assert (grown.adjacency != full.adjacency).nnz == 0
     np.testing.assert_array_equal(grown.static_component, full.static_component)
+
+
+def test_return_at_the_deadline_has_its_own_flag_and_no_lag_bin(requests, history):
+    """Honest late returns pile up at the window's close; fraud never lands exactly there."""
+    ret = requests[(requests[F.KIND] == F.RETURN) & requests[C.DELIVERED_AT].notna()].head(2)
+    lag = pd.to_timedelta([F.RETURN_DEADLINE_DAYS, F.RETURN_DEADLINE_DAYS - 0.6], unit="D")
+    ret = ret.assign(**{C.REQUESTED_AT: ret[C.DELIVERED_AT].to_numpy() + lag})
+    X = F.fraud_features(ret, history)
+    assert X["at_return_deadline"].tolist() == [1.0, 0.0]
+    assert X.loc[0, F.LAG_BIN_FEATURES].sum() == 0
+    assert X.loc[1, F.LAG_BIN_FEATURES].sum() == 1
+
+
+def test_kept_durables_count_only_closed_windows(tables, history, requests, features):
+    """Durable items whose return window closed before the request without a return."""
+    items = history.items[history.items[C.CATEGORY].isin(F.DURABLE_CATEGORIES)]
+    rets = history.returns
+    window = pd.Timedelta(days=F.RETURN_DEADLINE_DAYS)
+    rng = np.random.default_rng(1)
+    buyers = np.flatnonzero(features["n_durable_items"].to_numpy() > 0)
+    for i in rng.choice(buyers, 40, replace=False):
+        cid, t = requests.loc[i, C.CUSTOMER_ID], requests.loc[i, C.REQUESTED_AT]
+        mine = items[(items[C.CUSTOMER_ID] == cid) & (items[C.DELIVERED_AT] + window < t)]
+        kept = 0
+        for pid, at in zip(mine[C.PRODUCT_ID], mine[C.DELIVERED_AT], strict=True):
+            r = rets[(rets[C.CUSTOMER_ID] == cid) & (rets[C.PRODUCT_ID] == pid)]
+            kept += not ((r[C.REQUESTED_AT] >= at) & (r[C.REQUESTED_AT] <= at + window)).any()
+        assert features.loc[i, "n_durable_kept"] == kept
+    assert features.loc[buyers, "n_durable_kept"].max() > 0

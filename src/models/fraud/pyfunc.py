@@ -211,8 +211,10 @@ class FraudScorer:
         net_args = {
             "n_features": len(self.feature_names),
             "claim_col": self.feature_names.index("is_claim"),
-            "hidden": self.net.trunk[0].out_features,
-            "hidden2": self.net.trunk[3].out_features,
+            "hidden": self.net.trunks[0][0].out_features,
+            "hidden2": self.net.trunks[0][3].out_features,
+            "members": len(self.net.trunks),
+            "soft_clip": self.net.soft_clip,
         }
         meta = {
             **self.meta,

@@ -121,20 +121,58 @@ def fit_network(
 
     Imbalance: each head's positive class is up-weighted by ``(neg/pos) ** power`` so
     the rare fraud rows shape the trunk; the distortion this causes in probabilities
-    is undone by per-head Platt scaling fitted on the validation split.
+    is undone by per-head Platt scaling fitted on the validation split. With
+    ``cfg.members`` > 1 each member is a whole run of its own (seed ``cfg.seed + k``:
+    initialisation, batch order, early stopping); the members' logits are averaged
+    and the average is calibrated.
     """
-    from tqdm.auto import tqdm
-
-    torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    rng = np.random.default_rng(cfg.seed)
     names = list(feature_names or F.FEATURE_NAMES)
     t0 = time.perf_counter()
     Xa = X[names].to_numpy(dtype=np.float32)
     claim = Xa[:, names.index("is_claim")] > 0.5
+    va = masks["val"]
+    net = FraudNet(
+        len(names), names.index("is_claim"), cfg.hidden, cfg.hidden2, cfg.dropout, cfg.members
+    )
+    net.fit_preprocessing(Xa[masks["train"]])
+    xv = torch.as_tensor(Xa[va])
+    epochs, curve = 0, []
+    for k in range(cfg.members):
+        args = (len(names), net.claim_col, cfg.hidden, cfg.hidden2, cfg.dropout)
+        one = FraudNet(*args, soft_clip=net.soft_clip)
+        # The ensemble's preprocessing buffers (top-level names; layers have dots).
+        buffers = {n: v for n, v in net.state_dict().items() if "." not in n}
+        one.load_state_dict(buffers, strict=False)
+        member_curve = _fit_member(one, Xa, y, claim, masks, cfg, cfg.seed + k, progress)
+        net.trunks[k].load_state_dict(one.trunks[0].state_dict())
+        net.heads[k].load_state_dict(one.heads[0].state_dict())
+        epochs += len(member_curve)
+        curve = curve or member_curve
+    calibrate(net, xv, y[va], claim[va])
+    return FitResult(net, names, time.perf_counter() - t0, epochs, curve)
+
+
+def _fit_member(
+    net: FraudNet,
+    Xa: np.ndarray,
+    y: np.ndarray,
+    claim: np.ndarray,
+    masks: dict,
+    cfg: FraudConfig,
+    seed: int,
+    progress: bool,
+) -> list[float]:
+    """One network's training run; leaves its best validation state in ``net``."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    for module in (*net.trunks, *net.heads):  # fresh weights drawn from this seed
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Linear):
+                layer.reset_parameters()
+    rng = np.random.default_rng(seed)
     tr, va = masks["train"], masks["val"]
-    net = FraudNet(len(names), names.index("is_claim"), cfg.hidden, cfg.hidden2, cfg.dropout)
-    net.fit_preprocessing(Xa[tr])
     xt = torch.as_tensor(Xa[tr])
     yt = torch.as_tensor(y[tr].astype(np.float32))
     pw = torch.as_tensor(_pos_weights(y[tr], claim[tr], cfg.pos_weight_power), dtype=torch.float32)
@@ -142,11 +180,11 @@ def fit_network(
     xv = torch.as_tensor(Xa[va])
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
-    best, best_state, bad, epochs = -1.0, None, 0, 0
+    best, best_state, bad = -1.0, None, 0
     curve: list[float] = []
     n = len(xt)
     bar = tqdm(range(cfg.max_epochs), desc="fraud net", disable=not progress, leave=False)
-    for epoch in bar:
+    for _ in bar:
         net.train()
         perm = torch.as_tensor(rng.permutation(n))
         for i in range(0, n, cfg.batch_size):
@@ -160,7 +198,6 @@ def fit_network(
             zv = net.logits(xv).numpy()
         score = mean_pr_auc(y[va], zv, claim[va])
         curve.append(score)
-        epochs = epoch + 1
         if score > best + 1e-4:
             best, bad = score, 0
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -171,8 +208,7 @@ def fit_network(
         bar.set_postfix(val_pr_auc=f"{score:.3f}")
     if best_state is not None:
         net.load_state_dict(best_state)
-    calibrate(net, xv, y[va], claim[va])
-    return FitResult(net, names, time.perf_counter() - t0, epochs, curve)
+    return curve
 
 
 def calibrate(net: FraudNet, xv: torch.Tensor, yv: np.ndarray, claim_v: np.ndarray) -> None:

@@ -160,3 +160,17 @@ def test_served_features_equal_training_features(trained):
         pd.testing.assert_series_equal(
             one.iloc[0], expected.iloc[i], check_names=False, check_exact=False, rtol=1e-9
         )
+
+
+def test_ensemble_averages_members_and_bounds_inputs():
+    import torch
+
+    from ppx.models.fraud.network import FraudNet
+
+    torch.manual_seed(0)
+    net = FraudNet(4, claim_col=0, hidden=8, hidden2=4, members=3, soft_clip=2.0).eval()
+    net.fit_preprocessing(np.array([[0, 0, 1, 2], [1, 0, 2, 3], [0, 1, 3, 4.0]]))
+    x = torch.tensor([[0, 50.0, 1e6, -1e6], [1, 0, 2, 3]])
+    with torch.no_grad():
+        assert net._prep(x).abs().max() <= 2.0  # tanh saturates in float32
+        assert torch.allclose(net.logits(x), net.member_logits(x).mean(0))
