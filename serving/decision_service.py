@@ -148,6 +148,9 @@ class DecisionService:
     """
 
     def __init__(self) -> None:
+        from serving.bentoml_fixes import fix_timeout_timers
+
+        fix_timeout_timers()
         engine()
 
     @bentoml.api(route="/decide/order-event")

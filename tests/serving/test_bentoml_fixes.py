@@ -1,0 +1,81 @@
+"""BentoML's request timeout, fixed: no timer outlives its request; 504s still happen."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ppx.config import PROJECT_ROOT
+
+
+@pytest.fixture()
+def Timeout(monkeypatch):  # noqa: N802 - stands for the middleware class it returns
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))  # serving/ sits beside the package
+    from serving.bentoml_fixes import fix_timeout_timers
+
+    monkeypatch.setattr(TimeoutMiddleware, "__call__", TimeoutMiddleware.__call__)
+    fix_timeout_timers()
+    return TimeoutMiddleware
+
+
+def _scope() -> dict:
+    return {"type": "http", "method": "POST", "path": "/x", "headers": []}
+
+
+async def _request(middleware) -> list[dict]:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await middleware(_scope(), receive, send)
+    return sent
+
+
+async def _answer(scope, receive, send, delay: float = 0.0) -> None:
+    await asyncio.sleep(delay)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _live_timers(loop: asyncio.AbstractEventLoop) -> int:
+    return sum(not h.cancelled() for h in loop._scheduled)  # noqa: SLF001 - what we check
+
+
+def test_no_timer_outlives_its_request(Timeout):
+    async def main():
+        mw = Timeout(_answer, timeout=30)
+        for _ in range(50):
+            sent = await _request(mw)
+            assert sent[0]["status"] == 200
+        return _live_timers(asyncio.get_running_loop())
+
+    assert asyncio.run(main()) == 0
+
+
+def test_a_request_that_does_not_start_answering_in_time_gets_504(Timeout):
+    async def slow(scope, receive, send):
+        await _answer(scope, receive, send, delay=5.0)
+
+    sent = asyncio.run(_request(Timeout(slow, timeout=0.05)))
+    assert sent[0]["status"] == 504
+
+
+def test_an_app_error_surfaces_instead_of_waiting_for_the_timer(Timeout):
+    """BentoML's version waited out the timeout here and then returned nothing."""
+
+    async def broken(scope, receive, send):
+        raise RuntimeError("handler failed")
+
+    async def main():
+        with pytest.raises(RuntimeError, match="handler failed"):
+            await _request(Timeout(broken, timeout=30))
+        return _live_timers(asyncio.get_running_loop())
+
+    assert asyncio.run(main()) == 0
