@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,6 +214,22 @@ class ChurnModel:
             scores.loc[(rows["status"] != "ok").to_numpy(), :] = float("nan")
             keys = rows[["customer_id", "as_of", "status"]].reset_index(drop=True)
             return pd.concat([keys, scores.reset_index(drop=True)], axis=1)
+        return pd.DataFrame(self._snapshot_scores(plan))
+
+    def score_columns(self, columns: Mapping[str, Sequence]) -> dict[str, np.ndarray]:
+        """:meth:`score_requests` for columns (field -> one value per request).
+
+        The serving fast path: when the snapshot answers every request, no DataFrame is
+        built on the way in or out; otherwise the requests take the frame path.
+        """
+        plan = self._resolve(columns)
+        if any(kind == "compute" for _, _, kind, _ in plan):
+            frame = self.score_requests(pd.DataFrame(dict(columns)))
+            return {c: frame[c].to_numpy() for c in frame.columns}
+        return self._snapshot_scores(plan)
+
+    def _snapshot_scores(self, plan: list[tuple]) -> dict[str, np.ndarray]:
+        """Output columns of requests the snapshot answers (or that get no score)."""
         look = self._snapshot_lookup()
         hits = [i for i, (_, _, kind, _) in enumerate(plan) if kind == "ok"]
         cols = None
@@ -223,15 +240,15 @@ class ChurnModel:
         names = [*(f"p_churn_{hz}" for hz in self.horizons), "expected_lifetime_days"]
         out = {
             "customer_id": np.array([c for c, _, _, _ in plan], dtype=np.int64),
-            "as_of": pd.to_datetime([t for _, t, _, _ in plan]).astype("datetime64[ns]"),
-            "status": [kind for _, _, kind, _ in plan],
+            "as_of": np.array([t.value for _, t, _, _ in plan], dtype="datetime64[ns]"),
+            "status": np.array([kind for _, _, kind, _ in plan], dtype=object),
         }
         for name in names:
             v = np.full(len(plan), np.nan)
             if cols is not None:
                 v[hits] = cols[name]
             out[name] = v
-        return pd.DataFrame(out)
+        return out
 
     def _snapshot_lookup(self) -> dict | None:
         """(known customers, snapshot times, (customer, time) -> snapshot row), built
@@ -263,26 +280,30 @@ class ChurnModel:
         }
         return self._lookup
 
-    def _resolve(self, requests: pd.DataFrame) -> list[tuple]:
+    def _resolve(self, requests: pd.DataFrame | Mapping[str, Sequence]) -> list[tuple]:
         """Per request: (customer_id, as_of, kind, snapshot row) where kind is ``ok``
-        (a snapshot row), ``compute``, ``unknown_customer`` or ``no_active_subscription``."""
+        (a snapshot row), ``compute``, ``unknown_customer`` or ``no_active_subscription``.
+
+        ``requests`` is a frame or columns (field -> one value per request)."""
         from ppx.data import columns as C
         from ppx.features import churn as F
 
         if self.history is None:
             raise ValueError("this churn model has no stored history; load it through the pyfunc")
-        if C.CUSTOMER_ID not in requests.columns:
+        if C.CUSTOMER_ID not in requests:
             raise ValueError(f"request rows need a {C.CUSTOMER_ID!r} column")
+        raw_ids = pd.Series(requests[C.CUSTOMER_ID]).reset_index(drop=True)
         default_as_of = pd.Timestamp(self.info["default_as_of"])
-        as_of = (
-            pd.to_datetime(requests[F.AS_OF], errors="coerce")
-            if F.AS_OF in requests.columns
-            else pd.Series(pd.NaT, index=requests.index)
-        )
-        as_of = as_of.fillna(default_as_of)
-        cids = pd.to_numeric(requests[C.CUSTOMER_ID], errors="coerce")
+        raw_as_of = requests.get(F.AS_OF)
+        if raw_as_of is None or all(v is None for v in raw_as_of):
+            # no as_of at all (the rules engine's requests): nothing to parse
+            as_of = pd.Series(default_as_of, index=raw_ids.index)
+        else:
+            as_of = pd.to_datetime(pd.Series(raw_as_of).reset_index(drop=True), errors="coerce")
+            as_of = as_of.fillna(default_as_of)
+        cids = pd.to_numeric(raw_ids, errors="coerce")
         if cids.isna().any():
-            bad = requests.loc[cids.isna(), C.CUSTOMER_ID].tolist()[:3]
+            bad = raw_ids[cids.isna()].tolist()[:3]
             raise ValueError(f"{C.CUSTOMER_ID!r} must be an integer id; got {bad}")
         look = self._snapshot_lookup()
         known, snap_rows, snap_times = look["known"], look["rows"], look["times"]

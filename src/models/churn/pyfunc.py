@@ -77,3 +77,10 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
                 out.insert(0, id_col, df[id_col].to_numpy())
             return out.reset_index(drop=True)
         return m.score_requests(df)
+
+    def predict_columns(self, columns):
+        """Columns in, columns out (field -> list); the model service's fast path."""
+        if self.model.mode == "table":
+            out = self.predict(None, pd.DataFrame(dict(columns)))
+            return {c: out[c].to_numpy() for c in out.columns}
+        return self.model.score_columns(columns)

@@ -119,3 +119,21 @@ def test_small_frames_encode_like_large_ones():
     pd.testing.assert_frame_equal(got, expect)
     assert got["cat"].tolist()[:4] == [3.0, 2.0, 1.0, 1.0]  # "?" and None are blanks
     assert got["cat"].iloc[5] == 0.0  # unseen
+
+
+def test_columns_path_answers_like_the_frame_path(served):
+    """The service's pandas-free path: same rows as ``predict``, snapshot or computed."""
+    sp, pf, end = served
+    snap = pf.model.snapshot
+    cids = snap.loc[snap[F.AS_OF] == end, C.CUSTOMER_ID].drop_duplicates().head(3).tolist()
+    mid_month = str((end - pd.Timedelta(days=10)).date())
+    for cols in (
+        {C.CUSTOMER_ID: [*cids, 10**9]},  # no as_of: the latest snapshot, as the engine asks
+        {C.CUSTOMER_ID: cids, F.AS_OF: [str(end.date()), None, mid_month]},  # one computed
+    ):
+        fast = pf.predict_columns(cols)
+        slow = pf.predict(None, pd.DataFrame(cols))
+        assert list(fast) == list(slow.columns)
+        for name in slow.columns:
+            np.testing.assert_array_equal(np.asarray(fast[name]), slow[name].to_numpy())
+    assert list(pf.predict_columns({C.CUSTOMER_ID: [10**9]})["status"]) == ["unknown_customer"]
