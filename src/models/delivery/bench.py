@@ -21,6 +21,9 @@ from ppx.models.delivery import evaluate as ev
 from ppx.models.delivery import train as tr
 from ppx.models.delivery.config import DeliveryConfig
 from ppx.models.delivery.model import DeliveryModel, fit, fit_promise_rules
+from ppx.models.delivery.oracle_bound import week_blind_cdf
+
+BLIND_DAYS = 2  # the bound's blind days per week (Monday and Tuesday)
 
 
 def latency_ms(model, data, n: int = 400) -> dict[str, float]:
@@ -45,6 +48,34 @@ def latency_ms(model, data, n: int = 400) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
+def _reference_metrics(cdf, val_cdf, vrows, y, late, late_score) -> dict:
+    """Metrics of a reference distribution (oracle, bound): its promise uses the same
+    Mondrian conformal rule as ppx, fitted on the validation months."""
+    rules, edges = fit_promise_rules(
+        val_cdf,
+        vrows["y_day"].to_numpy(),
+        np.zeros(len(vrows), int),
+        np.ones(len(vrows)),
+        "checkout",
+    )
+    shell = DeliveryModel.__new__(DeliveryModel)  # a model shell carrying only the rules
+    shell.rules = rules
+    shell.rule_edges = {} if edges is None else {"checkout": edges}
+    chk = np.zeros(len(cdf), dtype=bool)
+    p90 = shell.promise(cdf, 0.9, chk)
+    return ev.metrics(
+        y,
+        ev.first_reach(cdf, 0.5),
+        p90,
+        shell.promise(cdf, 0.95, chk),
+        p90,
+        None if late_score is None else late,
+        late_score,
+        None,
+        q90=ev.first_reach(cdf, 0.9),
+    )
+
+
 def world_benchmark(
     world_path: str | Path, trials: int = 5, cfg: DeliveryConfig | None = None, progress=True
 ) -> dict[str, dict]:
@@ -53,7 +84,7 @@ def world_benchmark(
 
     cfg = cfg or DeliveryConfig()
     tracking.configure()
-    _tables, truth, data = tr.load_data(world_path, cfg, validate=False)
+    tables, truth, data = tr.load_data(world_path, cfg, validate=False)
     y, late = tr.test_labels(data)
     rows = tr.checkout_rows(data.test)
     trows = tr.transit_eval_rows(data.test)
@@ -122,33 +153,22 @@ def world_benchmark(
         if C.TRUTH_SHIPMENTS in truth:
             ts = truth[C.TRUTH_SHIPMENTS]
             ocdf = ev.oracle_cdf(rows, ts, cfg.d_max)
-            # The oracle's promise uses the same conformal rule, fitted on validation.
             vrows = tr.checkout_rows(data.val)
             vcdf = ev.oracle_cdf(vrows, ts, cfg.d_max)
-            # Same Mondrian rule as ppx: a DeliveryModel shell carrying only the rules.
-            rules, edges = fit_promise_rules(
-                vcdf,
-                vrows["y_day"].to_numpy(),
-                np.zeros(len(vrows), int),
-                np.ones(len(vrows)),
-                "checkout",
+            out["oracle"] = _reference_metrics(
+                ocdf, vcdf, vrows, y, late, ev.oracle_late_prob(trows, ts)
             )
-            shell = DeliveryModel.__new__(DeliveryModel)
-            shell.rules = rules
-            shell.rule_edges = {} if edges is None else {"checkout": edges}
-            chk = np.zeros(len(ocdf), dtype=bool)
-            o90 = shell.promise(ocdf, 0.9, chk)
-            out["oracle"] = ev.metrics(
-                y,
-                ev.first_reach(ocdf, 0.5),
-                o90,
-                shell.promise(ocdf, 0.95, chk),
-                o90,
-                late,
-                ev.oracle_late_prob(trows, ts),
-                None,
-                q90=ev.first_reach(ocdf, 0.9),
+            # What an as-of model could reach at best (see oracle_bound): the oracle,
+            # blind to each week's shock for the first BLIND_DAYS days of the week.
+            orders = tables[C.ORDERS].merge(
+                tables[C.SHIPMENTS][[C.ORDER_ID, C.SHIPMENT_ID, C.WEIGHT_KG]], on=C.ORDER_ID
             )
+            train_end = data.val[C.ORDERED_AT].min()
+            bound = [
+                week_blind_cdf(orders, ts, r, train_end, BLIND_DAYS, cfg.d_max)
+                for r in (rows, vrows)
+            ]
+            out[f"oracle_blind{BLIND_DAYS}"] = _reference_metrics(*bound, vrows, y, late, None)
         import mlflow
 
         for method, vals in out.items():
