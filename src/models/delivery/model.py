@@ -29,6 +29,7 @@ STRICT = (C.WAREHOUSE, C.DEST_REGION, C.CARRIER, C.SERVICE_LEVEL)  # unknown -> 
 UNK = "<unk>"
 REF_Q = 0.9  # Mondrian groups: the day the calibrated CDF reaches this probability
 MIN_GROUP = 1000  # held-out parcels a group needs for its own promise rule
+NUMPY_BATCH = 64  # up to this many rows the network runs in numpy (serving batch sizes)
 
 
 class Recalibrator:
@@ -207,31 +208,35 @@ class DeliveryModel:
             self.__dict__["_np_weights"] = w
         return w
 
-    def _raw_cdf_one(self, cats: np.ndarray, nums: np.ndarray, start: np.ndarray) -> np.ndarray:
-        """:meth:`raw_cdf` for a single request in numpy: the same network and the same
-        CDF arithmetic as :func:`cdf_from_logits`, without torch's per-call overhead
-        (dropout is off in evaluation, so the MLP is Linear -> SiLU per layer)."""
+    def _raw_cdf_numpy(self, cats: np.ndarray, nums: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """:meth:`raw_cdf` of a few requests in numpy: the same network and the same CDF
+        arithmetic as :func:`cdf_from_logits`, without torch's per-call overhead, which
+        is most of the cost at serving batch sizes (dropout is off in evaluation, so the
+        MLP is Linear -> SiLU per layer)."""
         w = self._numpy_weights()
         x = np.concatenate(
-            [e[cats[0, i]] for i, e in enumerate(w["emb"])] + [nums[0].astype(np.float64)]
+            [e[cats[:, i]] for i, e in enumerate(w["emb"])] + [nums.astype(np.float64)], axis=1
         )
         for wt, b in w["layers"]:
             x = x @ wt + b
             x = x / (1.0 + np.exp(-x))  # SiLU
         logit = x @ w["head"][0] + w["head"][1]
         h = 1.0 / (1.0 + np.exp(-logit))
-        h[-1] = 1.0
-        h[: int(start[0])] = 0.0
-        cdf = 1.0 - np.exp(np.cumsum(np.log1p(-np.minimum(h, 1 - 1e-7))))
-        cdf[-1] = 1.0
-        return cdf[None, :]
+        h[:, -1] = 1.0
+        h[np.arange(h.shape[1])[None, :] < start[:, None]] = 0.0
+        cdf = 1.0 - np.exp(np.cumsum(np.log1p(-np.minimum(h, 1 - 1e-7)), axis=1))
+        cdf[:, -1] = 1.0
+        return cdf
 
     def raw_cdf(self, feats: pd.DataFrame) -> np.ndarray:
         """Uncalibrated CDF P(D <= d | D >= current day), (n, d_max + 1)."""
         cats, nums = self.encode(feats)
         start = self._start(feats)
-        if len(cats) == 1 and not self.net.training:
-            return self._raw_cdf_one(cats, nums, start)
+        if len(cats) <= NUMPY_BATCH and not self.net.training:
+            return self._raw_cdf_numpy(cats, nums, start)
+        return self._raw_cdf_torch(cats, nums, start)
+
+    def _raw_cdf_torch(self, cats: np.ndarray, nums: np.ndarray, start: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             cdf = cdf_from_logits(
                 torch.from_numpy(self.logits(cats, nums)), torch.from_numpy(start)

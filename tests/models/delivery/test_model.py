@@ -117,15 +117,18 @@ def test_state_round_trip(tiny):
     pd.testing.assert_frame_equal(model.predict(rows), again.predict(rows))
 
 
-def test_one_request_numpy_path_equals_batch_network(tiny):
-    """estimate() of one request runs the network in numpy; it must match torch."""
+def test_numpy_path_of_small_batches_equals_the_torch_network(tiny):
+    """Serving-sized batches run the network in numpy; they must match torch."""
     from ppx.features import delivery as fd
 
     _world, data, model = tiny
     feats = fd.delivery_features(data.test.head(40), model.history)
+    cats, nums = model.encode(feats)
+    torch_cdf = model._raw_cdf_torch(cats, nums, model._start(feats))
     batch = model.raw_cdf(feats)
     one = np.vstack([model.raw_cdf(feats.iloc[[i]]) for i in range(len(feats))])
-    np.testing.assert_allclose(one, batch, atol=1e-5)
+    np.testing.assert_allclose(batch, torch_cdf, atol=1e-5)
+    np.testing.assert_allclose(one, torch_cdf, atol=1e-5)
     rows = tr.checkout_rows(data.test).head(5)
     for i in range(len(rows)):
         est = model.estimate(rows.iloc[i].to_dict())
