@@ -168,7 +168,8 @@ class FraudScorer:
         arr = np.asarray(X, dtype=np.float32)
         if arr.ndim == 1:
             arr = arr[None, :]
-        self.net.eval()
+        if self.net.training:  # eval() walks every module: 0.3 ms a call for the ensemble
+            self.net.eval()
         with torch.no_grad():
             return self.net(torch.as_tensor(arr)).numpy().astype(float)
 
