@@ -40,8 +40,9 @@ class MicroBatcher:
     fn: Callable[[list[Any]], Sequence[Any]]
     max_batch: int
     observe: Callable[[int], None] | None = None
-    _queue: deque[_Job] = field(default_factory=deque)
-    _running: bool = False
+    _queue: deque[_Job] = field(default_factory=deque, init=False, repr=False)
+    _running: bool = field(default=False, init=False, repr=False)
+    _task: asyncio.Task | None = field(default=None, init=False, repr=False)
 
     async def submit(self, items: Sequence[Any]) -> list[Any]:
         """Score ``items`` (one call's requests) as part of the next batch."""
@@ -51,35 +52,43 @@ class MicroBatcher:
         self._queue.append(_Job(items, future))
         if not self._running:
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            # keep a reference: the loop holds tasks only weakly
+            self._task = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     def _take(self) -> list[_Job]:
-        """The queued calls for one batch; a call's items are never split, so a call
-        larger than ``max_batch`` (the schema forbids it) still runs, alone."""
-        jobs = [self._queue.popleft()]
-        size = len(jobs[0].items)
-        while self._queue and size + len(self._queue[0].items) <= self.max_batch:
-            job = self._queue.popleft()
-            jobs.append(job)
+        """The queued calls for one batch, skipping callers that have gone (cancelled,
+        timed out); a call's items are never split, so a call larger than ``max_batch``
+        (the schema forbids it) still runs, alone."""
+        jobs: list[_Job] = []
+        size = 0
+        while self._queue:
+            job = self._queue[0]
+            if job.future.done():
+                self._queue.popleft()
+                continue
+            if jobs and size + len(job.items) > self.max_batch:
+                break
+            jobs.append(self._queue.popleft())
             size += len(job.items)
         return jobs
 
     async def _drain(self) -> None:
+        jobs: list[_Job] = []
         try:
             while self._queue:
                 jobs = self._take()
+                if not jobs:
+                    continue
                 flat = [item for job in jobs for item in job.items]
-                if self.observe is not None:
-                    self.observe(len(flat))
                 try:
+                    if self.observe is not None:
+                        self.observe(len(flat))
                     results = await asyncio.to_thread(self.fn, flat)
                     if len(results) != len(flat):
                         raise RuntimeError(f"batch of {len(flat)} gave {len(results)} results")
                 except Exception as err:  # every caller of this batch gets the error
-                    for job in jobs:
-                        if not job.future.done():
-                            job.future.set_exception(err)
+                    _fail(jobs, err)
                     continue
                 start = 0
                 for job in jobs:
@@ -87,5 +96,19 @@ class MicroBatcher:
                     if not job.future.done():  # a caller may have gone (cancelled)
                         job.future.set_result(list(results[start:end]))
                     start = end
+                jobs = []
+        except BaseException as err:  # cancelled at shutdown: nobody may wait forever
+            _fail([*jobs, *self._queue], err)
+            self._queue.clear()
+            raise
         finally:
             self._running = False
+
+
+def _fail(jobs: list[_Job], err: BaseException) -> None:
+    for job in jobs:
+        if not job.future.done():
+            if isinstance(err, asyncio.CancelledError):
+                job.future.cancel()
+            else:
+                job.future.set_exception(err)

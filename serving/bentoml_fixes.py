@@ -6,12 +6,13 @@ context and tracing span alive for the whole timeout (30 s here) after the answe
 out: at 400 requests a second that is ~100,000 objects that reach the collector's oldest
 generation, and every full collection then stops the process for 0.1-0.25 s (measured
 with a ``gc.callbacks`` probe on the model service at 32 clients: ~70-110k objects,
-mostly locks, futures, timer handles and spans). Those pauses were the one-second p99
-of the 32-client runs and much of the 8-client tail.
+mostly locks, futures, timer handles and spans). With the models' own long-lived
+objects (see ``ModelStore._settle``), those pauses were the one-second p99 of the
+32-client runs and much of the 8-client tail.
 
 The replacement keeps BentoML's behaviour (504 when no response has *started* within the
 timeout; once it has started, the request runs to the end) and cancels the timer as soon
-as the request finishes. It also wakes up at once when the app fails before sending, so
+as the response starts or the app finishes. It also wakes up at once when the app fails before sending, so
 its error is raised instead of waiting for the timer.
 """
 

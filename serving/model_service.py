@@ -206,15 +206,18 @@ def _column_records(out: dict[str, Any]) -> list[dict]:
 
     lists: dict[str, list] = {}
     for name, values in out.items():
-        arr = np.asarray(values)
+        arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+        if arr.ndim != 1:
+            raise RuntimeError(f"output column {name!r} is not one value per request")
         if arr.dtype.kind == "M":
             text = np.datetime_as_string(arr.astype("datetime64[ms]"), unit="ms")
             lists[name] = [None if t == "NaT" else str(t) for t in text]
-        elif arr.dtype.kind == "f":
-            lists[name] = [None if v != v else v for v in arr.tolist()]
-        else:
-            lists[name] = arr.tolist()
-    n = len(next(iter(lists.values()))) if lists else 0
+        else:  # NaN -> None in float and object columns alike, as to_json does
+            lists[name] = [None if isinstance(v, float) and v != v else v for v in arr.tolist()]
+    sizes = {len(v) for v in lists.values()}
+    if len(sizes) > 1:
+        raise RuntimeError(f"output columns of unequal length: {sorted(sizes)}")
+    n = sizes.pop() if sizes else 0
     return [{k: v[i] for k, v in lists.items()} for i in range(n)]
 
 
@@ -254,21 +257,22 @@ class ModelStore:
 
         The models' histories and look-up tables are hundreds of thousands of Python
         objects that live as long as the process. Left to the cyclic collector, every
-        full collection walks all of them: 0.3-0.8 s during which the service answers
-        nothing, the cause of the 32-client p99 near one second. A first request per
-        endpoint builds the models' lazy caches (snapshot look-ups, numpy weights), so
-        they are frozen too.
+        full collection walks all of them (0.3-0.8 s for the demo models, during which
+        the service answers nothing): with the timer objects of ``bentoml_fixes``, one
+        of the two causes of the 32-client p99 near one second. A first request per
+        documented example builds the models' lazy caches (snapshot look-ups, numpy
+        weights), so they are frozen too.
         """
         for endpoint in ENDPOINTS.values():
             if endpoint.model not in self.loaded:
                 continue
             examples = endpoint.request.model_config.get("json_schema_extra", {})
-            for example in examples.get("examples", [])[:1]:
-                request = endpoint.request.model_validate(example)
+            for example in examples.get("examples", []):
                 try:  # an example the model refuses (unknown customer) still warms it
+                    request = endpoint.request.model_validate(example)
                     self.loaded[endpoint.model].predict_records([request], endpoint.to_frame)
                 except Exception as err:
-                    log.info("warm-up of %s: %s", endpoint.route, err)
+                    log.warning("warm-up of %s: %s", endpoint.route, err)
         gc.collect()
         gc.freeze()
 

@@ -539,9 +539,9 @@ def run_latency(n: int = 500, warmup: int = 20, progress: bool = True) -> dict[s
 
     Loads the registered models exactly as the model service does (same alias, same
     ``ModelStore``) and times ``serving.model_service.score`` on the endpoint's
-    documented example: request validation by the pydantic model, the raw-facts frame,
-    the pyfunc (features from its snapshot, network, calibration) and the response
-    object; no HTTP, no batching. One torch thread, as in the service.
+    documented example: request validation by the pydantic model, the raw facts (as
+    columns for pyfuncs with ``predict_columns``, else a frame), the pyfunc (features from
+    its snapshot, network, calibration) and the response object; no HTTP, no batching. One torch thread, as in the service.
     """
     import numpy as np
     import torch

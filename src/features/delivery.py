@@ -546,7 +546,8 @@ def _utc_iso_strings(arr: np.ndarray) -> np.ndarray:
     missing values and non-strings are left for pandas (which also names bad values).
     """
     try:
-        vals = [s[:-1] if s.endswith("Z") else s for s in arr]
+        # None (a checkout row merged with transit ones) is numpy's "NaT"
+        vals = ["NaT" if s is None else s[:-1] if s.endswith("Z") else s for s in arr]
         if any("+" in v[10:] or "-" in v[10:] for v in vals):
             return arr
         return np.asarray([v.replace(" ", "T") for v in vals], dtype="datetime64[ns]")

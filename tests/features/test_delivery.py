@@ -250,3 +250,12 @@ def test_json_timestamps_parse_like_pandas_and_bad_ones_are_named():
     parsed = fd.parse_times({"ordered_at": np.array(raw[:1], dtype=object)}, 1)
     assert parsed["ordered_at"].dtype == np.dtype("datetime64[s]")
     assert int(parsed["ordered_at"].astype(np.int64)[0]) == want[0]
+
+
+def test_missing_timestamps_merged_with_present_ones_keep_the_fast_path():
+    """A checkout row (no as_of) batched with transit rows: None is NaT, not an error."""
+    raw = np.array(["2025-11-20T10:00:00", None, "2025-11-20T10:00:00.500000"], dtype=object)
+    got = fd._time_col({"as_of": raw}, "as_of", 3, False)
+    assert got[1] == fd.NAT and got[0] == got[2] == int(
+        pd.Timestamp("2025-11-20T10:00").timestamp()
+    )

@@ -101,3 +101,31 @@ def test_a_wrong_number_of_results_is_an_error_not_a_misaligned_answer(MicroBatc
     b = MicroBatcher(lambda items: items[:-1], max_batch=8)
     with pytest.raises(RuntimeError, match="batch of 2 gave 1 results"):
         asyncio.run(b.submit([1, 2]))
+
+
+def test_a_caller_that_has_gone_is_not_scored(MicroBatcher):
+    rec = Recorder()
+    b = MicroBatcher(rec, max_batch=8)
+
+    async def main():
+        rec.gate.clear()
+        first = asyncio.create_task(b.submit(["a"]))
+        await asyncio.sleep(0.05)
+        gone = asyncio.create_task(b.submit(["gone"]))
+        kept = asyncio.create_task(b.submit(["kept"]))
+        await asyncio.sleep(0.05)
+        gone.cancel()  # e.g. the request timed out while queued
+        rec.gate.set()
+        return await first, await kept
+
+    assert asyncio.run(main()) == (["scored a"], ["scored kept"])
+    assert rec.batches == [["a"], ["kept"]]
+
+
+def test_a_failing_metric_fails_the_calls_instead_of_leaving_them_waiting(MicroBatcher):
+    def broken(n: int) -> None:
+        raise ValueError("metrics backend down")
+
+    b = MicroBatcher(lambda items: items, max_batch=8, observe=broken)
+    with pytest.raises(ValueError, match="metrics backend down"):
+        asyncio.run(b.submit([1]))

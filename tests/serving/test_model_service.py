@@ -243,6 +243,7 @@ def test_in_process_latency_scores_every_trained_endpoint(services, monkeypatch)
     from serving import model_service
 
     monkeypatch.setattr(model_service, "STORE", None)
+    monkeypatch.setattr(model_service.gc, "freeze", lambda: None)  # not in the test process
     try:
         res = serve.run_latency(n=10, warmup=1, progress=False)
     finally:
@@ -270,6 +271,7 @@ def test_columnar_delivery_path_answers_like_the_frame_path(services, monkeypatc
     from serving import model_service as M
 
     monkeypatch.setattr(M, "STORE", None)
+    monkeypatch.setattr(M.gc, "freeze", lambda: None)  # not in the test process
     try:
         store = M._store()
         store.load_all()

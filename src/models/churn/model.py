@@ -63,6 +63,25 @@ def _bce(logits, y, m, pos_weight):
     return loss / m.sum().clamp(min=1.0)
 
 
+def _parse_as_of(raw: pd.Series) -> pd.Series:
+    """``as_of`` values -> timestamps; missing ones stay NaT (the caller's default).
+
+    ISO 8601 in any spelling first: a guessed format would come from the first value and
+    silently turn differently spelled requests merged into the same batch into NaT (and
+    so into the default moment). Other formats get pandas' guess; a value that still
+    does not parse is an error naming the field, never a silent default.
+    """
+    parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+    retry = parsed.isna() & raw.notna()
+    if retry.any():
+        parsed = parsed.copy()
+        parsed[retry] = pd.to_datetime(raw[retry], errors="coerce")
+        bad = parsed.isna() & raw.notna()
+        if bad.any():
+            raise ValueError(f"as_of: not a timestamp: {raw[bad].tolist()[:3]}")
+    return parsed
+
+
 @dataclass
 class ChurnModel:
     """A trained churn model (see module docstring for the two modes)."""
@@ -299,7 +318,7 @@ class ChurnModel:
             # no as_of at all (the rules engine's requests): nothing to parse
             as_of = pd.Series(default_as_of, index=raw_ids.index)
         else:
-            as_of = pd.to_datetime(pd.Series(raw_as_of).reset_index(drop=True), errors="coerce")
+            as_of = _parse_as_of(pd.Series(raw_as_of).reset_index(drop=True))
             as_of = as_of.fillna(default_as_of)
         cids = pd.to_numeric(raw_ids, errors="coerce")
         if cids.isna().any():

@@ -189,7 +189,7 @@ class DeliveryModel:
         return torch.cat(out).numpy() if out else np.zeros((0, self.cfg.d_max + 1), np.float32)
 
     def _numpy_weights(self) -> dict:
-        """The network's weights as numpy arrays (cached; for one-request calls)."""
+        """The network's weights as numpy arrays (cached; for small batches)."""
         w = self.__dict__.get("_np_weights")
         if w is None:
             sd = {

@@ -137,3 +137,21 @@ def test_columns_path_answers_like_the_frame_path(served):
         for name in slow.columns:
             np.testing.assert_array_equal(np.asarray(fast[name]), slow[name].to_numpy())
     assert list(pf.predict_columns({C.CUSTOMER_ID: [10**9]})["status"]) == ["unknown_customer"]
+
+
+def test_as_of_spellings_in_one_batch_all_parse_and_a_bad_one_is_named(served):
+    """Merged requests spell timestamps differently (pydantic drops zero microseconds):
+    each must keep its own moment, and a value that is no timestamp is an error."""
+    sp, pf, end = served
+    cid = int(pf.model.snapshot.loc[pf.model.snapshot[F.AS_OF] == end, C.CUSTOMER_ID].iloc[0])
+    day = str(end.date())
+    out = pf.predict_columns(
+        {
+            C.CUSTOMER_ID: [cid, cid, cid],
+            F.AS_OF: [f"{day}T00:00:00", f"{day}T00:00:00.000000", day],
+        }
+    )
+    assert list(out["status"]) == ["ok"] * 3
+    assert len(set(np.asarray(out[F.AS_OF]).tolist())) == 1
+    with pytest.raises(ValueError, match="as_of"):
+        pf.predict_columns({C.CUSTOMER_ID: [cid], F.AS_OF: ["next tuesday"]})
