@@ -232,8 +232,9 @@ def test_load_generator_measures_from_a_separate_process(services):
     assert res["p50_ms"] <= res["p95_ms"] <= res["p99_ms"]
 
 
-def test_in_process_latency_scores_every_trained_endpoint(services, monkeypatch):
-    from ppx import serve
+@pytest.fixture()
+def in_process(services, monkeypatch):
+    """``serving.model_service`` reading the tests' registry, with a fresh model store."""
     from ppx.config import PROJECT_ROOT, get_settings
 
     monkeypatch.syspath_prepend(str(PROJECT_ROOT))  # serving/ sits beside the package
@@ -244,10 +245,14 @@ def test_in_process_latency_scores_every_trained_endpoint(services, monkeypatch)
 
     monkeypatch.setattr(model_service, "STORE", None)
     monkeypatch.setattr(model_service.gc, "freeze", lambda: None)  # not in the test process
-    try:
-        res = serve.run_latency(n=10, warmup=1, progress=False)
-    finally:
-        get_settings.cache_clear()
+    yield model_service
+    get_settings.cache_clear()
+
+
+def test_in_process_latency_scores_every_trained_endpoint(in_process):
+    from ppx import serve
+
+    res = serve.run_latency(n=10, warmup=1, progress=False)
     # churn's documented example names a customer of the demo world, not of the tests'
     expected = {"delivery_estimate", "delivery_transit", "fraud_return", "fraud_claim"}
     expected |= {"recs_recommend"}
@@ -257,27 +262,15 @@ def test_in_process_latency_scores_every_trained_endpoint(services, monkeypatch)
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["requests"] == 10
 
 
-def test_columnar_delivery_path_answers_like_the_frame_path(services, monkeypatch):
+def test_columnar_delivery_path_answers_like_the_frame_path(services, in_process):
     """The pandas-free scoring path gives the registered model's own DataFrame answers."""
     import json
 
-    from ppx.config import PROJECT_ROOT, get_settings
-
     services.need("delivery")
-    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
-    monkeypatch.setenv("PPX_MLFLOW_DIR", str(services.registry.mlflow_dir))
-    monkeypatch.setenv("PPX_MODEL_ALIAS", "champion")
-    get_settings.cache_clear()
-    from serving import model_service as M
-
-    monkeypatch.setattr(M, "STORE", None)
-    monkeypatch.setattr(M.gc, "freeze", lambda: None)  # not in the test process
-    try:
-        store = M._store()
-        store.load_all()
-        model = store.get("delivery")
-    finally:
-        get_settings.cache_clear()
+    M = in_process
+    store = M._store()
+    store.load_all()
+    model = store.get("delivery")
     assert model.columnar
     checkout = _example(services, "delivery_estimate")
     bodies = [
