@@ -10,6 +10,11 @@ This batcher never waits on purpose. A call that finds the endpoint idle runs at
 alone; calls that arrive while a batch runs queue, and the next batch takes all of them
 (up to ``max_batch`` items). The batch size follows the load by itself: one at a time
 for a lone client, several at once under concurrency, when merging saves the most.
+
+Under overload the queue is bounded (``max_queue`` items waiting): a call that would
+exceed it fails at once with :class:`Overloaded` (the service answers 503 with
+``Retry-After``), so a burst costs the excess callers a quick retry instead of making
+every caller's wait grow without limit.
 """
 
 from __future__ import annotations
@@ -17,8 +22,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
+
+
+class Overloaded(RuntimeError):
+    """The queue is full: the caller should retry shortly."""
 
 
 @dataclass
@@ -33,6 +43,8 @@ class MicroBatcher:
     at a time, merging concurrent calls.
 
     ``observe(n)``, when given, is told each batch's size (for a metrics histogram).
+    ``max_queue`` bounds the items waiting behind the running batch (None: unbounded);
+    ``executor`` runs the batches (None: asyncio's default thread pool).
     An exception from ``fn`` fails every call of that batch; ``fn`` should handle
     per-item errors itself (``model_service.score`` turns them into ItemErrors).
     """
@@ -40,6 +52,9 @@ class MicroBatcher:
     fn: Callable[[list[Any]], Sequence[Any]]
     max_batch: int
     observe: Callable[[int], None] | None = None
+    max_queue: int | None = None
+    executor: Executor | None = None
+    _queued_items: int = field(default=0, init=False, repr=False)
     _queue: deque[_Job] = field(default_factory=deque, init=False, repr=False)
     _running: bool = field(default=False, init=False, repr=False)
     _task: asyncio.Task | None = field(default=None, init=False, repr=False)
@@ -48,8 +63,13 @@ class MicroBatcher:
         """Score ``items`` (one call's requests) as part of the next batch."""
         if not items:
             return []
+        if self.max_queue is not None and self._queued_items + len(items) > self.max_queue:
+            raise Overloaded(
+                f"{self._queued_items} items already wait (limit {self.max_queue}); retry shortly"
+            )
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Job(items, future))
+        self._queued_items += len(items)
         if not self._running:
             self._running = True
             # keep a reference: the loop holds tasks only weakly
@@ -65,13 +85,18 @@ class MicroBatcher:
         while self._queue:
             job = self._queue[0]
             if job.future.done():
-                self._queue.popleft()
+                self._pop()
                 continue
             if jobs and size + len(job.items) > self.max_batch:
                 break
-            jobs.append(self._queue.popleft())
+            jobs.append(self._pop())
             size += len(job.items)
         return jobs
+
+    def _pop(self) -> _Job:
+        job = self._queue.popleft()
+        self._queued_items -= len(job.items)
+        return job
 
     async def _drain(self) -> None:
         jobs: list[_Job] = []
@@ -84,7 +109,8 @@ class MicroBatcher:
                 try:
                     if self.observe is not None:
                         self.observe(len(flat))
-                    results = await asyncio.to_thread(self.fn, flat)
+                    loop = asyncio.get_running_loop()
+                    results = await loop.run_in_executor(self.executor, self.fn, flat)
                     if len(results) != len(flat):
                         raise RuntimeError(f"batch of {len(flat)} gave {len(results)} results")
                 except Exception as err:  # every caller of this batch gets the error
@@ -100,6 +126,7 @@ class MicroBatcher:
         except BaseException as err:  # cancelled at shutdown: nobody may wait forever
             _fail([*jobs, *self._queue], err)
             self._queue.clear()
+            self._queued_items = 0
             raise
         finally:
             self._running = False

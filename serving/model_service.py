@@ -18,8 +18,14 @@ the repository root). Design choices, and why:
   others merged with it.
 * **Safety**: :class:`GuardMiddleware` checks the bearer token (when ``PPX_API_TOKEN`` is
   set), the content type and body size, and model availability before any work;
-  pydantic models bound every field, list and string; model-side input errors become
-  422 naming the field, never a 500.
+  pydantic models bound every field, list and string; a model that refuses its input
+  raises ``ppx.data.errors.RequestError``, answered 422 naming the field; any other
+  failure inside a model is logged with its traceback and answered 500.
+* **Overload**: each endpoint queues at most ``PPX_MAX_QUEUE`` items behind the batch
+  being scored; past that it answers 503 with ``Retry-After`` at once rather than let
+  every caller's wait grow without bound. Batches run on one pool of
+  ``PPX_SCORING_THREADS`` threads (default: the number of CPUs), so five busy
+  endpoints cannot oversubscribe the cores.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +48,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from serving import schemas as S
-from serving.batching import MicroBatcher
+from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers
 
 log = logging.getLogger("ppx.serving")
@@ -50,6 +57,11 @@ log = logging.getLogger("ppx.serving")
 MAX_BODY_BYTES = int(os.environ.get("PPX_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 #: Adaptive batching (default on); ``PPX_ADAPTIVE_BATCHING=0`` scores each call alone.
 BATCHING = os.environ.get("PPX_ADAPTIVE_BATCHING", "1") != "0"
+#: Items that may wait behind an endpoint's running batch before it answers 503.
+MAX_QUEUE = int(os.environ.get("PPX_MAX_QUEUE", "2048"))
+#: Threads scoring batches, shared by every endpoint (more than the cores only adds
+#: contention: the models are CPU-bound and release the GIL in numpy and torch).
+SCORING_THREADS = int(os.environ.get("PPX_SCORING_THREADS", str(os.cpu_count() or 2)))
 
 
 class ModelUnavailable(RuntimeError):
@@ -351,10 +363,6 @@ def _store() -> ModelStore:
 # --- scoring -------------------------------------------------------------------------------
 
 
-def _input_error_types() -> tuple[type[BaseException], ...]:
-    return (ValueError, KeyError, LookupError, TypeError)
-
-
 def score(endpoint: Endpoint, requests: list[Any]) -> list[Any]:
     """Score validated requests with the endpoint's model; failures become ItemErrors."""
     try:
@@ -373,7 +381,13 @@ def score(endpoint: Endpoint, requests: list[Any]) -> list[Any]:
 
 
 def _item_error(endpoint: Endpoint, err: Exception) -> S.ItemError:
-    if isinstance(err, _input_error_types()):
+    """The caller's fault (a :class:`RequestError` from the pyfunc: unknown carrier,
+    claim before delivery) is a 422 naming the field; anything else is our fault: a
+    logged 500, whatever its type (a ``ValueError`` from deep inside pandas is not the
+    caller's doing)."""
+    from ppx.data.errors import RequestError
+
+    if isinstance(err, RequestError):
         return S.ItemError(422, f"{endpoint.route}: {err}")
     log.exception("scoring failed on %s", endpoint.route, exc_info=err)
     return S.ItemError(500, f"{endpoint.route}: internal error ({type(err).__name__})")
@@ -504,13 +518,15 @@ def _batch_size_metric() -> Any:
     return _BATCH_SIZES
 
 
-def _batchers() -> dict[str, MicroBatcher]:
+def _batchers(executor: Executor) -> dict[str, MicroBatcher]:
     metric = _batch_size_metric()
     return {
         name: MicroBatcher(
             fn=lambda items, ep=ep: score(ep, items),
             max_batch=S.MAX_BATCH,
             observe=metric.labels(endpoint=ep.route).observe,
+            max_queue=MAX_QUEUE,
+            executor=executor,
         )
         for name, ep in ENDPOINTS.items()
     }
@@ -519,7 +535,7 @@ def _batchers() -> dict[str, MicroBatcher]:
 @bentoml.service(
     name="ppx-models",
     workers=int(os.environ.get("PPX_MODEL_WORKERS", "1")),
-    threads=1,
+    threads=1,  # BentoML's pool for sync APIs; ours are async and score on SCORING_THREADS
     traffic={"timeout": 30},
     metrics={"enabled": True, "namespace": "ppx"},
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
@@ -538,12 +554,18 @@ class ModelService:
         torch.set_num_threads(int(os.environ.get("PPX_TORCH_THREADS", "1")))
         fix_timeout_timers()
         _store().start()
-        self.batchers = _batchers()
+        self.executor = ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="ppx-scoring")
+        self.batchers = _batchers(self.executor)
 
     async def _score(self, name: str, requests: list[Any]) -> list[Any]:
-        if BATCHING:
+        endpoint = ENDPOINTS[name]
+        if not BATCHING:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, score, endpoint, requests)
+        try:
             return await self.batchers[name].submit(requests)
-        return await asyncio.to_thread(score, ENDPOINTS[name], requests)
+        except Overloaded as err:
+            return [S.ItemError(503, f"{endpoint.route}: overloaded, {err}")] * len(requests)
 
     def __is_ready__(self) -> bool:
         return _store().ready.is_set()

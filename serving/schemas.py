@@ -236,7 +236,11 @@ def batch_output(model: type[BaseModel]) -> type[IORootModel]:
                     {"loc": [] if single else [i], "msg": o.message, "status": o.status}
                     for i, o in failed
                 ]
-                return JSONResponse({"error": failed[0][1].message, "detail": detail}, status)
+                # a 503 (model missing, queue full) is temporary: say when to come back
+                headers = {"retry-after": "1"} if status == 503 else None
+                return JSONResponse(
+                    {"error": failed[0][1].message, "detail": detail}, status, headers=headers
+                )
             if single and len(obj) == 1:
                 body = obj[0].__pydantic_serializer__.to_json(obj[0], exclude_none=True)
             else:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ppx.data import columns as C
+from ppx.data.errors import RequestError
 
 # --- request columns --------------------------------------------------------------------
 AS_OF = "as_of"  # decision moment of an in-transit re-estimate (None/NaT = checkout)
@@ -117,7 +118,7 @@ SECONDS_PER_DAY = 86_400
 _KEY_SHIFT = 34  # record key code << 34 | seconds since epoch (fits int64 until 2514)
 
 
-class DeliveryInputError(ValueError):
+class DeliveryInputError(RequestError):
     """A delivery request is malformed; the message names the field."""
 
 

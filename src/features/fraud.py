@@ -42,6 +42,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ppx.data import columns as C
+from ppx.data.errors import RequestError
 from ppx.features.identity import (
     DEFAULT_SALT,
     HASH_COLUMNS,
@@ -212,7 +213,7 @@ BASE_FEATURES = ORDER_FEATURES + HISTORY_FEATURES + ITEM_FEATURES + RETURN_FEATU
 FEATURE_NAMES = BASE_FEATURES + LINKAGE_FEATURES
 
 
-class FraudRequestError(ValueError):
+class FraudRequestError(RequestError):
     """A request row cannot be scored; the message names the field and the rows."""
 
 

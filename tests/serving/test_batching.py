@@ -129,3 +129,45 @@ def test_a_failing_metric_fails_the_calls_instead_of_leaving_them_waiting(MicroB
     b = MicroBatcher(lambda items: items, max_batch=8, observe=broken)
     with pytest.raises(ValueError, match="metrics backend down"):
         asyncio.run(b.submit([1]))
+
+
+def test_a_full_queue_refuses_at_once_and_serves_what_it_holds(MicroBatcher):
+    from serving.batching import Overloaded
+
+    rec = Recorder()
+    b = MicroBatcher(rec, max_batch=8, max_queue=3)
+
+    async def main():
+        rec.gate.clear()  # the running batch holds; later calls queue behind it
+        first = asyncio.create_task(b.submit(["a"]))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(b.submit(["b", "c"]))
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded, match="limit 3"):
+            await b.submit(["d", "e"])  # 2 waiting + 2 > 3
+        squeezed = asyncio.create_task(b.submit(["f"]))  # 2 + 1 fits exactly
+        await asyncio.sleep(0.01)
+        rec.gate.set()
+        out = await first, await queued, await squeezed
+        # once drained, the queue accepts a full load again
+        return out, await b.submit(["g", "h", "i"])
+
+    (first, queued, squeezed), later = asyncio.run(main())
+    assert (first, queued, squeezed) == (["scored a"], ["scored b", "scored c"], ["scored f"])
+    assert later == ["scored g", "scored h", "scored i"]
+    assert ["d", "e"] not in rec.batches and all("d" not in batch for batch in rec.batches)
+
+
+def test_batches_run_on_the_given_executor(MicroBatcher):
+    from concurrent.futures import ThreadPoolExecutor
+
+    names: list[str] = []
+
+    def fn(items):
+        names.append(threading.current_thread().name)
+        return items
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ppx-scoring") as pool:
+        b = MicroBatcher(fn, max_batch=4, executor=pool)
+        assert asyncio.run(b.submit([1, 2])) == [1, 2]
+    assert names and names[0].startswith("ppx-scoring")

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ppx.data.errors import RequestError
 from ppx.models.churn.config import ChurnConfig
 from ppx.models.churn.network import ChurnNet
 from ppx.models.churn.tabular import TabularEncoder
@@ -78,7 +79,7 @@ def _parse_as_of(raw: pd.Series) -> pd.Series:
         parsed[retry] = pd.to_datetime(raw[retry], errors="coerce")
         bad = parsed.isna() & raw.notna()
         if bad.any():
-            raise ValueError(f"as_of: not a timestamp: {raw[bad].tolist()[:3]}")
+            raise RequestError(f"as_of: not a timestamp: {raw[bad].tolist()[:3]}")
     return parsed
 
 
@@ -310,7 +311,7 @@ class ChurnModel:
         if self.history is None:
             raise ValueError("this churn model has no stored history; load it through the pyfunc")
         if C.CUSTOMER_ID not in requests:
-            raise ValueError(f"request rows need a {C.CUSTOMER_ID!r} column")
+            raise RequestError(f"request rows need a {C.CUSTOMER_ID!r} column")
         raw_ids = pd.Series(requests[C.CUSTOMER_ID]).reset_index(drop=True)
         default_as_of = pd.Timestamp(self.info["default_as_of"])
         raw_as_of = requests.get(F.AS_OF)
@@ -323,7 +324,7 @@ class ChurnModel:
         cids = pd.to_numeric(raw_ids, errors="coerce")
         if cids.isna().any():
             bad = raw_ids[cids.isna()].tolist()[:3]
-            raise ValueError(f"{C.CUSTOMER_ID!r} must be an integer id; got {bad}")
+            raise RequestError(f"{C.CUSTOMER_ID!r} must be an integer id; got {bad}")
         look = self._snapshot_lookup()
         known, snap_rows, snap_times = look["known"], look["rows"], look["times"]
         plan = []

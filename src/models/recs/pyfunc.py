@@ -24,6 +24,7 @@ import pandas as pd
 
 import mlflow
 from ppx.data import columns as C
+from ppx.data.errors import RequestError
 
 REQUEST_EXAMPLE = {C.CUSTOMER_ID: 42, "history": [12, 37], "k": 10}
 ARTIFACT = "recs_snapshot"
@@ -41,25 +42,25 @@ def _cell(row, name, default=None):
 def predict_frame(served, requests: pd.DataFrame) -> pd.DataFrame:
     """Run requests through a :class:`~ppx.models.recs.serve.ServedRecommender`."""
     if C.CUSTOMER_ID not in requests.columns:
-        raise ValueError(f"request: missing required column {C.CUSTOMER_ID!r}")
+        raise RequestError(f"request: missing required column {C.CUSTOMER_ID!r}")
     out = []
     for i, row in enumerate(requests.to_dict("records")):
         cid = row.get(C.CUSTOMER_ID)
         try:
             cid = int(cid)
         except (TypeError, ValueError) as err:
-            raise ValueError(
+            raise RequestError(
                 f"request row {i}: {C.CUSTOMER_ID} must be an integer, got {cid!r}"
             ) from err
         hist = _cell(row, "history")
         if hist is not None and not isinstance(hist, (list, tuple, np.ndarray)):
-            raise ValueError(f"request row {i}: history must be a list of product ids")
+            raise RequestError(f"request row {i}: history must be a list of product ids")
         try:
             k = int(_cell(row, "k", 10))
         except (TypeError, ValueError) as err:
-            raise ValueError(f"request row {i}: k must be an integer") from err
+            raise RequestError(f"request row {i}: k must be an integer") from err
         if k < 1:
-            raise ValueError(f"request row {i}: k must be >= 1, got {k}")
+            raise RequestError(f"request row {i}: k must be >= 1, got {k}")
         as_of = _cell(row, "as_of")
         out.append(served.recommend(cid, None if hist is None else list(hist), k, as_of))
     return pd.DataFrame(

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from ppx.data import columns as C
+from ppx.data.errors import RequestError
 from ppx.features.recs import (
     REPEAT_FEATURES,
     TYPE_CODES,
@@ -217,7 +218,7 @@ class ServedRecommender:
             as_of: the decision moment (default: the snapshot's time).
         """
         if k < 1:
-            raise ValueError(f"k: must be >= 1, got {k}")
+            raise RequestError(f"k: must be >= 1, got {k}")
         now = float(to_days(pd.Timestamp(as_of) if as_of is not None else self.as_of))
         items, types, days, n_unknown = self._events(int(customer_id), history, now)
         scores, *_ = self._score_one(items, types, days, now)

@@ -1,0 +1,83 @@
+"""Whose fault: a model's RequestError is a 422 naming the field, anything else a 500;
+a full queue is a 503 that says when to retry. No trained model needed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from ppx.config import PROJECT_ROOT
+from ppx.data.errors import RequestError
+
+
+@pytest.fixture()
+def M(monkeypatch):  # noqa: N802 - the module under test
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))  # serving/ sits beside the package
+    from serving import model_service
+
+    store = model_service.ModelStore(alias="champion", models=("delivery",))
+    store.ready.set()
+    monkeypatch.setattr(model_service, "STORE", store)
+    return model_service
+
+
+def _with_model(M, fail: Exception):  # noqa: N803
+    def predict_records(requests, to_frame):
+        raise fail
+
+    M.STORE.loaded["delivery"] = SimpleNamespace(predict_records=predict_records)
+    endpoint = M.ENDPOINTS["delivery_estimate"]
+    example = endpoint.request.model_config["json_schema_extra"]["examples"][0]
+    return endpoint, endpoint.request.model_validate(example)
+
+
+def test_request_error_is_422_with_its_message(M):  # noqa: N803
+    endpoint, request = _with_model(M, RequestError("carrier: unknown carrier 'x'"))
+    (err,) = M.score(endpoint, [request])
+    assert (err.status, "carrier" in err.message) == (422, True)
+
+
+@pytest.mark.parametrize("fail", [ValueError("cannot reshape"), TypeError("bad operand")])
+def test_other_errors_inside_a_model_are_a_logged_500(M, fail, caplog):  # noqa: N803
+    endpoint, request = _with_model(M, fail)
+    with caplog.at_level(logging.ERROR, logger="ppx.serving"):
+        (err,) = M.score(endpoint, [request])
+    assert err.status == 500
+    assert str(fail) not in err.message  # internals stay in the log, not the answer
+    assert any(r.exc_info and r.exc_info[1] is fail for r in caplog.records)
+
+
+def test_batch_with_one_internal_failure_keeps_the_others(M, monkeypatch):  # noqa: N803
+    endpoint, request = _with_model(M, ValueError("boom"))
+    calls = []
+
+    def predict_records(requests, to_frame):
+        calls.append(len(requests))
+        if len(requests) > 1 or len(calls) == 2:  # the batch fails, then the 1st retry
+            raise ValueError("boom")
+        return [{"x": 1}]
+
+    M.STORE.loaded["delivery"] = SimpleNamespace(predict_records=predict_records)
+    # rows are built by _rows from the records; stub it to see only the statuses
+    monkeypatch.setattr(M, "_rows", lambda endpoint, model, requests, records: ["ok"])
+    out = M.score(endpoint, [request, request])
+    assert calls == [2, 1, 1]
+    assert out[0].status == 500 and out[1] == "ok"
+
+
+def test_overloaded_endpoint_answers_503_with_retry_after(M):  # noqa: N803
+    from serving import schemas as S
+
+    endpoint = M.ENDPOINTS["delivery_estimate"]
+    service = SimpleNamespace(batchers={}, executor=None)
+    batcher = M.MicroBatcher(fn=lambda items: items, max_batch=4, max_queue=0)
+    service.batchers["delivery_estimate"] = batcher
+    out = asyncio.run(M.ModelService.inner._score(service, "delivery_estimate", ["r1"]))
+    assert out[0].status == 503 and "overloaded" in out[0].message
+
+    response = asyncio.run(S.batch_output(endpoint.response).to_http_response(out, None))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
