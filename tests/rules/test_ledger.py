@@ -162,3 +162,37 @@ def test_refunded_order_points_are_reversed_via_decision(tmp_path, policy, custo
     ledger.apply(d2)
     assert ledger.balance(42) == 0
     ledger.dispose()
+
+
+def test_balance_reads_a_covering_index_also_on_an_older_ledger(tmp_path):
+    """A ledger made before the covering index gets it on open, and the balance query
+    then reads the index alone (no table row per entry)."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE loyalty_ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id BIGINT NOT NULL,
+            points INTEGER NOT NULL, entry_type VARCHAR(32) NOT NULL,
+            idempotency_key VARCHAR(200) NOT NULL UNIQUE, order_id BIGINT,
+            reason VARCHAR(500) NOT NULL, created_at DATETIME NOT NULL);
+        CREATE INDEX ix_loyalty_ledger_customer ON loyalty_ledger (customer_id);
+        INSERT INTO loyalty_ledger (customer_id, points, entry_type, idempotency_key,
+            order_id, reason, created_at) VALUES (7, 40, 'earn', 'k1', 1, '', '2026-01-01');
+        """
+    )
+    old.commit()
+    old.close()
+
+    ledger = Ledger(f"sqlite:///{path}")
+    assert ledger.balance(7) == 40  # the old entries count
+    ledger.award(7, 2, "k2")
+    assert ledger.balance(7) == 42
+    with ledger.engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT coalesce(sum(points), 0) FROM loyalty_ledger "
+            "WHERE customer_id = 7"
+        ).fetchall()
+    assert any("COVERING INDEX ix_loyalty_ledger_customer_points" in row[-1] for row in plan)
