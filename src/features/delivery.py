@@ -30,6 +30,7 @@ import pandas as pd
 
 from ppx.data import columns as C
 from ppx.data.errors import RequestError
+from ppx.data.times import unreadable, utc_times
 
 # --- request columns --------------------------------------------------------------------
 AS_OF = "as_of"  # decision moment of an in-transit re-estimate (None/NaT = checkout)
@@ -538,54 +539,24 @@ def _num_col(cols: dict, name: str, n: int) -> np.ndarray:
         raise DeliveryInputError(f"{name}: must be numeric ({err})") from None
 
 
-def _utc_iso_strings(arr: np.ndarray) -> np.ndarray:
-    """ISO-8601 strings in UTC ('Z' or no zone) -> datetime64[ns]; anything else unchanged.
-
-    Requests arrive as JSON, so timestamps are strings like ``2025-11-20T10:00:00Z``.
-    numpy parses those directly; pandas would first guess the format for every call,
-    which cost more than the whole network on the serving path. Strings with an offset,
-    missing values and non-strings are left for pandas (which also names bad values).
-    """
-    try:
-        # None (a checkout row merged with transit ones) is numpy's "NaT"
-        vals = ["NaT" if s is None else s[:-1] if s.endswith("Z") else s for s in arr]
-        if any("+" in v[10:] or "-" in v[10:] for v in vals):
-            return arr
-        return np.asarray([v.replace(" ", "T") for v in vals], dtype="datetime64[ns]")
-    except (AttributeError, TypeError, ValueError):
-        return arr
-
-
 def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
+    """A timestamp field -> whole seconds since the epoch (UTC), NAT where missing."""
     if name not in cols:
         if required:
             raise DeliveryInputError(f"{name}: required field is missing from the request")
         return np.full(n, NAT, dtype=np.int64)
     raw = cols[name]
-    arr = np.asarray(raw)
-    if arr.dtype == object and len(arr) == 1 and isinstance(arr[0], (pd.Timestamp, np.datetime64)):
-        v = arr[0]
-        if getattr(v, "tzinfo", None) is None:
-            arr = np.asarray([v], dtype="datetime64[ns]")
-    elif arr.dtype.kind in "OU" and len(arr):
-        arr = _utc_iso_strings(arr)
-    if arr.dtype.kind == "M":
-        miss = np.isnat(arr)
-        sec = np.where(miss, NAT, arr.astype("datetime64[s]").astype(np.int64))
-    else:
-        try:
-            ts = pd.to_datetime(pd.Series(arr.ravel(), dtype=object), errors="raise")
-        except (TypeError, ValueError) as err:
-            raise DeliveryInputError(f"{name}: not a timestamp ({err})") from None
-        if getattr(ts.dt, "tz", None) is not None:
-            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-        miss = ts.isna().to_numpy()
-        sec = np.where(miss, NAT, ts.to_numpy().astype("datetime64[s]").astype(np.int64))
+    parsed = utc_times(raw)
+    bad = unreadable(raw, parsed)
+    if bad.any():
+        shown = np.asarray(raw, dtype=object).reshape(-1)[bad][:3].tolist()
+        raise DeliveryInputError(f"{name}: not a timestamp: {shown}")
+    miss = np.isnat(parsed)
     if required and miss.any():
         raise DeliveryInputError(
             f"{name}: required timestamp is missing in {int(miss.sum())} row(s)"
         )
-    return sec
+    return np.where(miss, NAT, parsed.astype("datetime64[s]").astype(np.int64))
 
 
 def parse_times(cols: dict, n: int) -> dict:

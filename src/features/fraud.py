@@ -31,7 +31,6 @@ Feature families (names in :data:`FEATURE_NAMES`):
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ppx.data import columns as C
 from ppx.data.errors import RequestError
+from ppx.data.times import unreadable, utc_times
 from ppx.features.identity import (
     DEFAULT_SALT,
     HASH_COLUMNS,
@@ -517,36 +517,6 @@ def _rows(mask: np.ndarray, limit: int = 5) -> list[int]:
     return np.flatnonzero(mask)[:limit].tolist()
 
 
-_PLAIN_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?")
-
-
-def _parse_times(raw: pd.Series) -> np.ndarray:
-    """Timestamps (datetime64, ISO strings, Timestamp objects, None) -> datetime64[ns] UTC.
-
-    Datetime columns pass through; ISO-8601 strings take a fast path; anything else
-    (other formats, time zones) goes through pandas' general parser. Unparsable
-    values become NaT (the caller reports them).
-    """
-    values = raw.to_numpy()
-    if np.issubdtype(values.dtype, np.datetime64):
-        return values.astype("datetime64[ns]")
-    if values.dtype == object and all(
-        v is None or (isinstance(v, str) and _PLAIN_ISO.fullmatch(v)) for v in values
-    ):
-        return np.array(values, dtype="datetime64[ns]")  # naive ISO strings (the wire form)
-    try:
-        parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
-    except (ValueError, TypeError):
-        parsed = pd.to_datetime(raw, errors="coerce")
-    retry = parsed.isna().to_numpy() & raw.notna().to_numpy()
-    if retry.any():  # e.g. "11/03/2025": let pandas guess, as before the fast path
-        parsed = parsed.copy()
-        parsed[retry] = pd.to_datetime(raw[retry], errors="coerce")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.to_numpy(dtype="datetime64[ns]")
-
-
 def _present(values: np.ndarray) -> np.ndarray:
     """Non-missing, non-blank entries of an object / string column."""
     out = np.zeros(len(values), dtype=bool)
@@ -613,8 +583,8 @@ def validate_requests(
     for col in (C.REQUESTED_AT, C.ORDERED_AT, C.PROMISED_DATE, C.DELIVERED_AT, C.SIGNUP_AT):
         if col in cols:
             raw = cols[col]
-            parsed = _parse_times(raw)
-            unparsable = np.isnat(parsed) & raw.notna().to_numpy()
+            parsed = utc_times(raw)
+            unparsable = unreadable(raw, parsed)
             if unparsable.any():
                 raise FraudRequestError(
                     f"field {col!r} is not a timestamp at rows {_rows(unparsable)}: "

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ppx.data.errors import RequestError
+from ppx.data.times import unreadable, utc_times
 from ppx.models.churn.config import ChurnConfig
 from ppx.models.churn.network import ChurnNet
 from ppx.models.churn.tabular import TabularEncoder
@@ -65,22 +66,14 @@ def _bce(logits, y, m, pos_weight):
 
 
 def _parse_as_of(raw: pd.Series) -> pd.Series:
-    """``as_of`` values -> timestamps; missing ones stay NaT (the caller's default).
-
-    ISO 8601 in any spelling first: a guessed format would come from the first value and
-    silently turn differently spelled requests merged into the same batch into NaT (and
-    so into the default moment). Other formats get pandas' guess; a value that still
-    does not parse is an error naming the field, never a silent default.
-    """
-    parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
-    retry = parsed.isna() & raw.notna()
-    if retry.any():
-        parsed = parsed.copy()
-        parsed[retry] = pd.to_datetime(raw[retry], errors="coerce")
-        bad = parsed.isna() & raw.notna()
-        if bad.any():
-            raise RequestError(f"as_of: not a timestamp: {raw[bad].tolist()[:3]}")
-    return parsed
+    """``as_of`` values -> timestamps (``ppx.data.times``); missing ones stay NaT (the
+    caller's default); a value that does not parse is an error naming the field, never
+    a silent default."""
+    parsed = utc_times(raw)
+    bad = unreadable(raw, parsed)
+    if bad.any():
+        raise RequestError(f"as_of: not a timestamp: {raw[bad].tolist()[:3]}")
+    return pd.Series(parsed, index=raw.index)
 
 
 @dataclass
