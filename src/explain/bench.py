@@ -57,6 +57,18 @@ def reason_latency(model, model_name: str, world: Path, n: int = 100, seed: int 
     }
 
 
+def shap_self_agreement(model, model_name: str, world: Path, rows: int | None = None) -> float:
+    """Share of rows whose top SHAP feature is the same under two seeds (other background
+    rows and permutations): the ceiling of the reason codes' agreement with SHAP. With
+    many features of similar weight, SHAP's own top feature is partly noise."""
+    from ppx.explain.shapley import DEFAULT_ROWS, compute_shap
+    from ppx.explain.sources import world_features
+
+    X, _ = world_features(model_name, model, world, n=rows or DEFAULT_ROWS, seed=0)
+    a, b = (compute_shap(model, X, max_rows=len(X), seed=s).values for s in (0, 1))
+    return float(np.mean(np.argmax(np.abs(a), axis=1) == np.argmax(np.abs(b), axis=1)))
+
+
 def run(world: Path, models=MODELS, rows: int | None = None) -> dict:
     """Reports and reason-code timings for every model that has a champion."""
     import torch
@@ -87,6 +99,7 @@ def run(world: Path, models=MODELS, rows: int | None = None) -> dict:
             "additivity_error": numbers["additivity_error"],
             "reason_top1_agreement": numbers["reason_code_top1_agreement"],
             "reason_top1_in_shap_top3": numbers["reason_code_top1_in_shap_top3"],
+            "shap_seed_top1_agreement": shap_self_agreement(model, name, world, rows),
             **reason_latency(model, name, world),
         }
         print(f"{name}: {out[name]}", file=sys.stderr)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ppx.explain.labels import feature_label, format_value, score_label
-from ppx.explain.shapley import align_features, check_model, scorer
+from ppx.explain.shapley import align_features, check_model, context_features, scorer
 
 #: reference rows per request: cost grows linearly, accuracy saturates quickly
 REFERENCE_ROWS = 16
@@ -49,9 +49,6 @@ MIN_REFERENCES = 8
 CHUNK = 64
 #: background rows kept to choose each request's references from
 POOL = 256
-#: features that say what kind of decision a row is (not a reason for its score); a model
-#: can declare its own with a ``context_features`` attribute
-DEFAULT_CONTEXT = ("in_transit", "is_claim")
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -80,8 +77,7 @@ def references(model) -> References:
     p = bg.shape[1]
     m = int(np.clip(ROW_BUDGET // (2 * p + 2), MIN_REFERENCES, REFERENCE_ROWS))
     pool = bg.sample(min(POOL, len(bg)), random_state=0).to_numpy(dtype=np.float64)
-    declared = getattr(model, "context_features", None)
-    context = set(DEFAULT_CONTEXT if declared is None else declared)
+    context = set(context_features(model))
     flags = np.array([name in context for name in model.feature_names], dtype=bool)
     cached = References(bg.mean(axis=0).to_numpy(dtype=np.float64), pool, flags, min(m, len(pool)))
     with contextlib.suppress(TypeError):

@@ -176,7 +176,11 @@ def render_html(
         examples="\n".join(examples),
         score_label=html.escape(what),
         entity_one=html.escape(ent_one),
-        base_value=html.escape(format_value(result.base_value)),
+        base_text=html.escape(
+            f"the average {what} of decisions of the same kind"
+            if result.base_values is not None
+            else f"the average {what} ({format_value(result.base_value)})"
+        ),
         facts=_facts(info, result, time.perf_counter() - started),
         agreement=(
             f"{agreement[0]:.0%} of rows (its top reason is among SHAP's top three for "

@@ -81,5 +81,6 @@ def test_bench_times_reports_and_reason_codes_of_champions(registered_toy, tiny_
     figures = payload[tiny_world[1].name]
     assert list(figures) == ["churn"]  # fraud has no champion in this store: skipped
     assert figures["churn"]["rows"] == 30
+    assert 0 <= figures["churn"]["shap_seed_top1_agreement"] <= 1
     assert 0 < figures["churn"]["reason_ms_p50"] <= figures["churn"]["reason_ms_p99"]
     assert payload["meta"]["reports_seconds_total"] > 0

@@ -75,3 +75,25 @@ def test_display_values_are_what_people_read():
     X = pd.DataFrame({"x0": [0.1, 0.2], "x1": [0.3, 0.4]})
     res = compute_shap(model, X)
     np.testing.assert_allclose(res.to_explanation().data, X.to_numpy() * 100.0)
+
+
+def test_each_kind_of_decision_is_explained_against_its_own_kind():
+    """Claims and returns in one sample: "is a claim" is context, never a reason, and each
+    row's contributions start from its own kind's average (so they still add up)."""
+    rng = np.random.default_rng(5)
+    n = 120
+    bg = pd.DataFrame({"is_claim": (np.arange(n) % 2).astype(float), "x1": rng.normal(size=n)})
+    model = LinearModel([4.0, 1.0], background=bg)
+    model.feature_names = ["is_claim", "x1"]
+    X = pd.DataFrame({"is_claim": [0.0, 1.0] * 15, "x1": rng.normal(size=30)})
+    res = compute_shap(model, X, max_background=n)
+    assert np.allclose(res.values[:, 0], 0.0)
+    assert res.importance().index[0] == "x1"
+    claims = X["is_claim"].to_numpy() == 1.0
+    assert res.bases()[claims].min() > res.bases()[~claims].max() + 3.0  # 4 apart, +/- noise
+    assert res.additivity_error() < 1e-9
+    assert "each kind of decision (is_claim)" in res.method
+    # a model may declare its own context features; none means no grouping
+    model.context_features = []
+    mixed = compute_shap(model, X, max_background=n)
+    assert np.abs(mixed.values[:, 0]).mean() > 1.0
