@@ -16,6 +16,9 @@ The policy target (default 0.97) is chosen up front to be no lower than the on-t
 Olist's own promise achieves; the headline comparison is the mean promise length at
 that rate against Olist's estimate on the same orders. ``ppx_frozen`` (fitted and
 calibrated once at the test start) shows what the drift does to a static model.
+``ppx_km_scale`` (:func:`scaled_km_promises`) rescales Olist's own estimate with a
+censoring-aware location-scale rule: the location from the last 14 days' deliveries
+(Kaplan-Meier, in-flight parcels censored), the tail factor from the last 180 days.
 """
 
 from __future__ import annotations
