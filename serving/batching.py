@@ -20,6 +20,7 @@ every caller's wait grow without limit.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -63,7 +64,9 @@ class MicroBatcher:
         """Score ``items`` (one call's requests) as part of the next batch."""
         if not items:
             return []
-        if self.max_queue is not None and self._queued_items + len(items) > self.max_queue:
+        # only calls that would wait are bounded: an idle endpoint takes any call at once
+        waiting = self._queued_items + len(items)
+        if self._running and self.max_queue is not None and waiting > self.max_queue:
             raise Overloaded(
                 f"{self._queued_items} items already wait (limit {self.max_queue}); retry shortly"
             )
@@ -110,7 +113,9 @@ class MicroBatcher:
                     if self.observe is not None:
                         self.observe(len(flat))
                     loop = asyncio.get_running_loop()
-                    results = await loop.run_in_executor(self.executor, self.fn, flat)
+                    # as asyncio.to_thread does: the caller's context (log and trace ids)
+                    run = contextvars.copy_context().run
+                    results = await loop.run_in_executor(self.executor, run, self.fn, flat)
                     if len(results) != len(flat):
                         raise RuntimeError(f"batch of {len(flat)} gave {len(results)} results")
                 except Exception as err:  # every caller of this batch gets the error

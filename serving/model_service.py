@@ -24,8 +24,8 @@ the repository root). Design choices, and why:
 * **Overload**: each endpoint queues at most ``PPX_MAX_QUEUE`` items behind the batch
   being scored; past that it answers 503 with ``Retry-After`` at once rather than let
   every caller's wait grow without bound. Batches run on one pool of
-  ``PPX_SCORING_THREADS`` threads (default: the number of CPUs), so five busy
-  endpoints cannot oversubscribe the cores.
+  ``PPX_SCORING_THREADS`` threads (default 5, one per endpoint, so a slow endpoint never
+  stalls another), also when batching is off.
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ MAX_BODY_BYTES = int(os.environ.get("PPX_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 BATCHING = os.environ.get("PPX_ADAPTIVE_BATCHING", "1") != "0"
 #: Items that may wait behind an endpoint's running batch before it answers 503.
 MAX_QUEUE = int(os.environ.get("PPX_MAX_QUEUE", "2048"))
-#: Threads scoring batches, shared by every endpoint (more than the cores only adds
-#: contention: the models are CPU-bound and release the GIL in numpy and torch).
-SCORING_THREADS = int(os.environ.get("PPX_SCORING_THREADS", str(os.cpu_count() or 2)))
+#: Threads scoring batches, shared by every endpoint. One per endpoint by default: each
+#: endpoint runs one batch at a time, so a slow one (fraud with ``explain``, a failed
+#: batch re-scored item by item) never holds the thread another endpoint needs.
+SCORING_THREADS = int(os.environ.get("PPX_SCORING_THREADS", "5"))
 
 
 class ModelUnavailable(RuntimeError):
@@ -368,7 +369,7 @@ def score(endpoint: Endpoint, requests: list[Any]) -> list[Any]:
     try:
         model = _store().get(endpoint.model)
     except ModelUnavailable as err:
-        return [S.ItemError(503, f"{endpoint.route}: {err}")] * len(requests)
+        return [S.ItemError(503, f"{endpoint.route}: {err}", retry_after=30)] * len(requests)
     try:
         records = model.predict_records(requests, endpoint.to_frame)
         rows = _rows(endpoint, model, requests, records)
@@ -565,7 +566,8 @@ class ModelService:
         try:
             return await self.batchers[name].submit(requests)
         except Overloaded as err:
-            return [S.ItemError(503, f"{endpoint.route}: overloaded, {err}")] * len(requests)
+            overloaded = S.ItemError(503, f"{endpoint.route}: overloaded, {err}", retry_after=1)
+            return [overloaded] * len(requests)
 
     def __is_ready__(self) -> bool:
         return _store().ready.is_set()

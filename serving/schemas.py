@@ -57,6 +57,8 @@ class ItemError:
 
     status: int
     message: str
+    #: seconds a 503's caller should wait before retrying (``Retry-After``)
+    retry_after: int | None = None
 
 
 class ServiceModel(BaseModel):
@@ -236,8 +238,9 @@ def batch_output(model: type[BaseModel]) -> type[IORootModel]:
                     {"loc": [] if single else [i], "msg": o.message, "status": o.status}
                     for i, o in failed
                 ]
-                # a 503 (model missing, queue full) is temporary: say when to come back
-                headers = {"retry-after": "1"} if status == 503 else None
+                # a 503 (model loading, queue full) is temporary: say when to come back
+                waits = [o.retry_after for _, o in failed if o.retry_after is not None]
+                headers = {"retry-after": str(max(waits))} if waits else None
                 return JSONResponse(
                     {"error": failed[0][1].message, "detail": detail}, status, headers=headers
                 )

@@ -171,3 +171,34 @@ def test_batches_run_on_the_given_executor(MicroBatcher):
         b = MicroBatcher(fn, max_batch=4, executor=pool)
         assert asyncio.run(b.submit([1, 2])) == [1, 2]
     assert names and names[0].startswith("ppx-scoring")
+
+
+def test_an_idle_endpoint_takes_a_call_larger_than_the_queue_bound(MicroBatcher):
+    rec = Recorder()
+    b = MicroBatcher(rec, max_batch=8, max_queue=2)
+    assert asyncio.run(b.submit([1, 2, 3, 4])) == [f"scored {i}" for i in range(1, 5)]
+
+
+def test_a_cancelled_caller_frees_its_place_in_the_queue(MicroBatcher):
+    from serving.batching import Overloaded
+
+    rec = Recorder()
+    b = MicroBatcher(rec, max_batch=8, max_queue=2)
+
+    async def main():
+        rec.gate.clear()
+        first = asyncio.create_task(b.submit(["a"]))
+        await asyncio.sleep(0.05)
+        gone = asyncio.create_task(b.submit(["b", "c"]))
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded):
+            await b.submit(["d"])
+        gone.cancel()
+        rec.gate.set()
+        await first
+        # the cancelled call is skipped, never scored, and no longer counts
+        return await b.submit(["e", "f"])
+
+    assert asyncio.run(main()) == ["scored e", "scored f"]
+    assert all("b" not in batch for batch in rec.batches)
+    assert b._queued_items == 0

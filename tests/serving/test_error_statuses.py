@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -72,12 +73,30 @@ def test_overloaded_endpoint_answers_503_with_retry_after(M):  # noqa: N803
     from serving import schemas as S
 
     endpoint = M.ENDPOINTS["delivery_estimate"]
+    gate = threading.Event()
+
+    def held(items):  # the running batch, held until the second call has been refused
+        gate.wait(10)
+        return items
+
     service = SimpleNamespace(batchers={}, executor=None)
-    batcher = M.MicroBatcher(fn=lambda items: items, max_batch=4, max_queue=0)
-    service.batchers["delivery_estimate"] = batcher
-    out = asyncio.run(M.ModelService.inner._score(service, "delivery_estimate", ["r1"]))
+    service.batchers["delivery_estimate"] = M.MicroBatcher(fn=held, max_batch=4, max_queue=0)
+    score = M.ModelService.inner._score
+
+    async def main():
+        first = asyncio.create_task(score(service, "delivery_estimate", ["r0"]))
+        await asyncio.sleep(0.05)
+        refused = await score(service, "delivery_estimate", ["r1"])
+        gate.set()
+        return await first, refused
+
+    first, out = asyncio.run(main())
+    assert first == ["r0"]  # the call that found the endpoint idle is served
     assert out[0].status == 503 and "overloaded" in out[0].message
 
     response = asyncio.run(S.batch_output(endpoint.response).to_http_response(out, None))
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
+    # a model that is not loaded yet asks for a longer wait
+    (loading,) = M.score(endpoint, [None])
+    assert (loading.status, loading.retry_after) == (503, 30)
