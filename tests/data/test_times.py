@@ -47,3 +47,17 @@ def test_objects_and_datetime64_columns():
     out = utc_times(col)
     assert out.dtype == np.dtype("datetime64[ns]") and out[0] == NOON and np.isnat(out[1])
     assert not unreadable(col, out).any()
+
+
+def test_dates_numpy_cannot_hold_are_unreadable_not_wrapped():
+    raw = ["9999-12-31", "1677-01-01", "3000-01-01T00:00:00+01:00", "2025-11-20T12:00:00"]
+    parsed = utc_times(raw)
+    assert np.isnat(parsed[:3]).all() and parsed[3] == NOON  # numpy alone gives 1816, 2261
+    assert unreadable(raw, parsed).tolist() == [True, True, True, False]
+
+
+def test_a_list_mixing_strings_and_nan_keeps_nan_missing():
+    raw = ["2025-11-20T12:00:00", float("nan")]
+    parsed = utc_times(raw)
+    assert parsed[0] == NOON and np.isnat(parsed[1])
+    assert not unreadable(raw, parsed).any()
