@@ -149,9 +149,7 @@ class Ledger:
         self._upsert = _upsert_statement(self.dialect)
         if create:
             Base.metadata.create_all(self.engine)
-            # create_all skips indexes of tables that already exist (an older ledger)
-            for index in LedgerEntry.__table__.indexes:
-                index.create(self.engine, checkfirst=True)
+            _upgrade_indexes(self.engine)
 
     # --- writes --------------------------------------------------------------------------
 
@@ -446,6 +444,25 @@ class Ledger:
 _BALANCE = select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
     LedgerEntry.customer_id == bindparam("cid")
 )
+
+
+def _upgrade_indexes(engine: Engine) -> None:
+    """Bring an older ledger's indexes up to date (create_all skips existing tables).
+
+    ``IF NOT EXISTS`` (SQLite, PostgreSQL) lets two processes opening the same old
+    ledger race harmlessly. The customer-only index it replaces is dropped: the covering
+    one serves every query it served, and each write would maintain both. On a large
+    PostgreSQL ledger, build the index ``CONCURRENTLY`` by hand before upgrading: this
+    plain build blocks writes while it runs.
+    """
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE INDEX IF NOT EXISTS ix_loyalty_ledger_customer_points "
+                "ON loyalty_ledger (customer_id, points)"
+            )
+        )
+        conn.execute(text("DROP INDEX IF EXISTS ix_loyalty_ledger_customer"))
 
 
 def _prior(s: Session, key: str) -> Posting | None:

@@ -196,3 +196,9 @@ def test_balance_reads_a_covering_index_also_on_an_older_ledger(tmp_path):
             "WHERE customer_id = 7"
         ).fetchall()
     assert any("COVERING INDEX ix_loyalty_ledger_customer_points" in row[-1] for row in plan)
+    with ledger.engine.connect() as conn:
+        names = {
+            r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    assert "ix_loyalty_ledger_customer" not in names  # replaced, not kept beside it
+    Ledger(f"sqlite:///{path}")  # opening again (or from a second process) is harmless
