@@ -249,12 +249,15 @@ def compute_shap(
         groups = [np.arange(len(X))]
     constant: set[str] = set()
     bg_rows = 0
+    unmatched = 0  # rows of a kind with too few background rows of its own
     for rows in groups:
         Xg = X.iloc[rows]
         bg = full
         if fixed:
             bg, used = match_constants(full, Xg, columns=fixed)
             constant.update(used)
+            if not set(context) <= set(used):
+                unmatched += len(rows)
         if len(bg) > max_background:
             bg = bg.sample(max_background, random_state=seed).reset_index(drop=True)
         bg_rows = max(bg_rows, len(bg))
@@ -271,6 +274,11 @@ def compute_shap(
     constant -= set(context)
     method_note = (
         f"; each kind of decision ({', '.join(context)}) against background rows of its own kind"
+        + (
+            f" ({unmatched} rows of a kind with under 5 such rows: against all rows)"
+            if unmatched
+            else ""
+        )
         if context
         else ""
     ) + (
@@ -287,7 +295,7 @@ def compute_shap(
         feature_names=names,
         method=(
             f"shap.PermutationExplainer (interventional, {max(1, permutations)} antithetic "
-            f"permutation(s), max_evals={max_evals}) against {bg_rows} background rows"
+            f"permutation(s), max_evals={max_evals}) against up to {bg_rows} background rows"
             f"{method_note}"
         ),
         seconds=time.perf_counter() - started,

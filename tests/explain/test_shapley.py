@@ -93,6 +93,12 @@ def test_each_kind_of_decision_is_explained_against_its_own_kind():
     assert res.bases()[claims].min() > res.bases()[~claims].max() + 3.0  # 4 apart, +/- noise
     assert res.additivity_error() < 1e-9
     assert "each kind of decision (is_claim)" in res.method
+    # a kind with too few background rows of its own is explained against all, and said so
+    rare = bg.assign(is_claim=(np.arange(n) < 3).astype(float))
+    model._bg = rare
+    res = compute_shap(model, X, max_background=n)
+    assert "15 rows of a kind with under 5 such rows" in res.method
+    model._bg = bg
     # a model may declare its own context features; none means no grouping
     model.context_features = []
     mixed = compute_shap(model, X, max_background=n)
