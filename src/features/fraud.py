@@ -136,6 +136,21 @@ HISTORY_FEATURES = [
     "durable_return_rate",
     "n_durable_kept",
 ]
+#: Session 4. Once an account's fraud is confirmed its *kind* says which requests are
+#: likely fraud again: a wardrober's confirmed late returns of durable goods, a ring
+#: member's confirmed early returns of pricey items or claims. ``*_match`` crosses the
+#: known kind with the request's own pattern. ``n_pending_*``: requests filed within
+#: the label delay, whose investigation has not finished (a wardrober sending back
+#: several items of one order late shows it before the first label arrives).
+KNOWN_FRAUD_FEATURES = [
+    "own_fraud_late_returns",
+    "own_fraud_early_returns",
+    "own_fraud_claims",
+    "known_wardrobe_match",
+    "known_ring_match",
+    "n_pending_returns",
+    "n_pending_late_durable",
+]
 ITEM_FEATURES = [
     "item_price_log",
     "refund_to_price",
@@ -209,7 +224,14 @@ EXTRA_LINKAGE_FEATURES = [
 #: Identifier kinds that rarely collide by chance (an address is shared by households
 #: and, in the synthetic world, by random house x street collisions).
 STRONG_KINDS = (C.DEVICE_ID, C.PAYMENT_FINGERPRINT, C.EMAIL, C.PHONE)
-BASE_FEATURES = ORDER_FEATURES + HISTORY_FEATURES + ITEM_FEATURES + RETURN_FEATURES + CLAIM_FEATURES
+BASE_FEATURES = (
+    ORDER_FEATURES
+    + HISTORY_FEATURES
+    + ITEM_FEATURES
+    + RETURN_FEATURES
+    + CLAIM_FEATURES
+    + KNOWN_FRAUD_FEATURES
+)
 FEATURE_NAMES = BASE_FEATURES + LINKAGE_FEATURES
 
 
@@ -964,8 +986,15 @@ class HistoryIndex:
         self.r_idx = _AsOf(
             h.returns[C.CUSTOMER_ID].to_numpy()[hr_ok],
             hr_s[hr_ok],
-            {"hv": hv[hr_ok], "lw": lw[hr_ok], "lag": lag[hr_ok], "durable": r_dur[hr_ok]},
+            {
+                "hv": hv[hr_ok],
+                "lw": lw[hr_ok],
+                "lag": lag[hr_ok],
+                "durable": r_dur[hr_ok],
+                "lw_durable": (lw * r_dur)[hr_ok],
+            },
         )
+        self.label_delay_s = int(round(float(h.meta.get("label_delay_days", 14.0)) * 86_400))
         hc_s, hc_ok = _secs(h.claims[C.REQUESTED_AT])
         self.c_idx = _AsOf(
             h.claims[C.CUSTOMER_ID].to_numpy()[hc_ok],
@@ -986,8 +1015,21 @@ class HistoryIndex:
         lab_s, lab_ok = _secs(lab[LABEL_AT])
         lab_fraud = lab[C.CONFIRMED_FRAUD].to_numpy(dtype=bool)
         lab_cust = lab[C.CUSTOMER_ID].to_numpy()
+        # The kind of each confirmed fraud: a late return, an early return, a claim.
+        n_r = len(h.returns)
+        lab_late = np.zeros(len(lab), dtype=bool)
+        lab_late[:n_r] = lag >= LATE_WINDOW_DAYS
+        lab_claim = np.zeros(len(lab), dtype=bool)
+        lab_claim[n_r:] = True
         self.l_idx = _AsOf(
-            lab_cust[lab_ok], lab_s[lab_ok], {"fraud": lab_fraud[lab_ok].astype(float)}
+            lab_cust[lab_ok],
+            lab_s[lab_ok],
+            {
+                "fraud": lab_fraud[lab_ok].astype(float),
+                "fraud_late": (lab_fraud & lab_late & ~lab_claim)[lab_ok].astype(float),
+                "fraud_early": (lab_fraud & ~lab_late & ~lab_claim)[lab_ok].astype(float),
+                "fraud_claim": (lab_fraud & lab_claim)[lab_ok].astype(float),
+            },
         )
         # First time each account became a known fraudster (its earliest confirmed fraud).
         fr = lab_fraud & lab_ok
@@ -1267,6 +1309,19 @@ def fraud_features(
     )
     for r in C.RETURN_REASONS:
         feats[f"reason_{r}"] = (~is_claim & (reason == r)).astype(float)
+
+    # --- the kind of fraud already known, and requests still under investigation --------
+    fraud_late = l_idx.sum("fraud_late", cust, t_s)
+    fraud_early = l_idx.sum("fraud_early", cust, t_s)
+    fraud_claims = l_idx.sum("fraud_claim", cust, t_s)
+    feats["own_fraud_late_returns"] = fraud_late
+    feats["own_fraud_early_returns"] = fraud_early
+    feats["own_fraud_claims"] = fraud_claims
+    feats["known_wardrobe_match"] = (fraud_late > 0) * feats["late_window_durable"]
+    feats["known_ring_match"] = (fraud_early + fraud_claims > 0) * feats["early_high_value_return"]
+    pending = index.label_delay_s
+    feats["n_pending_returns"] = r_idx.count(cust, t_s, pending)
+    feats["n_pending_late_durable"] = r_idx.sum("lw_durable", cust, t_s, pending)
 
     # --- claim evidence ---------------------------------------------------------------
     gps = col(C.GPS_DISTANCE_M)

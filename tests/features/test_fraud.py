@@ -273,3 +273,40 @@ def test_kept_durables_count_only_closed_windows(tables, history, requests, feat
             kept += not ((r[C.REQUESTED_AT] >= at) & (r[C.REQUESTED_AT] <= at + window)).any()
         assert features.loc[i, "n_durable_kept"] == kept
     assert features.loc[buyers, "n_durable_kept"].max() > 0
+
+
+def test_known_fraud_kinds_and_pending_requests_use_only_the_past(history, requests, features):
+    """Known-fraud kinds count labels finished before the request; pending = filed within
+    the label delay (outcome unknown); both recomputed by brute force from the history."""
+    delay = pd.Timedelta(days=history.meta["label_delay_days"])
+    rets, cls = history.returns, history.claims
+    kinds = ["own_fraud_late_returns", "own_fraud_early_returns", "own_fraud_claims"]
+    np.testing.assert_array_equal(features[kinds].sum(axis=1), features["own_fraud_known"])
+    rng = np.random.default_rng(2)
+    fraudsters = np.flatnonzero(features["own_fraud_known"].to_numpy() > 0)
+    pending = np.flatnonzero(features["n_pending_returns"].to_numpy() > 0)
+    assert len(fraudsters) and len(pending)
+    rows = np.concatenate(
+        [
+            rng.choice(fraudsters, min(25, len(fraudsters)), replace=False),
+            rng.choice(pending, min(25, len(pending)), replace=False),
+        ]
+    )
+    for i in rows:
+        cid, t = requests.loc[i, C.CUSTOMER_ID], requests.loc[i, C.REQUESTED_AT]
+        r = rets[(rets[C.CUSTOMER_ID] == cid)]
+        known = r[(r[F.LABEL_AT] < t) & r[C.CONFIRMED_FRAUD]]
+        late = known["lag_days"] >= F.LATE_WINDOW_DAYS
+        assert features.loc[i, "own_fraud_late_returns"] == late.sum()
+        assert features.loc[i, "own_fraud_early_returns"] == (~late).sum()
+        c = cls[(cls[C.CUSTOMER_ID] == cid)]
+        assert (
+            features.loc[i, "own_fraud_claims"]
+            == ((c[F.LABEL_AT] < t) & c[C.CONFIRMED_FRAUD]).sum()
+        )
+        open_ = r[(r[C.REQUESTED_AT] < t) & (r[C.REQUESTED_AT] >= t - delay)]
+        assert features.loc[i, "n_pending_returns"] == len(open_)
+        late_durable = (open_["lag_days"] >= F.LATE_WINDOW_DAYS) & open_[C.CATEGORY].isin(
+            F.DURABLE_CATEGORIES
+        )
+        assert features.loc[i, "n_pending_late_durable"] == late_durable.sum()

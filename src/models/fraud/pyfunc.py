@@ -37,8 +37,10 @@ the rules layer.
 
 Artifacts (written at training time, identifiers hashed): the event history snapshot
 (``history/``), the linkage graph as an edge list (``linkage_edges.parquet``, checked
-against the graph rebuilt at load), the network weights, the metadata (feature names, thresholds) and a
-background sample for SHAP. The loaded object behind ``predict`` is a
+against the graph rebuilt at load), the network weights, the per-head LightGBM boosters
+blended into the network's score (``trees_return.txt``, ``trees_claim.txt``,
+``trees.json``; absent for a network-only model), the metadata (feature names,
+thresholds) and a background sample for SHAP. The loaded object behind ``predict`` is a
 :class:`FraudScorer`, which implements ``ppx.models.base.ExplainableModel``.
 """
 
@@ -143,8 +145,11 @@ class FraudScorer:
         thresholds: dict[str, float],
         background: pd.DataFrame,
         meta: dict | None = None,
+        trees=None,
     ):
         self.net = net
+        self.trees = trees  # ppx.models.fraud.trees.TreeBlend, or None (network only)
+        self.claim_col = list(feature_names).index("is_claim")
         self.feature_names = list(feature_names)
         self.history = history
         self.thresholds = {k: float(v) for k, v in thresholds.items()}
@@ -171,7 +176,10 @@ class FraudScorer:
         if self.net.training:  # eval() walks every module: 0.3 ms a call for the ensemble
             self.net.eval()
         with torch.no_grad():
-            return self.net(torch.as_tensor(arr)).numpy().astype(float)
+            p = self.net(torch.as_tensor(arr)).numpy().astype(float)
+        if self.trees is None:
+            return p
+        return self.trees.blend(np.asarray(X, dtype=np.float64), p, self.claim_col)
 
     def background(self) -> pd.DataFrame:
         return self._background.copy()
@@ -208,6 +216,8 @@ class FraudScorer:
         self.history.save(folder / "history")
         F.linkage_edges(self.graph).to_parquet(folder / "linkage_edges.parquet", index=False)
         torch.save(self.net.state_dict(), folder / "network.pt")
+        if self.trees is not None:
+            self.trees.save(folder)
         self._background.to_parquet(folder / "background.parquet", index=False)
         net_args = {
             "n_features": len(self.feature_names),
@@ -231,6 +241,7 @@ class FraudScorer:
         import torch
 
         from ppx.models.fraud.network import FraudNet
+        from ppx.models.fraud.trees import TreeBlend
 
         folder = Path(folder)
         meta = json.loads((folder / "meta.json").read_text())
@@ -239,7 +250,10 @@ class FraudScorer:
         net.eval()
         history = F.FraudHistory.load(folder / "history")
         background = pd.read_parquet(folder / "background.parquet")
-        scorer = cls(net, meta["feature_names"], history, meta["thresholds"], background, meta)
+        trees = TreeBlend.load(folder)
+        scorer = cls(
+            net, meta["feature_names"], history, meta["thresholds"], background, meta, trees
+        )
         edges = folder / "linkage_edges.parquet"
         if edges.exists():
             saved = len(pd.read_parquet(edges))

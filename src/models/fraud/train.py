@@ -38,6 +38,7 @@ from ppx.models.fraud.evaluate import (
     split_masks,
 )
 from ppx.models.fraud.network import FraudNet
+from ppx.models.fraud.trees import TreeBlend
 
 log = logging.getLogger(__name__)
 MODEL = "fraud"
@@ -97,6 +98,7 @@ class FitResult:
     seconds: float
     epochs: int
     history: list[float] = field(default_factory=list)
+    trees: TreeBlend | None = None  # blended in by ``fit_blend`` (cfg.tree_blend_net_weight)
 
 
 def _pos_weights(y: np.ndarray, claim: np.ndarray, power: float) -> np.ndarray:
@@ -232,6 +234,26 @@ def predict_network(net: FraudNet, X: pd.DataFrame, names: list[str]) -> np.ndar
         return net(x).numpy().astype(float)
 
 
+def fit_blend(fit: FitResult, X: pd.DataFrame, y: np.ndarray, masks: dict, cfg: FraudConfig):
+    """Add the per-head LightGBM blend to a fitted network (no-op when the weight is 1)."""
+    if cfg.tree_blend_net_weight >= 1.0:
+        return fit
+    t0 = time.perf_counter()
+    p_net = predict_network(fit.net, X, fit.feature_names)
+    fit.trees = TreeBlend.fit(X, y, masks, fit.feature_names, cfg, p_net)
+    fit.seconds += time.perf_counter() - t0
+    return fit
+
+
+def predict_fit(fit: FitResult, X: pd.DataFrame) -> np.ndarray:
+    """The model's calibrated probability: the network, blended with the trees if any."""
+    p = predict_network(fit.net, X, fit.feature_names)
+    if fit.trees is None:
+        return p
+    Xa = X[fit.feature_names].to_numpy(dtype=np.float64)
+    return fit.trees.blend(Xa, p, fit.feature_names.index("is_claim"))
+
+
 # ----------------------------------------------------------------------------------------
 # the full pipeline
 # ----------------------------------------------------------------------------------------
@@ -264,8 +286,9 @@ def run_benchmark(P: Prepared, cfg: FraudConfig, progress: bool = True) -> Bench
 
     secs: dict[str, float] = {}
     fit = fit_network(P.X, P.y, P.masks, cfg, progress=progress)
+    fit = fit_blend(fit, P.X, P.y, P.masks, cfg)
     secs["ppx"] = fit.seconds
-    scores = {"ppx": predict_network(fit.net, P.X, fit.feature_names)}
+    scores = {"ppx": predict_fit(fit, P.X)}
     t0 = time.perf_counter()
     scores["rules"] = rules_score(P.X)
     secs["rules"] = time.perf_counter() - t0
@@ -312,7 +335,13 @@ def build_scorer(P: Prepared, bench: BenchResult, cfg: FraudConfig):
     bg = P.X.iloc[rng.choice(tr, size=min(200, len(tr)), replace=False)]
     meta = {"config": cfg.to_dict(), "test_start": str(P.masks["test_start"])}
     return FraudScorer(
-        bench.fit.net, bench.fit.feature_names, P.history, bench.thresholds, bg, meta
+        bench.fit.net,
+        bench.fit.feature_names,
+        P.history,
+        bench.thresholds,
+        bg,
+        meta,
+        trees=bench.fit.trees,
     )
 
 

@@ -76,6 +76,7 @@ def test_new_account_sharing_device_with_three_fraudsters_scores_higher(trained)
         F.build_history(tables, label_delay_days=CFG.label_delay_days),
         scorer.thresholds,
         scorer.background(),
+        trees=scorer.trees,
     )
     new_id = int(cust[C.CUSTOMER_ID].max()) + 1
     linked = linked_scorer.predict(_claim(world, new_id, device="dev-shared-by-three"))
@@ -119,6 +120,7 @@ def test_scorer_roundtrip_and_explainable(trained, tmp_path):
     raw = P.requests.drop(columns=[F.REQUEST_ID, C.CONFIRMED_FRAUD]).tail(20)
     before = scorer.predict(raw)
     loaded = FraudScorer.load(scorer.save(tmp_path / "m"))
+    assert scorer.trees is not None and set(loaded.trees.boosters) == {"return", "claim"}
     after = loaded.predict(raw)
     np.testing.assert_allclose(before["p_fraud"], after["p_fraud"], rtol=1e-6)
     assert isinstance(loaded, ExplainableModel)
@@ -174,3 +176,22 @@ def test_ensemble_averages_members_and_bounds_inputs():
     with torch.no_grad():
         assert net._prep(x).abs().max() <= 2.0  # tanh saturates in float32
         assert torch.allclose(net.logits(x), net.member_logits(x).mean(0))
+
+
+def test_tree_blend_weights_the_network_and_the_trees(trained):
+    """w = 1 gives the network's probability, w = 0 the trees' own (before calibration)."""
+    from ppx.models.fraud.trees import TreeBlend
+
+    _, P, bench, scorer = trained
+    names = scorer.feature_names
+    X = P.X.loc[P.masks["test"], names].to_numpy(dtype=np.float64)[:200]
+    p_net = np.linspace(0.01, 0.99, len(X))
+    ident = {h: (1.0, 0.0) for h in ("return", "claim")}
+    col = names.index("is_claim")
+    only_net = TreeBlend(scorer.trees.boosters, 1.0, ident).blend(X, p_net, col)
+    np.testing.assert_allclose(only_net, p_net, rtol=1e-6)
+    only_trees = TreeBlend(scorer.trees.boosters, 0.0, ident).blend(X, p_net, col)
+    claim = X[:, col] > 0.5
+    for head, m in (("return", ~claim), ("claim", claim)):
+        margin = scorer.trees.boosters[head].predict(X[m], raw_score=True)
+        np.testing.assert_allclose(only_trees[m], 1 / (1 + np.exp(-margin)), rtol=1e-6)
