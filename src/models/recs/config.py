@@ -36,6 +36,9 @@ class RecsConfig:
     #: with ``refit_on_valid``: score test with the mean of both networks' logits (True)
     #: or with the refitted network alone (False; validation preferred it on Amazon)
     refit_ensemble: bool = False
+    #: with ``refit_on_valid``: refitted networks (seeds seed+1, seed+2, ...) whose logits
+    #: are averaged; each one after the first only if the time cap leaves room for it
+    refit_seeds: int = 1
     lr: float = 1e-3
     #: multiply the learning rate by this after each validation check without a new best
     #: (1.0 = constant learning rate)

@@ -115,24 +115,40 @@ def refit_for_test(
     need = best_row["seconds"] * grow / 60.0
     if not sched or left < 0.5 * need:
         log.warning("refit skipped: %.1f minutes left of the cap, about %.1f needed", left, need)
-        hist["refit_epochs"], hist["refit_seconds"] = 0, 0.0
+        hist["refit_epochs"], hist["refit_seconds"], hist["refit_networks"] = 0, 0.0, 0
         return rec
     t0 = time.perf_counter()
-    net_b, hist_b = fit_sasrec(
-        problem.train_test,
-        problem.vocab,
-        cfg.replace(seed=cfg.seed + 1, max_minutes=max(left, 0.0)),
-        None,
-        progress,
-        lr_schedule=sched,
-    )
-    hist["refit_epochs"] = hist_b["epochs_run"]
+    nets: list = []
+    epochs_run: list[int] = []
+    for k in range(max(cfg.refit_seeds, 1)):
+        left_k = left - (time.perf_counter() - t0) / 60.0
+        if k > 0 and left_k < need:
+            log.warning(
+                "refit: network %d of %d skipped (%.1f minutes left)",
+                k + 1,
+                cfg.refit_seeds,
+                left_k,
+            )
+            break
+        net_k, hist_k = fit_sasrec(
+            problem.train_test,
+            problem.vocab,
+            cfg.replace(seed=cfg.seed + 1 + k, max_minutes=max(left_k, 0.0)),
+            None,
+            progress,
+            lr_schedule=sched,
+        )
+        nets.append(net_k)
+        epochs_run.append(int(hist_k["epochs_run"]))
+    hist["refit_epochs"] = epochs_run[0]
+    hist["refit_networks"] = len(nets)
     hist["refit_seconds"] = time.perf_counter() - t0
     hist["train_seconds"] += hist["refit_seconds"]
+    members = ([rec.net] if cfg.refit_ensemble else []) + nets
     return Recommender(
         cfg,
         problem.vocab,
-        SASRecEnsemble([rec.net, net_b]) if cfg.refit_ensemble else net_b,
+        members[0] if len(members) == 1 else SASRecEnsemble(members),
         _popularity(problem, problem.train_test),
         history=hist,
     )
@@ -344,6 +360,7 @@ def benchmark_problem(
     if refit:
         m["refit_epochs"] = float(hist["refit_epochs"])
         m["refit_seconds"] = hist["refit_seconds"]
+        m["refit_networks"] = float(hist.get("refit_networks", 0))
         m["pop_weight"] = float(rec.config.pop_weight)
     results["ppx"] = m
     if rec.head is not None:
@@ -561,7 +578,8 @@ def amazon_config(
     validation users (0 unless it helps). Patience 3 (was 6: after three epochs
     without a new best the rate is 0.027x and the session-3 curve moved < 0.0005).
     With ``refit`` the test model is retrained on the training plus validation items
-    with that run's schedule (:func:`refit_for_test`).
+    with that run's schedule (:func:`refit_for_test`), twice (two seeds, logits
+    averaged: 0.5575 vs 0.5451 / 0.5457 alone on the validation analog).
     """
     return RecsConfig(
         epochs=epochs,
@@ -581,6 +599,7 @@ def amazon_config(
         n_negatives=negatives,
         threads=threads,
         refit_on_valid=refit,
+        refit_seeds=2,
     )
 
 

@@ -79,3 +79,72 @@ def test_amazon_sequences_known_at_test_add_the_validation_item(tmp_path):
         3: [4],
     }
     assert [p.test.seq.history(u).tolist() for u in range(len(p.test.seq))] == [[1, 2, 3], [4, 1]]
+
+
+def _tiny_amazon(tmp_path, n_users=80, n_items=15, seed=1):
+    from ppx.models.recs.data import amazon_problem
+
+    rng = np.random.default_rng(seed)
+    lines = [
+        f"{u} {int(rng.integers(1, n_items + 1))}"
+        for u in range(1, n_users + 1)
+        for _ in range(int(rng.integers(3, 8)))
+    ]
+    (tmp_path / "Video.txt").write_text("\n".join(lines) + "\n")
+    return amazon_problem(tmp_path / "Video.txt")
+
+
+@pytest.mark.parametrize("seeds,ensemble,members", [(1, False, 1), (2, False, 2), (1, True, 2)])
+def test_refit_replays_the_best_epochs_on_the_data_known_at_test(
+    tmp_path, seeds, ensemble, members
+):
+    from ppx.models.recs.train import _popularity, fit_recommender, refit_for_test
+
+    torch.set_num_threads(1)
+    p = _tiny_amazon(tmp_path)
+    cfg = RecsConfig(
+        d_model=8,
+        max_len=5,
+        batch_size=16,
+        epochs=3,
+        patience=9,
+        eval_users=0,
+        threads=1,
+        use_repeat=False,
+        select_metric="ndcg_10_s100",
+        refit_on_valid=True,
+        refit_seeds=seeds,
+        refit_ensemble=ensemble,
+        lr_plateau_factor=0.5,
+    )
+    rec, hist = fit_recommender(p, cfg, progress=False)
+    before = hist["train_seconds"]
+    out = refit_for_test(p, rec.config, rec, hist, progress=False)
+    assert hist["refit_epochs"] == hist["best_epoch"]
+    assert hist["refit_networks"] == seeds
+    assert hist["train_seconds"] > before
+    n = len(out.net.nets) if isinstance(out.net, SASRecEnsemble) else 1
+    assert n == members
+    assert (rec.net in list(getattr(out.net, "nets", []))) == ensemble
+    np.testing.assert_array_equal(out.popularity, _popularity(p, p.train_test))
+    assert out.sequence_logits(p.test.seq).shape == (len(p.test.seq), len(p.vocab) + 1)
+
+
+def test_refit_is_skipped_when_the_time_cap_is_spent(tmp_path):
+    from ppx.models.recs.train import fit_recommender, refit_for_test
+
+    p = _tiny_amazon(tmp_path)
+    cfg = RecsConfig(
+        d_model=8,
+        max_len=5,
+        batch_size=16,
+        epochs=2,
+        eval_users=0,
+        threads=1,
+        use_repeat=False,
+        refit_on_valid=True,
+    )
+    rec, hist = fit_recommender(p, cfg, progress=False)
+    hist["train_seconds"] = cfg.max_minutes * 60.0  # nothing left
+    assert refit_for_test(p, cfg, rec, hist, progress=False) is rec
+    assert hist["refit_epochs"] == 0
