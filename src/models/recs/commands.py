@@ -84,6 +84,11 @@ def bench_recs(
     negatives: int = typer.Option(
         2048, "--negatives", min=1, help="Uniform negatives per batch (--loss sampled)."
     ),
+    refit: bool = typer.Option(
+        True,
+        "--refit/--no-refit",
+        help="Amazon: also train on the validation items for test (schedule from validation).",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """Ours vs popularity, item-KNN and EASE on Amazon Games (LOO) and the world."""
@@ -110,6 +115,7 @@ def bench_recs(
         on_dataset=partial,
         threads=threads,
         negatives=negatives,
+        refit=refit,
     )
     payload["meta"] = {
         "command": "ppx bench recs "
@@ -124,6 +130,7 @@ def bench_recs(
                 f"--loss {loss}",
                 f"--threads {threads}",
                 f"--negatives {negatives}",
+                "--refit" if refit else "--no-refit",
             ]
             + ([f"--json {json_out}"] if json_out else [])
         ),

@@ -27,6 +27,18 @@ class RecsConfig:
     #: prior; 0 = none); chosen on validation from ``pop_weight_grid`` when that is set
     pop_weight: float = 0.0
     pop_weight_grid: tuple[float, ...] = ()
+    #: leave-one-out data only: after selection on validation, train a second network on
+    #: the training items *plus each user's validation item* (everything known at the
+    #: test moment) replaying the selected run's learning-rate schedule up to its best
+    #: epoch, and score test with it (see ``train.refit_for_test``); validation figures
+    #: always come from the first network
+    refit_on_valid: bool = False
+    #: with ``refit_on_valid``: score test with the mean of both networks' logits (True)
+    #: or with the refitted network alone (False; validation preferred it on Amazon)
+    refit_ensemble: bool = False
+    #: with ``refit_on_valid``: refitted networks (seeds seed+1, seed+2, ...) whose logits
+    #: are averaged; each one after the first only if the time cap leaves room for it
+    refit_seeds: int = 1
     lr: float = 1e-3
     #: multiply the learning rate by this after each validation check without a new best
     #: (1.0 = constant learning rate)

@@ -61,6 +61,9 @@ class Problem:
     products: pd.DataFrame | None = None
     intervals: pd.DataFrame | None = None
     valid_cutoff: pd.Timestamp | None = None
+    #: leave-one-out data: every user's sequence as known at the test moment (training
+    #: items plus the validation item), for the optional refit of the test models
+    train_test: SequenceArrays | None = None
 
 
 def amazon_problem(path=None) -> Problem:
@@ -86,11 +89,13 @@ def amazon_problem(path=None) -> Problem:
         )
 
     valid = evalset(train, loo.valid)
-    test = evalset(
-        train.append(loo.valid[C.CUSTOMER_ID].to_numpy(), loo.valid[C.PRODUCT_ID].to_numpy()),
-        loo.test,
+    known_at_test = train.append(
+        loo.valid[C.CUSTOMER_ID].to_numpy(), loo.valid[C.PRODUCT_ID].to_numpy()
     )
-    return Problem("amazon_games", vocab, train, valid, test, exclude_seen=True)
+    test = evalset(known_at_test, loo.test)
+    return Problem(
+        "amazon_games", vocab, train, valid, test, exclude_seen=True, train_test=known_at_test
+    )
 
 
 def world_cutoffs(interactions: pd.DataFrame, horizon_days: float) -> tuple:

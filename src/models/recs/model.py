@@ -237,6 +237,7 @@ def fit_sasrec(
     valid_fn: Callable[[SASRec], float | dict] | None = None,
     progress: bool = True,
     log: Callable[[dict], None] | None = None,
+    lr_schedule: list[float] | None = None,
 ) -> tuple[SASRec, dict]:
     """Train the transformer with full-softmax cross-entropy; early-stop on validation.
 
@@ -249,6 +250,10 @@ def fit_sasrec(
             kept. None trains for ``cfg.epochs``.
         progress: show a tqdm bar per epoch.
         log: called with a metrics dict after each evaluation (MLflow logging).
+        lr_schedule: replay a learning rate per epoch (e.g. the ``lr`` column of an
+            earlier run's curve up to its best epoch): trains exactly
+            ``len(lr_schedule)`` epochs (still under the wall-clock cap) and keeps the
+            last state; ``valid_fn`` must then be None.
 
     Returns:
         The best network (eval mode) and a history dict (epochs, best score, seconds).
@@ -260,9 +265,17 @@ def fit_sasrec(
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     best, best_state, bad, t0 = -np.inf, None, 0, time.perf_counter()
+    best_epoch = 0
     curve: list[dict] = []
     epoch = 0
-    for epoch in range(1, cfg.epochs + 1):
+    if lr_schedule is not None and valid_fn is not None:
+        raise ValueError("lr_schedule: replays a fixed schedule, so valid_fn must be None")
+    n_epochs = cfg.epochs if lr_schedule is None else len(lr_schedule)
+    for epoch in range(1, n_epochs + 1):
+        if lr_schedule is not None:
+            for g in opt.param_groups:
+                g["lr"] = float(lr_schedule[epoch - 1])
+        lr_now = float(opt.param_groups[0]["lr"])
         net.train()
         batches = _length_batches(enc, cfg.batch_size, rng)
         total, n_batches = 0.0, 0
@@ -288,7 +301,7 @@ def fit_sasrec(
             n_batches += 1
             if time.perf_counter() - t0 > cfg.max_minutes * 60:
                 break  # the wall-clock cap holds inside an epoch too
-        row = {"epoch": epoch, "train_loss": total / max(n_batches, 1)}
+        row = {"epoch": epoch, "lr": lr_now, "train_loss": total / max(n_batches, 1)}
         row["seconds"] = time.perf_counter() - t0
         out_of_time = row["seconds"] > cfg.max_minutes * 60
         if valid_fn is not None and (epoch % cfg.eval_every == 0 or out_of_time):
@@ -301,7 +314,7 @@ def fit_sasrec(
                 score = float(res)
                 row["valid_ndcg_10"] = score
             if score > best:
-                best, bad = score, 0
+                best, bad, best_epoch = score, 0, epoch
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 bad += 1
@@ -320,6 +333,7 @@ def fit_sasrec(
     net.eval()
     return net, {
         "epochs_run": epoch,
+        "best_epoch": best_epoch if best_state is not None else epoch,
         "best_valid": float(best) if best_state is not None else float("nan"),
         "train_seconds": time.perf_counter() - t0,
         "curve": curve,

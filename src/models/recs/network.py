@@ -100,6 +100,30 @@ class SASRec(nn.Module):
         return out
 
 
+class SASRecEnsemble(nn.Module):
+    """Several :class:`SASRec` networks scored as one: the average of their logits.
+
+    ``forward`` concatenates the members' hidden states (each divided by the number of
+    members) and ``logits`` sums each member's scores of its own slice, so the result is
+    exactly the mean of the members' logits and code written for one network works.
+    """
+
+    def __init__(self, nets: list[SASRec]):
+        super().__init__()
+        if not nets:
+            raise ValueError("nets: need at least one network")
+        self.nets = nn.ModuleList(nets)
+        self.max_len = nets[0].max_len
+        self.n_items = nets[0].n_items
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net(*inputs) for net in self.nets], dim=-1) / len(self.nets)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(h, [net.item_emb.embedding_dim for net in self.nets], dim=-1)
+        return sum(net.logits(p) for net, p in zip(self.nets, parts, strict=True))
+
+
 class RepeatHead(nn.Module):
     """Replenishment component: repeat features -> additive logit for history items."""
 
