@@ -572,6 +572,11 @@ class ModelService:
     def __is_ready__(self) -> bool:
         return _store().ready.is_set()
 
+    @bentoml.on_shutdown
+    def stop_scoring(self) -> None:
+        """On shutdown: drop the batches not yet started, let running ones finish."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
     @_api("delivery_estimate")
     async def delivery_estimate(
         self, requests: list[S.DeliveryRequest], /

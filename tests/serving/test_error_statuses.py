@@ -100,3 +100,13 @@ def test_overloaded_endpoint_answers_503_with_retry_after(M):  # noqa: N803
     # a model that is not loaded yet asks for a longer wait
     (loading,) = M.score(endpoint, [None])
     assert (loading.status, loading.retry_after) == (503, 30)
+
+
+def test_shutdown_stops_the_scoring_threads(M):  # noqa: N803
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(2)
+    assert pool.submit(lambda: 1).result() == 1
+    M.ModelService.inner.stop_scoring(SimpleNamespace(executor=pool))
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(lambda: 1)
