@@ -979,7 +979,8 @@ class HistoryIndex:
         )
         self.kept_idx = self._kept_durables(it_cat, durable_codes)
         hr_s, hr_ok = _secs(h.returns[C.REQUESTED_AT])
-        lag = np.nan_to_num(h.returns["lag_days"].to_numpy(dtype=float))
+        raw_lag = h.returns["lag_days"].to_numpy(dtype=float)
+        lag = np.nan_to_num(raw_lag)
         hv = (h.returns[C.AMOUNT].to_numpy() > HIGH_VALUE).astype(float)
         lw = (lag >= LATE_WINDOW_DAYS).astype(float)
         r_dur = np.isin(rt_cat, durable_codes).astype(float)
@@ -1019,6 +1020,8 @@ class HistoryIndex:
         n_r = len(h.returns)
         lab_late = np.zeros(len(lab), dtype=bool)
         lab_late[:n_r] = lag >= LATE_WINDOW_DAYS
+        lab_early = np.zeros(len(lab), dtype=bool)  # a return of unknown lag is neither
+        lab_early[:n_r] = np.isfinite(raw_lag) & (raw_lag < LATE_WINDOW_DAYS)
         lab_claim = np.zeros(len(lab), dtype=bool)
         lab_claim[n_r:] = True
         self.l_idx = _AsOf(
@@ -1027,7 +1030,7 @@ class HistoryIndex:
             {
                 "fraud": lab_fraud[lab_ok].astype(float),
                 "fraud_late": (lab_fraud & lab_late & ~lab_claim)[lab_ok].astype(float),
-                "fraud_early": (lab_fraud & ~lab_late & ~lab_claim)[lab_ok].astype(float),
+                "fraud_early": (lab_fraud & lab_early)[lab_ok].astype(float),
                 "fraud_claim": (lab_fraud & lab_claim)[lab_ok].astype(float),
             },
         )

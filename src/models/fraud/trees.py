@@ -9,7 +9,8 @@ blend ranks better than either (docs/benchmarks/fraud.md, "Return head, session 
 Per head: ``z = w * logit(p_network) + (1 - w) * tree_margin`` with ``w`` =
 ``FraudConfig.tree_blend_net_weight`` (fixed, chosen on validation), then Platt scaling
 of ``z`` fitted on the validation split, like the network's own calibration. A head
-whose split lacks a class (tiny worlds) keeps the network's probability.
+with too few validation rows to calibrate the blend (tiny worlds) drops its trees and
+keeps the network's probability.
 """
 
 from __future__ import annotations
@@ -77,7 +78,10 @@ class TreeBlend:
         for i, head in enumerate(HEADS):
             m = claim[va] == bool(i)
             yv = y[va][m]
-            if head not in out.boosters or m.sum() < 10 or yv.all() or not yv.any():
+            if head not in out.boosters:
+                continue
+            if m.sum() < 10:  # an uncalibrated blend would be worse than the network alone
+                del out.boosters[head]
                 continue
             lr = LogisticRegression(C=1e4).fit(z[m, None], yv)
             out.cal[head] = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
@@ -99,11 +103,10 @@ class TreeBlend:
     @classmethod
     def load(cls, folder: str | Path) -> TreeBlend | None:
         """The blend saved in ``folder``; None for a network-only model."""
-        import lightgbm as lgb
-
         folder = Path(folder)
         if not (folder / "trees.json").exists():
             return None
+        import lightgbm as lgb  # only blends need it
         meta = json.loads((folder / "trees.json").read_text())
         boosters = {
             h: lgb.Booster(model_str=(folder / f"trees_{h}.txt").read_text()) for h in meta["heads"]
