@@ -261,7 +261,8 @@ def scaled_km_promises(
 
     Nothing delivered at or after the start of the purchase day is used. Until a
     location is identified the last one is kept (1.0 before the first); where the
-    quantile is not identified yet the promise is ``d_max``.
+    quantile is not identified yet the promise is ``d_max``; so is an order without a
+    finite ``base`` (such orders are also left out of every estimate).
     Returns ({target: promise days}, loc per order).
     """
     day_ns = np.int64(86_400 * 10**9)
@@ -270,13 +271,15 @@ def scaled_km_promises(
     dl = np.where(np.isnat(dl), np.iinfo(np.int64).max, dl.astype(np.int64))
     day = t // day_ns
     y = np.clip(np.where(dl < np.iinfo(np.int64).max, dl // day_ns - day, d_max), 0, d_max)
-    b = np.maximum(np.asarray(base_days, float), 1.0)
+    b = np.asarray(base_days, float)
+    has_base = np.isfinite(b)
+    b = np.where(has_base, np.maximum(b, 1.0), np.nan)
     days = np.unique(day)
 
     def known(dd, window):
         """Orders of the window before day dd: (index, days or censoring value, event)."""
         now = dd * day_ns
-        idx = np.flatnonzero((t >= now - window * day_ns) & (t < now))
+        idx = np.flatnonzero((t >= now - window * day_ns) & (t < now) & has_base)
         ev = (dl[idx] < now).astype(float)
         # In flight at the start of day dd: arrives on day offset dd - day or later,
         # i.e. its days are > dd - day - 1 (censored there; +0.5 keeps it after ties).
@@ -297,7 +300,7 @@ def scaled_km_promises(
         idx, yy, ev = known(dd, long_days)
         if ev.sum() < min_done:
             continue
-        todo = day == dd
+        todo = (day == dd) & has_base
         for q in targets:
             k = km_quantile(yy / scale[idx], ev, q)
             if k is not None:

@@ -72,3 +72,17 @@ def test_promise_is_monotone_in_target(target):
     out = scaled_km_promises(base, ordered, delivered, (0.9, target))[0]
     lo, hi = sorted([0.9, target])
     assert np.all(out[lo] <= out[hi])
+
+
+def test_orders_without_a_base_estimate_get_the_longest_promise_and_spoil_nothing():
+    base, ordered, delivered = _orders(n_days=120)
+    p = scaled_km_promises(base, ordered, delivered, (0.9,))[0][0.9]
+    holes = base.copy()
+    holes[::11] = np.nan  # Olist's estimate missing for some orders
+    q = scaled_km_promises(holes, ordered, delivered, (0.9,))[0][0.9]
+    assert (q[::11] == 60).all()  # d_max, never a garbage integer
+    keep = np.ones(len(base), dtype=bool)
+    keep[::11] = False
+    # the others' promises are still calibrated from their own estimates (less data)
+    took = (delivered - ordered).astype("timedelta64[D]").astype(int)
+    assert abs(np.mean(took[keep] <= q[keep]) - np.mean(took[keep] <= p[keep])) < 0.02
