@@ -324,6 +324,10 @@ def save_served(
     as_of: pd.Timestamp,
 ) -> Path:
     """Write everything serving needs into one folder (the pyfunc artifact)."""
+    from ppx.models.recs.network import SASRecEnsemble
+
+    if isinstance(rec.net, SASRecEnsemble):  # the benchmark's refit; serving loads one net
+        raise ValueError("an ensemble of networks cannot be saved for serving; save one member")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {

@@ -107,6 +107,9 @@ def refit_for_test(
     on the validation items (docs/benchmarks/recs.md), chose this: the first network
     alone 0.500, the refitted one 0.545, their mean 0.544 (``ndcg_10_s100``).
     """
+    if rec.head is not None or rec.intervals is not None:
+        # leave-one-out data has no timestamps for a repeat head; refitting would drop it
+        raise ValueError("refit_on_valid is for leave-one-out data without a repeat head")
     sched = [row["lr"] for row in hist["curve"]][: hist["best_epoch"]]
     left = cfg.max_minutes - hist["train_seconds"] / 60.0
     # Time the first run took to reach its best epoch, scaled to the larger data.

@@ -39,6 +39,12 @@ def test_ensemble_logits_are_the_mean_of_the_members():
     both = Recommender(cfg, vocab, SASRecEnsemble(nets), pop).sequence_logits(seq)
     np.testing.assert_allclose(both[:, 1:], (each[0] + each[1]) / 2, rtol=1e-4, atol=1e-5)
     assert np.isneginf(both[:, 0]).all()
+    # serving loads one network: an ensemble is refused by name, not half-saved
+    from ppx.models.recs.serve import save_served
+
+    ensemble = Recommender(cfg, vocab, SASRecEnsemble(nets), pop)
+    with pytest.raises(ValueError, match="ensemble"):
+        save_served("/nonexistent/never-written", ensemble, inter, None, None, pd.Timestamp(0))
 
 
 def test_replayed_schedule_sets_epochs_and_learning_rates():
