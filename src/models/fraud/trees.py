@@ -107,6 +107,7 @@ class TreeBlend:
         if not (folder / "trees.json").exists():
             return None
         import lightgbm as lgb  # only blends need it
+
         meta = json.loads((folder / "trees.json").read_text())
         boosters = {
             h: lgb.Booster(model_str=(folder / f"trees_{h}.txt").read_text()) for h in meta["heads"]
