@@ -1,5 +1,6 @@
-"""A fix for BentoML 1.4.39's request timeout, applied when a ppx service starts.
+"""Two fixes for BentoML 1.4.39, applied when a ppx service starts.
 
+**Request timeout.**
 ``bentoml._internal.server.http.traffic.TimeoutMiddleware`` arms ``loop.call_later(timeout,
 ...)`` for every request and never cancels it. Each timer keeps its request's future,
 context and tracing span alive for the whole timeout (30 s here) after the answer went
@@ -14,12 +15,21 @@ The replacement keeps BentoML's behaviour (504 when no response has *started* wi
 timeout; once it has started, the request runs to the end) and cancels the timer as soon
 as the response starts or the app finishes. It also wakes up at once when the app fails before sending, so
 its error is raised instead of waiting for the timer.
+
+**Bad requests logged as server errors.** BentoML logs every request whose body fails
+validation at ERROR level with a full traceback, exactly like a crash; the caller got a
+400 naming the field. :func:`quiet_validation_errors` turns those records into one INFO
+line, so the error log holds our faults only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+#: where BentoML 1.4.39 logs "Exception on <path> [<method>]"
+_HTTP_LOGGER = "bentoml._internal.server.http_app"
 
 
 async def _timeout_call(self: Any, scope: dict, receive: Any, send: Any) -> None:
@@ -64,3 +74,25 @@ def fix_timeout_timers() -> None:
     from bentoml._internal.server.http.traffic import TimeoutMiddleware
 
     TimeoutMiddleware.__call__ = _timeout_call  # type: ignore[method-assign]
+
+
+class _ValidationErrorsAsInfo(logging.Filter):
+    """A request body that failed validation is the caller's mistake, answered 400:
+    one INFO line naming the path and the count, not an ERROR with a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pydantic import ValidationError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            record.msg = f"{record.msg}: 400, {exc.error_count()} validation error(s)"
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_validation_errors() -> None:
+    """Install :class:`_ValidationErrorsAsInfo` on BentoML's HTTP logger (idempotent)."""
+    logger = logging.getLogger(_HTTP_LOGGER)
+    if not any(isinstance(f, _ValidationErrorsAsInfo) for f in logger.filters):
+        logger.addFilter(_ValidationErrorsAsInfo())

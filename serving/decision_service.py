@@ -148,9 +148,10 @@ class DecisionService:
     """
 
     def __init__(self) -> None:
-        from serving.bentoml_fixes import fix_timeout_timers
+        from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
 
         fix_timeout_timers()
+        quiet_validation_errors()
         engine()
 
     @bentoml.api(route="/decide/order-event")

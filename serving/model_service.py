@@ -49,7 +49,7 @@ from pydantic import ValidationError
 
 from serving import schemas as S
 from serving.batching import MicroBatcher, Overloaded
-from serving.bentoml_fixes import fix_timeout_timers
+from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
 
 log = logging.getLogger("ppx.serving")
 
@@ -554,6 +554,7 @@ class ModelService:
 
         torch.set_num_threads(int(os.environ.get("PPX_TORCH_THREADS", "1")))
         fix_timeout_timers()
+        quiet_validation_errors()
         _store().start()
         self.executor = ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="ppx-scoring")
         self.batchers = _batchers(self.executor)

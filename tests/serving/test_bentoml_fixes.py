@@ -79,3 +79,40 @@ def test_an_app_error_surfaces_instead_of_waiting_for_the_timer(Timeout):
         return _live_timers(asyncio.get_running_loop())
 
     assert asyncio.run(main()) == 0
+
+
+def test_a_bad_request_body_is_one_info_line_and_a_crash_stays_an_error(monkeypatch, caplog):
+    """BentoML logs both through the same call; only our faults belong in the error log."""
+    import logging
+
+    from bentoml._internal.server.http_app import log_exception
+    from pydantic import BaseModel, ValidationError
+
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
+    from serving import bentoml_fixes
+
+    logger = logging.getLogger(bentoml_fixes._HTTP_LOGGER)
+    monkeypatch.setattr(logger, "filters", [])
+    bentoml_fixes.quiet_validation_errors()
+    bentoml_fixes.quiet_validation_errors()  # idempotent
+    assert len(logger.filters) == 1
+
+    class Body(BaseModel):
+        carrier: str
+
+    request = type(
+        "Req", (), {"url": type("U", (), {"path": "/delivery/estimate"})(), "method": "POST"}
+    )()
+    with caplog.at_level(logging.INFO, logger=bentoml_fixes._HTTP_LOGGER):
+        try:
+            Body.model_validate({})
+        except ValidationError:
+            log_exception(request)
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log_exception(request)
+    bad, crash = caplog.records[-2:]
+    assert (bad.levelno, bad.exc_info) == (logging.INFO, None)
+    assert "/delivery/estimate" in bad.getMessage() and "1 validation error" in bad.getMessage()
+    assert crash.levelno == logging.ERROR and crash.exc_info[0] is RuntimeError
