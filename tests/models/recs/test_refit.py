@@ -100,6 +100,12 @@ def _tiny_amazon(tmp_path, n_users=80, n_items=15, seed=1):
     return amazon_problem(tmp_path / "Video.txt")
 
 
+def _tiny_cfg(**overrides) -> RecsConfig:
+    """A refit configuration small enough for a test (one thread, no repeat head)."""
+    base = dict(d_model=8, max_len=5, batch_size=16, eval_users=0, threads=1)
+    return RecsConfig(**base, use_repeat=False, refit_on_valid=True, **overrides)
+
+
 @pytest.mark.parametrize("seeds,ensemble,members", [(1, False, 1), (2, False, 2), (1, True, 2)])
 def test_refit_replays_the_best_epochs_on_the_data_known_at_test(
     tmp_path, seeds, ensemble, members
@@ -108,17 +114,10 @@ def test_refit_replays_the_best_epochs_on_the_data_known_at_test(
 
     torch.set_num_threads(1)
     p = _tiny_amazon(tmp_path)
-    cfg = RecsConfig(
-        d_model=8,
-        max_len=5,
-        batch_size=16,
+    cfg = _tiny_cfg(
         epochs=3,
         patience=9,
-        eval_users=0,
-        threads=1,
-        use_repeat=False,
         select_metric="ndcg_10_s100",
-        refit_on_valid=True,
         refit_seeds=seeds,
         refit_ensemble=ensemble,
         lr_plateau_factor=0.5,
@@ -140,16 +139,7 @@ def test_refit_is_skipped_when_the_time_cap_is_spent(tmp_path):
     from ppx.models.recs.train import fit_recommender, refit_for_test
 
     p = _tiny_amazon(tmp_path)
-    cfg = RecsConfig(
-        d_model=8,
-        max_len=5,
-        batch_size=16,
-        epochs=2,
-        eval_users=0,
-        threads=1,
-        use_repeat=False,
-        refit_on_valid=True,
-    )
+    cfg = _tiny_cfg(epochs=2)
     rec, hist = fit_recommender(p, cfg, progress=False)
     hist["train_seconds"] = cfg.max_minutes * 60.0  # nothing left
     assert refit_for_test(p, cfg, rec, hist, progress=False) is rec
