@@ -152,7 +152,7 @@ _register_model_commands()
 OPTIONAL_COMMAND_MODULES = (
     ("ppx.data.adapters.registry", data_app),
     ("ppx.rules.commands", app),
-    ("ppx.serve", app),
+    ("ppx.serve.commands", app),
     ("ppx.explain.commands", app),
 )
 

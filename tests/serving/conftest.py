@@ -150,7 +150,7 @@ class Services:
 
 @pytest.fixture(scope="session")
 def services(serving_registry) -> Services:
-    from ppx import serve
+    from ppx.serve import launch
 
     base = {
         **os.environ,
@@ -165,13 +165,13 @@ def services(serving_registry) -> Services:
     servers = {}
     try:
         for name, env in envs.items():
-            port = serve.free_port()
-            servers[name] = serve._spawn(
-                serve.service_command("127.0.0.1", port), env, f"http://127.0.0.1:{port}", name
+            port = launch.free_port()
+            servers[name] = launch._spawn(
+                launch.service_command("127.0.0.1", port), env, f"http://127.0.0.1:{port}", name
             )
         t0 = time.monotonic()
         for server in servers.values():
-            serve.wait_until(server, "/readyz", timeout=max(30.0, 300.0 - (time.monotonic() - t0)))
+            launch.wait_until(server, "/readyz", timeout=max(30.0, 300.0 - (time.monotonic() - t0)))
         yield Services(servers["open"].url, servers["guarded"].url, serving_registry)
     finally:
         for server in servers.values():

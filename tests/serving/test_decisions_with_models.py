@@ -15,7 +15,7 @@ import pytest
 from ppx.rules import engine as E
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
-from ppx.serve import example_request
+from ppx.serve.routes import example_request
 
 pytestmark = pytest.mark.serving
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ppx.serve import ROUTES, example_request
+from ppx.serve.routes import ROUTES, example_request
 
 pytestmark = pytest.mark.serving
 
@@ -219,7 +219,7 @@ def test_fuzz_from_served_openapi_finds_no_5xx(services):
 
 
 def test_load_generator_measures_from_a_separate_process(services):
-    from ppx.serve import measure
+    from ppx.serve.loadgen import measure
 
     res = measure(
         services.open + "/delivery/estimate",
@@ -250,9 +250,9 @@ def in_process(services, monkeypatch):
 
 
 def test_in_process_latency_scores_every_trained_endpoint(in_process):
-    from ppx import serve
+    from ppx.serve.bench import run_latency
 
-    res = serve.run_latency(n=10, warmup=1, progress=False)
+    res = run_latency(n=10, warmup=1, progress=False)
     # churn's documented example names a customer of the demo world, not of the tests'
     expected = {"delivery_estimate", "delivery_transit", "fraud_return", "fraud_claim"}
     expected |= {"recs_recommend"}
