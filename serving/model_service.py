@@ -47,6 +47,10 @@ import bentoml
 import pandas as pd
 from pydantic import ValidationError
 
+from ppx.models.churn.schemas import ChurnRequest, ChurnResponse
+from ppx.models.delivery.schemas import DeliveryRequest, DeliveryResponse
+from ppx.models.fraud.schemas import ClaimRequest, FraudResponse, ReturnRequest
+from ppx.models.recs.schemas import RecsRequest, RecsResponse
 from serving import schemas as S
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
@@ -128,27 +132,27 @@ ENDPOINTS: dict[str, Endpoint] = {
             "delivery_estimate",
             "/delivery/estimate",
             "delivery",
-            S.DeliveryRequest,
-            S.DeliveryResponse,
+            DeliveryRequest,
+            DeliveryResponse,
         ),
-        Endpoint("churn_score", "/churn/score", "churn", S.ChurnRequest, S.ChurnResponse),
+        Endpoint("churn_score", "/churn/score", "churn", ChurnRequest, ChurnResponse),
         Endpoint(
             "fraud_return",
             "/fraud/return",
             "fraud",
-            S.ReturnRequest,
-            S.FraudResponse,
+            ReturnRequest,
+            FraudResponse,
             _fraud_frame("return"),
         ),
         Endpoint(
             "fraud_claim",
             "/fraud/claim",
             "fraud",
-            S.ClaimRequest,
-            S.FraudResponse,
+            ClaimRequest,
+            FraudResponse,
             _fraud_frame("claim"),
         ),
-        Endpoint("recs_recommend", "/recs/recommend", "recs", S.RecsRequest, S.RecsResponse),
+        Endpoint("recs_recommend", "/recs/recommend", "recs", RecsRequest, RecsResponse),
     )
 }
 
@@ -579,29 +583,27 @@ class ModelService:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
     @_api("delivery_estimate")
-    async def delivery_estimate(
-        self, requests: list[S.DeliveryRequest], /
-    ) -> list[S.DeliveryResponse]:
+    async def delivery_estimate(self, requests: list[DeliveryRequest], /) -> list[DeliveryResponse]:
         """Delivery date distribution at checkout, or re-estimated in transit (``as_of``)."""
         return await self._score("delivery_estimate", requests)
 
     @_api("churn_score")
-    async def churn_score(self, requests: list[S.ChurnRequest], /) -> list[S.ChurnResponse]:
+    async def churn_score(self, requests: list[ChurnRequest], /) -> list[ChurnResponse]:
         """Probability a customer's subscription churns within 30/60/90 days, as of a moment."""
         return await self._score("churn_score", requests)
 
     @_api("fraud_return")
-    async def fraud_return(self, requests: list[S.ReturnRequest], /) -> list[S.FraudResponse]:
+    async def fraud_return(self, requests: list[ReturnRequest], /) -> list[FraudResponse]:
         """Probability a return request is fraudulent (serial returns, wardrobing, rings)."""
         return await self._score("fraud_return", requests)
 
     @_api("fraud_claim")
-    async def fraud_claim(self, requests: list[S.ClaimRequest], /) -> list[S.FraudResponse]:
+    async def fraud_claim(self, requests: list[ClaimRequest], /) -> list[FraudResponse]:
         """Probability a delivery claim ("item not received", damage) is fraudulent."""
         return await self._score("fraud_claim", requests)
 
     @_api("recs_recommend")
-    async def recs_recommend(self, requests: list[S.RecsRequest], /) -> list[S.RecsResponse]:
+    async def recs_recommend(self, requests: list[RecsRequest], /) -> list[RecsResponse]:
         """Top-k products for a customer as of a moment (repeat, due and new items)."""
         return await self._score("recs_recommend", requests)
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
-
-from ppx.config import PROJECT_ROOT
 
 #: endpoint name -> route, in the order the benchmark runs them.
 ROUTES = {
@@ -16,14 +13,14 @@ ROUTES = {
     "fraud_claim": "/fraud/claim",
     "recs_recommend": "/recs/recommend",
 }
-#: endpoint name -> (request model in serving.schemas, index of its documented example).
+#: endpoint name -> (request model in ppx.models.<name>.schemas, index of its example).
 EXAMPLES = {
-    "delivery_estimate": ("DeliveryRequest", 0),
-    "delivery_transit": ("DeliveryRequest", 1),
-    "churn_score": ("ChurnRequest", 0),
-    "fraud_return": ("ReturnRequest", 0),
-    "fraud_claim": ("ClaimRequest", 0),
-    "recs_recommend": ("RecsRequest", 0),
+    "delivery_estimate": ("delivery.DeliveryRequest", 0),
+    "delivery_transit": ("delivery.DeliveryRequest", 1),
+    "churn_score": ("churn.ChurnRequest", 0),
+    "fraud_return": ("fraud.ReturnRequest", 0),
+    "fraud_claim": ("fraud.ClaimRequest", 0),
+    "recs_recommend": ("recs.RecsRequest", 0),
 }
 
 
@@ -33,9 +30,9 @@ def example_request(endpoint: str) -> dict[str, Any]:
     The examples mirror each model pyfunc's ``REQUEST_EXAMPLE``; the benchmark and the
     tests send exactly what the API documentation shows.
     """
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))  # serving/ sits beside the package
-    from serving import schemas
+    import importlib
 
-    model, i = EXAMPLES[endpoint]
+    path, i = EXAMPLES[endpoint]
+    package, model = path.split(".")
+    schemas = importlib.import_module(f"ppx.models.{package}.schemas")
     return dict(getattr(schemas, model).model_config["json_schema_extra"]["examples"][i])

@@ -36,7 +36,7 @@ from pathlib import Path
 import mlflow.pyfunc
 import pandas as pd
 
-REQUEST_EXAMPLE = {"customer_id": 630, "as_of": "2025-12-01"}
+from ppx.models.churn.schemas import REQUEST_EXAMPLE  # noqa: E402,F401
 
 
 def save_history(history: dict[str, pd.DataFrame], folder: str | Path) -> Path:

@@ -51,26 +51,7 @@ try:
 except ImportError:  # pragma: no cover - mlflow is a hard dependency of ppx
     _Base = object
 
-REQUEST_EXAMPLE = {
-    "warehouse": "wh_north",
-    "dest_region": "east",
-    "carrier": "swiftpost",
-    "service_level": "standard",
-    "ordered_at": "2025-12-01T10:30:00",
-    "weight_kg": 1.2,
-    "distance_km": 820.0,
-    "promise_target": 0.9,
-}
-
-TRANSIT_EXAMPLE = {
-    **REQUEST_EXAMPLE,
-    "as_of": "2025-12-03T09:00:00",
-    "picked_up_at": "2025-12-01T18:00:00",
-    "last_scan_type": "hub_scan",
-    "last_scan_region": "east",
-    "last_scan_at": "2025-12-02T22:00:00",
-    "n_scans": 3,
-}
+from ppx.models.delivery.schemas import REQUEST_EXAMPLE, TRANSIT_EXAMPLE  # noqa: E402,F401
 
 MODEL_ARTIFACT = "model"
 HISTORY_ARTIFACT = "history"

@@ -57,3 +57,8 @@ class FraudConfig:
 
     def replace(self, **changes) -> FraudConfig:
         return dataclasses.replace(self, **changes)
+
+
+def tiny() -> FraudConfig:
+    """A configuration that trains in seconds on a tiny world (tests, the serving fixture)."""
+    return FraudConfig(max_epochs=2)

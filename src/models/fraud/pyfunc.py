@@ -55,25 +55,10 @@ import pandas as pd
 
 from ppx.data import columns as C
 from ppx.features import fraud as F
+from ppx.models.fraud.schemas import CLAIM_EXAMPLE
 
-REQUEST_EXAMPLE = {
-    F.KIND: "claim",
-    C.CUSTOMER_ID: 42,
-    C.REQUESTED_AT: "2025-11-03T10:15:00",
-    C.AMOUNT: 64.5,
-    C.ORDER_ID: 123456,
-    C.ORDERED_AT: "2025-10-28T09:00:00",
-    C.ORDER_VALUE: 64.5,
-    C.DISCOUNT: 0.0,
-    C.PROMISED_DATE: "2025-11-01",
-    C.DELIVERED_AT: "2025-11-02T16:40:00",
-    C.PRODUCT_ID: None,
-    C.REASON: None,
-    C.CLAIM_TYPE: "item_not_received",
-    C.SIGNATURE: False,
-    C.GPS_DISTANCE_M: 18.0,
-    F.EXCEPTION_SCAN: False,
-}
+#: One claim in the pyfunc's frame: the claim endpoint's example plus the head column.
+REQUEST_EXAMPLE = {F.KIND: "claim", **CLAIM_EXAMPLE, C.PRODUCT_ID: None, C.REASON: None}
 
 ARTIFACT_DIR = "fraud_model"
 

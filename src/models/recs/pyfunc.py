@@ -25,8 +25,8 @@ import pandas as pd
 import mlflow
 from ppx.data import columns as C
 from ppx.data.errors import RequestError
+from ppx.models.recs.schemas import REQUEST_EXAMPLE  # noqa: E402,F401
 
-REQUEST_EXAMPLE = {C.CUSTOMER_ID: 42, "history": [12, 37], "k": 10}
 ARTIFACT = "recs_snapshot"
 
 
