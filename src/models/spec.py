@@ -15,10 +15,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Something importable: ``"package.module:attribute"`` or the object itself.
 Ref = str | Callable[..., Any] | type
@@ -78,6 +80,8 @@ def request_frame(requests: list[BaseModel]) -> pd.DataFrame:
     Unset optional fields are left out (not sent as nulls) so the pyfunc applies its own
     documented defaults exactly as it does for offline callers.
     """
+    import pandas as pd
+
     rows = [r.model_dump(mode="json", exclude={"explain"}, exclude_none=True) for r in requests]
     return pd.DataFrame.from_records(rows)
 
