@@ -45,7 +45,7 @@ def landed_models() -> list[str]:
 
 
 def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]]:
-    from ppx.cli import print_table
+    from ppx.terminal import print_table
 
     started = time.perf_counter()
     params = WorldParams(n_customers=customers, seed=seed)

@@ -32,7 +32,7 @@ def serve(
     ),
 ) -> None:
     """Start the BentoML model service (models load from the registry by alias)."""
-    from ppx.cli import fail
+    from ppx.terminal import fail
 
     if alias is not None:
         if alias.lower() == "latest":
@@ -60,7 +60,7 @@ def bench_serve(
     ),
 ) -> None:
     """Latency and throughput of every endpoint at 1/8/32 clients, vs mlflow models serve."""
-    from ppx.cli import bench_tables, console, fail, write_bench_json
+    from ppx.terminal import bench_tables, console, fail, write_bench_json
 
     try:
         payload = run_bench(
@@ -84,7 +84,7 @@ def bench_latency(
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """One request per endpoint in-process (the service's scoring code, no HTTP): p50/p99."""
-    from ppx.cli import bench_tables, console, write_bench_json
+    from ppx.terminal import bench_tables, console, write_bench_json
 
     payload = run_latency(n=n)
     bench_tables(payload)

@@ -38,7 +38,7 @@ def train_churn(
     `ppx train churn --params churn_params.json` (with --trials the search starts
     from them).
     """
-    from ppx.cli import console, fail, print_table
+    from ppx.terminal import console, fail, print_table
 
     config = None
     if params is not None:
@@ -108,12 +108,12 @@ def tune_churn(
     `ppx train churn --world W --params churn_params.json`.
     """
     from ppx import tracking
-    from ppx.cli import console, fail
     from ppx.data.io import load_tables
     from ppx.models.churn.config import ChurnConfig, save_params, suggest
     from ppx.models.churn.evaluate import _auc
     from ppx.models.churn.model import fit_churn_model
     from ppx.models.churn.train import MODEL, world_encoder, world_splits
+    from ppx.terminal import console, fail
 
     if not (world / "tables").exists():
         fail(f"world {world} not found; create it with `ppx data world --out {world}`")
@@ -153,10 +153,10 @@ def evaluate_churn(
     import numpy as np
 
     from ppx import tracking
-    from ppx.cli import fail, print_table
     from ppx.data.io import load_tables
     from ppx.models.churn.evaluate import metrics
     from ppx.models.churn.train import MODEL, world_splits
+    from ppx.terminal import fail, print_table
 
     tracking.configure()
     if tracking.get_alias_version(MODEL, alias) is None:
@@ -185,8 +185,8 @@ def bench_churn(
     """Churn benchmark: ours vs logreg vs LightGBM vs oracle (world) and Telco 5-fold CV."""
     import sys
 
-    from ppx.cli import bench_tables, console, write_bench_json
     from ppx.models.churn.bench import run_bench
+    from ppx.terminal import bench_tables, console, write_bench_json
 
     world_path = world if (world / "truth").exists() else None
     if world_path is None:

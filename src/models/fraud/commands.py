@@ -17,7 +17,7 @@ WORLD_HELP = "World folder (from `ppx data world`)."
 
 
 def _check_world(world: Path) -> None:
-    from ppx.cli import fail
+    from ppx.terminal import fail
 
     if not (world / "tables").is_dir():
         fail(f"{world}: not a world folder; create one with `ppx data world --out {world}`")
@@ -48,8 +48,8 @@ def train_fraud(
     no_register: bool = typer.Option(False, "--no-register", help="Log only; skip the gate."),
 ) -> None:
     """Train the two-head fraud model, compare baselines, register, run the gate."""
-    from ppx.cli import bench_tables, console
     from ppx.models.fraud.train import train
+    from ppx.terminal import bench_tables, console
 
     _check_world(world)
     summary = train(world, register=not no_register)
@@ -65,8 +65,8 @@ def tune_fraud(
     trials: int = typer.Option(12, "--trials", min=1, help="Trials for each of ppx and LightGBM."),
 ) -> None:
     """Optuna on validation PR AUC: the network and LightGBM get the same trial budget."""
-    from ppx.cli import console, print_table
     from ppx.models.fraud.train import tune
+    from ppx.terminal import console, print_table
 
     _check_world(world)
     best = tune(world, trials)
@@ -85,8 +85,8 @@ def evaluate_fraud(
     alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
 ) -> None:
     """Score the registered model on the world's test split (through the pyfunc)."""
-    from ppx.cli import bench_tables, fail
     from ppx.models.fraud.evaluate import evaluate_registered
+    from ppx.terminal import bench_tables, fail
 
     _check_world(world)
     try:
@@ -101,9 +101,9 @@ def bench_fraud(
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """ppx vs rules vs LightGBM (with / without linkage) vs oracle, time-based split."""
-    from ppx.cli import bench_tables, write_bench_json
     from ppx.models.fraud.config import FraudConfig
     from ppx.models.fraud.train import prepare, run_benchmark
+    from ppx.terminal import bench_tables, write_bench_json
 
     _check_world(world)
     t0 = time.perf_counter()
