@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-MODEL_NAMES = ("delivery", "churn", "fraud", "recs")
 
 
 def registered_name(model: str) -> str:

@@ -426,7 +426,7 @@ def score_model_uri(uri: str, problem: Problem) -> float:
     """Test-window NDCG@10 of a registered model (the gate's same-holdout scorer)."""
     import mlflow
 
-    served = mlflow.pyfunc.load_model(uri).unwrap_python_model().served
+    served = mlflow.pyfunc.load_model(uri).unwrap_python_model().model
     return _eval(scorer_of(served.rec, problem.test), problem.test, problem, "champion", False)[
         "ndcg_10"
     ]
@@ -510,9 +510,7 @@ def evaluate_registered(world_path: Path, alias: str = "champion") -> dict:
     tables = _world_tables(world_path)
     cfg = RecsConfig()
     problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], cfg.horizon_days)
-    served = (
-        mlflow.pyfunc.load_model(tracking.model_uri("recs", alias)).unwrap_python_model().served
-    )
+    served = mlflow.pyfunc.load_model(tracking.model_uri("recs", alias)).unwrap_python_model().model
     return _eval(scorer_of(served.rec, problem.test), problem.test, problem, "test", True)
 
 
