@@ -143,8 +143,8 @@ class ModelSpec:
         heads: the heads the model serves; the gate checks the simple baselines on each.
         config: the hyper-parameter dataclass.
         train: ``train(world_path, cfg=None, register=True, progress=True) -> TrainResult``.
-        evaluate: ``evaluate(world_path, alias="champion") -> dict[str, float]`` for the
-            registered model on the world's holdout.
+        evaluate: ``evaluate(world_path, alias="champion") -> dict`` of the registered
+            model's metrics on the world's holdout.
         served_model: the ``mlflow.pyfunc.PythonModel`` class serving loads.
         endpoints: the HTTP endpoints, each with its schemas and example.
         explain_candidates: ``(tables) -> DataFrame`` of the world rows one request of

@@ -4,8 +4,9 @@
 (train | validation = calibration | test = the last months), optionally tune with
 Optuna on validation, fit the hazard network, calibrate on validation, score on test,
 log everything to the ``ppx-delivery`` experiment, register a pyfunc version and let
-:func:`ppx.tracking.promote_if_better` decide whether it becomes ``champion`` (lower
-``pinball_0_9`` on the same test holdout, champion rescored with the same features).
+:func:`ppx.tracking.promote` decide whether it becomes ``champion``: lower ``pinball_0_9``
+than the carrier SLA and the lane quantile of the same run, and than the champion on the
+same test holdout (champion rescored with the same features).
 """
 
 from __future__ import annotations
