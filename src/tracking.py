@@ -336,7 +336,7 @@ def promote(
 
 
 def train_result(
-    model: str,
+    model_name: str,
     run_id: str | None,
     metrics: dict[str, Any],
     version: Any = None,
@@ -352,7 +352,7 @@ def train_result(
         if isinstance(v, int | float) and not isinstance(v, bool) and v is not None
     }
     return TrainResult(
-        model=model,
+        model=model_name,
         run_id=run_id,
         version=None if version is None else str(version.version),
         alias=None if gate is None else gate.alias,

@@ -154,6 +154,8 @@ class ModelSpec:
             rows are not enough.
         score_words: (what the headline score is, its unit, what one row is) for reports.
         test_config: ``() -> config``: a tiny configuration that trains in seconds.
+        test_world_months: months of simulated history the tiny configuration needs
+            (None: the tests' shared tiny world of 12 months is enough).
         register_commands: ``(groups) -> None``: adds the model's CLI commands to the
             ``train``/``tune``/``evaluate``/``bench`` typer groups.
         demo: ``(world_path) -> TrainResult``: the ``make demo`` training call.
@@ -174,6 +176,7 @@ class ModelSpec:
     register_commands: Ref
     demo: Ref
     explain_requests: Ref | None = None
+    test_world_months: int | None = None
     score_words: tuple[str, str, str] = ("model score", "", "rows")
 
     def __post_init__(self) -> None:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from ppx.models import registry
 from ppx.serve.routes import ROUTES, example_request
 
 pytestmark = pytest.mark.serving
 
-#: endpoint -> the model behind it
+#: load name (endpoint or variant) -> the model behind it, from the registry
 MODEL_OF = {
-    "delivery_estimate": "delivery",
-    "delivery_transit": "delivery",
-    "churn_score": "churn",
-    "fraud_return": "fraud",
-    "fraud_claim": "fraud",
-    "recs_recommend": "recs",
+    load_name: spec.name
+    for spec in registry.specs()
+    for endpoint in spec.endpoints
+    for load_name in endpoint.examples()
 }
 MODEL_ROUTES = sorted(set(ROUTES.values()))
 
@@ -192,8 +191,7 @@ def test_fuzz_from_served_openapi_finds_no_5xx(services):
     from hypothesis import HealthCheck
 
     doc = httpx.get(services.open + "/docs.json").json()
-    unavailable = set(services.registry.missing) | set(services.registry.broken)
-    served = {ROUTES[e] for e, m in MODEL_OF.items() if m not in unavailable}
+    served = {ROUTES[e] for e, m in MODEL_OF.items() if m in services.registry.trained}
     doc["paths"] = {p: v for p, v in doc["paths"].items() if p in served}
     schema = schemathesis.openapi.from_dict(doc)
     failures: list[str] = []

@@ -21,15 +21,20 @@ def test_train_registers_and_gates(tiny_world, mlflow_tmp):
 
     _world, path = tiny_world
     first = train(path, DeliveryConfig(**CFG), progress=False)
-    assert first["promotion"].promoted and first["promotion"].alias == "champion"
-    # A clearly worse candidate (one epoch, tiny net) must not replace the champion.
-    worse = train(
-        path, DeliveryConfig(**{**CFG, "epochs": 1, "hidden": (4,), "lr": 1e-4}), progress=False
+    assert first.version is not None and first.metrics["pinball_0_9"] > 0
+    # a first model is champion only if it beats the run's own simple baselines
+    beats = all(
+        first.metrics["pinball_0_9"] < b["pinball_0_9"] for b in first.details["baselines"].values()
     )
-    assert worse["promotion"].champion_score is not None
-    assert worse["promotion"].promoted == (
-        worse["promotion"].candidate_score < worse["promotion"].champion_score
-    )
+    assert first.promoted == beats
+    assert first.promoted, f"the tiny delivery model should beat its baselines: {first.reason}"
+    # A crippled candidate: a 2-day horizon cannot express the tiny world's 3-9 day transits,
+    # so its 0.9 quantile is far too early. It must not replace the champion.
+    worse = train(path, DeliveryConfig(**{**CFG, "epochs": 1, "d_max": 2}), progress=False)
+    assert worse.metrics["pinball_0_9"] > first.metrics["pinball_0_9"]
+    assert not worse.promoted and worse.alias == "challenger"
+    assert "does not beat" in worse.reason
+    assert tracking.get_alias_version("delivery").version == first.version
     loaded = mlflow.pyfunc.load_model(tracking.model_uri("delivery"))
     out = loaded.predict(pd.DataFrame([REQUEST_EXAMPLE, TRANSIT_EXAMPLE]))
     assert list(out["stage"]) == ["checkout", "transit"]
