@@ -40,7 +40,7 @@ def test_train_registers_and_gates(tiny_world, mlflow_tmp):
     assert worse.metrics["pinball_0_9"] > first.metrics["pinball_0_9"]
     assert not worse.promoted and worse.alias == "challenger"
     assert "does not beat" in worse.reason
-    assert tracking.get_alias_version("delivery").version == first.version
+    assert str(tracking.get_alias_version("delivery").version) == first.version
     loaded = mlflow.pyfunc.load_model(tracking.model_uri("delivery"))
     out = loaded.predict(pd.DataFrame([REQUEST_EXAMPLE, TRANSIT_EXAMPLE]))
     assert list(out["stage"]) == ["checkout", "transit"]
