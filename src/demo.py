@@ -59,11 +59,14 @@ def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]
     from ppx.models import registry
 
     results: dict[str, dict[str, float]] = {}
+    runs: dict[str, str | None] = {}
     for spec in registry.specs():
         console.rule(f"[bold]{spec.name}")
         t = time.perf_counter()
         trained = spec.load("demo")(out)
+        console.print(f"ppx-{spec.name} v{trained.version} -> {trained.alias}: {trained.reason}")
         results[spec.name] = {**trained.headline(), "seconds": time.perf_counter() - t}
+        runs[spec.name] = trained.run_id
     if results:
         print_table(
             "models trained on the demo world",
@@ -76,8 +79,8 @@ def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]
         )
     from ppx.explain.report import build_report
 
-    for name in results:
-        path = build_report(name, out)
+    for name, run_id in runs.items():  # the model just trained, champion or not
+        path = build_report(name, out, run_id=run_id)
         console.print(f"{name}: SHAP report at {path}")
     console.print(
         f"demo finished in {time.perf_counter() - started:,.0f} s; browse runs with `make mlflow-ui`"
