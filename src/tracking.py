@@ -210,10 +210,30 @@ def get_alias_version(model: str, alias: str = CHAMPION) -> Any | None:
         return None
 
 
+#: registered-model tag holding the version that was champion before the current one
+PREVIOUS_CHAMPION_TAG = "ppx.previous_champion"
+
+
 def set_alias(model: str, alias: str, version: str | int) -> None:
     from mlflow import MlflowClient
 
-    MlflowClient().set_registered_model_alias(registered_name(model), alias, str(version))
+    client = MlflowClient()
+    if alias == CHAMPION:
+        remember_champion(client, registered_name(model), str(version))
+    client.set_registered_model_alias(registered_name(model), alias, str(version))
+
+
+def remember_champion(client: Any, name: str, version: str) -> None:
+    """Before ``champion`` moves to ``version``, tag the model with the outgoing champion
+    (explanation reports compare the two on the same rows)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:  # no champion yet
+        return
+    if str(current.version) != version:
+        client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, str(current.version))
 
 
 @dataclass(frozen=True)
@@ -325,6 +345,8 @@ def promote(
         if promoted:
             reason += "; " + "; ".join(b.describe() for b in baselines)
     alias = CHAMPION if promoted else CHALLENGER
+    if promoted:
+        remember_champion(client, name, str(version.version))
     client.set_registered_model_alias(name, alias, str(version.version))
     client.set_model_version_tag(name, str(version.version), "ppx.promotion", reason)
     if mlflow.active_run() is not None:

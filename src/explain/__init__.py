@@ -29,7 +29,7 @@ def reason_code_explainer(python_model: Any, model_name: str | None = None) -> C
     (feature, value, contribution, text); see :func:`ppx.explain.reason_codes.reason_codes`
     for the method and the full dicts.
     """
-    from ppx.explain.reason_codes import reason_codes, references
+    from ppx.explain.reason_codes import reason_codes, references, wording
     from ppx.explain.sources import as_explainable
 
     model = as_explainable(python_model)
@@ -37,6 +37,7 @@ def reason_code_explainer(python_model: Any, model_name: str | None = None) -> C
         parts = type(python_model).__module__.split(".")
         model_name = parts[2] if len(parts) > 2 and parts[:2] == ["ppx", "models"] else ""
     references(model)  # draw and cache the reference rows at load time, not per request
+    wording(model, model_name)  # and the labels, grouping and typical values
 
     def explain(raw: Any, k: int = 3) -> list[list[dict]]:
         codes = reason_codes(model, raw, k=k, model_name=model_name)

@@ -19,13 +19,19 @@ of about 1,000 rows (``m (2p + 2)``) plus ``model.features(raw)``. The reference
 pool is drawn once per model object and cached. The reports
 measure how often the top reason code matches the full SHAP computation.
 
-Output per request: a list of ``k`` dicts, largest absolute contribution first::
+Contributions of model inputs are then summed onto the original fields of the model's
+feature dictionary (a one-hot group or a log and its "missing" flag is one reason) and
+worded by :mod:`ppx.explain.story`, as the reports word them. Output per request: a list
+of ``k`` dicts, largest absolute contribution first::
 
-    {"feature": "late_deliveries_90d", "value": 2.0, "baseline": 0.31,
-     "contribution": 0.084, "direction": "raises",
-     "text": "late deliveries 90d = 2 (typical 0.31) raises churn risk by 0.084"}
+    {"feature": "late_2m", "label": "late deliveries in the last 2 months", "value": 2.0,
+     "baseline": 0.0, "contribution": 0.041, "direction": "raises",
+     "text": "late deliveries in the last 2 months: 2 — raises the churn risk by 4.1 points"}
 
-``baseline`` is the background mean of the feature (the "typical" value in the text).
+``feature`` is the field, ``value`` its original value (a number or a category name),
+``baseline`` its typical value in the background (median, or most common category),
+``contribution`` the change of the headline score in its own scale (a probability for
+churn and fraud, days for delivery; the text says it in points or days).
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ppx.explain.labels import feature_label, format_value, score_label
+from ppx.explain.dictionary import FeatureDictionary, for_model, is_text
 from ppx.explain.shapley import align_features, check_model, context_features, scorer
+from ppx.explain.story import Units, reason_text, units_for
 
 #: reference rows per request: cost grows linearly, accuracy saturates quickly
 REFERENCE_ROWS = 16
@@ -174,36 +181,70 @@ def reason_codes(
     A = align_features(feats[names][ok], names, "features")
     C = np.full((len(feats), len(names)), np.nan)
     C[ok] = contributions(model, A)
-    values = np.full((len(feats), len(names)), np.nan)
-    values[ok] = A.to_numpy()
-    base = baseline(model)
-    what = score_label(model, model_name)
-    labels = getattr(model, "feature_labels", None) or {}
+    words = wording(model, model_name)
+    F = np.nan_to_num(C) @ words.G  # contributions summed onto the original fields
+    originals = words.dictionary.originals(model, feats[names].fillna(0.0).reset_index(drop=True))
     out: list[list[dict]] = []
-    order = np.argsort(-np.abs(np.nan_to_num(C)), axis=1, kind="stable")[:, :k]
+    order = np.argsort(-np.abs(F), axis=1, kind="stable")[:, :k]
     for i in range(len(feats)):
         reasons = []
         if not ok[i]:
             out.append(reasons)
             continue
         for j in order[i]:
-            c = float(C[i, j])
-            name = names[j]
-            value = float(values[i, j])
-            direction = "raises" if c > 0 else "lowers" if c < 0 else "does not change"
-            label = labels.get(name) or feature_label(name)
+            c = float(F[i, j])
+            field = words.fields[j]
+            value = originals.iat[i, j]
+            value = value if isinstance(value, str) else float(value)
             reasons.append(
                 {
-                    "feature": name,
+                    "feature": field,
+                    "label": words.dictionary.fields[field].label,
                     "value": value,
-                    "baseline": float(base[j]),
+                    "baseline": words.typical[j],
                     "contribution": c,
-                    "direction": direction,
-                    "text": (
-                        f"{label} = {format_value(value)} (typical {format_value(base[j])}) "
-                        f"{direction} {what} by {abs(c):.3g}"
-                    ),
+                    "direction": "raises" if c > 0 else "lowers" if c < 0 else "does not change",
+                    "text": reason_text(words.dictionary, field, value, c, words.units),
                 }
             )
         out.append(reasons)
     return out
+
+
+@dataclass
+class Wording:
+    """A model's fields, grouping matrix, units and typical values (cached per model)."""
+
+    dictionary: FeatureDictionary
+    fields: list[str]
+    G: np.ndarray
+    units: Units
+    typical: list  # median (numbers) or most common value (categories) of the background
+
+
+_WORDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def wording(model, model_name: str = "") -> Wording:
+    """The words of a model's reasons, computed once per model object."""
+    try:
+        cached = _WORDS.get(model)
+    except TypeError:
+        cached = None
+    if cached is not None:
+        return cached
+    d = for_model(model, model_name)
+    names = list(model.feature_names)
+    fields, G = d.grouping(names)
+    bg = align_features(model.background(), names, "background()")
+    orig = d.originals(model, bg)
+    typical = [
+        (str(orig[f].mode().iloc[0]) if is_text(orig[f]) else float(orig[f].median()))
+        if len(orig)
+        else None
+        for f in fields
+    ]
+    cached = Wording(d, fields, G, units_for(model, model_name), typical)
+    with contextlib.suppress(TypeError):
+        _WORDS[model] = cached
+    return cached

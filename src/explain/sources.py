@@ -172,6 +172,14 @@ def world_features(
     model_name: str, model: object, world_path: str | Path, n: int, seed: int = 0
 ) -> tuple[pd.DataFrame, str]:
     """Feature rows of a world sample for ``model`` and a note on where they came from."""
+    _raw, X, note = world_rows(model_name, model, world_path, n, seed)
+    return X, note
+
+
+def world_rows(
+    model_name: str, model: object, world_path: str | Path, n: int, seed: int = 0
+) -> tuple[pd.DataFrame | None, pd.DataFrame, str]:
+    """(raw request rows or None, their feature rows, a note on where they came from)."""
     from ppx.data.io import load_tables
 
     check_model(model)
@@ -195,10 +203,10 @@ def world_features(
                 X = align_features(model.features(raw), names, "features(raw)")
         if len(X) == 0:
             raise ValueError("features(raw) returned no rows")
-        return X, note
+        return raw, X, note
     except Exception as err:  # noqa: BLE001 - any failure falls back, and is reported
         log.warning(
             "ppx-%s: could not build world requests (%s); explaining background", model_name, err
         )
         bg = align_features(model.background(), names, "background()")
-        return bg, f"the model's training-feature sample (world requests failed: {err})"
+        return None, bg, f"the model's training-feature sample (world requests failed: {err})"

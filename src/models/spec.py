@@ -159,6 +159,10 @@ class ModelSpec:
         register_commands: ``(groups) -> None``: adds the model's CLI commands to the
             ``train``/``tune``/``evaluate``/``bench`` typer groups.
         demo: ``(world_path) -> TrainResult``: the ``make demo`` training call.
+        features: the model's :class:`~ppx.explain.dictionary.FeatureDictionary`: a plain
+            label, unit and display for every model input (``ppx.models.<name>.features_doc``).
+        horizon: what the headline score refers to, said in every explanation
+            ("within 30 days", "days from order to doorstep").
     """
 
     name: str
@@ -178,6 +182,8 @@ class ModelSpec:
     explain_requests: Ref | None = None
     test_world_months: int | None = None
     score_words: tuple[str, str, str] = ("model score", "", "rows")
+    features: Ref | None = None
+    horizon: str = ""
 
     def __post_init__(self) -> None:
         prefix = f"/{self.name}/"
@@ -202,6 +208,10 @@ class ModelSpec:
         if not isinstance(result, TrainResult):
             raise TypeError(f"{self.name}: train returned {type(result).__name__}, not TrainResult")
         return result
+
+    def feature_dictionary(self) -> Any:
+        """The model's FeatureDictionary, or None when it declares none."""
+        return None if self.features is None else self.load("features")
 
     def tiny_config(self) -> Any:
         return self.load("test_config")()

@@ -38,6 +38,8 @@ SPEC = ModelSpec(
     ),
     explain_candidates="ppx.models.delivery.candidates:candidate_rows",
     score_words=("expected transit time", "days", "orders"),
+    features="ppx.models.delivery.features_doc:FEATURES",
+    horizon="from order to doorstep",
     test_config="ppx.models.delivery.config:tiny",
     register_commands="ppx.models.delivery.commands:register",
     demo="ppx.models.delivery.commands:demo",

@@ -29,6 +29,8 @@ SPEC = ModelSpec(
     ),
     explain_candidates="ppx.models.recs.candidates:candidate_rows",
     score_words=("recommendation score", "", "customer-product pairs"),
+    features="ppx.models.recs.features_doc:FEATURES",
+    horizon="of the customer's top product (higher ranks it first)",
     test_config="ppx.models.recs.config:tiny",
     register_commands="ppx.models.recs.commands:register",
     demo="ppx.models.recs.commands:demo",
