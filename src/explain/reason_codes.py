@@ -244,7 +244,8 @@ def wording(model, model_name: str = "") -> Wording:
         else None
         for f in fields
     ]
-    cached = Wording(d, fields, G, units_for(model, model_name), typical)
+    scores = scorer(model)(bg.to_numpy()) if len(bg) else None
+    cached = Wording(d, fields, G, units_for(model, model_name, scores), typical)
     with contextlib.suppress(TypeError):
         _WORDS[model] = cached
     return cached

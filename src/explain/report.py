@@ -510,6 +510,12 @@ def score_changes(model_name, model, previous, raw, X, info: ReportInfo, top: in
     units = group_units(model, model_name, new_scores)
     ids = next((c for c in ID_COLUMNS if c in raw.columns), None)
     delta = new_scores - old_scores
+    if float(np.max(np.abs(delta), initial=0.0)) < 1e-9:
+        info.previous = (
+            f"Version {previous.version} (the previous champion) gives every one of these "
+            f"{len(delta):,} rows the same score as version {info.version}."
+        )
+        return None
     order = np.argsort(-np.abs(delta), kind="stable")[:top]
     rows = [
         {

@@ -16,6 +16,7 @@ from torch import nn
 import mlflow
 from ppx.data import columns as C
 from ppx.data.summary import late_mask
+from ppx.models.served import ServedModel
 
 FEATURES = [
     "late_deliveries",
@@ -113,11 +114,14 @@ def train_toy(tables: dict[str, pd.DataFrame], seed: int = 0, epochs: int = 300)
     return ToyChurnModel(frame, net, mu, sd)
 
 
-class ToyPyfunc(mlflow.pyfunc.PythonModel):
+class ToyPyfunc(ServedModel):
     """The toy wrapped like the real pyfuncs: predict raw rows, hold the explainable object."""
 
     def __init__(self, model: ToyChurnModel):
         self.model = model
+
+    def load_context(self, context) -> None:
+        """The model object travels pickled with the wrapper: nothing to load."""
 
     def predict(self, context, model_input, params=None):
         X = self.model.features(model_input)

@@ -35,10 +35,22 @@ def test_linear_contributions_are_exact_and_sorted_by_size():
     codes = reason_codes(model, raw, k=2)
     assert len(codes) == 2 and all(len(c) == 2 for c in codes)
     first = codes[0][0]
-    assert set(first) == {"feature", "value", "baseline", "contribution", "direction", "text"}
+    assert set(first) == {
+        "feature",
+        "label",
+        "value",
+        "baseline",
+        "contribution",
+        "direction",
+        "text",
+    }
     assert first["feature"] == "x1" and first["direction"] == "lowers"
     assert abs(codes[0][0]["contribution"]) >= abs(codes[0][1]["contribution"])
-    assert "x1 = 4" in first["text"]
+    # a plain score (not a probability): said in score points
+    assert (
+        first["text"]
+        == f"x1: 4 — lowers the model score by {abs(first['contribution']):.1f} score points"
+    )
 
 
 def test_network_reason_codes_mostly_agree_with_shap_on_the_top_feature(toy_model, tiny_tables):
