@@ -37,13 +37,15 @@ def _labelled(result: ShapResult, rows=None, labels: dict | None = None):
     return expl
 
 
-def importance_bar(result: ShapResult, labels: dict | None = None, top: int = 15) -> str:
+def importance_bar(
+    result: ShapResult, labels: dict | None = None, top: int = 15, unit: str = ""
+) -> str:
     """Global importance: mean |SHAP| per feature, largest on top."""
     imp = result.importance().iloc[:top][::-1]
     labels = labels or {}
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(imp) + 1.2))
     ax.barh([labels.get(n) or feature_label(n) for n in imp.index], imp.to_numpy(), color="#1E88E5")
-    ax.set_xlabel("mean |SHAP value| (average impact on the score)")
+    ax.set_xlabel(f"average size of the effect ({unit})" if unit else "average size of the effect")
     ax.spines[["top", "right"]].set_visible(False)
     return to_base64(fig)
 

@@ -243,7 +243,7 @@ def render_html(
         model_facts=_model_facts(info, fr),
         quality=quality_table(info),
         summary="\n".join(f"<li>{html.escape(s)}</li>" for s in summary),
-        img_importance=plots.importance_bar(shown, labels),
+        img_importance=plots.importance_bar(shown, labels, unit=u.unit),
         importance_table=_table(table),
         segments=(
             _table(segments)
@@ -477,7 +477,6 @@ def previous_champion(model_name: str, version: str | None):
     if not version:
         return None
     from mlflow import MlflowClient
-
     from ppx.tracking import PREVIOUS_CHAMPION_TAG
 
     client = MlflowClient()

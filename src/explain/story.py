@@ -109,13 +109,14 @@ class FieldResult:
         return imp.sort_values(ascending=False, kind="stable")
 
     def as_shap(self, base: ShapResult) -> ShapResult:
-        """The same numbers as a ShapResult over fields (for the plots)."""
+        """The same numbers as a ShapResult over fields, in the model's units (plots)."""
+        k = self.units.scale
         return ShapResult(
-            values=self.values,
-            base_value=base.base_value,
-            base_values=base.base_values,
+            values=self.values * k,
+            base_value=base.base_value * k,
+            base_values=None if base.base_values is None else base.base_values * k,
             data=self.dictionary.numeric_originals(self.originals),
-            scores=self.scores,
+            scores=self.scores * k,
             feature_names=self.fields,
             method=base.method,
             seconds=base.seconds,

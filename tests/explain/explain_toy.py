@@ -13,7 +13,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-import mlflow
 from ppx.data import columns as C
 from ppx.data.summary import late_mask
 from ppx.models.served import ServedModel
