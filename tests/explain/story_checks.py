@@ -36,11 +36,20 @@ def visible_texts(page: str) -> list[str]:
     return out
 
 
-def check_texts(texts: list[str], feature_names: list[str], where: str) -> None:
-    """No raw names, no transform words, no bare input names."""
+def category_values(fr: FieldResult) -> set[str]:
+    """Names of categories as the data spells them (``wh_north`` is a warehouse's own name,
+    not an input name)."""
+    return {str(v) for f in fr.fields if fr.kind(f) == "category" for v in fr.originals[f].unique()}
+
+
+def check_texts(
+    texts: list[str], feature_names: list[str], where: str, allowed: set[str] = frozenset()
+) -> None:
+    """No raw names (other than category values in ``allowed``), no transform words, no
+    bare input names."""
     for text in texts:
-        raw = RAW_NAME.search(text)
-        assert raw is None, f"{where}: raw name {raw.group(0)!r} in {text!r}"
+        for raw in RAW_NAME.finditer(text):
+            assert raw.group(0) in allowed, f"{where}: raw name {raw.group(0)!r} in {text!r}"
         word = TRANSFORM_WORDS.search(text)
         assert word is None, f"{where}: transformed value {word.group(0)!r} in {text!r}"
         for name in feature_names:
@@ -111,4 +120,5 @@ def check_reasons(reasons: list[list[dict]], fr: FieldResult, where: str) -> Non
             if c:
                 assert u.verb(c) in r["text"], f"{where}: {r['text']!r} vs {c:+.4f}"
                 assert r["direction"] == ("raises" if c > 0 else "lowers")
-    check_texts([r["text"] for row in reasons for r in row], [], f"{where} reasons")
+    texts = [r["text"] for row in reasons for r in row]
+    check_texts(texts, [], f"{where} reasons", category_values(fr))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from story_checks import (
+    category_values,
     check_directions,
     check_originals,
     check_reasons,
@@ -75,7 +76,8 @@ def test_every_report_and_its_reasons_read_as_plain_language(name, trained, tmp_
     assert fr.units.target and fr.units.target in page  # the horizon or target is stated
     assert info.quality and "Holdout quality" in page
     check_originals(fr, name)
-    check_texts(visible_texts(page), list(model.feature_names), f"{name} report")
+    texts = visible_texts(page)
+    check_texts(texts, list(model.feature_names), f"{name} report", category_values(fr))
     check_directions(fr, report.summary, importance_rows(fr), f"{name} report")
     assert raw is not None, f"{name}: the report explained no real requests ({source})"
     check_reasons(reason_codes(model, raw.iloc[:20], model_name=name), fr, f"{name} API")
