@@ -54,7 +54,8 @@ def check_texts(
         assert word is None, f"{where}: transformed value {word.group(0)!r} in {text!r}"
         for name in feature_names:
             if "_" in name:
-                assert name not in text, f"{where}: input {name!r} in {text!r}"
+                found = re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text)
+                assert found is None, f"{where}: input {name!r} in {text!r}"
 
 
 def check_originals(fr: FieldResult, where: str) -> None:

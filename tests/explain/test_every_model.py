@@ -3,6 +3,7 @@ language — labels instead of input names, original values, directions that agr
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def test_every_report_and_its_reasons_read_as_plain_language(name, trained, tmp_
     report = write_report(model, X, info, out_dir=tmp_path, max_rows=60)
     page = report.path.read_text()
     fr = report.fields
-    assert fr.units.target and fr.units.target in page  # the horizon or target is stated
+    assert (
+        fr.units.target and html.escape(fr.units.target) in page
+    )  # the horizon or target is stated
     assert info.quality and "Holdout quality" in page
     check_originals(fr, name)
     texts = visible_texts(page)
