@@ -125,8 +125,9 @@ class Column:
             raise ValueError(f"one-hot column {self.feature} needs its category")
 
 
-#: ``(model, X) -> X`` undoing the model's scaling; ``(model, field) -> categories``
-Unscale = Callable[[Any, pd.DataFrame], pd.DataFrame]
+#: ``(model, A, input names) -> A`` undoing the model's scaling of the input matrix;
+#: ``(model, field) -> categories``
+Unscale = Callable[[Any, np.ndarray, list[str]], np.ndarray]
 Decode = Callable[[Any, str], list[str]]
 
 
@@ -137,7 +138,8 @@ class FeatureDictionary:
     Attributes:
         fields: field name -> :class:`Field`, in the order reports list them.
         columns: model input name -> :class:`Column`.
-        unscale: optional ``(model, X) -> X``: the inputs before the model's own scaling.
+        unscale: optional ``(model, A, names) -> A``: the input matrix before the model's
+            own scaling.
         decode: optional ``(model, field) -> categories``: names of the integer codes of a
             ``code`` column (index = code).
         segments: fields the report splits the explained rows by (tiers, carriers...),
@@ -203,44 +205,73 @@ class FeatureDictionary:
         Numbers come back as floats (logs and scaling undone), categories as their names.
         """
         names = list(X.columns)
-        raw = self.unscale(model, X) if self.unscale is not None else X
+        out = self.original_arrays(model, X.to_numpy(dtype=np.float64), names)
+        return pd.DataFrame(out, index=range(len(X)))
+
+    def original_arrays(self, model: Any, A: np.ndarray, names: list[str]) -> dict[str, Any]:
+        """The numpy core of :meth:`originals` (the API's fast path calls it per request)."""
+        if self.unscale is not None:
+            A = self.unscale(model, A, names)
         out: dict[str, Any] = {}
-        onehots: dict[str, list[Column]] = {}
-        missing: dict[str, np.ndarray] = {}
-        for f in names:
-            col = self.columns[f]
-            x = np.asarray(raw[f], dtype=np.float64)
-            if col.transform == "onehot":
-                onehots.setdefault(col.field, []).append(col)
+        for fname, transform, idx, extra in self._plan(tuple(names)):
+            if transform == "onehot":
+                M = A[:, idx]
+                cats = np.array([*extra, "other"], dtype=object)
+                pick = np.where(M.max(axis=1) > 0.5, M.argmax(axis=1), len(extra))
+                out[fname] = cats[pick]
                 continue
-            if col.transform == "missing":
-                missing[col.field] = x > 0.5
-                continue
-            if col.transform == "log1p":
+            x = A[:, idx[0]]
+            if transform == "log1p":
                 value: Any = np.expm1(x)
-            elif col.transform in ("log", "ratio"):
+            elif transform in ("log", "ratio"):
                 value = np.exp(x)
-            elif col.transform == "code":
-                cats = self.decode(model, col.field) if self.decode is not None else []
+            elif transform == "code":
+                cats = self.decode(model, fname) if self.decode is not None else []
                 codes = np.rint(x).astype(np.int64)
                 value = np.array(
                     [cats[c] if 0 <= c < len(cats) else f"code {c}" for c in codes], dtype=object
                 )
+            elif transform == "missing":
+                value = (x > 0.5).astype(np.float64)
             else:
                 value = x
-            out.setdefault(col.field, value)  # the first column of a field carries its value
-        for fname, flags in missing.items():
-            if fname in out and out[fname].dtype != object:
-                out[fname] = np.where(flags, np.nan, out[fname])
-            elif fname not in out:
-                out[fname] = flags.astype(np.float64)
-        for fname, cols in onehots.items():
-            M = np.column_stack([np.asarray(raw[c.feature], dtype=np.float64) for c in cols])
-            cats = np.array([c.category for c in cols] + ["other"], dtype=object)
-            pick = np.where(M.max(axis=1) > 0.5, M.argmax(axis=1), len(cols))
-            out[fname] = cats[pick]
-        fields = self.field_names(names)
-        return pd.DataFrame({k: out[k] for k in fields}, index=range(len(X)))
+            for j in extra:  # "missing" flags of this field
+                value = np.where(A[:, j] > 0.5, np.nan, value)
+            out[fname] = value
+        return {f: out[f] for f in self.field_names(names)}
+
+    def _plan(self, names: tuple[str, ...]) -> list[tuple[str, str, list[int], Any]]:
+        """Per field: (field, transform, input positions, categories or flag positions).
+
+        The first input of a field carries its value; "missing" flags blank it; one-hot
+        columns are read together. Cached per input order.
+        """
+        cache = self.__dict__.setdefault("_plans", {})
+        if names in cache:
+            return cache[names]
+        first: dict[str, tuple[str, int]] = {}
+        flags: dict[str, list[int]] = {}
+        onehot: dict[str, list[tuple[int, str]]] = {}
+        for i, f in enumerate(names):
+            col = self.columns[f]
+            if col.transform == "onehot":
+                onehot.setdefault(col.field, []).append((i, str(col.category)))
+            elif col.transform == "missing":
+                flags.setdefault(col.field, []).append(i)
+            else:
+                first.setdefault(col.field, (col.transform, i))
+        plan = []
+        for fname in self.field_names(list(names)):
+            if fname in onehot:
+                pairs = onehot[fname]
+                plan.append((fname, "onehot", [i for i, _ in pairs], [c for _, c in pairs]))
+            elif fname in first:
+                transform, i = first[fname]
+                plan.append((fname, transform, [i], flags.get(fname, [])))
+            else:  # only a "missing" flag: shown as yes/no
+                plan.append((fname, "missing", [flags[fname][0]], []))
+        cache[names] = plan
+        return plan
 
     def numeric_originals(self, originals: pd.DataFrame) -> pd.DataFrame:
         """Originals with categories as their order of first appearance (for plot colours)."""

@@ -36,12 +36,12 @@ churn and fraud, days for delivery; the text says it in points or days).
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from ppx.explain.dictionary import FeatureDictionary, for_model, is_text
 from ppx.explain.shapley import align_features, check_model, context_features, scorer
@@ -57,7 +57,23 @@ CHUNK = 64
 #: background rows kept to choose each request's references from
 POOL = 256
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: per-model caches keyed by id(): model classes that are dataclasses are unhashable, so a
+#: WeakKeyDictionary cannot hold them; entries are dropped when the model is collected
+_CACHE: dict[int, object] = {}
+
+
+def _cached(cache: dict[int, object], model, make):
+    key = id(model)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    value = make()
+    try:
+        weakref.finalize(model, cache.pop, key, None)
+    except TypeError:  # not weak-referenceable: recompute each time rather than leak
+        return value
+    cache[key] = value
+    return value
 
 
 @dataclass
@@ -72,12 +88,10 @@ class References:
 
 def references(model) -> References:
     """Reference data of a model, cached per model object (background() may be slow)."""
-    try:
-        cached = _CACHE.get(model)
-    except TypeError:  # not weak-referenceable / hashable: compute each time
-        cached = None
-    if cached is not None:
-        return cached
+    return _cached(_CACHE, model, lambda: _references(model))
+
+
+def _references(model) -> References:
     bg = align_features(model.background(), list(model.feature_names), "background()")
     if len(bg) == 0:
         raise ValueError("background() returned no rows; reason codes need a reference")
@@ -86,10 +100,7 @@ def references(model) -> References:
     pool = bg.sample(min(POOL, len(bg)), random_state=0).to_numpy(dtype=np.float64)
     context = set(context_features(model))
     flags = np.array([name in context for name in model.feature_names], dtype=bool)
-    cached = References(bg.mean(axis=0).to_numpy(dtype=np.float64), pool, flags, min(m, len(pool)))
-    with contextlib.suppress(TypeError):
-        _CACHE[model] = cached
-    return cached
+    return References(bg.mean(axis=0).to_numpy(dtype=np.float64), pool, flags, min(m, len(pool)))
 
 
 def baseline(model) -> np.ndarray:
@@ -137,7 +148,12 @@ def _chunk_contributions(f, A: np.ndarray, R: np.ndarray) -> np.ndarray:
 def contributions(model, X: pd.DataFrame) -> np.ndarray:
     """Per-feature contributions, shape (rows, features) (see the module docstring)."""
     names = list(model.feature_names)
-    A = align_features(X, names).to_numpy(dtype=np.float64)
+    return contributions_array(model, align_features(X, names).to_numpy(dtype=np.float64))
+
+
+def contributions_array(model, A: np.ndarray) -> np.ndarray:
+    """:func:`contributions` of a float matrix already in the model's input order."""
+    names = list(model.feature_names)
     if len(A) == 0:
         return np.zeros((0, len(names)))
     ref = references(model)
@@ -177,13 +193,18 @@ def reason_codes(
         raise ValueError(f"features lack column(s) {missing[:8]} expected by the model")
     # A row the model could not build features for (unknown customer, say) gets no
     # reasons instead of failing the whole batch; its score is NaN in the response too.
-    ok = feats[names].notna().all(axis=1).to_numpy()
-    A = align_features(feats[names][ok], names, "features")
+    frame = feats[names]
+    bad = [c for c, dt in zip(names, frame.dtypes, strict=True) if not is_numeric_dtype(dt)]
+    if bad:
+        raise ValueError(f"features has non-numeric feature column(s) {bad[:8]}")
+    M = frame.to_numpy(dtype=np.float64)
+    ok = ~np.isnan(M).any(axis=1)
     C = np.full((len(feats), len(names)), np.nan)
-    C[ok] = contributions(model, A)
+    C[ok] = contributions_array(model, M[ok])
     words = wording(model, model_name)
     F = np.nan_to_num(C) @ words.G  # contributions summed onto the original fields
-    originals = words.dictionary.originals(model, feats[names].fillna(0.0).reset_index(drop=True))
+    originals = words.dictionary.original_arrays(model, np.nan_to_num(M), names)
+    columns = [originals[f] for f in words.fields]
     out: list[list[dict]] = []
     order = np.argsort(-np.abs(F), axis=1, kind="stable")[:, :k]
     for i in range(len(feats)):
@@ -194,7 +215,7 @@ def reason_codes(
         for j in order[i]:
             c = float(F[i, j])
             field = words.fields[j]
-            value = originals.iat[i, j]
+            value = columns[j][i]
             value = value if isinstance(value, str) else float(value)
             reasons.append(
                 {
@@ -222,17 +243,15 @@ class Wording:
     typical: list  # median (numbers) or most common value (categories) of the background
 
 
-_WORDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_WORDS: dict[int, object] = {}
 
 
 def wording(model, model_name: str = "") -> Wording:
     """The words of a model's reasons, computed once per model object."""
-    try:
-        cached = _WORDS.get(model)
-    except TypeError:
-        cached = None
-    if cached is not None:
-        return cached
+    return _cached(_WORDS, model, lambda: _wording(model, model_name))
+
+
+def _wording(model, model_name: str) -> Wording:
     d = for_model(model, model_name)
     names = list(model.feature_names)
     fields, G = d.grouping(names)
@@ -245,7 +264,4 @@ def wording(model, model_name: str = "") -> Wording:
         for f in fields
     ]
     scores = scorer(model)(bg.to_numpy()) if len(bg) else None
-    cached = Wording(d, fields, G, units_for(model, model_name, scores), typical)
-    with contextlib.suppress(TypeError):
-        _WORDS[model] = cached
-    return cached
+    return Wording(d, fields, G, units_for(model, model_name, scores), typical)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ppx.explain.dictionary import Column, Field, build
 from ppx.features import delivery as fd
@@ -136,15 +135,17 @@ def _columns() -> list[Column]:
     return cols
 
 
-def unscale(model: Any, X: pd.DataFrame) -> pd.DataFrame:
+def unscale(model: Any, A: np.ndarray, names: list[str]) -> np.ndarray:
     """Undo the model's standardisation of the numeric inputs (codes stay as they are)."""
-    out = X.copy()
-    nums = [c for c in fd.NUMERIC if c in out.columns]
-    if nums and getattr(model, "num_mean", None) is not None:
-        idx = [list(fd.NUMERIC).index(c) for c in nums]
-        mean = np.asarray(model.num_mean, dtype=np.float64)[idx]
-        std = np.asarray(model.num_std, dtype=np.float64)[idx]
-        out[nums] = out[nums].to_numpy(dtype=np.float64) * std + mean
+    if getattr(model, "num_mean", None) is None:
+        return A
+    pos = {c: i for i, c in enumerate(fd.NUMERIC)}
+    cols = [j for j, c in enumerate(names) if c in pos]
+    idx = [pos[names[j]] for j in cols]
+    out = np.array(A, dtype=np.float64, copy=True)
+    mean = np.asarray(model.num_mean, dtype=np.float64)[idx]
+    std = np.asarray(model.num_std, dtype=np.float64)[idx]
+    out[:, cols] = out[:, cols] * std + mean
     return out
 
 
