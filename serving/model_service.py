@@ -54,6 +54,7 @@ from ppx.models.recs.schemas import RecsRequest, RecsResponse
 from serving import schemas as S
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
+from serving.errors import document_errors
 
 log = logging.getLogger("ppx.serving")
 
@@ -451,7 +452,10 @@ class GuardMiddleware:
                 )
                 return
         if scope.get("method") != "POST":
-            await _reply(send, 405, {"error": f"{endpoint.route} accepts POST only"})
+            # RFC 9110: a 405 lists the methods the resource does accept
+            await _reply(
+                send, 405, {"error": f"{endpoint.route} accepts POST only"}, [(b"allow", b"POST")]
+            )
             return
         ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if ctype != "application/json":
@@ -609,3 +613,4 @@ class ModelService:
 
 
 ModelService.add_asgi_middleware(GuardMiddleware)
+document_errors(ModelService)  # /docs.json declares every error status and body
