@@ -63,3 +63,15 @@ def bench_tables(payload: dict) -> None:
             metrics += [k for k in vals if k not in metrics]
         rows = [{"method": m, **vals} for m, vals in methods.items()]
         print_table(dataset, rows, ["method", *metrics])
+
+
+def print_train_result(result) -> None:
+    """A :class:`~ppx.models.spec.TrainResult`: its holdout metrics and the gate's verdict."""
+    print_table(
+        f"ppx-{result.model} (holdout)",
+        [{"metric": k, "value": v} for k, v in result.metrics.items()],
+    )
+    if result.version is None:
+        console.print("not registered")
+    else:
+        console.print(f"version {result.version} -> {result.alias}: {result.reason}")

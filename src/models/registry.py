@@ -46,8 +46,25 @@ def _load(name: str, package: str) -> ModelSpec:
     return spec
 
 
+def _from_settings() -> None:
+    """Register the specs named by ``PPX_EXTRA_MODELS`` (``package.module:SPEC``, ...)."""
+    from ppx.config import get_settings
+    from ppx.models.spec import resolve
+
+    for path in filter(None, (p.strip() for p in get_settings().extra_models.split(","))):
+        try:
+            spec = resolve(path)
+        except Exception as err:
+            raise ModelImportError(f"PPX_EXTRA_MODELS: cannot import {path}: {err}") from err
+        if not isinstance(spec, ModelSpec):
+            raise ModelImportError(f"PPX_EXTRA_MODELS: {path} is not a ModelSpec")
+        if spec.name not in _EXTRA:
+            register(spec)
+
+
 def names() -> list[str]:
-    """Every model name, listed ones first, then the ones registered at run time."""
+    """Every model name: listed ones first, then ``PPX_EXTRA_MODELS``, then registered."""
+    _from_settings()
     return [*MODELS, *(n for n in _EXTRA if n not in MODELS)]
 
 
@@ -60,8 +77,10 @@ def get(name: str) -> ModelSpec:
     """The spec of model ``name``; a KeyError naming the known models if there is none."""
     if name in _EXTRA:
         return _EXTRA[name]
-    if name not in MODELS:
+    if name not in MODELS and name not in names():
         raise KeyError(f"unknown model {name!r}; known: {', '.join(names())}")
+    if name in _EXTRA:
+        return _EXTRA[name]
     return _load(name, MODELS[name])
 
 

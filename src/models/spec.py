@@ -143,8 +143,8 @@ class ModelSpec:
         heads: the heads the model serves; the gate checks the simple baselines on each.
         config: the hyper-parameter dataclass.
         train: ``train(world_path, cfg=None, register=True, progress=True) -> TrainResult``.
-        evaluate: ``evaluate(world_path, alias="champion") -> dict[str, float]`` for the
-            registered model on the world's holdout.
+        evaluate: ``evaluate(world_path, alias="champion") -> dict`` of the registered
+            model's metrics on the world's holdout.
         served_model: the ``mlflow.pyfunc.PythonModel`` class serving loads.
         endpoints: the HTTP endpoints, each with its schemas and example.
         explain_candidates: ``(tables) -> DataFrame`` of the world rows one request of
@@ -154,6 +154,8 @@ class ModelSpec:
             rows are not enough.
         score_words: (what the headline score is, its unit, what one row is) for reports.
         test_config: ``() -> config``: a tiny configuration that trains in seconds.
+        test_world_months: months of simulated history the tiny configuration needs
+            (None: the tests' shared tiny world of 12 months is enough).
         register_commands: ``(groups) -> None``: adds the model's CLI commands to the
             ``train``/``tune``/``evaluate``/``bench`` typer groups.
         demo: ``(world_path) -> TrainResult``: the ``make demo`` training call.
@@ -174,6 +176,7 @@ class ModelSpec:
     register_commands: Ref
     demo: Ref
     explain_requests: Ref | None = None
+    test_world_months: int | None = None
     score_words: tuple[str, str, str] = ("model score", "", "rows")
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from ppx.config import PROJECT_ROOT
 from ppx.serve.launch import Server, running_decision_service, running_mlflow_serve, running_service
 from ppx.serve.loadgen import measure
-from ppx.serve.routes import ROUTES, example_request
+from ppx.serve.routes import ROUTES, endpoint_name, example_request
 
 
 def wait_idle(*servers: Server, threshold: float = 10.0, timeout: float = 90.0) -> float:
@@ -232,7 +232,7 @@ def run_latency(n: int = 500, warmup: int = 20, progress: bool = True) -> dict[s
     payload: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for name in ROUTES:
-        endpoint = M.ENDPOINTS["delivery_estimate" if name == "delivery_transit" else name]
+        endpoint = M.ENDPOINTS[endpoint_name(name)]
         example = example_request(name)
         request = endpoint.request.model_validate(example)
         first = M.score(endpoint, [request])[0]

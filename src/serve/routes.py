@@ -1,38 +1,38 @@
-"""The routes the serving benchmark loads and the documented example body each is sent."""
+"""The routes the serving benchmark loads and the body each is sent, from the registry.
+
+Every endpoint of every registered model is loaded with its one request example; an
+endpoint's ``variants`` (the delivery estimate of a parcel in transit) are loaded as
+routes of their own. The tests and the API documentation show the same bodies.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-#: endpoint name -> route, in the order the benchmark runs them.
-ROUTES = {
-    "delivery_estimate": "/delivery/estimate",
-    "delivery_transit": "/delivery/estimate",
-    "churn_score": "/churn/score",
-    "fraud_return": "/fraud/return",
-    "fraud_claim": "/fraud/claim",
-    "recs_recommend": "/recs/recommend",
-}
-#: endpoint name -> (request model in ppx.models.<name>.schemas, index of its example).
-EXAMPLES = {
-    "delivery_estimate": ("delivery.DeliveryRequest", 0),
-    "delivery_transit": ("delivery.DeliveryRequest", 1),
-    "churn_score": ("churn.ChurnRequest", 0),
-    "fraud_return": ("fraud.ReturnRequest", 0),
-    "fraud_claim": ("fraud.ClaimRequest", 0),
-    "recs_recommend": ("recs.RecsRequest", 0),
-}
+from ppx.models import registry
 
 
-def example_request(endpoint: str) -> dict[str, Any]:
-    """The documented example body of ``endpoint`` (from its request model's OpenAPI examples).
+def _load_targets() -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """load name -> (endpoint name, route, body), in the registry's order."""
+    out: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for spec in registry.specs():
+        for endpoint in spec.endpoints:
+            for load_name, body in endpoint.examples().items():
+                out[load_name] = (endpoint.name, endpoint.route, body)
+    return out
 
-    The examples mirror each model pyfunc's ``REQUEST_EXAMPLE``; the benchmark and the
-    tests send exactly what the API documentation shows.
-    """
-    import importlib
 
-    path, i = EXAMPLES[endpoint]
-    package, model = path.split(".")
-    schemas = importlib.import_module(f"ppx.models.{package}.schemas")
-    return dict(getattr(schemas, model).model_config["json_schema_extra"]["examples"][i])
+_TARGETS = _load_targets()
+
+#: load name -> route, in the order the benchmark runs them.
+ROUTES: dict[str, str] = {name: route for name, (_, route, _) in _TARGETS.items()}
+
+
+def endpoint_name(load_name: str) -> str:
+    """The service endpoint a load name targets (``delivery_transit`` -> ``delivery_estimate``)."""
+    return _TARGETS[load_name][0]
+
+
+def example_request(load_name: str) -> dict[str, Any]:
+    """The body the load generator sends for ``load_name`` (a fresh copy)."""
+    return dict(_TARGETS[load_name][2])

@@ -10,8 +10,8 @@ reads the notebook's ``results`` dict back and asserts on it.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -35,49 +35,35 @@ EXTRA = {
     "05_recs": "EPOCHS = 2\nMAX_MINUTES = 0.5\n",
     "06_policy_simulation": "SAMPLE = 0.5\n",
 }
-#: what each notebook calls: a missing one skips its execution test, naming it
-REQUIRES = {
-    "02_delivery": [
-        ("ppx.models.delivery.train", "train"),
-        ("ppx.models.delivery.bench", "world_benchmark"),
-        ("ppx.models.delivery.pyfunc", "REQUEST_EXAMPLE"),
-    ],
-    "03_churn": [
-        ("ppx.models.churn.train", "train_world"),
-        ("ppx.models.churn.bench", "bench_world"),
-        ("ppx.models.churn.pyfunc", "REQUEST_EXAMPLE"),
-    ],
-    "04_fraud": [
-        ("ppx.models.fraud.train", "prepare"),
-        ("ppx.models.fraud.train", "train"),
-        ("ppx.models.fraud.pyfunc", "REQUEST_EXAMPLE"),
-    ],
-    "05_recs": [
-        ("ppx.models.recs.train", "benchmark_problem"),
-        ("ppx.models.recs.train", "train_and_register"),
-        ("ppx.models.recs.pyfunc", "REQUEST_EXAMPLE"),
-    ],
-    "06_policy_simulation": [
-        ("ppx.rules.simulator", "simulate"),
-        ("ppx.rules.policy", "load_policy"),
-    ],
-}
 
 
 def _read(name: str):
     return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
 
 
-def _missing(name: str) -> str | None:
-    for module, attr in REQUIRES.get(name, []):
-        try:
-            if importlib.util.find_spec(module) is None:
-                return f"{module} has not landed yet"
-        except ModuleNotFoundError:
-            return f"{module} has not landed yet"
-        if not hasattr(importlib.import_module(module), attr):
-            return f"{module}.{attr} does not exist yet"
-    return None
+#: ``from ppx.x import a, b`` (one line or parenthesised over several)
+_FROM_IMPORT = re.compile(r"^from (ppx[\w.]*) import \(?([\w, \n]+?)\)?$", re.M)
+
+
+def _ppx_imports(name: str) -> list[tuple[str, str]]:
+    """Every (module, name) a notebook imports from ppx."""
+    found = []
+    for cell in _read(name).cells:
+        if cell.cell_type != "code":
+            continue
+        for module, names in _FROM_IMPORT.findall(cell.source):
+            found += [(module, n.strip()) for n in names.replace("\n", ",").split(",") if n.strip()]
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_everything_a_notebook_imports_from_ppx_exists(name):
+    """A renamed module or function fails here, in the fast suite (never a skip)."""
+    imports = _ppx_imports(name)
+    assert imports, f"{name}: imports nothing from ppx"
+    for module, attr in imports:
+        if not hasattr(importlib.import_module(module), attr):  # a sub-module (from ppx import x)
+            importlib.import_module(f"{module}.{attr}")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -114,9 +100,6 @@ def _execute(name: str, tmp_path: Path) -> dict:
 @pytest.mark.notebooks
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_executes_with_tiny_parameters(name, tmp_path):
-    reason = _missing(name)
-    if reason:
-        pytest.skip(f"{name}: {reason}")
     results = _execute(name, tmp_path)
     if name == "01_world_and_data":
         assert results["rows_orders"] > 0

@@ -87,8 +87,7 @@ def test_bundle_starts_and_answers_a_scoring_request(bundle, serving_registry, t
     from ppx.serve.launch import Server, free_port, wait_until
     from ppx.serve.routes import example_request
 
-    if "delivery" not in serving_registry.trained:
-        pytest.fail(serving_registry.broken.get("delivery", "delivery was not trained"))
+    assert "delivery" in serving_registry.trained, "delivery has no trained version"
     port = free_port()
     env = {
         **os.environ,

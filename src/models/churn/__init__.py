@@ -32,6 +32,8 @@ SPEC = ModelSpec(
     explain_candidates="ppx.models.churn.candidates:candidate_rows",
     score_words=("churn risk", "", "subscribers"),
     test_config="ppx.models.churn.config:tiny",
+    # >= 12 monthly snapshots (6 test + 3 validation + 3 train); the 12-month world has 11
+    test_world_months=16,
     register_commands="ppx.models.churn.commands:register",
     demo="ppx.models.churn.commands:demo",
 )

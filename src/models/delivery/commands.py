@@ -31,14 +31,9 @@ def train_delivery(
     """Train the delivery model, log it to ppx-delivery, register it and run the gate."""
     from ppx.models.delivery.config import DeliveryConfig
     from ppx.models.delivery.train import train
-    from ppx.terminal import print_table
+    from ppx.terminal import print_train_result
 
-    res = train(_world(world), DeliveryConfig(epochs=epochs), trials=trials)
-    print_table(
-        "ppx-delivery (test months)", [{"metric": k, "value": v} for k, v in res["metrics"].items()]
-    )
-    p = res["promotion"]
-    print(f"version {res['version']} -> {p.alias}: {p.reason}")
+    print_train_result(train(_world(world), DeliveryConfig(epochs=epochs), trials=trials))
 
 
 def tune_delivery(
@@ -112,16 +107,8 @@ def register(groups: dict) -> None:
     groups["bench"].command("delivery")(bench_delivery)
 
 
-def demo(world_path: Path) -> dict[str, float]:
-    """Train on the demo world with defaults, register, gate; return headline metrics."""
+def demo(world_path: Path):
+    """Train on the demo world with defaults, register, gate (a TrainResult)."""
     from ppx.models.delivery.train import train
 
-    res = train(world_path)
-    m = res["metrics"]
-    return {
-        "delivery.mae_days": float(m["mae_days"]),
-        "delivery.pinball_0_9": float(m["pinball_0_9"]),
-        "delivery.coverage_0_9": float(m["coverage_0_9"]),
-        "delivery.promise_days_90": float(m["promise_days_90"]),
-        "delivery.promoted": float(res["promotion"].promoted),
-    }
+    return train(world_path)

@@ -44,14 +44,8 @@ import pickle
 
 import pandas as pd
 
-try:
-    import mlflow.pyfunc
-
-    _Base = mlflow.pyfunc.PythonModel
-except ImportError:  # pragma: no cover - mlflow is a hard dependency of ppx
-    _Base = object
-
 from ppx.models.delivery.schemas import REQUEST_EXAMPLE, TRANSIT_EXAMPLE  # noqa: E402,F401
+from ppx.models.served import ServedModel, as_frame
 
 MODEL_ARTIFACT = "model"
 HISTORY_ARTIFACT = "history"
@@ -89,22 +83,18 @@ def load_model(artifacts: dict[str, str]):
     return DeliveryModel.from_state(st, history=history)
 
 
-class DeliveryPyfunc(_Base):
+class DeliveryPyfunc(ServedModel):
     """``predict(raw requests) -> estimates``; the loaded model is ``self.model``."""
 
-    def load_context(self, context) -> None:
+    def load_model(self, artifacts: dict[str, str]):
         import torch
 
         torch.set_num_threads(1)
-        self.model = load_model(context.artifacts)
+        return load_model(artifacts)
 
     def predict(self, context, model_input, params=None):
-        if isinstance(model_input, dict):
-            model_input = pd.DataFrame([model_input])
-        elif isinstance(model_input, list):
-            model_input = pd.DataFrame(model_input)
         target = (params or {}).get("promise_target")
-        return self.model.predict(model_input, target=target)
+        return self.model.predict(as_frame(model_input), target=target)
 
     def predict_columns(self, columns):
         """Columns in, columns out (field -> list); the model service's fast path."""

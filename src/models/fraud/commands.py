@@ -52,12 +52,12 @@ def train_fraud(
     from ppx.terminal import bench_tables, console
 
     _check_world(world)
-    summary = train(world, register=not no_register)
-    bench_tables(summary["tables"])
-    if "version" in summary:
-        state = "champion" if summary["promoted"] else "challenger"
-        console.print(f"ppx-fraud v{summary['version']} -> {state}: {summary['reason']}")
-    console.print(f"done in {summary['seconds']:.0f} s (network {summary['train_seconds']:.0f} s)")
+    result = train(world, register=not no_register)
+    bench_tables(result.details["tables"])
+    if result.version is not None:
+        console.print(f"ppx-fraud v{result.version} -> {result.alias}: {result.reason}")
+    m = result.metrics
+    console.print(f"done in {m['seconds']:.0f} s (network {m['train_seconds']:.0f} s)")
 
 
 def tune_fraud(
@@ -130,17 +130,8 @@ def register(groups: dict) -> None:
     groups["bench"].command("fraud")(bench_fraud)
 
 
-def demo(world_path: Path) -> dict[str, float]:
-    """Train on the demo world with defaults, register, gate; headline metrics back."""
+def demo(world_path: Path):
+    """Train on the demo world with defaults, register, gate (a TrainResult)."""
     from ppx.models.fraud.train import train
 
-    summary = train(Path(world_path), progress=False)
-    t = summary["tables"]
-    return {
-        "fraud_return_pr_auc": t["return"]["ppx"]["pr_auc"],
-        "fraud_claim_pr_auc": t["claim"]["ppx"]["pr_auc"],
-        "fraud_return_oracle_pr_auc": t["return"].get("oracle", {}).get("pr_auc", float("nan")),
-        "fraud_claim_oracle_pr_auc": t["claim"].get("oracle", {}).get("pr_auc", float("nan")),
-        "fraud_train_seconds": summary["train_seconds"],
-        "fraud_promoted": float(summary.get("promoted", False)),
-    }
+    return train(Path(world_path), progress=False)

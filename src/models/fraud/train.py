@@ -387,11 +387,12 @@ def train(
     register: bool = True,
     progress: bool = True,
     prepared: Prepared | None = None,
-) -> dict:
+):
     """Train, benchmark, log and register ``ppx-fraud``; run the promotion gate.
 
-    Returns a summary: per-head metric tables, the model version, the promotion
-    outcome and timings.
+    Returns a :class:`~ppx.models.spec.TrainResult`: flat metrics (``head.method.metric``,
+    ``holdout_mean_pr_auc``, timings) and in ``details`` the per-head tables and the
+    review thresholds.
     """
     import mlflow
     from ppx import tracking
@@ -412,14 +413,13 @@ def train(
         mlflow.log_metric("holdout_mean_pr_auc", holdout)
         tracking.log_json(bench.tables, "bench.json")
         tracking.log_json(bench.thresholds, "review_thresholds.json")
-        summary = {
-            "run_id": run.info.run_id,
-            "tables": bench.tables,
-            "thresholds": bench.thresholds,
+        metrics = {
+            **flat_metrics(bench.tables),
             "holdout_mean_pr_auc": holdout,
             "train_seconds": bench.fit.seconds,
             "feature_seconds": P.seconds,
         }
+        version = gate = None
         if register:
             scorer = build_scorer(P, bench, cfg)
             with tempfile.TemporaryDirectory() as tmp:
@@ -439,14 +439,47 @@ def train(
                     input_example=example,
                     signature=signature(),
                 )
-            result = tracking.promote_if_better(
-                MODEL, version, "holdout_mean_pr_auc", holdout, holdout_scorer(P)
+            gate = tracking.promote(
+                MODEL,
+                version,
+                "holdout_mean_pr_auc",
+                holdout,
+                holdout_scorer(P),
+                baseline_checks(bench.tables),
+                heads=F.KINDS,
             )
-            summary.update(
-                version=str(version.version), promoted=result.promoted, reason=result.reason
-            )
-    summary["seconds"] = time.perf_counter() - t0
-    return summary
+    metrics["seconds"] = time.perf_counter() - t0
+    return tracking.train_result(
+        MODEL,
+        run.info.run_id,
+        metrics,
+        version,
+        gate,
+        tables=bench.tables,
+        thresholds=bench.thresholds,
+    )
+
+
+#: the simple baselines every head must beat to be promoted: the hand-written rules
+SIMPLE_BASELINES = ("rules",)
+
+
+def baseline_checks(tables: dict) -> list:
+    """PR AUC of ours against each simple baseline, on each head's test requests."""
+    from ppx import tracking
+
+    return [
+        tracking.BaselineCheck(
+            head,
+            "pr_auc",
+            float(tables[head]["ppx"]["pr_auc"]),
+            name,
+            float(tables[head][name]["pr_auc"]),
+        )
+        for head in F.KINDS
+        for name in SIMPLE_BASELINES
+        if head in tables and name in tables[head]
+    ]
 
 
 def tune(world_path: str | Path, trials: int, cfg: FraudConfig | None = None) -> dict:

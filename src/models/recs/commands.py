@@ -38,12 +38,11 @@ def train_recs(
     """Train on a world, log to MLflow (ppx-recs), register, run the promotion gate."""
     from ppx.models.recs.config import RecsConfig
     from ppx.models.recs.train import train_and_register
-    from ppx.terminal import print_table
+    from ppx.terminal import print_train_result
 
     _threads(threads)
     cfg = RecsConfig(epochs=epochs, max_minutes=max_minutes, threads=threads)
-    out = train_and_register(_world_arg(world), cfg)
-    print_table("ppx-recs (test window)", [out])
+    print_train_result(train_and_register(_world_arg(world), cfg))
 
 
 def tune_recs(
@@ -143,16 +142,15 @@ def bench_recs(
     print(json.dumps(payload["meta"], indent=2))
 
 
-def demo(world_path: Path) -> dict[str, float]:
-    """Train on the demo world with short defaults, register, gate; headline metrics."""
+def demo(world_path: Path):
+    """Train on the demo world with short defaults, register, gate (a TrainResult)."""
     from ppx.models.recs.config import RecsConfig
     from ppx.models.recs.train import train_and_register
 
     _threads(2)
-    out = train_and_register(
+    return train_and_register(
         Path(world_path), RecsConfig(epochs=8, max_minutes=0.5, repeat_cutoffs=3)
     )
-    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
 
 
 def register(groups: dict) -> None:
