@@ -152,10 +152,7 @@ def batch_input(model: type[BaseModel], max_items: int = MAX_BATCH) -> type[IORo
             out, errors = [], []
             for i, item in enumerate(items):
                 try:
-                    # strict, from JSON: what the document says is a boolean must be
-                    # true/false (not 0), a number not a string or a boolean, while
-                    # ISO date-time strings still parse
-                    out.append(model.model_validate_json(json.dumps(item), strict=True))
+                    out.append(model.model_validate(item))
                 except ValidationError as err:
                     for e in err.errors(include_url=False):
                         loc = tuple(e["loc"]) if single else (i, *e["loc"])

@@ -83,6 +83,7 @@ def test_bundle_holds_every_module_the_service_imports(bundle):
     assert Path(out[-1]).is_relative_to(src), out
 
 
+@pytest.mark.slow  # the build plus a start of the four models: about a minute
 def test_bundle_starts_and_answers_a_scoring_request(bundle, serving_registry, tmp_path):
     from ppx.serve.launch import Server, free_port, wait_until
     from ppx.serve.routes import example_request
