@@ -53,6 +53,7 @@ from ppx.models.spec import request_frame
 from serving import schemas as S
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
+from serving.errors import document_errors
 
 log = logging.getLogger("ppx.serving")
 
@@ -423,7 +424,10 @@ class GuardMiddleware:
                 )
                 return
         if scope.get("method") != "POST":
-            await _reply(send, 405, {"error": f"{endpoint.route} accepts POST only"})
+            # RFC 9110: a 405 lists the methods the resource does accept
+            await _reply(
+                send, 405, {"error": f"{endpoint.route} accepts POST only"}, [(b"allow", b"POST")]
+            )
             return
         ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if ctype != "application/json":
@@ -572,3 +576,4 @@ ModelService = bentoml.service(
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
 )(_ModelService)
 ModelService.add_asgi_middleware(GuardMiddleware)
+document_errors(ModelService)  # /docs.json declares every error status and body

@@ -152,7 +152,10 @@ def batch_input(model: type[BaseModel], max_items: int = MAX_BATCH) -> type[IORo
             out, errors = [], []
             for i, item in enumerate(items):
                 try:
-                    out.append(model.model_validate(item))
+                    # strict, from JSON: what the document says is a boolean must be
+                    # true/false (not 0), a number not a string or a boolean, while
+                    # ISO date-time strings still parse
+                    out.append(model.model_validate_json(json.dumps(item), strict=True))
                 except ValidationError as err:
                     for e in err.errors(include_url=False):
                         loc = tuple(e["loc"]) if single else (i, *e["loc"])

@@ -62,16 +62,27 @@ class ResponseBase(ServiceModel):
     )
 
 
+#: Years a model can reason about (pandas timestamps cannot go much further).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
 def _plain_time(value: datetime) -> datetime:
-    """Naive UTC, within the years a model can reason about (pandas cannot go further)."""
+    """Naive UTC, written within :data:`FIRST_YEAR`-:data:`LAST_YEAR` (the year as given,
+    before the shift to UTC, so the check is the one the schema's pattern states)."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"timestamp must be between the years {FIRST_YEAR} and {LAST_YEAR}")
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    if not 2000 <= value.year <= 2100:
-        raise ValueError("timestamp must be between the years 2000 and 2100")
     return value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_plain_time)]
+#: ISO 8601 date-time within the supported years; the pattern states the year range in
+#: the OpenAPI document, where a date range cannot be written otherwise.
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_plain_time),
+    Field(json_schema_extra={"pattern": r"^20[0-9]{2}-"}),
+]
 Name = Annotated[
     str,
     Field(min_length=1, max_length=MAX_STR, pattern=r"^[A-Za-z0-9_.\- ]+$"),

@@ -1,10 +1,11 @@
-"""Gradient-boosted trees blended into the network's score (session 4).
+"""Gradient-boosted trees blended into the network's score.
 
 The network ensemble and a LightGBM per head, fitted on the same features and the same
 training rows, make different mistakes: on the demo world's validation returns the
 network ranked a ring member with three confirmed frauds near zero where the trees
 scored it 0.85, and the trees missed early ring returns the network caught. Their
-blend ranks better than either (docs/benchmarks/fraud.md, "Return head, session 4").
+blend ranks better than either (docs/benchmarks/fraud.md, "Known fraud kinds and the
+LightGBM blend").
 
 Per head: ``z = w * logit(p_network) + (1 - w) * tree_margin`` with ``w`` =
 ``FraudConfig.tree_blend_net_weight`` (fixed, chosen on validation), then Platt scaling
