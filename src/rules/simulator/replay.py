@@ -10,19 +10,19 @@ from typing import Any
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
 from ppx.rules.messaging import as_sent
-from ppx.rules.models import (
-    ClaimRequest,
-    CustomerContext,
-    DeliveryEstimate,
-    OrderEvent,
-    ReplenishmentItem,
-    ReturnRequest,
-    Scores,
-)
 from ppx.rules.policy import Policy
 from ppx.rules.simulator.inputs import WorldEvents
 from ppx.rules.simulator.scores import StandInScores
 from ppx.rules.simulator.stream import KINDS
+from ppx.rules.types import (
+    ClaimEvent,
+    CustomerContext,
+    DeliveryEstimate,
+    OrderEvent,
+    ReplenishmentItem,
+    ReturnEvent,
+    Scores,
+)
 
 RETENTION_TYPES = ("apology", "win_back_bonus")
 
@@ -339,8 +339,8 @@ class RequestKind:
     delaying: tuple[str, ...]  # outcomes that keep an honest customer waiting
 
 
-def _return_request(a: dict, j: int, now: datetime) -> ReturnRequest:
-    return ReturnRequest.model_construct(
+def _return_request(a: dict, j: int, now: datetime) -> ReturnEvent:
+    return ReturnEvent.model_construct(
         return_id=a["rid"][j],
         order_id=a["oid"][j],
         customer_id=a["cid"][j],
@@ -351,8 +351,8 @@ def _return_request(a: dict, j: int, now: datetime) -> ReturnRequest:
     )
 
 
-def _claim_request(a: dict, j: int, now: datetime) -> ClaimRequest:
-    return ClaimRequest.model_construct(
+def _claim_request(a: dict, j: int, now: datetime) -> ClaimEvent:
+    return ClaimEvent.model_construct(
         claim_id=a["clid"][j],
         order_id=a["oid"][j],
         customer_id=a["cid"][j],
