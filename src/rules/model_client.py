@@ -7,7 +7,7 @@ client never raises for a model problem: each call returns ``(value, None)`` or
 :class:`~ppx.rules.types.Scores` with ``errors`` filled in.
 
 Endpoints (the model service, serving/model_service.py; request and response models in
-serving/schemas.py), all ``POST`` with a JSON body of raw request facts. The parsers read
+ppx.models.<name>.schemas), all ``POST`` with a JSON body of raw request facts. The parsers read
 exactly the fields that service answers with:
 
 * ``/delivery/estimate`` -> ``p50_days`` and ``promise_days`` (the promise at the requested
