@@ -61,8 +61,7 @@ class TreeBlend:
     def fit(cls, X, y, masks, names, cfg, p_net: np.ndarray) -> TreeBlend:
         """Trees on the training rows (early-stopped on validation), blend calibrated on
         validation. ``p_net``: the calibrated network probability of every row of ``X``."""
-        from sklearn.linear_model import LogisticRegression
-
+        from ppx.models.calibration import fit_platt
         from ppx.models.fraud.evaluate import fit_lightgbm
 
         models = fit_lightgbm(X, y, masks, names, cfg)
@@ -84,8 +83,7 @@ class TreeBlend:
             if m.sum() < 10:  # an uncalibrated blend would be worse than the network alone
                 del out.boosters[head]
                 continue
-            lr = LogisticRegression(C=1e4).fit(z[m, None], yv)
-            out.cal[head] = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+            out.cal[head] = fit_platt(z[m], yv)
         return out
 
     # --- persistence -----------------------------------------------------------------
