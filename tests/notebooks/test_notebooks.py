@@ -112,7 +112,7 @@ def test_notebook_executes_with_tiny_parameters(name, tmp_path):
         from ppx.explain.notebooks import explained_version
         from ppx.models import registry
 
-        # Every model registered in this session's store (02-05 ran first) is explained:
+        # Every model registered in the test run's store (02-05 ran first) is explained:
         # its champion, or its newest version when the gate kept every version out.
         registered = {m for m in registry.names() if explained_version(m) is not None}
         assert set(results["reports"]) == registered
