@@ -48,10 +48,12 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ppx.models import registry
+from ppx.models.served import ServedModel
 from ppx.models.spec import request_frame
 from serving import schemas as S
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
+from serving.errors import document_errors
 
 log = logging.getLogger("ppx.serving")
 
@@ -151,7 +153,7 @@ class LoadedModel:
     @property
     def columnar(self) -> bool:
         """Whether the pyfunc offers ``predict_columns`` (columns in, columns out)."""
-        return callable(getattr(self.python_model, "predict_columns", None))
+        return isinstance(self.python_model, ServedModel) and self.python_model.columnar
 
     def predict_records(self, requests: list[Any], to_frame: Callable | None) -> list[dict]:
         """Validated requests -> one JSON-typed output record per request.
@@ -303,17 +305,13 @@ class ModelStore:
 
 
 def _make_explainer(name: str, python_model: Any) -> Any:
-    """The reason-code fast path of ``ppx.explain`` for this model, if it exists."""
-    import importlib.util
+    """The reason-code fast path of ``ppx.explain`` for this model (None if it has none)."""
+    from ppx.explain.reason_codes import reason_codes
+    from ppx.explain.sources import as_explainable
 
-    if importlib.util.find_spec("ppx.explain.reason_codes") is None:
-        return None
     try:
-        from ppx.explain.reason_codes import reason_codes
-        from ppx.explain.sources import as_explainable
-
         model = as_explainable(python_model)
-    except Exception as err:  # explanations are optional; scoring must still work
+    except (TypeError, ValueError) as err:  # a model without the SHAP surface still scores
         log.warning("no reason codes for %s: %s", name, err)
         return None
 
@@ -426,7 +424,10 @@ class GuardMiddleware:
                 )
                 return
         if scope.get("method") != "POST":
-            await _reply(send, 405, {"error": f"{endpoint.route} accepts POST only"})
+            # RFC 9110: a 405 lists the methods the resource does accept
+            await _reply(
+                send, 405, {"error": f"{endpoint.route} accepts POST only"}, [(b"allow", b"POST")]
+            )
             return
         ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if ctype != "application/json":
@@ -575,3 +576,4 @@ ModelService = bentoml.service(
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
 )(_ModelService)
 ModelService.add_asgi_middleware(GuardMiddleware)
+document_errors(ModelService)  # /docs.json declares every error status and body

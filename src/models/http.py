@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 #: Longest identifier / free-text string accepted anywhere in a request.
 MAX_STR = 64
@@ -62,16 +62,37 @@ class ResponseBase(ServiceModel):
     )
 
 
-def _plain_time(value: datetime) -> datetime:
-    """Naive UTC, within the years a model can reason about (pandas cannot go further)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    if not 2000 <= value.year <= 2100:
-        raise ValueError("timestamp must be between the years 2000 and 2100")
+#: Years a model can reason about (pandas timestamps cannot go much further).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+def _iso_text(value: object) -> object:
+    """A timestamp arrives as ISO 8601 text (or a datetime in-process), never a number:
+    the document says string, so epoch seconds are refused rather than guessed."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("timestamp must be an ISO 8601 string, e.g. 2025-11-03T10:15:00")
     return value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_plain_time)]
+def _plain_time(value: datetime) -> datetime:
+    """Naive UTC, written within :data:`FIRST_YEAR`-:data:`LAST_YEAR` (the year as given,
+    before the shift to UTC, so the check is the one the schema's pattern states)."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"timestamp must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+#: ISO 8601 date-time within the supported years; the pattern states the year range in
+#: the OpenAPI document, where a date range cannot be written otherwise.
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_iso_text),
+    Strict(False),  # within a strict request model: a date alone ("2025-11-01") is midnight
+    AfterValidator(_plain_time),
+    Field(json_schema_extra={"pattern": r"^20[0-9]{2}-"}),
+]
 Name = Annotated[
     str,
     Field(min_length=1, max_length=MAX_STR, pattern=r"^[A-Za-z0-9_.\- ]+$"),
@@ -79,10 +100,16 @@ Name = Annotated[
 
 
 class RequestModel(RequestBase):
-    """Base of every endpoint's request: strict, finite numbers, bounded strings."""
+    """Base of every endpoint's request: strict types (``0`` is not a boolean, ``"5"`` not
+    a number: what the OpenAPI document declares is what is accepted), finite numbers,
+    bounded strings."""
 
     model_config = ConfigDict(
-        extra="forbid", str_strip_whitespace=True, allow_inf_nan=False, str_max_length=MAX_STR
+        extra="forbid",
+        strict=True,
+        str_strip_whitespace=True,
+        allow_inf_nan=False,
+        str_max_length=MAX_STR,
     )
 
 

@@ -21,6 +21,8 @@ class ServedModel(mlflow.pyfunc.PythonModel):
 
     #: the wrapped model object, set by load_context
     model: Any = None
+    #: offers ``predict_columns(columns) -> columns`` (the service's pandas-free fast path)
+    columnar: bool = False
 
     def load_context(self, context) -> None:
         self.model = self.load_model(context.artifacts)

@@ -138,8 +138,9 @@ class ModelSpec:
         name: short name (``delivery``): folder, CLI sub-command, MLflow experiment and
             registered model ``ppx-<name>``, route prefix.
         summary: one line for help texts.
-        gate_metric / greater_is_better: the holdout metric the promotion gate compares
-            with the champion, and its direction.
+        gate_metric: the holdout metric the promotion gate compares with the champion;
+            its direction comes from :mod:`ppx.metrics` when the metric is defined there,
+            else from ``greater_is_better``.
         heads: the heads the model serves; the gate checks the simple baselines on each.
         config: the hyper-parameter dataclass.
         train: ``train(world_path, cfg=None, register=True, progress=True) -> TrainResult``.
@@ -168,7 +169,6 @@ class ModelSpec:
     name: str
     summary: str
     gate_metric: str
-    greater_is_better: bool
     heads: tuple[str, ...]
     config: Ref
     train: Ref
@@ -180,6 +180,7 @@ class ModelSpec:
     register_commands: Ref
     demo: Ref
     explain_requests: Ref | None = None
+    greater_is_better: bool | None = None
     test_world_months: int | None = None
     score_words: tuple[str, str, str] = ("model score", "", "rows")
     features: Ref | None = None
@@ -193,6 +194,20 @@ class ModelSpec:
                     f"endpoint {e.name} {e.route} of model {self.name!r} must be named "
                     f"{self.name}_* and routed under {prefix}"
                 )
+
+    @property
+    def maximize(self) -> bool:
+        """Whether a higher gate metric is better."""
+        from ppx import metrics
+
+        if self.gate_metric in metrics.METRICS:
+            return metrics.direction(self.gate_metric) == "maximize"
+        if self.greater_is_better is None:
+            raise ValueError(
+                f"{self.name}: gate metric {self.gate_metric!r} is not in ppx.metrics; "
+                "set greater_is_better"
+            )
+        return self.greater_is_better
 
     @property
     def registered_name(self) -> str:

@@ -119,8 +119,8 @@ class ToyPyfunc(ServedModel):
     def __init__(self, model: ToyChurnModel):
         self.model = model
 
-    def load_context(self, context) -> None:
-        """The model object travels pickled with the wrapper: nothing to load."""
+    def load_model(self, artifacts):
+        return self.model
 
     def predict(self, context, model_input, params=None):
         X = self.model.features(model_input)

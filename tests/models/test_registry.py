@@ -36,6 +36,7 @@ def test_registry_lists_the_four_models_in_order():
         "/fraud/claim",
         "/recs/recommend",
     ]
+    assert [s.maximize for s in registry.specs()][:4] == [False, True, True, True]
     for spec in registry.specs():
         for endpoint in spec.endpoints:
             examples = endpoint.request.model_config["json_schema_extra"]["examples"]

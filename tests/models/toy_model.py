@@ -180,7 +180,6 @@ SPEC = ModelSpec(
     name="toy",
     summary="Toy: P(high-value order) from its value and discount.",
     gate_metric="roc_auc",
-    greater_is_better=True,
     heads=("toy",),
     config=ToyConfig,
     train=train,

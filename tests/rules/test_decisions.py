@@ -1,4 +1,4 @@
-"""One test per decision the issue names: points, tiers, referral, review, apology,
+"""One test per decision the rules layer makes: points, tiers, referral, review, apology,
 surprise tier-up, order and delay notices, thank-you, anniversary, birthday, win-back,
 replenishment, returns and claims, and the fallbacks when a model call fails."""
 
@@ -9,12 +9,12 @@ from datetime import date, datetime
 import pytest
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
-from ppx.rules.models import (
-    ClaimRequest,
+from ppx.rules.types import (
+    ClaimEvent,
     DeliveryEstimate,
     OrderEvent,
     ReplenishmentItem,
-    ReturnRequest,
+    ReturnEvent,
     Scores,
 )
 
@@ -229,7 +229,7 @@ def test_replenishment_reminder(policy, customer):
 
 
 def _return(amount=60.0, **kw):
-    return ReturnRequest(
+    return ReturnEvent(
         return_id=1,
         order_id=100,
         customer_id=42,
@@ -276,7 +276,7 @@ def test_ring_member_and_high_risk_get_inspection(policy, customer):
 
 
 def _claim(amount=45.0, status="delivered"):
-    return ClaimRequest(
+    return ClaimEvent(
         claim_id=3,
         order_id=100,
         customer_id=42,

@@ -13,7 +13,6 @@ SPEC = ModelSpec(
     name="churn",
     summary="Subscription churn: P(cancel within 30/60/90 days) and expected lifetime.",
     gate_metric="roc_auc",
-    greater_is_better=True,
     heads=("churn",),
     config="ppx.models.churn.config:ChurnConfig",
     train="ppx.models.churn.train:train",

@@ -107,8 +107,8 @@ def tune_churn(
     """
     from ppx import tracking
     from ppx.data.io import load_tables
+    from ppx.metrics import roc_auc
     from ppx.models.churn.config import ChurnConfig, save_params, suggest
-    from ppx.models.churn.evaluate import _auc
     from ppx.models.churn.model import fit_churn_model
     from ppx.models.churn.train import MODEL, world_encoder, world_splits
     from ppx.terminal import console, fail
@@ -125,7 +125,7 @@ def tune_churn(
         m = fit_churn_model(
             sp.train, sp.val, enc, suggest(trial, ChurnConfig()), [30, 60, 90], "subscriptions"
         )
-        return _auc(yv, m.predict_proba_frame(enc.numeric_frame(sp.val))[obs, 0])
+        return roc_auc(yv, m.predict_proba_frame(enc.numeric_frame(sp.val))[obs, 0])
 
     with tracking.start_run(MODEL, run_name="tune", world_path=world, dataset=sp.train) as run:
         study = tracking.run_study(MODEL, objective, n_trials=trials)

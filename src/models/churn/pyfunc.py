@@ -57,6 +57,8 @@ def load_history(folder: str | Path) -> dict[str, pd.DataFrame]:
 class ChurnPyfunc(ServedModel):
     """Loads the :class:`~ppx.models.churn.model.ChurnModel` and its history."""
 
+    columnar = True
+
     def load_model(self, artifacts: dict[str, str]):
         from ppx.models.churn.model import ChurnModel
 

@@ -19,7 +19,6 @@ SPEC = ModelSpec(
     name="delivery",
     summary="Delivery dates: a calibrated distribution of delivery days per parcel.",
     gate_metric="pinball_0_9",
-    greater_is_better=False,
     heads=("delivery",),
     config="ppx.models.delivery.config:DeliveryConfig",
     train="ppx.models.delivery.train:train",

@@ -86,6 +86,8 @@ def load_model(artifacts: dict[str, str]):
 class DeliveryPyfunc(ServedModel):
     """``predict(raw requests) -> estimates``; the loaded model is ``self.model``."""
 
+    columnar = True
+
     def load_model(self, artifacts: dict[str, str]):
         import torch
 

@@ -18,7 +18,7 @@ from ppx.models.spec import EndpointSpec, ModelSpec
 SPEC = ModelSpec(
     name="fraud",
     summary="Return and claim fraud: one network, two calibrated heads.",
-    gate_metric="holdout_mean_pr_auc",
+    gate_metric="holdout_mean_pr_auc",  # the mean of the two heads' pr_auc
     greater_is_better=True,
     heads=("return", "claim"),
     config="ppx.models.fraud.config:FraudConfig",

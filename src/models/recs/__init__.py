@@ -11,7 +11,6 @@ SPEC = ModelSpec(
     name="recs",
     summary="Recommendations: a sequential, repeat-aware recommender.",
     gate_metric="ndcg_10",
-    greater_is_better=True,
     heads=("recs",),
     config="ppx.models.recs.config:RecsConfig",
     train="ppx.models.recs.train:train",

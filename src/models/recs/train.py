@@ -599,8 +599,8 @@ def amazon_config(
     headline protocol), measured on 8,000 validation users; each epoch without a new
     best multiplies the learning rate by 0.3 (validation: best 0.5426 vs 0.5371 at a
     constant rate), and the weight of a log-popularity prior is chosen on the same
-    validation users (0 unless it helps). Patience 3 (was 6: after three epochs
-    without a new best the rate is 0.027x and the session-3 curve moved < 0.0005).
+    validation users (0 unless it helps). Patience 3 (6 finds the same best epoch: after
+    three epochs without a new best the rate is 0.027x and the curve moves < 0.0005).
     With ``refit`` the test model is retrained on the training plus validation items
     with that run's schedule (:func:`refit_for_test`), twice (two seeds, logits
     averaged: 0.5575 vs 0.5451 / 0.5457 alone on the validation analog).
