@@ -1,10 +1,9 @@
-"""Words for product teams: what each model's score means and how to print a feature.
+"""Words for product teams: what each model's score is and what one explained row is.
 
-A model object may override the defaults with optional attributes (none are required by
-the ExplainableModel protocol): ``score_name`` ("churn risk"), ``score_unit`` ("days"),
-``entity`` ("subscribers"), ``feature_labels`` ({column: "readable label"}) and
-``display_values(X) -> DataFrame`` (the feature rows in human units, e.g. undoing a
-standardisation, used for the sentences, plot axes and worked examples).
+A model object may override the spec's words with optional attributes (none are required
+by the ExplainableModel protocol): ``score_name`` ("churn risk"), ``score_unit`` ("days")
+and ``entity`` ("subscribers"). Labels, units and original values of the inputs come from
+the model's feature dictionary (:mod:`ppx.explain.dictionary`).
 """
 
 from __future__ import annotations
