@@ -251,7 +251,7 @@ def render_html(
             else "<p>No segment of this model has enough rows in the sample.</p>"
         ),
         changes=(
-            _table(changes)
+            f"<p>{html.escape(info.previous)}</p>{_table(changes)}"
             if changes is not None and len(changes)
             else f"<p>{html.escape(info.previous or 'There is no previous champion to compare with.')}</p>"
         ),

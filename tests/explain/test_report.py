@@ -84,3 +84,31 @@ def test_bench_times_reports_and_reason_codes_of_champions(registered_toy, tiny_
     assert 0 <= figures["churn"]["shap_seed_top1_agreement"] <= 1
     assert 0 < figures["churn"]["reason_ms_p50"] <= figures["churn"]["reason_ms_p99"]
     assert payload["meta"]["reports_seconds_total"] > 0
+
+
+def test_report_lists_the_scores_that_moved_since_the_previous_champion(
+    mlflow_tmp, toy_model, tiny_world, tmp_path
+):
+    import copy
+
+    from explain_toy import ToyPyfunc
+
+    from mlflow import MlflowClient
+    from ppx import tracking
+    from ppx.explain.report import build_report
+
+    _, path = tiny_world
+    moved = copy.deepcopy(toy_model)
+    moved.mu = moved.mu + moved.sd * 0.5  # every standardised input shifts: scores move
+    for model in (toy_model, moved):
+        with tracking.start_run("churn", run_name="toy", world_path=path):
+            mv = tracking.log_pyfunc_model("churn", ToyPyfunc(model))
+        tracking.set_alias("churn", "champion", mv.version)
+    tags = MlflowClient().get_registered_model("ppx-churn").tags
+    assert tags[tracking.PREVIOUS_CHAMPION_TAG] == "1"
+    page = build_report(
+        "churn", max_rows=40, out_dir=tmp_path, progress=False, log_to_mlflow=False
+    ).read_text()
+    section = re.search(r'<section id="changes">(.*?)</section>', page, re.S).group(1)
+    assert "<th>version 1</th>" in section and "<th>version 2</th>" in section
+    assert "points</td>" in section and "median absolute change" in page
