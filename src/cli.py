@@ -170,6 +170,7 @@ _register_model_commands()
 # Other packages contribute command groups the same way, once they exist.
 OPTIONAL_COMMAND_MODULES = (
     ("ppx.data.adapters.registry", data_app),
+    ("ppx.data.stores.commands", data_app),
     ("ppx.rules.commands", app),
     ("ppx.serve", app),
     ("ppx.explain.commands", app),
