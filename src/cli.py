@@ -174,6 +174,7 @@ OPTIONAL_COMMAND_MODULES = (
     ("ppx.rules.commands", app),
     ("ppx.serve", app),
     ("ppx.explain.commands", app),
+    ("ppx.score_commands", app),
 )
 
 
