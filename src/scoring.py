@@ -2,8 +2,9 @@
 
 One row per entity a model decides about - churn per active subscriber, delivery per
 open order, fraud per return or claim, recs per customer - with the id, the calibrated
-probability (delivery: the promise date and the on-time probability), the model version
-and the top three reasons in plain words (:func:`ppx.explain.reason_codes.reason_codes`).
+probability (delivery: the promise date and the on-time probability; recs: the top-k
+products and their ranking scores), the model version and the top three reasons in plain
+words (:func:`ppx.explain.reason_codes.reason_codes`).
 
 The registered model is loaded by alias and fed the same raw request rows its endpoint
 takes, built from the store's tables, in chunks: the output file grows chunk by chunk
@@ -109,6 +110,8 @@ def reason_texts(model, raw: pd.DataFrame, model_name: str, k: int = 3) -> pd.Da
     from ppx.explain.reason_codes import reason_codes
 
     codes = reason_codes(model, raw, k=k, model_name=model_name)
+    # a feature that does not move this row's score is no reason
+    codes = [[r for r in row if r["contribution"] != 0] for row in codes]
     return pd.DataFrame(
         {f"reason_{j + 1}": [r[j]["text"] if len(r) > j else "" for r in codes] for j in range(k)}
     )
@@ -240,10 +243,11 @@ def _outputs(model_name: str, pred: pd.DataFrame) -> pd.DataFrame:
             }
         )
     if model_name == "recs":
+        # ranking scores, not probabilities: the file says so by its column names
         return pd.DataFrame(
             {
                 "product_ids": [" ".join(map(str, p)) for p in pred["product_ids"]],
-                PROBABILITY: [float(s[0]) if len(s) else np.nan for s in pred["scores"]],
+                "scores": [" ".join(f"{float(x):.4g}" for x in sc) for sc in pred["scores"]],
             }
         )
     raise ValueError(f"unknown model {model_name!r}")
