@@ -17,6 +17,8 @@ from ppx.data.stores.read import StoreImportError, rows_text
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
+#: a working column: the export file's data row of each order (dropped before writing)
+SOURCE_ROW = "_source_row"
 
 
 @dataclass
@@ -81,6 +83,11 @@ def repair_time_order(
     date, cannot be used and is left out. Each repair is one note naming the rows.
     """
     o_at = shipments[C.ORDER_ID].map(orders.set_index(C.ORDER_ID)[C.ORDERED_AT])
+    # rows of the export file (0-based data rows) when the format recorded them
+    if SOURCE_ROW in orders:
+        file_row = shipments[C.ORDER_ID].map(orders.set_index(C.ORDER_ID)[SOURCE_ROW])
+    else:
+        file_row = pd.Series(shipments.index, index=shipments.index)
     early = shipments[C.SHIPPED_AT].notna() & (shipments[C.SHIPPED_AT] < o_at)
     late = (
         shipments[C.SHIPPED_AT].notna()
@@ -91,7 +98,7 @@ def repair_time_order(
         if mask.any():
             report.note(
                 f"{source}: hand-over time {why} dropped for {int(mask.sum())} orders "
-                f"({rows_text(list(shipments.index[mask]))} of the shipments)"
+                f"({rows_text(list(file_row[mask]))})"
             )
     shipments = shipments.copy()
     shipments.loc[early | late, C.SHIPPED_AT] = pd.NaT
@@ -101,7 +108,7 @@ def repair_time_order(
     if bad.any():
         report.note(
             f"{source}: {int(bad.sum())} orders left out: delivered before purchase or "
-            f"without a delivery date ({rows_text(list(shipments.index[bad]))} of the shipments)"
+            f"without a delivery date ({rows_text(list(file_row[bad]))})"
         )
         dropped = set(shipments.loc[bad, C.ORDER_ID])
         shipments = shipments[~bad]
@@ -161,6 +168,7 @@ def write_store(
         StoreImportError: the tables break the canonical schema (the message lists every
             problem with table, column and rows); nothing is written.
     """
+    tables = {k: v.drop(columns=[SOURCE_ROW], errors="ignore") for k, v in tables.items()}
     full = complete(tables)
     try:
         valid = validate_tables(full)

@@ -21,6 +21,7 @@ import pandas as pd
 from ppx.data import columns as C
 from ppx.data.adapters import olist as adapter
 from ppx.data.stores.build import (
+    SOURCE_ROW,
     UNKNOWN,
     ImportReport,
     dense_ids,
@@ -74,6 +75,7 @@ def import_olist(folder: str | Path, report: ImportReport) -> dict[str, pd.DataF
             "left out (the promise is what delivery is measured against)"
         )
     keep = ~missing_promise.to_numpy()
+    source_rows = o.index[keep].to_numpy()
     o = o[keep].reset_index(drop=True)
     times = {c: t[keep].reset_index(drop=True) for c, t in times.items()}
 
@@ -227,6 +229,7 @@ def import_olist(folder: str | Path, report: ImportReport) -> dict[str, pd.DataF
             C.DISCOUNT: 0.0,
             C.IS_RENEWAL: False,
             C.SUBSCRIPTION_ID: pd.array([pd.NA] * len(o), dtype="Int64"),
+            SOURCE_ROW: source_rows,
         }
     )
     status = o["order_status"].astype(str).str.strip().str.lower()

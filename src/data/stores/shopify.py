@@ -24,6 +24,7 @@ import pandas as pd
 
 from ppx.data import columns as C
 from ppx.data.stores.build import (
+    SOURCE_ROW,
     UNKNOWN,
     ImportReport,
     dense_ids,
@@ -228,6 +229,7 @@ def import_shopify(
             f"{path}: column {LINE_QTY!r} must be a whole number >= 1 at {rows_text(list(raw.index[bad_qty]))}"
         )
     first = ~raw[NAME].duplicated()
+    source_rows = raw.index[first].to_numpy()
     o = raw[first].reset_index(drop=True)
     o_created = created[first].reset_index(drop=True)
     order_ids, order_map = dense_ids(o[NAME])
@@ -397,6 +399,7 @@ def import_shopify(
             C.DISCOUNT: discount.fillna(0.0).clip(lower=0).to_numpy(float),
             C.IS_RENEWAL: False,
             C.SUBSCRIPTION_ID: pd.array([pd.NA] * len(o), dtype="Int64"),
+            SOURCE_ROW: source_rows,
         }
     )
     cancelled = parse_times(col(CANCELLED_AT), path, CANCELLED_AT).notna()
