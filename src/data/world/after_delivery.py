@@ -101,10 +101,7 @@ def _order_messages(sim, cust, t, delivered, late, status, promised):
     msgs.append(("shipped", t + 0.3, status != "lost"))
     notice = late & (rng.random(n) < p.delay_notice_prob)
     msgs.append(("delay_notice", promised - 0.2, notice))
-    # A review request is marketing: only customers who opted into e-mail get one.
-    opted_in = sim.customers[C.EMAIL_OPT_IN].to_numpy(dtype=bool)[cust]
-    asked = ok & (rng.random(n) < 0.5) & opted_in
-    msgs.append(("review_request", np.where(ok, delivered + 2, np.nan), asked))
+    msgs.append(("review_request", np.where(ok, delivered + 2, np.nan), ok & (rng.random(n) < 0.5)))
     for mtype, mt, mask in msgs:
         idx = np.flatnonzero(mask & (mt < horizon))
         send_messages(sim, cust[idx], mt[idx], mtype, "outbound")
