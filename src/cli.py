@@ -25,12 +25,31 @@ def data_world(
     customers: int = typer.Option(20_000, "--customers", min=50, help="Number of customers."),
     seed: int = typer.Option(7, "--seed", help="Random seed; same seed, same tables."),
     months: int = typer.Option(24, "--months", min=3, max=60, help="Months simulated."),
-    out: Path = typer.Option(Path("data/worlds/demo"), "--out", help="Output folder."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder (default data/worlds/seed-<seed>)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a folder that ppx wrote before (never any other)."
+    ),
 ) -> None:
-    """Simulate a synthetic world and write it as Parquet plus a manifest."""
-    from ppx.data.world_cli import build_world
+    """Simulate a synthetic world and write it as Parquet plus a manifest.
 
-    build_world(customers=customers, seed=seed, months=months, out=out)
+    Refuses a non-empty folder that ppx did not write; the default folder is named after
+    the seed, so the demo world (data/worlds/demo) is never replaced by accident.
+    """
+    from ppx.data.io import OutputFolderError
+    from ppx.data.world_cli import build_world, default_world_folder
+
+    try:
+        build_world(
+            customers=customers,
+            seed=seed,
+            months=months,
+            out=out or default_world_folder(seed),
+            overwrite=overwrite,
+        )
+    except OutputFolderError as err:
+        fail(str(err))
 
 
 @data_app.command("validate")
@@ -85,6 +104,7 @@ def build_app() -> typer.Typer:
     from ppx.explain import commands as explain_commands
     from ppx.models import registry
     from ppx.rules import commands as rules_commands
+    from ppx import score_commands
     from ppx.serve import commands as serve_commands
 
     app = typer.Typer(help="ppx: post-purchase intelligence.", no_args_is_help=True)
@@ -104,14 +124,17 @@ def build_app() -> typer.Typer:
     rules_commands.register(app)
     serve_commands.register(app)
     explain_commands.register(app)
+    score_commands.register(app)
     app.command("demo")(demo)
     return app
 
 
 def _register_data_commands() -> None:
     from ppx.data.adapters import registry as adapters
+    from ppx.data.stores import commands as stores
 
     adapters.register(data_app)
+    stores.register(data_app)
 
 
 _register_data_commands()

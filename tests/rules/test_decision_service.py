@@ -216,3 +216,17 @@ def test_bad_input_and_auth(service):
     assert service.get("/loyalty/abc/balance").status_code == 400
     anon = httpx.post(f"{service.base_url}/decide/claim", json={})
     assert anon.status_code == 401
+
+
+def test_daily_batch_without_consent_sends_no_marketing(service):
+    """A customer sent without consent fields is not opted in: no birthday e-mail."""
+    bare = {"customer_id": 300, "tier": "silver", "birth_date": "1990-06-10"}
+    items = [{"customer": bare, "now": "2025-06-10T10:00:00"}]
+    r = service.post("/decide/daily-batch", json={"items": items})
+    assert r.status_code == 200, r.text
+    d = r.json()["decisions"][0]["decision"]
+    assert not [m for m in d["messages"] if m["category"] == "marketing"]
+    opted = [{"customer": {**bare, "email_opt_in": True}, "now": "2025-06-10T10:00:00"}]
+    r = service.post("/decide/daily-batch", json={"items": opted})
+    sent = [m["message_type"] for m in r.json()["decisions"][0]["decision"]["messages"]]
+    assert "birthday" in sent

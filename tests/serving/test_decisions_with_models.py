@@ -83,7 +83,10 @@ def test_decisions_use_the_served_models_without_fallback(services):
             )
         ),
         lambda e: e.order_event(
-            E.OrderEventRequest.model_validate({"event": on_time, "customer": {"customer_id": 42}})
+            # the thank-you (with recommendations) is marketing: it needs the opt-in
+            E.OrderEventRequest.model_validate(
+                {"event": on_time, "customer": {"customer_id": 42, "email_opt_in": True}}
+            )
         ),
         lambda e: e.return_(
             E.ReturnDecisionRequest.model_validate(

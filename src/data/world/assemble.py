@@ -21,6 +21,9 @@ from ppx.data.world.returns_claims import request_tables
 if TYPE_CHECKING:
     from ppx.data.world.simulator import Simulator
 
+#: message types that need marketing consent (the policy catalogue's "marketing")
+MARKETING_MESSAGES = ("review_request", "promotion", "win_back", "anniversary", "thank_you")
+
 
 def assemble(sim: Simulator) -> World:
     """The canonical tables and the ground truth, from the accumulated months."""
@@ -131,6 +134,11 @@ def assemble(sim: Simulator) -> World:
     )
     interactions = interactions_table(sim, A, items, orders, ts)
     mg = A["messages"].sort_values("t", kind="stable")
+    # Marketing goes only to customers who opted into e-mail. Dropped here, after the
+    # simulation, so the random stream (and every other table) is what it always was.
+    opted_in = sim.customers[C.EMAIL_OPT_IN].to_numpy(dtype=bool)
+    marketing = mg["mtype"].isin(MARKETING_MESSAGES).to_numpy()
+    mg = mg[~marketing | opted_in[mg["cust"].to_numpy(dtype=np.int64)]]
     messages = pd.DataFrame(
         {
             C.MESSAGE_ID: np.arange(1, len(mg) + 1, dtype=np.int64),

@@ -87,7 +87,11 @@ def train_churn(
     from ppx.models.churn.train import train_world
     from ppx.terminal import print_train_result
 
-    print_train_result(train_world(world, config=config, n_trials=trials))
+    try:
+        result = train_world(world, config=config, n_trials=trials)
+    except ValueError as err:
+        fail(str(err))
+    print_train_result(result)
 
 
 def tune_churn(

@@ -23,6 +23,9 @@ subscriber's churn risk is the true 90-day cancellation probability from
 world's true order rate; fraud risk is each request's true fraud probability; ring
 membership is the true ring id, found with ``ring_recall`` and with a small false-positive
 rate. Probabilities get N(0, ``score_noise``) noise on the logit. The output says so.
+A store from ``ppx data import`` has no truth: its replay takes every score from the
+registered champions instead (``ModelScores`` in ``model_scores``), a request counts as
+fraud when the store confirmed it, and the output says that.
 
 Churn assumption. The world's hazard lowers the logit by ``churn_redeem_effect`` for a
 subscriber who redeemed points in the three calendar months before the hazard month.
@@ -39,7 +42,7 @@ Deterministic by seed: the customer sample, the score noise and the ring flags a
 from ``numpy.random.default_rng(seed)``; the event order is a stable sort.
 
 Modules: ``inputs`` (the world's tables for the sampled customers), ``scores`` (stand-in
-scores), ``daily`` (candidate customer-days), ``stream`` (the time-ordered events),
+scores), ``model_scores`` (registered models' scores for a store), ``daily`` (candidate customer-days), ``stream`` (the time-ordered events),
 ``replay`` (one policy's replay), ``churn`` (the expected-churn estimate), ``config``
 and ``run`` (``simulate``, ``compare``).
 """

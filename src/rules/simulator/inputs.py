@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ppx.data import columns as C
-from ppx.data.io import load_manifest, load_truth, read_table_file
+from ppx.data.io import load_manifest, load_truth_if_any, read_table_file
 from ppx.rules.simulator.config import SimulationConfig
 
 
@@ -54,10 +54,11 @@ class WorldEvents:
     params: dict
 
 
-def load_events(world: Path, cfg: SimulationConfig, rng) -> tuple[WorldEvents, dict]:
+def load_events(world: Path, cfg: SimulationConfig, rng) -> tuple[WorldEvents, dict | None]:
+    """The replayed customers' tables, and the world's truth (None for a store)."""
     manifest = load_manifest(world)
     params = manifest.get("params", {})
-    truth = load_truth(world)
+    truth = load_truth_if_any(world)
     customers = read_table(world, C.CUSTOMERS)
     if cfg.sample < 1.0:
         keep = rng.random(len(customers)) < cfg.sample
@@ -77,7 +78,10 @@ def load_events(world: Path, cfg: SimulationConfig, rng) -> tuple[WorldEvents, d
     items = read_table(world, C.ORDER_ITEMS)
     items = items[items[C.ORDER_ID].isin(set(orders[C.ORDER_ID].tolist()))].reset_index(drop=True)
     start = pd.Timestamp(params.get("start", orders[C.ORDERED_AT].min().normalize()))
-    end = start + pd.DateOffset(months=int(params.get("months", 24)))
+    if "months" in params:
+        end = start + pd.DateOffset(months=int(params["months"]))
+    else:  # a store: its data ends with its last order
+        end = pd.Timestamp(orders[C.ORDERED_AT].max()).normalize() + pd.Timedelta(days=1)
     ev = WorldEvents(
         customers=customers,
         products=read_table(world, C.PRODUCTS),

@@ -21,11 +21,13 @@ def simulate(
     policies: dict[str, Policy] | Policy | str | Path,
     config: SimulationConfig | None = None,
     progress: bool = False,
+    model_alias: str = "champion",
 ) -> SimulationResult:
     """Replay ``world`` through each policy and return side-by-side DataFrames.
 
     Args:
-        world: a world folder written by ``ppx data world`` (needs truth/ for scores).
+        world: a world (its truth/ stands in for scores) or a store from ``ppx data
+            import`` (the registered models at ``model_alias`` score it).
         policies: ``{"name": Policy}`` (one or two, any number works), a Policy, or a path.
         config: replay knobs (seed, sample, noise, churn-effect assumption).
         progress: show a rich progress bar per policy.
@@ -40,7 +42,15 @@ def simulate(
     world = Path(world)
     rng = np.random.default_rng(cfg.seed)
     ev, truth = load_events(world, cfg, rng)
-    scores = StandInScores(ev, truth, cfg, rng)
+    if truth is None:
+        # A store: the registered models' scores replace the generator's truth.
+        from ppx.data.io import load_tables
+        from ppx.rules.simulator.model_scores import ModelScores
+
+        scores = ModelScores(ev, cfg, load_tables(world, validate=False), alias=model_alias)
+        truth = scores.truth_like(ev)
+    else:
+        scores = StandInScores(ev, truth, cfg, rng)
     plist = list(policies.values())
     arrays, stream = event_arrays(ev, truth, scores, plist, cfg)
     n_events = len(stream[0])
@@ -110,17 +120,32 @@ def simulate(
     pts = pd.DataFrame({n: pd.Series(dict(r.points_by_type)) for n, r in replays.items()}).fillna(0)
     outs = pd.DataFrame({n: pd.Series(dict(r.outcomes)) for n, r in replays.items()}).fillna(0)
     msgs = pd.DataFrame({n: pd.Series(dict(r.messages)) for n, r in replays.items()}).fillna(0)
+    if isinstance(scores, StandInScores):
+        score_note = (
+            "Scores: no models given, so the world's ground truth stands in for them "
+            f"(logit noise sd {cfg.score_noise}, ring recall {cfg.ring_recall}, ring false "
+            f"positives {cfg.ring_false_positive}); delivery estimates are the true transit "
+            "median/p90; one-off buyers' churn risk is P(no order in 90 days) at their true rate."
+        )
+        hazard = "true hazards"
+    else:
+        score_note = (
+            "Scores: this store has no ground truth, so every counterfactual comes from the "
+            f"registered models' scores ({', '.join(scores.sources)}): delivery median and "
+            "90 % promise at checkout, fraud probability and ring flag, subscribers' 90-day "
+            "churn risk; one-off buyers' churn risk is the store's observed share of orders "
+            "not followed by another within 90 days; a request counts as fraud when the store "
+            "confirmed it (confirmed_fraud)."
+        )
+        hazard = "models' 30-day churn probabilities (the monthly hazard)"
     notes = [
-        "Scores: no models given, so the world's ground truth stands in for them "
-        f"(logit noise sd {cfg.score_noise}, ring recall {cfg.ring_recall}, ring false "
-        f"positives {cfg.ring_false_positive}); delivery estimates are the true transit "
-        "median/p90; one-off buyers' churn risk is P(no order in 90 days) at their true rate.",
+        score_note,
         "Churn: retention gestures (apology and win-back points, surprise tier-ups) in the "
         "three months before a subscription month act like the world's points redemption "
         f"(churn_redeem_effect {effect:+.2f} on the logit) for {cfg.uptake:.0%} of the "
         f"customers reached, with strength min(1, points / {ev.params.get('redeem_threshold', 500)}) "
         "(a tier-up counts as 1), unless they redeemed anyway; expected cancellations = sum "
-        "of the monthly true hazards.",
+        f"of the monthly {hazard}.",
         "Fraud: inspection and investigation are assumed to catch every fraudulent request; "
         "'fraud loss paid' is fraud refunded or paid out without inspection.",
         "Cost of points = net points (awards minus reversals) x point_value, at face value.",
@@ -128,6 +153,7 @@ def simulate(
     ]
     meta = {
         "world": str(world),
+        "scores": "ground truth" if isinstance(scores, StandInScores) else scores.sources,
         "seed": cfg.seed,
         "customers": n_cust,
         "events": n_events,
