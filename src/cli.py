@@ -101,10 +101,10 @@ def build_app() -> typer.Typer:
     makes this fail (never a quietly missing command). Model commands import their heavy
     code only when run, keeping ``ppx --help`` fast.
     """
+    from ppx import score_commands
     from ppx.explain import commands as explain_commands
     from ppx.models import registry
     from ppx.rules import commands as rules_commands
-    from ppx import score_commands
     from ppx.serve import commands as serve_commands
 
     app = typer.Typer(help="ppx: post-purchase intelligence.", no_args_is_help=True)

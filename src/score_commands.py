@@ -21,10 +21,10 @@ def score(
     the order's promise, plus the model's own promise date), the model version and the
     top three reasons in plain words.
     """
-    from ppx.cli import console, fail
     from ppx.data.io import DataLoadError
     from ppx.data.schema import SchemaValidationError
     from ppx.scoring import ScoreError, score_store
+    from ppx.terminal import console, fail
 
     if not store.is_dir():
         fail(f"{store}: no such store folder (create one with `ppx data import`)")

@@ -78,9 +78,9 @@ def data_import(
     ),
 ) -> None:
     """Turn a brand's exports into a validated store (canonical tables, no truth/)."""
-    from ppx.cli import console, fail, print_table
     from ppx.data.io import OutputFolderError
     from ppx.data.stores.read import StoreImportError
+    from ppx.terminal import console, fail, print_table
 
     try:
         with console.status(f"importing {source}"):
