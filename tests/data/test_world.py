@@ -229,3 +229,18 @@ def test_true_hazard_and_fraud_probabilities_are_calibrated(small_world):
     for name in (C.TRUTH_RETURNS, C.TRUTH_CLAIMS):
         tr = world.truth[name]
         assert tr.groupby(C.IS_FRAUD)[C.TRUE_FRAUD_PROB].mean().is_monotonic_increasing, name
+
+
+def test_returns_and_claims_share_one_draw_of_request_and_fraud():
+    """split_fraud: the request chance is the capped sum, the fraud share the uncapped one."""
+    from ppx.data.world.returns_claims import split_fraud
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    honest, fraud = np.full(n, 0.6), np.full(n, 0.6)
+    eligible = np.arange(n) % 2 == 0
+    made, is_fraud, p_fraud = split_fraud(rng, honest, fraud, eligible, cap=0.9)
+    assert not made[~eligible].any()
+    assert made[eligible].mean() == pytest.approx(0.9, abs=0.01)
+    assert is_fraud[made].mean() == pytest.approx(0.5, abs=0.01)
+    assert np.allclose(p_fraud, 0.5) and not (is_fraud & ~made).any()
