@@ -35,7 +35,7 @@ EXTRA = {
     "02_delivery": "EPOCHS = 1\nTRIALS = 0\n",
     "03_churn": "MAX_EPOCHS = 2\nTRIALS = 0\n",
     "04_fraud": "MAX_EPOCHS = 2\n",
-    "05_recs": "EPOCHS = 1\nMAX_MINUTES = 0.2\n",
+    "05_recs": "EPOCHS = 1\nMAX_MINUTES = 0.2\nREPEAT_EPOCHS = 10\n",
     "06_policy_simulation": "SAMPLE = 0.5\n",
 }
 
