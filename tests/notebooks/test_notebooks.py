@@ -96,7 +96,10 @@ def _execute(name: str, tmp_path: Path) -> dict:
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_executes_with_tiny_parameters(name, tmp_path):
+def test_notebook_executes_with_tiny_parameters(name, tmp_path, monkeypatch):
+    # MLflow writes the URI it was last pointed at into the environment; a kernel would
+    # inherit an earlier test's store. Without it every kernel uses the session's store.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     results = _execute(name, tmp_path)
     if name == "01_world_and_data":
         assert results["rows_orders"] > 0
@@ -113,7 +116,9 @@ def test_notebook_executes_with_tiny_parameters(name, tmp_path):
         assert results["metrics"] > 0
     else:
         from ppx import tracking
+        from ppx.config import get_settings
 
+        get_settings.cache_clear()
         tracking.configure()  # the session's isolated store, the one the kernels used
         # Every model with a champion in this session's store (02-05 ran first) is explained.
         champions = {
