@@ -242,3 +242,18 @@ def test_marketing_messages_go_only_to_opted_in_customers(tiny_world):
     assert opted.reindex(marketing[C.CUSTOMER_ID]).all()
     service = m[m[C.MESSAGE_TYPE].isin(["order_confirmation", "shipped", "delay_notice"])]
     assert (~opted.reindex(service[C.CUSTOMER_ID]).to_numpy()).any(), "service still goes out"
+
+
+def test_returns_and_claims_share_one_draw_of_request_and_fraud():
+    """split_fraud: the request chance is the capped sum, the fraud share the uncapped one."""
+    from ppx.data.world.returns_claims import split_fraud
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    honest, fraud = np.full(n, 0.6), np.full(n, 0.6)
+    eligible = np.arange(n) % 2 == 0
+    made, is_fraud, p_fraud = split_fraud(rng, honest, fraud, eligible, cap=0.9)
+    assert not made[~eligible].any()
+    assert made[eligible].mean() == pytest.approx(0.9, abs=0.01)
+    assert is_fraud[made].mean() == pytest.approx(0.5, abs=0.01)
+    assert np.allclose(p_fraud, 0.5) and not (is_fraud & ~made).any()
