@@ -183,16 +183,24 @@ def run(
     olist_path: str | Path | None,
     trials: int = 5,
     command: str = "ppx bench delivery",
+    plot: str | Path | None = None,
 ) -> dict:
-    """The benchmark payload: {"meta": ..., "world": {...}, "olist": {...}}."""
+    """The benchmark payload: {"meta": ..., "world": {...}, "olist": {...}}.
+
+    With ``plot`` (and ``olist_path``), the Olist trade-off curves go to that PNG and
+    their points to a JSON file of the same name.
+    """
     t = time.perf_counter()
     payload: dict = {}
     if world_path is not None:
         payload["world"] = world_benchmark(world_path, trials)
     if olist_path is not None:
-        from ppx.models.delivery.online import olist_benchmark
+        from ppx.models.delivery.olist_bench import olist_benchmark, write_curves
 
-        payload["olist"] = olist_benchmark(olist_path)
+        details: dict = {}
+        payload["olist"] = olist_benchmark(olist_path, details=details)
+        if plot is not None:
+            write_curves(details, plot)
     payload["meta"] = {
         "command": command,
         "seconds": round(time.perf_counter() - t, 1),

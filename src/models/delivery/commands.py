@@ -92,15 +92,19 @@ def bench_delivery(
     olist: Path | None = typer.Option(None, "--olist", help="Olist folder (CSV files)."),
     trials: int = typer.Option(5, "--trials", min=0, help="Optuna trials for ppx and LightGBM."),
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="With --olist: write the trade-off curves to this PNG."
+    ),
 ) -> None:
-    """ppx vs carrier SLA, lane quantile, LightGBM and the oracle on a time split."""
+    """ppx vs carrier SLA, lane quantile, LightGBM and the oracle on a time split; on
+    Olist, every promise rule's trade-off curve and its in-advance operating point."""
     from ppx.cli import bench_tables, write_bench_json
     from ppx.models.delivery.bench import run
 
     world_path = _world(world) if world is not None or olist is None else None
     if world is None and olist is None:
         world_path = _world(None)
-    payload = run(world_path, olist, trials, command=" ".join(["ppx", *sys.argv[1:]]))
+    payload = run(world_path, olist, trials, command=" ".join(["ppx", *sys.argv[1:]]), plot=plot)
     bench_tables(payload)
     write_bench_json(json_out, payload)
 
