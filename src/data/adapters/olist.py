@@ -159,6 +159,8 @@ def unresolved_orders(olist: pd.DataFrame, stale_days: int = STALE_DAYS) -> dict
 
     * ``delivered_without_date``: status ``delivered`` but no customer delivery date -
       the outcome is unknown, so delivery benchmarks leave them out (with a count);
+    * ``delivered_before_purchase``: a delivery date before the purchase - a broken
+      record, left out like an undated one (with a count);
     * ``open_stale``: still ``shipped`` / ``invoiced`` / ``processing`` / ... more than
       ``stale_days`` after purchase at the data end - almost surely lost or abandoned;
       delivery benchmarks score them as missing every promise that ended before the
@@ -171,6 +173,7 @@ def unresolved_orders(olist: pd.DataFrame, stale_days: int = STALE_DAYS) -> dict
     age = (data_end(olist) - olist[C.ORDERED_AT]).dt.days
     return {
         "delivered_without_date": (status == "delivered") & no_date,
+        "delivered_before_purchase": olist[C.DELIVERED_AT] < olist[C.ORDERED_AT],
         "open_stale": open_ & (age > stale_days),
         "open_recent": open_ & (age <= stale_days),
     }
@@ -183,6 +186,8 @@ def warn_unresolved(olist: pd.DataFrame, source: str = ORDERS_FILE) -> dict[str,
     rules = {
         "delivered_without_date": "status 'delivered' without order_delivered_customer_date"
         " (outcome unknown: left out of delivery scores, counted)",
+        "delivered_before_purchase": "delivered before their purchase time (broken dates:"
+        " left out of delivery scores, counted)",
         "open_stale": f"still open (shipped / invoiced / processing) more than {STALE_DAYS}"
         " days after purchase at the data end (scored as late once their promise ended)",
     }

@@ -70,6 +70,7 @@ def recent_quantile_promises(
     dl = np.asarray(delivered_at, dtype="datetime64[ns]")
     day = np.int64(86_400 * 10**9)
     days = np.where(np.isnat(dl), np.nan, dl.astype(np.int64) // day - t // day).astype(float)
+    days[days < 0] = np.nan  # delivered before purchase: a broken record
     qs = list(qs)
     qv = recent_completed_quantiles(days, dl, at, qs, window_days)
     qv = np.where(np.isnan(qv), d_max, np.clip(qv, 0, d_max))
@@ -96,6 +97,7 @@ def recent_residual_promises(
     day = np.int64(86_400 * 10**9)
     a = np.asarray(anchor, float)
     days = np.where(np.isnat(dl), np.nan, dl.astype(np.int64) // day - t.astype(np.int64) // day)
+    days = np.where(days < 0, np.nan, days)  # delivered before purchase: a broken record
     qs = list(qs)
     res = recent_completed_quantiles(days - a, dl, t, qs, window_days)
     p = np.floor(a[:, None] + res + 1e-9)

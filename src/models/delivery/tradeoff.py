@@ -11,7 +11,8 @@ Outcomes are scored as known at a cutoff (:class:`Outcomes`): a parcel delivered
 the cutoff is on time if it arrived on or before its promised day; a parcel not
 delivered by the cutoff has missed every promise whose day ended before the cutoff and
 is left out (counted in ``excluded``) for promises still open then. Orders marked
-delivered without a delivery date have no outcome and are always left out.
+delivered without a delivery date (or with one before the purchase) have no outcome
+and are always left out.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class Outcomes:
             NaN when no delivery was known at the cutoff.
         open_days: whole days from the purchase day to the cutoff: a promise of ``d``
             days has ended by the cutoff iff ``d < open_days``.
-        no_date: orders marked delivered without a delivery date (never scored).
+        no_date: orders marked delivered without a (valid) delivery date - none, or
+            one before the purchase - never scored.
         strict: score an order only once its promise day has ended by the cutoff, even
             if it was delivered earlier. Without it, a delivery before the cutoff is
             scored at once while a miss must wait for the promise day to end, so
@@ -59,12 +61,14 @@ class Outcomes:
         cut = np.broadcast_to(np.asarray(cutoff, dtype="datetime64[ns]"), t.shape).astype(np.int64)
         has = ~np.isnat(dl)
         dli = np.where(has, dl.astype(np.int64), 0)
-        known = has & (dli < cut)
+        # A delivery dated before the purchase is a broken record, not an outcome.
+        broken = has & (dli < t)
+        known = has & (dli < cut) & ~broken
         start = t // DAY_NS
         days = np.where(known, dli // DAY_NS - start, np.nan).astype(float)
         open_days = (cut // DAY_NS - start).astype(float)
         flag = np.zeros(len(t), bool) if delivered_flag is None else np.asarray(delivered_flag)
-        no_date = flag & ~has
+        no_date = (flag & ~has) | broken
         return cls(days, open_days, no_date, strict)
 
     def __len__(self) -> int:
