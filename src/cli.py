@@ -83,11 +83,33 @@ def data_world(
     seed: int = typer.Option(7, "--seed", help="Random seed; same seed, same tables."),
     months: int = typer.Option(24, "--months", min=3, max=60, help="Months simulated."),
     out: Path = typer.Option(Path("data/worlds/demo"), "--out", help="Output folder."),
+    disrupt_carrier: str | None = typer.Option(
+        None, "--disrupt-carrier", help="Carrier slowed by a disruption (default: all)."
+    ),
+    disrupt_region: str | None = typer.Option(
+        None, "--disrupt-region", help="Destination region of the disruption (default: all)."
+    ),
+    disrupt_start: str | None = typer.Option(
+        None, "--disrupt-start", help="First order day of the disruption, YYYY-MM-DD."
+    ),
+    disrupt_weeks: int = typer.Option(0, "--disrupt-weeks", min=0, help="Its length."),
+    disrupt_effect: float = typer.Option(
+        0.5, "--disrupt-effect", help="Added to log transit time (0.5: x1.65)."
+    ),
 ) -> None:
     """Simulate a synthetic world and write it as Parquet plus a manifest."""
     from ppx.data.world_cli import build_world
 
-    build_world(customers=customers, seed=seed, months=months, out=out)
+    knobs = {}
+    if disrupt_start is not None and disrupt_weeks > 0:
+        knobs = dict(
+            disruption_carrier=disrupt_carrier,
+            disruption_region=disrupt_region,
+            disruption_start=disrupt_start,
+            disruption_days=7 * disrupt_weeks,
+            disruption_effect=disrupt_effect,
+        )
+    build_world(customers=customers, seed=seed, months=months, out=out, **knobs)
 
 
 @data_app.command("validate")

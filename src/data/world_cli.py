@@ -30,8 +30,9 @@ def generate_with_progress(params: WorldParams) -> World:
         return generate_world(params, progress=lambda done, _: bar.update(task, completed=done))
 
 
-def build_world(customers: int, seed: int, months: int, out: Path) -> World:
-    params = WorldParams(n_customers=customers, seed=seed, months=months)
+def build_world(customers: int, seed: int, months: int, out: Path, **knobs) -> World:
+    """Generate and save a world; ``knobs`` are further ``WorldParams`` fields."""
+    params = WorldParams(n_customers=customers, seed=seed, months=months, **knobs)
     world = generate_with_progress(params)
     save_world(world, out)
     n = sum(len(df) for df in world.tables.values())
