@@ -184,20 +184,28 @@ def run(
     trials: int = 5,
     command: str = "ppx bench delivery",
     plot: str | Path | None = None,
+    shift: bool = False,
+    details: dict | None = None,
 ) -> dict:
     """The benchmark payload: {"meta": ..., "world": {...}, "olist": {...}}.
 
     With ``plot`` (and ``olist_path``), the Olist trade-off curves go to that PNG and
-    their points to a JSON file of the same name.
+    their points to ``NAME_curves.json`` beside it. With ``shift`` the world is a
+    disrupted one and the payload's ``shift`` dataset compares the frozen promise rule
+    with the online recalibration (weekly rates in ``details["weeks"]``).
     """
     t = time.perf_counter()
     payload: dict = {}
-    if world_path is not None:
+    details = {} if details is None else details
+    if world_path is not None and shift:
+        from ppx.models.delivery.shift_bench import shift_benchmark
+
+        payload["shift"] = shift_benchmark(world_path, details=details)
+    elif world_path is not None:
         payload["world"] = world_benchmark(world_path, trials)
     if olist_path is not None:
         from ppx.models.delivery.olist_bench import olist_benchmark, write_curves
 
-        details: dict = {}
         payload["olist"] = olist_benchmark(olist_path, details=details)
         if plot is not None:
             write_curves(details, plot)

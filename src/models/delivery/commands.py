@@ -95,6 +95,12 @@ def bench_delivery(
     plot: Path | None = typer.Option(
         None, "--plot", help="With --olist: write the trade-off curves to this PNG."
     ),
+    shift: bool = typer.Option(
+        False,
+        "--shift",
+        help="The world has a disruption: on-time rate of the 90 % promise week by week,"
+        " frozen rule vs online recalibration (no retraining).",
+    ),
 ) -> None:
     """ppx vs carrier SLA, lane quantile, LightGBM and the oracle on a time split; on
     Olist, every promise rule's trade-off curve and its in-advance operating point."""
@@ -104,8 +110,26 @@ def bench_delivery(
     world_path = _world(world) if world is not None or olist is None else None
     if world is None and olist is None:
         world_path = _world(None)
-    payload = run(world_path, olist, trials, command=" ".join(["ppx", *sys.argv[1:]]), plot=plot)
+    details: dict = {}
+    payload = run(
+        world_path,
+        olist,
+        trials,
+        command=" ".join(["ppx", *sys.argv[1:]]),
+        plot=plot,
+        shift=shift,
+        details=details,
+    )
     bench_tables(payload)
+    if "weeks" in details:
+        from ppx.cli import print_table
+
+        weeks = details["weeks"].round(4)
+        print_table(
+            "shift: on-time rate of the 90 % promise by purchase week", weeks.to_dict("records")
+        )
+        if json_out is not None:
+            weeks.to_csv(json_out.with_name(json_out.stem + "_weeks.csv"), index=False)
     write_bench_json(json_out, payload)
 
 

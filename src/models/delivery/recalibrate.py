@@ -66,12 +66,13 @@ class OnlineRecalibration:
             return
         day = np.concatenate(self._day)
         keep = day >= oldest_day
-        self._ids = [np.concatenate(self._ids)[keep]]
+        ids = np.concatenate(self._ids)
+        for gone in ids[~keep].tolist():  # a delivery may be reported before its order
+            self._delivered.pop(gone, None)
+        self._ids = [ids[keep]]
         self._group = [np.concatenate(self._group)[keep]]
         self._day = [day[keep]]
         self._cdf = [np.concatenate(self._cdf)[keep]]
-        live = set(self._ids[0].tolist())
-        self._delivered = {k: v for k, v in self._delivered.items() if k in live}
 
     def refit(self, now) -> dict[str, Recalibrator]:
         """Re-fit each group's rule on the orders purchased in ``[now - window, now)``

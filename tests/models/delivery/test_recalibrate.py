@@ -66,3 +66,11 @@ def test_groups_without_enough_outcomes_keep_the_fallback():
     fallback = np.full(3, 17)
     got = rec.promise(_cdf(3), 0.9, np.array(["a", "a", "b"], dtype=object), fallback)
     assert got.tolist() == [17, 17, 17]
+
+
+def test_deliveries_reported_before_their_order_is_observed_are_kept():
+    rec = OnlineRecalibration(window_days=7, min_completed=1)
+    rec.deliver(np.arange(100), np.full(100, T0 + 2 * DAY))  # e.g. a batch backfill
+    rec.refit(T0)  # nothing observed yet: must not forget the deliveries
+    rec.observe(np.arange(100), np.full(100, T0), np.full(100, "a", dtype=object), _cdf(100))
+    assert "a" in rec.refit(T0 + 3 * DAY)

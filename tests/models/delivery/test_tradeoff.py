@@ -86,3 +86,9 @@ def test_plot_writes_a_png(tmp_path):
     panel = {"title": "t", "curves": {"a": cv}, "points": {"a": (0.5, 4.0)}, "rate": 0.55}
     to.plot_curves([panel, panel], path, "title")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_delivery_dated_before_its_purchase_is_left_out():
+    o = to.Outcomes.at(np.array([T0]), np.array([T0 - 3 * DAY]), T0 + 9 * DAY)
+    assert o.no_date[0]
+    assert not o.score(np.array([5]))[1][0]
