@@ -22,6 +22,16 @@ import numpy as np
 from ppx.models.delivery.model import Recalibrator, conformal_scores
 
 DAY_S = 86_400
+# Scores live on a stretched scale h(F) = 1 - (1 - F)^TAIL_POWER: a disrupted carrier's
+# parcels arrive where the model's CDF is already 0.99+, and on the plain scale those
+# scores would crowd into the last steps of the rule's grid (promises could then only
+# jump by whole weeks of coverage). The rule is invariant to a monotone map otherwise.
+TAIL_POWER = 0.25
+
+
+def stretch(cdf: np.ndarray) -> np.ndarray:
+    """h(F): monotone in F, 0 -> 0, 1 -> 1, the upper tail spread out."""
+    return 1.0 - np.clip(1.0 - np.asarray(cdf, float), 0.0, 1.0) ** TAIL_POWER
 
 
 class OnlineRecalibration:
@@ -31,14 +41,19 @@ class OnlineRecalibration:
         window_days: orders purchased this many days before ``now`` form the window.
         min_completed: completed deliveries a group needs in its window for its own
             rule; below that the model's validation rule stays in force.
+        half_life_days: if set, an order's weight halves every this many days of age
+            (recent purchases count more); None: every order of the window counts the same.
 
     The window must be longer than most parcels take: the rule learns a parcel's
     outcome only once it has arrived or has been in flight past the promise.
     """
 
-    def __init__(self, window_days: int = 14, min_completed: int = 200):
+    def __init__(
+        self, window_days: int = 14, min_completed: int = 200, half_life_days: float | None = None
+    ):
         self.window_days = int(window_days)
         self.min_completed = int(min_completed)
+        self.half_life_days = half_life_days
         self._ids: list[np.ndarray] = []
         self._group: list[np.ndarray] = []
         self._day: list[np.ndarray] = []
@@ -96,8 +111,11 @@ class OnlineRecalibration:
             m = win & (group == g)
             if done[m].sum() < self.min_completed:
                 continue
-            scores = conformal_scores(cdf[m], y[m], np.zeros(m.sum(), int))
-            self.rules[str(g)] = Recalibrator.fit(scores, done[m].astype(float))
+            scores = conformal_scores(stretch(cdf[m]), y[m], np.zeros(m.sum(), int))
+            w = None
+            if self.half_life_days:
+                w = 0.5 ** ((today - day[m]) / self.half_life_days)
+            self.rules[str(g)] = Recalibrator.fit(scores, done[m].astype(float), w)
         return self.rules
 
     def promise(self, cdf: np.ndarray, target, groups, fallback: np.ndarray) -> np.ndarray:
@@ -116,7 +134,7 @@ class OnlineRecalibration:
             # to fall short.
             top = rule.values[-1]
             want = np.minimum(tgt[m], top - 1e-9)
-            rate = rule(cdf[m])
+            rate = rule(stretch(cdf[m]))
             rate[:, -1] = 1.0
             day = (rate >= want[:, None] - 1e-12).argmax(axis=1)
             out[m] = np.where(tgt[m] <= top, day, np.maximum(day, out[m]))
