@@ -74,3 +74,10 @@ def test_rolling_recalibration_recovers_the_target_after_a_slow_down():
     assert abs(np.mean(took[after] <= p[after]) - 0.9) < 0.11
     frozen = anchor + np.quantile((took - anchor)[day < 100], 0.9, method="inverted_cdf")
     assert np.mean(took[after] <= frozen[after]) < 0.3
+
+
+def test_blend_is_the_rounded_up_mean_at_the_same_knob():
+    from ppx.models.delivery.olist_bench import blend
+
+    got = blend({0.9: np.array([10, 11, 12])}, {0.9: np.array([12, 12, 12])})
+    assert got[0.9].tolist() == [11, 12, 12]
