@@ -101,7 +101,10 @@ def data_world(
     from ppx.data.world_cli import build_world
 
     knobs = {}
-    if disrupt_start is not None and disrupt_weeks > 0:
+    asked = disrupt_carrier or disrupt_region or disrupt_start or disrupt_weeks
+    if asked and not (disrupt_start and disrupt_weeks > 0):
+        fail("a disruption needs both --disrupt-start YYYY-MM-DD and --disrupt-weeks N (> 0)")
+    if asked:
         knobs = dict(
             disruption_carrier=disrupt_carrier,
             disruption_region=disrupt_region,

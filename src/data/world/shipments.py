@@ -51,7 +51,12 @@ def disruption(sim: Simulator, day0: np.ndarray, carrier_i, dest_i) -> np.ndarra
     p = sim.p
     if p.disruption_effect == 0.0 or p.disruption_days <= 0 or p.disruption_start is None:
         return np.zeros(len(day0))
-    first = (pd.Timestamp(p.disruption_start) - pd.Timestamp(p.start)).days
+    try:
+        first = (pd.Timestamp(p.disruption_start) - pd.Timestamp(p.start)).days
+    except ValueError as err:
+        raise ValueError(
+            f"disruption_start {p.disruption_start!r} is not a date (YYYY-MM-DD)"
+        ) from err
     hit = (day0 >= first) & (day0 < first + p.disruption_days)
     if p.disruption_carrier is not None:
         if p.disruption_carrier not in C.CARRIERS:
