@@ -186,6 +186,7 @@ def run(
     plot: str | Path | None = None,
     shift: bool = False,
     details: dict | None = None,
+    target_on_time: float | None = None,
 ) -> dict:
     """The benchmark payload: {"meta": ..., "world": {...}, "olist": {...}}.
 
@@ -193,6 +194,8 @@ def run(
     their points to ``NAME_curves.json`` beside it. With ``shift`` the world is a
     disrupted one and the payload's ``shift`` dataset compares the frozen promise rule
     with the online recalibration (weekly rates in ``details["weeks"]``).
+    ``target_on_time``: the Olist policy's target (None: the retailer's own rate over
+    the validation months).
     """
     t = time.perf_counter()
     payload: dict = {}
@@ -204,9 +207,10 @@ def run(
     elif world_path is not None:
         payload["world"] = world_benchmark(world_path, trials)
     if olist_path is not None:
-        from ppx.models.delivery.olist_bench import olist_benchmark, write_curves
+        from ppx.models.delivery.olist_bench import PromisePolicy, olist_benchmark, write_curves
 
-        payload["olist"] = olist_benchmark(olist_path, details=details)
+        policy = PromisePolicy(target_on_time=target_on_time)
+        payload["olist"] = olist_benchmark(olist_path, policy=policy, details=details)
         if plot is not None:
             write_curves(details, plot)
     payload["meta"] = {

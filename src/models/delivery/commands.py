@@ -95,6 +95,14 @@ def bench_delivery(
     plot: Path | None = typer.Option(
         None, "--plot", help="With --olist: write the trade-off curves to this PNG."
     ),
+    target_on_time: float | None = typer.Option(
+        None,
+        "--target-on-time",
+        min=0.5,
+        max=0.999,
+        help="With --olist: the promise policy's on-time target (default: the retailer's"
+        " own rate over the validation months).",
+    ),
     shift: bool = typer.Option(
         False,
         "--shift",
@@ -119,6 +127,7 @@ def bench_delivery(
         plot=plot,
         shift=shift,
         details=details,
+        target_on_time=target_on_time,
     )
     bench_tables(payload)
     if "weeks" in details:
