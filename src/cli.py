@@ -20,6 +20,7 @@ bench_app = typer.Typer(help="Benchmarks: print a table, optionally write JSON."
 train_app = typer.Typer(help="Train a model, log it to MLflow, register it, run the gate.")
 tune_app = typer.Typer(help="Tune a model's hyper-parameters with Optuna (trials are runs).")
 evaluate_app = typer.Typer(help="Evaluate the registered champion on a world's holdout.")
+monitor_app = typer.Typer(help="Monitor a served model: realised rates vs stated, input drift.")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
@@ -155,7 +156,13 @@ def _register_model_commands() -> None:
     import importlib
     import importlib.util
 
-    groups = {"train": train_app, "tune": tune_app, "evaluate": evaluate_app, "bench": bench_app}
+    groups = {
+        "train": train_app,
+        "tune": tune_app,
+        "evaluate": evaluate_app,
+        "bench": bench_app,
+        "monitor": monitor_app,
+    }
     found = False
     for name in MODEL_COMMAND_MODULES:
         module = f"ppx.models.{name}.commands"
@@ -169,6 +176,8 @@ def _register_model_commands() -> None:
         app.add_typer(train_app, name="train")
         app.add_typer(tune_app, name="tune")
         app.add_typer(evaluate_app, name="evaluate")
+        if monitor_app.registered_commands:
+            app.add_typer(monitor_app, name="monitor")
 
 
 _register_model_commands()
