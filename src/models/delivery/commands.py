@@ -188,8 +188,16 @@ def monitor_delivery(
     args = dict(now=now, ordered_col=C.ORDERED_AT, delivered_col=C.DELIVERED_AT)
     by_carrier = mon.on_time_by(promises, [C.CARRIER], **args)
     by_lane = mon.on_time_by(promises, ["lane"], **args)
+    # Drift on the network's own inputs (as encoded for it), against the training sample
+    # kept for SHAP; checkout rows only on both sides (the sample also holds in-transit
+    # snapshots, whose elapsed-time inputs differ by design).
     ref = model.background()
-    drift = mon.feature_drift(ref, feats[[c for c in ref.columns if c in feats.columns]])
+    ref = ref[ref["in_transit"] <= ref["in_transit"].min()]
+    cur = model.features_from(feats)
+    codes = [c for c in ref.columns if c.endswith("_code")]
+    ref[codes] = ref[codes].round().astype(int).astype(str)
+    cur[codes] = cur[codes].round().astype(int).astype(str)
+    drift = mon.feature_drift(ref, cur)
     alerts = int(by_carrier["alert"].sum() + by_lane["alert"].sum())
     summary = [
         f"{len(rows):,} orders of the last {weeks} weeks, scored as known at {now:%Y-%m-%d %H:%M};"
