@@ -14,6 +14,7 @@ disruption.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,15 +31,12 @@ BAND = (0.88, 0.92)
 
 
 def _disruption(world_path) -> dict:
-    manifest = json.loads((_path(world_path) / "manifest.json").read_text())
-    params = manifest.get("params", manifest)
-    return {k: params.get(k) for k in params if k.startswith("disruption_")}
-
-
-def _path(p):
-    from pathlib import Path
-
-    return Path(p)
+    """The world's ``disruption_*`` parameters from its manifest (empty for a store)."""
+    path = Path(world_path) / "manifest.json"
+    if not path.exists():
+        return {}
+    params = json.loads(path.read_text()).get("params", {})
+    return {k: v for k, v in params.items() if k.startswith("disruption_")}
 
 
 def replay(model, rows: pd.DataFrame, warm: pd.DataFrame, online: OnlineRecalibration, target):
