@@ -31,12 +31,37 @@ def data_world(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a folder that ppx wrote before (never any other)."
     ),
+    disrupt_carrier: str | None = typer.Option(
+        None, "--disrupt-carrier", help="Carrier slowed by a disruption (default: all)."
+    ),
+    disrupt_region: str | None = typer.Option(
+        None, "--disrupt-region", help="Destination region of the disruption (default: all)."
+    ),
+    disrupt_start: str | None = typer.Option(
+        None, "--disrupt-start", help="First order day of the disruption, YYYY-MM-DD."
+    ),
+    disrupt_weeks: int = typer.Option(0, "--disrupt-weeks", min=0, help="Its length."),
+    disrupt_effect: float = typer.Option(
+        0.5, "--disrupt-effect", help="Added to log transit time (0.5: x1.65)."
+    ),
 ) -> None:
     """Simulate a synthetic world and write it as Parquet plus a manifest.
 
     Refuses a non-empty folder that ppx did not write; the default folder is named after
     the seed, so the demo world (data/worlds/demo) is never replaced by accident.
     """
+    knobs = {}
+    asked = disrupt_carrier or disrupt_region or disrupt_start or disrupt_weeks
+    if asked and not (disrupt_start and disrupt_weeks > 0):
+        fail("a disruption needs both --disrupt-start YYYY-MM-DD and --disrupt-weeks N (> 0)")
+    if asked:
+        knobs = dict(
+            disruption_carrier=disrupt_carrier,
+            disruption_region=disrupt_region,
+            disruption_start=disrupt_start,
+            disruption_days=7 * disrupt_weeks,
+            disruption_effect=disrupt_effect,
+        )
     from ppx.data.io import OutputFolderError
     from ppx.data.world_cli import build_world, default_world_folder
 
@@ -47,6 +72,7 @@ def data_world(
             months=months,
             out=out or default_world_folder(seed),
             overwrite=overwrite,
+            **knobs,
         )
     except OutputFolderError as err:
         fail(str(err))
@@ -115,12 +141,16 @@ def build_app() -> typer.Typer:
         "tune": typer.Typer(help="Tune a model's hyper-parameters with Optuna (trials are runs)."),
         "evaluate": typer.Typer(help="Evaluate the registered champion on a world's holdout."),
         "bench": bench,
+        "monitor": typer.Typer(
+            help="Monitor a served model: realised rates against stated ones, input drift."
+        ),
     }
     for spec in registry.specs():
         spec.load("register_commands")(groups)
     app.add_typer(data_app, name="data")
     for name, group in groups.items():
-        app.add_typer(group, name=name)
+        if group.registered_commands:  # a group no model contributes to is not shown
+            app.add_typer(group, name=name)
     rules_commands.register(app)
     serve_commands.register(app)
     explain_commands.register(app)

@@ -37,10 +37,11 @@ def default_world_folder(seed: int) -> Path:
 
 
 def build_world(
-    customers: int, seed: int, months: int, out: Path, overwrite: bool = False
+    customers: int, seed: int, months: int, out: Path, overwrite: bool = False, **knobs
 ) -> World:
+    """Generate and save a world; ``knobs`` are further ``WorldParams`` fields."""
     check_output_folder(out, overwrite)  # before minutes of simulation, not after
-    params = WorldParams(n_customers=customers, seed=seed, months=months)
+    params = WorldParams(n_customers=customers, seed=seed, months=months, **knobs)
     world = generate_with_progress(params)
     save_world(world, out, overwrite=overwrite)
     n = sum(len(df) for df in world.tables.values())

@@ -86,3 +86,42 @@ def test_shared_sample_is_thin_but_loads():
     assert len(df) > 9000
     assert 0.05 < cov["joined_customer_state"] < 0.2  # about 10 % join to a state
     assert df[C.ORDERED_AT].notna().all()
+
+
+def test_orders_without_a_stated_outcome_are_counted_and_warned_about(tmp_path, caplog):
+    rows = {
+        "order_id": ["ok", "undated", "stale", "recent", "broken"],
+        "customer_id": ["c1", "c2", "c3", "c4", "c5"],
+        "order_status": ["delivered", "delivered", "shipped", "invoiced", "delivered"],
+        "order_purchase_timestamp": [
+            "2018-01-02 10:00:00",
+            "2018-01-03 10:00:00",
+            "2018-01-04 10:00:00",
+            "2018-04-20 10:00:00",
+            "2018-02-01 10:00:00",
+        ],
+        "order_approved_at": ["2018-01-02 11:00:00"] * 5,
+        "order_delivered_carrier_date": ["2018-01-03 10:00:00", "", "", "", ""],
+        "order_delivered_customer_date": [
+            "2018-04-30 10:00:00",
+            "",
+            "",
+            "",
+            "2018-01-15 10:00:00",
+        ],
+        "order_estimated_delivery_date": ["2018-01-20 00:00:00"] * 5,
+    }
+    with caplog.at_level("WARNING", logger="ppx.data.adapters.olist"):
+        df = ol.load_olist(_write(tmp_path, rows))
+    kinds = {k: df.loc[m, C.ORDER_ID].tolist() for k, m in ol.unresolved_orders(df).items()}
+    assert kinds == {
+        "delivered_without_date": ["undated"],
+        "delivered_before_purchase": ["broken"],
+        "open_stale": ["stale"],
+        "open_recent": ["recent"],
+    }
+    text = caplog.text
+    assert "1 orders status 'delivered' without" in text and "undated" in text
+    assert "1 orders still open" in text and "stale" in text
+    assert "1 orders delivered before their purchase" in text and "broken" in text
+    assert ol.data_end(df) == pd.Timestamp("2018-04-30 10:00:00")

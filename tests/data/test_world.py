@@ -257,3 +257,49 @@ def test_returns_and_claims_share_one_draw_of_request_and_fraud():
     assert made[eligible].mean() == pytest.approx(0.9, abs=0.01)
     assert is_fraud[made].mean() == pytest.approx(0.5, abs=0.01)
     assert np.allclose(p_fraud, 0.5) and not (is_fraud & ~made).any()
+
+
+# --- a disruption -----------------------------------------------------------------------
+
+
+def test_disruption_slows_only_its_carrier_and_weeks(tiny_world):
+    world, _ = tiny_world
+    knobs = dict(
+        disruption_carrier="parcelgo",
+        disruption_start="2024-05-06",
+        disruption_days=21,
+        disruption_effect=0.5,
+    )
+    hit_world = generate_world(WorldParams(**TINY, **knobs))
+
+    def mu_by_shipment(w):
+        ship = w.tables[C.SHIPMENTS][[C.SHIPMENT_ID, C.ORDER_ID]]
+        t = w.truth[C.TRUTH_SHIPMENTS][[C.SHIPMENT_ID, C.TRUE_MU]].merge(ship, on=C.SHIPMENT_ID)
+        return t.merge(w.tables[C.ORDERS][[C.ORDER_ID, C.ORDERED_AT, C.CARRIER]], on=C.ORDER_ID)
+
+    both = mu_by_shipment(world).merge(
+        mu_by_shipment(hit_world)[[C.SHIPMENT_ID, C.TRUE_MU]], on=C.SHIPMENT_ID, suffixes=("", "_d")
+    )
+    day = both[C.ORDERED_AT].dt.normalize()
+    inside = (day >= "2024-05-06") & (day < "2024-05-27")
+    target = (inside & (both[C.CARRIER] == "parcelgo")).to_numpy()
+    diff = (both[C.TRUE_MU + "_d"] - both[C.TRUE_MU]).to_numpy()
+    assert target.sum() > 20
+    np.testing.assert_allclose(diff[target], 0.5)
+    # Up to the end of the disrupted month every other parcel is the same; later the
+    # worlds part (late parcels raise churn, which changes who orders what).
+    same_month = (day < "2024-06-01").to_numpy()
+    np.testing.assert_allclose(diff[~target & same_month], 0.0, atol=1e-12)
+
+
+def test_disruption_with_an_unknown_carrier_is_refused():
+    with pytest.raises(ValueError, match="disruption_carrier 'nope'"):
+        generate_world(
+            WorldParams(
+                **TINY,
+                disruption_carrier="nope",
+                disruption_start="2024-05-06",
+                disruption_days=7,
+                disruption_effect=0.5,
+            )
+        )

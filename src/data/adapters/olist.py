@@ -12,6 +12,7 @@ must lean on time, recent delivery speed and Olist's own estimate.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,13 @@ TIME_COLUMNS = (
     "order_delivered_customer_date",
     "order_estimated_delivery_date",
 )
+log = logging.getLogger(__name__)
+
 CARRIER = "olist"
+# Olist statuses of an order that is on its way to the customer but not delivered.
+OPEN_STATUSES = ("created", "approved", "processing", "invoiced", "shipped")
+NEVER_SHIPPED = ("canceled", "unavailable")
+STALE_DAYS = 60  # still open this long after purchase at the data end: reported as stale
 UNKNOWN = "unknown"
 ESTIMATE_DAYS = "olist_estimate_days"
 
@@ -135,7 +142,61 @@ def load_olist(folder: str | Path) -> pd.DataFrame:
         )
         for c in agg.columns:
             out[c] = out[C.ORDER_ID].map(agg[c])
-    return out.sort_values(C.ORDERED_AT, kind="stable").reset_index(drop=True)
+    out = out.sort_values(C.ORDERED_AT, kind="stable").reset_index(drop=True)
+    warn_unresolved(out, ORDERS_FILE)
+    return out
+
+
+def data_end(olist: pd.DataFrame) -> pd.Timestamp:
+    """The export's snapshot moment: its latest recorded event (purchase, approval,
+    hand-over or delivery). Orders open then were still open when it was taken."""
+    cols = [C.ORDERED_AT, "approved_at", C.SHIPPED_AT, C.DELIVERED_AT]
+    return max(olist[c].max() for c in cols if c in olist and olist[c].notna().any())
+
+
+def unresolved_orders(olist: pd.DataFrame, stale_days: int = STALE_DAYS) -> dict[str, pd.Series]:
+    """Orders whose delivery outcome the export does not state, by kind (boolean masks):
+
+    * ``delivered_without_date``: status ``delivered`` but no customer delivery date -
+      the outcome is unknown, so delivery benchmarks leave them out (with a count);
+    * ``delivered_before_purchase``: a delivery date before the purchase - a broken
+      record, left out like an undated one (with a count);
+    * ``open_stale``: still ``shipped`` / ``invoiced`` / ``processing`` / ... more than
+      ``stale_days`` after purchase at the data end - almost surely lost or abandoned;
+      delivery benchmarks score them as missing every promise that ended before the
+      data end (late), never drop them;
+    * ``open_recent``: open, purchased within ``stale_days`` of the data end (in flight).
+    """
+    status = olist[C.STATUS].astype(str)
+    no_date = olist[C.DELIVERED_AT].isna()
+    open_ = status.isin(OPEN_STATUSES) & no_date
+    age = (data_end(olist) - olist[C.ORDERED_AT]).dt.days
+    return {
+        "delivered_without_date": (status == "delivered") & no_date,
+        "delivered_before_purchase": olist[C.DELIVERED_AT] < olist[C.ORDERED_AT],
+        "open_stale": open_ & (age > stale_days),
+        "open_recent": open_ & (age <= stale_days),
+    }
+
+
+def warn_unresolved(olist: pd.DataFrame, source: str = ORDERS_FILE) -> dict[str, int]:
+    """Log one warning per kind of order without a stated delivery outcome (see
+    :func:`unresolved_orders`), naming the file, the count and a few order ids."""
+    counts = {}
+    rules = {
+        "delivered_without_date": "status 'delivered' without order_delivered_customer_date"
+        " (outcome unknown: left out of delivery scores, counted)",
+        "delivered_before_purchase": "delivered before their purchase time (broken dates:"
+        " left out of delivery scores, counted)",
+        "open_stale": f"still open (shipped / invoiced / processing) more than {STALE_DAYS}"
+        " days after purchase at the data end (scored as late once their promise ended)",
+    }
+    for kind, mask in unresolved_orders(olist).items():
+        counts[kind] = int(mask.sum())
+        if kind in rules and counts[kind]:
+            ids = olist.loc[mask, C.ORDER_ID].head(3).tolist()
+            log.warning("olist %s: %d orders %s, e.g. %s", source, counts[kind], rules[kind], ids)
+    return counts
 
 
 def to_canonical(olist: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -43,6 +43,14 @@ class WorldParams:
     misdelivery_prob: float = 0.02
     express_share: float = 0.15
     delay_notice_prob: float = 0.6  # late parcels that got a proactive notice
+    # A disruption (off by default): parcels of one carrier and/or one destination region
+    # ordered in [start, start + days) take exp(effect) times longer (a strike, a flood,
+    # a depot fire). None matches every carrier / region; effect 0 is no disruption.
+    disruption_carrier: str | None = None
+    disruption_region: str | None = None
+    disruption_start: str | None = None  # first order day, YYYY-MM-DD
+    disruption_days: int = 0
+    disruption_effect: float = 0.0  # added to the log transit time (0.5: x1.65)
     # --- subscriptions & churn ------------------------------------------------------
     churn_base: float = -3.45  # logit of monthly hazard
     churn_late_effect: float = 0.55  # per late delivery in the last two calendar months

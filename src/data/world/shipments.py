@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from ppx.data import columns as C
 from ppx.data.world.geography import CARRIER_WEIGHTS, distance_km
@@ -41,6 +42,33 @@ class Shipped:
     signature: np.ndarray
     mu: np.ndarray
     sigma: np.ndarray
+
+
+def disruption(sim: Simulator, day0: np.ndarray, carrier_i, dest_i) -> np.ndarray:
+    """Log-transit added by the configured disruption (zeros without one; no random
+    draws, so a world without a disruption is identical to one generated before the
+    knob existed)."""
+    p = sim.p
+    if p.disruption_effect == 0.0 or p.disruption_days <= 0 or p.disruption_start is None:
+        return np.zeros(len(day0))
+    try:
+        first = (pd.Timestamp(p.disruption_start) - pd.Timestamp(p.start)).days
+    except ValueError as err:
+        raise ValueError(
+            f"disruption_start {p.disruption_start!r} is not a date (YYYY-MM-DD)"
+        ) from err
+    hit = (day0 >= first) & (day0 < first + p.disruption_days)
+    if p.disruption_carrier is not None:
+        if p.disruption_carrier not in C.CARRIERS:
+            raise ValueError(
+                f"disruption_carrier {p.disruption_carrier!r} is not one of {C.CARRIERS}"
+            )
+        hit &= carrier_i == C.CARRIERS.index(p.disruption_carrier)
+    if p.disruption_region is not None:
+        if p.disruption_region not in C.REGIONS:
+            raise ValueError(f"disruption_region {p.disruption_region!r} is not one of {C.REGIONS}")
+        hit &= dest_i == C.REGIONS.index(p.disruption_region)
+    return p.disruption_effect * hit
 
 
 def ship_orders(sim: Simulator, m: int, cust, t, value, kind, weight) -> Shipped:
@@ -76,6 +104,7 @@ def ship_orders(sim: Simulator, m: int, cust, t, value, kind, weight) -> Shipped
         + sim.lane[carrier_i, dest_i]
         + 0.05 * (weight > 5)
         + 0.04 * (m >= 12)  # year-two drift
+        + disruption(sim, day0, carrier_i, dest_i)
     )
     sigma = np.asarray(p.carrier_sigma)[carrier_i] + 0.05 * express
     T = np.exp(mu + sigma * rng.standard_normal(n))

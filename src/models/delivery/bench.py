@@ -183,16 +183,36 @@ def run(
     olist_path: str | Path | None,
     trials: int = 5,
     command: str = "ppx bench delivery",
+    plot: str | Path | None = None,
+    shift: bool = False,
+    details: dict | None = None,
+    target_on_time: float | None = None,
 ) -> dict:
-    """The benchmark payload: {"meta": ..., "world": {...}, "olist": {...}}."""
+    """The benchmark payload: {"meta": ..., "world": {...}, "olist": {...}}.
+
+    With ``plot`` (and ``olist_path``), the Olist trade-off curves go to that PNG and
+    their points to ``NAME_curves.json`` beside it. With ``shift`` the world is a
+    disrupted one and the payload's ``shift`` dataset compares the frozen promise rule
+    with the online recalibration (weekly rates in ``details["weeks"]``).
+    ``target_on_time``: the Olist policy's target (None: the retailer's own rate over
+    the validation months).
+    """
     t = time.perf_counter()
     payload: dict = {}
-    if world_path is not None:
+    details = {} if details is None else details
+    if world_path is not None and shift:
+        from ppx.models.delivery.shift_bench import shift_benchmark
+
+        payload["shift"] = shift_benchmark(world_path, details=details)
+    elif world_path is not None:
         payload["world"] = world_benchmark(world_path, trials)
     if olist_path is not None:
-        from ppx.models.delivery.online import olist_benchmark
+        from ppx.models.delivery.olist_bench import PromisePolicy, olist_benchmark, write_curves
 
-        payload["olist"] = olist_benchmark(olist_path)
+        policy = PromisePolicy(target_on_time=target_on_time)
+        payload["olist"] = olist_benchmark(olist_path, policy=policy, details=details)
+        if plot is not None:
+            write_curves(details, plot)
     payload["meta"] = {
         "command": command,
         "seconds": round(time.perf_counter() - t, 1),

@@ -87,17 +87,132 @@ def bench_delivery(
     olist: Path | None = typer.Option(None, "--olist", help="Olist folder (CSV files)."),
     trials: int = typer.Option(5, "--trials", min=0, help="Optuna trials for ppx and LightGBM."),
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="With --olist: write the trade-off curves to this PNG."
+    ),
+    target_on_time: float | None = typer.Option(
+        None,
+        "--target-on-time",
+        min=0.5,
+        max=0.999,
+        help="With --olist: the promise policy's on-time target (default: the retailer's"
+        " own rate over the validation months).",
+    ),
+    shift: bool = typer.Option(
+        False,
+        "--shift",
+        help="The world has a disruption: on-time rate of the 90 % promise week by week,"
+        " frozen rule vs online recalibration (no retraining).",
+    ),
 ) -> None:
-    """ppx vs carrier SLA, lane quantile, LightGBM and the oracle on a time split."""
+    """ppx vs carrier SLA, lane quantile, LightGBM and the oracle on a time split; on
+    Olist, every promise rule's trade-off curve and its in-advance operating point."""
     from ppx.models.delivery.bench import run
     from ppx.terminal import bench_tables, write_bench_json
 
     world_path = _world(world) if world is not None or olist is None else None
     if world is None and olist is None:
         world_path = _world(None)
-    payload = run(world_path, olist, trials, command=" ".join(["ppx", *sys.argv[1:]]))
+    details: dict = {}
+    payload = run(
+        world_path,
+        olist,
+        trials,
+        command=" ".join(["ppx", *sys.argv[1:]]),
+        plot=plot,
+        shift=shift,
+        details=details,
+        target_on_time=target_on_time,
+    )
     bench_tables(payload)
+    if "weeks" in details:
+        from ppx.terminal import print_table
+
+        weeks = details["weeks"].round(4)
+        print_table(
+            "shift: on-time rate of the 90 % promise by purchase week", weeks.to_dict("records")
+        )
+        if json_out is not None:
+            weeks.to_csv(json_out.with_name(json_out.stem + "_weeks.csv"), index=False)
     write_bench_json(json_out, payload)
+
+
+def monitor_delivery(
+    world: Path | None = typer.Option(None, "--world", help="World or store folder."),
+    alias: str = typer.Option("champion", "--alias"),
+    weeks: int = typer.Option(8, "--weeks", min=1, help="Recent purchase weeks to check."),
+    out: Path = typer.Option(
+        Path("reports/delivery_monitor.html"), "--out", help="HTML report to write."
+    ),
+) -> None:
+    """Realised on-time rate of the registered model's promises by carrier, lane and week
+    against the stated rate (alert outside the band), and input drift (PSI) against the
+    training data, for the last ``--weeks`` weeks of orders."""
+    import numpy as np
+    import pandas as pd
+
+    import mlflow
+    from ppx import tracking
+    from ppx.data import columns as C
+    from ppx.features import delivery as fd
+    from ppx.models.delivery import monitor as mon
+    from ppx.models.delivery.config import DeliveryConfig
+    from ppx.models.delivery.train import checkout_rows, load_data
+    from ppx.terminal import fail, print_table
+
+    tracking.configure()
+    if tracking.get_alias_version("delivery", alias) is None:
+        fail(f"ppx-delivery has no version with alias {alias!r}; run `ppx train delivery`")
+    model = mlflow.pyfunc.load_model(tracking.model_uri("delivery", alias))
+    model = model.unwrap_python_model().model
+    _t, _truth, data = load_data(_world(world), DeliveryConfig(**{"d_max": model.cfg.d_max}))
+    model.history = data.history
+    rows = checkout_rows(data.test, delivered=False)
+    now = max(rows[C.ORDERED_AT].max(), rows[C.DELIVERED_AT].max())
+    rows = rows[rows[C.ORDERED_AT] >= now - pd.Timedelta(weeks=weeks)].reset_index(drop=True)
+    if rows.empty:
+        fail(f"no orders in the last {weeks} weeks of {world}")
+    feats = fd.delivery_features(rows, data.history)
+    cdf = model.cdf(feats)
+    target = float(model.cfg.target)
+    promises = rows.assign(
+        promise_days=model.promise(cdf, target, np.zeros(len(rows), dtype=bool)),
+        promise_target=target,
+        lane=rows[C.WAREHOUSE] + " > " + rows[C.DEST_REGION],
+    )
+    args = dict(now=now, ordered_col=C.ORDERED_AT, delivered_col=C.DELIVERED_AT)
+    by_carrier = mon.on_time_by(promises, [C.CARRIER], **args)
+    by_lane = mon.on_time_by(promises, ["lane"], **args)
+    # Drift on the network's own inputs (as encoded for it), against the training sample
+    # kept for SHAP; checkout rows only on both sides (the sample also holds in-transit
+    # snapshots, whose elapsed-time inputs differ by design).
+    ref = model.background()
+    ref = ref[ref["in_transit"] <= ref["in_transit"].min()]
+    cur = model.features_from(feats)
+    codes = [c for c in ref.columns if c.endswith("_code")]
+    ref[codes] = ref[codes].round().astype(int).astype(str)
+    cur[codes] = cur[codes].round().astype(int).astype(str)
+    drift = mon.feature_drift(ref, cur)
+    alerts = int(by_carrier["alert"].sum() + by_lane["alert"].sum())
+    summary = [
+        f"{len(rows):,} orders of the last {weeks} weeks, scored as known at {now:%Y-%m-%d %H:%M};"
+        f" stated on-time rate {target:.0%}.",
+        f"{alerts} carrier/lane-weeks outside their band (stated rate"
+        f" +- max({mon.MIN_BAND:.0%}, {mon.Z:g} binomial sd)).",
+        f"{int((drift['level'] == 'major').sum())} features with major drift (PSI >"
+        f" {mon.PSI_MAJOR}), {int((drift['level'] == 'moderate').sum())} moderate.",
+    ]
+    path = mon.write_report(
+        out,
+        {"by carrier and week": by_carrier, "by lane and week": by_lane, "input drift": drift},
+        f"ppx-delivery@{alias}: promises and inputs",
+        summary,
+    )
+    print_table("on-time by carrier and week", by_carrier.round(4).to_dict("records"))
+    print_table("input drift (PSI)", drift.head(10).round(4).to_dict("records"))
+    for line in summary:
+        print(line)
+    print(f"wrote {path}")
 
 
 def register(groups: dict) -> None:
@@ -105,6 +220,8 @@ def register(groups: dict) -> None:
     groups["tune"].command("delivery")(tune_delivery)
     groups["evaluate"].command("delivery")(evaluate_delivery)
     groups["bench"].command("delivery")(bench_delivery)
+    if "monitor" in groups:
+        groups["monitor"].command("delivery")(monitor_delivery)
 
 
 def demo(world_path: Path):

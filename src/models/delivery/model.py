@@ -131,6 +131,9 @@ class DeliveryModel:
     background_frame: pd.DataFrame | None = None
     feature_names: list[str] = field(default_factory=list)
     train_seconds: float = 0.0
+    # Online recalibration (recalibrate.OnlineRecalibration) fed by the service with
+    # completed deliveries; None: the validation rules only. Not part of the state.
+    online: Any = None
 
     # --- encoding ---------------------------------------------------------------------
     def features(self, raw: pd.DataFrame) -> pd.DataFrame:
@@ -334,6 +337,10 @@ class DeliveryModel:
         cdf = self.cdf(feats)
         p50 = _promise(cdf, np.full(n, 0.5))
         promise = self.promise(cdf, tgt, transit)
+        if self.online is not None and self.online.rules and (~transit).any():
+            chk = ~transit
+            carriers = np.asarray(cols[C.CARRIER], dtype=object)[chk]
+            promise[chk] = self.online.promise(cdf[chk], tgt[chk], carriers, promise[chk])
         pmf = np.diff(cdf, axis=1, prepend=0.0)
         expected = pmf @ np.arange(cdf.shape[1])
         order_day = fd._time_col(cols, C.ORDERED_AT, n, True) // fd.SECONDS_PER_DAY

@@ -1,24 +1,19 @@
-"""Olist, evaluated the way a live system runs (``ppx bench delivery --olist PATH``).
+"""Olist walk-forward pieces: the network as a live system would have run it, and the
+online promise rules built on it (used by :mod:`ppx.models.delivery.olist_bench`).
 
-For every test order (the last 3 months with a known outcome) ppx may use only what was
-known at that order's purchase time:
+Every order may use only what was known at its purchase time:
 
 * the hazard network is refitted every ``refit_days`` on orders purchased before the
   refit moment, labelled as known then - parcels still in flight are right-censored,
   not dropped (dropping them would keep only the fast ones and bias every estimate);
+  see :func:`walk_forward_cdf`;
 * features (recent delivery speed) use deliveries completed before the purchase time;
-* the promise rule is re-estimated **per order** on the orders of the previous
-  ``window_days`` (Kaplan-Meier over conformal scores, in-flight parcels censored at
-  the purchase moment): adaptive conformal calibration that follows the strong speed
-  drift of 2018 (slow early in the year, fast by mid-year).
-
-The policy target (default 0.97) is chosen up front to be no lower than the on-time rate
-Olist's own promise achieves; the headline comparison is the mean promise length at
-that rate against Olist's estimate on the same orders. ``ppx_frozen`` (fitted and
-calibrated once at the test start) shows what the drift does to a static model.
-``ppx_km_scale`` (:func:`scaled_km_promises`) rescales Olist's own estimate with a
-censoring-aware location-scale rule: the location from the last 14 days' deliveries
-(Kaplan-Meier, in-flight parcels censored), the tail factor from the last 180 days.
+* :func:`adaptive_promises`: adaptive conformal offsets (Gibbs & Candes 2021) updated
+  as earlier promises resolve; :func:`rolling_promises`: the conformal rule re-fitted
+  daily on a window of recent orders (Kaplan-Meier, in flight censored);
+  :func:`scaled_km_promises` (``ppx_km_scale``): Olist's own estimate rescaled by a
+  censoring-aware location-scale rule (location from the last 14 days, tail factor
+  from the last 180 days).
 """
 
 from __future__ import annotations
@@ -29,7 +24,6 @@ import pandas as pd
 from ppx.data import columns as C
 from ppx.data.adapters import olist as ol
 from ppx.features import delivery as fd
-from ppx.models.delivery import evaluate as ev
 from ppx.models.delivery.config import DeliveryConfig
 from ppx.models.delivery.dataset import day_offset
 from ppx.models.delivery.model import fit
@@ -102,6 +96,39 @@ def _fit_at(base, history, refit_at, cfg, val_days: int):
     train = label_at(base, t < v0, r, cfg.d_max)
     val = label_at(base, (t >= v0) & (t < r), r, cfg.d_max)
     return fit(train, val, history, cfg, progress=False)
+
+
+def walk_forward_cdf(
+    base: pd.DataFrame,
+    history: fd.DeliveryHistory,
+    live: pd.DataFrame,
+    start,
+    end,
+    cfg: DeliveryConfig,
+    refit_days: int = 14,
+    val_days: int = 42,
+    progress: bool = True,
+) -> tuple[np.ndarray, list]:
+    """CDF of every ``live`` order from the network refitted every ``refit_days``
+    between ``start`` and ``end`` on the orders purchased before each refit (labelled
+    as known then); each order gets the latest refit before its purchase.
+
+    Returns (cdf, [(refit time, model), ...]).
+    """
+    from tqdm.auto import tqdm
+
+    live_t = live[C.ORDERED_AT].to_numpy()
+    refits = pd.date_range(start, end, freq=f"{refit_days}D")
+    cdf = np.zeros((len(live), cfg.d_max + 1))
+    models = []
+    for i, r in enumerate(tqdm(refits, desc="olist: walk-forward refits", disable=not progress)):
+        model = _fit_at(base, history, r, cfg, val_days)
+        models.append((r, model))
+        nxt = refits[i + 1] if i + 1 < len(refits) else end
+        sel = (live_t >= np.datetime64(r)) & (live_t < np.datetime64(nxt))
+        if sel.any():
+            cdf[sel] = model.cdf(fd.delivery_features(live[sel], history))
+    return cdf, models
 
 
 def adaptive_promises(
@@ -306,149 +333,3 @@ def scaled_km_promises(
             if k is not None:
                 out[q][todo] = np.clip(np.floor(scale[todo] * k + 1e-9), 0, d_max)
     return out, loc
-
-
-def olist_benchmark(
-    folder,
-    cfg: DeliveryConfig | None = None,
-    refit_days: int = 14,
-    warmup_days: int = 84,
-    val_days: int = 42,
-    gamma: float = 0.05,
-    progress: bool = True,
-    details: dict | None = None,
-) -> dict[str, dict]:
-    """ppx (walk-forward refits + adaptive conformal promises) vs frozen ppx, a rolling
-    historical quantile and Olist's own promise, on the last 3 months."""
-    from tqdm.auto import tqdm
-
-    cfg = cfg or OLIST_CONFIG
-    q = cfg.target
-    base, tables, raw = olist_frames(folder)
-    history = fd.DeliveryHistory.from_tables(tables[C.ORDERS], tables[C.SHIPMENTS])
-    t0, t1 = test_period(base)
-    t = base[C.ORDERED_AT].to_numpy()
-    start = t0 - pd.Timedelta(days=warmup_days)
-    # Every order from the warm-up start is promised online (its outcome feeds the
-    # adaptive threshold); metrics are on the delivered test orders only.
-    live = label_at(
-        base,
-        (t >= np.datetime64(start)) & (t < np.datetime64(t1)),
-        np.datetime64("2100-01-01"),
-        cfg.d_max,
-    )
-    live_t = live[C.ORDERED_AT].to_numpy()
-    refits = pd.date_range(start, t1, freq=f"{refit_days}D")
-    cdf = np.zeros((len(live), cfg.d_max + 1))
-    seconds, frozen, first = 0.0, None, None
-    for i, r in enumerate(tqdm(refits, desc="olist: walk-forward refits", disable=not progress)):
-        model = _fit_at(base, history, r, cfg, val_days)
-        seconds += model.train_seconds
-        first = first or model
-        if frozen is None and r >= t0:
-            frozen = model
-        nxt = refits[i + 1] if i + 1 < len(refits) else t1
-        sel = (live_t >= np.datetime64(r)) & (live_t < np.datetime64(nxt))
-        if sel.any():
-            cdf[sel] = model.cdf(fd.delivery_features(live[sel], history))
-    frozen = frozen or model
-    # Alternative recalibration: the promise rule re-fitted each day on the previous 30
-    # days of orders (Kaplan-Meier, in-flight parcels censored); window chosen on the
-    # months before the test period.
-    rolling = rolling_promises(cdf, live_t, live[C.DELIVERED_AT].to_numpy(), q, 30)
-    # Offsets start at zero: the model's own quantile, then adapt on resolved promises.
-    tau0 = 0.0
-    promise, taus = {}, None
-    for qq in (0.9, 0.95, q):
-        promise[qq], tq = adaptive_promises(
-            cdf, live_t, live[C.DELIVERED_AT].to_numpy(), qq, tau0, gamma
-        )
-        if qq == q:
-            taus = tq
-    in_test = (live_t >= np.datetime64(t0)) & (live["event"].to_numpy() > 0)
-    test = live[in_test].reset_index(drop=True)
-    y = test["y_day"].to_numpy()
-    cdf_t = cdf[in_test]
-    pr = {k: v[in_test] for k, v in promise.items()}
-    n = len(test)
-    olist_days = test[C.PROMISED_DAYS].to_numpy(float)
-    if details is not None:  # for notebooks / diagnostics
-        details.update(test=test, cdf=cdf_t, promise=pr, tau=taus[in_test], tau0=tau0)
-
-    out: dict[str, dict] = {}
-    m = ev.metrics(
-        y,
-        ev.first_reach(cdf_t, 0.5),
-        pr[0.9],
-        pr[0.95],
-        pr[q],
-        train_seconds=seconds,
-        q90=ev.first_reach(cdf_t, 0.9),
-    )
-    m["promise_days"] = float(np.mean(pr[q]))
-    out["ppx"] = m
-
-    # Olist's own estimate rescaled by a censoring-aware location-scale rule (see
-    # scaled_km_promises). It needs only timestamps and the estimate, so it runs on every
-    # order (its 180-day window reaches back before the warm-up). Rule, windows and
-    # target chosen on the months before the test period (Oct 2017 - May 2018): the
-    # smallest target whose achieved on-time rate there was >= 0.965.
-    ks, _ = scaled_km_promises(
-        base[C.PROMISED_DAYS].to_numpy(float),
-        base[C.ORDERED_AT].to_numpy(),
-        base[C.DELIVERED_AT].to_numpy(),
-        (0.5, 0.9, 0.95, KM_TARGET),
-        d_max=cfg.d_max,
-    )
-    pos = pd.Series(np.arange(len(base)), index=base[C.ORDER_ID]).loc[test[C.ORDER_ID]].to_numpy()
-    kp = {qq: v[pos] for qq, v in ks.items()}
-    km = ev.metrics(y, kp[0.5], kp[0.9], kp[0.95], kp[KM_TARGET], train_seconds=0.0)
-    km["promise_days"] = float(np.mean(kp[KM_TARGET]))
-    km["target_on_time"] = KM_TARGET
-    out["ppx_km_scale"] = km
-
-    rp = rolling[in_test]
-    rm = ev.metrics(y, ev.first_reach(cdf_t, 0.5), None, None, rp, train_seconds=seconds)
-    rm["promise_days"] = float(np.mean(rp))
-    out["ppx_rolling"] = rm
-
-    # Frozen: the model fitted at the test start, its own validation rule, never updated.
-    fcdf = frozen.cdf(fd.delivery_features(test, history))
-    chk = np.zeros(n, dtype=bool)
-    fp = {qq: frozen.promise(fcdf, qq, chk) for qq in (0.9, 0.95, q)}
-    fm = ev.metrics(
-        y,
-        ev.first_reach(fcdf, 0.5),
-        fp[0.9],
-        fp[0.95],
-        fp[q],
-        train_seconds=frozen.train_seconds,
-        q90=ev.first_reach(fcdf, 0.9),
-    )
-    fm["promise_days"] = float(np.mean(fp[q]))
-    out["ppx_frozen"] = fm
-
-    # Rolling historical quantile: deliveries completed in the 90 days before purchase.
-    allt = base[C.ORDERED_AT].to_numpy()
-    alld = base[C.DELIVERED_AT].to_numpy()
-    test_t = test[C.ORDERED_AT].to_numpy()
-    lq = {qq: np.zeros(n) for qq in (0.5, 0.9, 0.95, q)}
-    for j in range(n):
-        w = (allt >= test_t[j] - np.timedelta64(90, "D")) & (allt < test_t[j])
-        d = alld[w]
-        ok = ~pd.isna(d) & (d < test_t[j])
-        days = day_offset(allt[w][ok], d[ok])
-        for qq in lq:
-            lq[qq][j] = np.ceil(np.quantile(days, qq)) if len(days) else cfg.d_max
-    lm = ev.metrics(y, lq[0.5], lq[0.9], lq[0.95], lq[q], train_seconds=0.0)
-    lm["promise_days"] = float(np.mean(lq[q]))
-    out["lane_quantile"] = lm
-
-    om = ev.metrics(y, olist_days, None, None, olist_days)
-    om["promise_days"] = float(np.mean(olist_days))
-    out["olist_promise"] = om
-    for vals in out.values():
-        vals["test_orders"] = float(n)
-    out["ppx"]["target_on_time"] = q
-    out["olist_promise"]["joined_customer_state"] = ol.coverage_report(raw)["joined_customer_state"]
-    return out

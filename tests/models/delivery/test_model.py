@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ppx.data import columns as C
 from ppx.features.delivery import DeliveryInputError
 from ppx.models.delivery import evaluate as ev
 from ppx.models.delivery import train as tr
@@ -151,3 +152,28 @@ def test_coverage_0_9_on_small_world(small_world):
     model = fit(data.train, data.val, data.history, replace(FAST), progress=False)
     m = tr.evaluate_model(model, data)
     assert 0.87 <= m["coverage_0_9"] <= 0.93
+
+
+def test_served_model_uses_its_online_recalibration(tiny):
+    from ppx.features import delivery as fd
+    from ppx.models.delivery.recalibrate import OnlineRecalibration
+
+    _world, data, model = tiny
+    rows = tr.checkout_rows(data.val).head(400)
+    cdf = model.cdf(fd.delivery_features(rows, model.history))
+    online = OnlineRecalibration(window_days=60, min_completed=50)
+    ids = rows[C.SHIPMENT_ID].to_numpy()
+    start = rows[C.ORDERED_AT].min()
+    same_day = np.full(len(rows), start.to_datetime64())
+    online.observe(ids, same_day, rows[C.CARRIER], cdf)
+    # Every one of those parcels took three weeks: a world far slower than the model's.
+    online.deliver(ids, same_day + np.timedelta64(21, "D"))
+    online.refit(start + pd.Timedelta(days=30))
+    req = pd.DataFrame([REQUEST_EXAMPLE] * len(C.CARRIERS)).assign(carrier=list(C.CARRIERS))
+    before = model.predict(req)["promise_days"].to_numpy()
+    model.online = online
+    try:
+        after = model.predict(req)["promise_days"].to_numpy()
+    finally:
+        model.online = None
+    assert np.all(after >= before) and np.all(after[np.isin(C.CARRIERS, list(online.rules))] >= 21)

@@ -1,0 +1,300 @@
+"""Olist, like with like: every promise rule's whole trade-off curve on the same orders.
+
+``ppx bench delivery --olist PATH``. The last 3 months with deliveries are the test
+window; the 3 months before it are the validation months. Every order may use only what
+was known at its purchase (walk-forward network refits, deliveries completed before the
+purchase). For every method the benchmark reports:
+
+* its trade-off curve on the test months - mean promise days against on-time rate,
+  swept over the method's own knob (a quantile level, a scale factor or a target rate);
+* ``promise_days_at_retailer_rate``: the mean promise at Olist's own on-time rate on the
+  test months, interpolated on that curve (the like-with-like figure);
+* its operating point chosen **in advance**: the knob whose on-time rate on the
+  validation months equals the policy's target (default: the retailer's own rate on
+  the validation months, scored as known at the test start), applied unchanged to the
+  test months (``on_time_rate``, ``promise_days``, ``knob``, ``target_on_time``).
+
+Test orders are every order of the test months that was not canceled: orders still open
+at the data end (``shipped``, ``invoiced`` ...) miss every promise that ended before
+it, orders marked delivered without a date are left out, both counted
+(:class:`~ppx.models.delivery.tradeoff.Outcomes`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+from ppx.data.adapters import olist as ol
+from ppx.features import delivery as fd
+from ppx.models.delivery import evaluate as ev
+from ppx.models.delivery import online as on
+from ppx.models.delivery import recent as rc
+from ppx.models.delivery import tradeoff as to
+
+VAL_MONTHS = 3
+WARMUP_MONTHS = 2  # network refits start this long before the validation months
+QUANTILES = tuple(np.round(np.arange(0.50, 0.9951, 0.005), 3))
+TARGETS = tuple(np.round(np.arange(0.80, 0.9951, 0.005), 3))
+SCALES = tuple(np.round(np.arange(0.40, 1.6001, 0.01), 3))
+
+
+@dataclass(frozen=True)
+class PromisePolicy:
+    """The decision rule of ppx's promise on a brand's orders, explicit.
+
+    promise = the network's ``anchor_quantile`` day + the ``q``-quantile of
+    ``delivered days - anchor`` over the deliveries completed in the ``window_days``
+    before purchase (rolling recalibration on completed deliveries only: it follows a
+    change of speed within weeks, without waiting for the slow tail of recent orders).
+    ``q`` is chosen on the validation months so that the rule's on-time rate there is
+    ``target_on_time``; the window is the candidate with the shortest validation
+    promise at that rate.
+
+    Attributes:
+        target_on_time: the on-time rate to aim at; None = the retailer's own rate over
+            the validation months (what its promise achieved most recently).
+        anchor_quantile: the network's quantile the recalibration is added to.
+        windows: candidate windows (days) of completed deliveries.
+    """
+
+    target_on_time: float | None = None
+    anchor_quantile: float = 0.5
+    windows: tuple[int, ...] = (14, 21, 28, 42)
+
+
+@dataclass
+class Rule:
+    """A promise rule with a knob: ``promises(knobs) -> {knob: days per live order}``."""
+
+    name: str
+    knob: str
+    grid: tuple[float, ...]
+    promises: object
+    seconds: float = 0.0
+
+
+def blend(a: dict, b: dict) -> dict:
+    """{knob: ceil of the mean of two rules' promises at the same knob}: the model's
+    recalibrated promise averaged with the plain recent quantile (their errors differ,
+    so the mean is steadier than either)."""
+    return {k: np.ceil((np.asarray(a[k], float) + np.asarray(b[k], float)) / 2 - 1e-9) for k in a}
+
+
+def olist_benchmark(
+    folder,
+    cfg=None,
+    policy: PromisePolicy | None = None,
+    progress: bool = True,
+    details: dict | None = None,
+) -> dict[str, dict]:
+    """{METHOD: {METRIC: value}} on the test months; ``details`` (if given) receives the
+    curves, the windows tried and the counts for the plot and the docs."""
+    cfg = cfg or on.OLIST_CONFIG
+    policy = policy or PromisePolicy()
+    base, tables, raw = on.olist_frames(folder)
+    history = fd.DeliveryHistory.from_tables(tables[C.ORDERS], tables[C.SHIPMENTS])
+    t0, t1 = on.test_period(base)
+    v0 = t0 - pd.DateOffset(months=VAL_MONTHS)
+    start = v0 - pd.DateOffset(months=WARMUP_MONTHS)
+    end_of_data = ol.data_end(raw)
+    t = base[C.ORDERED_AT].to_numpy()
+    live = on.label_at(
+        base,
+        (t >= np.datetime64(start)) & (t < np.datetime64(t1)),
+        np.datetime64("2100-01-01"),
+        cfg.d_max,
+    )
+    lt = live[C.ORDERED_AT].to_numpy()
+    ld = live[C.DELIVERED_AT].to_numpy()
+    flag = (live[C.STATUS] == "delivered").to_numpy()
+    val = (lt >= np.datetime64(v0)) & (lt < np.datetime64(t0))
+    test = lt >= np.datetime64(t0)
+    # Validation outcomes as known at the test start (strict: only promises that had
+    # ended by then); test outcomes as known at the data end.
+    o_val = to.Outcomes.at(lt, ld, np.datetime64(t0), flag, strict=True).subset(val)
+    o_test = to.Outcomes.at(lt, ld, np.datetime64(end_of_data), flag).subset(test)
+    est = live[C.PROMISED_DAYS].to_numpy(float)
+    retailer_val = o_val.on_time(est[val])["on_time_rate"]
+    retailer_test = o_test.on_time(est[test])["on_time_rate"]
+    target = retailer_val if policy.target_on_time is None else policy.target_on_time
+
+    tic = time.perf_counter()
+    cdf, _models = on.walk_forward_cdf(base, history, live, start, t1, cfg, progress=progress)
+    nn_seconds = time.perf_counter() - tic
+    anchor = ev.first_reach(cdf, policy.anchor_quantile).astype(float)
+
+    # ppx: the window is chosen on the validation months (shortest promise at target).
+    tried = {}
+    for w in policy.windows:
+        fam = rc.recent_residual_promises(anchor, lt, ld, QUANTILES, w, cfg.d_max)
+        cv = to.curve({k: v[val] for k, v in fam.items()}, o_val)
+        tried[w] = to.days_at_rate(cv, target)
+    window = min(policy.windows, key=lambda w: np.inf if tried[w] is None else tried[w])
+
+    all_t, all_d = base[C.ORDERED_AT].to_numpy(), base[C.DELIVERED_AT].to_numpy()
+    pos = pd.Series(np.arange(len(base)), index=base[C.ORDER_ID]).loc[live[C.ORDER_ID]].to_numpy()
+
+    def km(ks):
+        out, _ = on.scaled_km_promises(est_all, all_t, all_d, ks, d_max=cfg.d_max)
+        return {k: v[pos] for k, v in out.items()}
+
+    est_all = base[C.PROMISED_DAYS].to_numpy(float)
+    rules = [
+        Rule(
+            "ppx",
+            "quantile of recent residuals",
+            QUANTILES,
+            lambda ks: rc.recent_residual_promises(anchor, lt, ld, ks, window, cfg.d_max),
+            nn_seconds,
+        ),
+        Rule(
+            "ppx_blend",
+            "quantile of both",
+            QUANTILES,
+            lambda ks: blend(
+                rc.recent_residual_promises(anchor, lt, ld, ks, window, cfg.d_max),
+                rc.recent_quantile_promises(all_t, all_d, lt, ks, d_max=cfg.d_max),
+            ),
+            nn_seconds,
+        ),
+        Rule(
+            "recent_quantile",
+            "quantile of recent delivered days",
+            QUANTILES,
+            lambda ks: rc.recent_quantile_promises(all_t, all_d, lt, ks, d_max=cfg.d_max),
+        ),
+        Rule(
+            "olist_promise",
+            "scale of Olist's estimate",
+            SCALES,
+            lambda ks: {k: np.floor(est * k + 1e-9) for k in ks},
+        ),
+        Rule("ppx_km_scale", "Kaplan-Meier target", TARGETS[::2], km),
+        Rule(
+            "ppx_aci",
+            "adaptive conformal target",
+            TARGETS[::2],
+            lambda ks: {k: on.adaptive_promises(cdf, lt, ld, k, 0.0, 0.05)[0] for k in ks},
+            nn_seconds,
+        ),
+    ]
+
+    out: dict[str, dict] = {}
+    curves_val, curves_test, pts_val, pts_test = {}, {}, {}, {}
+    iterator = rules
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(rules, desc="olist: trade-off curves")
+    for rule in iterator:
+        tic = time.perf_counter()
+        fam = rule.promises(rule.grid)
+        cv = to.curve({k: v[val] for k, v in fam.items()}, o_val)
+        ct = to.curve({k: v[test] for k, v in fam.items()}, o_test)
+        # The retailer's own estimate is its operating point (scale 1).
+        knob = 1.0 if rule.name == "olist_promise" else to.knob_for_rate(cv, target)
+        chosen = rule.promises((knob,))[knob]
+        at_val = o_val.on_time(chosen[val])
+        at_test = o_test.on_time(chosen[test])
+        m = {
+            "on_time_rate": at_test["on_time_rate"],
+            "promise_days": at_test["promise_days"],
+            "target_on_time": float(target),
+            "knob": float(knob),
+            "val_on_time_rate": at_val["on_time_rate"],
+            "promise_days_at_retailer_rate": to.days_at_rate(ct, retailer_test),
+            "val_promise_days_at_target": to.days_at_rate(cv, target),
+            "late_undelivered": at_test["late_undelivered"],
+            "excluded_open": at_test["excluded_open"],
+            "seconds": rule.seconds + time.perf_counter() - tic,
+        }
+        if rule.name == "olist_promise":  # the test set's counts, once
+            m.update(
+                test_orders=float(test.sum()),
+                scored=at_test["scored"],
+                excluded_no_date=at_test["excluded_no_date"],
+            )
+        out[rule.name] = m
+        curves_val[rule.name], curves_test[rule.name] = cv, ct
+        pts_val[rule.name] = (at_val["on_time_rate"], at_val["promise_days"])
+        pts_test[rule.name] = (at_test["on_time_rate"], at_test["promise_days"])
+
+    # The network's own distribution on the delivered test orders.
+    y = o_test.days
+    ok = np.isfinite(y)
+    cdf_t = cdf[test][ok]
+    out["ppx"].update(
+        mae_days=float(np.mean(np.abs(y[ok] - ev.first_reach(cdf_t, 0.5)))),
+        pinball_0_9=ev.pinball(y[ok], ev.first_reach(cdf_t, 0.9), 0.9),
+        window_days=float(window),
+    )
+    out["olist_promise"]["retailer_on_time_rate_val"] = float(retailer_val)
+    out["olist_promise"]["joined_customer_state"] = ol.coverage_report(raw)["joined_customer_state"]
+    if details is not None:
+        details.update(
+            curves_val=curves_val,
+            curves_test=curves_test,
+            points_val=pts_val,
+            points_test=pts_test,
+            retailer_val=retailer_val,
+            retailer_test=retailer_test,
+            target=target,
+            windows_tried=tried,
+            window=window,
+            periods={
+                "validation": [str(v0.date()), str(t0.date())],
+                "test": [str(t0.date()), str(t1.date())],
+                "data_end": str(end_of_data),
+            },
+            unresolved={k: int(v.sum()) for k, v in ol.unresolved_orders(raw).items()},
+        )
+    return out
+
+
+def write_curves(details: dict, png: str | Path) -> Path:
+    """The trade-off plot (validation and test panels) and its points beside it
+    (``NAME_curves.json``)."""
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    p = details["periods"]
+    to.plot_curves(
+        [
+            {
+                "title": f"validation months {p['validation'][0]} .. {p['validation'][1]}"
+                " (as known at the test start)",
+                "curves": details["curves_val"],
+                "points": details["points_val"],
+                "rate": details["retailer_val"],
+            },
+            {
+                "title": f"test months {p['test'][0]} .. {p['test'][1]}"
+                " (dots: operating points chosen on validation)",
+                "curves": details["curves_test"],
+                "points": details["points_test"],
+                "rate": details["retailer_test"],
+            },
+        ],
+        png,
+        "Olist: mean promise vs on-time rate, each method over its own knob",
+    )
+    payload = {
+        "periods": p,
+        "retailer_on_time_rate": {"val": details["retailer_val"], "test": details["retailer_test"]},
+        "target_on_time": details["target"],
+        "ppx_windows_tried": {str(k): v for k, v in details["windows_tried"].items()},
+        "unresolved_orders": details["unresolved"],
+        "curves": {
+            split: {m: cv.to_dict(orient="records") for m, cv in details[f"curves_{split}"].items()}
+            for split in ("val", "test")
+        },
+    }
+    path = png.with_name(png.stem + "_curves.json")
+    path.write_text(json.dumps(payload, indent=1, default=float))
+    return path

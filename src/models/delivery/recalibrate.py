@@ -1,0 +1,141 @@
+"""Online recalibration of the checkout promise from recently completed deliveries.
+
+The promise rule fitted on the validation months keeps its stated rate while the world
+looks like those months. When one carrier or region slows down (a strike, a flood),
+its parcels miss their promises until the model is retrained. :class:`OnlineRecalibration`
+closes that gap without retraining: it keeps each promise's predicted distribution and,
+once a day, re-fits the conformal promise rule per group (carrier by default) on the
+orders purchased in the last ``window_days`` - a delivery that has completed is an
+outcome, a parcel still in flight counts as censored at the days it has already taken
+(Kaplan-Meier, :class:`~ppx.models.delivery.model.Recalibrator`), so the rule sees a
+slow-down as soon as the first parcels are overdue, not when they finally arrive.
+
+The served model uses it through ``DeliveryModel.online``: ``observe`` as promises are
+made, ``deliver`` as parcels arrive, ``refit(now)`` on a schedule; checkout promises of
+groups with enough recent outcomes then come from the recent rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ppx.models.delivery.model import Recalibrator, conformal_scores
+
+DAY_S = 86_400
+# Scores live on a stretched scale h(F) = 1 - (1 - F)^TAIL_POWER: a disrupted carrier's
+# parcels arrive where the model's CDF is already 0.99+, and on the plain scale those
+# scores would crowd into the last steps of the rule's grid (promises could then only
+# jump by whole weeks of coverage). The rule is invariant to a monotone map otherwise.
+TAIL_POWER = 0.25
+
+
+def stretch(cdf: np.ndarray) -> np.ndarray:
+    """h(F): monotone in F, 0 -> 0, 1 -> 1, the upper tail spread out."""
+    return 1.0 - np.clip(1.0 - np.asarray(cdf, float), 0.0, 1.0) ** TAIL_POWER
+
+
+class OnlineRecalibration:
+    """Per-group conformal promise rules re-fitted on a rolling window of orders.
+
+    Args:
+        window_days: orders purchased this many days before ``now`` form the window.
+        min_completed: completed deliveries a group needs in its window for its own
+            rule; below that the model's validation rule stays in force.
+        half_life_days: if set, an order's weight halves every this many days of age
+            (recent purchases count more); None: every order of the window counts the same.
+
+    The window must be longer than most parcels take: the rule learns a parcel's
+    outcome only once it has arrived or has been in flight past the promise.
+    """
+
+    def __init__(
+        self, window_days: int = 14, min_completed: int = 200, half_life_days: float | None = None
+    ):
+        self.window_days = int(window_days)
+        self.min_completed = int(min_completed)
+        self.half_life_days = half_life_days
+        self._ids: list[np.ndarray] = []
+        self._group: list[np.ndarray] = []
+        self._day: list[np.ndarray] = []
+        self._cdf: list[np.ndarray] = []
+        self._delivered: dict = {}  # order id -> delivery day (days since epoch)
+        self.rules: dict[str, Recalibrator] = {}
+        self.fitted_at: int | None = None
+
+    def observe(self, order_ids, ordered_at, groups, cdf: np.ndarray) -> None:
+        """Record promises as they are made: the order, its group and its calibrated CDF."""
+        t = np.asarray(ordered_at, dtype="datetime64[s]").astype(np.int64)
+        self._ids.append(np.asarray(order_ids))
+        self._group.append(np.asarray(groups, dtype=object))
+        self._day.append(t // DAY_S)
+        self._cdf.append(np.asarray(cdf, float))
+
+    def deliver(self, order_ids, delivered_at) -> None:
+        """Record completed deliveries (order id, delivery time)."""
+        d = np.asarray(delivered_at, dtype="datetime64[s]").astype(np.int64) // DAY_S
+        self._delivered.update(zip(np.asarray(order_ids).tolist(), d.tolist(), strict=True))
+
+    def _compact(self, oldest_day: int) -> None:
+        """Drop promises purchased before ``oldest_day``: they never enter a window again."""
+        if not self._ids:
+            return
+        day = np.concatenate(self._day)
+        keep = day >= oldest_day
+        ids = np.concatenate(self._ids)
+        for gone in ids[~keep].tolist():  # a delivery may be reported before its order
+            self._delivered.pop(gone, None)
+        self._ids = [ids[keep]]
+        self._group = [np.concatenate(self._group)[keep]]
+        self._day = [day[keep]]
+        self._cdf = [np.concatenate(self._cdf)[keep]]
+
+    def refit(self, now) -> dict[str, Recalibrator]:
+        """Re-fit each group's rule on the orders purchased in ``[now - window, now)``
+        with what is known at ``now`` (deliveries before the day of ``now``)."""
+        today = int(np.asarray(now, dtype="datetime64[s]").astype(np.int64) // DAY_S)
+        self._compact(today - self.window_days)
+        self.rules, self.fitted_at = {}, today
+        if not self._ids:
+            return self.rules
+        ids, group, day = self._ids[0], self._group[0], self._day[0]
+        cdf = self._cdf[0]
+        win = (day >= today - self.window_days) & (day < today)
+        d_max = cdf.shape[1] - 1
+        got = np.array([self._delivered.get(i, np.iinfo(np.int64).max) for i in ids.tolist()])
+        done = win & (got < today)
+        # Delivered: its day offset; in flight: arrives on day (today - purchase day) or
+        # later, a right-censored score.
+        y = np.where(done, got - day, today - day)
+        y = np.clip(y, 0, d_max)
+        for g in np.unique(group[win]):
+            m = win & (group == g)
+            if done[m].sum() < self.min_completed:
+                continue
+            scores = conformal_scores(stretch(cdf[m]), y[m], np.zeros(m.sum(), int))
+            w = None
+            if self.half_life_days:
+                w = 0.5 ** ((today - day[m]) / self.half_life_days)
+            self.rules[str(g)] = Recalibrator.fit(scores, done[m].astype(float), w)
+        return self.rules
+
+    def promise(self, cdf: np.ndarray, target, groups, fallback: np.ndarray) -> np.ndarray:
+        """Promises from the recent rules; rows of groups without one (or whose rule
+        never reaches the target) keep ``fallback``."""
+        tgt = np.broadcast_to(np.asarray(target, float), (len(cdf),))
+        out = np.asarray(fallback).copy()
+        groups = np.asarray(groups, dtype=object)
+        for g, rule in self.rules.items():
+            m = groups == g
+            if not m.any():
+                continue
+            # Where the window's outcomes do not reach the target yet (the slow tail of
+            # a slow-down is still in flight), promise at least the day the observed
+            # rate tops out: never shorter than the fallback, longer where it is known
+            # to fall short.
+            top = rule.values[-1]
+            want = np.minimum(tgt[m], top - 1e-9)
+            rate = rule(stretch(cdf[m]))
+            rate[:, -1] = 1.0
+            day = (rate >= want[:, None] - 1e-12).argmax(axis=1)
+            out[m] = np.where(tgt[m] <= top, day, np.maximum(day, out[m]))
+        return out
