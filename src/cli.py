@@ -82,12 +82,31 @@ def data_world(
     customers: int = typer.Option(20_000, "--customers", min=50, help="Number of customers."),
     seed: int = typer.Option(7, "--seed", help="Random seed; same seed, same tables."),
     months: int = typer.Option(24, "--months", min=3, max=60, help="Months simulated."),
-    out: Path = typer.Option(Path("data/worlds/demo"), "--out", help="Output folder."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder (default data/worlds/seed-<seed>)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a folder that ppx wrote before (never any other)."
+    ),
 ) -> None:
-    """Simulate a synthetic world and write it as Parquet plus a manifest."""
-    from ppx.data.world_cli import build_world
+    """Simulate a synthetic world and write it as Parquet plus a manifest.
 
-    build_world(customers=customers, seed=seed, months=months, out=out)
+    Refuses a non-empty folder that ppx did not write; the default folder is named after
+    the seed, so the demo world (data/worlds/demo) is never replaced by accident.
+    """
+    from ppx.data.io import OutputFolderError
+    from ppx.data.world_cli import build_world, default_world_folder
+
+    try:
+        build_world(
+            customers=customers,
+            seed=seed,
+            months=months,
+            out=out or default_world_folder(seed),
+            overwrite=overwrite,
+        )
+    except OutputFolderError as err:
+        fail(str(err))
 
 
 @data_app.command("validate")
@@ -151,9 +170,11 @@ _register_model_commands()
 # Other packages contribute command groups the same way, once they exist.
 OPTIONAL_COMMAND_MODULES = (
     ("ppx.data.adapters.registry", data_app),
+    ("ppx.data.stores.commands", data_app),
     ("ppx.rules.commands", app),
     ("ppx.serve", app),
     ("ppx.explain.commands", app),
+    ("ppx.score_commands", app),
 )
 
 

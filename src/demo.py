@@ -52,7 +52,7 @@ def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]
     if _reuse(out, params):
         console.print(f"reusing the world in {out} (same parameters)")
     else:
-        build_world(customers=customers, seed=seed, months=params.months, out=out)
+        build_world(customers=customers, seed=seed, months=params.months, out=out, overwrite=True)
     with console.status("validating the canonical tables"):
         tables = load_tables(out)
     summary = world_summary(tables)

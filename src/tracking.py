@@ -259,7 +259,19 @@ def promote_if_better(
     elif score_champion is None:
         promoted, reason = False, "a champion exists and no holdout scorer was given"
     else:
-        champion_score = float(score_champion(model_uri(model, CHAMPION)))
+        try:
+            champion_score = float(score_champion(model_uri(model, CHAMPION)))
+        except (ValueError, KeyError, TypeError) as err:
+            # The champion cannot read this holdout: it was trained on other data (the
+            # demo world, another brand's store). No comparison, so no promotion.
+            champion_score = None
+            promoted = False
+            reason = (
+                f"champion v{current.version} cannot score this holdout "
+                f"({type(err).__name__}: {str(err)[:200]}); it was trained on other data. "
+                "Keep one tracking store per store (PPX_MLFLOW_DIR) or use alias challenger"
+            )
+    if champion_score is not None:
         delta = candidate_score - champion_score
         better = delta > min_delta if greater_is_better else -delta > min_delta
         promoted = better

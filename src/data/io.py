@@ -6,6 +6,9 @@ A world folder looks like::
       manifest.json          seed, parameters, row counts, content hash
       tables/<table>.parquet the observable canonical tables
       truth/<table>.parquet  the generator's ground truth (never mixed into tables/)
+      .ppx-output            marker: ppx wrote this folder and may replace it
+
+A *store* (``ppx data import``) is the same folder without ``truth/``.
 
 Writes go to a temporary sibling folder that is renamed into place at the end, so an
 interrupted write never leaves a half-written world behind.
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -45,17 +49,92 @@ def content_hash(tables: dict[str, pd.DataFrame]) -> str:
     return h.hexdigest()
 
 
-def save_world(world, out: str | Path) -> Path:
-    """Write a :class:`~ppx.data.world.World` atomically; returns the folder."""
+OUTPUT_MARKER = ".ppx-output"
+"""A file ppx writes into every folder it creates; only such folders may be replaced."""
+
+
+class OutputFolderError(ValueError):
+    """The output folder holds something ppx did not write; nothing was touched."""
+
+
+def check_output_folder(out: str | Path, overwrite: bool = False) -> None:
+    """Refuse an output folder whose contents ppx did not create.
+
+    An absent or empty folder is fine. A non-empty folder is replaced only with
+    ``overwrite`` and only when it carries :data:`OUTPUT_MARKER`, so a user's own files
+    are never deleted by a mistyped ``--out``.
+
+    Raises:
+        OutputFolderError: ``out`` is a file, or a non-empty folder that may not be replaced.
+    """
     out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputFolderError(f"{out}: exists and is a file, not a folder; choose another --out")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    if not (out / OUTPUT_MARKER).is_file():
+        raise OutputFolderError(
+            f"{out}: folder is not empty ({shown}) and was not created by ppx; "
+            "choose a new or empty --out (it is never deleted, even with --overwrite)"
+        )
+    if not overwrite:
+        raise OutputFolderError(
+            f"{out}: already holds a folder written by ppx ({shown}); "
+            "pass --overwrite to replace it, or choose another --out"
+        )
+
+
+def write_folder_atomically(
+    out: str | Path, fill: Callable[[Path], None], overwrite: bool = False
+) -> Path:
+    """Build a folder in a temporary sibling with ``fill(tmp)``, then move it into place.
+
+    The marker file is added before the move; a previous ppx folder at ``out`` (allowed
+    by :func:`check_output_folder`) is moved aside first and deleted only after the new
+    one is in place, so an interrupted write leaves either the old folder or the new one.
+    """
+    out = Path(out)
+    check_output_folder(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    old: Path | None = None
     try:
+        fill(tmp)
+        (tmp / OUTPUT_MARKER).write_text("written by ppx; `--overwrite` may replace this folder\n")
+        check_output_folder(out, overwrite)  # again: someone may have written meanwhile
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.replace(old / out.name, out)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def save_world(world, out: str | Path, overwrite: bool = False) -> Path:
+    """Write a :class:`~ppx.data.world.World` atomically; returns the folder.
+
+    Refuses a non-empty folder that ppx did not write, and replaces one it did write only
+    with ``overwrite`` (see :func:`check_output_folder`).
+    """
+
+    def fill(tmp: Path) -> None:
         for sub, group in (("tables", world.tables), ("truth", world.truth)):
             (tmp / sub).mkdir()
             for name, df in group.items():
                 df.to_parquet(tmp / sub / f"{name}.parquet", index=False)
         manifest = {
+            "kind": "world",
             "seed": world.params.seed,
             "params": world.params.to_dict(),
             "rows": {name: len(df) for name, df in world.tables.items()},
@@ -63,13 +142,32 @@ def save_world(world, out: str | Path) -> Path:
             "content_hash": content_hash(world.tables),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_folder_atomically(out, fill, overwrite)
+
+
+def save_store(
+    tables: dict[str, pd.DataFrame], out: str | Path, source: dict, overwrite: bool = False
+) -> Path:
+    """Write a brand's validated canonical tables as a store folder (no ``truth/``).
+
+    ``source`` (format, input files, mapping) goes into the manifest so a store says where
+    it came from.
+    """
+
+    def fill(tmp: Path) -> None:
+        (tmp / "tables").mkdir()
+        for name, df in tables.items():
+            df.to_parquet(tmp / "tables" / f"{name}.parquet", index=False)
+        manifest = {
+            "kind": "store",
+            "source": source,
+            "rows": {name: len(df) for name, df in tables.items()},
+            "content_hash": content_hash(tables),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+
+    return write_folder_atomically(out, fill, overwrite)
 
 
 def read_table_file(path: str | Path) -> pd.DataFrame:
@@ -221,6 +319,16 @@ def load_truth(path: str | Path) -> dict[str, pd.DataFrame]:
     if not folder.is_dir():
         raise DataLoadError(f"{path}: no truth/ folder; only synthetic worlds have ground truth")
     return {p.stem: pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))}
+
+
+def has_truth(path: str | Path) -> bool:
+    """Whether a folder is a synthetic world with ground truth (a store never has it)."""
+    return (Path(path) / "truth").is_dir()
+
+
+def load_truth_if_any(path: str | Path) -> dict[str, pd.DataFrame] | None:
+    """The ground truth of a world, or None for a store made from a brand's exports."""
+    return load_truth(path) if has_truth(path) else None
 
 
 def load_manifest(path: str | Path) -> dict:

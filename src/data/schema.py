@@ -34,6 +34,15 @@ def _cat(values: tuple[str, ...], nullable: bool = False) -> pa.Column:
     return pa.Column(str, pa.Check.isin(values), nullable=nullable)
 
 
+def _open(nullable: bool = False) -> pa.Column:
+    """A name from a brand's own vocabulary (carrier, region, warehouse, category).
+
+    Worlds use the fixed lists in :mod:`ppx.data.columns`; a store keeps the brand's
+    names (an Olist state, a real carrier), and the models learn whatever values occur.
+    """
+    return pa.Column(str, pa.Check.str_length(1, 100), nullable=nullable)
+
+
 def _num(ge: float | None = 0, nullable: bool = False, le: float | None = None) -> pa.Column:
     checks = []
     if ge is not None:
@@ -60,7 +69,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             C.EMAIL: _text(),
             C.PHONE: _text(nullable=True),
             C.ADDRESS: _text(),
-            C.REGION: _cat(C.REGIONS),
+            C.REGION: _open(),
             C.DEVICE_ID: _text(nullable=True),
             C.PAYMENT_FINGERPRINT: _text(nullable=True),
             C.BIRTH_DATE: _ts(nullable=True),
@@ -74,7 +83,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     C.PRODUCTS: pa.DataFrameSchema(
         {
             C.PRODUCT_ID: _id(unique=True),
-            C.CATEGORY: _cat(C.CATEGORIES),
+            C.CATEGORY: _open(),
             C.NAME: _text(),
             C.PRICE: _num(ge=0.01),
             C.WEIGHT_KG: _num(ge=0),
@@ -91,11 +100,11 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             C.CUSTOMER_ID: _id(),
             C.ORDERED_AT: _ts(),
             C.CHANNEL: _cat(C.CHANNELS_ORDER),
-            C.WAREHOUSE: _cat(C.WAREHOUSES),
-            C.ORIGIN_REGION: _cat(C.REGIONS),
-            C.DEST_REGION: _cat(C.REGIONS),
-            C.DISTANCE_KM: _num(ge=0),
-            C.CARRIER: _cat(C.CARRIERS),
+            C.WAREHOUSE: _open(),
+            C.ORIGIN_REGION: _open(),
+            C.DEST_REGION: _open(),
+            C.DISTANCE_KM: _num(ge=0, nullable=True),
+            C.CARRIER: _open(),
             C.SERVICE_LEVEL: _cat(C.SERVICE_LEVELS),
             C.PROMISED_DAYS: pa.Column("int64", pa.Check.ge(0), coerce=True),
             C.PROMISED_DATE: _ts(),
@@ -121,7 +130,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
         {
             C.SHIPMENT_ID: _id(unique=True),
             C.ORDER_ID: _id(),
-            C.CARRIER: _cat(C.CARRIERS),
+            C.CARRIER: _open(),
             C.SERVICE_LEVEL: _cat(C.SERVICE_LEVELS),
             C.SHIPPED_AT: _ts(nullable=True),
             C.DELIVERED_AT: _ts(nullable=True),
@@ -138,7 +147,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             C.SHIPMENT_ID: _id(),
             C.EVENT_AT: _ts(),
             C.EVENT_TYPE: _cat(C.TRACKING_EVENT_TYPES),
-            C.LOCATION_REGION: _cat(C.REGIONS),
+            C.LOCATION_REGION: _open(),
         },
         name=C.TRACKING_EVENTS,
     ),

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ppx.data.io import save_world
+from ppx.data.io import check_output_folder, save_world
 from ppx.data.world import World, WorldParams, generate_world
 
 console = Console()
@@ -30,10 +30,19 @@ def generate_with_progress(params: WorldParams) -> World:
         return generate_world(params, progress=lambda done, _: bar.update(task, completed=done))
 
 
-def build_world(customers: int, seed: int, months: int, out: Path) -> World:
+def default_world_folder(seed: int) -> Path:
+    """Where ``ppx data world`` writes without ``--out``: one folder per seed, never the
+    demo world the registered models were trained on."""
+    return Path("data/worlds") / f"seed-{seed}"
+
+
+def build_world(
+    customers: int, seed: int, months: int, out: Path, overwrite: bool = False
+) -> World:
+    check_output_folder(out, overwrite)  # before minutes of simulation, not after
     params = WorldParams(n_customers=customers, seed=seed, months=months)
     world = generate_with_progress(params)
-    save_world(world, out)
+    save_world(world, out, overwrite=overwrite)
     n = sum(len(df) for df in world.tables.values())
     console.print(f"wrote {n:,} rows in {len(world.tables)} tables to {out}")
     return world

@@ -14,12 +14,58 @@ from pathlib import Path
 import pandas as pd
 
 
-def ensure_world(customers: int, months: int, seed: int, folder: Path | None = None) -> Path:
+def notebook_registry_dir(registry: str | Path | None = None) -> Path | None:
+    """The MLflow folder notebooks use (None: whatever the environment already says).
+
+    Notebooks train and register models; writing into the registry ``ppx serve`` reads
+    would swap the served champion behind the user's back. So without ``registry`` (and
+    without ``MLFLOW_TRACKING_URI`` or ``PPX_MLFLOW_DIR`` set) they use
+    ``<mlflow_dir>/notebooks``; ``registry="serve"`` opts into the default one, any other
+    value is a folder to use.
+    """
+    import os
+
+    from ppx.config import get_settings
+
+    if registry is not None:
+        return None if str(registry) == "serve" else Path(registry)
+    if os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("PPX_MLFLOW_DIR"):
+        return None
+    return get_settings().mlflow_dir / "notebooks"
+
+
+def notebook_tracking(registry: str | Path | None = None) -> str:
+    """Configure MLflow for a notebook (see :func:`notebook_registry_dir`); returns the URI."""
+    import os
+
+    from ppx import tracking
+    from ppx.config import get_settings
+
+    folder = notebook_registry_dir(registry)
+    if folder is not None:
+        os.environ["PPX_MLFLOW_DIR"] = str(folder)
+        get_settings.cache_clear()
+    return tracking.configure()
+
+
+def ensure_world(
+    customers: int,
+    months: int,
+    seed: int,
+    folder: Path | None = None,
+    store: str | Path | None = None,
+) -> Path:
     """A world with these parameters under ``Settings.worlds_dir`` (generated once, reused).
 
     The folder name carries the parameters (``nb_c<customers>_m<months>_s<seed>``), and a
-    world on disk is reused only when its manifest records the same parameters.
+    world on disk is reused only when its manifest records the same parameters. With
+    ``store`` (a folder from ``ppx data import``), that store is used as it is instead.
     """
+    if store is not None:
+        store = Path(store)
+        if not (store / "tables").is_dir():
+            raise ValueError(f"{store}: not a store folder (no tables/); see `ppx data import`")
+        return store
     from ppx.config import get_settings
     from ppx.data.io import load_manifest
     from ppx.data.world import WorldParams
@@ -32,7 +78,8 @@ def ensure_world(customers: int, months: int, seed: int, folder: Path | None = N
             return out
     except (ValueError, OSError, json.JSONDecodeError, KeyError):
         pass
-    build_world(customers=customers, seed=seed, months=months, out=out)
+    # the folder is named after its parameters and written by ppx: replace a stale one
+    build_world(customers=customers, seed=seed, months=months, out=out, overwrite=True)
     return out
 
 

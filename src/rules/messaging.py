@@ -4,9 +4,10 @@ One function, :func:`plan_message`, decides whether and how a message goes out, 
 decision respects the same three guarantees:
 
 * an opted-out channel is never used: a hard opt-out (``opted_out_channels``) blocks the
-  channel for everything, and marketing and service messages need the customer's consent
-  on the channel (``<channel>_opt_in``). Transactional messages (order, shipping, delay,
-  return and claim notices) may also use the channels listed in the policy's
+  channel for everything, and marketing messages need the customer's explicit consent on
+  the channel (``<channel>_opt_in``; missing consent is no consent). Transactional and
+  service messages (order, shipping, delay, return and claim notices, apologies, points
+  and tier news) may also use the channels listed in the policy's
   ``messages.transactional_without_consent`` (email by default: the order contact), unless
   hard-opted-out. If no allowed channel is left, the message is suppressed, never
   "upgraded" to a channel the customer refused;
@@ -22,8 +23,8 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from ppx.rules.models import CustomerContext, PlannedMessage, SentMessage, SuppressedMessage
 from ppx.rules.policy import Policy
+from ppx.rules.types import CustomerContext, PlannedMessage, SentMessage, SuppressedMessage
 
 WEEK = timedelta(days=7)
 
@@ -54,6 +55,10 @@ def choose_channel(
     """The customer's preferred allowed channel they may be reached on, else None."""
     order = [c for c in customer.preferred_channels if c in allowed]
     order += [c for c in allowed if c not in order]
+    # A channel the customer opted into first; the consent-free channels only as a fallback.
+    for c in order:
+        if customer.may_use(c):
+            return c
     for c in order:
         if customer.may_use(c, without_consent):
             return c
@@ -92,9 +97,7 @@ def plan_message(
     if spec is None:
         raise ValueError(f"message type {message_type!r} is not in the policy's catalogue")
     free = (
-        tuple(policy.messages.transactional_without_consent)
-        if spec.category == "transactional"
-        else ()
+        tuple(policy.messages.transactional_without_consent) if spec.category != "marketing" else ()
     )
     channel = choose_channel(customer, list(spec.channels), free)
     if channel is None:

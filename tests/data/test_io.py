@@ -12,7 +12,9 @@ import pytest
 from ppx.data import columns as C
 from ppx.data.io import (
     MANIFEST,
+    OUTPUT_MARKER,
     DataLoadError,
+    OutputFolderError,
     content_hash,
     load_manifest,
     load_tables,
@@ -220,9 +222,34 @@ def test_save_world_replaces_atomically(tiny_world, tmp_path):
     out = tmp_path / "w"
     save_world(world, out)
     (out / "stale.txt").write_text("from an older world")
-    save_world(world, out)
+    save_world(world, out, overwrite=True)
     assert not (out / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["w"], "no temporary folders left"
+
+
+def test_save_world_refuses_a_folder_it_did_not_create(tiny_world, tmp_path):
+    """A user's folder is never deleted, not even with overwrite."""
+    world, _ = tiny_world
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my own file")
+    for overwrite in (False, True):
+        with pytest.raises(OutputFolderError, match="not created by ppx"):
+            save_world(world, out, overwrite=overwrite)
+    assert (out / "notes.txt").read_text() == "my own file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_save_world_replaces_its_own_folder_only_when_asked(tiny_world, tmp_path):
+    world, _ = tiny_world
+    out = save_world(world, tmp_path / "w")
+    assert (out / OUTPUT_MARKER).is_file()
+    with pytest.raises(OutputFolderError, match="--overwrite"):
+        save_world(world, out)
+    save_world(world, tmp_path / "empty_is_fine")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputFolderError, match="is a file"):
+        save_world(world, tmp_path / "file")
 
 
 def test_failed_save_leaves_the_old_world(tiny_world, tmp_path):
@@ -235,6 +262,6 @@ def test_failed_save_leaves_the_old_world(tiny_world, tmp_path):
         tables={**world.tables, C.MESSAGES: bad_messages}, truth=world.truth, params=world.params
     )
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
-        save_world(broken, out)
+        save_world(broken, out, overwrite=True)
     assert load_manifest(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["w"]

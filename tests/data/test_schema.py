@@ -96,9 +96,9 @@ def wrong_type_category(t):
 
 def unknown_category(t):
     s = t[C.SHIPMENTS].copy()
-    s.loc[2, C.CARRIER] = "pigeon_post"
+    s.loc[2, C.SERVICE_LEVEL] = "pigeon_post"
     t[C.SHIPMENTS] = s
-    return ["table shipments, column carrier", "isin", "rows [2]", "pigeon_post"]
+    return ["table shipments, column service_level", "isin", "rows [2]", "pigeon_post"]
 
 
 def broken_foreign_key(t):
@@ -249,12 +249,22 @@ def test_only_the_first_rows_are_listed(core, tmp_path):
     """A column that is wrong everywhere gives a short message, not thousands of rows."""
     tables = dict(core)
     o = tables[C.ORDERS].copy()
-    o[C.CARRIER] = "pigeon_post"
+    o[C.SERVICE_LEVEL] = "pigeon_post"
     tables[C.ORDERS] = o
     message = load_error(write_tables(tmp_path, tables))
     shown = ", ".join(str(i) for i in range(MAX_ROWS_SHOWN))
     assert f"rows [{shown}] and {len(o) - MAX_ROWS_SHOWN} more" in message
     assert len(message) < 2_000
+
+
+def test_a_brands_own_carriers_and_regions_are_accepted(core, tmp_path):
+    """Carrier, region, warehouse and category are the brand's words in a store."""
+    tables = dict(core)
+    o = tables[C.ORDERS].copy()
+    o[C.CARRIER], o[C.DEST_REGION], o[C.DISTANCE_KM] = "correios", "SP", float("nan")
+    tables[C.ORDERS] = o
+    loaded = load_tables(write_tables(tmp_path, tables))
+    assert set(loaded[C.ORDERS][C.CARRIER]) == {"correios"}
 
 
 def test_failed_validation_leaves_the_input_untouched(core):

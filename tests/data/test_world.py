@@ -229,3 +229,16 @@ def test_true_hazard_and_fraud_probabilities_are_calibrated(small_world):
     for name in (C.TRUTH_RETURNS, C.TRUTH_CLAIMS):
         tr = world.truth[name]
         assert tr.groupby(C.IS_FRAUD)[C.TRUE_FRAUD_PROB].mean().is_monotonic_increasing, name
+
+
+def test_marketing_messages_go_only_to_opted_in_customers(tiny_world):
+    """Review requests and promotions are marketing: never sent without e-mail consent."""
+    world, _ = tiny_world
+    t = world.tables
+    opted = t[C.CUSTOMERS].set_index(C.CUSTOMER_ID)[C.EMAIL_OPT_IN]
+    m = t[C.MESSAGES]
+    marketing = m[m[C.MESSAGE_TYPE].isin(["review_request", "promotion"])]
+    assert len(marketing) > 0
+    assert opted.reindex(marketing[C.CUSTOMER_ID]).all()
+    service = m[m[C.MESSAGE_TYPE].isin(["order_confirmation", "shipped", "delay_notice"])]
+    assert (~opted.reindex(service[C.CUSTOMER_ID]).to_numpy()).any(), "service still goes out"

@@ -7,7 +7,13 @@ from datetime import datetime, timedelta
 
 from ppx.rules.decisions import decide_daily, decide_order_event
 from ppx.rules.messaging import as_sent, in_quiet_hours
-from ppx.rules.models import OrderEvent, ReplenishmentItem, Scores
+from ppx.rules.types import (
+    CustomerContext,
+    DeliveryEstimate,
+    OrderEvent,
+    ReplenishmentItem,
+    Scores,
+)
 
 
 def _local_in_quiet(policy, customer, t: datetime) -> bool:
@@ -100,8 +106,11 @@ def test_opted_out_channel_is_never_used(policy, customer):
         ):
             for m in d.messages:
                 assert m.channel not in hard, (hard, m)
-                if m.category == "transactional":
+                if m.category != "marketing":
                     assert opts[m.channel] or m.channel in free, (opts, m)
+                    allowed = policy.messages.catalogue[m.message_type].channels
+                    if any(opts[ch] and ch not in hard for ch in allowed):
+                        assert opts[m.channel], ("a consented channel comes first", opts, m)
                 else:
                     assert opts[m.channel], (opts, m)
             if len(hard) == 3:
@@ -144,3 +153,30 @@ def test_transactional_messages_ignore_quiet_hours_and_caps(policy, customer):
     ev2 = ev.model_copy(update={"event_type": "shipped"})
     (m2,) = decide_order_event(ev2, busy, Scores(), policy).messages
     assert m2.send_at == datetime(2025, 6, 11, 8, 0)  # shipping news waits for the morning
+
+
+def test_missing_consent_means_no_marketing_but_service_messages_go_out(policy):
+    """A customer sent without any consent field gets no win-back, yet a delay notice."""
+    now = datetime(2025, 6, 10, 12)
+    c = CustomerContext(customer_id=7, last_order_at=now - timedelta(days=75))
+    daily = decide_daily(c, now, Scores(churn_risk=0.95), policy)
+    assert not [m for m in daily.messages if m.category == "marketing"]
+    assert "win_back" in [s.message_type for s in daily.suppressed]
+    ev = OrderEvent(
+        event_type="in_transit",
+        order_id=1,
+        customer_id=7,
+        occurred_at=now,
+        ordered_at=now - timedelta(days=6),
+        order_value=30,
+        promised_date=(now - timedelta(days=1)).date(),
+    )
+    late = Scores(delivery=DeliveryEstimate(p50_days=9, p90_days=12), churn_risk=0.2)
+    notice = decide_order_event(ev, c, late, policy)
+    assert [m.message_type for m in notice.messages] == ["delay_notice"]
+    assert notice.messages[0].channel == "email"
+    opted = c.model_copy(update={"email_opt_in": True})
+    assert any(
+        m.message_type == "win_back"
+        for m in decide_daily(opted, now, Scores(churn_risk=0.95), policy).messages
+    )

@@ -41,15 +41,18 @@ def machine() -> str:
 def bench_world(
     world_path: str | Path, n_trials: int = 6, seed: int = 0, progress: bool = True
 ) -> dict:
-    """Time-based benchmark on a synthetic world (needs its truth/ folder)."""
-    from ppx.data.io import load_tables, load_truth
+    """Time-based benchmark on a world or a store; the oracle row needs a world's truth/."""
+    from ppx.data.io import load_tables, load_truth_if_any
     from ppx.models.churn.train import fit_world, world_encoder, world_splits
 
     tables = load_tables(world_path, validate=False)
-    truth = load_truth(world_path)
+    truth = load_truth_if_any(world_path)
     sp = world_splits(tables, progress=progress)
-    oracle = oracle_p30(sp.test, truth["truth_subscription_months"])
-    keep = ~np.isnan(oracle)
+    if truth is not None:
+        oracle = oracle_p30(sp.test, truth["truth_subscription_months"])
+        keep = ~np.isnan(oracle)
+    else:  # a store: every observed test row, no oracle
+        oracle, keep = None, (sp.test["observed_30"] > 0).to_numpy()
     test = sp.test[keep]
     y = test["churn_30"].to_numpy()
     out: dict[str, dict] = {}
@@ -70,7 +73,8 @@ def bench_world(
     for fit in (fit_logreg, fit_lightgbm):
         f = fit(tr30, yt, va30, yv, enc, n_trials=n_trials, seed=seed)
         out[f.name] = {**metrics(y, f.predict(test)), "train_seconds": f.train_seconds}
-    out["oracle"] = {**metrics(y, oracle[keep]), "train_seconds": 0.0}
+    if oracle is not None:
+        out["oracle"] = {**metrics(y, oracle[keep]), "train_seconds": 0.0}
     out["_rows"] = {
         "test_rows": len(test),
         "test_churners": int(y.sum()),

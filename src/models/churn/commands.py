@@ -87,7 +87,10 @@ def train_churn(
         fail(f"world {world} not found; create it with `ppx data world --out {world}`")
     from ppx.models.churn.train import train_world
 
-    res = train_world(world, config=config, n_trials=trials)
+    try:
+        res = train_world(world, config=config, n_trials=trials)
+    except ValueError as err:
+        fail(str(err))
     rows = [{"metric": k, "value": v} for k, v in res.items() if k != "gate"]
     print_table("churn on the test months (30-day metrics unless suffixed)", rows)
     console.print(res.get("gate", ""))

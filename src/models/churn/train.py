@@ -246,6 +246,12 @@ def train_world(
             if len(np.unique(y)) == 2:
                 for k, v in metrics(y, p[f"p_churn_{h}"].to_numpy()[obs]).items():
                     res[f"{k}_{h}" if h != 30 else k] = v
+        if "roc_auc" not in res:
+            raise ValueError(
+                f"{world_path}: the test months ({splits.test_start.date()} on) hold no "
+                "subscriber with a known 30-day outcome of both kinds (churned and stayed); "
+                "the data is too short or too small to measure a churn model"
+            )
         res["train_seconds"] = time.perf_counter() - t0
         mlflow.log_params({f"cfg.{k}": v for k, v in model.config.to_dict().items()})
         mlflow.log_params(

@@ -32,13 +32,10 @@ GATE_METRIC = "pinball_0_9"
 
 def load_data(world_path: str | Path, cfg: DeliveryConfig, validate: bool = True):
     """Tables, truth and time-split labelled frames of a world folder."""
-    from ppx.data.io import load_tables, load_truth
+    from ppx.data.io import load_tables, load_truth_if_any
 
     tables = load_tables(world_path, validate=validate)
-    try:
-        truth = load_truth(world_path)
-    except (FileNotFoundError, OSError):
-        truth = {}
+    truth = load_truth_if_any(world_path) or {}
     data = make_data(
         tables,
         d_max=cfg.d_max,

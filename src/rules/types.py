@@ -70,10 +70,12 @@ class CustomerContext(_In):
     last_order_at: datetime | None = None
     has_active_subscription: bool = False
     subscription_id: Id | None = None  # what the churn model scores (None: no subscription)
-    # Consent per channel: required for marketing and service messages on that channel.
-    email_opt_in: bool = True
-    sms_opt_in: bool = False
-    push_opt_in: bool = False
+    # Marketing consent per channel: only an explicit opt-in counts; a request without
+    # consent fields (or with null) gets no marketing message. Order, delay and other
+    # service messages may still use the policy's transactional_without_consent channels.
+    email_opt_in: bool | None = False
+    sms_opt_in: bool | None = False
+    push_opt_in: bool | None = False
     # Hard opt-outs ("never contact me here"): never used, not even for an order notice.
     opted_out_channels: list[Channel] = []
     preferred_channels: list[Channel] = []
@@ -145,7 +147,9 @@ class OrderEvent(_In):
     referee_id: Id | None = None
 
 
-class ReturnRequest(_In):
+class ReturnEvent(_In):
+    """A return request to decide on (the fraud model scores it; the policy decides)."""
+
     return_id: Id
     order_id: Id
     customer_id: Id
@@ -156,7 +160,9 @@ class ReturnRequest(_In):
     reason: ReturnReason = "other"
 
 
-class ClaimRequest(_In):
+class ClaimEvent(_In):
+    """A delivery claim to decide on (the fraud model scores it; the policy decides)."""
+
     claim_id: Id
     order_id: Id
     customer_id: Id

@@ -1,0 +1,141 @@
+"""Canonical CSV/Parquet files, optionally renamed by a column-mapping YAML.
+
+Without a mapping, a folder holds one file per table named ``<table>.csv`` or
+``<table>.parquet`` with the canonical column names (data/README.md). A mapping names
+other files and columns::
+
+    tables:
+      orders:
+        file: Order export.csv        # relative to the source folder
+        columns:                      # canonical name: the export's name
+          order_id: Order No
+          ordered_at: Created
+      customers:
+        file: clients.parquet
+
+Values are converted by the schema's column types (timestamps, numbers, yes/no flags),
+so a refusal names the file, the export's column and the rows. Consent columns that are
+absent mean *no consent*; other absent nullable columns are left empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ppx.data import columns as C
+from ppx.data.schema import SCHEMAS
+from ppx.data.stores.build import ImportReport
+from ppx.data.stores.read import (
+    StoreImportError,
+    parse_flags,
+    parse_numbers,
+    parse_times,
+    read_export,
+)
+
+CONSENT = (C.EMAIL_OPT_IN, C.SMS_OPT_IN, C.PUSH_OPT_IN)
+
+
+def read_mapping(path: Path) -> dict[str, dict]:
+    """The ``tables`` section of a mapping YAML, checked against the canonical names."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise StoreImportError(f"{path}: not a readable YAML file ({err})") from err
+    tables = doc.get("tables") if isinstance(doc, dict) else None
+    if not isinstance(tables, dict):
+        raise StoreImportError(f"{path}: expected a top-level 'tables:' section")
+    for name, spec in tables.items():
+        if name not in C.TABLES:
+            raise StoreImportError(
+                f"{path}: unknown table {name!r}; canonical tables are {', '.join(C.TABLES)}"
+            )
+        if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
+            raise StoreImportError(f"{path}: table {name!r} needs a 'file:' entry")
+        cols = spec.get("columns") or {}
+        unknown = [c for c in cols if c not in SCHEMAS[name].columns]
+        if unknown:
+            raise StoreImportError(
+                f"{path}: table {name!r} maps unknown canonical column(s) {unknown}; "
+                f"its columns are {', '.join(SCHEMAS[name].columns)}"
+            )
+    return tables
+
+
+def _files(source: Path, mapping: dict[str, dict], base: Path) -> dict[str, tuple[Path, dict]]:
+    found: dict[str, tuple[Path, dict]] = {}
+    folder = source if source.is_dir() else source.parent
+    tables_dir = folder / "tables" if (folder / "tables").is_dir() else folder
+    for p in sorted(tables_dir.iterdir()):
+        if p.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt") and p.stem in C.TABLES:
+            found[p.stem] = (p, {})
+    for name, spec in mapping.items():
+        found[name] = ((base / spec["file"]), spec.get("columns") or {})
+    return found
+
+
+def convert(name: str, raw: pd.DataFrame, path: Path, renames: dict[str, str]) -> pd.DataFrame:
+    """One export table in canonical columns and types (refusals name file and column)."""
+    missing_src = [src for src in renames.values() if src not in raw.columns]
+    if missing_src:
+        raise StoreImportError(
+            f"{path}: mapped column(s) {missing_src} not in the file "
+            f"(it has: {', '.join(map(str, raw.columns[:12]))})"
+        )
+    source_of = {canon: renames.get(canon, canon) for canon in SCHEMAS[name].columns}
+    out = {}
+    for canon, spec in SCHEMAS[name].columns.items():
+        src = source_of[canon]
+        if src not in raw.columns:
+            if canon in CONSENT:
+                out[canon] = np.zeros(len(raw), dtype=bool)
+            elif spec.nullable:
+                out[canon] = pd.Series([None] * len(raw), dtype=object)
+            else:
+                raise StoreImportError(
+                    f"{path}: table {name} needs column {canon!r}"
+                    + (f" (mapped from {src!r})" if src != canon else "")
+                    + " and the file has none"
+                )
+            continue
+        values = raw[src].reset_index(drop=True)
+        dtype = str(spec.dtype)
+        label = src if src == canon else f"{src} (-> {canon})"
+        if "datetime" in dtype:
+            if pd.api.types.is_datetime64_any_dtype(values):
+                out[canon] = values
+            else:
+                out[canon] = parse_times(values, path, label, nullable=True)
+        elif dtype == "bool":
+            out[canon] = parse_flags(values, path, label)
+        elif dtype in ("int64", "Int64") or "float" in dtype:
+            num = parse_numbers(values, path, label, nullable=True)
+            # nullable ids keep pandas' Int64; others are coerced (and checked) by the schema
+            out[canon] = num.astype("Int64") if dtype == "Int64" else num
+        else:
+            s = values.astype("string").str.strip()
+            out[canon] = s.where(s.notna() & (s != "")).astype(object)
+    return pd.DataFrame(out)
+
+
+def import_canonical(
+    source: Path, report: ImportReport, mapping_path: Path | None
+) -> dict[str, pd.DataFrame]:
+    """Canonical tables from a folder (or one file) plus an optional mapping YAML."""
+    mapping = read_mapping(mapping_path) if mapping_path is not None else {}
+    files = _files(source, mapping, source if source.is_dir() else source.parent)
+    if not files:
+        raise StoreImportError(
+            f"{source}: no table files found (name them <table>.csv or <table>.parquet, "
+            "or give --mapping)"
+        )
+    if mapping_path is not None:
+        report.inputs.append(str(mapping_path))
+    tables = {}
+    for name, (path, renames) in files.items():
+        tables[name] = convert(name, read_export(path), path, renames)
+    return tables

@@ -1,0 +1,101 @@
+"""``ppx data import``: a brand's exports in, a validated store folder out."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+
+class Format(StrEnum):
+    auto = "auto"
+    canonical = "canonical"
+    olist = "olist"
+    shopify = "shopify"
+
+
+def detect_format(source: Path) -> str:
+    """Olist by its orders file name, a platform export by its header, else canonical."""
+    from ppx.data.stores import olist, shopify
+
+    if source.is_dir() and olist.looks_like_olist(source):
+        return "olist"
+    if shopify.find_orders_export(source) is not None:
+        return "shopify"
+    return "canonical"
+
+
+def import_store(
+    source: Path,
+    out: Path,
+    fmt: str = "auto",
+    mapping: Path | None = None,
+    tracking: Path | None = None,
+    promise_days: int | None = None,
+    overwrite: bool = False,
+):
+    """Read ``source`` in format ``fmt`` and write a store at ``out``.
+
+    Returns the folder, the validated tables and the import report. Nothing is written
+    unless every table validates; a refused output folder is refused before reading.
+    """
+    from ppx.data.io import check_output_folder
+    from ppx.data.stores import canonical, olist, shopify
+    from ppx.data.stores.build import ImportReport, write_store
+    from ppx.data.stores.read import StoreImportError
+
+    check_output_folder(out, overwrite)
+    if not source.exists():
+        raise StoreImportError(f"{source}: no such file or folder")
+    fmt = detect_format(source) if fmt == "auto" else fmt
+    report = ImportReport(format=fmt, inputs=[str(source)])
+    if fmt == "olist":
+        tables = olist.import_olist(source, report)
+    elif fmt == "shopify":
+        tables = shopify.import_shopify(source, report, tracking, promise_days)
+    else:
+        tables = canonical.import_canonical(source, report, mapping)
+    path, valid = write_store(tables, out, report, overwrite)
+    return path, valid, report
+
+
+def data_import(
+    source: Path = typer.Argument(..., help="Export folder (or the platform orders CSV)."),
+    out: Path = typer.Option(..., "--out", help="New store folder to write."),
+    fmt: Format = typer.Option(Format.auto, "--format", help="Export format (auto-detected)."),
+    mapping: Path | None = typer.Option(
+        None, "--mapping", help="Column-mapping YAML for canonical CSV/Parquet files."
+    ),
+    tracking: Path | None = typer.Option(
+        None, "--tracking", help="Carrier tracking-events CSV (platform exports)."
+    ),
+    promise_days: int | None = typer.Option(
+        None, "--promise-days", min=0, help="Delivery promise when the export states none."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a store that ppx wrote before (never any other)."
+    ),
+) -> None:
+    """Turn a brand's exports into a validated store (canonical tables, no truth/)."""
+    from ppx.cli import console, fail, print_table
+    from ppx.data.io import OutputFolderError
+    from ppx.data.stores.read import StoreImportError
+
+    try:
+        with console.status(f"importing {source}"):
+            path, tables, report = import_store(
+                source, out, fmt.value, mapping, tracking, promise_days, overwrite
+            )
+    except (StoreImportError, OutputFolderError) as err:
+        fail(str(err))
+    for line in report.notes:
+        console.print(f"note: {line}")
+    print_table(
+        f"store {path} ({report.format})",
+        [{"table": k, "rows": len(v)} for k, v in tables.items() if len(v)],
+    )
+
+
+def register(data_app: typer.Typer) -> None:
+    data_app.command("import")(data_import)
