@@ -121,7 +121,10 @@ class ChurnModel:
         return self.predict_proba_frame(frame)[:, 0]
 
     def background(self) -> pd.DataFrame:
-        return self.background_frame.copy()
+        # SHAP needs complete rows; a blank numeric cell of a user table stands in as
+        # the training median (the value the network itself imputes).
+        bg = self.background_frame.copy()
+        return bg.fillna({c: self.encoder.medians.get(c, 0.0) for c in self.encoder.numeric})
 
     # --- prediction --------------------------------------------------------------------
 
