@@ -92,6 +92,13 @@ def test_named_table_model_predicts_and_scores_the_file_as_pandas_reads_it(tmp_p
     assert np.allclose(scores["probability"], pred["p_churn"].head(250))
     assert (scores["reason_1"].str.len() > 0).mean() > 0.9
 
+    res = runner.invoke(
+        app, ["explain", "churn", "--model", "acme", "--rows", "30", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    html = next((tmp_path / "r").glob("*.html")).read_text()
+    assert "tenure" in html and "ppx-churn-acme" in html
+
 
 def test_cli_refuses_one_class_target(tmp_path, mlflow_tmp):
     df = _table()

@@ -130,3 +130,35 @@ def test_registered_name_from_file_or_flag():
     assert table_model_name("x.csv", "ppx-acme-churn") == "ppx-acme-churn"
     with pytest.raises(TableError, match="subscription churn model"):
         table_model_name("x.csv", "ppx-churn")
+
+
+def test_request_schema_is_generated_from_the_tables_columns_and_types():
+    from ppx.models.churn.config import ChurnConfig
+    from ppx.models.churn.model import ChurnModel
+    from ppx.models.churn.table_schema import request_rows, table_request_model
+    from ppx.models.churn.tabular import TabularEncoder
+    from ppx.models.churn.train import column_types
+
+    df = _table()
+    df["monthly fee"] = np.round(np.random.default_rng(0).uniform(10, 90, len(df)), 2)
+    rows, y, plan, info = prepare_table(df, "Churn", id_column="customer_id")
+    enc = TabularEncoder(plan.numeric, plan.categorical).fit(rows)
+    model = ChurnModel(enc, ChurnConfig(), [0], mode="table")
+    model.info.update(
+        id_column="customer_id",
+        column_types=column_types(rows, plan),
+        registered_model="ppx-churn-acme",
+    )
+    Request = table_request_model(model)
+    schema = Request.model_json_schema(by_alias=True)
+    props = schema["properties"]
+    assert {"customer_id", "tenure", "plan", "monthly fee"} <= set(props)
+    assert {"type": "integer"} in props["tenure"]["anyOf"]
+    assert {"type": "number"} in props["monthly fee"]["anyOf"]
+    assert "basic" in props["plan"]["description"]
+    req = Request.model_validate({"customer_id": "C1", "tenure": 3, "plan": "pro"})
+    assert request_rows([req])[0]["monthly fee"] is None
+    with pytest.raises(ValueError):
+        Request.model_validate({"tenure": "three"})
+    with pytest.raises(ValueError):
+        Request.model_validate({"tenure": 3, "not_a_column": 1})
