@@ -9,10 +9,18 @@ import typer
 
 def score(
     model: str = typer.Argument(..., help="delivery, churn, fraud or recs."),
-    store: Path = typer.Option(..., "--store", help="Store (or world) folder to score."),
+    store: Path | None = typer.Option(None, "--store", help="Store (or world) folder to score."),
+    table: Path | None = typer.Option(
+        None, "--table", help="churn only: a customer table (CSV/Parquet) for a table model."
+    ),
+    model_name: str | None = typer.Option(
+        None, "--model", help="With --table: the table model's name (e.g. telco)."
+    ),
     out: Path = typer.Option(..., "--out", help="Output file, .parquet or .csv."),
     alias: str = typer.Option("champion", "--alias", help="Registry alias of the model."),
-    chunk: int = typer.Option(2_000, "--chunk", min=1, help="Rows scored per chunk."),
+    chunk: int = typer.Option(
+        0, "--chunk", min=0, help="Rows scored per chunk (default 2,000; 20,000 for --table)."
+    ),
     no_reasons: bool = typer.Option(False, "--no-reasons", help="Skip the top-3 reasons."),
 ) -> None:
     """Score every active subscriber / open order / return and claim / customer.
@@ -26,6 +34,28 @@ def score(
     from ppx.scoring import ScoreError, score_store
     from ppx.terminal import console, fail
 
+    if table is not None:
+        from ppx.models.churn.score_table import score_table
+        from ppx.models.churn.tabular import TableError
+
+        if model != "churn" or store is not None or not model_name:
+            fail("--table scores a churn table model: `ppx score churn --table FILE --model NAME`")
+        try:
+            path, rows, what = score_table(
+                table,
+                model_name,
+                out,
+                alias=alias,
+                chunk_size=chunk or 20_000,
+                reasons=not no_reasons,
+            )
+        except (ScoreError, TableError) as err:
+            fail(str(err))
+        console.print(f"scored {rows:,} rows of {table} with {what}: wrote {path}")
+        return
+    if store is None:
+        fail("give --store PATH (or, for a churn table model, --table FILE --model NAME)")
+    chunk = chunk or 2_000
     if not store.is_dir():
         fail(f"{store}: no such store folder (create one with `ppx data import`)")
     try:

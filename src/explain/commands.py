@@ -19,6 +19,12 @@ def explain(
     out: Path | None = typer.Option(None, "--out", help="Folder (default reports/MODEL/)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not attach the report to the run."),
     seed: int = typer.Option(0, "--seed"),
+    table_model: str | None = typer.Option(
+        None, "--model", help="churn only: a table model's name (ppx train churn --table --name)."
+    ),
+    table: Path | None = typer.Option(
+        None, "--table", help="With --model: table to explain (default: its training table)."
+    ),
 ) -> None:
     """Write a self-contained HTML SHAP report under reports/MODEL/ and log it to MLflow."""
     import time
@@ -34,6 +40,27 @@ def explain(
 
     torch.set_num_threads(2)
     started = time.perf_counter()
+    if table_model is not None:
+        from ppx.models.churn.explain_table import build_table_report
+        from ppx.models.churn.tabular import TableError
+
+        if model != "churn":
+            fail("--model names a churn table model: `ppx explain churn --model NAME`")
+        try:
+            path = build_table_report(
+                table_model,
+                table,
+                max_rows=rows,
+                out_dir=out,
+                log_to_mlflow=not no_log,
+                seed=seed,
+            )
+        except (ValueError, TypeError, TableError) as err:
+            fail(str(err))
+        console.print(
+            f"{table_model}: SHAP report at {path} ({time.perf_counter() - started:.1f} s)"
+        )
+        return
     try:
         path = build_report(
             model,

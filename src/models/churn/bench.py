@@ -29,8 +29,7 @@ from ppx.models.churn.evaluate import (
     metrics,
     oracle_p30,
 )
-from ppx.models.churn.tabular import TabularEncoder
-from ppx.models.churn.train import TABLE_BINS, TABLE_CROSSFIT
+from ppx.models.churn.train import TABLE_CROSSFIT
 
 
 def machine() -> str:
@@ -87,25 +86,86 @@ def bench_world(
 def bench_telco(
     n_trials: int = 3, folds: int = 5, seed: int = 0, path=None, progress: bool = True
 ) -> dict:
-    """Stratified k-fold CV on Telco: mean and std of every metric per method."""
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    """Stratified k-fold CV on Telco (:func:`bench_table`): mean and std per method."""
+    from ppx.data.adapters.telco import ID_COLUMN, TARGET_COLUMN, telco_file
 
-    from ppx.data.adapters.telco import TARGET_COLUMN, load_telco, telco_features
+    if path is None:
+        files, target, id_column = dataset_table("telco")
+    else:
+        files, target, id_column = [telco_file(path)], TARGET_COLUMN, ID_COLUMN
+    out = bench_table(files, target, id_column, n_trials, folds, seed, progress)
+    out.pop("_rows")
+    return out
 
-    df = load_telco(path)
-    num, cat = telco_features(df)
-    y = df[TARGET_COLUMN].to_numpy()
-    scores: dict[str, list[dict]] = {"ppx": [], "logreg": [], "lightgbm": []}
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(df, y))
+
+#: Public customer tables of ``ppx bench churn-table``: dataset folder, files (read
+#: and stacked), target, id column.
+TABLE_DATASETS = {
+    "telco": ("telco_churn", ("WA_Fn-UseC_-Telco-Customer-Churn.csv",), "Churn", "customerID"),
+    "orange": (
+        "orange_telecom_churn",
+        ("churn-bigml-80.csv", "churn-bigml-20.csv"),
+        "Churn",
+        None,
+    ),
+}
+
+
+def dataset_table(name: str) -> tuple[list[Path], str, str | None]:
+    """(files, target, id column) of a named public table."""
+    from ppx.data.adapters import dataset_path
+
+    if name not in TABLE_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(TABLE_DATASETS)}")
+    folder, files, target, id_col = TABLE_DATASETS[name]
+    root = dataset_path(folder)
+    return [root / f for f in files], target, id_col
+
+
+def bench_table(
+    files: list[Path],
+    target: str,
+    id_column: str | None = None,
+    n_trials: int = 3,
+    folds: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Stratified k-fold CV of a customer table, the same folds for every method.
+
+    The table goes through the same reading and hygiene as ``ppx train churn --table``
+    (files are stacked). Inside each outer fold 20 % of the training part is the inner
+    validation set on which every method is tuned (Optuna, ``n_trials`` each, the
+    first trial its defaults) and early-stopped; the test fold is never used for a
+    decision. ``ppx`` then trains the chosen configuration as the cross-fitted
+    ensemble that ``ppx train churn --table`` registers (TabM networks blended with a
+    logistic member); ``ppx_network`` is the same fit's networks alone, calibrated on
+    their own out-of-fold logits.
+    """
+    import pandas as pd
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
+
+    from ppx.models.churn.hygiene import read_user_table
+    from ppx.models.churn.train import TABLE_CONFIG, prepare_table, table_encoder
+
+    raw = pd.concat([read_user_table(f) for f in files], ignore_index=True)
+    df, y, plan, info = prepare_table(raw, target, id_column)
+    groups = info["groups"]
+    scores: dict[str, list[dict]] = {"ppx": [], "ppx_network": [], "logreg": [], "lightgbm": []}
+    if groups is None:
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(df, y))
+    else:
+        cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        splits = list(cv.split(df, y, groups))
     it = splits
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(splits, desc="telco folds", leave=False)
+        it = tqdm(splits, desc=f"{files[0].parent.name} folds", leave=False)
     for tr, te in it:
         itr, iva = train_test_split(tr, test_size=0.2, stratify=y[tr], random_state=seed)
         a, b, c = df.iloc[itr], df.iloc[iva], df.iloc[te]
-        enc = TabularEncoder(num, cat, n_bins=TABLE_BINS).fit(a)
+        enc = table_encoder(plan, a)
         f = fit_ppx(
             a,
             b,
@@ -115,12 +175,15 @@ def bench_telco(
             y[itr],
             y[iva],
             n_trials=n_trials,
+            config=TABLE_CONFIG.replace(seed=seed),
             seed=seed,
             crossfit=TABLE_CROSSFIT,
+            groups=None if groups is None else np.concatenate([groups[itr], groups[iva]]),
         )
-        scores["ppx"].append(
-            {**metrics(y[te], f.predict(c)[:, 0]), "train_seconds": f.train_seconds}
-        )
+        secs = f.train_seconds
+        scores["ppx"].append({**metrics(y[te], f.predict(c)[:, 0]), "train_seconds": secs})
+        p_net = f.model.network_only_proba(enc.numeric_frame(c))
+        scores["ppx_network"].append({**metrics(y[te], p_net), "train_seconds": secs})
         for fit in (fit_logreg, fit_lightgbm):
             g = fit(a, y[itr], b, y[iva], enc, n_trials=n_trials, seed=seed)
             scores[g.name].append(
@@ -134,7 +197,27 @@ def bench_telco(
             out[method][m] = float(vals.mean())
             if m != "train_seconds":
                 out[method][f"{m}_std"] = float(vals.std())
+    out["_rows"] = {"rows": len(df), "positives": int(y.sum()), "columns": plan.__dict__}
     return out
+
+
+def run_table_bench(datasets: list[str], tables: list[Path], target, id_column, n_trials, command):
+    """The ``ppx bench churn-table`` payload: one entry per dataset or table file."""
+    import os
+
+    t0 = time.perf_counter()
+    payload: dict = {"meta": {"command": command, "machine": machine(), "trials": n_trials}}
+    payload["meta"]["load_start"] = os.getloadavg()[0]
+    jobs = [(n, *dataset_table(n)) for n in datasets]
+    jobs += [(Path(t).stem, [Path(t)], target, id_column) for t in tables]
+    for name, files, tgt, idc in jobs:
+        t1 = time.perf_counter()
+        res = bench_table(files, tgt, idc, n_trials=n_trials)
+        payload["meta"][name] = {**res.pop("_rows"), "seconds": time.perf_counter() - t1}
+        payload[f"{name}_cv5"] = res
+    payload["meta"]["seconds"] = time.perf_counter() - t0
+    payload["meta"]["load_end"] = os.getloadavg()[0]
+    return payload
 
 
 def run_bench(

@@ -25,6 +25,12 @@ def train_churn(
         [], "--force-column", help="Keep a column flagged as probable leakage (repeatable)."
     ),
     trials: int = typer.Option(0, "--trials", min=0, help="Optuna trials before the final fit."),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        help="Registered name of a --table model (telco -> ppx-churn-telco); default from "
+        "the file name.",
+    ),
     params: Path | None = typer.Option(
         None,
         "--params",
@@ -64,6 +70,8 @@ def train_churn(
                 list(force_column),
                 config=config,
                 n_trials=trials,
+                name=name,
+                say=lambda line: console.print(line, markup=False, highlight=False),
             )
         except (TableError, ValueError) as err:
             fail(str(err))
@@ -72,13 +80,6 @@ def train_churn(
             f"({rep['positive_rate']:.1%}); numeric {len(rep['numeric'])}, categorical "
             f"{len(rep['categorical'])}"
         )
-        for col, why in rep["dropped"].items():
-            console.print(f"[yellow]dropped[/] {col}: {why}")
-        for col, auc in rep["leakage"].items():
-            console.print(
-                f"[bold yellow]probable leakage[/] {col}: alone it predicts the target with "
-                f"ROC AUC {auc:.3f}; left out (use --force-column {col} to keep it)"
-            )
         print_table("holdout", [{"metric": k, "value": v} for k, v in rep["metrics"].items()])
         console.print(f"registered {rep['registered_model']} v{rep['version']}: {rep['gate']}")
         return
@@ -187,11 +188,44 @@ def bench_churn(
     write_bench_json(json_out, payload)
 
 
+def bench_churn_table(
+    dataset: list[str] = typer.Option(
+        [], "--dataset", help="Public table by name: telco, orange (repeatable)."
+    ),
+    table: list[Path] = typer.Option([], "--table", help="Your own customer table (repeatable)."),
+    target: str = typer.Option("Churn", "--target", help="Target column of --table."),
+    id_column: str | None = typer.Option(None, "--id", help="Customer id column of --table."),
+    trials: int = typer.Option(3, "--trials", min=0, help="Optuna trials per method per fold."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """Customer tables, 5-fold stratified CV (seed 0): ppx vs tuned LightGBM vs logreg.
+
+    Every method gets the same folds and the same Optuna trial budget on each fold's
+    inner validation split. Without --dataset or --table: telco and orange.
+    """
+    import sys
+
+    from ppx.models.churn.bench import run_table_bench
+    from ppx.models.churn.tabular import TableError
+    from ppx.terminal import bench_tables, fail, write_bench_json
+
+    if not dataset and not table:
+        dataset = ["telco", "orange"]
+    command = "ppx bench churn-table " + " ".join(sys.argv[3:])
+    try:
+        payload = run_table_bench(dataset, table, target, id_column, trials, command.strip())
+    except (TableError, ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    bench_tables(payload)
+    write_bench_json(json_out, payload)
+
+
 def register(groups: dict) -> None:
     groups["train"].command("churn")(train_churn)
     groups["tune"].command("churn")(tune_churn)
     groups["evaluate"].command("churn")(evaluate_churn)
     groups["bench"].command("churn")(bench_churn)
+    groups["bench"].command("churn-table")(bench_churn_table)
 
 
 def demo(world_path: Path):

@@ -30,6 +30,9 @@ class ChurnConfig:
         ensemble: number of networks trained from different seeds whose logits are
             averaged (1 = a single network).
         threads: torch CPU threads (the benchmark machine has two cores).
+        arch: deep part, ``mlp`` or ``tabm`` (a TabM ensemble of ``members`` MLPs
+            sharing weights, see :class:`~ppx.models.churn.network.TabMDeep`).
+        members: TabM ensemble size.
     """
 
     hidden: int = 32
@@ -46,6 +49,8 @@ class ChurnConfig:
     seed: int = 0
     threads: int = 1
     ensemble: int = 1
+    arch: str = "mlp"
+    members: int = 8
 
     def replace(self, **changes) -> ChurnConfig:
         """A copy with some fields changed (Optuna trials use this)."""

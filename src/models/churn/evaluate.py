@@ -68,6 +68,7 @@ def fit_ppx(
     seed: int = 0,
     refit: bool = False,
     crossfit: int = 0,
+    groups: np.ndarray | None = None,
 ) -> Fitted:
     """Our network, optionally Optuna-tuned on ``val`` (AUC of the first horizon).
 
@@ -113,7 +114,7 @@ def fit_ppx(
         both = pd.concat([train, val], ignore_index=True)
         cfg = model.config if n_trials > 0 else base
         model = fit_crossfit_table(
-            both, np.concatenate([y_train, y_val]), encoder, cfg, crossfit, seed
+            both, np.concatenate([y_train, y_val]), encoder, cfg, crossfit, seed, groups=groups
         )
     elif refit:
         # Early stopping chose the epochs and validation fitted the calibration; now

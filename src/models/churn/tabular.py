@@ -20,7 +20,7 @@ POSITIVE_WORDS = {"yes", "y", "true", "t", "1", "churn", "churned", "cancelled",
 NEGATIVE_WORDS = {"no", "n", "false", "f", "0", "stay", "stayed", "active", "retained"}
 BLANKS = {"", " ", "na", "n/a", "nan", "null", "none", "?", "-"}
 #: Single-column AUC above which a column is reported as probable leakage.
-LEAKAGE_AUC = 0.97
+LEAKAGE_AUC = 0.95
 MAX_CATEGORIES = 50
 
 
@@ -29,17 +29,10 @@ class TableError(ValueError):
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet table, keeping text as text (blanks are handled later)."""
-    path = Path(path)
-    if not path.exists():
-        raise TableError(f"table file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt", ".tsv"):
-        sep = "\t" if suffix == ".tsv" else ","
-        return pd.read_csv(path, sep=sep, keep_default_na=False, dtype=str)
-    raise TableError(f"{path}: unsupported table format {suffix!r}; use .csv or .parquet")
+    """Read a CSV or Parquet table as text (see :func:`ppx.models.churn.hygiene.read_user_table`)."""
+    from ppx.models.churn.hygiene import read_user_table
+
+    return read_user_table(path)
 
 
 def _is_blank(s: pd.Series) -> np.ndarray:
@@ -155,7 +148,7 @@ def infer_columns(
 ) -> ColumnPlan:
     """Numeric vs categorical, ID-like columns dropped, near-perfect predictors flagged.
 
-    A column whose values alone separate the classes (single-column ROC AUC >= 0.97,
+    A column whose values alone separate the classes (single-column ROC AUC >= 0.95,
     including its missingness pattern) is probably written after the outcome: it is
     reported in ``leakage`` and left out unless named in ``force``.
     """
@@ -229,6 +222,33 @@ class TabularEncoder:
     #: Quantile bins per numeric column for the network's wide part (0 = no bins).
     n_bins: int = 0
     bin_edges: dict[str, list[float]] = field(default_factory=dict)
+    #: Piecewise-linear encoding (PLE) of numeric columns for the network, after
+    #: Gorishniy et al., "On embeddings for numerical features in tabular deep
+    #: learning" (2022): quantile bins, and per bin a value in [0, 1] saying how far
+    #: through the bin the value lies (1 for bins below it, 0 above). An MLP then gets
+    #: a thresholded view of every numeric column (tenure < 6 months, more than three
+    #: service calls) that a standardised scalar hides. 0 = off.
+    ple_bins: int = 0
+    ple_edges: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def net_numeric_width(self) -> int:
+        """Width of the network's float input: standardised numerics, missing flags
+        and the piecewise-linear encodings."""
+        return len(self.numeric_inputs) + sum(len(e) - 1 for e in self.ple_edges.values())
+
+    def ple(self, frame: pd.DataFrame) -> np.ndarray:
+        """Piecewise-linear encodings of the numeric columns (all zero when missing)."""
+        cols = []
+        for c, edges in self.ple_edges.items():
+            e = np.asarray(edges, dtype=float)
+            x = frame[c].to_numpy(dtype=float)[:, None]
+            width = np.diff(e)[None, :]
+            enc = np.clip((x - e[None, :-1]) / width, 0.0, 1.0)
+            cols.append(np.where(np.isnan(x), 0.0, enc))
+        if not cols:
+            return np.zeros((len(frame), 0), dtype=np.float32)
+        return np.hstack(cols).astype(np.float32)
 
     @property
     def bin_cardinalities(self) -> list[int]:
@@ -248,6 +268,8 @@ class TabularEncoder:
     def net_arrays(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`arrays` with the bin codes appended to the categorical codes."""
         xn, xc = self.arrays(frame)
+        if self.ple_edges:
+            xn = np.hstack([xn, self.ple(frame)])
         return xn, np.hstack([xc, self.bin_codes(frame)])
 
     def net_transform(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -283,6 +305,10 @@ class TabularEncoder:
             if self.n_bins > 1 and len(np.unique(raw)) > self.n_bins:
                 q = np.quantile(raw, np.linspace(0, 1, self.n_bins + 1)[1:-1])
                 self.bin_edges[c] = np.unique(q).tolist()
+            if self.ple_bins > 1 and len(np.unique(raw)) > 2:
+                e = np.unique(np.quantile(raw, np.linspace(0, 1, self.ple_bins + 1)))
+                if len(e) >= 3:
+                    self.ple_edges[c] = e.tolist()
         for c in self.categorical:
             txt = self._text(df[c])
             counts = txt.value_counts()

@@ -12,6 +12,7 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,24 +23,47 @@ from ppx.data import columns as C
 from ppx.features import churn as F
 from ppx.models.churn.config import ChurnConfig
 from ppx.models.churn.evaluate import fit_logreg, fit_ppx, metrics
+from ppx.models.churn.hygiene import (
+    TableNotes,
+    bootstrap_auc,
+    duplicate_ids,
+    guess_id_column,
+    index_like_columns,
+    read_user_table,
+    resolve_column,
+)
 from ppx.models.churn.model import ChurnModel
 from ppx.models.churn.tabular import (
+    LEAKAGE_AUC,
     TableError,
     TabularEncoder,
     infer_columns,
     parse_target,
-    read_table,
 )
 
 MODEL = "churn"
 #: Table mode (user tables, Telco): quantile bins per numeric column in the network's
 #: wide part, and the number of cross-fitted ensemble members trained on train +
 #: validation after tuning (random splits only; a --time split keeps one network).
-#: Ten rather than five: each member trains on 90% instead of 80% of the rows; on
-#: Telco the out-of-fold ROC AUC inside every outer training part rose (0.8490 ->
-#: 0.8499, mean of 5), see docs/benchmarks/churn.md.
+#: Five parts: each member is itself a TabM ensemble, so ten parts doubled the cost
+#: for little gain.
 TABLE_BINS = 8
-TABLE_CROSSFIT = 10
+TABLE_CROSSFIT = 5
+#: Piecewise-linear encoding bins per numeric column (the network's input).
+TABLE_PLE_BINS = 16
+#: The table network: a TabM ensemble of 8 weight-sharing MLPs over piecewise-linear
+#: encodings; a small version of the TabM paper's defaults (set once, not tuned on
+#: the benchmark tables). Optuna (``--trials``) searches around it on validation.
+TABLE_CONFIG = ChurnConfig(
+    arch="tabm", members=8, hidden=64, depth=2, dropout=0.1, lr=2e-3, weight_decay=1e-3
+)
+
+
+def table_encoder(plan, frame: pd.DataFrame) -> TabularEncoder:
+    """The encoder of a table model, fitted on its training rows."""
+    return TabularEncoder(
+        plan.numeric, plan.categorical, n_bins=TABLE_BINS, ple_bins=TABLE_PLE_BINS
+    ).fit(frame)
 
 
 @dataclass
@@ -160,6 +184,7 @@ def _log_and_register(
     history: dict | None,
     input_example: dict,
     baselines: list,
+    signature=None,
 ):
     from ppx import tracking
     from ppx.models.churn.pyfunc import ChurnPyfunc, save_history
@@ -173,7 +198,7 @@ def _log_and_register(
             ChurnPyfunc(),
             artifacts=artifacts,
             input_example=pd.DataFrame([input_example]),
-            signature=_request_signature() if history is not None else None,
+            signature=signature or (_request_signature() if history is not None else None),
         )
     result = tracking.promote(
         registered,
@@ -330,24 +355,69 @@ def prepare_table(
     id_column: str | None = None,
     time_column: str | None = None,
     force_columns: list[str] | None = None,
+    say: Callable[[str], None] | None = None,
 ):
-    """Validate a user table and decide its columns; raises TableError with the reason."""
-    if target not in df.columns:
-        raise TableError(f"target column {target!r} not found; columns are {list(df.columns)}")
-    for name, col in (("--id", id_column), ("--time", time_column)):
-        if col is not None and col not in df.columns:
-            raise TableError(f"{name} column {col!r} not found; columns are {list(df.columns)}")
-    y, target_info = parse_target(df[target], target)
+    """Validate a user table and decide its columns; raises TableError with the reason.
+
+    Returns ``(rows, y, plan, info)``: the labelled rows, the 0/1 target, the column
+    plan and ``info`` (target labels, the id column used, duplicate-id counts, the
+    ``groups`` array that keeps one customer's rows together, or None). Every
+    decision is also passed to ``say`` as one line.
+    """
+    say = say or (lambda line: None)
+    target = resolve_column(df, target, "--target")
+    if id_column is not None:
+        id_column = resolve_column(df, id_column, "--id")
+    if time_column is not None:
+        time_column = resolve_column(df, time_column, "--time")
+    y, info = parse_target(df[target], target)
     keep = ~np.isnan(y)
+    if info["blank_rows"]:
+        say(f"target {target!r}: {info['blank_rows']} rows with a blank target left out")
     df, y = df.loc[keep].reset_index(drop=True), y[keep]
+    if id_column is None:
+        id_column = guess_id_column(df, [target, *([time_column] if time_column else [])])
+        if id_column is not None:
+            say(f"id column {id_column!r} (named like an id; --id chooses another)")
+    groups = None
+    info.update(id_column=id_column, duplicate_rows=0, duplicate_ids=0)
+    if id_column is not None:
+        ids = df[id_column].astype(str).str.strip()
+        rows, n_ids = duplicate_ids(ids)
+        info.update(duplicate_rows=rows, duplicate_ids=n_ids)
+        if rows:
+            say(
+                f"duplicate ids: {rows} rows repeat {n_ids} customer ids of {id_column!r}; "
+                "each customer's rows stay on one side of every split"
+            )
+            groups = pd.factorize(ids)[0]
     exclude = [target, *(c for c in (id_column, time_column) if c)]
-    plan = infer_columns(df, y, exclude=exclude, force=force_columns)
-    return df, y, plan, target_info
+    index_like = index_like_columns(df, exclude + list(force_columns or []))
+    for col, why in index_like.items():
+        say(f"dropped {col!r}: {why}")
+    plan = infer_columns(df, y, exclude=exclude + list(index_like), force=force_columns)
+    plan.dropped = {**index_like, **plan.dropped}
+    for col, why in plan.dropped.items():
+        if col not in index_like:
+            say(f"dropped {col!r}: {why}")
+    for col, auc in plan.leakage.items():
+        say(
+            f"refused {col!r} as probable leakage: alone it predicts the target with ROC AUC "
+            f"{auc:.3f} (>= {LEAKAGE_AUC}); --force-column {col!r} keeps it"
+        )
+    info["groups"] = groups
+    return df, y, plan, info
 
 
-def split_table(df: pd.DataFrame, y: np.ndarray, time_column: str | None, seed: int = 0):
+def split_table(
+    df: pd.DataFrame,
+    y: np.ndarray,
+    time_column: str | None,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+):
     """60/20/20 train/validation/test: by time when a time column is given, else
-    stratified at random."""
+    stratified at random (by customer when ``groups`` says rows share a customer)."""
     n = len(df)
     if time_column:
         t = pd.to_datetime(df[time_column], errors="coerce")
@@ -360,6 +430,18 @@ def split_table(df: pd.DataFrame, y: np.ndarray, time_column: str | None, seed: 
         order = np.argsort(t.to_numpy(), kind="stable")
         a, b = int(0.6 * n), int(0.8 * n)
         idx = order[:a], order[a:b], order[b:]
+    elif groups is not None:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        rest, te = next(
+            StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(np.zeros(n), y, groups)
+        )
+        tr, va = next(
+            StratifiedGroupKFold(4, shuffle=True, random_state=seed).split(
+                np.zeros(len(rest)), y[rest], groups[rest]
+            )
+        )
+        idx = rest[tr], rest[va], te
     else:
         from sklearn.model_selection import train_test_split
 
@@ -375,6 +457,34 @@ def split_table(df: pd.DataFrame, y: np.ndarray, time_column: str | None, seed: 
     return idx
 
 
+def table_model_name(path: str | Path, name: str | None = None) -> str:
+    """The registered name of a table model: ``--name`` (``telco`` -> ``ppx-churn-telco``,
+    a ``ppx-`` name as given), else from the file name without repeating "churn"
+    (``telco_churn.csv`` -> ``ppx-churn-telco``)."""
+    if name:
+        name = name.strip()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
+            raise TableError(f"--name {name!r}: use letters, digits, '-', '_' or '.'")
+        full = name if name.startswith("ppx-") else f"ppx-churn-{name}"
+    else:
+        words = [w for w in re.split(r"[^a-z0-9]+", Path(path).stem.lower()) if w]
+        words = [w for w in words if w not in ("churn", "ppx")]
+        full = "ppx-churn-" + ("-".join(words) or "table")
+    if full == f"ppx-{MODEL}":
+        raise TableError(f"--name {full!r} is the subscription churn model's name; choose another")
+    return full
+
+
+def _table_signature(columns: list[str]):
+    """Every model column optional and of any type: a table's own export (numbers
+    with blanks, booleans, codes) is read as the model was trained, not by MLflow."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    return ModelSignature(inputs=Schema([ColSpec(AnyType(), c, required=False) for c in columns]))
+
+
 def train_table(
     path: str | Path,
     target: str,
@@ -385,21 +495,37 @@ def train_table(
     n_trials: int = 0,
     register: bool = True,
     seed: int = 0,
+    name: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict:
-    """Bring-your-own-table training: infer columns, fit, evaluate on a holdout, log.
+    """Bring-your-own-table training: hygiene, fit, evaluate on a holdout, log.
 
-    The run goes to the ``ppx-churn`` experiment; the model is registered as
-    ``ppx-churn-<table name>`` so a user's table never competes with the subscription
-    model for the ``champion`` alias of ``ppx-churn``.
+    The run goes to the ``ppx-churn`` experiment; the model is registered under
+    :func:`table_model_name` so a user's table never competes with the subscription
+    model for the ``champion`` alias of ``ppx-churn``. ``say`` receives one line per
+    decision (columns dropped or refused, duplicates, split sizes, the AUC interval).
     """
     import mlflow
     from ppx import tracking
 
+    say = say or (lambda line: None)
     path = Path(path)
-    raw = read_table(path)
-    df, y, plan, tinfo = prepare_table(raw, target, id_column, time_column, force_columns)
-    tr, va, te = split_table(df, y, time_column, seed)
-    enc = TabularEncoder(plan.numeric, plan.categorical, n_bins=TABLE_BINS).fit(df.iloc[tr])
+    registered = table_model_name(path, name)
+    notes = TableNotes()
+    raw = read_user_table(path, notes)
+    for line in notes.lines:
+        say(line)
+    df, y, plan, tinfo = prepare_table(raw, target, id_column, time_column, force_columns, say)
+    target = resolve_column(raw, target, "--target")
+    id_column = tinfo["id_column"]
+    groups = tinfo.pop("groups")
+    tr, va, te = split_table(df, y, time_column, seed, groups)
+    say(
+        f"split ({'by ' + repr(time_column) if time_column else 'stratified at random'}): "
+        f"train {len(tr):,}, validation {len(va):,}, test {len(te):,} rows "
+        f"({int(y[te].sum())} positives in test)"
+    )
+    enc = table_encoder(plan, df.iloc[tr])
     t0 = time.perf_counter()
     fitted = fit_ppx(
         df.iloc[tr],
@@ -410,20 +536,26 @@ def train_table(
         y[tr],
         y[va],
         n_trials=n_trials,
-        config=config,
+        config=config or TABLE_CONFIG.replace(seed=seed),
         seed=seed,
         crossfit=0 if time_column else TABLE_CROSSFIT,
+        groups=None if groups is None else np.concatenate([groups[tr], groups[va]]),
     )
     model: ChurnModel = fitted.model
     p = model.predict_table(df.iloc[te])["p_churn"].to_numpy()
     res = metrics(y[te], p)
     res["train_seconds"] = time.perf_counter() - t0
+    lo, hi = bootstrap_auc(y[te], p, seed=seed)
+    res["roc_auc_ci_low"], res["roc_auc_ci_high"] = lo, hi
+    say(f"holdout ROC AUC {res['roc_auc']:.3f} (bootstrap 95 % interval {lo:.3f}-{hi:.3f})")
     model.info.update(
         id_column=id_column,
         target=target,
         table=str(path),
-        target_info=tinfo,
+        target_info={k: v for k, v in tinfo.items() if k in ("positive_label", "labels")},
         columns=plan.__dict__,
+        registered_model=registered,
+        column_types=column_types(df, plan),
     )
     report = {
         "rows": len(df),
@@ -434,27 +566,28 @@ def train_table(
         "dropped": plan.dropped,
         "leakage": plan.leakage,
         "forced": list(force_columns or []),
+        "id_column": id_column,
+        "duplicate_rows": tinfo["duplicate_rows"],
+        "split": {"train": len(tr), "validation": len(va), "test": len(te)},
         "metrics": res,
     }
     if register:
         tracking.configure()
-        slug = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")
-        name = f"churn-{slug}"
         with tracking.start_run(MODEL, run_name=f"train-table-{path.stem}", dataset=df):
             mlflow.log_params(
                 {"table": str(path), "target": target, "id": id_column, "time": time_column}
             )
             mlflow.log_metrics({k: float(v) for k, v in res.items()})
             tracking.log_json(report, "table_report.json")
-            example = {c: df[c].iloc[0] for c in [*plan.numeric, *plan.categorical]}
-            example = {k: (v.item() if hasattr(v, "item") else v) for k, v in example.items()}
+            inputs = [*([id_column] if id_column else []), *plan.numeric, *plan.categorical]
+            example = {c: _native(df[c].iloc[0], c in plan.numeric) for c in inputs}
             holdout = df.iloc[te]
             lr = fit_logreg(df.iloc[tr], y[tr], df.iloc[va], y[va], enc, seed=seed)
             res["logreg_roc_auc"] = float(metrics(y[te], lr.predict(holdout))["roc_auc"])
             mlflow.log_metric("logreg_roc_auc", res["logreg_roc_auc"])
             version, gate = _log_and_register(
                 model,
-                name,
+                registered,
                 holdout,
                 y[te],
                 "p_churn",
@@ -462,13 +595,39 @@ def train_table(
                 None,
                 example,
                 [logreg_check(res["roc_auc"], res["logreg_roc_auc"])],
+                signature=_table_signature(inputs),
             )
-            report["registered_model"] = f"ppx-{name}"
+            report["registered_model"] = registered
             report["version"] = int(version.version)
             report["promoted"] = gate.promoted
             report["gate"] = gate.reason
     report["model"] = model
     return report
+
+
+def column_types(df: pd.DataFrame, plan) -> dict[str, str]:
+    """Column -> ``number`` or ``string``, and the categories of each categorical column
+    (for request schemas generated from the table)."""
+    from ppx.models.churn.tabular import coerce_numeric
+
+    out = {c: "number" for c in plan.numeric}
+    for c in plan.categorical:
+        out[c] = "string"
+    for c in plan.numeric:
+        x = coerce_numeric(df[c])
+        if x is not None and np.all(np.isnan(x) | (x == np.round(x))):
+            out[c] = "integer"
+    return out
+
+
+def _native(value, numeric: bool):
+    """One cell of a table read as text -> the value a user's own frame would hold."""
+    if numeric:
+        try:
+            return float(str(value).replace(",", ""))
+        except ValueError:
+            return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def report_json(report: dict) -> str:

@@ -44,6 +44,60 @@ def test_cli_trains_on_table_with_blanks_yes_no_target_and_id(tmp_path, mlflow_t
     assert res.exit_code == 0, res.output
     assert "positive label 'Yes'" in res.output
     assert "ppx-churn-customers" in res.output
+    assert "split (stratified at random): train 360, validation 120, test 120" in res.output
+    assert "bootstrap 95 % interval" in res.output
+
+
+@pytest.mark.slow
+def test_named_table_model_predicts_and_scores_the_file_as_pandas_reads_it(tmp_path, mlflow_tmp):
+    import mlflow.pyfunc
+
+    path = tmp_path / "acme_churn.csv"
+    _table().to_csv(path, index=False)
+    args = ["train", "churn", "--table", str(path), "--target", "Churn", "--name", "acme"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "id column 'customerID'" in res.output  # found by its name
+    assert "registered ppx-churn-acme v1" in res.output
+    native = pd.read_csv(path)  # ints, floats, objects: the file's own types
+    assert native["tenure"].dtype.kind == "i"
+    pm = mlflow.pyfunc.load_model("models:/ppx-churn-acme@champion")
+    pred = pm.predict(native)
+    assert len(pred) == len(native) and pred["p_churn"].between(0, 1).all()
+    assert (pred["customerID"] == native["customerID"]).all()
+
+    new_export = tmp_path / "next_month.csv"
+    native.drop(columns="Churn").head(250).to_csv(new_export, index=False, sep=";")
+    out = tmp_path / "scores.parquet"
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            "churn",
+            "--table",
+            str(new_export),
+            "--model",
+            "acme",
+            "--out",
+            str(out),
+            "--chunk",
+            "100",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    scores = pd.read_parquet(out)
+    assert len(scores) == 250
+    assert list(scores.columns[:3]) == ["customerID", "probability", "model_version"]
+    assert (scores["model_version"] == "ppx-churn-acme v1").all()
+    assert np.allclose(scores["probability"], pred["p_churn"].head(250))
+    assert (scores["reason_1"].str.len() > 0).mean() > 0.9
+
+    res = runner.invoke(
+        app, ["explain", "churn", "--model", "acme", "--rows", "30", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    html = next((tmp_path / "r").glob("*.html")).read_text()
+    assert "tenure" in html and "ppx-churn-acme" in html
 
 
 def test_cli_refuses_one_class_target(tmp_path, mlflow_tmp):

@@ -47,3 +47,39 @@ def test_crossfit_blend_saves_and_loads(tmp_path):
     # Without the logistic member the model is the plain average of the networks.
     plain = fit_crossfit_table(df, y, enc, cfg, folds=3, seed=0, linear_C=None)
     assert plain.weights is None and len(plain.states) == 3
+
+
+def test_piecewise_linear_encoding_is_monotone_and_bounded():
+    df, _, _ = _data()
+    enc = TabularEncoder(["tenure", "MonthlyCharges"], ["Contract"], ple_bins=8).fit(df)
+    frame = enc.numeric_frame(df)
+    ple = enc.ple(frame)
+    assert ple.shape[1] == enc.net_numeric_width - len(enc.numeric_inputs) > 0
+    assert ple.min() >= 0 and ple.max() <= 1
+    # For one column the encoding sums to a non-decreasing function of the value.
+    width = len(enc.ple_edges["tenure"]) - 1
+    order = np.argsort(frame["tenure"].to_numpy())
+    total = ple[order, :width].sum(axis=1)
+    assert (np.diff(total) >= -1e-6).all()
+
+
+def test_tabm_members_differ_and_the_model_round_trips(tmp_path):
+    df, y, _ = _data()
+    enc = TabularEncoder(
+        ["tenure", "MonthlyCharges", "TotalCharges"], ["Contract"], n_bins=4, ple_bins=8
+    ).fit(df)
+    cfg = ChurnConfig(arch="tabm", members=4, hidden=16, depth=2, max_epochs=4)
+    model = fit_crossfit_table(df, y, enc, cfg, folds=3, seed=0)
+    net = model._ensure_nets()[0]
+    xn, xc = enc.net_arrays(enc.numeric_frame(df))
+    with torch.no_grad():
+        z = net.member_logits(torch.from_numpy(xn), torch.from_numpy(xc))
+        mean = net(torch.from_numpy(xn), torch.from_numpy(xc)).numpy()
+    assert z.shape == (len(df), 4, 1)
+    assert z.std(dim=1).mean() > 0  # the members disagree somewhere
+    np.testing.assert_allclose(z.mean(dim=1).numpy(), mean, atol=1e-5)
+    p = model.predict_table(df)["p_churn"].to_numpy()
+    again = ChurnModel.load(model.save(tmp_path / "m")).predict_table(df)["p_churn"].to_numpy()
+    np.testing.assert_allclose(p, again, atol=1e-6)
+    alone = model.network_only_proba(enc.numeric_frame(df))
+    assert alone.shape == p.shape and ((alone > 0) & (alone < 1)).all()
