@@ -41,8 +41,8 @@ from starlette.routing import Route
 from ppx.rules import engine as E
 from ppx.rules.ledger import Ledger
 from ppx.rules.model_client import ModelClient
-from ppx.rules.models import ClaimRequest, CustomerContext, OrderEvent, ReturnRequest, Scores
 from ppx.rules.policy import load_policy
+from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 
 _ENGINE: E.DecisionEngine | None = None
 
@@ -172,7 +172,7 @@ class DecisionService:
     @bentoml.api(route="/decide/return")
     async def decide_return(
         self,
-        request: ReturnRequest,
+        request: ReturnEvent,
         customer: CustomerContext,
         scores: Scores | None = None,
         model_inputs: dict[str, dict[str, Any]] | None = None,
@@ -187,7 +187,7 @@ class DecisionService:
     @bentoml.api(route="/decide/claim")
     async def decide_claim(
         self,
-        request: ClaimRequest,
+        request: ClaimEvent,
         customer: CustomerContext,
         scores: Scores | None = None,
         model_inputs: dict[str, dict[str, Any]] | None = None,

@@ -209,7 +209,7 @@ def history_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 def restrict_history(history: dict[str, pd.DataFrame], customer_ids) -> dict[str, pd.DataFrame]:
     """The history of a few customers only (what one online request needs).
 
-    With a :class:`HistoryIndex` (``index_history``) each table is sliced by row
+    With a :class:`ChurnHistoryIndex` (``index_history``) each table is sliced by row
     positions instead of scanned, so one request costs microseconds, not a pass over
     every event; the rows and their order are the same either way.
     """
@@ -230,7 +230,7 @@ def restrict_history(history: dict[str, pd.DataFrame], customer_ids) -> dict[str
 _INDEX_KEY = "__index__"
 
 
-class HistoryIndex:
+class ChurnHistoryIndex:
     """Row positions of each customer in each history table (built once at load)."""
 
     def __init__(self, history: dict[str, pd.DataFrame]):
@@ -264,7 +264,7 @@ class HistoryIndex:
 def index_history(history: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """The same history with a per-customer row index for fast ``restrict_history``."""
     h = {k: v for k, v in history.items() if k != _INDEX_KEY}
-    h[_INDEX_KEY] = HistoryIndex(h)
+    h[_INDEX_KEY] = ChurnHistoryIndex(h)
     return h
 
 

@@ -2,32 +2,32 @@
 
 Models score; these rules act. ``decide_order_event``, ``decide_return``, ``decide_claim``
 and ``decide_daily`` take an event, the customer context, the model scores and the policy
-and return a :class:`~ppx.rules.models.Decision` with a reason for every action. The
+and return a :class:`~ppx.rules.types.Decision` with a reason for every action. The
 decision service (serving/decision_service.py) and the policy simulator
 (:mod:`ppx.rules.simulator`) run these same functions. See docs/rules.md.
 """
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
-from ppx.rules.models import (
-    ClaimRequest,
+from ppx.rules.policy import Policy, PolicyError, load_policy
+from ppx.rules.types import (
+    ClaimEvent,
     CustomerContext,
     Decision,
     DeliveryEstimate,
     OrderEvent,
-    ReturnRequest,
+    ReturnEvent,
     Scores,
 )
-from ppx.rules.policy import Policy, PolicyError, load_policy
 
 __all__ = [
-    "ClaimRequest",
+    "ClaimEvent",
     "CustomerContext",
     "Decision",
     "DeliveryEstimate",
     "OrderEvent",
     "Policy",
     "PolicyError",
-    "ReturnRequest",
+    "ReturnEvent",
     "Scores",
     "decide_claim",
     "decide_daily",

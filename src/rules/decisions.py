@@ -16,18 +16,18 @@ import math
 from datetime import date, datetime, timedelta
 
 from ppx.rules.messaging import plan_message
-from ppx.rules.models import (
+from ppx.rules.policy import Policy
+from ppx.rules.types import (
     Action,
-    ClaimRequest,
+    ClaimEvent,
     CustomerContext,
     Decision,
     OrderEvent,
     PlannedMessage,
-    ReturnRequest,
+    ReturnEvent,
     Scores,
     SuppressedMessage,
 )
-from ppx.rules.policy import Policy
 
 
 class _Builder:
@@ -391,7 +391,7 @@ def decide_order_event(
 
 
 def decide_return(
-    request: ReturnRequest,
+    request: ReturnEvent,
     customer: CustomerContext,
     scores: Scores,
     policy: Policy,
@@ -482,7 +482,7 @@ def decide_return(
 
 
 def decide_claim(
-    request: ClaimRequest,
+    request: ClaimEvent,
     customer: CustomerContext,
     scores: Scores,
     policy: Policy,

@@ -21,15 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
 from ppx.rules.ledger import Ledger, Posting
 from ppx.rules.model_client import ModelClient
-from ppx.rules.models import (
-    ClaimRequest,
+from ppx.rules.policy import Policy
+from ppx.rules.types import (
+    ClaimEvent,
     CustomerContext,
     Decision,
     OrderEvent,
-    ReturnRequest,
+    ReturnEvent,
     Scores,
 )
-from ppx.rules.policy import Policy
 
 
 class _Req(BaseModel):
@@ -49,11 +49,11 @@ class OrderEventRequest(_Req):
 
 
 class ReturnDecisionRequest(_Req):
-    request: ReturnRequest
+    request: ReturnEvent
 
 
 class ClaimDecisionRequest(_Req):
-    request: ClaimRequest
+    request: ClaimEvent
 
 
 class DailyItem(_Req):

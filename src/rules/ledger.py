@@ -49,7 +49,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ppx.rules.models import LEDGER_TYPES
+from ppx.rules.types import LEDGER_TYPES
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from ppx.rules.models import CustomerContext, PlannedMessage, SentMessage, SuppressedMessage
 from ppx.rules.policy import Policy
+from ppx.rules.types import CustomerContext, PlannedMessage, SentMessage, SuppressedMessage
 
 WEEK = timedelta(days=7)
 

@@ -4,7 +4,7 @@ The decision service must answer even when a model is down, slow or returns some
 unexpected; it then uses the policy's documented fallback and the reasons say so. So this
 client never raises for a model problem: each call returns ``(value, None)`` or
 ``(None, "why")``, and :meth:`ModelClient.scores` packs the results into a
-:class:`~ppx.rules.models.Scores` with ``errors`` filled in.
+:class:`~ppx.rules.types.Scores` with ``errors`` filled in.
 
 Endpoints (the model service, serving/model_service.py; request and response models in
 serving/schemas.py), all ``POST`` with a JSON body of raw request facts. The parsers read
@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from ppx.rules.models import DeliveryEstimate, Scores
+from ppx.rules.types import DeliveryEstimate, Scores
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 

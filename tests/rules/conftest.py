@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from ppx.rules.models import CustomerContext
 from ppx.rules.policy import load_policy
+from ppx.rules.types import CustomerContext
 
 
 @pytest.fixture(scope="session")

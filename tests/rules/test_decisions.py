@@ -9,12 +9,12 @@ from datetime import date, datetime
 import pytest
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
-from ppx.rules.models import (
-    ClaimRequest,
+from ppx.rules.types import (
+    ClaimEvent,
     DeliveryEstimate,
     OrderEvent,
     ReplenishmentItem,
-    ReturnRequest,
+    ReturnEvent,
     Scores,
 )
 
@@ -229,7 +229,7 @@ def test_replenishment_reminder(policy, customer):
 
 
 def _return(amount=60.0, **kw):
-    return ReturnRequest(
+    return ReturnEvent(
         return_id=1,
         order_id=100,
         customer_id=42,
@@ -276,7 +276,7 @@ def test_ring_member_and_high_risk_get_inspection(policy, customer):
 
 
 def _claim(amount=45.0, status="delivered"):
-    return ClaimRequest(
+    return ClaimEvent(
         claim_id=3,
         order_id=100,
         customer_id=42,

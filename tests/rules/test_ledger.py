@@ -74,8 +74,8 @@ def _duplicate_decisions(ledger: Ledger) -> None:
     from datetime import date, datetime
 
     from ppx.rules.decisions import decide_order_event
-    from ppx.rules.models import CustomerContext, OrderEvent, Scores
     from ppx.rules.policy import load_policy
+    from ppx.rules.types import CustomerContext, OrderEvent, Scores
 
     policy = load_policy()
     c = CustomerContext(customer_id=900, tier="silver", spend_12m=450)
@@ -135,7 +135,7 @@ def test_refunded_order_points_are_reversed_via_decision(tmp_path, policy, custo
     from datetime import date, datetime
 
     from ppx.rules.decisions import decide_order_event
-    from ppx.rules.models import OrderEvent, Scores
+    from ppx.rules.types import OrderEvent, Scores
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
     c = customer(tier="bronze", spend_12m=50)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from ppx.rules.decisions import decide_daily, decide_order_event
 from ppx.rules.messaging import as_sent, in_quiet_hours
-from ppx.rules.models import OrderEvent, ReplenishmentItem, Scores
+from ppx.rules.types import OrderEvent, ReplenishmentItem, Scores
 
 
 def _local_in_quiet(policy, customer, t: datetime) -> bool:

@@ -284,8 +284,8 @@ def oracle_scores(requests: pd.DataFrame, truth: dict[str, pd.DataFrame]) -> np.
     return np.where(claim, rid.map(tc).to_numpy(dtype=float), rid.map(tr).to_numpy(dtype=float))
 
 
-# The generator's timing and reason distributions (src/data/world.py, ``_after_orders``:
-# returns and claims). They are literals in the generator, not WorldParams, so they are
+# The generator's timing and reason distributions (src/data/world/returns_claims.py:
+# ``draw_returns`` and ``draw_claims``). They are literals in the generator, not WorldParams, so they are
 # restated here; ``tests/models/fraud`` checks them against a generated world.
 #: Wardrobing fraud returns: lag after delivery ~ uniform(18, 29.5) days.
 WARDROBE_LAG = (18.0, 29.5)

@@ -158,7 +158,7 @@ class FraudScorer:
         self.graph = F.LinkageGraph.build(history.identities)
         # Request-independent indexes of the snapshot, built once; each request then
         # runs the same feature code as training on its own rows only.
-        self.index = F.HistoryIndex(history)
+        self.index = F.FraudHistoryIndex(history)
 
     # --- ExplainableModel ------------------------------------------------------------
     def features(self, raw: pd.DataFrame) -> pd.DataFrame:

@@ -145,7 +145,9 @@ class OrderEvent(_In):
     referee_id: Id | None = None
 
 
-class ReturnRequest(_In):
+class ReturnEvent(_In):
+    """A return request to decide on (the fraud model scores it; the policy decides)."""
+
     return_id: Id
     order_id: Id
     customer_id: Id
@@ -156,7 +158,9 @@ class ReturnRequest(_In):
     reason: ReturnReason = "other"
 
 
-class ClaimRequest(_In):
+class ClaimEvent(_In):
+    """A delivery claim to decide on (the fraud model scores it; the policy decides)."""
+
     claim_id: Id
     order_id: Id
     customer_id: Id
