@@ -123,7 +123,7 @@ def bench_world(
 # Each model package that has landed provides ``ppx.models.<name>.commands.register``;
 # models that do not exist yet simply have no commands (absent, not stubs).
 
-MODEL_COMMAND_MODULES = ("delivery", "churn", "fraud", "recs")
+MODEL_COMMAND_MODULES = ("delivery", "churn", "fraud", "recs", "feedback")
 
 
 def _register_model_commands() -> None:
