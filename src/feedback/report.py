@@ -214,8 +214,8 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
     parts.append(
         "<p class='muted'>Alerts: each week, for every product and theme, the last weeks are "
         "compared with the weeks before by a one-sided Fisher exact test; p-values of a "
-        "week's scan are adjusted by Benjamini-Hochberg, so in expectation at most 5% of a "
-        "week's alerts are false. Trend lines are four-week rolling shares.</p></body></html>"
+        "week's scan are adjusted by Benjamini-Hochberg at 1%: when nothing is rising, at "
+        "most one weekly scan in a hundred raises a false alert. Trend lines are four-week rolling shares.</p></body></html>"
     )
     return "".join(parts)
 
