@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PPX    := $(BIN)/ppx
 WORLD  ?= data/worlds/demo
 
-.PHONY: setup demo test test-all lint format bench serve serve-decisions mlflow-ui clean
+.PHONY: setup demo test test-all lint format bench serve serve-decisions bento mlflow-ui clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,12 @@ serve: $(STAMP)
 
 serve-decisions: $(STAMP)
 	$(PPX) serve --decisions --port 3001
+
+# The deployable model service: the ppx wheel, then a Bento of serving/ (offline).
+bento: $(STAMP)
+	rm -f dist/ppx-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	$(BIN)/bentoml build -f serving/bentofile.yaml .
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts --port 5000

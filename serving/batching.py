@@ -3,7 +3,7 @@
 Why not BentoML's batcher (``batchable=True``): its dispatcher holds a request back while
 ``n * age <= 0.95 * mean wait of the last 50 batches``, and the waits it then measures
 feed that mean again. Whatever wait it once saw becomes self-sustaining: one client's
-delivery estimate took 24.6 ms at p50 against 4.5 ms in-process (session 2), and after a
+delivery estimate took 24.6 ms at p50 against 4.5 ms in-process (measured with it), and after a
 32-client soak the 8-client p99 rose from 62 to 176 ms.
 
 This batcher never waits on purpose. A call that finds the endpoint idle runs at once,

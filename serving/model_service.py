@@ -47,9 +47,13 @@ import bentoml
 import pandas as pd
 from pydantic import ValidationError
 
+from ppx.models import registry
+from ppx.models.served import ServedModel
+from ppx.models.spec import request_frame
 from serving import schemas as S
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
+from serving.errors import document_errors
 
 log = logging.getLogger("ppx.serving")
 
@@ -76,8 +80,9 @@ class ModelUnavailable(RuntimeError):
 class Endpoint:
     """One HTTP endpoint: its route, the registered model behind it and its schemas.
 
-    ``to_frame`` turns validated requests into the raw-facts frame the pyfunc documents;
-    ``head`` selects a head when one registered model serves several endpoints.
+    Built from a model spec's :class:`~ppx.models.spec.EndpointSpec`; ``to_frame`` turns
+    validated requests into the raw-facts frame the pyfunc documents (None: the plain
+    frame, or the pyfunc's columnar fast path when it has one).
     """
 
     name: str
@@ -85,18 +90,14 @@ class Endpoint:
     model: str
     request: type
     response: type
+    example: dict
     to_frame: Callable[[list[Any]], pd.DataFrame] | None = None
     doc: str = ""
 
 
 def _default_frame(requests: list[Any]) -> pd.DataFrame:
-    """Validated requests -> the raw-facts frame, in the JSON types the pyfunc documents.
-
-    Unset optional fields are left out (not sent as nulls) so the pyfunc applies its own
-    documented defaults exactly as it does for offline callers.
-    """
-    rows = [r.model_dump(mode="json", exclude={"explain"}, exclude_none=True) for r in requests]
-    return pd.DataFrame.from_records(rows)
+    """Validated requests -> the raw-facts frame (unset optional fields left out)."""
+    return request_frame(requests)
 
 
 def _columns(requests: list[Any]) -> dict[str, list]:
@@ -110,47 +111,27 @@ def _columns(requests: list[Any]) -> dict[str, list]:
     return {k: [row.get(k) for row in rows] for k in keys}
 
 
-def _fraud_frame(kind: str) -> Callable[[list[Any]], pd.DataFrame]:
-    """One ``ppx-fraud`` model, two heads: the route sets the ``kind`` column."""
+def build_endpoints() -> dict[str, Endpoint]:
+    """Every endpoint of every registered model, by API name (the registry's order)."""
+    out: dict[str, Endpoint] = {}
+    for spec in registry.specs():
+        for e in spec.endpoints:
+            if e.name in out:
+                raise ValueError(f"endpoint {e.name} is declared twice")
+            out[e.name] = Endpoint(
+                name=e.name,
+                route=e.route,
+                model=spec.name,
+                request=e.request,
+                response=e.response,
+                example=dict(e.example),
+                to_frame=e.to_frame if e.columns else None,
+                doc=e.doc,
+            )
+    return out
 
-    def to_frame(requests: list[Any]) -> pd.DataFrame:
-        frame = _default_frame(requests)
-        frame.insert(0, "kind", kind)
-        return frame
 
-    return to_frame
-
-
-ENDPOINTS: dict[str, Endpoint] = {
-    e.name: e
-    for e in (
-        Endpoint(
-            "delivery_estimate",
-            "/delivery/estimate",
-            "delivery",
-            S.DeliveryRequest,
-            S.DeliveryResponse,
-        ),
-        Endpoint("churn_score", "/churn/score", "churn", S.ChurnRequest, S.ChurnResponse),
-        Endpoint(
-            "fraud_return",
-            "/fraud/return",
-            "fraud",
-            S.ReturnRequest,
-            S.FraudResponse,
-            _fraud_frame("return"),
-        ),
-        Endpoint(
-            "fraud_claim",
-            "/fraud/claim",
-            "fraud",
-            S.ClaimRequest,
-            S.FraudResponse,
-            _fraud_frame("claim"),
-        ),
-        Endpoint("recs_recommend", "/recs/recommend", "recs", S.RecsRequest, S.RecsResponse),
-    )
-}
+ENDPOINTS: dict[str, Endpoint] = build_endpoints()
 
 
 # --- model store ------------------------------------------------------------------------
@@ -172,7 +153,7 @@ class LoadedModel:
     @property
     def columnar(self) -> bool:
         """Whether the pyfunc offers ``predict_columns`` (columns in, columns out)."""
-        return callable(getattr(self.python_model, "predict_columns", None))
+        return isinstance(self.python_model, ServedModel) and self.python_model.columnar
 
     def predict_records(self, requests: list[Any], to_frame: Callable | None) -> list[dict]:
         """Validated requests -> one JSON-typed output record per request.
@@ -280,7 +261,7 @@ class ModelStore:
             if endpoint.model not in self.loaded:
                 continue
             examples = endpoint.request.model_config.get("json_schema_extra", {})
-            for example in examples.get("examples", []):
+            for example in examples.get("examples", [endpoint.example]):
                 try:  # an example the model refuses (unknown customer) still warms it
                     request = endpoint.request.model_validate(example)
                     self.loaded[endpoint.model].predict_records([request], endpoint.to_frame)
@@ -324,17 +305,13 @@ class ModelStore:
 
 
 def _make_explainer(name: str, python_model: Any) -> Any:
-    """The reason-code fast path of ``ppx.explain`` for this model, if it exists."""
-    import importlib.util
+    """The reason-code fast path of ``ppx.explain`` for this model (None if it has none)."""
+    from ppx.explain.reason_codes import reason_codes
+    from ppx.explain.sources import as_explainable
 
-    if importlib.util.find_spec("ppx.explain.reason_codes") is None:
-        return None
     try:
-        from ppx.explain.reason_codes import reason_codes
-        from ppx.explain.sources import as_explainable
-
         model = as_explainable(python_model)
-    except Exception as err:  # explanations are optional; scoring must still work
+    except (TypeError, ValueError) as err:  # a model without the SHAP surface still scores
         log.warning("no reason codes for %s: %s", name, err)
         return None
 
@@ -447,7 +424,10 @@ class GuardMiddleware:
                 )
                 return
         if scope.get("method") != "POST":
-            await _reply(send, 405, {"error": f"{endpoint.route} accepts POST only"})
+            # RFC 9110: a 405 lists the methods the resource does accept
+            await _reply(
+                send, 405, {"error": f"{endpoint.route} accepts POST only"}, [(b"allow", b"POST")]
+            )
             return
         ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if ctype != "application/json":
@@ -491,16 +471,6 @@ async def _reply(send: Callable, status: int, body: dict, headers: list | None =
 # --- the service ---------------------------------------------------------------------------
 
 
-def _api(name: str):
-    """The BentoML API decorator for endpoint ``name`` (one request or a list, pydantic IO)."""
-    ep = ENDPOINTS[name]
-    return bentoml.api(
-        route=ep.route,
-        input_spec=S.batch_input(ep.request),
-        output_spec=S.batch_output(ep.response),
-    )
-
-
 _BATCH_SIZES: Any = None
 
 
@@ -533,16 +503,8 @@ def _batchers(executor: Executor) -> dict[str, MicroBatcher]:
     }
 
 
-@bentoml.service(
-    name="ppx-models",
-    workers=int(os.environ.get("PPX_MODEL_WORKERS", "1")),
-    threads=1,  # BentoML's pool for sync APIs; ours are async and score on SCORING_THREADS
-    traffic={"timeout": 30},
-    metrics={"enabled": True, "namespace": "ppx"},
-    logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
-)
-class ModelService:
-    """ppx models: delivery estimates, churn scores, fraud scores and recommendations.
+class _ModelService:
+    """ppx models: one endpoint per registered model endpoint (``ppx.models.registry``).
 
     Every endpoint takes one JSON request or a JSON array of them (at most
     ``PPX_MAX_BATCH``) and answers in kind. With ``PPX_API_TOKEN`` set, send
@@ -578,32 +540,40 @@ class ModelService:
         """On shutdown: drop the batches not yet started, let running ones finish."""
         self.executor.shutdown(wait=True, cancel_futures=True)
 
-    @_api("delivery_estimate")
-    async def delivery_estimate(
-        self, requests: list[S.DeliveryRequest], /
-    ) -> list[S.DeliveryResponse]:
-        """Delivery date distribution at checkout, or re-estimated in transit (``as_of``)."""
-        return await self._score("delivery_estimate", requests)
 
-    @_api("churn_score")
-    async def churn_score(self, requests: list[S.ChurnRequest], /) -> list[S.ChurnResponse]:
-        """Probability a customer's subscription churns within 30/60/90 days, as of a moment."""
-        return await self._score("churn_score", requests)
+def _api_method(endpoint: Endpoint) -> Any:
+    """The BentoML API of one endpoint: one request or a list in, pydantic IO, one line.
 
-    @_api("fraud_return")
-    async def fraud_return(self, requests: list[S.ReturnRequest], /) -> list[S.FraudResponse]:
-        """Probability a return request is fraudulent (serial returns, wardrobing, rings)."""
-        return await self._score("fraud_return", requests)
+    Generated per endpoint of the registry (BentoML collects every ``APIMethod`` class
+    attribute when the service class is decorated); the schemas come from the model's
+    spec, so the OpenAPI document shows each endpoint's request and response.
+    """
+    name = endpoint.name
 
-    @_api("fraud_claim")
-    async def fraud_claim(self, requests: list[S.ClaimRequest], /) -> list[S.FraudResponse]:
-        """Probability a delivery claim ("item not received", damage) is fraudulent."""
-        return await self._score("fraud_claim", requests)
+    async def api(self, requests: list[Any], /) -> list[Any]:
+        return await self._score(name, requests)
 
-    @_api("recs_recommend")
-    async def recs_recommend(self, requests: list[S.RecsRequest], /) -> list[S.RecsResponse]:
-        """Top-k products for a customer as of a moment (repeat, due and new items)."""
-        return await self._score("recs_recommend", requests)
+    api.__name__ = name
+    api.__qualname__ = f"ModelService.{name}"
+    api.__doc__ = endpoint.doc or f"{endpoint.route} (ppx-{endpoint.model})"
+    return bentoml.api(
+        route=endpoint.route,
+        input_spec=S.batch_input(endpoint.request),
+        output_spec=S.batch_output(endpoint.response),
+    )(api)
 
 
+for _endpoint in ENDPOINTS.values():
+    setattr(_ModelService, _endpoint.name, _api_method(_endpoint))
+_ModelService.__name__ = _ModelService.__qualname__ = "ModelService"
+
+ModelService = bentoml.service(
+    name="ppx-models",
+    workers=int(os.environ.get("PPX_MODEL_WORKERS", "1")),
+    threads=1,  # BentoML's pool for sync APIs; ours are async and score on SCORING_THREADS
+    traffic={"timeout": 30},
+    metrics={"enabled": True, "namespace": "ppx"},
+    logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
+)(_ModelService)
 ModelService.add_asgi_middleware(GuardMiddleware)
+document_errors(ModelService)  # /docs.json declares every error status and body

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     optuna_storage: str | None = None
     ledger_url: str | None = None
     model_alias: str = "champion"
+    #: more models beyond the registry's list: comma-separated ``package.module:SPEC``
+    #: import paths of ModelSpecs (a plug-in, a test's toy model in a service process)
+    extra_models: str = ""
     api_token: str | None = None
     seed: int = 7
     demo_customers: int = 20_000

@@ -2,14 +2,12 @@
 
 1. simulate (or reuse) the default world and validate it against the schema;
 2. print its headline rates and record it in an MLflow run (experiment ``ppx-data``);
-3. train every model package that has landed, register it and run the promotion gate;
-4. build the SHAP report of each trained model, when the explanations package exists.
+3. train every model of the registry, register it and run the promotion gate;
+4. build the SHAP report of each trained model.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -23,7 +21,6 @@ from ppx.data.world import WorldParams
 from ppx.data.world_cli import build_world
 
 console = Console()
-MODELS = ("delivery", "churn", "fraud", "recs")
 
 
 def _reuse(out: Path, params: WorldParams) -> bool:
@@ -34,18 +31,8 @@ def _reuse(out: Path, params: WorldParams) -> bool:
         return False
 
 
-def landed_models() -> list[str]:
-    """Model packages that provide a demo entry point."""
-    return [
-        m
-        for m in MODELS
-        if importlib.util.find_spec(f"ppx.models.{m}") is not None
-        and importlib.util.find_spec(f"ppx.models.{m}.commands") is not None
-    ]
-
-
 def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]]:
-    from ppx.cli import print_table
+    from ppx.terminal import print_table
 
     started = time.perf_counter()
     params = WorldParams(n_customers=customers, seed=seed)
@@ -69,12 +56,17 @@ def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]
         mlflow.log_metrics(summary)
         mlflow.log_artifact(str(out / "manifest.json"))
 
+    from ppx.models import registry
+
     results: dict[str, dict[str, float]] = {}
-    for name in landed_models():
-        console.rule(f"[bold]{name}")
+    runs: dict[str, str | None] = {}
+    for spec in registry.specs():
+        console.rule(f"[bold]{spec.name}")
         t = time.perf_counter()
-        commands = importlib.import_module(f"ppx.models.{name}.commands")
-        results[name] = {**commands.demo(out), "seconds": time.perf_counter() - t}
+        trained = spec.load("demo")(out)
+        console.print(f"ppx-{spec.name} v{trained.version} -> {trained.alias}: {trained.reason}")
+        results[spec.name] = {**trained.headline(), "seconds": time.perf_counter() - t}
+        runs[spec.name] = trained.run_id
     if results:
         print_table(
             "models trained on the demo world",
@@ -85,11 +77,11 @@ def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]
             ],
             ["model", "measure", "value"],
         )
-    if importlib.util.find_spec("ppx.explain") is not None and results:
-        report = importlib.import_module("ppx.explain.report")
-        for name in results:
-            path = report.build_report(name, out)
-            console.print(f"{name}: SHAP report at {path}")
+    from ppx.explain.report import build_report
+
+    for name, run_id in runs.items():  # the model just trained, champion or not
+        path = build_report(name, out, run_id=run_id)
+        console.print(f"{name}: SHAP report at {path}")
     console.print(
         f"demo finished in {time.perf_counter() - started:,.0f} s; browse runs with `make mlflow-ui`"
     )

@@ -4,9 +4,10 @@ Conventions every model follows:
 
 * experiment and registered model are both named ``ppx-<model>``;
 * runs carry standard tags: git commit, world manifest hash, dataset digest;
-* a new model version becomes ``champion`` only through :func:`promote_if_better`, which
-  compares it with the current champion **on the same holdout**; otherwise it is tagged
-  ``challenger`` and the reason is recorded on the version and the run;
+* a new model version becomes ``champion`` only through :func:`promote`: it must beat
+  the simple baselines of its own run on every head it serves, and the current champion
+  **on the same holdout**; otherwise it is tagged ``challenger`` and the reason is
+  recorded on the version and the run;
 * Optuna studies live in RDB storage (SQLite by default) and every trial is a nested run.
 
 Nothing happens at import; call :func:`configure` (the CLI and tests do) to point MLflow
@@ -23,7 +24,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-MODEL_NAMES = ("delivery", "churn", "fraud", "recs")
 
 
 def registered_name(model: str) -> str:
@@ -216,6 +216,35 @@ def set_alias(model: str, alias: str, version: str | int) -> None:
     MlflowClient().set_registered_model_alias(registered_name(model), alias, str(version))
 
 
+@dataclass(frozen=True)
+class BaselineCheck:
+    """One comparison of the candidate with a simple baseline of its own run, on one head.
+
+    ``candidate`` and ``baseline`` are the same metric on the same holdout rows.
+    """
+
+    head: str
+    metric: str
+    candidate: float
+    baseline_name: str
+    baseline: float
+    greater_is_better: bool = True
+
+    @property
+    def passed(self) -> bool:
+        """Strictly better than the baseline (a NaN on either side fails)."""
+        if self.greater_is_better:
+            return bool(self.candidate > self.baseline)
+        return bool(self.candidate < self.baseline)
+
+    def describe(self) -> str:
+        cmp = "beats" if self.passed else "does not beat"
+        return (
+            f"{self.head} {self.metric} {self.candidate:.4f} {cmp} "
+            f"{self.baseline_name} {self.baseline:.4f}"
+        )
+
+
 @dataclass
 class PromotionResult:
     promoted: bool
@@ -223,60 +252,115 @@ class PromotionResult:
     reason: str
     candidate_score: float
     champion_score: float | None
+    baselines: list[BaselineCheck] = field(default_factory=list)
 
 
-def promote_if_better(
+def promote(
     model: str,
     version: Any,
     metric: str,
     candidate_score: float,
     score_champion: Callable[[str], float] | None,
+    baselines: list[BaselineCheck],
+    heads: tuple[str, ...] | None = None,
     greater_is_better: bool = True,
     min_delta: float = 0.0,
 ) -> PromotionResult:
-    """The promotion gate: champion only if the candidate beats the champion.
+    """The promotion gate: ``champion`` only for a candidate that beats both bars.
+
+    1. every simple baseline of its own run, on every head it serves (``baselines``; a
+       head of ``heads`` without any comparison fails the gate);
+    2. the current champion, on the same holdout (``score_champion`` scores the
+       champion's URI on it); with no champion yet, the first bar alone decides.
+
+    Otherwise the version is registered with alias ``challenger`` and no ``champion``.
+    Either way the reason is written on the version (tag ``ppx.promotion``) and the run.
 
     Args:
         model: short model name (``delivery``...).
         version: the candidate's ModelVersion.
-        metric: name of the holdout metric being compared (for the reason text).
-        candidate_score: the candidate's score on the holdout.
-        score_champion: scores a model URI on **the same holdout**; called with the
-            current champion's URI. None means "no way to compare": never promote over an
-            existing champion.
-        greater_is_better: direction of the metric.
-        min_delta: how much better the candidate must be.
+        metric: the gate metric's name (for the reason text).
+        candidate_score: the candidate's gate metric on the holdout.
+        score_champion: scores a model URI on **the same holdout**. None means "no way to
+            compare": never promote over an existing champion.
+        baselines: the candidate against its run's simple baselines, per head.
+        heads: the heads the model serves; each needs at least one baseline check.
+        greater_is_better: direction of the gate metric.
+        min_delta: how much better than the champion the candidate must be.
     """
     import mlflow
     from mlflow import MlflowClient
 
     client = MlflowClient()
     name = registered_name(model)
+    checked = {b.head for b in baselines}
+    unchecked = [h for h in heads or () if h not in checked]
+    failed = [b for b in baselines if not b.passed]
     current = get_alias_version(model, CHAMPION)
     champion_score = None
-    if current is None:
-        promoted, reason = True, f"no champion yet; {metric}={candidate_score:.4f}"
+    if not baselines or unchecked:
+        missing = ", ".join(unchecked) or "any head"
+        promoted, reason = False, f"no baseline comparison for {missing} in this run"
+    elif failed:
+        promoted = False
+        reason = "does not beat the baselines of its run: " + "; ".join(
+            b.describe() for b in failed
+        )
+    elif current is None:
+        promoted = True
+        reason = f"no champion yet; {metric}={candidate_score:.4f} and " + "; ".join(
+            b.describe() for b in baselines
+        )
     elif score_champion is None:
         promoted, reason = False, "a champion exists and no holdout scorer was given"
     else:
         champion_score = float(score_champion(model_uri(model, CHAMPION)))
         delta = candidate_score - champion_score
-        better = delta > min_delta if greater_is_better else -delta > min_delta
-        promoted = better
-        cmp = ">" if promoted == greater_is_better else "<="
+        promoted = bool(delta > min_delta if greater_is_better else -delta > min_delta)
+        verb = "beats" if promoted else "does not beat"
         reason = (
-            f"candidate {metric}={candidate_score:.4f} {cmp} champion v{current.version} "
+            f"candidate {metric}={candidate_score:.4f} {verb} champion v{current.version} "
             f"{metric}={champion_score:.4f} on the same holdout"
         )
-        if not greater_is_better:
-            reason = reason.replace(" > ", " beats ").replace(" <= ", " does not beat ")
+        if promoted:
+            reason += "; " + "; ".join(b.describe() for b in baselines)
     alias = CHAMPION if promoted else CHALLENGER
     client.set_registered_model_alias(name, alias, str(version.version))
     client.set_model_version_tag(name, str(version.version), "ppx.promotion", reason)
     if mlflow.active_run() is not None:
         mlflow.set_tag("ppx.promotion", f"{alias}: {reason}")
     log.info("ppx-%s v%s -> %s (%s)", model, version.version, alias, reason)
-    return PromotionResult(promoted, alias, reason, candidate_score, champion_score)
+    return PromotionResult(
+        promoted, alias, reason, candidate_score, champion_score, list(baselines)
+    )
+
+
+def train_result(
+    model_name: str,
+    run_id: str | None,
+    metrics: dict[str, Any],
+    version: Any = None,
+    gate: PromotionResult | None = None,
+    **details: Any,
+) -> Any:
+    """The :class:`~ppx.models.spec.TrainResult` of a training run (registered or not)."""
+    from ppx.models.spec import TrainResult
+
+    flat = {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and v is not None
+    }
+    return TrainResult(
+        model=model_name,
+        run_id=run_id,
+        version=None if version is None else str(version.version),
+        alias=None if gate is None else gate.alias,
+        promoted=bool(gate and gate.promoted),
+        reason="not registered" if gate is None else gate.reason,
+        metrics=flat,
+        details={**details, **({"promotion": gate} if gate is not None else {})},
+    )
 
 
 # --- Optuna --------------------------------------------------------------------------

@@ -19,10 +19,10 @@ class ConstantModel(mlflow.pyfunc.PythonModel):
         return pd.Series([self.value] * len(model_input))
 
 
-def _register(value: float):
-    with tracking.start_run("delivery", dataset=pd.DataFrame({"x": [1, 2]})) as run:
+def _register(value: float, model: str = "delivery"):
+    with tracking.start_run(model, dataset=pd.DataFrame({"x": [1, 2]})) as run:
         version = tracking.log_pyfunc_model(
-            "delivery", ConstantModel(value), input_example=pd.DataFrame({"x": [1.0]})
+            model, ConstantModel(value), input_example=pd.DataFrame({"x": [1.0]})
         )
     return run, version
 
@@ -33,26 +33,61 @@ def _score(uri: str) -> float:
     return -abs(float(pred.iloc[0]) - 1.0)
 
 
-def test_first_model_becomes_champion_then_gate_compares(mlflow_tmp):
+def _beats(candidate: float, baseline: float, head: str = "delivery"):
+    return tracking.BaselineCheck(head, "score", candidate, "constant_baseline", baseline)
+
+
+def test_gate_needs_the_baselines_then_the_champion(mlflow_tmp):
     run, v1 = _register(0.5)
     assert run.data.tags["ppx.dataset_digest"]
-    first = tracking.promote_if_better(
-        "delivery", v1, "score", _score(f"runs:/{run.info.run_id}/model"), _score
+    score = _score(f"runs:/{run.info.run_id}/model")
+    first = tracking.promote(
+        "delivery", v1, "score", score, _score, [_beats(score, -0.9)], heads=("delivery",)
     )
     assert first.promoted and first.alias == "champion"
+    assert "no champion yet" in first.reason and "constant_baseline" in first.reason
 
     _, v2 = _register(0.0)  # worse: further from 1.0
-    worse = tracking.promote_if_better("delivery", v2, "score", -1.0, _score)
+    worse = tracking.promote("delivery", v2, "score", -1.0, _score, [_beats(-1.0, -1.5)])
     assert not worse.promoted and worse.alias == "challenger"
     assert "champion v1" in worse.reason
     assert tracking.get_alias_version("delivery").version == v1.version
 
-    _, v3 = _register(0.9)  # better
-    better = tracking.promote_if_better("delivery", v3, "score", -0.1, _score)
+    _, v3 = _register(0.9)  # better than the champion, and than its baseline
+    better = tracking.promote("delivery", v3, "score", -0.1, _score, [_beats(-0.1, -0.9)])
     assert better.promoted
     assert tracking.get_alias_version("delivery").version == v3.version
     loaded = mlflow.pyfunc.load_model(tracking.model_uri("delivery"))
     assert float(loaded.predict(pd.DataFrame({"x": [0.0]})).iloc[0]) == pytest.approx(0.9)
+
+
+def test_a_first_model_worse_than_its_baseline_is_not_champion(mlflow_tmp):
+    from mlflow import MlflowClient
+
+    _, v1 = _register(0.5)
+    result = tracking.promote(
+        "delivery", v1, "score", -0.5, _score, [_beats(-0.5, -0.2)], heads=("delivery",)
+    )
+    assert not result.promoted and result.alias == "challenger"
+    assert "does not beat constant_baseline" in result.reason
+    assert tracking.get_alias_version("delivery") is None
+    tag = MlflowClient().get_model_version("ppx-delivery", v1.version).tags["ppx.promotion"]
+    assert tag == result.reason
+
+
+def test_every_served_head_must_beat_its_baseline(mlflow_tmp):
+    _, v1 = _register(0.5, "fraud")
+    checks = [_beats(0.6, 0.5, "return"), _beats(0.3, 0.4, "claim")]
+    one_head_loses = tracking.promote(
+        "fraud", v1, "score", 0.45, _score, checks, heads=("return", "claim")
+    )
+    assert not one_head_loses.promoted and "claim score 0.3000" in one_head_loses.reason
+    _, v2 = _register(0.5, "fraud")
+    unchecked = tracking.promote(
+        "fraud", v2, "score", 0.6, _score, checks[:1], heads=("return", "claim")
+    )
+    assert not unchecked.promoted and "no baseline comparison for claim" in unchecked.reason
+    assert tracking.get_alias_version("fraud") is None
 
 
 def test_missing_alias_is_none(mlflow_tmp):

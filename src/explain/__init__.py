@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-#: the reason-code fields the serving schema (serving/schemas.py ReasonCode) accepts
+#: the reason-code fields the serving schema (ppx.models.http ReasonCode) accepts
 SERVING_FIELDS = ("feature", "value", "contribution", "text")
 
 

@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("delivery", "churn", "fraud", "recs")
-
 
 def reason_latency(model, model_name: str, world: Path, n: int = 100, seed: int = 0) -> dict:
     """p50 / p99 milliseconds of reason codes for one request, with and without features."""
@@ -69,7 +67,7 @@ def shap_self_agreement(model, model_name: str, world: Path, rows: int | None = 
     return float(np.mean(np.argmax(np.abs(a), axis=1) == np.argmax(np.abs(b), axis=1)))
 
 
-def run(world: Path, models=MODELS, rows: int | None = None) -> dict:
+def run(world: Path, models: list[str] | None = None, rows: int | None = None) -> dict:
     """Reports and reason-code timings for every model that has a champion."""
     import torch
 
@@ -77,7 +75,9 @@ def run(world: Path, models=MODELS, rows: int | None = None) -> dict:
     from ppx.explain.report import build_report
     from ppx.explain.shapley import DEFAULT_ROWS
     from ppx.explain.sources import load_explainable
+    from ppx.models import registry
 
+    models = models or registry.names()
     torch.set_num_threads(2)
     tracking.configure()
     started = time.perf_counter()
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--world", type=Path, required=True)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--rows", type=int, default=None)
-    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=None, help="Default: every model.")
     args = parser.parse_args(argv)
     payload = run(args.world, args.models, args.rows)
     text = json.dumps(payload, indent=2, default=float)

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import typer
 
-MODELS = ("delivery", "churn", "fraud", "recs")
-
 
 def explain(
-    model: str = typer.Argument(..., help="delivery, churn, fraud or recs."),
+    model: str = typer.Argument(..., help="A registered model (see `ppx train --help`)."),
     run: str | None = typer.Option(
         None, "--run", help="Explain this run's model, not the champion."
     ),
@@ -25,10 +23,11 @@ def explain(
     """Write a self-contained HTML SHAP report under reports/MODEL/ and log it to MLflow."""
     import time
 
-    from ppx.cli import console, fail
+    from ppx.models import registry
+    from ppx.terminal import console, fail
 
-    if model not in MODELS:
-        fail(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if model not in registry.names():
+        fail(f"unknown model {model!r}; choose one of {', '.join(registry.names())}")
     import torch
 
     from ppx.explain.report import build_report
@@ -51,5 +50,9 @@ def explain(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``explain`` to the top-level ``ppx`` command."""
-    app.command("explain")(explain)
+    """Add ``explain`` to the top-level ``ppx`` command; its help lists the models."""
+    from ppx.models import registry
+
+    app.command("explain", help=f"{explain.__doc__}\n\nModels: {', '.join(registry.names())}.")(
+        explain
+    )

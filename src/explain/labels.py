@@ -11,34 +11,38 @@ from __future__ import annotations
 
 import math
 
-#: model -> (what the headline score is, its unit, what one explained row is)
-SCORE_WORDS: dict[str, tuple[str, str, str]] = {
-    "delivery": ("expected transit time", "days", "orders"),
-    "churn": ("churn risk", "", "subscribers"),
-    "fraud": ("fraud probability", "", "requests"),
-    "recs": ("recommendation score", "", "customer-product pairs"),
-}
+#: words for a score of no registered model
+DEFAULT_WORDS = ("model score", "", "rows")
+
+
+def score_words(model_name: str) -> tuple[str, str, str]:
+    """(what the headline score is, its unit, what one explained row is), from the spec."""
+    from ppx.models import registry
+
+    if model_name in registry.names():
+        return registry.get(model_name).score_words
+    return DEFAULT_WORDS
 
 
 def score_label(model: object, model_name: str = "") -> str:
     name = getattr(model, "score_name", None)
     if isinstance(name, str) and name:
         return name
-    return SCORE_WORDS.get(model_name, ("model score", "", "rows"))[0]
+    return score_words(model_name)[0]
 
 
 def score_unit(model: object, model_name: str = "") -> str:
     unit = getattr(model, "score_unit", None)
     if isinstance(unit, str):
         return unit
-    return SCORE_WORDS.get(model_name, ("", "", ""))[1]
+    return score_words(model_name)[1]
 
 
 def entity(model: object, model_name: str = "") -> str:
     ent = getattr(model, "entity", None)
     if isinstance(ent, str) and ent:
         return ent
-    return SCORE_WORDS.get(model_name, ("", "", "rows"))[2]
+    return score_words(model_name)[2]
 
 
 def feature_label(name: str) -> str:

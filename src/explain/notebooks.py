@@ -78,3 +78,33 @@ def show_report(report_path: str | Path, height: int = 900):
         f'<iframe srcdoc="{html.escape(text)}" style="width:100%;height:{height}px;border:0">'
         "</iframe>"
     )
+
+
+def explained_version(model_name: str) -> dict | None:
+    """The version a notebook explains: the champion, else the newest registered version.
+
+    A version the gate kept out (alias ``challenger``) is still worth explaining while no
+    champion exists; ``promotion`` says why it is not champion. None if nothing is
+    registered under ``ppx-<model_name>``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from mlflow import MlflowClient
+    from ppx import tracking
+
+    tracking.configure()
+    mv = tracking.get_alias_version(model_name)
+    if mv is None:
+        try:
+            versions = MlflowClient().search_model_versions(f"name='ppx-{model_name}'")
+        except MlflowException:
+            return None
+        if not versions:
+            return None
+        mv = max(versions, key=lambda v: int(v.version))
+    return {
+        "version": mv.version,
+        "run_id": mv.run_id,
+        "champion": tracking.CHAMPION in (mv.aliases or []),
+        "promotion": (mv.tags or {}).get("ppx.promotion", ""),
+    }

@@ -2,7 +2,7 @@
 
 Loading: the pyfunc of ``ppx-<model>`` at the champion alias (or the model logged in a
 given run) is loaded and unwrapped; the ExplainableModel is the unwrapped PythonModel
-itself or the object it holds (attribute ``model``, ``explainable`` ...).
+itself or, for a :class:`~ppx.models.served.ServedModel`, the ``model`` it wraps.
 
 Rows: a report explains the model on a sample of a world, through the same path a served
 request takes: raw request rows -> ``model.features(raw)``. The raw rows are built from
@@ -19,7 +19,6 @@ built, the report falls back to the model's own training-feature sample and says
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,6 @@ TIME_KEYS = ("as_of", "now", "at", "cutoff", "request_time", "requested_at_time"
 DECISION_TIME = "_decision_time"
 #: world requests are sampled among the most recent ``RECENT_FACTOR * n`` decisions
 RECENT_FACTOR = 4
-#: attribute names under which a PythonModel may hold its ExplainableModel
-HOLDERS = ("model", "served", "explainable", "get_raw_model", "_model", "inner", "scorer")
 
 
 @dataclass
@@ -52,20 +49,11 @@ class LoadedModel:
 
 
 def as_explainable(obj: object) -> object:
-    """The ExplainableModel inside a loaded pyfunc's python model (or the model itself)."""
-    from ppx.models.base import ExplainableModel
+    """The ExplainableModel a loaded served model wraps (``.model``), or ``obj`` itself."""
+    from ppx.models.served import ServedModel
 
-    if isinstance(obj, ExplainableModel):
-        return obj
-    for name in HOLDERS:
-        inner = getattr(obj, name, None)
-        if callable(inner) and not isinstance(inner, ExplainableModel):
-            try:
-                inner = inner()
-            except TypeError:
-                inner = None
-        if inner is not None and isinstance(inner, ExplainableModel):
-            return inner
+    if isinstance(obj, ServedModel):
+        obj = obj.model
     return check_model(obj)  # raises a TypeError naming what is missing
 
 
@@ -116,55 +104,18 @@ def _end_of_world(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
 
 
 def candidate_frame(model_name: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The world rows one request of ``model_name`` corresponds to."""
-    o, s = tables[C.ORDERS], tables[C.SHIPMENTS]
-    if model_name == "delivery":
-        ship = s.drop(columns=[C.CARRIER, C.SERVICE_LEVEL], errors="ignore")
-        out = o.merge(ship, on=C.ORDER_ID, how="inner")
-        return out.assign(**{DECISION_TIME: out[C.ORDERED_AT]})
-    if model_name == "churn":
-        subs = tables[C.SUBSCRIPTIONS]
-        active = subs[subs[C.CANCELLED_AT].isna()]
-        return (active if len(active) else subs).merge(
-            tables[C.CUSTOMERS], on=C.CUSTOMER_ID, how="left"
-        )
-    if model_name == "fraud":
-        r = tables[C.RETURNS].merge(o, on=[C.ORDER_ID, C.CUSTOMER_ID], how="left")
-        cl = tables[C.CLAIMS].merge(o, on=[C.ORDER_ID, C.CUSTOMER_ID], how="left")
-        out = pd.concat([r, cl], ignore_index=True)
-        return out.assign(**{DECISION_TIME: out[C.REQUESTED_AT].fillna(out[C.CLAIMED_AT])})
-    if model_name == "recs":
-        buyers = o[C.CUSTOMER_ID].drop_duplicates()
-        return tables[C.CUSTOMERS][tables[C.CUSTOMERS][C.CUSTOMER_ID].isin(buyers)]
-    raise ValueError(f"unknown model {model_name!r}; expected delivery, churn, fraud or recs")
+    """The world rows one request of ``model_name`` corresponds to (its spec says which)."""
+    from ppx.models import registry
+
+    return registry.get(model_name).load("explain_candidates")(tables)
 
 
-def request_example(model_name: str) -> dict | None:
-    """The pyfunc module's REQUEST_EXAMPLE (first row if it is a list), if it exists."""
-    try:
-        mod = importlib.import_module(f"ppx.models.{model_name}.pyfunc")
-    except ImportError:
-        return None
-    ex = getattr(mod, "REQUEST_EXAMPLE", None)
-    if isinstance(ex, list | tuple) and ex:
-        ex = ex[0]
-    if isinstance(ex, dict) and isinstance(ex.get("requests"), list) and ex["requests"]:
-        ex = ex["requests"][0]
-    return dict(ex) if isinstance(ex, dict) else None
+def request_example(model_name: str) -> dict:
+    """The model's request example (its first endpoint's): the fields a request carries."""
+    from ppx.models import registry
 
-
-def _fraud_wire_requests(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Every return and claim of the world in the served (wire) form of ppx-fraud."""
-    from ppx.features.fraud import all_requests
-    from ppx.models.fraud.train import raw_requests
-
-    req = all_requests(tables)
-    wire = raw_requests(req).reset_index(drop=True)
-    return wire.assign(**{DECISION_TIME: pd.to_datetime(req[C.REQUESTED_AT]).to_numpy()})
-
-
-#: models whose package builds its own offline requests in the served form
-REQUEST_BUILDERS = {"fraud": _fraud_wire_requests}
+    spec = registry.get(model_name)
+    return {**spec.endpoints[0].example, **dict(spec.endpoints[0].columns)}
 
 
 def world_requests(
@@ -177,19 +128,16 @@ def world_requests(
     uses its own defaults; with ``fill=True`` time-of-decision fields get the end of the
     world and the rest keep the example's value (for models that require them).
     """
-    if model_name in REQUEST_BUILDERS:
-        try:
-            built = REQUEST_BUILDERS[model_name](tables)
-        except ImportError:
-            built = None
-        if built is not None:
-            built = built.sort_values(DECISION_TIME, kind="stable").tail(RECENT_FACTOR * n)
-            rows = built.sample(min(n, len(built)), random_state=seed).drop(columns=DECISION_TIME)
-            note = f"{len(rows):,} recent {model_name} requests built by the model package"
-            return rows.reset_index(drop=True), note
+    from ppx.models import registry
+
+    spec = registry.get(model_name)
+    if spec.explain_requests is not None:
+        built = spec.load("explain_requests")(tables)
+        built = built.sort_values(DECISION_TIME, kind="stable").tail(RECENT_FACTOR * n)
+        rows = built.sample(min(n, len(built)), random_state=seed).drop(columns=DECISION_TIME)
+        note = f"{len(rows):,} recent {model_name} requests built by the model package"
+        return rows.reset_index(drop=True), note
     example = request_example(model_name)
-    if example is None:
-        raise ValueError(f"ppx.models.{model_name}.pyfunc has no REQUEST_EXAMPLE")
     frame = candidate_frame(model_name, tables)
     if frame.empty:
         raise ValueError(f"the world has no {model_name} request rows")
@@ -213,7 +161,7 @@ def world_requests(
             out[key] = [value] * len(rows)
             filled.append(f"{key}={value!r}")
     if not out:
-        raise ValueError(f"no field of the {model_name} REQUEST_EXAMPLE is in the world's tables")
+        raise ValueError(f"no field of the {model_name} request example is in the world's tables")
     note = f"{len(rows):,} {model_name} requests sampled from the world's tables"
     if filled:
         note += f" (fields not in the tables: {', '.join(filled)})"

@@ -6,7 +6,7 @@ ledger entries, the balance) and a return (the fraud model, the ledger's reversa
 Every request gets its own order / return id, as in production, so the ledger really
 writes instead of answering an idempotent replay.
 
-The ids come from the model service's documented examples (serving/schemas.py), which
+The ids come from the model service's documented examples (each endpoint's example in its model spec), which
 name accounts of the demo world; ``now`` is the churn model's own "now" (the end of its
 training data) so the subscriber is active when scored.
 """

@@ -7,7 +7,7 @@ client never raises for a model problem: each call returns ``(value, None)`` or
 :class:`~ppx.rules.types.Scores` with ``errors`` filled in.
 
 Endpoints (the model service, serving/model_service.py; request and response models in
-serving/schemas.py), all ``POST`` with a JSON body of raw request facts. The parsers read
+ppx.models.<name>.schemas), all ``POST`` with a JSON body of raw request facts. The parsers read
 exactly the fields that service answers with:
 
 * ``/delivery/estimate`` -> ``p50_days`` and ``promise_days`` (the promise at the requested
@@ -97,6 +97,17 @@ def parse_recs(body: Any) -> list[int]:
 Send = Callable[[str, Any], Awaitable[tuple[int, str]]]
 
 
+def route(endpoint: str) -> str:
+    """The HTTP path of a model service endpoint, from the model's spec in the registry."""
+    from ppx.models import registry
+
+    model = endpoint.split("_", 1)[0]
+    for e in registry.get(model).endpoints:
+        if e.name == endpoint:
+            return e.route
+    raise KeyError(f"model {model!r} has no endpoint {endpoint!r}")
+
+
 class ModelClient:
     """Async calls to the model service with a per-call timeout from the policy.
 
@@ -150,6 +161,7 @@ class ModelClient:
             return None, f"non-JSON response from {path}"
 
     async def _call(self, path: str, payload: Any, parse) -> tuple[Any, str | None]:
+        """POST ``payload`` to ``path`` and parse the answer (None and the reason on error)."""
         body, err = await self._post(path, payload)
         if err is not None:
             return None, err
@@ -159,19 +171,19 @@ class ModelClient:
             return None, f"unexpected response from {path}: {e}"
 
     async def delivery(self, payload: dict):
-        return await self._call("/delivery/estimate", payload, parse_delivery)
+        return await self._call(route("delivery_estimate"), payload, parse_delivery)
 
     async def churn(self, payload: dict, horizon: int):
-        return await self._call("/churn/score", payload, lambda b: parse_churn(b, horizon))
+        return await self._call(route("churn_score"), payload, lambda b: parse_churn(b, horizon))
 
     async def fraud_return(self, payload: dict):
-        return await self._call("/fraud/return", payload, parse_fraud)
+        return await self._call(route("fraud_return"), payload, parse_fraud)
 
     async def fraud_claim(self, payload: dict):
-        return await self._call("/fraud/claim", payload, parse_fraud)
+        return await self._call(route("fraud_claim"), payload, parse_fraud)
 
     async def recommend(self, payload: dict):
-        return await self._call("/recs/recommend", payload, parse_recs)
+        return await self._call(route("recs_recommend"), payload, parse_recs)
 
     async def scores(self, wanted: dict[str, dict], horizon: int = 90) -> Scores:
         """Call the wanted models concurrently: ``{"churn": payload, "recs": payload, ...}``."""

@@ -1,6 +1,6 @@
 """The synthetic world: deterministic, realistic, and honest about its ground truth.
 
-Realism bounds come from issue 2 and are checked on the small world (4,000 customers,
+Realism bounds come from the world's specification and are checked on the small world (4,000 customers,
 24 months) with its default parameters. If one fails, the world's defaults are wrong,
 not the bound: report the number rather than loosening the test.
 """

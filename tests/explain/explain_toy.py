@@ -13,9 +13,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-import mlflow
 from ppx.data import columns as C
 from ppx.data.summary import late_mask
+from ppx.models.served import ServedModel
 
 FEATURES = [
     "late_deliveries",
@@ -113,11 +113,14 @@ def train_toy(tables: dict[str, pd.DataFrame], seed: int = 0, epochs: int = 300)
     return ToyChurnModel(frame, net, mu, sd)
 
 
-class ToyPyfunc(mlflow.pyfunc.PythonModel):
+class ToyPyfunc(ServedModel):
     """The toy wrapped like the real pyfuncs: predict raw rows, hold the explainable object."""
 
     def __init__(self, model: ToyChurnModel):
         self.model = model
+
+    def load_model(self, artifacts):
+        return self.model
 
     def predict(self, context, model_input, params=None):
         X = self.model.features(model_input)

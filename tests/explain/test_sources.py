@@ -1,4 +1,4 @@
-"""Where report rows come from: world requests shaped like the pyfunc's REQUEST_EXAMPLE."""
+"""Where report rows come from: world requests shaped like the model's request example."""
 
 from __future__ import annotations
 
@@ -22,18 +22,23 @@ def test_world_requests_take_example_fields_from_the_tables(tiny_tables, monkeyp
 
 
 def test_unknown_model_is_named(tiny_tables):
-    with pytest.raises(ValueError, match="unknown model 'shipping'"):
+    with pytest.raises(KeyError, match="unknown model 'shipping'"):
         sources.candidate_frame("shipping", tiny_tables)
 
 
-def test_explainable_is_found_inside_a_wrapper():
+def test_explainable_is_the_model_a_served_model_wraps():
+    from ppx.models.served import ServedModel
+
     inner = LinearModel([1.0])
 
-    class Wrapper:
-        def get_raw_model(self):
+    class Wrapper(ServedModel):
+        def load_model(self, artifacts):
             return inner
 
-    assert sources.as_explainable(Wrapper()) is inner
+    wrapper = Wrapper()
+    wrapper.load_context(type("Context", (), {"artifacts": {}})())
+    assert sources.as_explainable(wrapper) is inner
+    assert sources.as_explainable(inner) is inner
     with pytest.raises(TypeError, match="feature_names"):
         sources.as_explainable(object())
 

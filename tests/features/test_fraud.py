@@ -184,7 +184,7 @@ def test_claim_before_delivery_is_rejected(requests, history):
 
 
 def test_extra_linkage_features_exclude_own_and_future_labels(tables, requests, history):
-    """The session-2 linkage ablation features (2-hop, per-kind, rates) do not leak."""
+    """The linkage ablation's extra features (2-hop, per-kind, rates) do not leak."""
     X = F.fraud_features(requests, history, extra_linkage=True)
     assert list(X.columns) == F.FEATURE_NAMES + F.EXTRA_LINKAGE_FEATURES
     assert np.isfinite(X.to_numpy()).all()

@@ -1,4 +1,4 @@
-"""One test per decision the issue names: points, tiers, referral, review, apology,
+"""One test per decision the rules layer makes: points, tiers, referral, review, apology,
 surprise tier-up, order and delay notices, thank-you, anniversary, birthday, win-back,
 replenishment, returns and claims, and the fallbacks when a model call fails."""
 

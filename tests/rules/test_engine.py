@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 
 import pytest
 from pydantic import ValidationError
@@ -14,37 +13,23 @@ from ppx.rules.ledger import Ledger
 from ppx.rules.model_client import ModelClient, parse_churn, parse_delivery, parse_fraud, parse_recs
 
 
-def _schemas():
-    """serving/schemas.py: the model service's request models (it sits beside the package)."""
-    from ppx.config import PROJECT_ROOT
+def _request_models() -> dict[str, type]:
+    """route -> the model service's request model: the fake refuses what the real one would."""
+    from ppx.models import registry
 
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    from serving import schemas
-
-    return schemas
-
-
-#: route -> the model service's request model: the fake refuses what the real one would.
-REQUEST_MODELS = {
-    "/delivery/estimate": "DeliveryRequest",
-    "/churn/score": "ChurnRequest",
-    "/fraud/return": "ReturnRequest",
-    "/fraud/claim": "ClaimRequest",
-    "/recs/recommend": "RecsRequest",
-}
+    return {e.route: e.request for spec in registry.specs() for e in spec.endpoints}
 
 
 def _fake(routes: dict[str, object]):
     """A model service in-process: ``send`` for ModelClient, and the calls it received."""
     calls: list[tuple[str, dict]] = []
-    schemas = _schemas()
+    request_models = _request_models()
 
     async def send(path: str, body: dict) -> tuple[int, str]:
         body = json.loads(json.dumps(body))  # what would cross the wire
         calls.append((path, body))
         try:
-            getattr(schemas, REQUEST_MODELS[path]).model_validate(body)
+            request_models[path].model_validate(body)
         except ValidationError as err:
             return 400, json.dumps({"error": str(err)})
         out = routes.get(path)
@@ -175,7 +160,7 @@ def test_response_parsers_read_the_model_service_fields():
 
 
 def test_every_model_call_is_a_request_the_model_service_accepts(policy):
-    """The fake validates bodies with serving/schemas.py: no call may be refused."""
+    """The fake validates bodies with the models' request schemas: no call may be refused."""
     routes = {
         "/delivery/estimate": {"stage": "transit", "p50_days": 3, "promise_days": 5},
         "/churn/score": {"customer_id": 42, "status": "ok", "p_churn_90": 0.2},

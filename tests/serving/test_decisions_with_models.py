@@ -15,7 +15,7 @@ import pytest
 from ppx.rules import engine as E
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
-from ppx.serve import example_request
+from ppx.serve.routes import example_request
 
 pytestmark = pytest.mark.serving
 
@@ -34,7 +34,7 @@ def _decide(url: str, calls):
 
 
 def test_decisions_use_the_served_models_without_fallback(services):
-    for model in ("delivery", "churn", "fraud", "recs"):
+    for model in ("delivery", "churn", "fraud", "recs"):  # the models the policy consults
         services.need(model)
     subscriber = services.registry.subscriber
     # the churn model's own "now" (the end of its training data) is a moment at which

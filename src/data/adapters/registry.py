@@ -142,7 +142,7 @@ def data_load(
     ),
 ) -> None:
     """Load a public dataset through its adapter and report rows per part."""
-    from ppx.cli import console, fail, print_table
+    from ppx.terminal import console, fail, print_table
 
     name = dataset.value
     started = time.perf_counter()

@@ -16,37 +16,23 @@ from ppx.data.world.messages import send_messages
 from ppx.data.world.returns_claims import draw_claims, draw_returns
 
 if TYPE_CHECKING:
+    from ppx.data.world.shipments import Shipped
     from ppx.data.world.simulator import Simulator
 
 
 def after_delivery(
-    sim: Simulator,
-    oid,
-    cust,
-    t,
-    delivered,
-    late,
-    status,
-    gps,
-    signature,
-    value,
-    kind,
-    line_order,
-    line_item,
-    qty,
-    unit,
-    deliv_day,
-    promised,
+    sim: Simulator, oid, cust, t, ship: Shipped, value, kind, line_order, line_item, qty, unit
 ) -> None:
     """Everything a batch of orders causes after it ships (one month's orders)."""
-    ok = status == "delivered"
+    delivered = ship.delivered_obs  # NaN unless delivered within the horizon
+    ok = ship.status == "delivered"
     ret_cust, ret_t, ret_amount = draw_returns(
-        sim, oid, cust, delivered, late, ok, kind, line_order, line_item, qty, unit
+        sim, oid, cust, delivered, ship.late, ok, kind, line_order, line_item, qty, unit
     )
-    draw_claims(sim, oid, cust, t, delivered, status, gps, signature, value)
-    _reviews(sim, oid, cust, delivered, ok, line_order, line_item, deliv_day, promised)
+    draw_claims(sim, oid, cust, t, delivered, ship.status, ship.gps, ship.signature, value)
+    _reviews(sim, oid, cust, delivered, ok, line_order, line_item, ship.deliv_day, ship.promised)
     _views(sim, cust, t, kind, line_order, line_item)
-    _order_messages(sim, cust, t, delivered, late, status, promised)
+    _order_messages(sim, cust, t, delivered, ship.late, ship.status, ship.promised)
     _order_points(sim, cust, delivered, ok, value, ret_cust, ret_t, ret_amount)
 
 

@@ -84,25 +84,7 @@ def emit_orders(sim: Simulator, m: int, cust, t, first, kind, sub_idx) -> None:
     # Monthly experience counters used by the churn hazard (by delivery month).
     dm = np.clip(cal.month_of(np.where(np.isnan(s.delivered_obs), 0, s.delivered_obs)), 0, p.months)
     np.add.at(sim.late_by_month, (cust[s.late], dm[s.late]), 1)
-    after_delivery(
-        sim,
-        oid,
-        cust,
-        t,
-        s.delivered_obs,
-        s.late,
-        s.status,
-        s.gps,
-        s.signature,
-        value,
-        kind,
-        line_order,
-        line_item,
-        qty,
-        unit,
-        s.deliv_day,
-        s.promised,
-    )
+    after_delivery(sim, oid, cust, t, s, value, kind, line_order, line_item, qty, unit)
     sim.last_item[cust] = first
     cons = sim.consumable[first]
     sim.due_item[cust[cons]] = first[cons]

@@ -38,7 +38,7 @@ def train_churn(
     `ppx train churn --params churn_params.json` (with --trials the search starts
     from them).
     """
-    from ppx.cli import console, fail, print_table
+    from ppx.terminal import console, fail, print_table
 
     config = None
     if params is not None:
@@ -85,11 +85,9 @@ def train_churn(
     if not (world / "manifest.json").exists() and not (world / "tables").exists():
         fail(f"world {world} not found; create it with `ppx data world --out {world}`")
     from ppx.models.churn.train import train_world
+    from ppx.terminal import print_train_result
 
-    res = train_world(world, config=config, n_trials=trials)
-    rows = [{"metric": k, "value": v} for k, v in res.items() if k != "gate"]
-    print_table("churn on the test months (30-day metrics unless suffixed)", rows)
-    console.print(res.get("gate", ""))
+    print_train_result(train_world(world, config=config, n_trials=trials))
 
 
 def tune_churn(
@@ -108,12 +106,12 @@ def tune_churn(
     `ppx train churn --world W --params churn_params.json`.
     """
     from ppx import tracking
-    from ppx.cli import console, fail
     from ppx.data.io import load_tables
+    from ppx.metrics import roc_auc
     from ppx.models.churn.config import ChurnConfig, save_params, suggest
-    from ppx.models.churn.evaluate import _auc
     from ppx.models.churn.model import fit_churn_model
     from ppx.models.churn.train import MODEL, world_encoder, world_splits
+    from ppx.terminal import console, fail
 
     if not (world / "tables").exists():
         fail(f"world {world} not found; create it with `ppx data world --out {world}`")
@@ -127,7 +125,7 @@ def tune_churn(
         m = fit_churn_model(
             sp.train, sp.val, enc, suggest(trial, ChurnConfig()), [30, 60, 90], "subscriptions"
         )
-        return _auc(yv, m.predict_proba_frame(enc.numeric_frame(sp.val))[obs, 0])
+        return roc_auc(yv, m.predict_proba_frame(enc.numeric_frame(sp.val))[obs, 0])
 
     with tracking.start_run(MODEL, run_name="tune", world_path=world, dataset=sp.train) as run:
         study = tracking.run_study(MODEL, objective, n_trials=trials)
@@ -149,28 +147,16 @@ def evaluate_churn(
     alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
 ) -> None:
     """Score the registered model (by alias) on the world's test months."""
-    import mlflow.pyfunc
-    import numpy as np
+    from ppx.models.churn.train import evaluate_registered
+    from ppx.terminal import fail, print_table
 
-    from ppx import tracking
-    from ppx.cli import fail, print_table
-    from ppx.data.io import load_tables
-    from ppx.models.churn.evaluate import metrics
-    from ppx.models.churn.train import MODEL, world_splits
-
-    tracking.configure()
-    if tracking.get_alias_version(MODEL, alias) is None:
-        fail(f"no ppx-churn model with alias {alias!r}; run `ppx train churn` first")
-    pm = mlflow.pyfunc.load_model(tracking.model_uri(MODEL, alias)).unwrap_python_model()
-    sp = world_splits(load_tables(world, validate=False), progress=True)
-    p = pm.model.predict_table(sp.test)
-    rows = []
-    for h in (30, 60, 90):
-        obs = sp.test[f"observed_{h}"].to_numpy() > 0
-        y = sp.test[f"churn_{h}"].to_numpy()[obs]
-        if len(np.unique(y)) == 2:
-            rows.append({"horizon_days": h, **metrics(y, p[f"p_churn_{h}"].to_numpy()[obs])})
-    print_table(f"ppx-churn@{alias} on test months from {sp.test_start.date()}", rows)
+    try:
+        m = evaluate_registered(world, alias)
+    except ValueError as err:
+        fail(str(err))
+    print_table(
+        f"ppx-churn@{alias} (test months)", [{"metric": k, "value": v} for k, v in m.items()]
+    )
 
 
 def bench_churn(
@@ -185,8 +171,8 @@ def bench_churn(
     """Churn benchmark: ours vs logreg vs LightGBM vs oracle (world) and Telco 5-fold CV."""
     import sys
 
-    from ppx.cli import bench_tables, console, write_bench_json
     from ppx.models.churn.bench import run_bench
+    from ppx.terminal import bench_tables, console, write_bench_json
 
     world_path = world if (world / "truth").exists() else None
     if world_path is None:
@@ -204,13 +190,8 @@ def register(groups: dict) -> None:
     groups["bench"].command("churn")(bench_churn)
 
 
-def demo(world_path: Path) -> dict[str, float]:
-    """Train on the demo world with defaults, register, gate; return headline metrics."""
+def demo(world_path: Path):
+    """Train on the demo world with defaults, register, gate (a TrainResult)."""
     from ppx.models.churn.train import train_world
 
-    res = train_world(world_path, n_trials=0, progress=False)
-    return {
-        k: float(v)
-        for k, v in res.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    return train_world(world_path, n_trials=0, progress=False)

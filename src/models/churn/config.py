@@ -126,3 +126,8 @@ def load_params(path) -> ChurnConfig:
             )
         clean[k] = v
     return base.replace(**clean)
+
+
+def tiny() -> ChurnConfig:
+    """A configuration that trains in seconds on a tiny world (tests, the serving fixture)."""
+    return ChurnConfig(max_epochs=1)

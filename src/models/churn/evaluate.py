@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ppx import metrics as M
 from ppx.models.churn.config import ChurnConfig, suggest
 from ppx.models.churn.model import ChurnModel, fit_churn_model, fit_crossfit_table
 from ppx.models.churn.tabular import TabularEncoder
@@ -22,39 +23,10 @@ from ppx.models.churn.tabular import TabularEncoder
 METRICS = ("roc_auc", "pr_auc", "brier", "ece", "lift_top_decile")
 
 
-def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-width probability bins."""
-    y, p = np.asarray(y, float), np.asarray(p, float)
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        sel = idx == b
-        if sel.any():
-            total += sel.mean() * abs(p[sel].mean() - y[sel].mean())
-    return float(total)
-
-
-def lift_top_decile(y: np.ndarray, p: np.ndarray) -> float:
-    """Churn rate among the 10% highest scores over the overall churn rate."""
-    y, p = np.asarray(y, float), np.asarray(p, float)
-    k = max(1, int(np.ceil(0.1 * len(y))))
-    top = np.argsort(-p, kind="stable")[:k]
-    base = y.mean()
-    return float(y[top].mean() / base) if base > 0 else float("nan")
-
-
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """The benchmark's metrics for one method on one set of rows."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
-    y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 0, 1)
-    return {
-        "roc_auc": float(roc_auc_score(y, p)),
-        "pr_auc": float(average_precision_score(y, p)),
-        "brier": float(brier_score_loss(y, p)),
-        "ece": ece(y, p),
-        "lift_top_decile": lift_top_decile(y, p),
-    }
+    p = np.clip(np.asarray(p, float), 0, 1)
+    return {name: M.score(name, y, p) for name in METRICS}
 
 
 PPX_SPACE = ("hidden", "depth", "dropout", "emb_dim", "lr", "weight_decay", "pos_weight_power")
@@ -81,12 +53,6 @@ class Fitted:
     train_seconds: float
     params: dict
     model: object = None
-
-
-def _auc(y, p) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, p))
 
 
 def fit_ppx(
@@ -123,7 +89,7 @@ def fit_ppx(
 
     def score(m: ChurnModel) -> float:
         p = m.predict_proba_frame(encoder.numeric_frame(val))[:, 0]
-        return _auc(yv, p) if obs is None else _auc(yv[obs], p[obs])
+        return M.roc_auc(yv, p) if obs is None else M.roc_auc(yv[obs], p[obs])
 
     if n_trials > 0:
         models: dict[int, ChurnModel] = {}
@@ -213,7 +179,7 @@ def fit_logreg(
     C = 1.0
     if n_trials > 0:
         study = _study(
-            lambda tr: _auc(
+            lambda tr: M.roc_auc(
                 y_val, fit(tr.suggest_float("C", 1e-3, 10, log=True)).predict_proba(Xv)[:, 1]
             ),
             n_trials,
@@ -300,7 +266,7 @@ def fit_lightgbm(
                 "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30, log=True),
             }
             b = fit(p)
-            return _auc(y_val, b.predict(Fv, num_iteration=b.best_iteration))
+            return M.roc_auc(y_val, b.predict(Fv, num_iteration=b.best_iteration))
 
         keys = (
             "learning_rate",

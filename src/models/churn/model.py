@@ -28,9 +28,11 @@ from torch import nn
 
 from ppx.data.errors import RequestError
 from ppx.data.times import unreadable, utc_times
+from ppx.models.calibration import apply_platt, fit_isotonic, fit_platt, sigmoid
 from ppx.models.churn.config import ChurnConfig
 from ppx.models.churn.network import ChurnNet
 from ppx.models.churn.tabular import TabularEncoder
+from ppx.models.early_stopping import EarlyStopping
 
 INTERVAL_DAYS = 30
 
@@ -424,19 +426,10 @@ def fit_calibration(logits: np.ndarray, y: np.ndarray, method: str) -> dict:
     if method == "none" or len(np.unique(y)) < 2:
         return {"method": "none"}
     if method == "platt":
-        from scipy.optimize import minimize
-
-        def nll(ab):
-            z = ab[0] * logits + ab[1]
-            return np.mean(np.logaddexp(0, z) - y * z)
-
-        res = minimize(nll, x0=np.array([1.0, 0.0]), method="L-BFGS-B")
-        return {"method": "platt", "a": float(res.x[0]), "b": float(res.x[1])}
+        a, b = fit_platt(logits, y)
+        return {"method": "platt", "a": a, "b": b}
     if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
-
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4)
-        iso.fit(logits, y)
+        iso = fit_isotonic(logits, y, y_min=1e-4, y_max=1 - 1e-4)
         return {
             "method": "isotonic",
             "x": iso.X_thresholds_.tolist(),
@@ -448,12 +441,10 @@ def fit_calibration(logits: np.ndarray, y: np.ndarray, method: str) -> dict:
 def apply_calibration(logits: np.ndarray, cal: dict) -> np.ndarray:
     m = cal.get("method", "none")
     if m == "platt":
-        z = cal["a"] * logits + cal["b"]
-    elif m == "isotonic":
+        return apply_platt(logits, cal["a"], cal["b"])
+    if m == "isotonic":
         return np.interp(logits, cal["x"], cal["y"])
-    else:
-        z = logits
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+    return sigmoid(logits)
 
 
 # --- fitting ---------------------------------------------------------------------------
@@ -469,7 +460,7 @@ def _train_net(model, config, seed, T, V, pw, base_logit, fixed_epochs, progress
         net.wide_num.bias.copy_(torch.tensor(base_logit, dtype=torch.float32))
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     pw_t = torch.tensor(pw, dtype=torch.float32)
-    best, best_state, best_epoch, bad = np.inf, None, 0, 0
+    early = EarlyStopping("minimize", config.patience, min_delta=1e-5)
     n = len(T["y"])
     epochs = range(fixed_epochs if fixed_epochs is not None else config.max_epochs)
     if progress:
@@ -487,19 +478,17 @@ def _train_net(model, config, seed, T, V, pw, base_logit, fixed_epochs, progress
             opt.step()
         net.eval()
         if fixed_epochs is not None:
-            best, best_state, best_epoch = np.nan, copy.deepcopy(net.state_dict()), epoch
             continue
         with torch.no_grad():
             vl = float(_bce(net(V["xn"], V["xc"]), V["y"], V["m"], pw_t))
-        if vl < best - 1e-5:
-            best, best_state, best_epoch, bad = vl, copy.deepcopy(net.state_dict()), epoch, 0
-        else:
-            bad += 1
-            if bad >= config.patience:
-                break
-    net.load_state_dict(best_state)
+        if early.step(vl, net, epoch):
+            break
+    if fixed_epochs is not None:  # a fixed budget keeps its last epoch
+        state = copy.deepcopy(net.state_dict())
+        return net, state, fixed_epochs, np.nan
+    early.restore(net)
     net.eval()
-    return net, best_state, best_epoch + 1, best
+    return net, early.best_state, early.best_epoch + 1, early.best
 
 
 def fit_churn_model(
@@ -663,8 +652,9 @@ def fit_crossfit_table(
     Only for exchangeable rows (a random split): a table with a time column, or the
     world's monthly snapshots, must keep the time-ordered fit.
     """
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
+
+    from ppx.metrics import roc_auc
 
     t0 = time.perf_counter()
     y = np.asarray(y, dtype=float)
@@ -696,7 +686,7 @@ def fit_crossfit_table(
             with torch.no_grad():
                 oof_lin[va] = lin(torch.from_numpy(xn[va]), torch.from_numpy(xc[va]))[:, 0].numpy()
     model.state = states
-    auc = {"network": float(roc_auc_score(y, oof))}
+    auc = {"network": roc_auc(y, oof)}
     z = oof
     if linear_C is not None:
         w = _blend_weight(oof, oof_lin, y)
@@ -704,7 +694,7 @@ def fit_crossfit_table(
         lin = _logistic_member(model, xn, xc, y, linear_C)
         model.state = [*states, lin.state_dict()]
         model.weights = [w / len(states)] * len(states) + [1.0 - w]
-        auc.update(linear=float(roc_auc_score(y, oof_lin)), blend=float(roc_auc_score(y, z)))
+        auc.update(linear=roc_auc(y, oof_lin), blend=roc_auc(y, z))
     model.calibration = [fit_calibration(z, y, config.calibration)]
     model.background_frame = nf.sample(min(200, len(nf)), random_state=config.seed)[
         model.feature_names

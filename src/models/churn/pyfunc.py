@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow.pyfunc
 import pandas as pd
 
-REQUEST_EXAMPLE = {"customer_id": 630, "as_of": "2025-12-01"}
+from ppx.models.churn.schemas import REQUEST_EXAMPLE  # noqa: E402,F401
+from ppx.models.served import ServedModel
 
 
 def save_history(history: dict[str, pd.DataFrame], folder: str | Path) -> Path:
@@ -54,18 +54,21 @@ def load_history(folder: str | Path) -> dict[str, pd.DataFrame]:
     return {p.stem: pd.read_parquet(p) for p in sorted(Path(folder).glob("*.parquet"))}
 
 
-class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+class ChurnPyfunc(ServedModel):
     """Loads the :class:`~ppx.models.churn.model.ChurnModel` and its history."""
 
-    def load_context(self, context):
+    columnar = True
+
+    def load_model(self, artifacts: dict[str, str]):
         from ppx.models.churn.model import ChurnModel
 
-        self.model = ChurnModel.load(context.artifacts["model"])
-        if "history" in context.artifacts:
+        model = ChurnModel.load(artifacts["model"])
+        if "history" in artifacts:
             from ppx.features.churn import index_history
 
-            self.model.history = index_history(load_history(context.artifacts["history"]))
-            self.model._snapshot_lookup()  # at load, not on the first request
+            model.history = index_history(load_history(artifacts["history"]))
+            model._snapshot_lookup()  # at load, not on the first request
+        return model
 
     def predict(self, context, model_input, params=None):
         df = pd.DataFrame(model_input)

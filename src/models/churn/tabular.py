@@ -138,12 +138,12 @@ class ColumnPlan:
 
 
 def _single_column_auc(x: np.ndarray, y: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    from ppx.metrics import roc_auc
 
     ok = ~np.isnan(x)
     if ok.sum() < 10 or len(np.unique(y[ok])) < 2 or len(np.unique(x[ok])) < 2:
         return 0.5
-    a = roc_auc_score(y[ok], x[ok])
+    a = roc_auc(y[ok], x[ok])
     return max(a, 1 - a)
 
 

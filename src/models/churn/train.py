@@ -21,7 +21,7 @@ import pandas as pd
 from ppx.data import columns as C
 from ppx.features import churn as F
 from ppx.models.churn.config import ChurnConfig
-from ppx.models.churn.evaluate import fit_ppx, metrics
+from ppx.models.churn.evaluate import fit_logreg, fit_ppx, metrics
 from ppx.models.churn.model import ChurnModel
 from ppx.models.churn.tabular import (
     TableError,
@@ -159,7 +159,7 @@ def _log_and_register(
     candidate_auc: float,
     history: dict | None,
     input_example: dict,
-    gate: bool,
+    baselines: list,
 ):
     from ppx import tracking
     from ppx.models.churn.pyfunc import ChurnPyfunc, save_history
@@ -175,16 +175,23 @@ def _log_and_register(
             input_example=pd.DataFrame([input_example]),
             signature=_request_signature() if history is not None else None,
         )
-    result = None
-    if gate:
-        result = tracking.promote_if_better(
-            registered,
-            version,
-            "roc_auc",
-            candidate_auc,
-            _score_uri_on(holdout, y_holdout, score_column),
-        )
+    result = tracking.promote(
+        registered,
+        version,
+        "roc_auc",
+        candidate_auc,
+        _score_uri_on(holdout, y_holdout, score_column),
+        baselines,
+        heads=("churn",),
+    )
     return version, result
+
+
+def logreg_check(candidate_auc: float, baseline_auc: float):
+    """The gate's comparison with the simple baseline: ROC AUC against logistic regression."""
+    from ppx import tracking
+
+    return tracking.BaselineCheck("churn", "roc_auc", candidate_auc, "logreg", baseline_auc)
 
 
 def train_world(
@@ -194,10 +201,11 @@ def train_world(
     register: bool = True,
     progress: bool = True,
     seed: int = 0,
-) -> dict:
+):
     """Train the subscription churn model on a world, log it to ``ppx-churn``, gate it.
 
-    Returns the headline metrics on the time-based test months.
+    Returns a :class:`~ppx.models.spec.TrainResult` with the headline metrics on the
+    time-based test months (``logreg_roc_auc``: the simple baseline on the same rows).
     """
     import mlflow
     from ppx import tracking
@@ -208,7 +216,7 @@ def train_world(
     splits = world_splits(tables, progress=progress)
     with tracking.start_run(
         MODEL, run_name="train-world", world_path=world_path, dataset=splits.train
-    ):
+    ) as run:
         t0 = time.perf_counter()
         fitted = fit_world(splits, config, n_trials=n_trials, seed=seed)
         model: ChurnModel = fitted.model
@@ -222,6 +230,7 @@ def train_world(
                 for k, v in metrics(y, p[f"p_churn_{h}"].to_numpy()[obs]).items():
                     res[f"{k}_{h}" if h != 30 else k] = v
         res["train_seconds"] = time.perf_counter() - t0
+        res["logreg_roc_auc"] = _world_logreg_auc(splits, seed)
         mlflow.log_params({f"cfg.{k}": v for k, v in model.config.to_dict().items()})
         mlflow.log_params(
             {
@@ -245,12 +254,68 @@ def train_world(
             example = {C.CUSTOMER_ID: cust, F.AS_OF: str((last - pd.DateOffset(months=1)).date())}
             y30 = test["churn_30"].to_numpy()
             version, gate = _log_and_register(
-                model, MODEL, test, y30, "p_churn_30", res["roc_auc"], splits.history, example, True
+                model,
+                MODEL,
+                test,
+                y30,
+                "p_churn_30",
+                res["roc_auc"],
+                splits.history,
+                example,
+                [logreg_check(res["roc_auc"], res["logreg_roc_auc"])],
             )
-            res["version"] = int(version.version)
-            res["promoted"] = bool(gate.promoted)
-            res["gate"] = gate.reason
-    return res
+        else:
+            version = gate = None
+    return tracking.train_result(MODEL, run.info.run_id, res, version, gate, model=model)
+
+
+def _world_logreg_auc(splits: WorldSplits, seed: int = 0) -> float:
+    """The simple baseline's 30-day ROC AUC on the test rows our 30-day AUC is taken on."""
+    tr30 = splits.train[splits.train["observed_30"] > 0]
+    va30 = splits.val[splits.val["observed_30"] > 0]
+    test = splits.test[splits.test["observed_30"] > 0]
+    y = test["churn_30"].to_numpy()
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    enc = world_encoder(splits.train)
+    f = fit_logreg(
+        tr30, tr30["churn_30"].to_numpy(), va30, va30["churn_30"].to_numpy(), enc, seed=seed
+    )
+    return float(metrics(y, f.predict(test))["roc_auc"])
+
+
+def train(
+    world_path: str | Path,
+    cfg: ChurnConfig | None = None,
+    register: bool = True,
+    progress: bool = True,
+    **kwargs,
+):
+    """The registry's training entry point (``train_world`` with the uniform signature)."""
+    return train_world(world_path, config=cfg, register=register, progress=progress, **kwargs)
+
+
+def evaluate_registered(world_path: str | Path, alias: str = "champion") -> dict[str, float]:
+    """Metrics of the registered model (by alias) per horizon on the world's test months."""
+    import mlflow.pyfunc
+
+    from ppx import tracking
+    from ppx.data.io import load_tables
+
+    tracking.configure()
+    if tracking.get_alias_version(MODEL, alias) is None:
+        raise ValueError(f"no ppx-churn model with alias {alias!r}; run `ppx train churn` first")
+    pm = mlflow.pyfunc.load_model(tracking.model_uri(MODEL, alias)).unwrap_python_model()
+    sp = world_splits(load_tables(world_path, validate=False), progress=False)
+    p = pm.model.predict_table(sp.test)
+    out: dict[str, float] = {}
+    for h in F.HORIZONS:
+        obs = sp.test[f"observed_{h}"].to_numpy() > 0
+        y = sp.test[f"churn_{h}"].to_numpy()[obs]
+        if len(np.unique(y)) == 2:
+            for k, v in metrics(y, p[f"p_churn_{h}"].to_numpy()[obs]).items():
+                out[f"{k}_{h}"] = float(v)
+    return out
 
 
 def prepare_table(
@@ -378,11 +443,23 @@ def train_table(
             example = {c: df[c].iloc[0] for c in [*plan.numeric, *plan.categorical]}
             example = {k: (v.item() if hasattr(v, "item") else v) for k, v in example.items()}
             holdout = df.iloc[te]
+            lr = fit_logreg(df.iloc[tr], y[tr], df.iloc[va], y[va], enc, seed=seed)
+            res["logreg_roc_auc"] = float(metrics(y[te], lr.predict(holdout))["roc_auc"])
+            mlflow.log_metric("logreg_roc_auc", res["logreg_roc_auc"])
             version, gate = _log_and_register(
-                model, name, holdout, y[te], "p_churn", res["roc_auc"], None, example, True
+                model,
+                name,
+                holdout,
+                y[te],
+                "p_churn",
+                res["roc_auc"],
+                None,
+                example,
+                [logreg_check(res["roc_auc"], res["logreg_roc_auc"])],
             )
             report["registered_model"] = f"ppx-{name}"
             report["version"] = int(version.version)
+            report["promoted"] = gate.promoted
             report["gate"] = gate.reason
     report["model"] = model
     return report

@@ -6,3 +6,38 @@ recalibration on a held-out period makes the stated on-time rates hold. From it 
 the P50 date, a promise at any target on-time rate, P(on time | promise date) and, for
 a parcel in transit, P(late).
 """
+
+from ppx.models.delivery.schemas import (
+    REQUEST_EXAMPLE,
+    TRANSIT_EXAMPLE,
+    DeliveryRequest,
+    DeliveryResponse,
+)
+from ppx.models.spec import EndpointSpec, ModelSpec
+
+SPEC = ModelSpec(
+    name="delivery",
+    summary="Delivery dates: a calibrated distribution of delivery days per parcel.",
+    gate_metric="pinball_0_9",
+    heads=("delivery",),
+    config="ppx.models.delivery.config:DeliveryConfig",
+    train="ppx.models.delivery.train:train",
+    evaluate="ppx.models.delivery.train:evaluate_registered",
+    served_model="ppx.models.delivery.pyfunc:DeliveryPyfunc",
+    endpoints=(
+        EndpointSpec(
+            name="delivery_estimate",
+            route="/delivery/estimate",
+            request=DeliveryRequest,
+            response=DeliveryResponse,
+            example=REQUEST_EXAMPLE,
+            doc="Delivery date distribution at checkout, or re-estimated in transit (as_of).",
+            variants={"delivery_transit": TRANSIT_EXAMPLE},
+        ),
+    ),
+    explain_candidates="ppx.models.delivery.candidates:candidate_rows",
+    score_words=("expected transit time", "days", "orders"),
+    test_config="ppx.models.delivery.config:tiny",
+    register_commands="ppx.models.delivery.commands:register",
+    demo="ppx.models.delivery.commands:demo",
+)

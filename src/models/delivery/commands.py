@@ -15,7 +15,7 @@ DEFAULT_WORLD = Path("data/worlds/demo")
 
 
 def _world(path: Path | None) -> Path:
-    from ppx.cli import fail
+    from ppx.terminal import fail
 
     path = path or DEFAULT_WORLD
     if not (path / "manifest.json").exists() and not (path / "tables").exists():
@@ -29,16 +29,11 @@ def train_delivery(
     epochs: int = typer.Option(12, "--epochs", min=1),
 ) -> None:
     """Train the delivery model, log it to ppx-delivery, register it and run the gate."""
-    from ppx.cli import print_table
     from ppx.models.delivery.config import DeliveryConfig
     from ppx.models.delivery.train import train
+    from ppx.terminal import print_train_result
 
-    res = train(_world(world), DeliveryConfig(epochs=epochs), trials=trials)
-    print_table(
-        "ppx-delivery (test months)", [{"metric": k, "value": v} for k, v in res["metrics"].items()]
-    )
-    p = res["promotion"]
-    print(f"version {res['version']} -> {p.alias}: {p.reason}")
+    print_train_result(train(_world(world), DeliveryConfig(epochs=epochs), trials=trials))
 
 
 def tune_delivery(
@@ -48,9 +43,9 @@ def tune_delivery(
     """Tune ppx and LightGBM with Optuna on the validation months (same budget)."""
     import mlflow
     from ppx import tracking
-    from ppx.cli import print_table
     from ppx.models.delivery.config import DeliveryConfig
     from ppx.models.delivery.train import load_data, tune_lightgbm, tune_ppx
+    from ppx.terminal import print_table
 
     cfg = DeliveryConfig()
     tracking.configure()
@@ -72,9 +67,9 @@ def evaluate_delivery(
     """Score the registered model (by alias) on the world's test months."""
     import mlflow
     from ppx import tracking
-    from ppx.cli import fail, print_table
     from ppx.models.delivery.config import DeliveryConfig
     from ppx.models.delivery.train import evaluate_model, load_data
+    from ppx.terminal import fail, print_table
 
     tracking.configure()
     if tracking.get_alias_version("delivery", alias) is None:
@@ -94,8 +89,8 @@ def bench_delivery(
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """ppx vs carrier SLA, lane quantile, LightGBM and the oracle on a time split."""
-    from ppx.cli import bench_tables, write_bench_json
     from ppx.models.delivery.bench import run
+    from ppx.terminal import bench_tables, write_bench_json
 
     world_path = _world(world) if world is not None or olist is None else None
     if world is None and olist is None:
@@ -112,16 +107,8 @@ def register(groups: dict) -> None:
     groups["bench"].command("delivery")(bench_delivery)
 
 
-def demo(world_path: Path) -> dict[str, float]:
-    """Train on the demo world with defaults, register, gate; return headline metrics."""
+def demo(world_path: Path):
+    """Train on the demo world with defaults, register, gate (a TrainResult)."""
     from ppx.models.delivery.train import train
 
-    res = train(world_path)
-    m = res["metrics"]
-    return {
-        "delivery.mae_days": float(m["mae_days"]),
-        "delivery.pinball_0_9": float(m["pinball_0_9"]),
-        "delivery.coverage_0_9": float(m["coverage_0_9"]),
-        "delivery.promise_days_90": float(m["promise_days_90"]),
-        "delivery.promoted": float(res["promotion"].promoted),
-    }
+    return train(world_path)

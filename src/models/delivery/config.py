@@ -67,3 +67,8 @@ def check_target(target: float, name: str = "promise_target") -> float:
     if not 0.0 < t < 1.0:
         raise ValueError(f"{name}: must be strictly between 0 and 1, got {t}")
     return t
+
+
+def tiny() -> DeliveryConfig:
+    """A configuration that trains in seconds on a tiny world (tests, the serving fixture)."""
+    return DeliveryConfig(epochs=1)

@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from ppx import metrics as M
 from ppx.data import columns as C
 from ppx.features import delivery as fd
+from ppx.metrics import pinball
 
 METRICS = (
     "mae_days",
@@ -38,22 +40,6 @@ METRICS = (
     "train_seconds",
 )
 LANE = (C.WAREHOUSE, C.CARRIER, C.SERVICE_LEVEL, C.DEST_REGION)
-
-
-def pinball(y: np.ndarray, q_pred: np.ndarray, q: float) -> float:
-    e = np.asarray(y, float) - np.asarray(q_pred, float)
-    return float(np.mean(np.maximum(q * e, (q - 1) * e)))
-
-
-def auc(label: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC (ties count half); NaN if only one class is present."""
-    label = np.asarray(label, bool)
-    if label.all() or not label.any():
-        return float("nan")
-    r = pd.Series(np.asarray(score, float)).rank().to_numpy()
-    n1 = label.sum()
-    n0 = len(label) - n1
-    return float((r[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def metrics(
@@ -77,14 +63,14 @@ def metrics(
     y = np.asarray(y, float)
     q90 = promise_90 if q90 is None else q90
     out: dict[str, float | None] = {
-        "mae_days": float(np.mean(np.abs(y - p50))),
+        "mae_days": M.mae(y, p50),
         "pinball_0_5": pinball(y, p50, 0.5),
         "pinball_0_9": pinball(y, q90, 0.9) if q90 is not None else None,
-        "coverage_0_9": float(np.mean(y <= promise_90)) if promise_90 is not None else None,
+        "coverage_0_9": M.coverage(y, promise_90) if promise_90 is not None else None,
         "promise_days_90": float(np.mean(promise_90)) if promise_90 is not None else None,
         "promise_days_95": float(np.mean(promise_95)) if promise_95 is not None else None,
         "on_time_rate": float(np.mean(y <= headline)),
-        "late_auc_in_transit": auc(late, late_score) if late is not None else None,
+        "late_auc_in_transit": M.roc_auc(late, late_score) if late is not None else None,
         "train_seconds": train_seconds,
     }
     return out

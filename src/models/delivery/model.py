@@ -21,8 +21,10 @@ import torch
 
 from ppx.data import columns as C
 from ppx.features import delivery as fd
+from ppx.models.calibration import fit_isotonic
 from ppx.models.delivery.config import DeliveryConfig, check_target
 from ppx.models.delivery.network import HazardNet, cdf_from_logits, hazard_nll
+from ppx.models.early_stopping import EarlyStopping
 
 CATS = (*fd.CATEGORICAL, fd.LAST_SCAN_TYPE, "weekday_cat")
 STRICT = (C.WAREHOUSE, C.DEST_REGION, C.CARRIER, C.SERVICE_LEVEL)  # unknown -> error
@@ -88,8 +90,6 @@ class IsoMap:
     def fit(
         cls, raw_cdf: np.ndarray, y: np.ndarray, event: np.ndarray, start: np.ndarray, seed=0
     ) -> IsoMap:
-        from sklearn.isotonic import IsotonicRegression
-
         n, k = raw_cdf.shape
         d = np.arange(k)[None, :]
         known = (event[:, None] > 0) | (d < y[:, None])  # censored: only D > d is known
@@ -101,7 +101,7 @@ class IsoMap:
         if len(p) > 400_000:
             idx = np.random.default_rng(seed).choice(len(p), 400_000, replace=False)
             p, hit = p[idx], hit[idx]
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, hit)
+        iso = fit_isotonic(p, hit, y_min=0.0, y_max=1.0)
         return cls(np.maximum.accumulate(iso.predict(cls.GRID)))
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
@@ -501,7 +501,7 @@ def fit(
     n = len(train)
     steps = max(1, cfg.epochs * ((n + cfg.batch_size - 1) // cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
-    best, best_state, bad = np.inf, None, 0
+    early = EarlyStopping("minimize", cfg.patience, min_delta=1e-5)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -523,21 +523,15 @@ def fit(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(val_nll=f"{v:.4f}")
-        if v < best - 1e-5:
-            best, bad = v, 0
-            best_state = {k: t.clone() for k, t in model.net.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
+        if early.step(v, model.net):
+            break
     if bar is not None:
         bar.close()
-    if best_state is not None:
-        model.net.load_state_dict(best_state)
+    early.restore(model.net)
     model.net.eval()
     model.__dict__.pop("_np_weights", None)
     model.calib, model.rules, model.rule_edges = calibrate(model, val, f_va)
-    model.cfg.extra["val_nll"] = best
+    model.cfg.extra["val_nll"] = early.best
     bg = model.features_from(f_tr.sample(min(200, len(f_tr)), random_state=cfg.seed))
     model.background_frame = bg.reset_index(drop=True)
     model.train_seconds = time.perf_counter() - t_start

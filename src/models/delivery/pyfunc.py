@@ -44,33 +44,8 @@ import pickle
 
 import pandas as pd
 
-try:
-    import mlflow.pyfunc
-
-    _Base = mlflow.pyfunc.PythonModel
-except ImportError:  # pragma: no cover - mlflow is a hard dependency of ppx
-    _Base = object
-
-REQUEST_EXAMPLE = {
-    "warehouse": "wh_north",
-    "dest_region": "east",
-    "carrier": "swiftpost",
-    "service_level": "standard",
-    "ordered_at": "2025-12-01T10:30:00",
-    "weight_kg": 1.2,
-    "distance_km": 820.0,
-    "promise_target": 0.9,
-}
-
-TRANSIT_EXAMPLE = {
-    **REQUEST_EXAMPLE,
-    "as_of": "2025-12-03T09:00:00",
-    "picked_up_at": "2025-12-01T18:00:00",
-    "last_scan_type": "hub_scan",
-    "last_scan_region": "east",
-    "last_scan_at": "2025-12-02T22:00:00",
-    "n_scans": 3,
-}
+from ppx.models.delivery.schemas import REQUEST_EXAMPLE, TRANSIT_EXAMPLE  # noqa: E402,F401
+from ppx.models.served import ServedModel, as_frame
 
 MODEL_ARTIFACT = "model"
 HISTORY_ARTIFACT = "history"
@@ -108,22 +83,20 @@ def load_model(artifacts: dict[str, str]):
     return DeliveryModel.from_state(st, history=history)
 
 
-class DeliveryPyfunc(_Base):
+class DeliveryPyfunc(ServedModel):
     """``predict(raw requests) -> estimates``; the loaded model is ``self.model``."""
 
-    def load_context(self, context) -> None:
+    columnar = True
+
+    def load_model(self, artifacts: dict[str, str]):
         import torch
 
         torch.set_num_threads(1)
-        self.model = load_model(context.artifacts)
+        return load_model(artifacts)
 
     def predict(self, context, model_input, params=None):
-        if isinstance(model_input, dict):
-            model_input = pd.DataFrame([model_input])
-        elif isinstance(model_input, list):
-            model_input = pd.DataFrame(model_input)
         target = (params or {}).get("promise_target")
-        return self.model.predict(model_input, target=target)
+        return self.model.predict(as_frame(model_input), target=target)
 
     def predict_columns(self, columns):
         """Columns in, columns out (field -> list); the model service's fast path."""

@@ -4,8 +4,9 @@
 (train | validation = calibration | test = the last months), optionally tune with
 Optuna on validation, fit the hazard network, calibrate on validation, score on test,
 log everything to the ``ppx-delivery`` experiment, register a pyfunc version and let
-:func:`ppx.tracking.promote_if_better` decide whether it becomes ``champion`` (lower
-``pinball_0_9`` on the same test holdout, champion rescored with the same features).
+:func:`ppx.tracking.promote` decide whether it becomes ``champion``: lower ``pinball_0_9``
+than the carrier SLA and the lane quantile of the same run, and than the champion on the
+same test holdout (champion rescored with the same features).
 """
 
 from __future__ import annotations
@@ -199,6 +200,42 @@ def evaluate_model(model: DeliveryModel, data: DeliveryData) -> dict[str, float 
     )
 
 
+def baseline_metrics(data: DeliveryData) -> dict[str, dict[str, float | None]]:
+    """The simple baselines on the same test rows: the carrier's SLA and the lane quantile."""
+    rows = checkout_rows(data.test)
+    trows = transit_eval_rows(data.test)
+    y, late = test_labels(data)
+    hist = pd.concat([checkout_rows(data.train), checkout_rows(data.val)])
+    lq = ev.lane_quantile(hist, rows)
+    sla = rows[C.PROMISED_DAYS].to_numpy(int)
+    start = trows["start_day"].to_numpy(float)
+    return {
+        "lane_quantile": ev.metrics(
+            y, lq[0.5], lq[0.9], lq[0.95], lq[0.9], late, ev.lane_late_prob(hist, trows)
+        ),
+        "carrier_sla": ev.metrics(
+            y, sla, sla, None, sla, late, start - trows[C.PROMISED_DAYS].to_numpy(float)
+        ),
+    }
+
+
+def baseline_checks(model_metrics: dict, baselines: dict) -> list:
+    """The gate's comparisons: our pinball loss at 0.9 against each simple baseline's."""
+    from ppx import tracking
+
+    return [
+        tracking.BaselineCheck(
+            "delivery",
+            GATE_METRIC,
+            float(model_metrics[GATE_METRIC]),
+            name,
+            float(m[GATE_METRIC]),
+            greater_is_better=False,
+        )
+        for name, m in baselines.items()
+    ]
+
+
 def score_uri(uri: str, data: DeliveryData) -> float:
     """Gate metric of a registered model on the same holdout, same as-of features."""
     import mlflow
@@ -219,8 +256,12 @@ def train(
     trials: int = 0,
     register: bool = True,
     progress: bool = True,
-) -> dict:
-    """Train (optionally tune), evaluate on the test months, log, register and gate."""
+):
+    """Train (optionally tune), evaluate on the test months, log, register and gate.
+
+    Returns a :class:`~ppx.models.spec.TrainResult`; ``details["model"]`` is the fitted
+    model and ``details["baselines"]`` the simple baselines' metrics.
+    """
     import mlflow
     from ppx import tracking
 
@@ -239,6 +280,15 @@ def train(
         mlflow.log_params(cfg.to_params())
         mlflow.log_metrics({k: float(v) for k, v in model_metrics.items() if v is not None})
         mlflow.log_metric("val_nll", float(model.cfg.extra.get("val_nll", np.nan)))
+        baselines = baseline_metrics(data)
+        mlflow.log_metrics(
+            {
+                f"{name}.{k}": float(v)
+                for name, m in baselines.items()
+                for k, v in m.items()
+                if v is not None
+            }
+        )
         tracking.log_json(
             {
                 "split": {k: str(v) for k, v in vars(data.split).items()},
@@ -246,7 +296,7 @@ def train(
             },
             "split.json",
         )
-        result = {"run_id": run.info.run_id, "metrics": model_metrics, "model": model}
+        version = gate = None
         if register:
             from ppx.models.delivery.pyfunc import (
                 REQUEST_EXAMPLE,
@@ -264,16 +314,42 @@ def train(
                     input_example=pd.DataFrame([REQUEST_EXAMPLE]),
                     signature=signature(),
                 )
-            gate = tracking.promote_if_better(
+            gate = tracking.promote(
                 "delivery",
                 version,
                 GATE_METRIC,
                 float(model_metrics[GATE_METRIC]),
                 lambda uri: score_uri(uri, data),
+                baseline_checks(model_metrics, baselines),
+                heads=("delivery",),
                 greater_is_better=False,
             )
-            result.update(version=version.version, promotion=gate)
-    return result
+    return tracking.train_result(
+        "delivery",
+        run.info.run_id,
+        model_metrics,
+        version,
+        gate,
+        model=model,
+        baselines=baselines,
+    )
+
+
+def evaluate_registered(world_path: str | Path, alias: str = "champion") -> dict[str, float]:
+    """Metrics of the registered model (by alias) on the world's test months."""
+    import mlflow
+    from ppx import tracking
+
+    tracking.configure()
+    if tracking.get_alias_version("delivery", alias) is None:
+        raise ValueError(
+            f"ppx-delivery has no version with alias {alias!r}; run `ppx train delivery`"
+        )
+    model = mlflow.pyfunc.load_model(tracking.model_uri("delivery", alias))
+    model = model.unwrap_python_model().model
+    _t, _truth, data = load_data(world_path, DeliveryConfig(d_max=model.cfg.d_max))
+    model.history = data.history
+    return {k: v for k, v in evaluate_model(model, data).items() if v is not None}
 
 
 def timed(fn, *a, **k):

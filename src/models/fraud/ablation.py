@@ -21,10 +21,10 @@ import argparse
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from ppx.data import columns as C
 from ppx.features import fraud as F
+from ppx.metrics import pr_auc
 from ppx.models.fraud.config import FraudConfig
 from ppx.models.fraud.evaluate import fit_lightgbm, lightgbm_scores, ring_members
 
@@ -64,7 +64,7 @@ def run(world: str, seeds: tuple[int, ...] = (7, 8, 9)) -> pd.DataFrame:
             for head, is_claim in ((F.RETURN, False), (F.CLAIM, True)):
                 for split in ("val", "test"):
                     m = P.masks[split] & (claim == is_claim)
-                    r[f"{head}_{split}"] = average_precision_score(P.y[m], s[m])
+                    r[f"{head}_{split}"] = pr_auc(P.y[m], s[m])
             vals.append(r)
         v = pd.DataFrame(vals)
         row = {"variant": name}

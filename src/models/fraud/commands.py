@@ -17,7 +17,7 @@ WORLD_HELP = "World folder (from `ppx data world`)."
 
 
 def _check_world(world: Path) -> None:
-    from ppx.cli import fail
+    from ppx.terminal import fail
 
     if not (world / "tables").is_dir():
         fail(f"{world}: not a world folder; create one with `ppx data world --out {world}`")
@@ -48,16 +48,16 @@ def train_fraud(
     no_register: bool = typer.Option(False, "--no-register", help="Log only; skip the gate."),
 ) -> None:
     """Train the two-head fraud model, compare baselines, register, run the gate."""
-    from ppx.cli import bench_tables, console
     from ppx.models.fraud.train import train
+    from ppx.terminal import bench_tables, console
 
     _check_world(world)
-    summary = train(world, register=not no_register)
-    bench_tables(summary["tables"])
-    if "version" in summary:
-        state = "champion" if summary["promoted"] else "challenger"
-        console.print(f"ppx-fraud v{summary['version']} -> {state}: {summary['reason']}")
-    console.print(f"done in {summary['seconds']:.0f} s (network {summary['train_seconds']:.0f} s)")
+    result = train(world, register=not no_register)
+    bench_tables(result.details["tables"])
+    if result.version is not None:
+        console.print(f"ppx-fraud v{result.version} -> {result.alias}: {result.reason}")
+    m = result.metrics
+    console.print(f"done in {m['seconds']:.0f} s (network {m['train_seconds']:.0f} s)")
 
 
 def tune_fraud(
@@ -65,8 +65,8 @@ def tune_fraud(
     trials: int = typer.Option(12, "--trials", min=1, help="Trials for each of ppx and LightGBM."),
 ) -> None:
     """Optuna on validation PR AUC: the network and LightGBM get the same trial budget."""
-    from ppx.cli import console, print_table
     from ppx.models.fraud.train import tune
+    from ppx.terminal import console, print_table
 
     _check_world(world)
     best = tune(world, trials)
@@ -85,8 +85,8 @@ def evaluate_fraud(
     alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
 ) -> None:
     """Score the registered model on the world's test split (through the pyfunc)."""
-    from ppx.cli import bench_tables, fail
     from ppx.models.fraud.evaluate import evaluate_registered
+    from ppx.terminal import bench_tables, fail
 
     _check_world(world)
     try:
@@ -101,9 +101,9 @@ def bench_fraud(
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """ppx vs rules vs LightGBM (with / without linkage) vs oracle, time-based split."""
-    from ppx.cli import bench_tables, write_bench_json
     from ppx.models.fraud.config import FraudConfig
     from ppx.models.fraud.train import prepare, run_benchmark
+    from ppx.terminal import bench_tables, write_bench_json
 
     _check_world(world)
     t0 = time.perf_counter()
@@ -130,17 +130,8 @@ def register(groups: dict) -> None:
     groups["bench"].command("fraud")(bench_fraud)
 
 
-def demo(world_path: Path) -> dict[str, float]:
-    """Train on the demo world with defaults, register, gate; headline metrics back."""
+def demo(world_path: Path):
+    """Train on the demo world with defaults, register, gate (a TrainResult)."""
     from ppx.models.fraud.train import train
 
-    summary = train(Path(world_path), progress=False)
-    t = summary["tables"]
-    return {
-        "fraud_return_pr_auc": t["return"]["ppx"]["pr_auc"],
-        "fraud_claim_pr_auc": t["claim"]["ppx"]["pr_auc"],
-        "fraud_return_oracle_pr_auc": t["return"].get("oracle", {}).get("pr_auc", float("nan")),
-        "fraud_claim_oracle_pr_auc": t["claim"].get("oracle", {}).get("pr_auc", float("nan")),
-        "fraud_train_seconds": summary["train_seconds"],
-        "fraud_promoted": float(summary.get("promoted", False)),
-    }
+    return train(Path(world_path), progress=False)

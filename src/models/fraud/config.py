@@ -36,7 +36,7 @@ class FraudConfig:
     # One network's validation return PR AUC moves by up to 0.01 between seeds; the
     # average is at least as good as a typical member (docs/benchmarks/fraud.md).
     members: int = 5
-    # Session 4: the network's logit is blended with a LightGBM per head (same features,
+    # The network's logit is blended with a LightGBM per head (same features,
     # same training rows): z = w * network + (1 - w) * trees, then Platt scaling on
     # validation (``ppx.models.fraud.trees``). 1.0 = network only. 0.7 was the best of
     # 0.5-0.9 on validation returns for three seed bases (docs/benchmarks/fraud.md).
@@ -57,3 +57,8 @@ class FraudConfig:
 
     def replace(self, **changes) -> FraudConfig:
         return dataclasses.replace(self, **changes)
+
+
+def tiny() -> FraudConfig:
+    """A configuration that trains in seconds on a tiny world (tests, the serving fixture)."""
+    return FraudConfig(max_epochs=2)

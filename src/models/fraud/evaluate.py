@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from ppx import metrics as M
 from ppx.data import columns as C
 from ppx.features import fraud as F
 from ppx.models.fraud.config import FraudConfig
@@ -59,15 +59,6 @@ def split_masks(requests: pd.DataFrame, cfg: FraudConfig) -> dict[str, np.ndarra
 # ----------------------------------------------------------------------------------------
 # metrics
 # ----------------------------------------------------------------------------------------
-
-
-def recall_at_fpr(y: np.ndarray, score: np.ndarray, max_fpr: float = 0.01) -> float:
-    """Highest recall reachable with a false-positive rate of at most ``max_fpr``."""
-    y = np.asarray(y, dtype=bool)
-    if y.all() or not y.any():
-        return float("nan")
-    fpr, tpr, _ = roc_curve(y, score)
-    return float(tpr[fpr <= max_fpr].max())
 
 
 def top_share_mask(score: np.ndarray, share: float = 0.01, seed: int = 0) -> np.ndarray:
@@ -121,19 +112,6 @@ def best_threshold(y: np.ndarray, score: np.ndarray, amount: np.ndarray, ratio: 
     return best_t
 
 
-def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error with equal-width bins."""
-    y = np.asarray(y, dtype=float)
-    p = np.clip(np.asarray(p, dtype=float), 0, 1)
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.mean() * abs(y[m].mean() - p[m].mean())
-    return float(total)
-
-
 def head_metrics(
     y: np.ndarray,
     score: np.ndarray,
@@ -147,17 +125,16 @@ def head_metrics(
     """All benchmark metrics of one method on one head's test rows."""
     y = np.asarray(y, dtype=bool)
     gain, rate = net_savings(y, score, amount, threshold, ratio)
-    both = bool(y.any() and not y.all())  # tiny worlds can lack a class in a split
     out = {
-        "pr_auc": float(average_precision_score(y, score)) if both else float("nan"),
-        "roc_auc": float(roc_auc_score(y, score)) if both else float("nan"),
-        "recall_at_1pct_fpr": recall_at_fpr(y, score),
+        "pr_auc": M.pr_auc(y, score),
+        "roc_auc": M.roc_auc(y, score),
+        "recall_at_1pct_fpr": M.recall_at_fpr(y, score, max_fpr=0.01),
         "ring_recall": ring_recall(score, customer, is_ring),
         "net_savings": gain,
         "review_rate": rate,
     }
     if probabilistic:
-        out["ece"] = ece(y, score)
+        out["ece"] = M.ece(y, np.clip(score, 0, 1))
     return out
 
 
@@ -167,7 +144,7 @@ def mean_pr_auc(y: np.ndarray, score: np.ndarray, is_claim: np.ndarray) -> float
     for head in (False, True):
         m = is_claim == head
         if m.any() and y[m].any() and not y[m].all():
-            vals.append(average_precision_score(y[m], score[m]))
+            vals.append(M.pr_auc(y[m], score[m]))
     return float(np.mean(vals)) if vals else float("nan")
 
 

@@ -55,25 +55,11 @@ import pandas as pd
 
 from ppx.data import columns as C
 from ppx.features import fraud as F
+from ppx.models.fraud.schemas import CLAIM_EXAMPLE
+from ppx.models.served import ServedModel
 
-REQUEST_EXAMPLE = {
-    F.KIND: "claim",
-    C.CUSTOMER_ID: 42,
-    C.REQUESTED_AT: "2025-11-03T10:15:00",
-    C.AMOUNT: 64.5,
-    C.ORDER_ID: 123456,
-    C.ORDERED_AT: "2025-10-28T09:00:00",
-    C.ORDER_VALUE: 64.5,
-    C.DISCOUNT: 0.0,
-    C.PROMISED_DATE: "2025-11-01",
-    C.DELIVERED_AT: "2025-11-02T16:40:00",
-    C.PRODUCT_ID: None,
-    C.REASON: None,
-    C.CLAIM_TYPE: "item_not_received",
-    C.SIGNATURE: False,
-    C.GPS_DISTANCE_M: 18.0,
-    F.EXCEPTION_SCAN: False,
-}
+#: One claim in the pyfunc's frame: the claim endpoint's example plus the head column.
+REQUEST_EXAMPLE = {F.KIND: "claim", **CLAIM_EXAMPLE, C.PRODUCT_ID: None, C.REASON: None}
 
 ARTIFACT_DIR = "fraud_model"
 
@@ -266,22 +252,17 @@ class FraudScorer:
         return scorer
 
 
-class FraudPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow wrapper: loads the :class:`FraudScorer` from the logged artifact folder."""
+class FraudPyfunc(ServedModel):
+    """MLflow wrapper: loads the :class:`FraudScorer` (``self.model``) from its folder."""
 
-    def load_context(self, context) -> None:
+    def load_model(self, artifacts: dict[str, str]) -> FraudScorer:
         import torch
 
         torch.set_num_threads(1)
-        self.scorer = FraudScorer.load(context.artifacts[ARTIFACT_DIR])
-
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
-        if not isinstance(model_input, pd.DataFrame):
-            model_input = pd.DataFrame(model_input)
-        return self.scorer.predict(model_input)
+        return FraudScorer.load(artifacts[ARTIFACT_DIR])
 
 
 def load_scorer(model_uri: str) -> FraudScorer:
     """The :class:`FraudScorer` behind a registered pyfunc (for SHAP and tests)."""
     model = mlflow.pyfunc.load_model(model_uri)
-    return model.unwrap_python_model().scorer
+    return model.unwrap_python_model().model

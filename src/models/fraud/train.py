@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LogisticRegression
 
 from ppx.data import columns as C
 from ppx.features import fraud as F
+from ppx.models.calibration import fit_platt
+from ppx.models.early_stopping import EarlyStopping
 from ppx.models.fraud.config import FraudConfig
 from ppx.models.fraud.evaluate import (
     compare,
@@ -182,7 +183,7 @@ def _fit_member(
     xv = torch.as_tensor(Xa[va])
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
-    best, best_state, bad = -1.0, None, 0
+    early = EarlyStopping("maximize", cfg.patience, min_delta=1e-4)
     curve: list[float] = []
     n = len(xt)
     bar = tqdm(range(cfg.max_epochs), desc="fraud net", disable=not progress, leave=False)
@@ -200,16 +201,10 @@ def _fit_member(
             zv = net.logits(xv).numpy()
         score = mean_pr_auc(y[va], zv, claim[va])
         curve.append(score)
-        if score > best + 1e-4:
-            best, bad = score, 0
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
+        if early.step(score, net):
+            break
         bar.set_postfix(val_pr_auc=f"{score:.3f}")
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    early.restore(net)
     return curve
 
 
@@ -222,9 +217,7 @@ def calibrate(net: FraudNet, xv: torch.Tensor, yv: np.ndarray, claim_v: np.ndarr
         m = claim_v == h
         if m.sum() < 10 or yv[m].all() or not yv[m].any():
             continue
-        lr = LogisticRegression(C=1e4).fit(z[m, None], yv[m])
-        net.cal_a[h] = float(lr.coef_[0, 0])
-        net.cal_b[h] = float(lr.intercept_[0])
+        net.cal_a[h], net.cal_b[h] = fit_platt(z[m], yv[m])
 
 
 def predict_network(net: FraudNet, X: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -387,11 +380,12 @@ def train(
     register: bool = True,
     progress: bool = True,
     prepared: Prepared | None = None,
-) -> dict:
+):
     """Train, benchmark, log and register ``ppx-fraud``; run the promotion gate.
 
-    Returns a summary: per-head metric tables, the model version, the promotion
-    outcome and timings.
+    Returns a :class:`~ppx.models.spec.TrainResult`: flat metrics (``head.method.metric``,
+    ``holdout_mean_pr_auc``, timings) and in ``details`` the per-head tables and the
+    review thresholds.
     """
     import mlflow
     from ppx import tracking
@@ -412,14 +406,13 @@ def train(
         mlflow.log_metric("holdout_mean_pr_auc", holdout)
         tracking.log_json(bench.tables, "bench.json")
         tracking.log_json(bench.thresholds, "review_thresholds.json")
-        summary = {
-            "run_id": run.info.run_id,
-            "tables": bench.tables,
-            "thresholds": bench.thresholds,
+        metrics = {
+            **flat_metrics(bench.tables),
             "holdout_mean_pr_auc": holdout,
             "train_seconds": bench.fit.seconds,
             "feature_seconds": P.seconds,
         }
+        version = gate = None
         if register:
             scorer = build_scorer(P, bench, cfg)
             with tempfile.TemporaryDirectory() as tmp:
@@ -439,14 +432,47 @@ def train(
                     input_example=example,
                     signature=signature(),
                 )
-            result = tracking.promote_if_better(
-                MODEL, version, "holdout_mean_pr_auc", holdout, holdout_scorer(P)
+            gate = tracking.promote(
+                MODEL,
+                version,
+                "holdout_mean_pr_auc",
+                holdout,
+                holdout_scorer(P),
+                baseline_checks(bench.tables),
+                heads=F.KINDS,
             )
-            summary.update(
-                version=str(version.version), promoted=result.promoted, reason=result.reason
-            )
-    summary["seconds"] = time.perf_counter() - t0
-    return summary
+    metrics["seconds"] = time.perf_counter() - t0
+    return tracking.train_result(
+        MODEL,
+        run.info.run_id,
+        metrics,
+        version,
+        gate,
+        tables=bench.tables,
+        thresholds=bench.thresholds,
+    )
+
+
+#: the simple baselines every head must beat to be promoted: the hand-written rules
+SIMPLE_BASELINES = ("rules",)
+
+
+def baseline_checks(tables: dict) -> list:
+    """PR AUC of ours against each simple baseline, on each head's test requests."""
+    from ppx import tracking
+
+    return [
+        tracking.BaselineCheck(
+            head,
+            "pr_auc",
+            float(tables[head]["ppx"]["pr_auc"]),
+            name,
+            float(tables[head][name]["pr_auc"]),
+        )
+        for head in F.KINDS
+        for name in SIMPLE_BASELINES
+        if head in tables and name in tables[head]
+    ]
 
 
 def tune(world_path: str | Path, trials: int, cfg: FraudConfig | None = None) -> dict:

@@ -1,10 +1,11 @@
-"""Gradient-boosted trees blended into the network's score (session 4).
+"""Gradient-boosted trees blended into the network's score.
 
 The network ensemble and a LightGBM per head, fitted on the same features and the same
 training rows, make different mistakes: on the demo world's validation returns the
 network ranked a ring member with three confirmed frauds near zero where the trees
 scored it 0.85, and the trees missed early ring returns the network caught. Their
-blend ranks better than either (docs/benchmarks/fraud.md, "Return head, session 4").
+blend ranks better than either (docs/benchmarks/fraud.md, "Known fraud kinds and the
+LightGBM blend").
 
 Per head: ``z = w * logit(p_network) + (1 - w) * tree_margin`` with ``w`` =
 ``FraudConfig.tree_blend_net_weight`` (fixed, chosen on validation), then Platt scaling
@@ -60,8 +61,7 @@ class TreeBlend:
     def fit(cls, X, y, masks, names, cfg, p_net: np.ndarray) -> TreeBlend:
         """Trees on the training rows (early-stopped on validation), blend calibrated on
         validation. ``p_net``: the calibrated network probability of every row of ``X``."""
-        from sklearn.linear_model import LogisticRegression
-
+        from ppx.models.calibration import fit_platt
         from ppx.models.fraud.evaluate import fit_lightgbm
 
         models = fit_lightgbm(X, y, masks, names, cfg)
@@ -83,8 +83,7 @@ class TreeBlend:
             if m.sum() < 10:  # an uncalibrated blend would be worse than the network alone
                 del out.boosters[head]
                 continue
-            lr = LogisticRegression(C=1e4).fit(z[m, None], yv)
-            out.cal[head] = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+            out.cal[head] = fit_platt(z[m], yv)
         return out
 
     # --- persistence -----------------------------------------------------------------

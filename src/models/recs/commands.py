@@ -22,7 +22,7 @@ def _threads(n: int) -> None:
 
 
 def _world_arg(world: Path) -> Path:
-    from ppx.cli import fail
+    from ppx.terminal import fail
 
     if not (Path(world) / "manifest.json").exists():
         fail(f"--world {world}: no manifest.json there; run `ppx data world --out {world}`")
@@ -36,14 +36,13 @@ def train_recs(
     threads: int = typer.Option(2, "--threads", min=1),
 ) -> None:
     """Train on a world, log to MLflow (ppx-recs), register, run the promotion gate."""
-    from ppx.cli import print_table
     from ppx.models.recs.config import RecsConfig
     from ppx.models.recs.train import train_and_register
+    from ppx.terminal import print_train_result
 
     _threads(threads)
     cfg = RecsConfig(epochs=epochs, max_minutes=max_minutes, threads=threads)
-    out = train_and_register(_world_arg(world), cfg)
-    print_table("ppx-recs (test window)", [out])
+    print_train_result(train_and_register(_world_arg(world), cfg))
 
 
 def tune_recs(
@@ -53,8 +52,8 @@ def tune_recs(
     threads: int = typer.Option(2, "--threads", min=1),
 ) -> None:
     """Optuna search of the transformer on the world's validation window."""
-    from ppx.cli import print_table
     from ppx.models.recs.train import tune
+    from ppx.terminal import print_table
 
     _threads(threads)
     best = tune(_world_arg(world), trials, epochs, threads)
@@ -66,8 +65,8 @@ def evaluate_recs(
     alias: str = typer.Option("champion", "--alias"),
 ) -> None:
     """Score the registered model (by alias) on the world's test window."""
-    from ppx.cli import print_table
     from ppx.models.recs.train import evaluate_registered
+    from ppx.terminal import print_table
 
     print_table(f"ppx-recs@{alias} (test window)", [evaluate_registered(_world_arg(world), alias)])
 
@@ -92,8 +91,8 @@ def bench_recs(
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """Ours vs popularity, item-KNN and EASE on Amazon Games (LOO) and the world."""
-    from ppx.cli import bench_tables, fail, write_bench_json
     from ppx.models.recs.train import run_benchmark
+    from ppx.terminal import bench_tables, fail, write_bench_json
 
     if loss not in ("full", "sampled"):
         fail(f"--loss must be 'full' or 'sampled', got {loss!r}")
@@ -143,16 +142,15 @@ def bench_recs(
     print(json.dumps(payload["meta"], indent=2))
 
 
-def demo(world_path: Path) -> dict[str, float]:
-    """Train on the demo world with short defaults, register, gate; headline metrics."""
+def demo(world_path: Path):
+    """Train on the demo world with short defaults, register, gate (a TrainResult)."""
     from ppx.models.recs.config import RecsConfig
     from ppx.models.recs.train import train_and_register
 
     _threads(2)
-    out = train_and_register(
+    return train_and_register(
         Path(world_path), RecsConfig(epochs=8, max_minutes=0.5, repeat_cutoffs=3)
     )
-    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
 
 
 def register(groups: dict) -> None:

@@ -84,3 +84,8 @@ class RecsConfig:
 
     def replace(self, **kw) -> RecsConfig:
         return dataclasses.replace(self, **kw)
+
+
+def tiny() -> RecsConfig:
+    """A configuration that trains in seconds on a tiny world (tests, the serving fixture)."""
+    return RecsConfig(epochs=1, max_minutes=0.5, repeat_epochs=5)

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from ppx import metrics as M
 from ppx.features.recs import TYPE_CODES, SequenceArrays
 
 Scorer = Callable[[SequenceArrays, "np.ndarray | None"], np.ndarray]
@@ -106,9 +107,8 @@ def ranks(
 
 
 def metric_block(r: np.ndarray, suffix: str = "") -> dict[str, float]:
-    hit = r < K
-    ndcg = np.where(hit, 1.0 / np.log2(r + 2.0), 0.0)
-    return {f"hr_10{suffix}": float(hit.mean()), f"ndcg_10{suffix}": float(ndcg.mean())}
+    """HR@10 and NDCG@10 of 0-based ranks, names suffixed (``_repeat``, ``_new``)."""
+    return {f"hr_10{suffix}": M.hit_rate(r, K), f"ndcg_10{suffix}": M.ndcg(r, K)}
 
 
 def evaluate_scorer(

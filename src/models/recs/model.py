@@ -25,6 +25,7 @@ from ppx.features.recs import (
     SequenceArrays,
     gap_bucket,
 )
+from ppx.models.early_stopping import EarlyStopping
 from ppx.models.recs.config import RecsConfig
 from ppx.models.recs.network import RepeatHead, SASRec
 
@@ -264,8 +265,7 @@ def fit_sasrec(
     net = SASRec(len(vocab), cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.max_len, cfg.dropout)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
-    best, best_state, bad, t0 = -np.inf, None, 0, time.perf_counter()
-    best_epoch = 0
+    early, t0 = EarlyStopping("maximize", cfg.patience), time.perf_counter()
     curve: list[dict] = []
     epoch = 0
     if lr_schedule is not None and valid_fn is not None:
@@ -313,11 +313,8 @@ def fit_sasrec(
             else:
                 score = float(res)
                 row["valid_ndcg_10"] = score
-            if score > best:
-                best, bad, best_epoch = score, 0, epoch
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                bad += 1
+            early.step(score, net, epoch)
+            if not early.improved:
                 # A validation plateau: smaller steps often find a little more.
                 for g in opt.param_groups:
                     g["lr"] *= cfg.lr_plateau_factor
@@ -326,15 +323,15 @@ def fit_sasrec(
             tqdm.write(" ".join(_fmt(k, v) for k, v in row.items()))
         if log is not None:
             log(row)
-        if bad >= cfg.patience or out_of_time:
+        if early.stop or out_of_time:
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    early.restore(net)
     net.eval()
+    found = early.best_state is not None
     return net, {
         "epochs_run": epoch,
-        "best_epoch": best_epoch if best_state is not None else epoch,
-        "best_valid": float(best) if best_state is not None else float("nan"),
+        "best_epoch": early.best_epoch if found else epoch,
+        "best_valid": float(early.best) if found else float("nan"),
         "train_seconds": time.perf_counter() - t0,
         "curve": curve,
     }

@@ -22,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-import mlflow
 from ppx.data import columns as C
 from ppx.data.errors import RequestError
+from ppx.models.recs.schemas import REQUEST_EXAMPLE  # noqa: E402,F401
+from ppx.models.served import ServedModel
 
-REQUEST_EXAMPLE = {C.CUSTOMER_ID: 42, "history": [12, 37], "k": 10}
 ARTIFACT = "recs_snapshot"
 
 
@@ -68,17 +68,13 @@ def predict_frame(served, requests: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-class RecsPyfunc(mlflow.pyfunc.PythonModel):
-    """Loads the snapshot folder and answers top-k requests."""
+class RecsPyfunc(ServedModel):
+    """Loads the snapshot folder (``self.model``) and answers top-k requests."""
 
-    def load_context(self, context) -> None:
+    def load_model(self, artifacts: dict[str, str]):
         from ppx.models.recs.serve import load_served
 
-        self.served = load_served(context.artifacts[ARTIFACT])
+        return load_served(artifacts[ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return predict_frame(self.served, pd.DataFrame(model_input))
-
-    def get_raw_model(self):
-        """The ExplainableModel behind this wrapper."""
-        return self.served
+        return predict_frame(self.model, pd.DataFrame(model_input))

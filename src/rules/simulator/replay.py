@@ -222,33 +222,14 @@ def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arr
                 referee_id=None,
             )
             if kind == "delivered":
-                sc = Scores.model_construct(
-                    delivery=None,
-                    churn_risk=scores.churn(cid, now),
-                    fraud_prob=None,
-                    ring_member=None,
-                    recommendations=o["recs"][j],
-                    errors={},
-                )
+                sc = known_scores(churn_risk=scores.churn(cid, now), recommendations=o["recs"][j])
             elif kind == "lost":
-                sc = Scores.model_construct(
-                    delivery=None,
-                    churn_risk=scores.churn(cid, now),
-                    fraud_prob=None,
-                    ring_member=None,
-                    recommendations=None,
-                    errors={},
-                )
+                sc = known_scores(churn_risk=scores.churn(cid, now))
             else:
-                sc = Scores.model_construct(
+                sc = known_scores(
                     delivery=DeliveryEstimate.model_construct(
                         p50_days=scores.p50[j], p90_days=scores.p90[j]
-                    ),
-                    churn_risk=None,
-                    fraud_prob=None,
-                    ring_member=None,
-                    recommendations=None,
-                    errors={},
+                    )
                 )
             d = decide_order_event(ev, ctx, sc, policy)
             r.apply(d, now)
@@ -270,7 +251,7 @@ def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arr
                 referee_id=referee,
                 delay_notice_sent=False,
             )
-            r.apply(decide_order_event(ev, ctx, Scores.model_construct(errors={}), policy), now)
+            r.apply(decide_order_event(ev, ctx, known_scores(), policy), now)
         elif kind == "review":
             cid = rv["cid"][j]
             ev = OrderEvent.model_construct(
@@ -283,17 +264,16 @@ def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arr
                 delay_notice_sent=False,
             )
             r.apply(
-                decide_order_event(
-                    ev, r.context(cid, now), Scores.model_construct(errors={}), policy
-                ),
+                decide_order_event(ev, r.context(cid, now), known_scores(), policy),
                 now,
             )
         elif kind in REQUESTS:
             spec = REQUESTS[kind]
             a = arrays[spec.arrays]
-            cid = a["cid"][j]
+            cid = a["customer_id"][j]
             req = spec.request(a, j, now)
-            sc = fraud_only_scores(float(spec.fraud_scores(scores)[j]), scores.ring[cid])
+            fraud_prob = float(spec.fraud_scores(scores)[j])
+            sc = known_scores(fraud_prob=fraud_prob, ring_member=scores.ring[cid])
             d = spec.decide(req, r.context(cid, now), sc, policy)
             r.apply(d, now)
             fraud = bool(a["fraud"][j])
@@ -309,14 +289,7 @@ def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arr
                 ReplenishmentItem.model_construct(product_id=pid, due_at=when)
                 for pid, when in due.get((cid, day), ())
             ]
-            sc = Scores.model_construct(
-                delivery=None,
-                churn_risk=scores.churn(cid, now),
-                fraud_prob=None,
-                ring_member=None,
-                recommendations=None,
-                errors={},
-            )
+            sc = known_scores(churn_risk=scores.churn(cid, now))
             r.apply(decide_daily(r.context(cid, now, items), now, sc, policy), now)
         if progress is not None and i % 20_000 == 0:
             progress(i)
@@ -330,45 +303,29 @@ class RequestKind:
     """How a return or a claim is replayed: its request, decision and outcome names."""
 
     name: str  # "return" or "claim", as in the outcome counts
-    arrays: str  # key of its columns in the replay's arrays
-    request: Callable[[dict, int, datetime], Any]  # (columns, row, now) -> request
+    arrays: str  # key of its columns in the replay's arrays (named as the fields)
+    model: type[ReturnEvent] | type[ClaimEvent]
+    time_field: str  # the field set to the event's time
+    fields: tuple[str, ...]  # the fields read from the arrays
     fraud_scores: Callable[[StandInScores], Any]
     decide: Callable
     caught: str  # the outcome that stops a fraudulent request (assumed to catch it)
     fast: str  # the outcome an honest customer hopes for
     delaying: tuple[str, ...]  # outcomes that keep an honest customer waiting
 
-
-def _return_request(a: dict, j: int, now: datetime) -> ReturnEvent:
-    return ReturnEvent.model_construct(
-        return_id=a["rid"][j],
-        order_id=a["oid"][j],
-        customer_id=a["cid"][j],
-        requested_at=now,
-        delivered_at=a["delivered"][j],
-        amount=a["amount"][j],
-        reason=a["reason"][j],
-    )
-
-
-def _claim_request(a: dict, j: int, now: datetime) -> ClaimEvent:
-    return ClaimEvent.model_construct(
-        claim_id=a["clid"][j],
-        order_id=a["oid"][j],
-        customer_id=a["cid"][j],
-        claimed_at=now,
-        claim_type=a["ctype"][j],
-        amount=a["amount"][j],
-        carrier_status=a["status"][j],
-        signature=a["signature"][j],
-    )
+    def request(self, a: dict, j: int, now: datetime) -> ReturnEvent | ClaimEvent:
+        """Row ``j`` of the arrays as the decision function's input, at time ``now``."""
+        values = {f: a[f][j] for f in self.fields}
+        return self.model.model_construct(**values, **{self.time_field: now})
 
 
 _KINDS = (
     RequestKind(
         name="return",
         arrays="returns",
-        request=_return_request,
+        model=ReturnEvent,
+        time_field="requested_at",
+        fields=("return_id", "order_id", "customer_id", "delivered_at", "amount", "reason"),
         fraud_scores=lambda s: s.return_fraud,
         decide=decide_return,
         caught="inspect",
@@ -378,7 +335,17 @@ _KINDS = (
     RequestKind(
         name="claim",
         arrays="claims",
-        request=_claim_request,
+        model=ClaimEvent,
+        time_field="claimed_at",
+        fields=(
+            "claim_id",
+            "order_id",
+            "customer_id",
+            "claim_type",
+            "amount",
+            "carrier_status",
+            "signature",
+        ),
         fraud_scores=lambda s: s.claim_fraud,
         decide=decide_claim,
         caught="investigate",
@@ -427,16 +394,9 @@ def _refund_later(r: Replay, outcome: str, caught: bool, fraud: bool, req, polic
         delay_notice_sent=False,
     )
     ctx = r.context(req.customer_id, now)
-    r.apply(decide_order_event(ev, ctx, Scores.model_construct(errors={}), policy), now)
+    r.apply(decide_order_event(ev, ctx, known_scores(), policy), now)
 
 
-def fraud_only_scores(fraud_prob: float, ring_member: bool) -> Scores:
-    """Scores for a return or claim replay: only the fraud head is known offline."""
-    return Scores.model_construct(
-        delivery=None,
-        churn_risk=None,
-        fraud_prob=fraud_prob,
-        ring_member=ring_member,
-        recommendations=None,
-        errors={},
-    )
+def known_scores(**known) -> Scores:
+    """Scores with only ``known`` set: offline, each event kind knows only some heads."""
+    return Scores.model_construct(errors={}, **known)

@@ -21,10 +21,13 @@ DAILY_HOUR = 10
 def _request_columns(
     frame: pd.DataFrame, id_col: str, amount_col: str, truth: pd.DataFrame
 ) -> dict:
-    """Columns every return and claim replays with; ``fraud`` is the world's truth."""
+    """Columns every return and claim replays with, named as the request's fields.
+
+    ``confirmed`` (the brand's label) and ``fraud`` (the world's truth) are not fields.
+    """
     return {
-        "oid": frame[C.ORDER_ID].tolist(),
-        "cid": frame[C.CUSTOMER_ID].tolist(),
+        "order_id": frame[C.ORDER_ID].tolist(),
+        "customer_id": frame[C.CUSTOMER_ID].tolist(),
         "amount": frame[amount_col].astype(float).tolist(),
         "confirmed": frame[C.CONFIRMED_FRAUD].astype(bool).tolist(),
         "fraud": truth.set_index(id_col)[C.IS_FRAUD]
@@ -60,18 +63,18 @@ def event_arrays(ev: WorldEvents, truth, scores: StandInScores, policies: list[P
     dmap = o.set_index(C.ORDER_ID)[C.DELIVERED_AT]
     rt = ev.returns
     arrays["returns"] = {
-        "rid": rt[C.RETURN_ID].tolist(),
+        "return_id": rt[C.RETURN_ID].tolist(),
         **_request_columns(rt, C.RETURN_ID, C.REFUND_AMOUNT, truth[C.TRUTH_RETURNS]),
         "reason": rt[C.REASON].astype(str).tolist(),
-        "delivered": py_datetimes(dmap.reindex(rt[C.ORDER_ID])),
+        "delivered_at": py_datetimes(dmap.reindex(rt[C.ORDER_ID])),
     }
     cl = ev.claims
     smap = o.set_index(C.ORDER_ID)
     arrays["claims"] = {
-        "clid": cl[C.CLAIM_ID].tolist(),
+        "claim_id": cl[C.CLAIM_ID].tolist(),
         **_request_columns(cl, C.CLAIM_ID, C.AMOUNT, truth[C.TRUTH_CLAIMS]),
-        "ctype": cl[C.CLAIM_TYPE].astype(str).tolist(),
-        "status": smap[C.STATUS].reindex(cl[C.ORDER_ID]).astype(str).tolist(),
+        "claim_type": cl[C.CLAIM_TYPE].astype(str).tolist(),
+        "carrier_status": smap[C.STATUS].reindex(cl[C.ORDER_ID]).astype(str).tolist(),
         "signature": smap[C.SIGNATURE].reindex(cl[C.ORDER_ID]).fillna(False).astype(bool).tolist(),
     }
     rv = ev.reviews

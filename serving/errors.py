@@ -1,0 +1,153 @@
+"""The model service's error answers, and the OpenAPI document that declares them.
+
+Every error the service sends has one body shape, :class:`ErrorBody`: ``error`` (one
+sentence) and, when there is more to say, ``detail``, a list naming each failing item
+and field. BentoML's generated document declares only 400/404/500 with ``detail`` as a
+string, while the service answers 400 with a list (pydantic's errors, per item), and
+also 401, 413, 415, 422, 503 and 504. :func:`document_errors` makes the served
+``/docs.json`` (and the ``apis/openapi.yaml`` of a built bundle) say what the service
+really answers (and that a request body is required), so a client generated from it,
+or a contract fuzzer, sees no surprise.
+
+422 deserves a word: a request can match the schema and still be refused by the model
+that serves it, e.g. a warehouse or carrier the registered model was never trained on.
+The served model is chosen at run time (registry alias), so its vocabulary cannot be
+baked into the schema; the document declares the 422 and its body instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.schemas import _openapi_30
+
+_REF = "#/components/schemas/{model}"
+
+
+class ErrorItem(BaseModel):
+    """One failing item or field."""
+
+    model_config = ConfigDict(extra="allow", title="ErrorItem")
+
+    loc: list[int | str] = Field(
+        description="Where: the field path; in a batch the first element is the item's "
+        "index. Empty when the whole body is at fault."
+    )
+    msg: str = Field(description="What is wrong, in plain words.")
+    type: str | None = Field(default=None, description="Validation error type (400 only).")
+    status: int | None = Field(
+        default=None, description="This item's own status when scoring failed (422/500/503)."
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer of the model service."""
+
+    model_config = ConfigDict(title="ErrorBody")
+
+    error: str = Field(description="What went wrong, in one sentence.")
+    detail: list[ErrorItem] | None = Field(
+        default=None,
+        description="Each failing item or field, when there is more than the sentence.",
+    )
+
+
+#: status -> (description, response headers it always carries)
+ERRORS: dict[int, tuple[str, dict[str, str]]] = {
+    400: (
+        "The body is not JSON, or does not match the request schema; `detail` names the "
+        "item and field of each error.",
+        {},
+    ),
+    401: (
+        "Missing or wrong bearer token (only when the service runs with PPX_API_TOKEN).",
+        {"WWW-Authenticate": "Bearer"},
+    ),
+    413: ("Body larger than PPX_MAX_BODY_BYTES.", {}),
+    415: ("Content-Type is not application/json.", {}),
+    422: (
+        "The request matches the schema but the served model refuses it: a categorical "
+        "value it was not trained on (an unknown warehouse or carrier) or facts that "
+        "contradict each other (a claim before delivery). `detail` names the field.",
+        {},
+    ),
+    500: ("A fault in the service, logged with its traceback.", {}),
+    503: (
+        "The model behind this route is not loaded (not registered under the alias, or "
+        "still loading), or the route's queue is full; retry after Retry-After seconds.",
+        {"Retry-After": "Seconds to wait before retrying."},
+    ),
+    504: ("No answer started within the request timeout.", {}),
+}
+
+
+def error_components() -> dict[str, dict[str, Any]]:
+    """The OpenAPI 3.0 schemas of :class:`ErrorBody` and :class:`ErrorItem`."""
+    schema = ErrorBody.model_json_schema(ref_template=_REF)
+    defs = schema.pop("$defs", {})
+    return {name: _openapi_30(s) for name, s in {**defs, "ErrorBody": schema}.items()}
+
+
+def error_responses() -> dict[int, dict[str, Any]]:
+    """OpenAPI response objects for every status in :data:`ERRORS`."""
+    ref = {"$ref": _REF.format(model="ErrorBody")}
+    out: dict[int, dict[str, Any]] = {}
+    for status, (description, headers) in ERRORS.items():
+        response: dict[str, Any] = {
+            "description": description,
+            "content": {"application/json": {"schema": ref}},
+        }
+        if headers:
+            response["headers"] = {
+                name: {"description": text, "required": True, "schema": {"type": "string"}}
+                for name, text in headers.items()
+            }
+        out[status] = response
+    return out
+
+
+def with_error_responses(spec: Any, routes: list[str]) -> Any:
+    """``spec`` (BentoML's ``OpenAPISpecification``) with every route in ``routes``
+    declaring the :data:`ERRORS` answers (replacing BentoML's 400/404/500) and its
+    request body as required (OpenAPI's default is optional; a call without one is a 400).
+    """
+    import attr
+
+    paths = dict(spec.paths)
+    for route in routes:
+        item = paths[route]
+        post = dict(item.post)
+        ok = {k: v for k, v in post["responses"].items() if 200 <= int(k) < 300}
+        post["responses"] = {**ok, **error_responses()}
+        post["requestBody"] = {**post["requestBody"], "required": True}
+        paths[route] = attr.evolve(item, post=post)
+    components = dict(spec.components or {})
+    components["schemas"] = {**components.get("schemas", {}), **error_components()}
+    return attr.evolve(spec, paths=paths, components=components)
+
+
+def document_errors(service: Any) -> None:
+    """Make ``service`` (a ``@bentoml.service``) publish its error answers in its
+    OpenAPI document.
+
+    BentoML 1.4 builds the document in the ``openapi_spec`` property of its ``Service``
+    class and offers no hook; the service object gets a subclass whose property adds
+    the responses (a subclass with no new slots, so the object keeps its layout).
+    """
+    base = type(service)
+    if getattr(base, "_documents_errors", False):
+        return
+
+    class DocumentedService(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+        _documents_errors = True
+
+        @property
+        def openapi_spec(self) -> Any:
+            routes = [api.route for api in self.apis.values()]
+            return with_error_responses(super().openapi_spec, routes)
+
+    DocumentedService.__name__ = DocumentedService.__qualname__ = base.__name__
+    service.__class__ = DocumentedService

@@ -1,0 +1,102 @@
+"""``ppx serve``, ``ppx bench serve`` and ``ppx bench latency``.
+
+Nothing happens at import; :func:`register` adds the commands to the root ``ppx`` app.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import typer
+
+from ppx.config import PROJECT_ROOT
+from ppx.serve.bench import run_bench, run_latency
+from ppx.serve.launch import DECISION_SERVICE, SERVICE, service_command
+from ppx.serve.routes import ROUTES
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface (0.0.0.0 for all)."),
+    port: int = typer.Option(3000, "--port", min=1, max=65535),
+    alias: str | None = typer.Option(
+        None, "--alias", help="Registry alias to serve (default PPX_MODEL_ALIAS or champion)."
+    ),
+    decisions: bool = typer.Option(
+        False,
+        "--decisions",
+        help="Start the decision service instead; it calls the model service at "
+        "PPX_MODEL_SERVICE_URL (default http://127.0.0.1:3000).",
+    ),
+) -> None:
+    """Start the BentoML model service (models load from the registry by alias)."""
+    from ppx.terminal import fail
+
+    if alias is not None:
+        if alias.lower() == "latest":
+            fail("--alias latest is not allowed: serve a gated alias such as champion")
+        os.environ["PPX_MODEL_ALIAS"] = alias
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    cmd = service_command(host, port, DECISION_SERVICE if decisions else SERVICE)
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+    try:
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        raise typer.Exit(proc.wait()) from None
+
+
+def bench_serve(
+    seconds: float = typer.Option(10.0, "--seconds", min=1, help="Per run (1 and 8 clients)."),
+    soak: float = typer.Option(60.0, "--soak", min=1, help="Run length at 32 clients."),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Skip the mlflow_serve baseline."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+    endpoint: list[str] = typer.Option(
+        [],
+        "--endpoint",
+        help=f"Only these (repeatable): {', '.join(ROUTES)}, decide_order_event, decide_return.",
+    ),
+) -> None:
+    """Latency and throughput of every endpoint at 1/8/32 clients, vs mlflow models serve."""
+    from ppx.terminal import bench_tables, console, fail, write_bench_json
+
+    try:
+        payload = run_bench(
+            seconds=seconds,
+            soak_seconds=soak,
+            with_mlflow=not no_mlflow,
+            endpoints=tuple(endpoint) or None,
+        )
+    except ValueError as err:
+        fail(str(err))
+    bench_tables(payload)
+    if payload["meta"]["skipped"]:
+        console.print(f"skipped: {payload['meta']['skipped']}")
+    if payload["meta"]["decision_fallbacks"]:
+        console.print(f"decisions used fallbacks: {payload['meta']['decision_fallbacks']}")
+    write_bench_json(json_out, payload)
+
+
+def bench_latency(
+    n: int = typer.Option(500, "--n", min=10, help="Timed requests per endpoint."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """One request per endpoint in-process (the service's scoring code, no HTTP): p50/p99."""
+    from ppx.terminal import bench_tables, console, write_bench_json
+
+    payload = run_latency(n=n)
+    bench_tables(payload)
+    if payload["meta"]["skipped"]:
+        console.print(f"skipped: {payload['meta']['skipped']}")
+    write_bench_json(json_out, payload)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ppx serve`` to the root app and ``serve`` to its ``bench`` group."""
+    app.command("serve")(serve)
+    for group in app.registered_groups:
+        if group.name == "bench" and group.typer_instance is not None:
+            group.typer_instance.command("serve")(bench_serve)
+            group.typer_instance.command("latency")(bench_latency)
