@@ -20,17 +20,17 @@ def train_feedback(
 
     The run also logs the weekly alerts (alerts.csv) and the HTML report.
     """
-    from ppx.cli import console, fail, print_table
     from ppx.data.io import DataLoadError
     from ppx.data.schema import SchemaValidationError
     from ppx.feedback.corpus import FeedbackDataError
     from ppx.models.feedback.train import latest_alerts, report_for, train
+    from ppx.terminal import console, fail, print_table, print_train_result
 
     try:
         res = train(world, register=not no_register)
     except (DataLoadError, SchemaValidationError, FeedbackDataError, ValueError) as err:
         fail(str(err))
-    an = res["analysis"]
+    an = res.details["analysis"]
     m = an.model.themes
     rows = [
         {"theme": k, "name": m.names()[k], "texts": m.sizes[k], "quote": (m.quotes[k] or [""])[0]}
@@ -52,8 +52,7 @@ def train_feedback(
                 for a in alerts.itertuples()
             ],
         )
-    print_table("metrics", [{"metric": k, "value": float(v)} for k, v in res["metrics"].items()])
-    console.print(f"run {res['run_id']}; {res['reason']}")
+    print_train_result(res)
     if report is not None:
         console.print(f"wrote {report_for(an, report)}")
 
@@ -68,8 +67,8 @@ def bench_feedback(
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """Theme recovery, alert delay and false alarms on a world; real reviews; 100k scale."""
-    from ppx.cli import bench_tables, write_bench_json
     from ppx.feedback.bench import run_bench
+    from ppx.terminal import bench_tables, write_bench_json
 
     payload = run_bench(customers=customers, seed=seed, scale=scale, clothing=clothing)
     bench_tables(payload)

@@ -27,6 +27,7 @@ from ppx.feedback.tagger import FeedbackModel, fit_sentiment
 from ppx.feedback.trends import weekly_counts
 from ppx.models.feedback.config import FeedbackConfig
 from ppx.models.feedback.evaluate import best_match, sentiment_auc, theme_scores
+from ppx.models.spec import TrainResult
 
 MODEL = "feedback"
 GATE_METRIC = "roc_auc"
@@ -137,13 +138,32 @@ def score_model_uri(uri: str, corpus: pd.DataFrame, hold: np.ndarray) -> float:
     return sentiment_auc(out["p_positive"].to_numpy(), rows[C.RATING].to_numpy())
 
 
+def tfidf_sentiment_auc(corpus: pd.DataFrame, hold: np.ndarray, seed: int = 0) -> float:
+    """The gate's simple baseline: TF-IDF + logistic regression sentiment, same holdout."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    rating = corpus[C.RATING].to_numpy(float)
+    fit = ~hold & np.isfinite(rating) & (rating != 3)
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    x = vec.fit_transform(corpus.loc[fit, TEXT])
+    lr = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
+    lr.fit(x, rating[fit] >= 4)
+    p = lr.predict_proba(vec.transform(corpus.loc[hold, TEXT]))[:, 1]
+    return sentiment_auc(p, rating[hold])
+
+
 def train(
     world_path: str | Path,
     cfg: FeedbackConfig | None = None,
     register: bool = True,
     progress: bool = True,
-) -> dict:
-    """Fit, log to MLflow (``ppx-feedback``), register and run the promotion gate."""
+) -> TrainResult:
+    """Fit, log to MLflow (``ppx-feedback``), register and run the promotion gate.
+
+    The gate: held-out sentiment ROC AUC must beat TF-IDF + logistic regression on the
+    same reviews, and the current champion.
+    """
     from mlflow.models import infer_signature
 
     import mlflow
@@ -155,6 +175,7 @@ def train(
     corpus = load_corpus(world_path)
     emb = embed_texts(corpus[TEXT].tolist(), progress=progress)
     an = analyse(corpus, emb, cfg)
+    an.metrics["roc_auc_tfidf_logreg"] = tfidf_sentiment_auc(corpus, an.holdout, cfg.seed)
     with (
         tracking.start_run(
             MODEL, world_path=world_path, dataset=corpus[[C.SOURCE, C.TEXT_ID, TEXT]]
@@ -192,18 +213,30 @@ def train(
         )
         gate = None
         if register:
-            gate = tracking.promote_if_better(
+            gate = tracking.promote(
                 MODEL,
                 version,
                 GATE_METRIC,
                 an.metrics[GATE_METRIC],
                 lambda uri: score_model_uri(uri, an.corpus, an.holdout),
+                baselines=[
+                    tracking.BaselineCheck(
+                        head=MODEL,
+                        metric=GATE_METRIC,
+                        candidate=an.metrics[GATE_METRIC],
+                        baseline_name="tfidf_logreg",
+                        baseline=an.metrics["roc_auc_tfidf_logreg"],
+                    )
+                ],
+                heads=(MODEL,),
             )
-    return {
-        "run_id": run.info.run_id,
-        "version": int(version.version) if register else None,
-        "promoted": bool(gate.promoted) if gate else False,
-        "reason": gate.reason if gate else "not registered",
-        "metrics": an.metrics,
-        "analysis": an,
-    }
+    return TrainResult(
+        model=MODEL,
+        run_id=run.info.run_id,
+        version=str(version.version) if register else None,
+        alias=gate.alias if gate else None,
+        promoted=bool(gate.promoted) if gate else False,
+        reason=gate.reason if gate else "not registered",
+        metrics={k: float(v) for k, v in an.metrics.items()},
+        details={"analysis": an},
+    )
