@@ -75,6 +75,13 @@ def bench_feedback(
     write_bench_json(json_out, payload)
 
 
+def demo(world_path: Path):
+    """The ``make demo`` training call: train on the demo world with the defaults."""
+    from ppx.models.feedback.train import train
+
+    return train(world_path)
+
+
 def register(groups: dict) -> None:
     groups["train"].command("feedback")(train_feedback)
     groups["bench"].command("feedback")(bench_feedback)

@@ -28,7 +28,6 @@ from ppx.feedback.corpus import TEXT
 from ppx.feedback.tagger import FeedbackModel
 
 ARTIFACT = "feedback_model"
-REQUEST_EXAMPLE = {TEXT: "The grinder broke after three weeks, very disappointed."}
 
 
 class FeedbackPyfunc(mlflow.pyfunc.PythonModel):

@@ -168,7 +168,8 @@ def train(
 
     import mlflow
     from ppx import tracking
-    from ppx.models.feedback.pyfunc import ARTIFACT, REQUEST_EXAMPLE, FeedbackPyfunc
+    from ppx.models.feedback.pyfunc import ARTIFACT, FeedbackPyfunc
+    from ppx.models.feedback.schemas import REQUEST_EXAMPLE
 
     cfg = cfg or FeedbackConfig()
     tracking.configure()
@@ -240,3 +241,18 @@ def train(
         metrics={k: float(v) for k, v in an.metrics.items()},
         details={"analysis": an},
     )
+
+
+def evaluate_registered(world_path: str | Path, alias: str = "champion") -> dict[str, float]:
+    """Sentiment ROC AUC of the registered model on this world's holdout reviews."""
+    from ppx import tracking
+
+    tracking.configure()
+    corpus = load_corpus(world_path)
+    hold = holdout_mask(corpus, FeedbackConfig().holdout_fraction)
+    return {GATE_METRIC: score_model_uri(tracking.model_uri(MODEL, alias), corpus, hold)}
+
+
+def candidate_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The requests this model answers, from a world: one ``text`` per review / comment."""
+    return build_corpus(tables)[[TEXT]]
