@@ -43,6 +43,7 @@ class ReportData:
     alerts: pd.DataFrame  # the latest scan's alerts
     impact: pd.DataFrame
     product_names: dict[int, str]
+    fdr: float = 0.01  # the alerts' per-scan false-discovery rate
 
 
 def theme_impact(corpus: pd.DataFrame, labels: np.ndarray, n_themes: int) -> pd.DataFrame:
@@ -214,8 +215,9 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
     parts.append(
         "<p class='muted'>Alerts: each week, for every product and theme, the last weeks are "
         "compared with the weeks before by a one-sided Fisher exact test; p-values of a "
-        "week's scan are adjusted by Benjamini-Hochberg at 1%: when nothing is rising, at "
-        "most one weekly scan in a hundred raises a false alert. Trend lines are four-week rolling shares.</p></body></html>"
+        f"week's scan are adjusted by Benjamini-Hochberg at {data.fdr:.0%}: when nothing is "
+        f"rising, at most {data.fdr:.0%} of weekly scans raise a false alert. Trend lines are "
+        "four-week rolling shares.</p></body></html>"
     )
     return "".join(parts)
 

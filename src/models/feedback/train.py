@@ -11,7 +11,7 @@ has one, the weekly trends, the alerts and the product team's HTML report.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class Analysis:
     impact: pd.DataFrame
     metrics: dict[str, float]
     matches: pd.DataFrame | None = None
+    alert_params: AL.AlertParams = field(default_factory=AL.AlertParams)
 
 
 def holdout_mask(corpus: pd.DataFrame, fraction: float) -> np.ndarray:
@@ -92,7 +93,7 @@ def analyse(corpus: pd.DataFrame, emb: np.ndarray, config: FeedbackConfig) -> An
         truth = corpus[C.THEME].fillna("none").to_numpy(object)
         metrics.update({f"theme_{k}": v for k, v in theme_scores(truth, labels).items()})
         matches = best_match(truth, labels)
-    return Analysis(model, corpus, hold, weekly, alerts, impact, metrics, matches)
+    return Analysis(model, corpus, hold, weekly, alerts, impact, metrics, matches, config.alerts)
 
 
 def latest_alerts(alerts: pd.DataFrame, weekly: pd.DataFrame) -> pd.DataFrame:
@@ -124,6 +125,7 @@ def report_for(analysis: Analysis, path: Path, title: str = "What customers say"
         alerts=latest_alerts(analysis.alerts, analysis.weekly),
         impact=analysis.impact,
         product_names=analysis.corpus.attrs.get("product_names", {}),
+        fdr=analysis.alert_params.fdr,
     )
     return write_report(data, path, title)
 
