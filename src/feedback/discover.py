@@ -125,7 +125,9 @@ def fit_themes(emb: np.ndarray, texts: Sequence[str], params: ThemeParams) -> Th
         )
     rng = np.random.default_rng(params.seed)
     sample = np.sort(rng.choice(n, min(n, params.fit_sample), replace=False))
-    dim = max(2, min(params.pca_dim, emb.shape[1], len(sample) - 1))
+    # Density needs points: with few texts, fewer dimensions (16 texts per dimension) or
+    # HDBSCAN sees every point as isolated and returns one or two blobs.
+    dim = max(2, min(params.pca_dim, emb.shape[1], len(sample) // 16))
     pca = PCA(dim, random_state=params.seed).fit(emb[sample])
     model = ThemeModel(
         mean=pca.mean_.astype(np.float32),
