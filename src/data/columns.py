@@ -45,12 +45,16 @@ TRUTH_SUBSCRIPTION_MONTHS = "truth_subscription_months"
 TRUTH_CUSTOMERS = "truth_customers"
 TRUTH_RETURNS = "truth_returns"
 TRUTH_CLAIMS = "truth_claims"
+TRUTH_FEEDBACK = "truth_feedback"  # the planted theme of every review / return text
+TRUTH_FEEDBACK_EMERGING = "truth_feedback_emerging"  # themes that start mid-period
 TRUTH_TABLES: tuple[str, ...] = (
     TRUTH_SHIPMENTS,
     TRUTH_SUBSCRIPTION_MONTHS,
     TRUTH_CUSTOMERS,
     TRUTH_RETURNS,
     TRUTH_CLAIMS,
+    TRUTH_FEEDBACK,
+    TRUTH_FEEDBACK_EMERGING,
 )
 
 # --- keys ------------------------------------------------------------------------------
@@ -145,6 +149,16 @@ OPENED = "opened"
 CLICKED = "clicked"
 POINTS = "points"
 TIER = "tier"
+
+# --- free text: reviews (title, body) and return comments ----------------------------------
+REVIEW_TITLE = "title"
+REVIEW_BODY = "body"
+RETURN_COMMENT = "comment"
+SOURCE = "source"  # "review" or "return": where a text came from
+TEXT_ID = "text_id"  # review_id or return_id, by source
+LANGUAGE = "language"
+THEME = "theme"
+TEXT_SOURCES = ("review", "return")
 
 # --- ground truth ------------------------------------------------------------------------
 TRUE_MU = "true_mu"

@@ -52,6 +52,11 @@ def _num(ge: float | None = 0, nullable: bool = False, le: float | None = None) 
     return pa.Column(float, checks, nullable=nullable, coerce=True)
 
 
+def _free_text() -> pa.Column:
+    """What a customer wrote: optional (older exports have none), empty allowed, capped."""
+    return pa.Column(str, pa.Check.str_length(0, 5000), nullable=True, required=False, coerce=False)
+
+
 def _bool() -> pa.Column:
     return pa.Column(bool, coerce=True)
 
@@ -184,6 +189,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             C.REASON: _cat(C.RETURN_REASONS),
             C.REFUND_AMOUNT: _num(ge=0),
             C.CONFIRMED_FRAUD: _bool(),
+            C.RETURN_COMMENT: _free_text(),
         },
         name=C.RETURNS,
     ),
@@ -208,6 +214,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             C.ORDER_ID: _id(nullable=True),
             C.CREATED_AT: _ts(),
             C.RATING: pa.Column("int64", pa.Check.in_range(1, 5), coerce=True),
+            C.REVIEW_TITLE: _free_text(),
+            C.REVIEW_BODY: _free_text(),
         },
         name=C.REVIEWS,
     ),

@@ -17,6 +17,7 @@ from ppx.data.world.catalogue import TASTE_DIM
 from ppx.data.world.geography import WAREHOUSE_REGION
 from ppx.data.world.params import World
 from ppx.data.world.returns_claims import request_tables
+from ppx.feedback.textgen import write_feedback_text
 
 if TYPE_CHECKING:
     from ppx.data.world.simulator import Simulator
@@ -192,7 +193,10 @@ def assemble(sim: Simulator) -> World:
         C.MESSAGES: messages,
         C.LOYALTY_EVENTS: loyalty,
     }
+    # Review titles/bodies and return comments, written from what happened (own seed stream).
+    feedback_truth = write_feedback_text(tables, sim.p.seed)
     truth = {
+        **feedback_truth,
         C.TRUTH_SHIPMENTS: truth_ship,
         C.TRUTH_SUBSCRIPTION_MONTHS: truth_sub,
         C.TRUTH_CUSTOMERS: truth_customers,

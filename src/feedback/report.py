@@ -1,0 +1,232 @@
+"""The product team's feedback report: one self-contained HTML page.
+
+Plain language first (what is rising, where, in the customers' words), tables and
+trend lines after. Trend lines are inline SVG, so the page has no scripts, no images to
+fetch and opens offline anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+from ppx.feedback.corpus import TEXT
+from ppx.feedback.discover import NOISE_LABEL, ThemeModel
+from ppx.feedback.trends import COUNT, TOTAL, WEEK
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;width:100%;margin:.6em 0;font-size:.92em}
+th,td{border-bottom:1px solid #eee;padding:.35em .5em;text-align:left;vertical-align:top}
+th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.alert{background:#fff4f2;border-left:4px solid #d9534f;padding:.6em 1em;margin:.8em 0}
+.quote{color:#444;font-style:italic;margin:.2em 0}.muted{color:#777;font-size:.9em}
+.summary{background:#f3f7fb;padding:.8em 1.2em;border-radius:6px}
+svg.spark{vertical-align:middle}
+"""
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows; built by :func:`report_data`."""
+
+    corpus: pd.DataFrame  # with a ``theme_id`` column
+    themes: ThemeModel
+    weekly: pd.DataFrame
+    alerts: pd.DataFrame  # the latest scan's alerts
+    impact: pd.DataFrame
+    product_names: dict[int, str]
+    fdr: float = 0.01  # the alerts' per-scan false-discovery rate
+
+
+def theme_impact(corpus: pd.DataFrame, labels: np.ndarray, n_themes: int) -> pd.DataFrame:
+    """Per theme: texts, share from returns, refunds, mean rating with the theme vs without."""
+    df = corpus.assign(_t=np.asarray(labels))
+    reviews = df[df[C.SOURCE] == "review"]
+    overall = reviews[C.RATING].mean()
+    rows = []
+    for k in range(n_themes):
+        d = df[df["_t"] == k]
+        rv = d[d[C.SOURCE] == "review"]
+        others = reviews[reviews["_t"] != k]
+        rows.append(
+            {
+                C.THEME: k,
+                "texts": len(d),
+                "returns": int((d[C.SOURCE] == "return").sum()),
+                "return_share": float((d[C.SOURCE] == "return").mean()) if len(d) else 0.0,
+                "refunds": float(d[C.REFUND_AMOUNT].fillna(0).sum()),
+                "mean_rating": float(rv[C.RATING].mean()) if len(rv) else np.nan,
+                "rating_others": float(others[C.RATING].mean()) if len(others) else overall,
+            }
+        )
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["rating_impact"] = out["mean_rating"] - out["rating_others"]
+    return out
+
+
+def sparkline(values: np.ndarray, width: int = 160, height: int = 28, color="#2a6fb0") -> str:
+    """An inline SVG trend line (0 at the bottom, the series max at the top)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return ""
+    top = max(v.max(), 1e-9)
+    xs = np.linspace(1, width - 1, len(v))
+    ys = height - 1 - (v / top) * (height - 2)
+    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+    return (
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img"><polyline fill="none" stroke="{color}" stroke-width="1.5" '
+        f'points="{pts}"/></svg>'
+    )
+
+
+def _share_series(weekly: pd.DataFrame, theme: int, product: int | None = None) -> np.ndarray:
+    w = weekly if product is None else weekly[weekly[C.PRODUCT_ID] == product]
+    g = w[w[C.THEME] == theme].groupby(WEEK)[[COUNT, TOTAL]].sum()
+    # Four-week sums: a weekly share of a product with five texts is mostly noise.
+    r = g.rolling(4, min_periods=1).sum()
+    return (r[COUNT] / r[TOTAL].clip(lower=1)).to_numpy()
+
+
+def _quotes(texts: pd.Series, n: int = 2) -> str:
+    seen: list[str] = []
+    for t in texts:
+        t = str(t).strip()
+        if t and t.lower() not in {s.lower() for s in seen}:
+            seen.append(t)
+        if len(seen) == n:
+            break
+    return "".join(f'<div class="quote">“{html.escape(q)}”</div>' for q in seen)
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def render_html(data: ReportData, title: str = "What customers say") -> str:
+    names = data.themes.names()
+    corpus, weekly, alerts = data.corpus, data.weekly, data.alerts
+    pname = lambda p: data.product_names.get(int(p), f"product {int(p)}")  # noqa: E731
+    t0, t1 = corpus[C.CREATED_AT].min(), corpus[C.CREATED_AT].max()
+    n_rev = int((corpus[C.SOURCE] == "review").sum())
+    n_ret = len(corpus) - n_rev
+    assigned = corpus["theme_id"] != NOISE_LABEL
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f"<p class='muted'>{n_rev:,} reviews and {n_ret:,} return comments, "
+        f"{t0:%Y-%m-%d} to {t1:%Y-%m-%d}. Themes are found by grouping texts that say the "
+        "same thing (in any wording), named by their most distinctive words.</p>",
+    ]
+    # --- plain-language summary -----------------------------------------------------------
+    summary = [
+        f"{data.themes.n_themes} themes cover {assigned.mean():.0%} of what customers wrote."
+    ]
+    if len(data.impact):
+        worst = data.impact.sort_values("rating_impact").iloc[0]
+        summary.append(
+            f"The theme that costs the most stars is <b>{_e(names[int(worst[C.THEME])])}</b>: "
+            f"reviews with it average {worst['mean_rating']:.1f} against "
+            f"{worst['rating_others']:.1f} for the rest."
+        )
+        ret = data.impact.sort_values("refunds", ascending=False).iloc[0]
+        summary.append(
+            f"Return comments are most often about <b>{_e(names[int(ret[C.THEME])])}</b> "
+            f"({int(ret['returns']):,} returns, {ret['refunds']:,.0f} refunded)."
+        )
+    if len(alerts):
+        summary.append(
+            f"<b>{len(alerts)} rising theme{'s' if len(alerts) > 1 else ''}</b> need attention "
+            "this week (below)."
+        )
+    else:
+        summary.append("No theme is rising significantly for any product this week.")
+    parts.append("<div class='summary'><p>" + " ".join(summary) + "</p></div>")
+    # --- alerts ---------------------------------------------------------------------------
+    parts.append("<h2>Rising themes (alerts)</h2>")
+    if len(alerts) == 0:
+        parts.append("<p>None this week.</p>")
+    for _, a in alerts.sort_values("q_value").iterrows():
+        k, p = int(a[C.THEME]), int(a[C.PRODUCT_ID])
+        recent = corpus[(corpus[C.PRODUCT_ID] == p) & (corpus["theme_id"] == k)].sort_values(
+            C.CREATED_AT, ascending=False
+        )
+        parts.append(
+            f"<div class='alert'><b>{_e(pname(p))}: {_e(names[k])}</b> — "
+            f"{a['recent_share']:.0%} of this product's texts in the last weeks "
+            f"({int(a['recent_count'])} of {int(a['recent_total'])}) against "
+            f"{a['baseline_share']:.0%} before ({int(a['baseline_count'])} of "
+            f"{int(a['baseline_total'])}); Fisher exact p = {a['p_value']:.2g}, "
+            f"false-discovery-adjusted q = {a['q_value']:.2g}. "
+            f"{sparkline(_share_series(weekly, k, p), color='#d9534f')}"
+            f"{_quotes(recent[TEXT])}</div>"
+        )
+    # --- themes overview ------------------------------------------------------------------
+    parts.append(
+        "<h2>Themes</h2><table><tr><th>theme</th><th>distinctive words</th><th>texts</th>"
+        "<th>returns</th><th>refunds</th><th>mean rating (others)</th><th>trend (share)</th>"
+        "<th>in their words</th></tr>"
+    )
+    imp = data.impact.set_index(C.THEME) if len(data.impact) else None
+    order = np.argsort([-s for s in data.themes.sizes]) if data.themes.sizes else []
+    for k in order:
+        r = imp.loc[k]
+        rating = "–" if np.isnan(r["mean_rating"]) else f"{r['mean_rating']:.2f}"
+        parts.append(
+            f"<tr><td><b>{_e(names[k])}</b></td><td>{_e(', '.join(data.themes.words[k]))}</td>"
+            f"<td class='num'>{int(r['texts']):,}</td><td class='num'>{int(r['returns']):,}</td>"
+            f"<td class='num'>{r['refunds']:,.0f}</td>"
+            f"<td class='num'>{rating} ({r['rating_others']:.2f})</td>"
+            f"<td>{sparkline(_share_series(weekly, k))}</td>"
+            f"<td>{''.join(f'<div class=quote>“{_e(q)}”</div>' for q in data.themes.quotes[k])}"
+            "</td></tr>"
+        )
+    parts.append("</table>")
+    # --- per product ----------------------------------------------------------------------
+    parts.append("<h2>Top themes per product</h2>")
+    alerted = list(dict.fromkeys(alerts[C.PRODUCT_ID].astype(int))) if len(alerts) else []
+    busiest = corpus[C.PRODUCT_ID].value_counts().index.astype(int).tolist()
+    for p in list(dict.fromkeys(alerted + busiest))[:12]:
+        d = corpus[(corpus[C.PRODUCT_ID] == p) & (corpus["theme_id"] != NOISE_LABEL)]
+        top = d["theme_id"].value_counts().head(3)
+        n_p = int((corpus[C.PRODUCT_ID] == p).sum())
+        parts.append(
+            f"<h3>{_e(pname(p))} <span class='muted'>({n_p:,} texts)</span></h3>"
+            "<table><tr><th>theme</th><th>share</th><th>trend</th><th>latest words</th></tr>"
+        )
+        for k, n in top.items():
+            latest = d[d["theme_id"] == k].sort_values(C.CREATED_AT, ascending=False)
+            parts.append(
+                f"<tr><td>{_e(names[int(k)])}</td><td class='num'>{n / n_p:.0%}</td>"
+                f"<td>{sparkline(_share_series(weekly, int(k), p))}</td>"
+                f"<td>{_quotes(latest[TEXT])}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append(
+        "<p class='muted'>Alerts: each week, for every product and theme, the last weeks are "
+        "compared with the weeks before by a one-sided Fisher exact test; p-values of a "
+        f"week's scan are adjusted by Benjamini-Hochberg at {data.fdr:.0%}: when nothing is "
+        f"rising, at most {data.fdr:.0%} of weekly scans raise a false alert. Trend lines are "
+        "four-week rolling shares.</p></body></html>"
+    )
+    return "".join(parts)
+
+
+def write_report(data: ReportData, path: str | Path, title: str = "What customers say") -> Path:
+    """Write the page atomically (a half-written report never replaces a good one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(render_html(data, title), encoding="utf-8")
+    tmp.replace(path)
+    return path

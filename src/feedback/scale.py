@@ -1,0 +1,63 @@
+"""Time and peak memory of embedding + clustering N distinct texts (run as a process).
+
+``python -m ppx.feedback.scale N`` prints one JSON line. A separate process so the peak
+resident memory (``ru_maxrss``) is this job's alone. Texts are world-style reviews made
+distinct by an order reference, so de-duplication saves nothing: every text is embedded.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def distinct_texts(n: int, seed: int = 0) -> list[str]:
+    from ppx.feedback import themes as T
+    from ppx.feedback.textgen import compose_texts
+
+    rng = np.random.default_rng(seed)
+    theme = rng.integers(0, len(T.THEMES) + 1, n)
+    lang = rng.choice(len(T.LANGUAGES), n, p=[0.84, 0.08, 0.08])
+    _, body = compose_texts(theme, lang, rng)
+    ref = rng.permutation(n) + 100_000
+    return [f"{b} (order {r})" for b, r in zip(body, ref, strict=True)]
+
+
+def run(n: int, threads: int = 2) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    from ppx.feedback.discover import ThemeParams, fit_themes
+    from ppx.feedback.embed import embed_texts, load_sentence_model
+
+    texts = distinct_texts(n)
+    t = time.perf_counter()
+    load_sentence_model()
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    emb = embed_texts(texts, progress=True)
+    embed_s = time.perf_counter() - t
+    t = time.perf_counter()
+    model = fit_themes(emb, texts, ThemeParams())
+    model.assign(emb)
+    cluster_s = time.perf_counter() - t
+    return {
+        "texts": n,
+        "torch_threads": threads,
+        "load_s": load_s,
+        "embed_s": embed_s,
+        "texts_per_s": n / embed_s,
+        "cluster_s": cluster_s,
+        "themes": model.n_themes,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1])
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    print(json.dumps(run(n, threads)))

@@ -1,0 +1,260 @@
+"""Train the feedback model: embed, discover themes, fit sentiment, track, report, gate.
+
+Recipe: every review and return comment of the world is embedded (all-MiniLM-L6-v2);
+themes are fitted on texts before the holdout cut (the latest ``holdout_fraction`` of
+reviews by time) and assigned to all; sentiment is a logistic regression of "rating >=
+4" on the embeddings of training reviews, scored (``roc_auc``, the gate metric) on the
+holdout reviews. The run logs theme recovery against the planted truth when the world
+has one, the weekly trends, the alerts and the product team's HTML report.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+from ppx.feedback import alerts as AL
+from ppx.feedback.corpus import TEXT, attach_truth, build_corpus
+from ppx.feedback.discover import fit_themes
+from ppx.feedback.embed import embed_texts, model_version
+from ppx.feedback.report import ReportData, theme_impact, write_report
+from ppx.feedback.tagger import FeedbackModel, fit_sentiment
+from ppx.feedback.trends import weekly_counts
+from ppx.models.feedback.config import FeedbackConfig
+from ppx.models.feedback.evaluate import best_match, sentiment_auc, theme_scores
+from ppx.models.spec import TrainResult
+
+MODEL = "feedback"
+GATE_METRIC = "roc_auc"
+
+
+@dataclass
+class Analysis:
+    """A fitted model and what it says about a corpus."""
+
+    model: FeedbackModel
+    corpus: pd.DataFrame  # with theme_id
+    holdout: np.ndarray  # bool per corpus row
+    weekly: pd.DataFrame
+    alerts: pd.DataFrame  # every weekly scan's alerts
+    impact: pd.DataFrame
+    metrics: dict[str, float]
+    matches: pd.DataFrame | None = None
+    alert_params: AL.AlertParams = field(default_factory=AL.AlertParams)
+
+
+def holdout_mask(corpus: pd.DataFrame, fraction: float) -> np.ndarray:
+    """The latest ``fraction`` of texts by time (the cut is a review-time quantile)."""
+    rv = corpus[corpus[C.SOURCE] == "review"][C.CREATED_AT]
+    if rv.empty or fraction <= 0:
+        return np.zeros(len(corpus), dtype=bool)
+    cut = rv.quantile(1 - fraction)
+    return (corpus[C.CREATED_AT] >= cut).to_numpy()
+
+
+def analyse(corpus: pd.DataFrame, emb: np.ndarray, config: FeedbackConfig) -> Analysis:
+    """Fit themes and sentiment on the training part, tag everything, trend and alert."""
+    hold = holdout_mask(corpus, config.holdout_fraction)
+    train = ~hold
+    texts = corpus[TEXT].tolist()
+    themes = fit_themes(
+        emb[train], [t for t, k in zip(texts, train, strict=True) if k], config.themes
+    )
+    coef, intercept = fit_sentiment(
+        emb[train], corpus[C.RATING].to_numpy()[train], config.sentiment_c, config.seed
+    )
+    model = FeedbackModel(
+        themes, coef, intercept, config.negative_below, config.positive_above, model_version()
+    )
+    labels, sims = themes.assign(emb)
+    # Names and quotes from every text, so the report quotes recent customers too.
+    from ppx.feedback.discover import name_themes
+
+    name_themes(themes, texts, labels, sims, config.themes.n_words)
+    corpus = corpus.assign(theme_id=labels)
+    weekly = weekly_counts(corpus, labels, themes.n_themes)
+    alerts = AL.scan(weekly, config.alerts)
+    impact = theme_impact(corpus, labels, themes.n_themes)
+    p = model.p_positive(emb[hold])
+    metrics = {
+        GATE_METRIC: sentiment_auc(p, corpus[C.RATING].to_numpy()[hold]),
+        "n_themes": float(themes.n_themes),
+        "unassigned": float((labels < 0).mean()),
+        "texts": float(len(corpus)),
+        "alerts_latest_week": float(len(latest_alerts(alerts, weekly))),
+    }
+    matches = None
+    if C.THEME in corpus:
+        truth = corpus[C.THEME].fillna("none").to_numpy(object)
+        metrics.update({f"theme_{k}": v for k, v in theme_scores(truth, labels).items()})
+        matches = best_match(truth, labels)
+    return Analysis(model, corpus, hold, weekly, alerts, impact, metrics, matches, config.alerts)
+
+
+def latest_alerts(alerts: pd.DataFrame, weekly: pd.DataFrame) -> pd.DataFrame:
+    """Alerts raised in the last week of data."""
+    if alerts.empty or weekly.empty:
+        return alerts.iloc[0:0]
+    return alerts[alerts["week"] == weekly["week"].max()].reset_index(drop=True)
+
+
+def load_corpus(world_path: str | Path) -> pd.DataFrame:
+    """The world's texts, with the planted theme when the folder has ``truth/``."""
+    from ppx.data.io import load_tables
+
+    tables = load_tables(world_path)
+    corpus = build_corpus(tables)
+    truth_file = Path(world_path) / "truth" / f"{C.TRUTH_FEEDBACK}.parquet"
+    if truth_file.exists():
+        corpus = attach_truth(corpus, pd.read_parquet(truth_file))
+    names = tables[C.PRODUCTS].set_index(C.PRODUCT_ID)[C.NAME].to_dict()
+    corpus.attrs["product_names"] = {int(k): str(v) for k, v in names.items()}
+    return corpus
+
+
+def report_for(analysis: Analysis, path: Path, title: str = "What customers say") -> Path:
+    data = ReportData(
+        corpus=analysis.corpus,
+        themes=analysis.model.themes,
+        weekly=analysis.weekly,
+        alerts=latest_alerts(analysis.alerts, analysis.weekly),
+        impact=analysis.impact,
+        product_names=analysis.corpus.attrs.get("product_names", {}),
+        fdr=analysis.alert_params.fdr,
+    )
+    return write_report(data, path, title)
+
+
+def score_model_uri(uri: str, corpus: pd.DataFrame, hold: np.ndarray) -> float:
+    """Sentiment ROC AUC of a registered model on this run's holdout reviews."""
+    import mlflow.pyfunc
+
+    loaded = mlflow.pyfunc.load_model(uri)
+    rows = corpus[hold & (corpus[C.SOURCE] == "review").to_numpy()]
+    out = loaded.predict(pd.DataFrame({TEXT: rows[TEXT].tolist()}))
+    return sentiment_auc(out["p_positive"].to_numpy(), rows[C.RATING].to_numpy())
+
+
+def tfidf_sentiment_auc(corpus: pd.DataFrame, hold: np.ndarray, seed: int = 0) -> float:
+    """The gate's simple baseline: TF-IDF + logistic regression sentiment, same holdout."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    rating = corpus[C.RATING].to_numpy(float)
+    fit = ~hold & np.isfinite(rating) & (rating != 3)
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    x = vec.fit_transform(corpus.loc[fit, TEXT])
+    lr = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
+    lr.fit(x, rating[fit] >= 4)
+    p = lr.predict_proba(vec.transform(corpus.loc[hold, TEXT]))[:, 1]
+    return sentiment_auc(p, rating[hold])
+
+
+def train(
+    world_path: str | Path,
+    cfg: FeedbackConfig | None = None,
+    register: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Fit, log to MLflow (``ppx-feedback``), register and run the promotion gate.
+
+    The gate: held-out sentiment ROC AUC must beat TF-IDF + logistic regression on the
+    same reviews, and the current champion.
+    """
+    from mlflow.models import infer_signature
+
+    import mlflow
+    from ppx import tracking
+    from ppx.models.feedback.pyfunc import ARTIFACT, FeedbackPyfunc
+    from ppx.models.feedback.schemas import REQUEST_EXAMPLE
+
+    cfg = cfg or FeedbackConfig()
+    tracking.configure()
+    corpus = load_corpus(world_path)
+    emb = embed_texts(corpus[TEXT].tolist(), progress=progress)
+    an = analyse(corpus, emb, cfg)
+    an.metrics["roc_auc_tfidf_logreg"] = tfidf_sentiment_auc(corpus, an.holdout, cfg.seed)
+    with (
+        tracking.start_run(
+            MODEL, world_path=world_path, dataset=corpus[[C.SOURCE, C.TEXT_ID, TEXT]]
+        ) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        tmp = Path(tmp)
+        mlflow.log_params({**cfg.flat(), "embedder": model_version()})
+        mlflow.log_metrics({k: v for k, v in an.metrics.items() if v == v})
+        themes_json = pd.DataFrame(
+            {
+                "theme_id": range(an.model.themes.n_themes),
+                "name": an.model.themes.names(),
+                "words": an.model.themes.words,
+                "quotes": an.model.themes.quotes,
+                "texts": an.model.themes.sizes,
+            }
+        )
+        tracking.log_json(themes_json.to_dict("records"), "themes.json")
+        if an.matches is not None:
+            tracking.log_json(an.matches.to_dict("records"), "theme_matches.json")
+        an.alerts.to_csv(tmp / "alerts.csv", index=False)
+        mlflow.log_artifact(str(tmp / "alerts.csv"))
+        mlflow.log_artifact(str(report_for(an, tmp / "feedback_report.html")))
+        model_file = an.model.save(tmp / "feedback_model.json")
+        example = pd.DataFrame([REQUEST_EXAMPLE])
+        signature = infer_signature(example, an.model.tag(example[TEXT].tolist()))
+        version = tracking.log_pyfunc_model(
+            MODEL,
+            FeedbackPyfunc(),
+            artifacts={ARTIFACT: str(model_file)},
+            input_example=example,
+            signature=signature,
+            register=register,
+        )
+        gate = None
+        if register:
+            gate = tracking.promote(
+                MODEL,
+                version,
+                GATE_METRIC,
+                an.metrics[GATE_METRIC],
+                lambda uri: score_model_uri(uri, an.corpus, an.holdout),
+                baselines=[
+                    tracking.BaselineCheck(
+                        head=MODEL,
+                        metric=GATE_METRIC,
+                        candidate=an.metrics[GATE_METRIC],
+                        baseline_name="tfidf_logreg",
+                        baseline=an.metrics["roc_auc_tfidf_logreg"],
+                    )
+                ],
+                heads=(MODEL,),
+            )
+    return TrainResult(
+        model=MODEL,
+        run_id=run.info.run_id,
+        version=str(version.version) if register else None,
+        alias=gate.alias if gate else None,
+        promoted=bool(gate.promoted) if gate else False,
+        reason=gate.reason if gate else "not registered",
+        metrics={k: float(v) for k, v in an.metrics.items()},
+        details={"analysis": an},
+    )
+
+
+def evaluate_registered(world_path: str | Path, alias: str = "champion") -> dict[str, float]:
+    """Sentiment ROC AUC of the registered model on this world's holdout reviews."""
+    from ppx import tracking
+
+    tracking.configure()
+    corpus = load_corpus(world_path)
+    hold = holdout_mask(corpus, FeedbackConfig().holdout_fraction)
+    return {GATE_METRIC: score_model_uri(tracking.model_uri(MODEL, alias), corpus, hold)}
+
+
+def candidate_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The requests this model answers, from a world: one ``text`` per review / comment."""
+    return build_corpus(tables)[[TEXT]]
