@@ -41,9 +41,12 @@ class ReasonCode(ServiceModel):
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=True)
 
-    feature: str = Field(description="Model feature name.")
+    feature: str = Field(description="The field the reason is about (its original name).")
+    label: str | None = Field(default=None, description="The field in plain words.")
     value: float | str | None = Field(default=None, description="The request's value.")
-    baseline: float | None = Field(default=None, description="Typical (background) value.")
+    baseline: float | str | None = Field(
+        default=None, description="Typical (background) value: a number or a category."
+    )
     contribution: float = Field(description="Signed effect on the headline score.")
     direction: str | None = Field(default=None, description="raises / lowers the score.")
     text: str | None = Field(default=None, description="Plain-language reason.")
