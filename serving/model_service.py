@@ -9,6 +9,11 @@ the repository root). Design choices, and why:
   when every model has been tried. A model that is missing (not registered, no such
   alias, package not importable) leaves its endpoints answering 503 with the reason;
   the other endpoints work.
+* **Churn table models** (``ppx train churn --table FILE --name NAME``) get a route
+  each, ``POST /churn/table/<name>``, whose request schema is generated from the table's
+  own columns (``serving.table_routes``). Routes must exist when the service class is
+  decorated, so the registry is read for them when this module is imported
+  (``PPX_TABLE_MODELS``: ``auto``, ``none`` or names).
 * **One feature code path**: requests carry raw facts, and the pyfunc computes features
   with the same ``ppx.features`` functions as training, from the history snapshot it
   logged as an artifact. The service never builds features itself.
