@@ -43,7 +43,10 @@ class ReasonCode(ServiceModel):
 
     feature: str = Field(description="Model feature name.")
     value: float | str | None = Field(default=None, description="The request's value.")
-    baseline: float | None = Field(default=None, description="Typical (background) value.")
+    baseline: float | str | None = Field(
+        default=None,
+        description="Typical (background) value: a number's median, a category's most common.",
+    )
     contribution: float = Field(description="Signed effect on the headline score.")
     direction: str | None = Field(default=None, description="raises / lowers the score.")
     text: str | None = Field(default=None, description="Plain-language reason.")
