@@ -162,8 +162,12 @@ def test_explain_returns_reasons_naming_the_tables_columns(table_service):
     assert r.status_code == 200, r.text
     reasons = r.json()["reasons"]
     assert len(reasons) == 3
-    assert {x["feature"] for x in reasons} <= {"tenure", "Contract", "Monthly Charges"}
-    assert all(x["text"] for x in reasons)
+    by_column = {x["feature"]: x for x in reasons}
+    assert set(by_column) == {"tenure", "Contract", "Monthly Charges"}
+    # a category is told by its name, as in the table, never by its code
+    contract = by_column["Contract"]
+    assert contract["value"] == table.iloc[5]["Contract"], contract
+    assert f"contract: {contract['value']}" in contract["text"] and "churn risk" in contract["text"]
     # a blank numeric cell is explained as the training median, not left unexplained
     r = httpx.post(url + "/churn/table/acme", json={"Contract": "One year", "explain": True})
     assert r.status_code == 200 and len(r.json()["reasons"]) == 3
