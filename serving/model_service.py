@@ -9,6 +9,11 @@ the repository root). Design choices, and why:
   when every model has been tried. A model that is missing (not registered, no such
   alias, package not importable) leaves its endpoints answering 503 with the reason;
   the other endpoints work.
+* **Churn table models** (``ppx train churn --table FILE --name NAME``) get a route
+  each, ``POST /churn/table/<name>``, whose request schema is generated from the table's
+  own columns (``serving.table_routes``). Routes must exist when the service class is
+  decorated, so the registry is read for them when this module is imported
+  (``PPX_TABLE_MODELS``: ``auto``, ``none`` or names).
 * **One feature code path**: requests carry raw facts, and the pyfunc computes features
   with the same ``ppx.features`` functions as training, from the history snapshot it
   logged as an artifact. The service never builds features itself.
@@ -54,6 +59,7 @@ from serving import schemas as S
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
 from serving.errors import document_errors
+from serving.table_routes import TableModel, load_table_models, table_explainer
 
 log = logging.getLogger("ppx.serving")
 
@@ -93,6 +99,8 @@ class Endpoint:
     example: dict
     to_frame: Callable[[list[Any]], pd.DataFrame] | None = None
     doc: str = ""
+    #: output record -> response fields (None: the record's fields the response declares)
+    to_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 def _default_frame(requests: list[Any]) -> pd.DataFrame:
@@ -131,7 +139,42 @@ def build_endpoints() -> dict[str, Endpoint]:
     return out
 
 
+def serving_alias() -> str:
+    """The registry alias served (``PPX_MODEL_ALIAS``, else the settings' ``champion``)."""
+    from ppx.config import get_settings
+
+    alias = os.environ.get("PPX_MODEL_ALIAS") or get_settings().model_alias
+    if alias.lower() == "latest":
+        raise ValueError("PPX_MODEL_ALIAS=latest is not allowed: serve a gated alias")
+    return alias
+
+
+def table_endpoints(tables: list[TableModel]) -> dict[str, Endpoint]:
+    """One endpoint per churn table model (``POST /churn/table/<name>``)."""
+    return {
+        t.api_name: Endpoint(
+            name=t.api_name,
+            route=t.route,
+            model=t.registered,
+            request=t.request,
+            response=t.response,
+            example=dict(t.request.model_config["json_schema_extra"]["examples"][0]),
+            to_frame=t.to_frame,
+            doc=f"Churn probability of one customer of the table behind {t.registered}.",
+            to_response=t.to_response,
+        )
+        for t in tables
+    }
+
+
+#: Table models found in the registry when this module is imported (their routes must
+#: exist before the service class is decorated), by registered name.
+TABLES: dict[str, TableModel] = {t.registered: t for t in load_table_models(serving_alias())}
 ENDPOINTS: dict[str, Endpoint] = build_endpoints()
+for _name, _table_endpoint in table_endpoints(list(TABLES.values())).items():
+    if _name in ENDPOINTS:
+        raise ValueError(f"endpoint {_name} is declared twice")
+    ENDPOINTS[_name] = _table_endpoint
 
 
 # --- model store ------------------------------------------------------------------------
@@ -275,20 +318,26 @@ class ModelStore:
         from ppx import tracking
 
         t0 = time.perf_counter()
-        mv = tracking.get_alias_version(name, self.alias)
-        if mv is None:
-            raise ModelUnavailable(
-                f"no version of {tracking.registered_name(name)} has alias '{self.alias}' "
-                f"(train it: ppx train {name})"
-            )
-        uri = f"models:/{tracking.registered_name(name)}/{mv.version}"
-        pyfunc = mlflow.pyfunc.load_model(uri)
-        python_model = pyfunc.unwrap_python_model()
-        explainer = _make_explainer(name, python_model)
+        if name in TABLES:  # loaded at import, to generate its request schema
+            table = TABLES[name]
+            pyfunc = table.pyfunc
+            python_model = pyfunc.unwrap_python_model()
+            version, explainer = table.version, table_explainer(python_model)
+        else:
+            mv = tracking.get_alias_version(name, self.alias)
+            if mv is None:
+                raise ModelUnavailable(
+                    f"no version of {tracking.registered_name(name)} has alias "
+                    f"'{self.alias}' (train it: ppx train {name})"
+                )
+            uri = f"models:/{tracking.registered_name(name)}/{mv.version}"
+            pyfunc = mlflow.pyfunc.load_model(uri)
+            python_model = pyfunc.unwrap_python_model()
+            version, explainer = str(mv.version), _make_explainer(name, python_model)
         return LoadedModel(
             name=name,
             registered=tracking.registered_name(name),
-            version=str(mv.version),
+            version=version,
             alias=self.alias,
             pyfunc=pyfunc,
             python_model=python_model,
@@ -328,11 +377,7 @@ STORE: ModelStore | None = None
 def _store() -> ModelStore:
     global STORE
     if STORE is None:
-        from ppx.config import get_settings
-
-        alias = os.environ.get("PPX_MODEL_ALIAS") or get_settings().model_alias
-        if alias.lower() == "latest":
-            raise ValueError("PPX_MODEL_ALIAS=latest is not allowed: serve a gated alias")
+        alias = serving_alias()
         models = tuple(dict.fromkeys(e.model for e in ENDPOINTS.values()))
         STORE = ModelStore(alias=alias, models=models)
     return STORE
@@ -381,9 +426,10 @@ def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], records: 
         for i, c in zip(want, codes, strict=True):
             reasons[i] = [S.ReasonCode(**rc) for rc in c]
     meta = {"model": model.registered, "version": model.version, "alias": model.alias}
+    fields = endpoint.to_response or (lambda rec: S.response_fields(endpoint.response, rec))
     try:
         return [
-            endpoint.response(**S.response_fields(endpoint.response, rec), **meta, reasons=rs)
+            endpoint.response(**fields(rec), **meta, reasons=rs)
             for rec, rs in zip(records, reasons, strict=True)
         ]
     except ValidationError as err:  # the model broke its documented output: our bug, a 500

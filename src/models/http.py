@@ -45,7 +45,8 @@ class ReasonCode(ServiceModel):
     label: str | None = Field(default=None, description="The field in plain words.")
     value: float | str | None = Field(default=None, description="The request's value.")
     baseline: float | str | None = Field(
-        default=None, description="Typical (background) value: a number or a category."
+        default=None,
+        description="Typical (background) value: a number's median, a category's most common.",
     )
     contribution: float = Field(description="Signed effect on the headline score.")
     direction: str | None = Field(default=None, description="raises / lowers the score.")

@@ -106,6 +106,15 @@ class ChurnModel:
     def feature_names(self) -> list[str]:
         return [*self.encoder.numeric, *self.encoder.categorical]
 
+    def feature_dictionary(self):
+        """A table model's inputs in words, from its own columns (categories decoded);
+        None for the subscription model, whose dictionary is its spec's."""
+        if self.mode != "table":
+            return None
+        from ppx.explain.dictionary import table_dictionary
+
+        return table_dictionary(self.feature_names, categorical=self.encoder.categorical)
+
     def features(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Request rows -> numeric feature frame (raw values, categorical codes).
 

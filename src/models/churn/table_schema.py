@@ -15,12 +15,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from ppx.models.http import ResponseModel
+
 
 class TableResponse(BaseModel):
     """One scored customer of a table model."""
 
     p_churn: float = Field(..., ge=0, le=1, description="Calibrated probability of churn.")
     id: str | None = Field(None, description="The request's customer id, when sent.")
+
+
+class TableServedResponse(ResponseModel):
+    """One scored customer of a table model, as the model service answers it."""
+
+    id: str | None = Field(None, description="The request's customer id, when sent.")
+    p_churn: float = Field(..., ge=0, le=1, description="Calibrated probability of churn.")
 
 
 def _field_name(column: str, taken: set[str]) -> str:

@@ -479,6 +479,10 @@ def split_table(
     return idx
 
 
+#: Registered-model tag of a table model; the model service finds its routes by it.
+TABLE_MODEL_TAG = ("ppx.kind", "churn-table")
+
+
 def table_model_name(path: str | Path, name: str | None = None) -> str:
     """The registered name of a table model: ``--name`` (``telco`` -> ``ppx-churn-telco``,
     a ``ppx-`` name as given), else from the file name without repeating "churn"
@@ -619,6 +623,9 @@ def train_table(
                 [logreg_check(res["roc_auc"], res["logreg_roc_auc"])],
                 signature=_table_signature(inputs),
             )
+            from mlflow import MlflowClient
+
+            MlflowClient().set_registered_model_tag(registered, *TABLE_MODEL_TAG)
             report["registered_model"] = registered
             report["version"] = int(version.version)
             report["promoted"] = gate.promoted
