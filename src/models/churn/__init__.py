@@ -1,9 +1,10 @@
 """Churn: who is about to cancel, when, and why — on subscriptions and any customer table.
 
-A discrete-time survival network (PyTorch) over the next months gives P(churn within
-30/60/90 days) and an expected remaining lifetime for subscriptions of the canonical
-schema; the same network with one output is a calibrated classifier for a user's own
-customer table (``ppx train churn --table FILE``).
+A discrete-time survival network (PyTorch) over the next months, blended with a sparse
+survival logistic regression (weight chosen on validation, :mod:`ppx.models.churn.blend`),
+gives P(churn within 30/60/90 days) and an expected remaining lifetime for subscriptions
+of the canonical schema; the same network with one output is a calibrated classifier for
+a user's own customer table (``ppx train churn --table FILE``).
 """
 
 from ppx.models.churn.schemas import REQUEST_EXAMPLE, ChurnRequest, ChurnResponse

@@ -21,8 +21,9 @@ import pandas as pd
 
 from ppx.data import columns as C
 from ppx.features import churn as F
+from ppx.models.churn.blend import blend_logistic
 from ppx.models.churn.config import ChurnConfig
-from ppx.models.churn.evaluate import fit_logreg, fit_ppx, metrics
+from ppx.models.churn.evaluate import Fitted, fit_logreg, fit_ppx, metrics
 from ppx.models.churn.hygiene import (
     TableNotes,
     bootstrap_auc,
@@ -134,11 +135,17 @@ def world_encoder(train: pd.DataFrame) -> TabularEncoder:
 
 
 def fit_world(
-    splits: WorldSplits, config: ChurnConfig | None = None, n_trials: int = 0, seed: int = 0
+    splits: WorldSplits,
+    config: ChurnConfig | None = None,
+    n_trials: int = 0,
+    seed: int = 0,
+    blend: bool = True,
 ):
-    """Our survival network on a world's splits (tuned on validation if n_trials > 0)."""
+    """Our world model on a world's splits: the survival network (tuned on validation if
+    n_trials > 0) blended with a survival logistic regression (:mod:`ppx.models.churn.blend`,
+    weight and calibration fitted on validation). ``blend=False``: the network alone."""
     enc = world_encoder(splits.train)
-    return fit_ppx(
+    fitted = fit_ppx(
         splits.train,
         splits.val,
         enc,
@@ -147,6 +154,21 @@ def fit_world(
         n_trials=n_trials,
         config=config,
         seed=seed,
+    )
+    return blend_world(fitted, splits) if blend else fitted
+
+
+def blend_world(network: Fitted, splits: WorldSplits) -> Fitted:
+    """The fitted network of :func:`fit_world` with the logistic member blended in."""
+    t0 = time.perf_counter()
+    model = blend_logistic(network.model, splits.train, splits.val)
+    enc = model.encoder
+    return Fitted(
+        "ppx",
+        lambda df: model.predict_proba_frame(enc.numeric_frame(df)),
+        network.train_seconds + time.perf_counter() - t0,
+        network.params,
+        model,
     )
 
 
