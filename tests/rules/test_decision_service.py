@@ -136,24 +136,14 @@ CUSTOMER = {
 }
 
 
-def test_order_events_over_http(service):
-    late = {
-        "event_type": "delivered",
-        "order_id": 5,
-        "customer_id": 42,
-        "occurred_at": "2025-03-05T12:00:00",
-        "ordered_at": "2025-03-01T09:00:00",
-        "order_value": 80,
-        "promised_date": "2025-03-02",
-        "delivered_at": "2025-03-05T12:00:00",
-    }
-    r = service.post("/decide/order-event", json={"event": late, "customer": CUSTOMER})
+def test_order_events_over_http(service, late_delivery):
+    r = service.post("/decide/order-event", json={"event": late_delivery, "customer": CUSTOMER})
     assert r.status_code == 200, r.text
     body = r.json()
     d = body["decision"]
     assert any("churn model unavailable (HTTP 503" in f for f in d["fallbacks"])
     assert body["balance"] == 100 + 100  # earn + apology at the neutral risk
-    transit = {**late, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
+    transit = {**late_delivery, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
     r = service.post("/decide/order-event", json={"event": transit, "customer": CUSTOMER})
     assert [m["message_type"] for m in r.json()["decision"]["messages"]] == ["delay_notice"]
     bal = service.get("/loyalty/42/balance")
