@@ -1,5 +1,5 @@
-"""Fixtures for the rules tests: the default policy, a customer, a late delivery event and a
-throwaway PostgreSQL.
+"""Fixtures for the rules tests: the default policy, a customer (as a model and as
+a request body), a late delivery event and a throwaway PostgreSQL.
 
 The PostgreSQL fixture starts a private cluster with ``initdb``/``pg_ctl`` from
 ``/usr/lib/postgresql/*/bin`` on a free port in a temporary folder and stops it at the end
@@ -50,6 +50,18 @@ def customer():
         return CustomerContext(**base)
 
     return make
+
+
+@pytest.fixture()
+def customer_body() -> dict:
+    """A silver subscriber's customer block as the decision API takes it (a fresh dict)."""
+    return {
+        "customer_id": 42,
+        "tier": "silver",
+        "spend_12m": 420,
+        "subscription_id": 9,
+        "email_opt_in": True,
+    }
 
 
 @pytest.fixture()
