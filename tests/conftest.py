@@ -7,6 +7,8 @@ temporary folder, so every test module sees the same tiny, deterministic data.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,31 @@ def mlflow_tmp(tmp_path, monkeypatch):
     uri = tracking.configure()
     yield uri
     get_settings.cache_clear()
+
+
+@contextmanager
+def _mlflow_dir(path) -> Iterator[None]:
+    old = os.environ.get("PPX_MLFLOW_DIR")
+    os.environ["PPX_MLFLOW_DIR"] = str(path)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PPX_MLFLOW_DIR", None)
+        else:
+            os.environ["PPX_MLFLOW_DIR"] = old
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def use_mlflow_dir():
+    """``with use_mlflow_dir(path):`` points ``PPX_MLFLOW_DIR`` at ``path`` for the block.
+
+    Session-scoped so module- and session-scoped fixtures can train into a registry of
+    their own; the previous value and the settings cache are restored on the way out.
+    """
+    return _mlflow_dir
 
 
 def _world(tmp_path_factory, name: str, **params):

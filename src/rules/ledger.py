@@ -267,18 +267,7 @@ class Ledger:
                 pts = compute(s)
                 if pts == 0:
                     return None
-                e = LedgerEntry(
-                    customer_id=int(customer_id),
-                    points=int(pts),
-                    entry_type=entry_type,
-                    idempotency_key=key,
-                    order_id=order_id,
-                    reason=reason[:500],
-                    created_at=at or _now(),
-                )
-                s.add(e)
-                s.flush()
-                return _posting(e, True)
+                return _add_entry(s, customer_id, int(pts), entry_type, key, order_id, reason, at)
 
         return self._retry(attempt)
 
@@ -385,18 +374,7 @@ class Ledger:
         take = int(net) if points is None else min(abs(int(points)), int(net))
         if take <= 0:
             return None
-        e = LedgerEntry(
-            customer_id=int(customer_id),
-            points=-take,
-            entry_type="reversal",
-            idempotency_key=key,
-            order_id=order_id,
-            reason=reason[:500],
-            created_at=at or _now(),
-        )
-        s.add(e)
-        s.flush()
-        return _posting(e, True)
+        return _add_entry(s, customer_id, -take, "reversal", key, order_id, reason, at)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -463,6 +441,31 @@ def _upgrade_indexes(engine: Engine) -> None:
             )
         )
         conn.execute(text("DROP INDEX IF EXISTS ix_loyalty_ledger_customer"))
+
+
+def _add_entry(
+    s: Session,
+    customer_id: int,
+    points: int,
+    entry_type: str,
+    key: str,
+    order_id: int | None,
+    reason: str,
+    at: datetime | None,
+) -> Posting:
+    """Insert one entry inside the caller's transaction and return it as a new posting."""
+    e = LedgerEntry(
+        customer_id=int(customer_id),
+        points=points,
+        entry_type=entry_type,
+        idempotency_key=key,
+        order_id=order_id,
+        reason=reason[:500],
+        created_at=at or _now(),
+    )
+    s.add(e)
+    s.flush()
+    return _posting(e, True)
 
 
 def _prior(s: Session, key: str) -> Posting | None:

@@ -4,7 +4,6 @@ language — labels instead of input names, original values, directions that agr
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,20 @@ from story_checks import (
     visible_texts,
 )
 
-from ppx.config import get_settings
 from ppx.models import registry
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_world, tmp_path_factory):
+def trained(tiny_world, tmp_path_factory, use_mlflow_dir):
     """Every registered model trained with its tiny config and made champion."""
     from ppx import tracking
     from ppx.data.io import save_world
     from ppx.data.world import WorldParams, generate_world
 
-    old = os.environ.get("PPX_MLFLOW_DIR")
-    os.environ["PPX_MLFLOW_DIR"] = str(tmp_path_factory.mktemp("explain_mlflow"))
-    get_settings.cache_clear()
-    tracking.configure()
-    worlds = {None: tiny_world[1]}
-    out = {}
-    try:
+    with use_mlflow_dir(str(tmp_path_factory.mktemp("explain_mlflow"))):
+        tracking.configure()
+        worlds = {None: tiny_world[1]}
+        out = {}
         for spec in registry.specs():
             months = spec.test_world_months
             if months not in worlds:
@@ -45,12 +40,6 @@ def trained(tiny_world, tmp_path_factory):
             tracking.set_alias(spec.name, tracking.CHAMPION, result.version)
             out[spec.name] = worlds[months]
         yield out
-    finally:
-        if old is None:
-            os.environ.pop("PPX_MLFLOW_DIR", None)
-        else:
-            os.environ["PPX_MLFLOW_DIR"] = old
-        get_settings.cache_clear()
 
 
 @pytest.mark.slow

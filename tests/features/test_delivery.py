@@ -159,27 +159,26 @@ def test_missing_destination_is_a_clear_error(history):
         fd.delivery_features({**req, C.DEST_REGION: None}, history)
 
 
-def test_negative_weight_is_a_clear_error(history):
-    req = {
+def _north_east_request(**extra) -> dict:
+    """A checkout request on the wh_north -> east lane with only the required fields."""
+    return {
         C.WAREHOUSE: "wh_north",
         C.DEST_REGION: "east",
         C.CARRIER: "swiftpost",
         C.SERVICE_LEVEL: "standard",
         C.ORDERED_AT: "2024-05-01 10:00",
-        C.WEIGHT_KG: -1.0,
+        **extra,
     }
+
+
+def test_negative_weight_is_a_clear_error(history):
+    req = _north_east_request(**{C.WEIGHT_KG: -1.0})
     with pytest.raises(fd.DeliveryInputError, match="weight_kg"):
         fd.delivery_features(req, history)
 
 
 def test_optional_fields_fall_back_to_lane_medians(history):
-    req = {
-        C.WAREHOUSE: "wh_north",
-        C.DEST_REGION: "east",
-        C.CARRIER: "swiftpost",
-        C.SERVICE_LEVEL: "standard",
-        C.ORDERED_AT: "2024-05-01 10:00",
-    }
+    req = _north_east_request()
     f = fd.delivery_features(req, history).iloc[0]
     assert f["distance_missing"] == 1.0 and f["weight_missing"] == 1.0
     assert f["log_distance"] == pytest.approx(np.log1p(history.lane_distance["wh_north|east"]))

@@ -1,4 +1,5 @@
-"""Fixtures for the rules tests: the default policy, a customer, a throwaway PostgreSQL.
+"""Fixtures for the rules tests: the default policy, a customer (as a model and as
+a request body), a late delivery event and a throwaway PostgreSQL.
 
 The PostgreSQL fixture starts a private cluster with ``initdb``/``pg_ctl`` from
 ``/usr/lib/postgresql/*/bin`` on a free port in a temporary folder and stops it at the end
@@ -49,6 +50,33 @@ def customer():
         return CustomerContext(**base)
 
     return make
+
+
+@pytest.fixture()
+def customer_body() -> dict:
+    """A silver subscriber's customer block as the decision API takes it (a fresh dict)."""
+    return {
+        "customer_id": 42,
+        "tier": "silver",
+        "spend_12m": 420,
+        "subscription_id": 9,
+        "email_opt_in": True,
+    }
+
+
+@pytest.fixture()
+def late_delivery() -> dict:
+    """A delivered-event request body three days past its promised date (a fresh dict)."""
+    return {
+        "event_type": "delivered",
+        "order_id": 5,
+        "customer_id": 42,
+        "occurred_at": "2025-03-05T12:00:00",
+        "ordered_at": "2025-03-01T09:00:00",
+        "order_value": 80,
+        "promised_date": "2025-03-02",
+        "delivered_at": "2025-03-05T12:00:00",
+    }
 
 
 def _free_port() -> int:

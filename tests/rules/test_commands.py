@@ -21,19 +21,10 @@ def _app() -> typer.Typer:
     return app
 
 
-def test_decide_order_event_offline_writes_ledger(tmp_path, monkeypatch):
+def test_decide_order_event_offline_writes_ledger(tmp_path, monkeypatch, late_delivery):
     monkeypatch.delenv("PPX_MODEL_SERVICE_URL", raising=False)
     req = {
-        "event": {
-            "event_type": "delivered",
-            "order_id": 5,
-            "customer_id": 42,
-            "occurred_at": "2025-03-05T12:00:00",
-            "ordered_at": "2025-03-01T09:00:00",
-            "order_value": 80,
-            "promised_date": "2025-03-02",
-            "delivered_at": "2025-03-05T12:00:00",
-        },
+        "event": late_delivery,
         "customer": {"customer_id": 42, "tier": "silver", "email_opt_in": True},
         "scores": {"churn_risk": 0.42},
     }

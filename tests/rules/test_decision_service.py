@@ -127,41 +127,24 @@ def service(fake_models, tmp_path_factory):
         log.close()
 
 
-CUSTOMER = {
-    "customer_id": 42,
-    "tier": "silver",
-    "spend_12m": 420,
-    "subscription_id": 9,
-    "email_opt_in": True,
-}
-
-
-def test_order_events_over_http(service):
-    late = {
-        "event_type": "delivered",
-        "order_id": 5,
-        "customer_id": 42,
-        "occurred_at": "2025-03-05T12:00:00",
-        "ordered_at": "2025-03-01T09:00:00",
-        "order_value": 80,
-        "promised_date": "2025-03-02",
-        "delivered_at": "2025-03-05T12:00:00",
-    }
-    r = service.post("/decide/order-event", json={"event": late, "customer": CUSTOMER})
+def test_order_events_over_http(service, late_delivery, customer_body):
+    r = service.post(
+        "/decide/order-event", json={"event": late_delivery, "customer": customer_body}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     d = body["decision"]
     assert any("churn model unavailable (HTTP 503" in f for f in d["fallbacks"])
     assert body["balance"] == 100 + 100  # earn + apology at the neutral risk
-    transit = {**late, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
-    r = service.post("/decide/order-event", json={"event": transit, "customer": CUSTOMER})
+    transit = {**late_delivery, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
+    r = service.post("/decide/order-event", json={"event": transit, "customer": customer_body})
     assert [m["message_type"] for m in r.json()["decision"]["messages"]] == ["delay_notice"]
     bal = service.get("/loyalty/42/balance")
     assert bal.status_code == 200 and bal.json()["balance"] == 200
     assert len(bal.json()["entries"]) == 2
 
 
-def test_return_claim_and_daily_over_http(service):
+def test_return_claim_and_daily_over_http(service, customer_body):
     ret = {
         "return_id": 1,
         "order_id": 5,
@@ -169,7 +152,7 @@ def test_return_claim_and_daily_over_http(service):
         "requested_at": "2025-03-08T10:00:00",
         "amount": 30,
     }
-    r = service.post("/decide/return", json={"request": ret, "customer": CUSTOMER})
+    r = service.post("/decide/return", json={"request": ret, "customer": customer_body})
     assert r.status_code == 200 and r.json()["decision"]["outcome"] == "inspect"
     claim = {
         "claim_id": 1,
@@ -180,11 +163,11 @@ def test_return_claim_and_daily_over_http(service):
         "amount": 30,
         "carrier_status": "lost",
     }
-    r = service.post("/decide/claim", json={"request": claim, "customer": CUSTOMER})
+    r = service.post("/decide/claim", json={"request": claim, "customer": customer_body})
     assert r.json()["decision"]["outcome"] == "fast_payout"
     items = [
         {
-            "customer": {**CUSTOMER, "customer_id": i, "birth_date": "1990-06-10"},
+            "customer": {**customer_body, "customer_id": i, "birth_date": "1990-06-10"},
             "now": "2025-06-10T10:00:00",
         }
         for i in (100, 101)
@@ -194,9 +177,9 @@ def test_return_claim_and_daily_over_http(service):
     assert [d["decision"]["outcome"] for d in r.json()["decisions"]] == ["birthday", "birthday"]
 
 
-def test_bad_input_and_auth(service):
+def test_bad_input_and_auth(service, customer_body):
     r = service.post(
-        "/decide/order-event", json={"event": {"event_type": "exploded"}, "customer": CUSTOMER}
+        "/decide/order-event", json={"event": {"event_type": "exploded"}, "customer": customer_body}
     )
     assert 400 <= r.status_code < 500 and "event_type" in r.text
     r = service.post(
@@ -209,7 +192,7 @@ def test_bad_input_and_auth(service):
                 "requested_at": "2025-03-08T10:00:00",
                 "amount": 3,
             },
-            "customer": {**CUSTOMER, "tier": "diamond"},
+            "customer": {**customer_body, "tier": "diamond"},
         },
     )
     assert r.status_code == 400 and "diamond" in r.text

@@ -130,48 +130,38 @@ def test_surprise_tier_up_for_valuable_customer_at_risk_only(policy, customer):
     assert daily.actions_of("set_tier")
 
 
-def test_order_confirmation_carries_the_model_estimate(policy, customer):
-    ev = OrderEvent(
-        event_type="placed",
+def _in_flight(event_type: str, occurred_at: datetime, promised: date) -> OrderEvent:
+    return OrderEvent(
+        event_type=event_type,
         order_id=1,
         customer_id=42,
-        occurred_at=datetime(2025, 6, 6, 9),
+        occurred_at=occurred_at,
         ordered_at=datetime(2025, 6, 6, 9),
-        promised_date=date(2025, 6, 10),
+        promised_date=promised,
     )
-    d = decide_order_event(
-        ev, customer(), Scores(delivery=DeliveryEstimate(p50_days=2.5, p90_days=3.4)), policy
-    )
-    (m,) = d.messages
+
+
+def _with_estimate(ev, customer, policy, p50_days, p90_days):
+    scores = Scores(delivery=DeliveryEstimate(p50_days=p50_days, p90_days=p90_days))
+    return decide_order_event(ev, customer(), scores, policy)
+
+
+def test_order_confirmation_carries_the_model_estimate(policy, customer):
+    ev = _in_flight("placed", datetime(2025, 6, 6, 9), date(2025, 6, 10))
+    (m,) = _with_estimate(ev, customer, policy, 2.5, 3.4).messages
     assert (
         m.message_type == "order_confirmation" and m.content["estimated_delivery"] == "2025-06-08"
     )
 
 
 def test_proactive_delay_notice_when_estimate_exceeds_promise(policy, customer):
-    ev = OrderEvent(
-        event_type="in_transit",
-        order_id=1,
-        customer_id=42,
-        occurred_at=datetime(2025, 6, 8, 10),
-        ordered_at=datetime(2025, 6, 6, 9),
-        promised_date=date(2025, 6, 8),
-    )
-    late = decide_order_event(
-        ev, customer(), Scores(delivery=DeliveryEstimate(p50_days=4.2, p90_days=6)), policy
-    )
+    ev = _in_flight("in_transit", datetime(2025, 6, 8, 10), date(2025, 6, 8))
+    late = _with_estimate(ev, customer, policy, 4.2, 6)
     assert late.message_types() == ["delay_notice"]
-    on_time = decide_order_event(
-        ev, customer(), Scores(delivery=DeliveryEstimate(p50_days=1.5, p90_days=2)), policy
-    )
+    on_time = _with_estimate(ev, customer, policy, 1.5, 2)
     assert on_time.messages == []
     again = ev.model_copy(update={"delay_notice_sent": True})
-    assert (
-        decide_order_event(
-            again, customer(), Scores(delivery=DeliveryEstimate(p50_days=4.2, p90_days=6)), policy
-        ).messages
-        == []
-    )
+    assert _with_estimate(again, customer, policy, 4.2, 6).messages == []
 
 
 def test_thank_you_with_recommendations(policy, customer):

@@ -50,24 +50,12 @@ def _engine(policy, routes, ledger=None):
     return E.DecisionEngine(policy, client, ledger), calls
 
 
-CUSTOMER = {
-    "customer_id": 42,
-    "tier": "silver",
-    "spend_12m": 420,
-    "subscription_id": 9,
-    "email_opt_in": True,
-    "push_opt_in": True,
-}
-LATE = {
-    "event_type": "delivered",
-    "order_id": 5,
-    "customer_id": 42,
-    "occurred_at": "2025-03-05T12:00:00",
-    "ordered_at": "2025-03-01T09:00:00",
-    "order_value": 80,
-    "promised_date": "2025-03-02",
-    "delivered_at": "2025-03-05T12:00:00",
-}
+@pytest.fixture()
+def engine_customer(customer_body):
+    """The request customer block, opted in to push messages too."""
+    return {**customer_body, "push_opt_in": True}
+
+
 RETURN = {
     "return_id": 1,
     "order_id": 5,
@@ -77,14 +65,16 @@ RETURN = {
 }
 
 
-def test_late_delivery_uses_churn_score_and_writes_ledger(policy, tmp_path):
+def test_late_delivery_uses_churn_score_and_writes_ledger(
+    policy, tmp_path, late_delivery, engine_customer
+):
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
     eng, calls = _engine(
         policy,
         {"/churn/score": {"customer_id": 42, "status": "ok", "p_churn_90": 0.42, "model": "m"}},
         ledger,
     )
-    req = E.OrderEventRequest.model_validate({"event": LATE, "customer": CUSTOMER})
+    req = E.OrderEventRequest.model_validate({"event": late_delivery, "customer": engine_customer})
     res = asyncio.run(eng.order_event(req))
     assert [c[0] for c in calls] == ["/churn/score"]  # only the model this decision needs
     assert calls[0][1] == {"customer_id": 42}  # the model's latest snapshot
@@ -98,12 +88,16 @@ def test_late_delivery_uses_churn_score_and_writes_ledger(policy, tmp_path):
 
 
 @pytest.mark.parametrize("failure", [503, "timeout", {"unexpected": 1}])
-def test_model_failure_falls_back_and_says_so(policy, failure):
+def test_model_failure_falls_back_and_says_so(policy, failure, late_delivery, engine_customer):
     eng, _ = _engine(
         policy, {"/churn/score": failure, "/fraud/return": failure, "/delivery/estimate": failure}
     )
     res = asyncio.run(
-        eng.order_event(E.OrderEventRequest.model_validate({"event": LATE, "customer": CUSTOMER}))
+        eng.order_event(
+            E.OrderEventRequest.model_validate(
+                {"event": late_delivery, "customer": engine_customer}
+            )
+        )
     )
     d = res.decision
     assert any(
@@ -111,7 +105,7 @@ def test_model_failure_falls_back_and_says_so(policy, failure):
     )
     assert [a.points for a in d.actions if a.ledger_type == "apology"] == [100]
     ret = E.ReturnDecisionRequest.model_validate(
-        {"request": RETURN, "customer": {**CUSTOMER, "tier": "gold"}}
+        {"request": RETURN, "customer": {**engine_customer, "tier": "gold"}}
     )
     r = asyncio.run(eng.return_(ret)).decision
     assert r.outcome == "refund_on_receipt" and any(
@@ -119,26 +113,34 @@ def test_model_failure_falls_back_and_says_so(policy, failure):
     )
     placed = E.OrderEventRequest.model_validate(
         {
-            "event": {**LATE, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"},
-            "customer": CUSTOMER,
+            "event": {
+                **late_delivery,
+                "event_type": "in_transit",
+                "occurred_at": "2025-03-02T08:00:00",
+            },
+            "customer": engine_customer,
         }
     )
     p = asyncio.run(eng.order_event(placed)).decision
     assert any("carrier's promise" in f for f in p.fallbacks) and p.messages == []
 
 
-def test_no_model_service_means_documented_fallbacks(policy):
+def test_no_model_service_means_documented_fallbacks(policy, late_delivery, engine_customer):
     eng = E.DecisionEngine(policy, None, None)
     res = asyncio.run(
-        eng.order_event(E.OrderEventRequest.model_validate({"event": LATE, "customer": CUSTOMER}))
+        eng.order_event(
+            E.OrderEventRequest.model_validate(
+                {"event": late_delivery, "customer": engine_customer}
+            )
+        )
     )
     assert any("no model service configured" in f for f in res.decision.fallbacks)
 
 
-def test_given_scores_skip_the_model_calls(policy):
+def test_given_scores_skip_the_model_calls(policy, late_delivery, engine_customer):
     eng, calls = _engine(policy, {})
     req = E.OrderEventRequest.model_validate(
-        {"event": LATE, "customer": CUSTOMER, "scores": {"churn_risk": 0.6}}
+        {"event": late_delivery, "customer": engine_customer, "scores": {"churn_risk": 0.6}}
     )
     res = asyncio.run(eng.order_event(req))
     assert calls == [] and res.decision.fallbacks == []
@@ -159,7 +161,9 @@ def test_response_parsers_read_the_model_service_fields():
         parse_fraud({"nothing": 1})
 
 
-def test_every_model_call_is_a_request_the_model_service_accepts(policy):
+def test_every_model_call_is_a_request_the_model_service_accepts(
+    policy, late_delivery, engine_customer
+):
     """The fake validates bodies with the models' request schemas: no call may be refused."""
     routes = {
         "/delivery/estimate": {"stage": "transit", "p50_days": 3, "promise_days": 5},
@@ -170,8 +174,8 @@ def test_every_model_call_is_a_request_the_model_service_accepts(policy):
     }
     eng, calls = _engine(policy, routes)
     lane = {"warehouse": "wh_north", "dest_region": "east", "service_level": "standard"}
-    transit = {**LATE, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
-    on_time = {**LATE, "promised_date": "2025-03-06"}
+    transit = {**late_delivery, "event_type": "in_transit", "occurred_at": "2025-03-02T08:00:00"}
+    on_time = {**late_delivery, "promised_date": "2025-03-06"}
     ret = {**RETURN, "product_id": 93, "delivered_at": "2025-03-05T12:00:00", "reason": "damaged"}
     claim = {
         "claim_id": 2,
@@ -187,17 +191,25 @@ def test_every_model_call_is_a_request_the_model_service_accepts(policy):
             E.OrderEventRequest.model_validate(
                 {
                     "event": {**transit, "carrier": "swiftpost"},
-                    "customer": CUSTOMER,
+                    "customer": engine_customer,
                     "model_inputs": {"delivery": lane},
                 }
             )
         ),
-        eng.order_event(E.OrderEventRequest.model_validate({"event": LATE, "customer": CUSTOMER})),
         eng.order_event(
-            E.OrderEventRequest.model_validate({"event": on_time, "customer": CUSTOMER})
+            E.OrderEventRequest.model_validate(
+                {"event": late_delivery, "customer": engine_customer}
+            )
         ),
-        eng.return_(E.ReturnDecisionRequest.model_validate({"request": ret, "customer": CUSTOMER})),
-        eng.claim(E.ClaimDecisionRequest.model_validate({"request": claim, "customer": CUSTOMER})),
+        eng.order_event(
+            E.OrderEventRequest.model_validate({"event": on_time, "customer": engine_customer})
+        ),
+        eng.return_(
+            E.ReturnDecisionRequest.model_validate({"request": ret, "customer": engine_customer})
+        ),
+        eng.claim(
+            E.ClaimDecisionRequest.model_validate({"request": claim, "customer": engine_customer})
+        ),
     ]
     results = [asyncio.run(d).decision for d in decisions]
     assert sorted(c[0] for c in calls) == sorted(routes)
@@ -205,8 +217,8 @@ def test_every_model_call_is_a_request_the_model_service_accepts(policy):
         assert d.fallbacks == [], d.fallbacks
 
 
-def test_a_return_reason_the_models_do_not_know_is_refused():
+def test_a_return_reason_the_models_do_not_know_is_refused(engine_customer):
     with pytest.raises(ValidationError, match="reason"):
         E.ReturnDecisionRequest.model_validate(
-            {"request": {**RETURN, "reason": "too_big"}, "customer": CUSTOMER}
+            {"request": {**RETURN, "reason": "too_big"}, "customer": engine_customer}
         )

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from ppx.config import get_settings
-
 TOKEN = "test-token-123"
 PARTIAL_ALIAS = "serving_only_delivery"
 
@@ -52,16 +50,13 @@ def _world_for(spec, worlds: dict, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def serving_registry(tiny_world, tmp_path_factory) -> Registry:
+def serving_registry(tiny_world, tmp_path_factory, use_mlflow_dir) -> Registry:
     from ppx.models import registry
 
     mlflow_dir = tmp_path_factory.mktemp("serving_mlflow")
-    old = os.environ.get("PPX_MLFLOW_DIR")
-    os.environ["PPX_MLFLOW_DIR"] = str(mlflow_dir)
-    get_settings.cache_clear()
-    trained: dict[str, str] = {}
-    worlds = {"tiny": tiny_world[1]}
-    try:
+    with use_mlflow_dir(str(mlflow_dir)):
+        trained: dict[str, str] = {}
+        worlds = {"tiny": tiny_world[1]}
         from ppx import tracking
 
         tracking.configure()
@@ -77,12 +72,6 @@ def serving_registry(tiny_world, tmp_path_factory) -> Registry:
         churn_world = _world_for(registry.get("churn"), worlds, tmp_path_factory)
         subs = load_tables(churn_world)["subscriptions"]
         subscriber = int(subs.loc[subs["cancelled_at"].isna(), "customer_id"].iloc[0])
-    finally:
-        if old is None:
-            os.environ.pop("PPX_MLFLOW_DIR", None)
-        else:
-            os.environ["PPX_MLFLOW_DIR"] = old
-        get_settings.cache_clear()
     return Registry(mlflow_dir, trained, subscriber)
 
 

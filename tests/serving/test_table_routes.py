@@ -39,7 +39,7 @@ def _customers(n: int = 500, seed: int = 3) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def table_service(tmp_path_factory):
+def table_service(tmp_path_factory, use_mlflow_dir):
     from mlflow import MlflowClient
     from ppx import tracking
     from ppx.models.churn.train import TABLE_CONFIG, TABLE_MODEL_TAG, train_table
@@ -49,10 +49,7 @@ def table_service(tmp_path_factory):
     path = root / "acme.csv"
     table = _customers()
     table.to_csv(path, index=False)
-    old = os.environ.get("PPX_MLFLOW_DIR")
-    os.environ["PPX_MLFLOW_DIR"] = str(root / "mlflow")
-    get_settings.cache_clear()
-    try:
+    with use_mlflow_dir(str(root / "mlflow")):
         tracking.configure()
         report = train_table(
             path, "Churn", name="acme", config=TABLE_CONFIG.replace(max_epochs=4, seed=0)
@@ -68,12 +65,6 @@ def table_service(tmp_path_factory):
         mv = client.get_model_version("ppx-churn-acme", str(report["version"]))
         client.create_registered_model("ppx-churn-unaliased", tags=dict([TABLE_MODEL_TAG]))
         client.create_model_version("ppx-churn-unaliased", mv.source, run_id=mv.run_id)
-    finally:
-        if old is None:
-            os.environ.pop("PPX_MLFLOW_DIR", None)
-        else:
-            os.environ["PPX_MLFLOW_DIR"] = old
-        get_settings.cache_clear()
     env = {
         **os.environ,
         "PPX_MLFLOW_DIR": str(root / "mlflow"),

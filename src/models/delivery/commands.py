@@ -23,6 +23,24 @@ def _world(path: Path | None) -> Path:
     return path
 
 
+def _load_registered(world: Path | None, alias: str):
+    """The registered model under ``alias`` and the world's data at the model's ``d_max``."""
+    import mlflow
+    from ppx import tracking
+    from ppx.models.delivery.config import DeliveryConfig
+    from ppx.models.delivery.train import load_data
+    from ppx.terminal import fail
+
+    tracking.configure()
+    if tracking.get_alias_version("delivery", alias) is None:
+        fail(f"ppx-delivery has no version with alias {alias!r}; run `ppx train delivery`")
+    model = mlflow.pyfunc.load_model(tracking.model_uri("delivery", alias))
+    model = model.unwrap_python_model().model
+    _t, _truth, data = load_data(_world(world), DeliveryConfig(**{"d_max": model.cfg.d_max}))
+    model.history = data.history
+    return model, data
+
+
 def train_delivery(
     world: Path | None = typer.Option(None, "--world", help="World folder (default demo)."),
     trials: int = typer.Option(0, "--trials", min=0, help="Optuna trials before the fit."),
@@ -65,19 +83,10 @@ def evaluate_delivery(
     alias: str = typer.Option("champion", "--alias"),
 ) -> None:
     """Score the registered model (by alias) on the world's test months."""
-    import mlflow
-    from ppx import tracking
-    from ppx.models.delivery.config import DeliveryConfig
-    from ppx.models.delivery.train import evaluate_model, load_data
-    from ppx.terminal import fail, print_table
+    from ppx.models.delivery.train import evaluate_model
+    from ppx.terminal import print_table
 
-    tracking.configure()
-    if tracking.get_alias_version("delivery", alias) is None:
-        fail(f"ppx-delivery has no version with alias {alias!r}; run `ppx train delivery`")
-    model = mlflow.pyfunc.load_model(tracking.model_uri("delivery", alias))
-    model = model.unwrap_python_model().model
-    _t, _truth, data = load_data(_world(world), DeliveryConfig(**{"d_max": model.cfg.d_max}))
-    model.history = data.history
+    model, data = _load_registered(world, alias)
     m = evaluate_model(model, data)
     print_table(f"ppx-delivery@{alias}", [{"metric": k, "value": v} for k, v in m.items()])
 
@@ -151,22 +160,13 @@ def monitor_delivery(
     import numpy as np
     import pandas as pd
 
-    import mlflow
-    from ppx import tracking
     from ppx.data import columns as C
     from ppx.features import delivery as fd
     from ppx.models.delivery import monitor as mon
-    from ppx.models.delivery.config import DeliveryConfig
-    from ppx.models.delivery.train import checkout_rows, load_data
+    from ppx.models.delivery.train import checkout_rows
     from ppx.terminal import fail, print_table
 
-    tracking.configure()
-    if tracking.get_alias_version("delivery", alias) is None:
-        fail(f"ppx-delivery has no version with alias {alias!r}; run `ppx train delivery`")
-    model = mlflow.pyfunc.load_model(tracking.model_uri("delivery", alias))
-    model = model.unwrap_python_model().model
-    _t, _truth, data = load_data(_world(world), DeliveryConfig(**{"d_max": model.cfg.d_max}))
-    model.history = data.history
+    model, data = _load_registered(world, alias)
     rows = checkout_rows(data.test, delivered=False)
     now = max(rows[C.ORDERED_AT].max(), rows[C.DELIVERED_AT].max())
     rows = rows[rows[C.ORDERED_AT] >= now - pd.Timedelta(weeks=weeks)].reset_index(drop=True)
