@@ -238,7 +238,14 @@ class FeatureDictionary:
             for j in extra:  # "missing" flags of this field
                 value = np.where(A[:, j] > 0.5, np.nan, value)
             out[fname] = value
-        return {f: out[f] for f in self.field_names(names)}
+        return {f: out[f] for f in self._field_order(tuple(names))}
+
+    def _field_order(self, names: tuple[str, ...]) -> list[str]:
+        """:meth:`field_names`, cached per input order (the per-request path asks each time)."""
+        cache = self.__dict__.setdefault("_field_orders", {})
+        if names not in cache:
+            cache[names] = self.field_names(list(names))
+        return cache[names]
 
     def _plan(self, names: tuple[str, ...]) -> list[tuple[str, str, list[int], Any]]:
         """Per field: (field, transform, input positions, categories or flag positions).

@@ -216,7 +216,7 @@ def reason_codes(
         raise ValueError(f"features lack column(s) {missing[:8]} expected by the model")
     # A row the model could not build features for (unknown customer, say) gets no
     # reasons instead of failing the whole batch; its score is NaN in the response too.
-    frame = feats[names]
+    frame = feats if list(feats.columns) == names else feats[names]  # served frames already are
     bad = [c for c, dt in zip(names, frame.dtypes, strict=True) if not is_numeric_dtype(dt)]
     if bad:
         raise ValueError(f"features has non-numeric feature column(s) {bad[:8]}")

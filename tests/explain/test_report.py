@@ -83,7 +83,9 @@ def test_bench_times_reports_and_reason_codes_of_champions(registered_toy, tiny_
     assert figures["churn"]["rows"] == 30
     assert 0 <= figures["churn"]["shap_seed_top1_agreement"] <= 1
     assert 0 < figures["churn"]["reason_ms_p50"] <= figures["churn"]["reason_ms_p99"]
+    assert 0 < figures["churn"]["reason_cpu_ms_p50"] <= figures["churn"]["reason_cpu_ms_p99"]
     assert payload["meta"]["reports_seconds_total"] > 0
+    assert len(payload["meta"]["load_average_before"]) == 3
 
 
 def test_report_lists_the_scores_that_moved_since_the_previous_champion(
