@@ -355,12 +355,20 @@ class ModelStore:
 
 def _make_explainer(name: str, python_model: Any) -> Any:
     """The reason-code fast path of ``ppx.explain`` for this model (None if it has none)."""
-    from ppx.explain.reason_codes import reason_codes
+    from ppx.explain.reason_codes import reason_codes, references, wording
     from ppx.explain.sources import as_explainable
 
     try:
         model = as_explainable(python_model)
     except (TypeError, ValueError) as err:  # a model without the SHAP surface still scores
+        log.warning("no reason codes for %s: %s", name, err)
+        return None
+    # Reference rows, labels and typical values are per model: built at load, so the first
+    # explain=true request does not pay for scoring the whole background.
+    try:
+        references(model)
+        wording(model, name)
+    except (TypeError, ValueError) as err:  # e.g. no background rows: the model still scores
         log.warning("no reason codes for %s: %s", name, err)
         return None
 
