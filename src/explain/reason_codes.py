@@ -17,7 +17,8 @@ does); for deeper interactions it is a close approximation. Where ``x_j == b_j``
 swapped rows are ``x`` and ``b`` themselves and both paths are exactly 0, so only the
 differing (reference, feature) pairs get rows, each distinct row is scored once, and all of
 a request's rows go through a single ``score_features`` call: at most ``m (2p + 2)`` rows,
-in practice a third to three quarters of that (fraud: about 400 of 1,705), plus
+in practice a quarter to 70 % of that (median of 100 demo requests: fraud 405 of
+1,705, churn 402 of 976, recs 176 of 337, delivery 655 of 969), plus
 ``model.features(raw)``. The reference rows pool is drawn once per model object and
 cached. The reports measure how often the top reason code matches the full SHAP
 computation.
@@ -148,7 +149,7 @@ def _chunk_contributions(f, A: np.ndarray, R: np.ndarray) -> np.ndarray:
     Only the (request, reference, feature) triples whose values differ are scored: where
     ``x_j == b_j`` the swapped rows *are* ``x`` and ``b``, so both one-step paths are
     exactly 0. Most pairs are equal for models with flags and one-hot groups (about 70 %
-    of the fraud model's), so this scores a third as many rows for the same numbers.
+    of the fraud model's), so fraud scores a quarter as many rows for the same numbers.
     """
     n, p = A.shape
     m = R.shape[1]
