@@ -354,7 +354,15 @@ class ModelStore:
 
 
 def _make_explainer(name: str, python_model: Any) -> Any:
-    """The reason-code fast path of ``ppx.explain`` for this model (None if it has none)."""
+    """The reason-code fast path of ``ppx.explain`` for this model (None if it has none).
+
+    A model whose inputs are not tabular (free text) brings its own reason codes as a
+    ``reason_codes(frame, k)`` method of its pyfunc; SHAP's needs named columns.
+    """
+    own = getattr(python_model, "reason_codes", None)
+    if callable(own):
+        return own
+
     from ppx.explain.reason_codes import reason_codes
     from ppx.explain.sources import as_explainable
 

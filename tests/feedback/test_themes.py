@@ -76,6 +76,42 @@ def test_a_new_complaint_is_tagged_with_its_theme_and_sentiment(analysed):
     assert tags.loc[0, "p_positive"] < tags.loc[1, "p_positive"]
 
 
+def test_reason_codes_name_the_words_that_carry_the_sentiment(analysed):
+    _, _, an = analysed
+    texts = [
+        "The grinder broke after two weeks, terrible and disappointing.",
+        "Delicious coffee, rich and smooth, lovely aroma.",
+    ]
+    negative, positive = an.model.reason_codes(texts, k=3)
+    assert 1 <= len(negative) <= 3 and len(positive) == 3
+    mags = [abs(r["contribution"]) for r in negative]
+    assert mags == sorted(mags, reverse=True)
+    # Every reason is a word of its text (the sentiment model learnt the world's words,
+    # so which ones weigh most is the model's business).
+    assert all(r["value"] in texts[0].lower() for r in negative)
+    assert negative[0]["contribution"] < 0 and negative[0]["direction"] == "lowers"
+    assert positive[0]["contribution"] > 0 and positive[0]["value"] in positive[0]["text"]
+    # Removing a word and re-scoring is what the contribution says it is.
+    p = an.model.tag(texts)["p_positive"]
+    word = negative[0]["value"]
+    without = an.model.tag([texts[0].replace(word, "").replace("  ", " ")])["p_positive"][0]
+    assert p[0] - without == pytest.approx(negative[0]["contribution"], abs=0.02)
+
+
+def test_japanese_words_are_split_by_script():
+    from ppx.feedback.tagger import word_spans
+
+    text = "グラインダーが壊れました。 Very bad"
+    assert [text[a:b] for a, b in word_spans(text)] == [
+        "グラインダー",
+        "が",
+        "壊",
+        "れました",
+        "Very",
+        "bad",
+    ]
+
+
 def test_report_is_self_contained_and_quotes_customers(analysed, tmp_path):
     corpus, emb, an = analysed
     path = report_for(an, tmp_path / "feedback.html")
