@@ -78,24 +78,26 @@ def test_a_new_complaint_is_tagged_with_its_theme_and_sentiment(analysed):
 
 def test_reason_codes_name_the_words_that_carry_the_sentiment(analysed):
     _, _, an = analysed
-    texts = [
-        "The grinder broke after two weeks, terrible and disappointing.",
-        "Delicious coffee, rich and smooth, lovely aroma.",
-    ]
-    negative, positive = an.model.reason_codes(texts, k=3)
-    assert 1 <= len(negative) <= 3 and len(positive) == 3
-    mags = [abs(r["contribution"]) for r in negative]
+    # Praise and a complaint in one text: p(positive) is not saturated, so removing a
+    # word of either half moves it visibly, in opposite directions.
+    text = "Lovely aroma and a delicious flavour, but the motor stopped working."
+    (reasons,) = an.model.reason_codes([text], k=20)
+    assert len(reasons) >= 5
+    mags = [abs(r["contribution"]) for r in reasons]
     assert mags == sorted(mags, reverse=True)
-    # Every reason is a word of its text (the sentiment model learnt the world's words,
-    # so which ones weigh most is the model's business).
-    assert all(r["value"] in texts[0].lower() for r in negative)
-    assert negative[0]["contribution"] < 0 and negative[0]["direction"] == "lowers"
-    assert positive[0]["contribution"] > 0 and positive[0]["value"] in positive[0]["text"]
-    # Removing a word and re-scoring is what the contribution says it is.
-    p = an.model.tag(texts)["p_positive"]
-    word = negative[0]["value"]
-    without = an.model.tag([texts[0].replace(word, "").replace("  ", " ")])["p_positive"][0]
-    assert p[0] - without == pytest.approx(negative[0]["contribution"], abs=0.02)
+    assert all(r["value"] in text.lower() for r in reasons)
+    by_word = {r["value"]: r["contribution"] for r in reasons}
+    praise = max(by_word.get(w, -1) for w in ("lovely", "aroma", "delicious", "flavour"))
+    complaint = min(by_word.get(w, 1) for w in ("motor", "stopped", "working"))
+    assert praise > 0 > complaint
+    top = reasons[0]
+    assert top["direction"] == ("raises" if top["contribution"] > 0 else "lowers")
+    # The contribution is exactly what removing the word does to p(positive).
+    p = an.model.tag([text])["p_positive"][0]
+    word = top["value"]
+    cut = " ".join(w for w in text.split() if w.strip(",.").lower() != word)
+    without = an.model.tag([cut])["p_positive"][0]
+    assert p - without == pytest.approx(top["contribution"], abs=0.02)
 
 
 def test_japanese_words_are_split_by_script():
