@@ -65,3 +65,14 @@ def test_a_model_fitted_with_e5_tags_russian_texts_with_their_theme(tmp_path):
     tags = model.tag(list(new_body))["theme_id"].to_numpy()
     hit = [majority.get(k) == t for k, t in zip(tags, new_theme, strict=True) if k >= 0]
     assert len(hit) >= 20 and np.mean(hit) > 0.6, (len(hit), np.mean(hit))
+
+
+def test_bridge_gives_other_languages_the_english_theme_of_their_e5_cluster():
+    from ppx.feedback.languages import bridge_labels
+
+    english = np.array([True, True, True, True, False, False, False, False])
+    minilm = np.array([0, 0, 1, -1, 3, 3, 3, 3])  # MiniLM's labels of non-English are ignored
+    e5 = np.array([5, 5, 6, 6, 5, 6, 7, -1])
+    # e5 cluster 5 holds English theme 0, cluster 6 theme 1 (its unthemed member does
+    # not vote), cluster 7 has no English member, and e5's noise stays noise
+    assert bridge_labels(minilm, e5, english).tolist() == [0, 0, 1, -1, 0, 1, -1, -1]
