@@ -29,7 +29,7 @@ the repository root). Design choices, and why:
 * **Overload**: each endpoint queues at most ``PPX_MAX_QUEUE`` items behind the batch
   being scored; past that it answers 503 with ``Retry-After`` at once rather than let
   every caller's wait grow without bound. Batches run on one pool of
-  ``PPX_SCORING_THREADS`` threads (default 5, one per endpoint, so a slow endpoint never
+  ``PPX_SCORING_THREADS`` threads (default 6, one per endpoint, so a slow endpoint never
   stalls another), also when batching is off.
 """
 
@@ -72,7 +72,7 @@ MAX_QUEUE = int(os.environ.get("PPX_MAX_QUEUE", "2048"))
 #: Threads scoring batches, shared by every endpoint. One per endpoint by default: each
 #: endpoint runs one batch at a time, so a slow one (fraud with ``explain``, a failed
 #: batch re-scored item by item) never holds the thread another endpoint needs.
-SCORING_THREADS = int(os.environ.get("PPX_SCORING_THREADS", "5"))
+SCORING_THREADS = int(os.environ.get("PPX_SCORING_THREADS", "6"))
 
 
 class ModelUnavailable(RuntimeError):
@@ -354,7 +354,15 @@ class ModelStore:
 
 
 def _make_explainer(name: str, python_model: Any) -> Any:
-    """The reason-code fast path of ``ppx.explain`` for this model (None if it has none)."""
+    """The reason-code fast path of ``ppx.explain`` for this model (None if it has none).
+
+    A model whose inputs are not tabular (free text) brings its own reason codes as a
+    ``reason_codes(frame, k)`` method of its pyfunc; SHAP's needs named columns.
+    """
+    own = getattr(python_model, "reason_codes", None)
+    if callable(own):
+        return own
+
     from ppx.explain.reason_codes import reason_codes, references, wording
     from ppx.explain.sources import as_explainable
 

@@ -130,7 +130,6 @@ def build_app() -> typer.Typer:
     from ppx import score_commands
     from ppx.explain import commands as explain_commands
     from ppx.models import registry
-    from ppx.models.feedback import commands as feedback_commands
     from ppx.rules import commands as rules_commands
     from ppx.serve import commands as serve_commands
 
@@ -148,9 +147,6 @@ def build_app() -> typer.Typer:
     }
     for spec in registry.specs():
         spec.load("register_commands")(groups)
-    # Feedback mining is not (yet) a registry model: its SHAP report and the model
-    # service's per-model fixtures assume tabular features.
-    feedback_commands.register(groups)
     app.add_typer(data_app, name="data")
     for name, group in groups.items():
         if group.registered_commands:  # a group no model contributes to is not shown

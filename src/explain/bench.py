@@ -87,7 +87,7 @@ def run(world: Path, models: list[str] | None = None, rows: int | None = None) -
     from ppx.explain.sources import load_explainable
     from ppx.models import registry
 
-    models = models or registry.names()
+    models = models or registry.explainable()
     torch.set_num_threads(2)
     load_before = os.getloadavg()
     tracking.configure()

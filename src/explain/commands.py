@@ -32,8 +32,10 @@ def explain(
     from ppx.models import registry
     from ppx.terminal import console, fail
 
-    if model not in registry.names():
-        fail(f"unknown model {model!r}; choose one of {', '.join(registry.names())}")
+    if model not in registry.explainable():
+        if model in registry.names():
+            fail(f"{model} has no SHAP report: {registry.get(model).explain_note}")
+        fail(f"unknown model {model!r}; choose one of {', '.join(registry.explainable())}")
     import torch
 
     from ppx.explain.report import build_report
@@ -80,6 +82,6 @@ def register(app: typer.Typer) -> None:
     """Add ``explain`` to the top-level ``ppx`` command; its help lists the models."""
     from ppx.models import registry
 
-    app.command("explain", help=f"{explain.__doc__}\n\nModels: {', '.join(registry.names())}.")(
-        explain
-    )
+    app.command(
+        "explain", help=f"{explain.__doc__}\n\nModels: {', '.join(registry.explainable())}."
+    )(explain)

@@ -229,10 +229,14 @@ def clothing_bench(folder: Path, seed: int = 0) -> tuple[dict, list[dict]]:
     return table, themes
 
 
-def scale_bench(n: int) -> dict:
-    """Run :mod:`ppx.feedback.scale` in its own process (clean peak memory)."""
+def scale_bench(n: int, threads: int = 1) -> dict:
+    """Run :mod:`ppx.feedback.scale` in its own process (clean peak memory).
+
+    One torch thread by default: on a shared two-core machine a second thread mostly
+    waits for the first (measured in ``docs/feedback.md``).
+    """
     out = subprocess.run(
-        [sys.executable, "-m", "ppx.feedback.scale", str(n), "2"],
+        [sys.executable, "-m", "ppx.feedback.scale", str(n), str(threads)],
         capture_output=True,
         text=True,
         check=True,

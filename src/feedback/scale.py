@@ -1,13 +1,16 @@
 """Time and peak memory of embedding + clustering N distinct texts (run as a process).
 
-``python -m ppx.feedback.scale N`` prints one JSON line. A separate process so the peak
-resident memory (``ru_maxrss``) is this job's alone. Texts are world-style reviews made
+``python -m ppx.feedback.scale N [THREADS]`` prints one JSON line (with the 1-minute load
+average at the start and the end: on a shared machine the seconds are upper bounds). A separate process so the peak
+resident memory (``ru_maxrss``) is this job's alone. CPU seconds are reported beside
+wall seconds: on a shared machine the wall time mostly measures the other jobs. Texts are world-style reviews made
 distinct by an order reference, so de-duplication saves nothing: every text is embedded.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -27,37 +30,46 @@ def distinct_texts(n: int, seed: int = 0) -> list[str]:
     return [f"{b} (order {r})" for b, r in zip(body, ref, strict=True)]
 
 
-def run(n: int, threads: int = 2) -> dict:
+def run(n: int, threads: int = 1) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     from ppx.feedback.discover import ThemeParams, fit_themes
-    from ppx.feedback.embed import embed_texts, load_sentence_model
+    from ppx.feedback.embed import bf16_is_native, embed_texts, load_sentence_model
+
+    load_start = os.getloadavg()[0]
 
     texts = distinct_texts(n)
     t = time.perf_counter()
     load_sentence_model()
     load_s = time.perf_counter() - t
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     emb = embed_texts(texts, progress=True)
-    embed_s = time.perf_counter() - t
-    t = time.perf_counter()
+    embed_s, embed_cpu = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
     model = fit_themes(emb, texts, ThemeParams())
     model.assign(emb)
-    cluster_s = time.perf_counter() - t
+    cluster_s, cluster_cpu = time.perf_counter() - t, time.process_time() - c
     return {
         "texts": n,
         "torch_threads": threads,
+        "bf16": bf16_is_native(),
         "load_s": load_s,
         "embed_s": embed_s,
         "texts_per_s": n / embed_s,
+        # CPU seconds of this process: what the work costs when it has the cores to itself
+        "embed_cpu_s": embed_cpu,
+        "texts_per_cpu_s": n / embed_cpu,
         "cluster_s": cluster_s,
+        "cluster_cpu_s": cluster_cpu,
         "themes": model.n_themes,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_1min_start": load_start,
+        "load_1min_end": os.getloadavg()[0],
     }
 
 
 if __name__ == "__main__":
     n = int(sys.argv[1])
-    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     print(json.dumps(run(n, threads)))

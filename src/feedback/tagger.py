@@ -8,6 +8,7 @@ readable and loads without pickles.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ppx.feedback.discover import NOISE_LABEL, ThemeModel
-from ppx.feedback.embed import embed_texts, model_version
+from ppx.feedback.embed import embed, embedder_of, embedder_version
 
 THEME_ID = "theme_id"
 THEME_NAME = "theme"
@@ -34,6 +35,21 @@ OUTPUT_COLUMNS = (
     P_POSITIVE,
     SENTIMENT,
 )
+
+
+#: Words: runs of letters/digits of one script. Japanese has no spaces, so kanji, hiragana
+#: and katakana runs are separate units (a kanji stem and its kana ending split, which
+#: is coarse but keeps a unit's meaning).
+WORD = re.compile(
+    r"[\u4e00-\u9fff]+|[\u3040-\u309f]+|[\u30a0-\u30ff]+|[^\W\d_]+(?:'[^\W\d_]+)?|\d+"
+)
+#: At most this many distinct words of one text are tried (each costs an embedding).
+MAX_REASON_WORDS = 48
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the text's words (see :data:`WORD`)."""
+    return [m.span() for m in WORD.finditer(text)]
 
 
 class EmbedderMismatch(RuntimeError):
@@ -78,7 +94,37 @@ class FeedbackModel:
         )
 
     def tag(self, texts: Sequence[str]) -> pd.DataFrame:
-        return self.tag_embeddings(embed_texts(texts))
+        return self.tag_embeddings(self.embed(texts))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors from the sentence model the themes were fitted with."""
+        return embed(texts, embedder_of(self.embedder) if self.embedder else "minilm")
+
+    def reason_codes(self, texts: Sequence[str], k: int = 3) -> list[list[dict]]:
+        """Per text, the ``k`` words that move p(positive) most, largest effect first.
+
+        Occlusion: a word's contribution is p(positive) of the text minus p(positive)
+        of the text with every occurrence of that word removed, so a positive number
+        means the word makes the text read happier. Texts are short, so the extra
+        embeddings (one per distinct word, at most :data:`MAX_REASON_WORDS`) are cheap.
+        """
+        variants, owners = [], []
+        for i, text in enumerate(texts):
+            spans = word_spans(text)
+            words = list(dict.fromkeys(text[a:b].lower() for a, b in spans))[:MAX_REASON_WORDS]
+            variants.append(text)
+            owners.append((i, None))
+            for w in words:
+                kept = [text[last:a] for (last, a) in _gaps(spans, text, w)]
+                variants.append(re.sub(r"\s+", " ", "".join(kept)).strip() or ".")
+                owners.append((i, w))
+        p = self.p_positive(self.embed(variants))
+        full = {i: p[j] for j, (i, w) in enumerate(owners) if w is None}
+        out: list[list[dict]] = [[] for _ in texts]
+        for j, (i, w) in enumerate(owners):
+            if w is not None:
+                out[i].append(_word_reason(w, float(full[i] - p[j]), float(full[i])))
+        return [sorted(r, key=lambda r: -abs(r["contribution"]))[:k] for r in out]
 
     def to_dict(self) -> dict:
         return {
@@ -98,9 +144,10 @@ class FeedbackModel:
     @classmethod
     def load(cls, path: str | Path, check_embedder: bool = True) -> FeedbackModel:
         d = json.loads(Path(path).read_text())
-        if check_embedder and d["embedder"] != model_version():
+        installed = embedder_version(embedder_of(d["embedder"]))
+        if check_embedder and d["embedder"] != installed:
             raise EmbedderMismatch(
-                f"{path}: themes were fitted with {d['embedder']} but {model_version()} is "
+                f"{path}: themes were fitted with {d['embedder']} but {installed} is "
                 "installed; install that version or retrain (`ppx train feedback`)"
             )
         return cls(
@@ -111,6 +158,34 @@ class FeedbackModel:
             positive_above=d["positive_above"],
             embedder=d["embedder"],
         )
+
+
+def _gaps(spans: list[tuple[int, int]], text: str, word: str) -> list[tuple[int, int]]:
+    """The pieces of ``text`` that remain when every occurrence of ``word`` is cut out."""
+    pieces, last = [], 0
+    for a, b in spans:
+        if text[a:b].lower() == word:
+            pieces.append((last, a))
+            last = b
+    pieces.append((last, len(text)))
+    return pieces
+
+
+def _word_reason(word: str, contribution: float, p_full: float) -> dict:
+    direction = "raises" if contribution >= 0 else "lowers"
+    mood = "happier" if contribution >= 0 else "less happy"
+    return {
+        "feature": "word",
+        "label": "a word of the text",
+        "value": word,
+        "baseline": None,
+        "contribution": contribution,
+        "direction": direction,
+        "text": (
+            f"“{word}” makes the text read {mood}: p(positive) {p_full:.2f}, "
+            f"{p_full - contribution:.2f} without it"
+        ),
+    }
 
 
 def fit_sentiment(emb: np.ndarray, rating: np.ndarray, c: float = 1.0, seed: int = 0):

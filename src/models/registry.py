@@ -23,6 +23,7 @@ MODELS: dict[str, str] = {
     "churn": "ppx.models.churn",
     "fraud": "ppx.models.fraud",
     "recs": "ppx.models.recs",
+    "feedback": "ppx.models.feedback",
 }
 
 #: Specs added at run time (:func:`register`), e.g. a test's own model.
@@ -71,6 +72,11 @@ def names() -> list[str]:
 def specs() -> list[ModelSpec]:
     """Every model's spec (imports each package; an import failure raises)."""
     return [get(name) for name in names()]
+
+
+def explainable() -> list[str]:
+    """The models with SHAP reports and a feature dictionary (the tabular ones)."""
+    return [spec.name for spec in specs() if spec.tabular]
 
 
 def get(name: str) -> ModelSpec:

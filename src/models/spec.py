@@ -164,6 +164,13 @@ class ModelSpec:
             label, unit and display for every model input (``ppx.models.<name>.features_doc``).
         horizon: what the headline score refers to, said in every explanation
             ("within 30 days", "days from order to doorstep").
+        tabular: whether a request is a row of named inputs. The SHAP report, the
+            feature dictionary and SHAP reason codes apply to tabular models only; a
+            model that reads free text (feedback) sets False, is left out of
+            ``ppx explain``, the demo's reports and the explanation tests, and explains
+            itself in its own way, said in ``explain_note``.
+        explain_note: for a model that is not tabular, one sentence on how its answers
+            are explained instead (required then).
     """
 
     name: str
@@ -185,8 +192,14 @@ class ModelSpec:
     score_words: tuple[str, str, str] = ("model score", "", "rows")
     features: Ref | None = None
     horizon: str = ""
+    tabular: bool = True
+    explain_note: str = ""
 
     def __post_init__(self) -> None:
+        if not self.tabular and not self.explain_note:
+            raise ValueError(
+                f"model {self.name!r} is not tabular: say how it is explained (explain_note)"
+            )
         prefix = f"/{self.name}/"
         for e in self.endpoints:
             if not e.route.startswith(prefix) or not e.name.startswith(f"{self.name}_"):

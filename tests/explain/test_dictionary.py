@@ -33,7 +33,7 @@ def _static_inputs(name: str) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("name", registry.names())
+@pytest.mark.parametrize("name", registry.explainable())
 def test_every_registered_model_labels_every_input(name):
     d = registry.get(name).feature_dictionary()
     assert d is not None, f"{name} declares no feature dictionary"
@@ -41,6 +41,14 @@ def test_every_registered_model_labels_every_input(name):
     for f in d.fields.values():
         assert "_" not in f.label, f"{name}: label {f.label!r} looks like a column name"
     assert registry.get(name).horizon, f"{name} does not say what its score refers to"
+
+
+def test_a_model_that_is_not_tabular_says_how_it_is_explained():
+    text_models = [s for s in registry.specs() if not s.tabular]
+    assert [s.name for s in text_models] == ["feedback"]
+    for spec in text_models:
+        assert spec.name not in registry.explainable()
+        assert spec.explain_note and spec.horizon
 
 
 def test_delivery_inputs_are_shown_unscaled_and_decoded():

@@ -76,6 +76,44 @@ def test_a_new_complaint_is_tagged_with_its_theme_and_sentiment(analysed):
     assert tags.loc[0, "p_positive"] < tags.loc[1, "p_positive"]
 
 
+def test_reason_codes_name_the_words_that_carry_the_sentiment(analysed):
+    _, _, an = analysed
+    # Praise and a complaint in one text: p(positive) is not saturated, so removing a
+    # word of either half moves it visibly, in opposite directions.
+    text = "Lovely aroma and a delicious flavour, but the motor stopped working."
+    (reasons,) = an.model.reason_codes([text], k=20)
+    assert len(reasons) >= 5
+    mags = [abs(r["contribution"]) for r in reasons]
+    assert mags == sorted(mags, reverse=True)
+    assert all(r["value"] in text.lower() for r in reasons)
+    by_word = {r["value"]: r["contribution"] for r in reasons}
+    praise = max(by_word.get(w, -1) for w in ("lovely", "aroma", "delicious", "flavour"))
+    complaint = min(by_word.get(w, 1) for w in ("motor", "stopped", "working"))
+    assert praise > 0 > complaint
+    top = reasons[0]
+    assert top["direction"] == ("raises" if top["contribution"] > 0 else "lowers")
+    # The contribution is exactly what removing the word does to p(positive).
+    p = an.model.tag([text])["p_positive"][0]
+    word = top["value"]
+    cut = " ".join(w for w in text.split() if w.strip(",.").lower() != word)
+    without = an.model.tag([cut])["p_positive"][0]
+    assert p - without == pytest.approx(top["contribution"], abs=0.02)
+
+
+def test_japanese_words_are_split_by_script():
+    from ppx.feedback.tagger import word_spans
+
+    text = "グラインダーが壊れました。 Very bad"
+    assert [text[a:b] for a, b in word_spans(text)] == [
+        "グラインダー",
+        "が",
+        "壊",
+        "れました",
+        "Very",
+        "bad",
+    ]
+
+
 def test_report_is_self_contained_and_quotes_customers(analysed, tmp_path):
     corpus, emb, an = analysed
     path = report_for(an, tmp_path / "feedback.html")

@@ -43,6 +43,27 @@ def test_registry_lists_the_four_models_in_order():
             assert examples[0] == endpoint.example, endpoint.name  # defined once, reused
 
 
+def test_feedback_is_a_registered_text_model_with_its_own_explanation():
+    spec = registry.get("feedback")
+    assert registry.names()[4] == "feedback"
+    assert [e.route for e in spec.endpoints] == ["/feedback/tag"]
+    assert not spec.tabular and "feedback" not in registry.explainable()
+    assert registry.explainable() == ["delivery", "churn", "fraud", "recs"]
+    from ppx.models.spec import ModelSpec
+
+    fields = {f: getattr(spec, f) for f in spec.__dataclass_fields__}
+    with pytest.raises(ValueError, match="explain_note"):
+        ModelSpec(**{**fields, "explain_note": ""})
+
+
+def test_explain_refuses_a_text_model_with_its_reason():
+    from ppx.cli import build_app
+
+    res = CliRunner().invoke(build_app(), ["explain", "feedback", "--world", "nowhere"])
+    assert res.exit_code != 0
+    assert "feedback has no SHAP report" in res.output and "occlusion" in res.output
+
+
 def test_a_model_that_does_not_import_is_an_error(monkeypatch):
     monkeypatch.setitem(registry.MODELS, "ghost", "ppx.models.ghost")
     with pytest.raises(registry.ModelImportError, match="ghost"):

@@ -119,6 +119,6 @@ def test_notebook_executes_with_tiny_parameters(name, tmp_path, monkeypatch):
 
         # 02-05 ran first in the test run and registered every model: each is explained,
         # its champion or, when the gate kept every version out, its newest version.
-        assert set(results["reports"]) == set(registry.names())
-        assert set(results["codes"]) == set(registry.names())
+        assert set(results["reports"]) == set(registry.explainable())
+        assert set(results["codes"]) == set(registry.explainable())
         assert all(n == 3 for n in results["codes"].values())

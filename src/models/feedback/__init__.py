@@ -4,9 +4,9 @@
 promotion gate, ``evaluate`` theme recovery and sentiment metrics, ``pyfunc`` the served
 tagger, ``commands`` the CLI. The text mining itself lives in :mod:`ppx.feedback`.
 
-``SPEC`` describes the model for :mod:`ppx.models.registry`. It is not listed there
-yet: the registry's demo builds a SHAP report for every listed model, and a text
-tagger has no tabular features to explain; the CLI registers the commands directly.
+``SPEC`` describes the model for :mod:`ppx.models.registry`. It reads free text, not a
+row of named inputs, so it is not tabular: no SHAP report or feature dictionary; its
+``explain=true`` reason codes are the words that move the sentiment most.
 """
 
 from ppx.models.feedback.schemas import REQUEST_EXAMPLE, FeedbackRequest, FeedbackResponse
@@ -35,6 +35,13 @@ SPEC = ModelSpec(
     explain_candidates="ppx.models.feedback.train:candidate_rows",
     score_words=("p(positive)", "", "texts"),
     test_config="ppx.models.feedback.config:tiny",
+    horizon="of the writer being happy with the purchase",
+    tabular=False,
+    explain_note=(
+        "A text has no tabular inputs: explain=true returns the words whose removal moves "
+        "p(positive) most (occlusion), and the themes come with their distinctive words "
+        "and quotes in the product team's report (ppx train feedback --report)."
+    ),
     register_commands="ppx.models.feedback.commands:register",
     demo="ppx.models.feedback.commands:demo",
 )

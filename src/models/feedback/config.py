@@ -14,6 +14,9 @@ from ppx.feedback.discover import ThemeParams
 
 @dataclass
 class FeedbackConfig:
+    #: Sentence model: ``minilm`` (English; the default) or ``e5`` (multilingual, for a
+    #: catalogue written mostly in Japanese, Russian or other languages MiniLM cannot read).
+    embedder: str = "minilm"
     themes: ThemeParams = field(default_factory=ThemeParams)
     alerts: AlertParams = field(default_factory=AlertParams)
     #: Most recent share of reviews held out (by time) to score sentiment for the gate.

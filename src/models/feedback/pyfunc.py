@@ -35,15 +35,24 @@ class FeedbackPyfunc(mlflow.pyfunc.PythonModel):
         self.model = FeedbackModel.load(context.artifacts[ARTIFACT])
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
-        if isinstance(model_input, pd.DataFrame):
-            if TEXT not in model_input:
-                raise ValueError(
-                    f"feedback input needs a {TEXT!r} column; got {list(model_input.columns)}"
-                )
-            texts = model_input[TEXT].tolist()
-        else:
-            texts = list(model_input)
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-        if bad:
-            raise ValueError(f"feedback input rows {bad[:5]} have no text")
-        return self.model.tag(texts)
+        return self.model.tag(_texts(model_input))
+
+    def reason_codes(self, frame: pd.DataFrame, k: int = 3) -> list[list[dict]]:
+        """Per text, the ``k`` words that move p(positive) most (word occlusion)."""
+        return self.model.reason_codes(_texts(frame), k)
+
+
+def _texts(model_input) -> list[str]:
+    """The ``text`` column (or a plain sequence of strings), each with some text."""
+    if isinstance(model_input, pd.DataFrame):
+        if TEXT not in model_input:
+            raise ValueError(
+                f"feedback input needs a {TEXT!r} column; got {list(model_input.columns)}"
+            )
+        texts = model_input[TEXT].tolist()
+    else:
+        texts = list(model_input)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise ValueError(f"feedback input rows {bad[:5]} have no text")
+    return texts

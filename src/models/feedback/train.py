@@ -21,7 +21,7 @@ from ppx.data import columns as C
 from ppx.feedback import alerts as AL
 from ppx.feedback.corpus import TEXT, attach_truth, build_corpus
 from ppx.feedback.discover import fit_themes
-from ppx.feedback.embed import embed_texts, model_version
+from ppx.feedback.embed import embed, embedder_version
 from ppx.feedback.report import ReportData, theme_impact, write_report
 from ppx.feedback.tagger import FeedbackModel, fit_sentiment
 from ppx.feedback.trends import weekly_counts
@@ -69,7 +69,12 @@ def analyse(corpus: pd.DataFrame, emb: np.ndarray, config: FeedbackConfig) -> An
         emb[train], corpus[C.RATING].to_numpy()[train], config.sentiment_c, config.seed
     )
     model = FeedbackModel(
-        themes, coef, intercept, config.negative_below, config.positive_above, model_version()
+        themes,
+        coef,
+        intercept,
+        config.negative_below,
+        config.positive_above,
+        embedder_version(config.embedder),
     )
     labels, sims = themes.assign(emb)
     # Names and quotes from every text, so the report quotes recent customers too.
@@ -176,7 +181,7 @@ def train(
     cfg = cfg or FeedbackConfig()
     tracking.configure()
     corpus = load_corpus(world_path)
-    emb = embed_texts(corpus[TEXT].tolist(), progress=progress)
+    emb = embed(corpus[TEXT].tolist(), cfg.embedder, progress=progress)
     an = analyse(corpus, emb, cfg)
     an.metrics["roc_auc_tfidf_logreg"] = tfidf_sentiment_auc(corpus, an.holdout, cfg.seed)
     with (
@@ -186,7 +191,7 @@ def train(
         tempfile.TemporaryDirectory() as tmp,
     ):
         tmp = Path(tmp)
-        mlflow.log_params({**cfg.flat(), "embedder": model_version()})
+        mlflow.log_params({**cfg.flat(), "embedder_package": embedder_version(cfg.embedder)})
         mlflow.log_metrics({k: v for k, v in an.metrics.items() if v == v})
         themes_json = pd.DataFrame(
             {
