@@ -127,7 +127,7 @@ def build_app() -> typer.Typer:
     makes this fail (never a quietly missing command). Model commands import their heavy
     code only when run, keeping ``ppx --help`` fast.
     """
-    from ppx import score_commands
+    from ppx import monitor_commands, score_commands
     from ppx.explain import commands as explain_commands
     from ppx.models import registry
     from ppx.models.feedback import commands as feedback_commands
@@ -151,6 +151,7 @@ def build_app() -> typer.Typer:
     # Feedback mining is not (yet) a registry model: its SHAP report and the model
     # service's per-model fixtures assume tabular features.
     feedback_commands.register(groups)
+    monitor_commands.register(groups)
     app.add_typer(data_app, name="data")
     for name, group in groups.items():
         if group.registered_commands:  # a group no model contributes to is not shown
