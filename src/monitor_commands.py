@@ -22,22 +22,28 @@ def _command(model_name: str):
         ),
     ) -> None:
         from ppx import monitoring as mon
-        from ppx.explain.sources import load_explainable, world_rows
+        from ppx.data.io import load_tables
+        from ppx.explain.sources import load_explainable, world_requests
         from ppx.terminal import fail, print_table
 
+        if not world.exists():
+            fail(f"world {world} does not exist")
         try:
             loaded = load_explainable(model_name, alias=alias)
-            raw, _X, note = world_rows(model_name, loaded.model, world, n=rows, seed=seed)
-        except (ValueError, TypeError) as err:
-            fail(str(err))
-        if raw is None:
-            fail(f"ppx-{model_name}: no requests could be built from {world} ({note})")
-        found = mon.model_drift(loaded.model, raw)
+            tables = load_tables(world, validate=False)
+            try:
+                raw, note = world_requests(model_name, tables, rows, seed)
+            except (ValueError, KeyError, TypeError):  # models that need every field
+                raw, note = world_requests(model_name, tables, rows, seed, fill=True)
+            found = mon.model_drift(loaded.model, raw)
+        except (ValueError, TypeError, KeyError) as err:
+            fail(f"ppx-{model_name} on {world}: {err}")
         score, drift = found["score"], found["inputs"]
         level = score["level"].iloc[0]
         summary = [
             f"ppx-{model_name}@{alias} (version {loaded.version}): {note}, against the"
-            f" {int(score['training'].iloc[-1]):,}-row training sample kept with the model.",
+            f" {int(score['training'].iloc[6]):,}-row training sample kept with the model"
+            f" ({int(score['recent'].iloc[-1])} recent rows with a missing input: not scored).",
             f"Headline score: PSI {score['psi'].iloc[0]:.3f} ({level}); median"
             f" {score['training'].iloc[2]:.3g} in training, {score['recent'].iloc[2]:.3g} now.",
             f"{int((drift['level'] == 'major').sum())} inputs with major drift (PSI >"

@@ -120,13 +120,26 @@ def model_drift(
     model, raw: pd.DataFrame, names: list[str] | None = None
 ) -> dict[str, pd.DataFrame]:
     """Score and input drift of an explainable model (``features``, ``score_features``,
-    ``background``) on recent raw requests ``raw`` against its training sample."""
+    ``background``) on recent raw requests ``raw`` against its training sample.
+
+    Inputs with missing values still count in their feature's PSI (over the values
+    present); the score is compared on the rows whose inputs are all present, and the
+    score table says how many recent rows had a missing input.
+    """
     names = list(names or model.feature_names)
-    ref = model.background()[names]
-    cur = model.features(raw)[names]
-    return {
-        "score": score_distribution(
-            model.score_features(ref.to_numpy(float)), model.score_features(cur.to_numpy(float))
-        ),
-        "inputs": feature_drift(ref, cur),
+    ref = model.background()[names].astype(float)
+    cur = model.features(raw)[names].astype(float)
+    complete = np.isfinite(cur.to_numpy()).all(axis=1)
+    if not complete.any():
+        raise ValueError(f"every one of the {len(cur)} recent requests has a missing input")
+    score = score_distribution(
+        model.score_features(ref.to_numpy()), model.score_features(cur.to_numpy()[complete])
+    )
+    missing = {
+        "statistic": "rows with a missing input",
+        "training": 0.0,
+        "recent": float((~complete).sum()),
     }
+    score = pd.concat([score, pd.DataFrame([missing])], ignore_index=True)
+    score[["psi", "level"]] = score[["psi", "level"]].ffill()
+    return {"score": score, "inputs": feature_drift(ref, cur)}
