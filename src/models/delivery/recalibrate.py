@@ -41,8 +41,9 @@ TAIL_POWER = 0.25
 # Chosen on a validation shift world (seed 11, ``swiftpost`` slowed by exp(0.5) for four
 # weeks from 2025-10-27), never on the benchmark's own shift world: among windows of
 # 7 / 10 / 14 days, half-lives of none / 3 / 5 days and adaptive steps of 0 / 0.02, the
-# fewest weeks outside [0.88, 0.92] over the disruption's weeks 2-4 and from the second
-# week after its end on (then the smallest worst deviation). See docs/benchmarks/delivery.md.
+# fewest full weeks of the disrupted carrier outside [0.88, 0.92] (all but the first
+# week of the disruption and the first after its end), then the smallest worst
+# deviation. See docs/benchmarks/delivery.md.
 WINDOW_DAYS = 10
 
 
