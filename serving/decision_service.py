@@ -9,6 +9,11 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
 * ``POST /decide/claim`` ``{request, customer, scores?, model_inputs?}``
 * ``POST /decide/daily-batch`` ``{items: [{customer, now, scores?, model_inputs?}, ...]}``
 * ``GET /loyalty/{customer_id}/balance``
+* ``GET /metrics`` (BentoML's): besides the request metrics, the realised on-time rate of
+  the delivery promises of the last 28 days by carrier (``ppx_delivery_promise_*``):
+  each ``placed`` order event records the model's 90 % promise in the
+  ``delivery_promises`` table of the ledger database, each ``delivered`` / ``lost``
+  event its outcome (:mod:`ppx.rules.promise_log`).
 
 Endpoints are thin on purpose: validation is the pydantic models of ``ppx.rules``, the work
 is :class:`ppx.rules.engine.DecisionEngine` (call the model service for the scores a
@@ -42,6 +47,7 @@ from ppx.rules import engine as E
 from ppx.rules.ledger import Ledger
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
+from ppx.rules.promise_log import PromiseLog
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 
 _ENGINE: E.DecisionEngine | None = None
@@ -53,7 +59,8 @@ def engine() -> E.DecisionEngine:
     if _ENGINE is None:
         policy = load_policy(os.environ.get("PPX_POLICY") or None)
         client = ModelClient(timeout=policy.fallbacks.model_timeout_seconds)
-        _ENGINE = E.DecisionEngine(policy, client, Ledger(os.environ.get("PPX_LEDGER_URL")))
+        url = os.environ.get("PPX_LEDGER_URL")
+        _ENGINE = E.DecisionEngine(policy, client, Ledger(url), PromiseLog(url))
     return _ENGINE
 
 

@@ -127,7 +127,7 @@ def build_app() -> typer.Typer:
     makes this fail (never a quietly missing command). Model commands import their heavy
     code only when run, keeping ``ppx --help`` fast.
     """
-    from ppx import score_commands
+    from ppx import monitor_commands, score_commands
     from ppx.explain import commands as explain_commands
     from ppx.models import registry
     from ppx.rules import commands as rules_commands
@@ -147,6 +147,7 @@ def build_app() -> typer.Typer:
     }
     for spec in registry.specs():
         spec.load("register_commands")(groups)
+    monitor_commands.register(groups)
     app.add_typer(data_app, name="data")
     for name, group in groups.items():
         if group.registered_commands:  # a group no model contributes to is not shown

@@ -155,3 +155,15 @@ def test_load_public_dataset(load_app, name):
     result = runner.invoke(load_app, ["load", name])
     assert result.exit_code == 0, result.output
     assert "rows" in result.output
+
+
+def test_monitor_covers_every_model_and_names_a_missing_world(tmp_path):
+    result = runner.invoke(app, ["monitor", "--help"])
+    assert result.exit_code == 0
+    for name in ("delivery", "churn", "fraud", "recs"):
+        assert name in result.output
+    missing = tmp_path / "no_world"
+    result = runner.invoke(app, ["monitor", "churn", "--world", str(missing)])
+    assert result.exit_code != 0
+    said = " ".join(result.output.split())  # the terminal wraps long lines
+    assert "no_world does not exist" in said

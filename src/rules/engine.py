@@ -13,7 +13,8 @@ missing score takes the policy's fallback and the reasons say so.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,7 @@ from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, 
 from ppx.rules.ledger import Ledger, Posting
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import Policy
+from ppx.rules.promise_log import PromiseLog, publish
 from ppx.rules.types import (
     ClaimEvent,
     CustomerContext,
@@ -76,15 +78,24 @@ def _iso(v):
     return v.isoformat() if hasattr(v, "isoformat") else v
 
 
+# The stated on-time rate of the checkout promise: the model's 0.9-quantile day.
+PROMISE_TARGET = 0.9
+
+
 class DecisionEngine:
-    """Policy + optional model client + optional ledger."""
+    """Policy + optional model client + optional ledger + optional promise log."""
 
     def __init__(
-        self, policy: Policy, models: ModelClient | None = None, ledger: Ledger | None = None
+        self,
+        policy: Policy,
+        models: ModelClient | None = None,
+        ledger: Ledger | None = None,
+        promises: PromiseLog | None = None,
     ):
         self.policy = policy
         self.models = models
         self.ledger = ledger
+        self.promises = promises
 
     async def _scores(
         self, req: _Req, wanted: dict[str, dict], notes: dict[str, str] | None = None
@@ -153,7 +164,11 @@ class DecisionEngine:
         if e.event_type in ("placed", "shipped", "in_transit"):
             # The lane facts the model also needs (warehouse, dest_region, service_level)
             # come from ``model_inputs.delivery``; the p90 promise is the policy's date.
-            d = {"ordered_at": _iso(e.ordered_at), "carrier": e.carrier, "promise_target": 0.9}
+            d = {
+                "ordered_at": _iso(e.ordered_at),
+                "carrier": e.carrier,
+                "promise_target": PROMISE_TARGET,
+            }
             if e.event_type == "in_transit":
                 d["as_of"] = _iso(e.occurred_at)
             wanted["delivery"] = {k: v for k, v in d.items() if v is not None}
@@ -177,7 +192,38 @@ class DecisionEngine:
                     "as_of": _iso(e.occurred_at),
                 }
         scores = await self._scores(req, wanted, notes)
-        return await self._commit(decide_order_event(e, c, scores, self.policy))
+        decision = decide_order_event(e, c, scores, self.policy)
+        if self.promises is not None:
+            if self.promises.engine.dialect.name != "sqlite":
+                await asyncio.to_thread(self._log_promise, req, scores)
+            else:
+                self._log_promise(req, scores)
+        return await self._commit(decision)
+
+    def _log_promise(self, req: OrderEventRequest, scores: Scores) -> None:
+        """Record the checkout promise of a placed order (the model's p90 day) and the
+        outcome of a delivered or lost one, then refresh its carrier's gauges."""
+        e = req.event
+        if e.event_type == "placed" and scores.delivery is not None and e.ordered_at is not None:
+            days = math.ceil(scores.delivery.p90_days - 1e-9)
+            inputs = req.model_inputs.get("delivery", {})
+            lane = None
+            if inputs.get("warehouse") and inputs.get("dest_region"):
+                lane = f"{inputs['warehouse']} > {inputs['dest_region']}"
+            self.promises.record_promise(
+                e.order_id,
+                e.ordered_at,
+                (e.ordered_at + timedelta(days=days)).date(),
+                PROMISE_TARGET,
+                e.carrier or inputs.get("carrier"),
+                lane,
+            )
+        elif (e.event_type == "delivered" and e.delivered_at is not None) or e.event_type == "lost":
+            carrier = self.promises.record_outcome(
+                e.order_id, e.occurred_at, e.delivered_at, lost=e.event_type == "lost"
+            )
+            if carrier is not None:
+                publish(self.promises.on_time(e.occurred_at, carrier=carrier))
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request

@@ -39,8 +39,11 @@ from ppx.models.delivery import recent as rc
 from ppx.models.delivery import tradeoff as to
 
 VAL_MONTHS = 3
-WARMUP_MONTHS = 2  # network refits start this long before the validation months
-QUANTILES = tuple(np.round(np.arange(0.50, 0.9951, 0.005), 3))
+FOLD_MONTHS = 5  # rolling-origin folds: each of the months before the test months
+WARMUP_MONTHS = 3  # network refits start this long before the first fold
+# The top of the grid (0.999, 1.0: the window's largest value) lets a rule capped by the
+# retailer's estimate reach the retailer's own on-time rate.
+QUANTILES = (*np.round(np.arange(0.50, 0.9951, 0.005), 3), 0.999, 1.0)
 TARGETS = tuple(np.round(np.arange(0.80, 0.9951, 0.005), 3))
 SCALES = tuple(np.round(np.arange(0.40, 1.6001, 0.01), 3))
 
@@ -52,21 +55,30 @@ class PromisePolicy:
     promise = the network's ``anchor_quantile`` day + the ``q``-quantile of
     ``delivered days - anchor`` over the deliveries completed in the ``window_days``
     before purchase (rolling recalibration on completed deliveries only: it follows a
-    change of speed within weeks, without waiting for the slow tail of recent orders).
-    ``q`` is chosen on the validation months so that the rule's on-time rate there is
-    ``target_on_time``; the window is the candidate with the shortest validation
-    promise at that rate.
+    change of speed within weeks, without waiting for the slow tail of recent orders),
+    optionally capped at ``cap`` x the retailer's own estimate (never promise much
+    longer than the retailer, whose estimate knows the seller's and customer's places).
+
+    The window and the cap are chosen by **rolling origin** on the months before the
+    test months (:func:`fold_score`): each of the ``FOLD_MONTHS`` months is a fold,
+    scored as known at the test start, and a candidate's score is its mean promise at
+    the retailer's own on-time rate of that month, averaged over the folds - the
+    like-with-like figure of the test, measured where the outcomes may be looked at.
+    ``q`` is then chosen on the last ``VAL_MONTHS`` months so that the rule's on-time
+    rate there is ``target_on_time``.
 
     Attributes:
         target_on_time: the on-time rate to aim at; None = the retailer's own rate over
             the validation months (what its promise achieved most recently).
         anchor_quantile: the network's quantile the recalibration is added to.
         windows: candidate windows (days) of completed deliveries.
+        caps: candidate caps (multiples of the retailer's estimate; None = no cap).
     """
 
     target_on_time: float | None = None
     anchor_quantile: float = 0.5
     windows: tuple[int, ...] = (14, 21, 28, 42)
+    caps: tuple[float | None, ...] = (None, 1.0, 1.1, 1.2)
 
 
 @dataclass
@@ -78,6 +90,27 @@ class Rule:
     grid: tuple[float, ...]
     promises: object
     seconds: float = 0.0
+
+
+def capped(family: dict, estimate: np.ndarray, cap: float | None) -> dict:
+    """{knob: min(promise, floor(cap x the retailer's estimate))}; unchanged for None."""
+    if cap is None:
+        return family
+    top = np.floor(np.asarray(estimate, float) * cap + 1e-9)
+    return {k: np.minimum(np.asarray(v, float), top) for k, v in family.items()}
+
+
+def fold_score(family: dict, outcomes: to.Outcomes, folds: list, rates: list) -> dict:
+    """Rolling-origin score of a rule: its mean promise at the retailer's on-time rate
+    of each fold (``folds``: boolean masks over the orders, ``rates``: the retailer's
+    rate on each), and their mean (``mean``; None if some fold's curve never reaches
+    its rate)."""
+    per = []
+    for m, r in zip(folds, rates, strict=True):
+        cv = to.curve({k: v[m] for k, v in family.items()}, outcomes.subset(m))
+        per.append(to.days_at_rate(cv, r))
+    mean = None if any(p is None for p in per) else float(np.mean(per))
+    return {"folds": per, "mean": mean}
 
 
 def blend(a: dict, b: dict) -> dict:
@@ -102,7 +135,8 @@ def olist_benchmark(
     history = fd.DeliveryHistory.from_tables(tables[C.ORDERS], tables[C.SHIPMENTS])
     t0, t1 = on.test_period(base)
     v0 = t0 - pd.DateOffset(months=VAL_MONTHS)
-    start = v0 - pd.DateOffset(months=WARMUP_MONTHS)
+    f0 = t0 - pd.DateOffset(months=FOLD_MONTHS)
+    start = f0 - pd.DateOffset(months=WARMUP_MONTHS)
     end_of_data = ol.data_end(raw)
     t = base[C.ORDERED_AT].to_numpy()
     live = on.label_at(
@@ -118,25 +152,32 @@ def olist_benchmark(
     test = lt >= np.datetime64(t0)
     # Validation outcomes as known at the test start (strict: only promises that had
     # ended by then); test outcomes as known at the data end.
-    o_val = to.Outcomes.at(lt, ld, np.datetime64(t0), flag, strict=True).subset(val)
+    o_known = to.Outcomes.at(lt, ld, np.datetime64(t0), flag, strict=True)
+    o_val = o_known.subset(val)
     o_test = to.Outcomes.at(lt, ld, np.datetime64(end_of_data), flag).subset(test)
     est = live[C.PROMISED_DAYS].to_numpy(float)
     retailer_val = o_val.on_time(est[val])["on_time_rate"]
     retailer_test = o_test.on_time(est[test])["on_time_rate"]
     target = retailer_val if policy.target_on_time is None else policy.target_on_time
+    fold_starts = [f0 + pd.DateOffset(months=i) for i in range(FOLD_MONTHS)]
+    folds = [
+        (lt >= np.datetime64(a)) & (lt < np.datetime64(a + pd.DateOffset(months=1)))
+        for a in fold_starts
+    ]
+    fold_rates = [o_known.subset(m).on_time(est[m])["on_time_rate"] for m in folds]
 
     tic = time.perf_counter()
     cdf, _models = on.walk_forward_cdf(base, history, live, start, t1, cfg, progress=progress)
     nn_seconds = time.perf_counter() - tic
     anchor = ev.first_reach(cdf, policy.anchor_quantile).astype(float)
 
-    # ppx: the window is chosen on the validation months (shortest promise at target).
+    # ppx: window and cap chosen by rolling origin on the months before the test.
     tried = {}
     for w in policy.windows:
         fam = rc.recent_residual_promises(anchor, lt, ld, QUANTILES, w, cfg.d_max)
-        cv = to.curve({k: v[val] for k, v in fam.items()}, o_val)
-        tried[w] = to.days_at_rate(cv, target)
-    window = min(policy.windows, key=lambda w: np.inf if tried[w] is None else tried[w])
+        for cap in policy.caps:
+            tried[(w, cap)] = fold_score(capped(fam, est, cap), o_known, folds, fold_rates)
+    window, cap = min(tried, key=lambda k: np.inf if tried[k]["mean"] is None else tried[k]["mean"])
 
     all_t, all_d = base[C.ORDERED_AT].to_numpy(), base[C.DELIVERED_AT].to_numpy()
     pos = pd.Series(np.arange(len(base)), index=base[C.ORDER_ID]).loc[live[C.ORDER_ID]].to_numpy()
@@ -149,6 +190,15 @@ def olist_benchmark(
     rules = [
         Rule(
             "ppx",
+            "quantile of recent residuals",
+            QUANTILES,
+            lambda ks: capped(
+                rc.recent_residual_promises(anchor, lt, ld, ks, window, cfg.d_max), est, cap
+            ),
+            nn_seconds,
+        ),
+        Rule(
+            "ppx_uncapped",
             "quantile of recent residuals",
             QUANTILES,
             lambda ks: rc.recent_residual_promises(anchor, lt, ld, ks, window, cfg.d_max),
@@ -187,7 +237,7 @@ def olist_benchmark(
     ]
 
     out: dict[str, dict] = {}
-    curves_val, curves_test, pts_val, pts_test = {}, {}, {}, {}
+    curves_val, curves_test, pts_val, pts_test, fold_days = {}, {}, {}, {}, {}
     iterator = rules
     if progress:
         from tqdm.auto import tqdm
@@ -196,6 +246,7 @@ def olist_benchmark(
     for rule in iterator:
         tic = time.perf_counter()
         fam = rule.promises(rule.grid)
+        fs = fold_score(fam, o_known, folds, fold_rates)
         cv = to.curve({k: v[val] for k, v in fam.items()}, o_val)
         ct = to.curve({k: v[test] for k, v in fam.items()}, o_test)
         # The retailer's own estimate is its operating point (scale 1).
@@ -211,6 +262,7 @@ def olist_benchmark(
             "val_on_time_rate": at_val["on_time_rate"],
             "promise_days_at_retailer_rate": to.days_at_rate(ct, retailer_test),
             "val_promise_days_at_target": to.days_at_rate(cv, target),
+            "folds_promise_days_at_retailer_rate": fs["mean"],
             "late_undelivered": at_test["late_undelivered"],
             "excluded_open": at_test["excluded_open"],
             "seconds": rule.seconds + time.perf_counter() - tic,
@@ -225,6 +277,7 @@ def olist_benchmark(
         curves_val[rule.name], curves_test[rule.name] = cv, ct
         pts_val[rule.name] = (at_val["on_time_rate"], at_val["promise_days"])
         pts_test[rule.name] = (at_test["on_time_rate"], at_test["promise_days"])
+        fold_days[rule.name] = fs["folds"]
 
     # The network's own distribution on the delivered test orders.
     y = o_test.days
@@ -234,6 +287,7 @@ def olist_benchmark(
         mae_days=float(np.mean(np.abs(y[ok] - ev.first_reach(cdf_t, 0.5)))),
         pinball_0_9=ev.pinball(y[ok], ev.first_reach(cdf_t, 0.9), 0.9),
         window_days=float(window),
+        cap=float("nan") if cap is None else float(cap),
     )
     out["olist_promise"]["retailer_on_time_rate_val"] = float(retailer_val)
     out["olist_promise"]["joined_customer_state"] = ol.coverage_report(raw)["joined_customer_state"]
@@ -248,6 +302,12 @@ def olist_benchmark(
             target=target,
             windows_tried=tried,
             window=window,
+            cap=cap,
+            folds={
+                "months": [str(a.date()) for a in fold_starts],
+                "retailer_rates": fold_rates,
+                "by_method": fold_days,
+            },
             periods={
                 "validation": [str(v0.date()), str(t0.date())],
                 "test": [str(t0.date()), str(t1.date())],
@@ -288,7 +348,11 @@ def write_curves(details: dict, png: str | Path) -> Path:
         "periods": p,
         "retailer_on_time_rate": {"val": details["retailer_val"], "test": details["retailer_test"]},
         "target_on_time": details["target"],
-        "ppx_windows_tried": {str(k): v for k, v in details["windows_tried"].items()},
+        "ppx_candidates_folds": {
+            f"window {w}, cap {c}": v for (w, c), v in details["windows_tried"].items()
+        },
+        "ppx_choice": {"window_days": details["window"], "cap": details["cap"]},
+        "folds": details["folds"],
         "unresolved_orders": details["unresolved"],
         "curves": {
             split: {m: cv.to_dict(orient="records") for m, cv in details[f"curves_{split}"].items()}

@@ -24,7 +24,7 @@ from ppx.features import delivery as fd
 from ppx.models.delivery import train as tr
 from ppx.models.delivery.config import DeliveryConfig
 from ppx.models.delivery.model import fit
-from ppx.models.delivery.recalibrate import OnlineRecalibration
+from ppx.models.delivery.recalibrate import WINDOW_DAYS, OnlineRecalibration
 
 TARGET = 0.9
 BAND = (0.88, 0.92)
@@ -64,7 +64,7 @@ def replay(model, rows: pd.DataFrame, warm: pd.DataFrame, online: OnlineRecalibr
         online.refit(d)
         c = cdf[n_warm + m]
         live[m] = online.promise(c, target, carriers[m], frozen[m])
-        online.observe(ids[n_warm + m], rows[C.ORDERED_AT].iloc[m], carriers[m], c)
+        online.observe(ids[n_warm + m], rows[C.ORDERED_AT].iloc[m], carriers[m], c, live[m], target)
     return frozen, live
 
 
@@ -89,7 +89,11 @@ def weekly(rows: pd.DataFrame, y, promises: dict, focus: np.ndarray) -> pd.DataF
 
 
 def shift_benchmark(
-    world_path, window_days: int = 14, target: float = TARGET, progress: bool = True, details=None
+    world_path,
+    window_days: int = WINDOW_DAYS,
+    target: float = TARGET,
+    progress: bool = True,
+    details=None,
 ) -> dict[str, dict]:
     """{METHOD: {METRIC: value}} for ``frozen`` and ``online`` on a disrupted world."""
     cfg = DeliveryConfig()

@@ -1,6 +1,7 @@
 """Online recalibration: follows a slow-down from completed deliveries, no look-ahead."""
 
 import numpy as np
+import pytest
 
 from ppx.models.delivery.recalibrate import OnlineRecalibration
 
@@ -77,3 +78,30 @@ def test_deliveries_reported_before_their_order_is_observed_are_kept():
     rec.refit(T0)  # nothing observed yet: must not forget the deliveries
     rec.observe(np.arange(100), np.full(100, T0), np.full(100, "a", dtype=object), _cdf(100))
     assert "a" in rec.refit(T0 + 3 * DAY)
+
+
+def test_adaptive_offset_moves_each_group_toward_its_stated_rate():
+    """Promises kept every time lower the group's level; promises missed raise it; an
+    outcome counts once, when it becomes known (delivered, or the promised day over)."""
+    rec = OnlineRecalibration(window_days=7, min_completed=1, gamma=0.1)
+    n = 100
+    groups = np.array(["early"] * n + ["late"] * n, dtype=object)
+    ids = np.arange(2 * n)
+    rec.observe(ids, np.full(2 * n, T0), groups, _cdf(2 * n), np.full(2 * n, 4), 0.9)
+    rec.deliver(ids[:n], np.full(n, T0 + 2 * DAY))  # "early": all within the 4 days
+    rec.refit(T0 + 3 * DAY)  # "late" parcels still in flight, their promise still open
+    assert rec.offset["early"] == pytest.approx(-0.01)  # 0.1 x (0.9 - 1.0)
+    assert "late" not in rec.offset
+    rec.refit(T0 + 6 * DAY)  # day 4 is over for "late": a miss each, known now
+    assert rec.offset["late"] == pytest.approx(0.09)  # 0.1 x (0.9 - 0.0)
+    assert rec.offset["early"] == pytest.approx(-0.01)  # not counted twice
+    # The offset moves the promise: a lower level never promises later, a higher one
+    # never earlier, than the same rule at the stated level.
+    rec.deliver(ids[n:], np.full(n, T0 + 5 * DAY))
+    rec.refit(T0 + 6 * DAY)
+    plain = OnlineRecalibration(window_days=7, min_completed=1)
+    plain.rules = rec.rules
+    cdf, fb = _cdf(2), np.full(2, 30)
+    g = np.array(["early", "late"], dtype=object)
+    assert rec.promise(cdf, 0.9, g, fb)[0] <= plain.promise(cdf, 0.9, g, fb)[0]
+    assert rec.promise(cdf, 0.9, g, fb)[1] >= plain.promise(cdf, 0.9, g, fb)[1]
