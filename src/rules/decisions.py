@@ -211,7 +211,11 @@ def _surprise_tier_up(b: _Builder, tier: str, risk: float, trigger: str) -> None
         f"tier_up:{c.customer_id}:{b.now:%Y-%m-%d}",
         f"surprise tier-up welcome gift -> {rule.bonus_points} points",
     )
-    b.message("tier_upgrade", f"surprise tier-up to {target}", {"tier": target, "surprise": True})
+    b.message(
+        "tier_upgrade",
+        f"surprise tier-up to {target}",
+        {"tier": target, "surprise": True, "days": rule.duration_days},
+    )
 
 
 # --- order events --------------------------------------------------------------------------
@@ -226,8 +230,9 @@ def decide_order_event(
     """Points, tiers, apologies, notifications and thank-yous for one order event.
 
     ``placed`` confirms with an estimated date; ``shipped``/``in_transit`` notify and, when
-    the delivery estimate is later than the promise, send a proactive delay notice;
-    ``delivered`` earns points, apologises for lateness (scaled by lateness and churn
+    the delivery estimate is later than the promise, send a proactive delay notice with the
+    re-estimated window; ``out_for_delivery`` and ``delivered`` notify each stage (so a
+    customer can turn each one off); ``delivered`` also earns points, apologises for lateness (scaled by lateness and churn
     risk), upgrades tiers and thanks on-time customers with recommendations; ``lost``
     apologises; ``refunded`` reverses the refunded share of the points; ``review`` and
     ``referral`` pay their bonuses.
@@ -251,9 +256,20 @@ def decide_order_event(
             {"order_id": oid, "estimated_delivery": eta.isoformat() if eta else None},
         )
 
+    elif kind == "out_for_delivery":
+        b.message(
+            "out_for_delivery",
+            f"order {oid} out for delivery",
+            {"order_id": oid, "estimated_delivery": event.occurred_at.date().isoformat()},
+        )
+
     elif kind in ("shipped", "in_transit"):
         eta, source = _estimate(b, event, scores)
         content = {"order_id": oid, "estimated_delivery": eta.isoformat() if eta else None}
+        if scores.delivery is not None and event.ordered_at is not None:
+            # The re-estimated window the delay notice shows: median to 90 % date.
+            latest = event.ordered_at + timedelta(days=scores.delivery.p90_days)
+            content["estimated_latest"] = latest.date().isoformat()
         if kind == "shipped":
             b.message("shipped", f"order {oid} shipped; {source}", content)
         promised = event.promised_date
@@ -273,6 +289,11 @@ def decide_order_event(
     elif kind == "delivered":
         if event.delivered_at is None:
             raise ValueError("delivered event needs delivered_at")
+        b.message(
+            "delivered",
+            f"order {oid} delivered",
+            {"order_id": oid, "delivered_at": event.delivered_at.isoformat()},
+        )
         pts = _earn_points(policy, tier, event.order_value)
         mult = policy.tier(tier).points_multiplier
         b.award(
@@ -315,7 +336,11 @@ def decide_order_event(
                 f"order {oid} {on_time}; {len(recs)} recommendation(s)",
                 {"order_id": oid, "recommendations": recs},
             )
-            b.message("review_request", f"order {oid} delivered", {"order_id": oid})
+            b.message(
+                "review_request",
+                f"order {oid} delivered",
+                {"order_id": oid, "review_points": policy.review.points},
+            )
         new_spend = customer.spend_12m + event.order_value
         new_tier = policy.tier_for_spend(new_spend)
         if policy.tier_rank(new_tier) > policy.tier_rank(tier):
@@ -474,7 +499,11 @@ def decide_return(
             )
             b.outcome = "refund_on_receipt"
             b.act("refund_on_receipt", f"{who}; {why} -> refund on receipt", amount=amount)
-    b.message("return_update", f"return {request.return_id}: {b.outcome}", {"outcome": b.outcome})
+    b.message(
+        "return_update",
+        f"return {request.return_id}: {b.outcome}",
+        {"outcome": b.outcome, "return_id": request.return_id, "order_id": request.order_id},
+    )
     return b.build()
 
 
@@ -541,7 +570,11 @@ def decide_claim(
                 "carrier trace first",
                 amount=amount,
             )
-    b.message("claim_update", f"claim {request.claim_id}: {b.outcome}", {"outcome": b.outcome})
+    b.message(
+        "claim_update",
+        f"claim {request.claim_id}: {b.outcome}",
+        {"outcome": b.outcome, "claim_id": request.claim_id, "order_id": request.order_id},
+    )
     return b.build()
 
 
@@ -599,7 +632,11 @@ def decide_daily(
                 f"anniversary:{cid}:{today.year}",
                 f"{years}-year anniversary -> {d.anniversary.points} points",
             )
-            b.message("anniversary", f"{years}-year anniversary", {"years": years})
+            b.message(
+                "anniversary",
+                f"{years}-year anniversary",
+                {"years": years, "points": d.anniversary.points},
+            )
             done.append("anniversary")
 
     if customer.last_order_at is not None:

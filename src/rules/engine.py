@@ -19,6 +19,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
+from ppx.rules.experiments.assign import apply_experiments
+from ppx.rules.messages.compose import SenderIdentity, compose
+from ppx.rules.messages.outbox import Outbox
+from ppx.rules.messages.preferences import PreferenceStore
+from ppx.rules.messages.render import LoyaltyView
 from ppx.rules.ledger import Ledger, Posting
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import Policy
@@ -70,6 +75,7 @@ class DecisionResponse(BaseModel):
     decision: Decision
     ledger: list[dict] = []
     balance: int | None = None
+    outbox: list[dict] = []  # the messages enqueued (created=False: already there)
 
 
 def _iso(v):
@@ -77,14 +83,70 @@ def _iso(v):
 
 
 class DecisionEngine:
-    """Policy + optional model client + optional ledger."""
+    """Policy + optional model client, ledger, preference centre and outbox.
+
+    With a preference store, every decision first reads the customer's stored opt-outs
+    (so an opted-out delivery stage sends nothing); the policy's experiments are applied
+    to every decision; with an outbox, the decision's messages are rendered and enqueued
+    (after the ledger write, so they show the new balance).
+    """
 
     def __init__(
-        self, policy: Policy, models: ModelClient | None = None, ledger: Ledger | None = None
+        self,
+        policy: Policy,
+        models: ModelClient | None = None,
+        ledger: Ledger | None = None,
+        preferences: PreferenceStore | None = None,
+        outbox: Outbox | None = None,
+        identity: SenderIdentity | None = None,
     ):
         self.policy = policy
         self.models = models
         self.ledger = ledger
+        self.preferences = preferences
+        self.outbox = outbox
+        self.identity = identity
+        if outbox is not None and identity is None:
+            raise ValueError("an outbox needs a sender identity (brand, public URL, secret)")
+
+    def _customer(self, c: CustomerContext) -> CustomerContext:
+        """The customer with the preference centre's opt-outs added."""
+        if self.preferences is None:
+            return c
+        channels, kinds = self.preferences.opt_outs(c.customer_id)
+        if not channels and not kinds:
+            return c
+        return c.model_copy(
+            update={
+                "opted_out_channels": sorted({*c.opted_out_channels, *channels}),
+                "opted_out_messages": sorted({*c.opted_out_messages, *kinds}),
+            }
+        )
+
+    def _loyalty(self, customer: CustomerContext, balance: int | None) -> LoyaltyView:
+        bal = balance if balance is not None else customer.points_balance
+        return LoyaltyView(balance=int(bal))
+
+    def _enqueue(self, res: DecisionResponse, customer: CustomerContext) -> DecisionResponse:
+        if self.outbox is None or not res.decision.messages:
+            return res
+        assert self.identity is not None
+        rows = compose(
+            res.decision,
+            customer,
+            self.policy,
+            self.identity,
+            self._loyalty(customer, res.balance),
+        )
+        created = self.outbox.enqueue(rows)
+        return res.model_copy(
+            update={
+                "outbox": [
+                    {"message_key": r.message_key, "channel": r.channel, "created": c}
+                    for r, c in zip(rows, created, strict=True)
+                ]
+            }
+        )
 
     async def _scores(
         self, req: _Req, wanted: dict[str, dict], notes: dict[str, str] | None = None
@@ -124,15 +186,21 @@ class DecisionEngine:
             decision=decision, ledger=[p.__dict__ for p in postings], balance=balance
         )
 
-    async def _commit(self, decision: Decision) -> DecisionResponse:
-        if self.ledger is None:
-            return DecisionResponse(decision=decision)
-        if self.ledger.dialect == "sqlite":
+    def _finish(
+        self, decision: Decision, customer: CustomerContext, at: datetime
+    ) -> DecisionResponse:
+        decision = apply_experiments(decision, self.policy, at)
+        return self._enqueue(self._write(decision), customer)
+
+    async def _commit(
+        self, decision: Decision, customer: CustomerContext, at: datetime
+    ) -> DecisionResponse:
+        if self.ledger is None or self.ledger.dialect == "sqlite":
             # A local file written by one thread at a time in about a millisecond: a
             # thread hand-off would cost about as much as the write itself.
-            return self._write(decision)
+            return self._finish(decision, customer, at)
         # A database over the network: keep its round trips off the event loop.
-        return await asyncio.to_thread(self._write, decision)
+        return await asyncio.to_thread(self._finish, decision, customer, at)
 
     def _churn_payload(self, c: CustomerContext) -> dict | None:
         """The churn request: the customer's risk from the model's latest feature snapshot.
@@ -177,7 +245,8 @@ class DecisionEngine:
                     "as_of": _iso(e.occurred_at),
                 }
         scores = await self._scores(req, wanted, notes)
-        return await self._commit(decide_order_event(e, c, scores, self.policy))
+        c = self._customer(c)
+        return await self._commit(decide_order_event(e, c, scores, self.policy), c, e.occurred_at)
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
@@ -192,7 +261,8 @@ class DecisionEngine:
         }
         payload = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, {"fraud_return": payload})
-        return await self._commit(decide_return(r, req.customer, scores, self.policy))
+        c = self._customer(req.customer)
+        return await self._commit(decide_return(r, c, scores, self.policy), c, r.requested_at)
 
     async def claim(self, req: ClaimDecisionRequest) -> DecisionResponse:
         r = req.request
@@ -208,7 +278,8 @@ class DecisionEngine:
             }
             wanted["fraud_claim"] = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, wanted)
-        return await self._commit(decide_claim(r, req.customer, scores, self.policy))
+        c = self._customer(req.customer)
+        return await self._commit(decide_claim(r, c, scores, self.policy), c, r.claimed_at)
 
     async def daily(self, item: DailyItem) -> DecisionResponse:
         c = item.customer
@@ -223,7 +294,8 @@ class DecisionEngine:
             k = self.policy.messages.catalogue["replenishment_reminder"].recommendations
             wanted["recs"] = {"customer_id": c.customer_id, "k": k, "as_of": _iso(item.now)}
         scores = await self._scores(item, wanted, notes)
-        return await self._commit(decide_daily(c, item.now, scores, self.policy))
+        c = self._customer(c)
+        return await self._commit(decide_daily(c, item.now, scores, self.policy), c, item.now)
 
     async def daily_batch(self, req: DailyBatchRequest) -> list[DecisionResponse]:
         return list(await asyncio.gather(*(self.daily(it) for it in req.items)))

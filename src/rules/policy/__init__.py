@@ -12,13 +12,15 @@ The default policy ships as package data beside this module (``default.yaml``).
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ppx.rules.types import LEDGER_TYPES
 
 CHANNELS = ("email", "sms", "push")
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -29,7 +31,9 @@ NonNegFloat = Annotated[float, Field(ge=0.0)]
 REQUIRED_MESSAGES = (
     "order_confirmation",
     "shipped",
+    "out_for_delivery",
     "delay_notice",
+    "delivered",
     "apology",
     "thank_you",
     "review_request",
@@ -154,11 +158,31 @@ class MessageSpec(_Strict):
     delay_days: NonNegFloat = 0.0
 
 
+class Locales(_Strict):
+    """Languages messages are written in; a customer's other locale gets ``default``."""
+
+    default: str = "en"
+    supported: list[str] = Field(default=["en", "ja", "ru"], min_length=1)
+
+    @model_validator(mode="after")
+    def _default_supported(self) -> Locales:
+        if self.default not in self.supported:
+            raise ValueError(f"default {self.default!r} is not in supported {self.supported}")
+        return self
+
+
 class Messages(_Strict):
     quiet_hours: QuietHours
     caps: Caps
     transactional_without_consent: list[Literal["email", "sms", "push"]] = ["email"]
     catalogue: dict[str, MessageSpec]
+    # Which template renders a kind (file stem under ppx/rules/messages/templates/); a kind
+    # not listed uses the template of its own name.
+    templates: dict[str, str] = {}
+    locales: Locales = Locales()
+
+    def template_for(self, message_type: str) -> str:
+        return self.templates.get(message_type, message_type)
 
     @field_validator("catalogue")
     @classmethod
@@ -250,6 +274,46 @@ class Fallbacks(_Strict):
     model_timeout_seconds: Annotated[float, Field(gt=0.0, le=30.0)] = 0.5
 
 
+class Preferences(_Strict):
+    """What the preference centre lets a customer turn off."""
+
+    # Kinds a customer cannot turn off (they are part of the purchase: an order or a refund).
+    locked: list[str] = ["order_confirmation", "return_update", "claim_update"]
+    # What a one-click unsubscribe turns off: the message's kind on its channel ("kind"),
+    # or every marketing message on the channel ("channel").
+    one_click: Literal["kind", "channel"] = "kind"
+
+
+class Arm(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    weight: Annotated[float, Field(gt=0.0)]
+    holdout: bool = False  # gets none of the experiment's messages and gestures
+    points_scale: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0  # scales its gestures' points
+
+
+class Experiment(_Strict):
+    """A holdout or A/B test over some message kinds and point gestures."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,48}$")]
+    salt: str | None = None  # defaults to the name; change it to reshuffle the customers
+    messages: list[str] = []
+    gestures: list[str] = []  # ledger entry types (apology, win_back_bonus ...)
+    arms: list[Arm] = Field(min_length=2)
+    starts: date | None = None
+    ends: date | None = None
+
+    @model_validator(mode="after")
+    def _arms(self) -> Experiment:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names repeat: {names}")
+        if not self.messages and not self.gestures:
+            raise ValueError("an experiment must cover some messages or gestures")
+        if self.starts and self.ends and self.ends < self.starts:
+            raise ValueError("ends is before starts")
+        return self
+
+
 class Policy(_Strict):
     """A whole policy file. Cross-field rules (tier names, ordering) are checked here."""
 
@@ -270,6 +334,8 @@ class Policy(_Strict):
     returns: Returns
     claims: Claims
     fallbacks: Fallbacks
+    preferences: Preferences = Preferences()
+    experiments: list[Experiment] = []
 
     @field_validator("tiers")
     @classmethod
@@ -294,6 +360,23 @@ class Policy(_Strict):
             unknown = [t for t in values if t not in names]
             if unknown:
                 raise ValueError(f"{key}: unknown tier {unknown}; tiers are {names}")
+        kinds = set(self.messages.catalogue)
+        exps = [e.name for e in self.experiments]
+        if len(set(exps)) != len(exps):
+            raise ValueError(f"experiments: names repeat: {exps}")
+        for e in self.experiments:
+            unknown = [m for m in e.messages if m not in kinds]
+            if unknown:
+                raise ValueError(f"experiments.{e.name}.messages: not in the catalogue: {unknown}")
+            unknown = [g for g in e.gestures if g not in LEDGER_TYPES]
+            if unknown:
+                raise ValueError(
+                    f"experiments.{e.name}.gestures: unknown ledger types {unknown}; "
+                    f"known: {list(LEDGER_TYPES)}"
+                )
+        unknown = [m for m in self.preferences.locked if m not in kinds]
+        if unknown:
+            raise ValueError(f"preferences.locked: not in the catalogue: {unknown}")
         return self
 
     # --- helpers the decision functions use -------------------------------------------
