@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
 from ppx.rules.experiments.assign import apply_experiments
+from ppx.rules.ledger import Ledger, Posting
 from ppx.rules.messages.compose import SenderIdentity, compose
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceStore
 from ppx.rules.messages.render import LoyaltyView
-from ppx.rules.ledger import Ledger, Posting
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import Policy
 from ppx.rules.types import (

@@ -38,12 +38,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
-    bindparam,
     DateTime,
     Index,
     Integer,
     String,
     Text,
+    bindparam,
     func,
     select,
     text,

@@ -12,6 +12,7 @@ address fail for good; connection trouble and 4xx replies are retried with back-
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import time
 from collections.abc import Callable
@@ -94,10 +95,8 @@ class _Connection:
 
     def drop(self) -> None:
         if self.smtp is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 self.smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
             self.smtp = None
 
 
