@@ -9,6 +9,8 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
 * ``POST /decide/claim`` ``{request, customer, scores?, model_inputs?}``
 * ``POST /decide/daily-batch`` ``{items: [{customer, now, scores?, model_inputs?}, ...]}``
 * ``GET /loyalty/{customer_id}/balance``
+* ``GET|PUT /preferences/{customer_id}`` (the preference centre) and
+  ``POST /preferences/unsubscribe?token=...`` (signed one-click unsubscribe, RFC 8058)
 
 Endpoints are thin on purpose: validation is the pydantic models of ``ppx.rules``, the work
 is :class:`ppx.rules.engine.DecisionEngine` (call the model service for the scores a
@@ -40,6 +42,10 @@ from starlette.routing import Route
 
 from ppx.rules import engine as E
 from ppx.rules.ledger import Ledger
+from ppx.rules.messages import unsubscribe
+from ppx.rules.messages.compose import SenderIdentity
+from ppx.rules.messages.outbox import Outbox
+from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
@@ -48,12 +54,24 @@ _ENGINE: E.DecisionEngine | None = None
 
 
 def engine() -> E.DecisionEngine:
-    """The process-wide engine (policy, model client, ledger), built on first use."""
+    """The process-wide engine (policy, model client, ledger, preferences), built on first use.
+
+    Messages are enqueued in the outbox only when ``PPX_OUTBOX=1`` (the sender,
+    ``ppx messages send``, delivers them); email needs ``PPX_UNSUBSCRIBE_SECRET``.
+    """
     global _ENGINE
     if _ENGINE is None:
         policy = load_policy(os.environ.get("PPX_POLICY") or None)
         client = ModelClient(timeout=policy.fallbacks.model_timeout_seconds)
-        _ENGINE = E.DecisionEngine(policy, client, Ledger(os.environ.get("PPX_LEDGER_URL")))
+        ledger = Ledger(os.environ.get("PPX_LEDGER_URL"))
+        prefs = PreferenceStore(ledger.engine, policy)
+        outbox = identity = None
+        if os.environ.get("PPX_OUTBOX", "0") == "1":
+            identity = SenderIdentity.from_settings()
+            if not identity.secret:
+                raise RuntimeError("PPX_OUTBOX=1 needs PPX_UNSUBSCRIBE_SECRET (signs links)")
+            outbox = Outbox(ledger.engine)
+        _ENGINE = E.DecisionEngine(policy, client, ledger, prefs, outbox, identity)
     return _ENGINE
 
 
@@ -100,6 +118,74 @@ async def _balance(request: Request) -> JSONResponse:
 loyalty_app = Starlette(routes=[Route("/{customer_id}/balance", _balance, methods=["GET"])])
 
 
+# --- /preferences: the preference centre and one-click unsubscribe -------------------------
+
+
+def _customer_id(request: Request) -> int | JSONResponse:
+    raw = request.path_params["customer_id"]
+    if not raw.isdigit() or int(raw) < 1:
+        return JSONResponse(
+            {"error": f"customer_id must be a positive integer, got {raw!r}"}, status_code=400
+        )
+    return int(raw)
+
+
+def _preferences_store() -> PreferenceStore:
+    store = engine().preferences
+    assert store is not None
+    return store
+
+
+async def _get_preferences(request: Request) -> JSONResponse:
+    cid = _customer_id(request)
+    if isinstance(cid, JSONResponse):
+        return cid
+    return JSONResponse(_preferences_store().get(cid))
+
+
+async def _put_preferences(request: Request) -> JSONResponse:
+    cid = _customer_id(request)
+    if isinstance(cid, JSONResponse):
+        return cid
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"error": "the body must be JSON"}, status_code=400)
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+    try:
+        return JSONResponse(_preferences_store().put(cid, body))
+    except PreferenceError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+
+
+async def _one_click(request: Request) -> JSONResponse:
+    """RFC 8058: the mail client POSTs ``List-Unsubscribe=One-Click`` to the signed URL."""
+    from ppx.config import get_settings
+
+    token = request.query_params.get("token", "")
+    try:
+        scope = unsubscribe.read_token(token, get_settings().unsubscribe_secret)
+    except unsubscribe.InvalidToken as err:
+        return JSONResponse({"error": str(err)}, status_code=403)
+    try:
+        prefs = _preferences_store().unsubscribe(scope)
+    except PreferenceError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+    return JSONResponse(
+        {"unsubscribed": {"kind": scope.kind, "channel": scope.channel}, "preferences": prefs}
+    )
+
+
+preferences_app = Starlette(
+    routes=[
+        Route("/unsubscribe", _one_click, methods=["POST"]),
+        Route("/{customer_id}", _get_preferences, methods=["GET"]),
+        Route("/{customer_id}", _put_preferences, methods=["PUT"]),
+    ]
+)
+
+
 class TokenMiddleware:
     """Bearer-token check for the decision and loyalty endpoints (probes stay open)."""
 
@@ -109,7 +195,13 @@ class TokenMiddleware:
     async def __call__(self, scope: dict, receive, send) -> None:
         token = os.environ.get("PPX_API_TOKEN")
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if token and (path.startswith("/decide/") or path.startswith("/loyalty/")):
+        guarded = (
+            path.startswith("/decide/")
+            or path.startswith("/loyalty/")
+            # the one-click link carries its own HMAC signature; the rest is the brand's API
+            or (path.startswith("/preferences/") and path != "/preferences/unsubscribe")
+        )
+        if token and guarded:
             headers = {
                 k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
             }
@@ -139,6 +231,7 @@ class TokenMiddleware:
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
 )
 @bentoml.asgi_app(loyalty_app, path="/loyalty")
+@bentoml.asgi_app(preferences_app, path="/preferences")
 class DecisionService:
     """ppx decisions: loyalty points, messages, returns and claims, by policy.
 
@@ -213,4 +306,4 @@ class DecisionService:
 
 DecisionService.add_asgi_middleware(TokenMiddleware)
 
-__all__ = ["DecisionService", "loyalty_app"]
+__all__ = ["DecisionService", "loyalty_app", "preferences_app"]

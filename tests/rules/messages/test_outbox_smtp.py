@@ -1,0 +1,158 @@
+"""The outbox and the SMTP sender against a real (local, in-test) SMTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ppx.rules.messages.outbox import NewMessage, Outbox, new_owner
+from ppx.rules.messages.sender import SmtpConfig, send_batch, send_until_empty
+
+PAST = datetime(2025, 1, 1)
+
+
+def _msg(i: int, **kw) -> NewMessage:
+    base = dict(
+        message_key=f"shipped:{i}:order:{i}",
+        customer_id=i,
+        message_type="shipped",
+        channel="email",
+        category="transactional",
+        locale="en",
+        subject=f"Order {i} is on its way",
+        body_text=f"Your order {i} has left our warehouse.\n",
+        body_html=f"<p>Your order {i} has left our warehouse.</p>",
+        send_after=PAST,
+        to_address=f"c{i}@example.com",
+        unsubscribe_url=f"https://shop.example/preferences/unsubscribe?token=t{i}",
+    )
+    base.update(kw)
+    return NewMessage(**base)
+
+
+def _cfg(server) -> SmtpConfig:
+    return SmtpConfig(host="127.0.0.1", port=server.port, mail_from="shop@example.com")
+
+
+def test_enqueue_is_idempotent(outbox: Outbox):
+    assert outbox.enqueue([_msg(1), _msg(2)]) == [True, True]
+    assert outbox.enqueue([_msg(2), _msg(3)]) == [False, True]
+    assert outbox.counts()["pending"] == 3
+
+
+def test_sends_each_row_once_with_unsubscribe_headers(outbox, smtp_server):
+    outbox.enqueue([_msg(i) for i in range(1, 8)])
+    outbox.enqueue([_msg(99, send_after=datetime.now() + timedelta(days=1))])  # not due yet
+    rep = send_until_empty(outbox, _cfg(smtp_server), new_owner(), batch=3)
+    assert rep.sent == 7 and outbox.counts() == {"pending": 1, "sending": 0, "sent": 7, "failed": 0}
+    got = smtp_server.messages
+    assert len(got) == 7 and len({m["Message-ID"] for m in got}) == 7
+    m = got[0]
+    assert m["List-Unsubscribe"] == "<https://shop.example/preferences/unsubscribe?token=t1>"
+    assert m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert m.get_body(("plain",)).get_content().startswith("Your order 1")
+    assert "<p>Your order 1" in m.get_body(("html",)).get_content()
+    assert send_until_empty(outbox, _cfg(smtp_server), new_owner()).sent == 0  # nothing twice
+
+
+def test_temporary_failure_backs_off_and_permanent_failure_stops(outbox, smtp_server):
+    outbox.enqueue([_msg(1), _msg(2), _msg(3, to_address=None)])
+    smtp_server.replies = ["451 4.3.0 try again later", "550 5.1.1 no such user"]
+    rep = send_batch(outbox, _cfg(smtp_server), new_owner())
+    assert (rep.sent, rep.retried, rep.failed) == (0, 1, 2)
+    rows = {r["customer_id"]: r for r in outbox.rows()}
+    assert rows[1]["status"] == "pending" and rows[1]["attempts"] == 1
+    wait = rows[1]["next_attempt_at"] - datetime.utcnow()
+    assert timedelta(seconds=40) < wait < timedelta(seconds=80)  # 60 s base, +-25 % jitter
+    assert rows[2]["status"] == "failed" and "550" in rows[2]["last_error"]
+    assert rows[3]["status"] == "failed" and rows[3]["last_error"] == "no email address"
+    # Not due yet: nothing is claimed until the back-off has passed.
+    assert send_batch(outbox, _cfg(smtp_server), new_owner()).claimed == 0
+
+
+def test_concurrent_senders_claim_disjoint_rows(outbox, smtp_server):
+    outbox.enqueue([_msg(i) for i in range(1, 41)])
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def work():
+        ob = Outbox(outbox.engine, create=False)
+        rows = ob.claim(new_owner(), limit=7)
+        with lock:
+            claimed.extend(r.id for r in rows)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 40 and len(set(claimed)) == 40
+
+
+def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_send(outbox):
+    outbox.enqueue([_msg(1)])
+    first, second = new_owner(), new_owner()
+    (row,) = outbox.claim(first, lease_seconds=60)
+    later = datetime.utcnow() + timedelta(seconds=61)
+    (again,) = outbox.claim(second, now=later)
+    assert again.id == row.id and again.attempts == 2
+    assert not outbox.mark_sent(row.id, first)  # the first sender lost the row
+
+
+def _ppx() -> str:
+    return str(Path(sys.executable).parent / "ppx")
+
+
+def test_killed_sender_restarted_delivers_every_row_exactly_once_by_message_id(
+    outbox, smtp_server, ledger_url, tmp_path
+):
+    """SIGKILL a sender mid-batch, restart it: every row arrives; a resend keeps its ID.
+
+    At the SMTP boundary delivery is at-least-once: the one row in flight when the
+    process died may have been accepted by the server but not marked sent, so it is sent
+    again after its lease expires, with the same Message-ID. So: every row's Message-ID
+    arrives, no other one does, and raw copies exceed rows by at most one per kill.
+    """
+    n = 60
+    outbox.enqueue([_msg(i) for i in range(1, n + 1)])
+    cmd = [
+        _ppx(),
+        "messages",
+        "send",
+        "--ledger-url",
+        ledger_url,
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        str(smtp_server.port),
+        "--batch",
+        "25",
+        "--lease-seconds",
+        "1",
+    ]
+    env = {**os.environ, "PPX_MAIL_FROM": "shop@example.com"}
+    slow = subprocess.Popen(
+        [*cmd, "--rate", "15"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    while smtp_server.count() < 12:  # mid-batch: the first batch holds 25 rows
+        assert slow.poll() is None, slow.stderr.read().decode()
+        time.sleep(0.01)
+    slow.send_signal(signal.SIGKILL)
+    slow.wait()
+    slow.stderr.close()
+    killed_at = smtp_server.count()
+    assert killed_at < n and outbox.counts()["sending"] > 0  # rows left leased by the dead
+    time.sleep(1.2)  # the dead sender's leases run out
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    ids = [m["Message-ID"] for m in smtp_server.messages]
+    expected = {r["rfc_message_id"] for r in outbox.rows()}
+    assert set(ids) == expected and len(expected) == n
+    assert n <= len(ids) <= n + 1
+    assert outbox.counts() == {"pending": 0, "sending": 0, "sent": n, "failed": 0}
