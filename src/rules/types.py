@@ -201,6 +201,8 @@ LEDGER_TYPES = (
     "anniversary_bonus",
     "birthday_bonus",
     "redeem",
+    "redemption_reversal",
+    "expiry",
 )
 
 
