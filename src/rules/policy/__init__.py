@@ -82,15 +82,6 @@ class Tier(_Strict):
     #: months a tier is held after it is reached or retained, before the next review
     hold_months: Annotated[int, Field(ge=1, le=60)] = 12
 
-    @model_validator(mode="after")
-    def _retain_below_entry(self) -> Tier:
-        if self.retain_spend_12m is not None and self.retain_spend_12m > self.min_spend_12m:
-            raise ValueError(
-                f"retain_spend_12m ({self.retain_spend_12m}) is above min_spend_12m "
-                f"({self.min_spend_12m}): keeping a tier cannot be harder than reaching it"
-            )
-        return self
-
     @property
     def retention_spend(self) -> float:
         return self.min_spend_12m if self.retain_spend_12m is None else self.retain_spend_12m
@@ -380,6 +371,13 @@ class Policy(_Strict):
         names = [t.name for t in v]
         if len(set(names)) != len(names):
             raise ValueError(f"tier names repeat: {names}")
+        for t in v:
+            if t.retain_spend_12m is not None and t.retain_spend_12m > t.min_spend_12m:
+                raise ValueError(
+                    f"tier {t.name}: retain_spend_12m ({t.retain_spend_12m}) is above "
+                    f"min_spend_12m ({t.min_spend_12m}); keeping a tier cannot be harder "
+                    "than reaching it"
+                )
         return v
 
     @model_validator(mode="after")
