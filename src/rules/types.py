@@ -144,6 +144,8 @@ class OrderEvent(_In):
     refund_amount: Money | None = None
     review_id: Id | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    #: a review with written text earns ``review.text_points``; a star-only one ``points``
+    review_has_text: bool = False
     referee_id: Id | None = None
 
 
