@@ -68,25 +68,38 @@ def expire_points(
     def attempt() -> Posting | None:
         with Session(ledger.engine) as s, s.begin():
             ledger._locked(s, customer_id)
-            last = last_activity(s, customer_id)
-            due = expiry_date(policy, last)
-            if due is None or now < due:
-                return None
-            key = f"expiry:{int(customer_id)}:{last.isoformat()}"
-            prior = _prior(s, key)
-            if prior is not None:
-                return prior
-            bal = ledger._balance(s, customer_id)
-            if bal <= 0:
-                return None
-            months = policy.points.expiry.inactivity_months
-            reason = (
-                f"{bal} points expired: no earning or redemption since {last.date()} "
-                f"({months} months of inactivity)"
-            )
-            return _add_entry(s, customer_id, -bal, "expiry", key, None, reason, due)
+            return expire_in(s, ledger, policy, customer_id, now)
 
     return ledger._retry(attempt)
+
+
+def expire_in(
+    s: Session, ledger: Ledger, policy: Policy, customer_id: int, now: datetime
+) -> Posting | None:
+    """Expire lapsed points inside the caller's transaction (which holds the customer's lock).
+
+    Redemptions call this first, so lapsed points can never be spent, whether or not the
+    daily sweep has run yet.
+    """
+    if policy.points.expiry is None:
+        return None
+    last = last_activity(s, customer_id)
+    due = expiry_date(policy, last)
+    if due is None or now < due:
+        return None
+    key = f"expiry:{int(customer_id)}:{last.isoformat()}"
+    prior = _prior(s, key)
+    if prior is not None:
+        return prior
+    bal = ledger._balance(s, customer_id)
+    if bal <= 0:
+        return None
+    months = policy.points.expiry.inactivity_months
+    reason = (
+        f"{bal} points expired on {due.date()}: no earning or redemption since "
+        f"{last.date()} ({months} months of inactivity)"
+    )
+    return _add_entry(s, customer_id, -bal, "expiry", key, None, reason, due)
 
 
 def expire_due(

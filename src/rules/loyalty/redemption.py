@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from ppx.rules.ledger import Ledger, LedgerError, Posting, _add_entry, _now, _prior
 from ppx.rules.loyalty.catalogue import eligible
+from ppx.rules.loyalty.expiry import expire_in
 from ppx.rules.loyalty.store import ensure_tables
 from ppx.rules.loyalty.tables import CustomerTier, Redemption
 from ppx.rules.policy import Policy
@@ -132,7 +133,7 @@ def redeem_reward(
     cid = int(customer_id)
     when = at or _now()
 
-    def work(s: Session) -> RedemptionResult:
+    def work(s: Session) -> RedemptionResult | LedgerError:
         prior = s.scalars(
             select(Redemption).where(Redemption.idempotency_key == idempotency_key)
         ).one_or_none()
@@ -148,10 +149,13 @@ def redeem_reward(
             raise LedgerError(
                 f"reward {reward.id!r} needs tier {reward.min_tier}; customer {cid} is {current}"
             )
+        lapsed = expire_in(s, ledger, policy, cid, when)
         bal = ledger._balance(s, cid)
         if bal < reward.points:
-            raise LedgerError(
-                f"customer {cid} has {bal} points; reward {reward.id!r} costs {reward.points}"
+            note = f" ({-lapsed.points} just expired)" if lapsed and lapsed.created else ""
+            # Returned, not raised: raising would roll back the expiry written above.
+            return LedgerError(
+                f"customer {cid} has {bal} points{note}; reward {reward.id!r} costs {reward.points}"
             )
         entry = _add_entry(
             s,
@@ -181,7 +185,10 @@ def redeem_reward(
         s.flush()
         return _result(row, True, bal - reward.points)
 
-    return locked_tx(ledger, [cid], work)
+    out = locked_tx(ledger, [cid], work)
+    if isinstance(out, LedgerError):
+        raise out
+    return out
 
 
 def issue_gift(

@@ -26,7 +26,8 @@ class LoyaltySummary:
 
     ``next_reward_*`` are None when every eligible reward is already affordable (or the
     catalogue is empty); ``expiring_points``/``expires_on`` are 0/None without a balance
-    or an expiry rule. ``expiry_soon`` is True inside the reminder window.
+    or an expiry rule. ``expiry_soon`` is True inside the reminder window. Points that
+    lapsed before the daily sweep wrote their expiry count as 0 (they cannot be spent).
     """
 
     customer_id: int
@@ -77,10 +78,14 @@ def loyalty_summary(
         last = last_activity(s, cid)
         row = s.scalars(select(CustomerTier).where(CustomerTier.customer_id == cid)).one_or_none()
     current = row.tier if row is not None else (tier or policy.tiers[0].name)
-    nxt = next_reward(policy, balance, current)
     due = expiry_date(policy, last) if balance > 0 else None
+    lapsed = due is not None and due <= now
+    if lapsed:  # lapsed but not swept yet: they can no longer be spent
+        balance = 0
+    nxt = next_reward(policy, balance, current)
     soon = (
-        due is not None
+        not lapsed
+        and due is not None
         and policy.points.expiry is not None
         and (due - now).total_seconds() <= policy.points.expiry.reminder_days * 86_400
     )
@@ -94,7 +99,7 @@ def loyalty_summary(
         next_reward_name=nxt.name if nxt else None,
         next_reward_points=nxt.points if nxt else None,
         points_to_next_reward=(nxt.points - balance) if nxt else 0,
-        expiring_points=balance if due is not None else 0,
+        expiring_points=balance if due is not None and not lapsed else 0,
         expires_on=due.date() if due is not None else None,
         expiry_soon=bool(soon),
         last_activity_at=last,
