@@ -384,8 +384,13 @@ def decide_order_event(
 
     elif kind == "review":
         key = f"review:{oid}" if policy.review.once_per_order else f"review:{event.review_id}"
-        pts = policy.review.points
-        b.award("review_bonus", pts, key, f"review of order {oid} -> {pts} points", order_id=oid)
+        rv = policy.review
+        # The text/star split rewards effort; the rating never changes the award.
+        if event.review_has_text and rv.text_points is not None:
+            pts, what = rv.text_points, "written review"
+        else:
+            pts, what = rv.points, "star rating" if not event.review_has_text else "review"
+        b.award("review_bonus", pts, key, f"{what} of order {oid} -> {pts} points", order_id=oid)
         b.message("points_earned", "review bonus", {"points": pts})
 
     elif kind == "referral":

@@ -167,6 +167,8 @@ class OrderEvent(_In):
     refund_amount: Money | None = None
     review_id: Id | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    #: a review with written text earns ``review.text_points``; a star-only one ``points``
+    review_has_text: bool = False
     referee_id: Id | None = None
 
 
@@ -224,6 +226,8 @@ LEDGER_TYPES = (
     "anniversary_bonus",
     "birthday_bonus",
     "redeem",
+    "redemption_reversal",
+    "expiry",
 )
 
 

@@ -45,6 +45,7 @@ REQUIRED_MESSAGES = (
     "replenishment_reminder",
     "return_update",
     "claim_update",
+    "points_expiring",
 )
 
 
@@ -56,9 +57,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PointsExpiry(_Strict):
+    """Points expire after ``inactivity_months`` without earning or redeeming.
+
+    Why inactivity rather than per-earning lots: an active customer never loses points
+    (the behaviour loyalty programmes are expected to reward), the rule fits in one
+    sentence in a reminder, and the expiry date is one date, not a schedule of lots.
+    """
+
+    inactivity_months: Annotated[int, Field(ge=1, le=120)] = 12
+    reminder_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+
 class PointsRule(_Strict):
     per_currency_unit: NonNegFloat = 1.0
     award_on: Literal["delivered"] = "delivered"
+    expiry: PointsExpiry | None = None
 
 
 class Tier(_Strict):
@@ -66,16 +80,81 @@ class Tier(_Strict):
     min_spend_12m: NonNegFloat
     points_multiplier: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
     benefits: list[str] = []
+    #: 12-month spend that keeps the tier at its review (entry needs ``min_spend_12m``);
+    #: None keeps the entry threshold. Lower than entry so one quiet month does not demote.
+    retain_spend_12m: NonNegFloat | None = None
+    #: months a tier is held after it is reached or retained, before the next review
+    hold_months: Annotated[int, Field(ge=1, le=60)] = 12
+
+    @property
+    def retention_spend(self) -> float:
+        return self.min_spend_12m if self.retain_spend_12m is None else self.retain_spend_12m
 
 
 class Referral(_Strict):
     referrer_points: NonNegInt
     referee_points: NonNegInt = 0
+    #: the shop page a referral link opens; the code is appended as ``?ref=CODE``
+    base_url: str = Field(default="https://shop.example.com/r", pattern=r"^https?://\S+$")
+    #: random bytes behind a code (``secrets.token_urlsafe``): 9 bytes = 12 characters
+    code_bytes: Annotated[int, Field(ge=6, le=32)] = 9
+    #: days after the first order's delivery before both sides are paid; None = the
+    #: return window (``returns.window_days``), so a returned first order pays nothing
+    settle_after_days: NonNegInt | None = None
+    #: refuse a referral between accounts the fraud linkage graph connects (shared
+    #: device, payment, address or contact, directly or through other accounts)
+    refuse_linked: bool = True
 
 
 class Review(_Strict):
     points: NonNegInt
     once_per_order: bool = True
+    #: points for a review with written text; a star-only rating earns ``points``. The
+    #: rating itself never changes the award (never buy good reviews).
+    text_points: NonNegInt | None = None
+
+    @model_validator(mode="after")
+    def _text_not_below_stars(self) -> Review:
+        if self.text_points is not None and self.text_points < self.points:
+            raise ValueError(
+                f"text_points ({self.text_points}) is below points ({self.points}): a written "
+                "review must earn at least a star-only rating"
+            )
+        return self
+
+
+class Reward(_Strict):
+    """One entry of the rewards catalogue: what the customer gets for ``points``."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
+    name: str = Field(min_length=1, max_length=120)
+    kind: Literal["discount", "percent_discount", "free_shipping", "product"]
+    points: Annotated[int, Field(ge=1)]
+    #: money off (``discount``) or percent off (``percent_discount``)
+    amount: NonNegFloat | None = None
+    product_id: Annotated[int, Field(ge=1)] | None = None
+    min_order_value: NonNegFloat = 0.0
+    #: days the issued voucher code stays valid
+    valid_days: Annotated[int, Field(ge=1)] = 90
+    #: lowest tier that may redeem it (None: everyone)
+    min_tier: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Reward:
+        if self.kind in ("discount", "percent_discount") and not self.amount:
+            raise ValueError(f"a {self.kind} reward needs a positive amount")
+        if self.kind == "percent_discount" and self.amount and self.amount > 100:
+            raise ValueError(f"amount is a percentage, got {self.amount}")
+        if self.kind == "product" and self.product_id is None:
+            raise ValueError("a product reward needs product_id")
+        return self
+
+
+class Gift(_Strict):
+    """A yearly gift (birthday, signup anniversary): a catalogue reward issued free."""
+
+    reward: str
+    min_tier: str | None = None
 
 
 class LatenessBand(_Strict):
@@ -336,6 +415,18 @@ class Policy(_Strict):
     fallbacks: Fallbacks
     preferences: Preferences = Preferences()
     experiments: list[Experiment] = []
+    rewards: list[Reward] = []
+    birthday: Gift | None = None
+    anniversary: Gift | None = None
+
+    @field_validator("rewards")
+    @classmethod
+    def _rewards_unique(cls, v: list[Reward]) -> list[Reward]:
+        ids = [r.id for r in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"reward ids repeat: {dup}")
+        return v
 
     @field_validator("tiers")
     @classmethod
@@ -346,6 +437,13 @@ class Policy(_Strict):
         names = [t.name for t in v]
         if len(set(names)) != len(names):
             raise ValueError(f"tier names repeat: {names}")
+        for t in v:
+            if t.retain_spend_12m is not None and t.retain_spend_12m > t.min_spend_12m:
+                raise ValueError(
+                    f"tier {t.name}: retain_spend_12m ({t.retain_spend_12m}) is above "
+                    f"min_spend_12m ({t.min_spend_12m}); keeping a tier cannot be harder "
+                    "than reaching it"
+                )
         return v
 
     @model_validator(mode="after")
@@ -355,6 +453,13 @@ class Policy(_Strict):
             "vip_tiers": self.vip_tiers,
             "surprise_tier_up.max_tier": [self.surprise_tier_up.max_tier],
             "daily.birthday.min_tier": [self.daily.birthday.min_tier],
+            "rewards.min_tier": [r.min_tier for r in self.rewards if r.min_tier],
+            "birthday.min_tier": [self.birthday.min_tier]
+            if self.birthday and self.birthday.min_tier
+            else [],
+            "anniversary.min_tier": [self.anniversary.min_tier]
+            if self.anniversary and self.anniversary.min_tier
+            else [],
         }
         for key, values in refs.items():
             unknown = [t for t in values if t not in names]
@@ -377,6 +482,16 @@ class Policy(_Strict):
         unknown = [m for m in self.preferences.locked if m not in kinds]
         if unknown:
             raise ValueError(f"preferences.locked: not in the catalogue: {unknown}")
+        settle = self.referral.settle_after_days
+        if settle is not None and settle < self.returns.window_days:
+            raise ValueError(
+                f"referral.settle_after_days ({settle}) is shorter than returns.window_days "
+                f"({self.returns.window_days}): a referral could be paid on a returned order"
+            )
+        ids = [r.id for r in self.rewards]
+        for key, gift in (("birthday", self.birthday), ("anniversary", self.anniversary)):
+            if gift is not None and gift.reward not in ids:
+                raise ValueError(f"{key}.reward: unknown reward {gift.reward!r}; rewards are {ids}")
         return self
 
     # --- helpers the decision functions use -------------------------------------------
@@ -400,6 +515,20 @@ class Policy(_Strict):
             if spend_12m >= t.min_spend_12m:
                 name = t.name
         return name
+
+    def reward(self, reward_id: str) -> Reward:
+        for r in self.rewards:
+            if r.id == reward_id:
+                return r
+        raise ValueError(
+            f"unknown reward_id {reward_id!r}; the catalogue has {[r.id for r in self.rewards]}"
+        )
+
+    @property
+    def referral_settle_days(self) -> int:
+        """Days after the first order's delivery before a referral pays out."""
+        s = self.referral.settle_after_days
+        return self.returns.window_days if s is None else s
 
     def segment(self, tier: str) -> Literal["vip", "regular"]:
         return "vip" if tier in self.vip_tiers else "regular"

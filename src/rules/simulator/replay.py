@@ -261,6 +261,7 @@ def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arr
                 occurred_at=now,
                 review_id=rv["rid"][j],
                 rating=rv["rating"][j],
+                review_has_text=bool(rv["has_text"][j]),
                 delay_notice_sent=False,
             )
             r.apply(
