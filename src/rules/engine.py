@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
 from ppx.rules.experiments.assign import apply_experiments
 from ppx.rules.ledger import Ledger, Posting
+from ppx.rules.loyalty.summary import loyalty_summary
 from ppx.rules.messages.compose import SenderIdentity, compose
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceStore
@@ -123,11 +124,23 @@ class DecisionEngine:
             }
         )
 
-    def _loyalty(self, customer: CustomerContext, balance: int | None) -> LoyaltyView:
-        bal = balance if balance is not None else customer.points_balance
-        return LoyaltyView(balance=int(bal))
+    def _loyalty(self, customer: CustomerContext, balance: int | None, at: datetime) -> LoyaltyView:
+        """Balance and next reward for loyalty-bearing messages (from the ledger if any)."""
+        if self.ledger is None:
+            return LoyaltyView(balance=int(customer.points_balance))
+        s = loyalty_summary(
+            self.ledger, self.policy, customer.customer_id, now=at, tier=customer.tier
+        )
+        has_next = s.next_reward_name is not None
+        return LoyaltyView(
+            balance=int(s.balance),
+            next_reward=s.next_reward_name,
+            points_to_next_reward=int(s.points_to_next_reward) if has_next else None,
+        )
 
-    def _enqueue(self, res: DecisionResponse, customer: CustomerContext) -> DecisionResponse:
+    def _enqueue(
+        self, res: DecisionResponse, customer: CustomerContext, at: datetime
+    ) -> DecisionResponse:
         if self.outbox is None or not res.decision.messages:
             return res
         assert self.identity is not None
@@ -136,7 +149,7 @@ class DecisionEngine:
             customer,
             self.policy,
             self.identity,
-            self._loyalty(customer, res.balance),
+            self._loyalty(customer, res.balance, at),
         )
         created = self.outbox.enqueue(rows)
         return res.model_copy(
@@ -190,7 +203,7 @@ class DecisionEngine:
         self, decision: Decision, customer: CustomerContext, at: datetime
     ) -> DecisionResponse:
         decision = apply_experiments(decision, self.policy, at)
-        return self._enqueue(self._write(decision), customer)
+        return self._enqueue(self._write(decision), customer, at)
 
     async def _commit(
         self, decision: Decision, customer: CustomerContext, at: datetime

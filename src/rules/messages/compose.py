@@ -3,7 +3,7 @@
 The message key names the event a message is about, not the decision that planned it, so
 a duplicate webhook or a replay yields the same key and the outbox keeps one row:
 ``<kind>:<customer>:order:<id>`` (or ``return:<id>``, ``claim:<id>``,
-``subscription:<id>``), else ``<kind>:<customer>:<send day>`` for daily messages.
+``subscription:<id>``, ``expires:<date>``), else ``<kind>:<customer>:<send day>`` for daily messages.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from ppx.rules.messages.render import LOYALTY_KINDS, LoyaltyView, render
 from ppx.rules.policy import Policy
 from ppx.rules.types import CustomerContext, Decision, PlannedMessage
 
-_SUBJECTS = ("order_id", "return_id", "claim_id", "subscription_id")
+#: content fields that name what a message is about, and their label in the key
+_SUBJECTS = (
+    ("order_id", "order"),
+    ("return_id", "return"),
+    ("claim_id", "claim"),
+    ("subscription_id", "subscription"),
+    ("expires_on", "expires"),
+)
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,9 @@ class SenderIdentity:
 
 
 def message_key(m: PlannedMessage, customer_id: int) -> str:
-    for field in _SUBJECTS:
+    for field, label in _SUBJECTS:
         if m.content.get(field) is not None:
-            return f"{m.message_type}:{customer_id}:{field[:-3]}:{m.content[field]}"
+            return f"{m.message_type}:{customer_id}:{label}:{m.content[field]}"
     return f"{m.message_type}:{customer_id}:{m.send_at:%Y-%m-%d}"
 
 

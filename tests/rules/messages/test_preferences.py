@@ -1,0 +1,209 @@
+"""The preference centre, signed one-click unsubscribe, and decisions that respect both."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+
+from ppx.rules.engine import DecisionEngine, OrderEventRequest
+from ppx.rules.ledger import Ledger
+from ppx.rules.messages import unsubscribe as U
+from ppx.rules.messages.compose import SenderIdentity
+from ppx.rules.messages.outbox import Outbox
+from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
+from ppx.rules.types import OrderEvent
+
+SECRET = "test-secret-0123456789"
+
+
+@pytest.fixture()
+def ledger(tmp_path):
+    lg = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield lg
+    lg.dispose()
+
+
+@pytest.fixture()
+def store(ledger, policy):
+    return PreferenceStore(ledger.engine, policy)
+
+
+def test_token_round_trip_and_forgery_refused():
+    tok = U.make_token(U.Scope(42, "shipped", "sms"), SECRET)
+    assert U.read_token(tok, SECRET) == U.Scope(42, "shipped", "sms")
+    body, sig = tok.split(".")
+    forged = U.make_token(U.Scope(43, "shipped", "sms"), SECRET).split(".")[0] + "." + sig
+    with pytest.raises(U.InvalidToken, match="signature"):
+        U.read_token(forged, SECRET)
+    with pytest.raises(U.InvalidToken, match="signature"):
+        U.read_token(tok, "another-secret")
+    with pytest.raises(U.InvalidToken, match="malformed"):
+        U.read_token("garbage", SECRET)
+    with pytest.raises(U.InvalidToken, match="PPX_UNSUBSCRIBE_SECRET"):
+        U.make_token(U.Scope(42, "shipped", "sms"), None)
+
+
+def test_put_get_and_locked_kinds(store):
+    got = store.put(42, {"kinds": {"out_for_delivery": {"sms": False}, "win_back": False}})
+    assert got["kinds"]["out_for_delivery"]["channels"] == {
+        "push": True,
+        "sms": False,
+        "email": True,
+    }
+    assert set(got["kinds"]["win_back"]["channels"].values()) == {False}
+    assert store.opt_outs(42)[1] == [
+        "out_for_delivery:sms",
+        "win_back:email",
+        "win_back:push",
+        "win_back:sms",
+    ]
+    store.put(42, {"channels": {"push": False}, "kinds": {"win_back": {"email": True}}})
+    assert store.opt_outs(42) == (
+        ["push"],
+        ["out_for_delivery:sms", "win_back:push", "win_back:sms"],
+    )
+    with pytest.raises(PreferenceError, match="order_confirmation: cannot be turned off"):
+        store.put(42, {"kinds": {"order_confirmation": False}})
+    with pytest.raises(PreferenceError, match="unknown message kind"):
+        store.put(42, {"kinds": {"shiped": False}})
+    with pytest.raises(PreferenceError, match="unknown channel"):
+        store.put(42, {"channels": {"fax": False}})
+    with pytest.raises(PreferenceError, match="expected true or false"):
+        store.put(42, {"channels": {"email": "no"}})
+    assert store.get(7)["channels"] == {"email": True, "sms": True, "push": True}  # defaults
+
+
+def test_one_click_turns_off_that_kind_on_that_channel(store):
+    store.unsubscribe(U.Scope(42, "review_request", "email"))
+    assert store.opt_outs(42) == ([], ["review_request:email"])
+    store.unsubscribe(U.Scope(42, "*", "email"))  # the preference link's scope: marketing
+    kinds = store.opt_outs(42)[1]
+    assert "thank_you:email" in kinds and "shipped:email" not in kinds
+
+
+def _event(kind: str, **kw) -> OrderEvent:
+    return OrderEvent(
+        event_type=kind, order_id=5, customer_id=42, occurred_at=datetime(2025, 3, 5, 12, 0), **kw
+    )
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize(
+    ("stage", "extra"),
+    [
+        ("shipped", {"ordered_at": datetime(2025, 3, 1, 9), "promised_date": "2025-03-06"}),
+        ("out_for_delivery", {}),
+        (
+            "delivered",
+            {
+                "delivered_at": datetime(2025, 3, 5, 12),
+                "order_value": 40,
+                "promised_date": "2025-03-06",
+            },
+        ),
+    ],
+)
+def test_an_opted_out_delivery_stage_sends_nothing(ledger, policy, customer, store, stage, extra):
+    outbox = Outbox(ledger.engine)
+    eng = DecisionEngine(
+        policy,
+        None,
+        ledger,
+        store,
+        outbox,
+        SenderIdentity("Kaffee", "https://shop.example", SECRET),
+    )
+    c = customer(email="c42@example.com")
+    before = _run(eng.order_event(OrderEventRequest(event=_event(stage, **extra), customer=c)))
+    assert stage in before.decision.message_types()
+    sent = [o for o in before.outbox if o["message_key"].startswith(f"{stage}:")]
+    assert len(sent) == 1 and sent[0]["created"]
+    # The customer turns the stage off on every channel; the same kind of event again:
+    store.put(42, {"kinds": {stage: False}})
+    ev = _event(stage, **extra).model_copy(update={"order_id": 6})
+    after = _run(eng.order_event(OrderEventRequest(event=ev, customer=c)))
+    assert stage not in after.decision.message_types()
+    assert any(
+        "turned off in the customer's preferences" in s.reason for s in after.decision.suppressed
+    )
+    keys = [r["message_key"] for r in outbox.rows()]
+    assert f"{stage}:42:order:5" in keys and f"{stage}:42:order:6" not in keys
+
+
+def test_opting_out_of_one_channel_moves_the_stage_to_another(ledger, policy, customer, store):
+    store.put(42, {"kinds": {"out_for_delivery": {"push": False}}})
+    eng = DecisionEngine(policy, None, ledger, store)
+    res = _run(
+        eng.order_event(OrderEventRequest(event=_event("out_for_delivery"), customer=customer()))
+    )
+    (m,) = res.decision.messages
+    assert m.message_type == "out_for_delivery" and m.channel == "sms"  # next in the catalogue
+
+
+def test_locked_kind_is_sent_whatever_is_stored(ledger, policy, customer, store):
+    # Even a row written around the API (e.g. by hand) cannot silence an order confirmation.
+    from sqlalchemy.orm import Session
+
+    from ppx.rules.messages.preferences import PreferenceRow
+
+    with Session(ledger.engine) as s, s.begin():
+        s.add(
+            PreferenceRow(
+                customer_id=42,
+                channel="email",
+                kind="order_confirmation",
+                allowed=False,
+                source="test",
+                updated_at=datetime(2025, 1, 1),
+            )
+        )
+    eng = DecisionEngine(policy, None, ledger, store)
+    res = _run(eng.order_event(OrderEventRequest(event=_event("placed"), customer=customer())))
+    assert res.decision.message_types() == ["order_confirmation"]
+
+
+def test_duplicate_event_enqueues_once_and_shows_the_balance(ledger, policy, customer, store):
+    outbox = Outbox(ledger.engine)
+    eng = DecisionEngine(
+        policy,
+        None,
+        ledger,
+        store,
+        outbox,
+        SenderIdentity("Kaffee", "https://shop.example", SECRET),
+    )
+    ev = _event(
+        "delivered",
+        delivered_at=datetime(2025, 3, 8, 12),
+        order_value=80,
+        promised_date="2025-03-02",
+        ordered_at=datetime(2025, 3, 1, 9),
+    )
+    c = customer(email="c42@example.com", locale="ru", time_zone="Europe/Moscow")
+    first = _run(eng.order_event(OrderEventRequest(event=ev, customer=c)))
+    again = _run(eng.order_event(OrderEventRequest(event=ev, customer=c)))
+    assert all(o["created"] for o in first.outbox) and not any(o["created"] for o in again.outbox)
+    rows = {r["message_type"]: r for r in outbox.rows()}
+    apology = rows["apology"]
+    assert apology["locale"] == "ru" and apology["to_address"] == "c42@example.com"
+    assert f"{first.balance:,}".replace(",", "\u00a0") in apology["body_text"]
+    token = apology["unsubscribe_url"].split("token=")[1]
+    assert U.read_token(token, SECRET) == U.Scope(42, "apology", "email")
+
+
+def test_email_without_a_signing_secret_is_refused(ledger, policy, customer, store):
+    eng = DecisionEngine(
+        policy,
+        None,
+        ledger,
+        store,
+        Outbox(ledger.engine),
+        SenderIdentity("Kaffee", "https://shop.example", None),
+    )
+    with pytest.raises(ValueError, match="PPX_UNSUBSCRIBE_SECRET"):
+        _run(eng.order_event(OrderEventRequest(event=_event("placed"), customer=customer())))
