@@ -205,9 +205,9 @@ def test_report_frame_reads_orders_ledger_and_outbox():
     rows = []
     for i, cid in enumerate(customers[C.CUSTOMER_ID]):
         lift = 0.3 if arms[i] == "treatment" else 0.0  # planted: +0.3 orders in the window
-        for k in range(rng.poisson(rate[i])):
+        for _k in range(rng.poisson(rate[i])):
             rows.append((cid, start - timedelta(days=1 + 88 * rng.random())))
-        for k in range(rng.poisson(rate[i] + lift)):
+        for _k in range(rng.poisson(rate[i] + lift)):
             rows.append((cid, start + timedelta(days=88 * rng.random())))
     orders = pd.DataFrame(rows, columns=[C.CUSTOMER_ID, C.ORDERED_AT])
     ledger = pd.DataFrame(
