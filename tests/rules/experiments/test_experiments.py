@@ -273,3 +273,27 @@ def test_report_command_on_a_world(tiny_world, policy, tmp_path):
         app, ["experiment", "report", "nope", "--world", str(path), "--policy", str(pol)]
     )
     assert missing.exit_code == 2 and "apology_holdout" in missing.output
+
+
+def test_simulator_applies_a_holdout(tiny_world, policy):
+    from ppx.rules.simulator import SimulationConfig, simulate
+
+    _, path = tiny_world
+    data = policy.model_dump(mode="json")
+    data["name"] = "with_holdout"
+    data["experiments"] = [
+        {
+            **EXP,
+            "arms": [
+                {"name": "holdout", "weight": 1, "holdout": True},
+                {"name": "treatment", "weight": 1},
+            ],
+        }
+    ]
+    pols = {"default": policy, "with_holdout": parse_policy(data)}
+    res = simulate(path, pols, SimulationConfig(seed=3, sample=0.5))
+    apology = res.points_by_type.loc["apology"]
+    assert 0.3 * apology["default"] < apology["with_holdout"] < 0.7 * apology["default"]
+    assert res.summary.loc["messages suppressed: holdout", "with_holdout"] > 0
+    assert res.summary.loc["messages suppressed: holdout", "default"] == 0
+    assert res.messages.loc["delivered", "default"] > 0  # every delivery stage is notified

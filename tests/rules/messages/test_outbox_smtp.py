@@ -11,6 +11,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from ppx.rules.messages.outbox import NewMessage, Outbox, new_owner
 from ppx.rules.messages.sender import SmtpConfig, send_batch, send_until_empty
 
@@ -156,3 +158,36 @@ def test_killed_sender_restarted_delivers_every_row_exactly_once_by_message_id(
     assert set(ids) == expected and len(expected) == n
     assert n <= len(ids) <= n + 1
     assert outbox.counts() == {"pending": 0, "sending": 0, "sent": n, "failed": 0}
+
+
+@pytest.mark.postgres
+def test_postgresql_claims_are_disjoint_and_sends_are_single(postgres_url, smtp_server):
+    from sqlalchemy import text
+
+    from ppx.rules.messages.db import make_engine
+
+    engine = make_engine(postgres_url)
+    ob = Outbox(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM message_outbox"))
+    assert ob.enqueue([_msg(i) for i in range(1, 121)]) == [True] * 120
+    assert ob.enqueue([_msg(1)]) == [False]
+    reports = []
+    lock = threading.Lock()
+
+    def work():  # four senders racing over one outbox (FOR UPDATE SKIP LOCKED)
+        r = send_until_empty(Outbox(engine, create=False), _cfg(smtp_server), new_owner(), batch=10)
+        with lock:
+            reports.append(r)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.sent for r in reports) == 120 and sum(r.lost_lease for r in reports) == 0
+    assert len([r for r in reports if r.sent]) >= 2  # the work was shared
+    ids = [m["Message-ID"] for m in smtp_server.messages]
+    assert len(ids) == 120 and len(set(ids)) == 120
+    assert ob.counts()["sent"] == 120
+    engine.dispose()
