@@ -43,7 +43,6 @@ from starlette.routing import Route
 from ppx.rules import engine as E
 from ppx.rules.ledger import Ledger
 from ppx.rules.messages import unsubscribe
-from ppx.rules.messages.compose import SenderIdentity
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.model_client import ModelClient
@@ -56,8 +55,8 @@ _ENGINE: E.DecisionEngine | None = None
 def engine() -> E.DecisionEngine:
     """The process-wide engine (policy, model client, ledger, preferences), built on first use.
 
-    Messages are enqueued in the outbox only when ``PPX_OUTBOX=1`` (the sender,
-    ``ppx messages send``, delivers them); email needs ``PPX_UNSUBSCRIBE_SECRET``.
+    Messages are enqueued in the outbox only when ``PPX_OUTBOX=1``; the sender
+    (``ppx messages send``, which needs ``PPX_UNSUBSCRIBE_SECRET``) renders and sends them.
     """
     global _ENGINE
     if _ENGINE is None:
@@ -65,13 +64,8 @@ def engine() -> E.DecisionEngine:
         client = ModelClient(timeout=policy.fallbacks.model_timeout_seconds)
         ledger = Ledger(os.environ.get("PPX_LEDGER_URL"))
         prefs = PreferenceStore(ledger.engine, policy)
-        outbox = identity = None
-        if os.environ.get("PPX_OUTBOX", "0") == "1":
-            identity = SenderIdentity.from_settings()
-            if not identity.secret:
-                raise RuntimeError("PPX_OUTBOX=1 needs PPX_UNSUBSCRIBE_SECRET (signs links)")
-            outbox = Outbox(ledger.engine)
-        _ENGINE = E.DecisionEngine(policy, client, ledger, prefs, outbox, identity)
+        outbox = Outbox(ledger.engine) if os.environ.get("PPX_OUTBOX", "0") == "1" else None
+        _ENGINE = E.DecisionEngine(policy, client, ledger, prefs, outbox)
     return _ENGINE
 
 

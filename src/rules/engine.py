@@ -21,11 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
 from ppx.rules.experiments.assign import apply_experiments
 from ppx.rules.ledger import Ledger, Posting
-from ppx.rules.loyalty.summary import loyalty_summary
-from ppx.rules.messages.compose import SenderIdentity, compose
+from ppx.rules.messages.compose import check_templates, outbox_rows
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceStore
-from ppx.rules.messages.render import LoyaltyView
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import Policy
 from ppx.rules.types import (
@@ -88,8 +86,8 @@ class DecisionEngine:
 
     With a preference store, every decision first reads the customer's stored opt-outs
     (so an opted-out delivery stage sends nothing); the policy's experiments are applied
-    to every decision; with an outbox, the decision's messages are rendered and enqueued
-    (after the ledger write, so they show the new balance).
+    to every decision; with an outbox, the decision's messages are enqueued after the
+    ledger write (``ppx messages send`` renders and sends them).
     """
 
     def __init__(
@@ -99,16 +97,14 @@ class DecisionEngine:
         ledger: Ledger | None = None,
         preferences: PreferenceStore | None = None,
         outbox: Outbox | None = None,
-        identity: SenderIdentity | None = None,
     ):
         self.policy = policy
         self.models = models
         self.ledger = ledger
         self.preferences = preferences
         self.outbox = outbox
-        self.identity = identity
-        if outbox is not None and identity is None:
-            raise ValueError("an outbox needs a sender identity (brand, public URL, secret)")
+        if outbox is not None:
+            check_templates(policy)  # a kind without a template fails here, not at send time
 
     def _customer(self, c: CustomerContext) -> CustomerContext:
         """The customer with the preference centre's opt-outs added."""
@@ -124,33 +120,10 @@ class DecisionEngine:
             }
         )
 
-    def _loyalty(self, customer: CustomerContext, balance: int | None, at: datetime) -> LoyaltyView:
-        """Balance and next reward for loyalty-bearing messages (from the ledger if any)."""
-        if self.ledger is None:
-            return LoyaltyView(balance=int(customer.points_balance))
-        s = loyalty_summary(
-            self.ledger, self.policy, customer.customer_id, now=at, tier=customer.tier
-        )
-        has_next = s.next_reward_name is not None
-        return LoyaltyView(
-            balance=int(s.balance),
-            next_reward=s.next_reward_name,
-            points_to_next_reward=int(s.points_to_next_reward) if has_next else None,
-        )
-
-    def _enqueue(
-        self, res: DecisionResponse, customer: CustomerContext, at: datetime
-    ) -> DecisionResponse:
+    def _enqueue(self, res: DecisionResponse, customer: CustomerContext) -> DecisionResponse:
         if self.outbox is None or not res.decision.messages:
             return res
-        assert self.identity is not None
-        rows = compose(
-            res.decision,
-            customer,
-            self.policy,
-            self.identity,
-            self._loyalty(customer, res.balance, at),
-        )
+        rows = outbox_rows(res.decision, customer)
         created = self.outbox.enqueue(rows)
         return res.model_copy(
             update={
@@ -203,7 +176,7 @@ class DecisionEngine:
         self, decision: Decision, customer: CustomerContext, at: datetime
     ) -> DecisionResponse:
         decision = apply_experiments(decision, self.policy, at)
-        return self._enqueue(self._write(decision), customer, at)
+        return self._enqueue(self._write(decision), customer)
 
     async def _commit(
         self, decision: Decision, customer: CustomerContext, at: datetime

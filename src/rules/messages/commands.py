@@ -42,28 +42,42 @@ def send_cmd(
         0.0, "--rate", min=0.0, help="At most this many messages per second (0: no limit)."
     ),
     once: bool = typer.Option(False, "--once", help="One batch, then stop."),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (templates, locales)."),
 ) -> None:
-    """Send due email rows of the outbox over SMTP until none is left."""
+    """Render and send due email rows of the outbox over SMTP until none is left."""
     import dataclasses
 
     from rich.console import Console
     from rich.table import Table
 
-    from ppx.rules.messages.outbox import new_owner
+    from ppx.rules.ledger import Ledger
+    from ppx.rules.messages.compose import Renderer, SenderIdentity, ledger_loyalty
+    from ppx.rules.messages.outbox import Outbox, new_owner
+    from ppx.rules.messages.render import RenderError
     from ppx.rules.messages.sender import SmtpConfig, send_batch, send_until_empty
+    from ppx.rules.policy import PolicyError, load_policy
+
+    try:
+        pol = load_policy(policy)
+        ledger = Ledger(ledger_url)
+        render = Renderer(pol, SenderIdentity.from_settings(), ledger_loyalty(ledger, pol))
+    except (PolicyError, RenderError) as err:
+        _fail(str(err))
 
     cfg = SmtpConfig.from_settings()
     if smtp_host:
         cfg = dataclasses.replace(cfg, host=smtp_host)
     if smtp_port:
         cfg = dataclasses.replace(cfg, port=smtp_port)
-    outbox = _outbox(ledger_url)
+    outbox = Outbox(ledger.engine)
     owner = new_owner()
     fn = send_batch if once else send_until_empty
     kwargs = {"limit": batch} if once else {"batch": batch}
     console = Console()
     with console.status(f"sending via {cfg.host}:{cfg.port} ..."):
-        rep = fn(outbox, cfg, owner, lease_seconds=lease_seconds, rate_per_second=rate, **kwargs)
+        rep = fn(
+            outbox, cfg, owner, render, lease_seconds=lease_seconds, rate_per_second=rate, **kwargs
+        )
     t = Table(title=f"outbox send ({cfg.host}:{cfg.port})")
     for col in ("claimed", "sent", "retried later", "failed", "lease lost"):
         t.add_column(col, justify="right")

@@ -4,6 +4,12 @@ Why an outbox table: a decision and its messages are written where the ledger li
 crash between "decided" and "sent" loses nothing, and a sender process (``ppx messages
 send``) delivers them at its own pace, retrying failures with exponential back-off.
 
+A row holds what the decision planned (kind, content, the customer's language and time
+zone, address, arm); the sender renders it right before sending and stores the subject
+and bodies it sent. Rendering at send time keeps templates and the loyalty read off the
+decision's latency, and the balance a message shows is the one when it goes out (a
+message deferred past quiet hours shows the points earned in between).
+
 Guarantees and how they are kept:
 
 * **idempotent enqueue**: ``message_key`` is UNIQUE (``<kind>:<customer>:<order|return|
@@ -31,6 +37,7 @@ Guarantees and how they are kept:
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import uuid
 from dataclasses import dataclass
@@ -74,10 +81,14 @@ class OutboxRow(OutboxBase):
     category: Mapped[str] = mapped_column(String(16), nullable=False)
     locale: Mapped[str] = mapped_column(String(16), nullable=False)
     arm: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    utc_offset_minutes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     to_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
-    subject: Mapped[str] = mapped_column(String(500), nullable=False)
-    body_text: Mapped[str] = mapped_column(Text, nullable=False)
-    body_html: Mapped[str] = mapped_column(Text, nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: what the decision planned
+    # What was sent (filled when the row is sent):
+    subject: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    body_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    body_html: Mapped[str | None] = mapped_column(Text, nullable=True)
     unsubscribe_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -96,20 +107,19 @@ class OutboxRow(OutboxBase):
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A rendered message to enqueue."""
+    """A planned message to enqueue (rendered by the sender)."""
 
     message_key: str
     customer_id: int
     message_type: str
     channel: str
     category: str
-    locale: str
-    subject: str
-    body_text: str
-    body_html: str
+    content: dict
     send_after: datetime
+    locale: str = "en"
+    time_zone: str | None = None
+    utc_offset_minutes: int = 0
     to_address: str | None = None
-    unsubscribe_url: str | None = None
     arm: str | None = None
 
 
@@ -122,13 +132,25 @@ class Claimed:
     rfc_message_id: str
     customer_id: int
     message_type: str
+    channel: str
+    content: dict
+    locale: str
+    time_zone: str | None
+    utc_offset_minutes: int
     to_address: str | None
+    arm: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SentContent:
+    """What the sender rendered and sent, stored on the row."""
+
     subject: str
     body_text: str
     body_html: str
-    unsubscribe_url: str | None
-    arm: str | None
-    attempts: int
+    locale: str
+    unsubscribe_url: str | None = None
 
 
 def rfc_message_id(message_key: str, domain: str = "ppx.local") -> str:
@@ -189,13 +211,12 @@ class Outbox:
                 "message_type": m.message_type,
                 "channel": m.channel,
                 "category": m.category,
-                "locale": m.locale,
+                "locale": m.locale[:16],
+                "time_zone": m.time_zone,
+                "utc_offset_minutes": int(m.utc_offset_minutes),
                 "arm": m.arm,
                 "to_address": m.to_address,
-                "subject": m.subject[:500],
-                "body_text": m.body_text,
-                "body_html": m.body_html,
-                "unsubscribe_url": m.unsubscribe_url,
+                "content": json.dumps(m.content, sort_keys=True, default=str),
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": m.send_after,
@@ -242,8 +263,8 @@ class Outbox:
                            OR (status = 'sending' AND lease_until < :now))
                     ORDER BY next_attempt_at, id
                     LIMIT :limit {lock})
-            RETURNING id, message_key, rfc_message_id, customer_id, message_type, to_address,
-                      subject, body_text, body_html, unsubscribe_url, arm, attempts
+            RETURNING id, message_key, rfc_message_id, customer_id, message_type, channel,
+                      content, locale, time_zone, utc_offset_minutes, to_address, arm, attempts
             """
         ).bindparams(*_times("until", "now"))
         params = {
@@ -255,7 +276,8 @@ class Outbox:
         }
         with self.engine.begin() as conn:
             rows = conn.execute(sql, params).all()
-        return sorted((Claimed(**r._mapping) for r in rows), key=lambda c: c.id)
+        claimed = [Claimed(**{**r._mapping, "content": json.loads(r.content)}) for r in rows]
+        return sorted(claimed, key=lambda c: c.id)
 
     def renew(self, row_id: int, owner: str, lease_seconds: float = 60.0) -> bool:
         """Extend the lease just before sending; False if it expired and was taken."""
@@ -276,13 +298,26 @@ class Outbox:
             )
         return res.rowcount == 1
 
-    def mark_sent(self, row_id: int, owner: str) -> bool:
+    def mark_sent(self, row_id: int, owner: str, sent: SentContent | None = None) -> bool:
+        """Record the row as sent, with what was sent; False if the lease was lost."""
         sql = text(
             "UPDATE message_outbox SET status = 'sent', sent_at = :now, lease_until = NULL, "
-            "last_error = NULL WHERE id = :id AND status = 'sending' AND lease_owner = :owner"
+            "last_error = NULL, subject = :subject, body_text = :text, body_html = :html, "
+            "unsubscribe_url = :unsub, locale = COALESCE(:locale, locale) "
+            "WHERE id = :id AND status = 'sending' AND lease_owner = :owner"
         ).bindparams(*_times("now"))
+        params = {
+            "now": _now(),
+            "id": row_id,
+            "owner": owner,
+            "subject": sent.subject[:500] if sent else None,
+            "text": sent.body_text if sent else None,
+            "html": sent.body_html if sent else None,
+            "unsub": sent.unsubscribe_url if sent else None,
+            "locale": sent.locale if sent else None,
+        }
         with self.engine.begin() as conn:
-            return conn.execute(sql, {"now": _now(), "id": row_id, "owner": owner}).rowcount == 1
+            return conn.execute(sql, params).rowcount == 1
 
     def mark_failed(
         self, row_id: int, owner: str, attempts: int, error: str, permanent: bool = False

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, String, select
+from sqlalchemy import BigInteger, Boolean, DateTime, String, bindparam, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -36,6 +36,10 @@ class PreferenceRow(PreferencesBase):
     allowed: Mapped[bool] = mapped_column(Boolean, nullable=False)
     source: Mapped[str] = mapped_column(String(32), nullable=False, default="api")
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+_T = PreferenceRow.__table__
+_ROWS = select(_T.c.channel, _T.c.kind, _T.c.allowed).where(_T.c.customer_id == bindparam("cid"))
 
 
 class PreferenceError(ValueError):
@@ -149,9 +153,10 @@ class PreferenceStore:
         return v
 
     def _rows(self, customer_id: int) -> dict[tuple[str, str], bool]:
-        with Session(self.engine) as s:
-            q = select(PreferenceRow).where(PreferenceRow.customer_id == int(customer_id))
-            return {(r.channel, r.kind): r.allowed for r in s.scalars(q)}
+        # Core, one cached statement: this runs before every decision.
+        with self.engine.connect() as conn:
+            rows = conn.execute(_ROWS, {"cid": int(customer_id)})
+            return {(ch, kind): bool(allowed) for ch, kind, allowed in rows}
 
     def _write(self, customer_id: int, rows: dict[tuple[str, str], bool], source: str) -> None:
         if not rows:

@@ -131,13 +131,18 @@ def customer_zone(customer: CustomerContext) -> tzinfo:
     return timezone(timedelta(minutes=customer.utc_offset_minutes))
 
 
+@cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)
+
+
 class _Words:
     """Catalogue look-ups for one language, raising on anything missing."""
 
     def __init__(self, lang: str, zone: tzinfo, currency: str):
         self.lang = lang
         self.cat = _catalogue(lang)
-        self.locale = Locale.parse(lang)
+        self.locale = _locale(lang)
         self.zone = zone
         self.currency = currency
 

@@ -1,4 +1,4 @@
-"""Send outbox email over SMTP (smtplib): claim, renew the lease, send, settle.
+"""Send outbox email over SMTP (smtplib): claim, render, renew the lease, send, settle.
 
 The order of steps is what makes the outbox guarantees hold (see
 :mod:`ppx.rules.messages.outbox`): a row is renewed (still ours?) right before it is
@@ -6,8 +6,8 @@ handed to the SMTP server and marked ``sent`` right after the server accepts it,
 at a time, so a killed sender leaves at most one row whose fate the database does not
 know; that row is sent again, with the same ``Message-ID``, after its lease runs out.
 
-Errors: SMTP 5xx replies (recipient refused, message rejected) and rows without an
-address fail for good; connection trouble and 4xx replies are retried with back-off.
+Errors: SMTP 5xx replies (recipient refused, message rejected), rows without an address
+and rows that cannot be rendered (a missing template key) fail for good; connection trouble and 4xx replies are retried with back-off.
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from ppx.rules.messages.outbox import Claimed, Outbox
+from ppx.rules.messages.outbox import Claimed, Outbox, SentContent
+from ppx.rules.messages.render import RenderError
+
+#: Turns a claimed row into what is sent (``ppx.rules.messages.compose.Renderer``).
+RenderFn = Callable[[Claimed], SentContent]
 
 
 @dataclass(frozen=True)
@@ -58,21 +62,22 @@ class SendReport:
     errors: list[str] = field(default_factory=list)
 
 
-def build_email(row: Claimed, mail_from: str) -> EmailMessage:
+def build_email(row: Claimed, sent: SentContent, mail_from: str) -> EmailMessage:
     """The MIME message: text and HTML alternatives, a fixed Message-ID, unsubscribe headers."""
     msg = EmailMessage()
     msg["From"] = mail_from
     msg["To"] = row.to_address
-    msg["Subject"] = row.subject
+    msg["Subject"] = sent.subject
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = row.rfc_message_id
     msg["X-PPX-Message-Key"] = row.message_key
-    if row.unsubscribe_url:
+    if sent.unsubscribe_url:
         # RFC 2369 + RFC 8058: mail clients show "Unsubscribe" and POST to the URL.
-        msg["List-Unsubscribe"] = f"<{row.unsubscribe_url}>"
+        msg["List-Unsubscribe"] = f"<{sent.unsubscribe_url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(row.body_text)
-    msg.add_alternative(row.body_html, subtype="html")
+    msg.set_content(sent.body_text)
+    msg.add_alternative(sent.body_html, subtype="html")
+    msg["Content-Language"] = sent.locale  # after the bodies: set_content drops Content-*
     return msg
 
 
@@ -112,6 +117,7 @@ def send_batch(
     outbox: Outbox,
     cfg: SmtpConfig,
     owner: str,
+    render: RenderFn,
     *,
     limit: int = 50,
     lease_seconds: float = 60.0,
@@ -130,12 +136,25 @@ def send_batch(
                 outbox.mark_failed(row.id, owner, row.attempts, "no email address", True)
                 report.failed += 1
                 continue
+            try:
+                sent = render(row)
+            except RenderError as err:  # a template or catalogue gap: fix it, do not retry
+                outbox.mark_failed(row.id, owner, row.attempts, f"render: {err}", True)
+                report.failed += 1
+                report.errors.append(f"{row.message_key}: {err}")
+                continue
+            except Exception as err:  # e.g. the loyalty read failed: try again later
+                status = outbox.mark_failed(row.id, owner, row.attempts, f"render: {err}")
+                report.failed += status == "failed"
+                report.retried += status != "failed"
+                report.errors.append(f"{row.message_key}: {err}")
+                continue
             if not outbox.renew(row.id, owner, lease_seconds):
                 report.lost_lease += 1  # another sender took it after our lease ran out
                 continue
             started = time.monotonic()
             try:
-                conn.get().send_message(build_email(row, cfg.mail_from))
+                conn.get().send_message(build_email(row, sent, cfg.mail_from))
             except (smtplib.SMTPException, OSError) as err:
                 conn.drop()
                 status = outbox.mark_failed(
@@ -147,7 +166,7 @@ def send_batch(
                 else:
                     report.retried += 1
                 continue
-            outbox.mark_sent(row.id, owner)
+            outbox.mark_sent(row.id, owner, sent)
             report.sent += 1
             if on_sent is not None:
                 on_sent(row)
@@ -162,6 +181,7 @@ def send_until_empty(
     outbox: Outbox,
     cfg: SmtpConfig,
     owner: str,
+    render: RenderFn,
     *,
     batch: int = 50,
     lease_seconds: float = 60.0,
@@ -175,6 +195,7 @@ def send_until_empty(
             outbox,
             cfg,
             owner,
+            render,
             limit=batch,
             lease_seconds=lease_seconds,
             rate_per_second=rate_per_second,

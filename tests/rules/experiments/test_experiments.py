@@ -21,7 +21,6 @@ from ppx.rules.experiments.report import (
 )
 from ppx.rules.experiments.stats import cuped_effect
 from ppx.rules.ledger import Ledger
-from ppx.rules.messages.compose import SenderIdentity
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.policy import Experiment, PolicyError, parse_policy
 from ppx.rules.types import OrderEvent, Scores
@@ -95,14 +94,7 @@ def _first(exp_policy, arm: str) -> int:
 def test_holdout_gets_no_message_or_gesture_and_rows_record_the_arm(exp_policy, customer, tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     outbox = Outbox(ledger.engine)
-    eng = DecisionEngine(
-        exp_policy,
-        None,
-        ledger,
-        None,
-        outbox,
-        SenderIdentity("Kaffee", "https://shop.example", "secret"),
-    )
+    eng = DecisionEngine(exp_policy, None, ledger, None, outbox)
     held, treated = _first(exp_policy, "holdout"), _first(exp_policy, "treatment")
 
     def run(cid):

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from ppx.rules.messages.compose import Renderer, SenderIdentity
 from ppx.rules.messages.outbox import NewMessage, Outbox, new_owner
 from ppx.rules.messages.sender import SmtpConfig, send_batch, send_until_empty
+from ppx.rules.messages.unsubscribe import Scope, read_token
 
 PAST = datetime(2025, 1, 1)
+SECRET = "outbox-test-secret"
 
 
 def _msg(i: int, **kw) -> NewMessage:
@@ -26,16 +29,18 @@ def _msg(i: int, **kw) -> NewMessage:
         message_type="shipped",
         channel="email",
         category="transactional",
-        locale="en",
-        subject=f"Order {i} is on its way",
-        body_text=f"Your order {i} has left our warehouse.\n",
-        body_html=f"<p>Your order {i} has left our warehouse.</p>",
+        content={"order_id": i, "estimated_delivery": "2025-03-04"},
         send_after=PAST,
+        locale=["en", "ja", "ru"][i % 3],
         to_address=f"c{i}@example.com",
-        unsubscribe_url=f"https://shop.example/preferences/unsubscribe?token=t{i}",
     )
     base.update(kw)
     return NewMessage(**base)
+
+
+@pytest.fixture()
+def renderer(policy):
+    return Renderer(policy, SenderIdentity("Kaffee", "https://shop.example", SECRET))
 
 
 def _cfg(server) -> SmtpConfig:
@@ -48,25 +53,40 @@ def test_enqueue_is_idempotent(outbox: Outbox):
     assert outbox.counts()["pending"] == 3
 
 
-def test_sends_each_row_once_with_unsubscribe_headers(outbox, smtp_server):
+def test_sends_each_row_once_rendered_with_unsubscribe_headers(outbox, smtp_server, renderer):
     outbox.enqueue([_msg(i) for i in range(1, 8)])
     outbox.enqueue([_msg(99, send_after=datetime.now() + timedelta(days=1))])  # not due yet
-    rep = send_until_empty(outbox, _cfg(smtp_server), new_owner(), batch=3)
-    assert rep.sent == 7 and outbox.counts() == {"pending": 1, "sending": 0, "sent": 7, "failed": 0}
-    got = smtp_server.messages
-    assert len(got) == 7 and len({m["Message-ID"] for m in got}) == 7
-    m = got[0]
-    assert m["List-Unsubscribe"] == "<https://shop.example/preferences/unsubscribe?token=t1>"
+    rep = send_until_empty(outbox, _cfg(smtp_server), new_owner(), renderer, batch=3)
+    assert rep.sent == 7
+    assert outbox.counts() == {"pending": 1, "sending": 0, "sent": 7, "failed": 0}
+    got = {m["To"]: m for m in smtp_server.messages}
+    assert len(smtp_server.messages) == 7 and len({m["Message-ID"] for m in got.values()}) == 7
+    m = got["c1@example.com"]  # customer 1 writes Japanese
+    assert m["Subject"] == "ご注文 1 を発送しました" and m["Content-Language"] == "ja"
+    unsub = m["List-Unsubscribe"]
+    assert unsub.startswith("<https://shop.example/preferences/unsubscribe?token=")
+    assert read_token(unsub[1:-1].split("token=")[1], SECRET) == Scope(1, "shipped", "email")
     assert m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert m.get_body(("plain",)).get_content().startswith("Your order 1")
-    assert "<p>Your order 1" in m.get_body(("html",)).get_content()
-    assert send_until_empty(outbox, _cfg(smtp_server), new_owner()).sent == 0  # nothing twice
+    assert "2025年3月4日" in m.get_body(("plain",)).get_content()
+    assert "<p>ご注文 1 が倉庫から発送されました。</p>" in m.get_body(("html",)).get_content()
+    row = next(r for r in outbox.rows() if r["customer_id"] == 1)
+    assert row["subject"] == m["Subject"] and row["unsubscribe_url"] == unsub[1:-1]
+    again = send_until_empty(outbox, _cfg(smtp_server), new_owner(), renderer)
+    assert again.sent == 0  # nothing twice
 
 
-def test_temporary_failure_backs_off_and_permanent_failure_stops(outbox, smtp_server):
+def test_a_row_that_cannot_render_fails_for_good(outbox, smtp_server, renderer):
+    outbox.enqueue([_msg(1, content={"estimated_delivery": "2025-03-04"})])  # no order_id
+    rep = send_batch(outbox, _cfg(smtp_server), new_owner(), renderer)
+    assert (rep.sent, rep.failed) == (0, 1) and not smtp_server.messages
+    (row,) = outbox.rows()
+    assert row["status"] == "failed" and "order_id" in row["last_error"]
+
+
+def test_temporary_failure_backs_off_and_permanent_failure_stops(outbox, smtp_server, renderer):
     outbox.enqueue([_msg(1), _msg(2), _msg(3, to_address=None)])
     smtp_server.replies = ["451 4.3.0 try again later", "550 5.1.1 no such user"]
-    rep = send_batch(outbox, _cfg(smtp_server), new_owner())
+    rep = send_batch(outbox, _cfg(smtp_server), new_owner(), renderer)
     assert (rep.sent, rep.retried, rep.failed) == (0, 1, 2)
     rows = {r["customer_id"]: r for r in outbox.rows()}
     assert rows[1]["status"] == "pending" and rows[1]["attempts"] == 1
@@ -75,7 +95,7 @@ def test_temporary_failure_backs_off_and_permanent_failure_stops(outbox, smtp_se
     assert rows[2]["status"] == "failed" and "550" in rows[2]["last_error"]
     assert rows[3]["status"] == "failed" and rows[3]["last_error"] == "no email address"
     # Not due yet: nothing is claimed until the back-off has passed.
-    assert send_batch(outbox, _cfg(smtp_server), new_owner()).claimed == 0
+    assert send_batch(outbox, _cfg(smtp_server), new_owner(), renderer).claimed == 0
 
 
 def test_concurrent_senders_claim_disjoint_rows(outbox, smtp_server):
@@ -138,7 +158,7 @@ def test_killed_sender_restarted_delivers_every_row_exactly_once_by_message_id(
         "--lease-seconds",
         "1",
     ]
-    env = {**os.environ, "PPX_MAIL_FROM": "shop@example.com"}
+    env = {**os.environ, "PPX_MAIL_FROM": "shop@example.com", "PPX_UNSUBSCRIBE_SECRET": SECRET}
     slow = subprocess.Popen(
         [*cmd, "--rate", "15"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -161,7 +181,7 @@ def test_killed_sender_restarted_delivers_every_row_exactly_once_by_message_id(
 
 
 @pytest.mark.postgres
-def test_postgresql_claims_are_disjoint_and_sends_are_single(postgres_url, smtp_server):
+def test_postgresql_claims_are_disjoint_and_sends_are_single(postgres_url, smtp_server, renderer):
     from sqlalchemy import text
 
     from ppx.rules.messages.db import make_engine
@@ -176,7 +196,9 @@ def test_postgresql_claims_are_disjoint_and_sends_are_single(postgres_url, smtp_
     lock = threading.Lock()
 
     def work():  # four senders racing over one outbox (FOR UPDATE SKIP LOCKED)
-        r = send_until_empty(Outbox(engine, create=False), _cfg(smtp_server), new_owner(), batch=10)
+        r = send_until_empty(
+            Outbox(engine, create=False), _cfg(smtp_server), new_owner(), renderer, batch=10
+        )
         with lock:
             reports.append(r)
 

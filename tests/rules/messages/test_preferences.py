@@ -9,10 +9,12 @@ import pytest
 
 from ppx.rules.engine import DecisionEngine, OrderEventRequest
 from ppx.rules.ledger import Ledger
+from ppx.rules.loyalty.summary import loyalty_summary
 from ppx.rules.messages import unsubscribe as U
-from ppx.rules.messages.compose import SenderIdentity
+from ppx.rules.messages.compose import Renderer, SenderIdentity, ledger_loyalty
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
+from ppx.rules.messages.render import RenderError
 from ppx.rules.types import OrderEvent
 
 SECRET = "test-secret-0123456789"
@@ -110,14 +112,7 @@ def _run(coro):
 )
 def test_an_opted_out_delivery_stage_sends_nothing(ledger, policy, customer, store, stage, extra):
     outbox = Outbox(ledger.engine)
-    eng = DecisionEngine(
-        policy,
-        None,
-        ledger,
-        store,
-        outbox,
-        SenderIdentity("Kaffee", "https://shop.example", SECRET),
-    )
+    eng = DecisionEngine(policy, None, ledger, store, outbox)
     c = customer(email="c42@example.com")
     before = _run(eng.order_event(OrderEventRequest(event=_event(stage, **extra), customer=c)))
     assert stage in before.decision.message_types()
@@ -167,16 +162,11 @@ def test_locked_kind_is_sent_whatever_is_stored(ledger, policy, customer, store)
     assert res.decision.message_types() == ["order_confirmation"]
 
 
-def test_duplicate_event_enqueues_once_and_shows_the_balance(ledger, policy, customer, store):
+def test_duplicate_event_enqueues_once_and_renders_the_balance_when_sent(
+    ledger, policy, customer, store
+):
     outbox = Outbox(ledger.engine)
-    eng = DecisionEngine(
-        policy,
-        None,
-        ledger,
-        store,
-        outbox,
-        SenderIdentity("Kaffee", "https://shop.example", SECRET),
-    )
+    eng = DecisionEngine(policy, None, ledger, store, outbox)
     ev = _event(
         "delivered",
         delivered_at=datetime(2025, 3, 8, 12),
@@ -188,22 +178,27 @@ def test_duplicate_event_enqueues_once_and_shows_the_balance(ledger, policy, cus
     first = _run(eng.order_event(OrderEventRequest(event=ev, customer=c)))
     again = _run(eng.order_event(OrderEventRequest(event=ev, customer=c)))
     assert all(o["created"] for o in first.outbox) and not any(o["created"] for o in again.outbox)
-    rows = {r["message_type"]: r for r in outbox.rows()}
+    assert len(outbox.rows()) == len(first.outbox)
+    # The sender renders at send time, with the balance and next reward of that moment.
+    renderer = Renderer(
+        policy,
+        SenderIdentity("Kaffee", "https://shop.example", SECRET),
+        ledger_loyalty(ledger, policy),
+    )
+    rows = {r.message_type: r for r in outbox.claim("sender", limit=10)}
     apology = rows["apology"]
-    assert apology["locale"] == "ru" and apology["to_address"] == "c42@example.com"
-    assert f"{first.balance:,}".replace(",", "\u00a0") in apology["body_text"]
-    token = apology["unsubscribe_url"].split("token=")[1]
+    assert apology.locale == "ru" and apology.to_address == "c42@example.com"
+    sent = renderer(apology)
+    assert sent.locale == "ru" and sent.subject == "Извините за задержку заказа 5"
+    balance = ledger.balance(42)
+    assert f"На вашем счёте {balance:,}".replace(",", "\u00a0") in sent.body_text
+    summary = loyalty_summary(ledger, policy, 42)
+    if summary.next_reward_name is not None:
+        assert summary.next_reward_name in sent.body_text
+    token = sent.unsubscribe_url.split("token=")[1]
     assert U.read_token(token, SECRET) == U.Scope(42, "apology", "email")
 
 
-def test_email_without_a_signing_secret_is_refused(ledger, policy, customer, store):
-    eng = DecisionEngine(
-        policy,
-        None,
-        ledger,
-        store,
-        Outbox(ledger.engine),
-        SenderIdentity("Kaffee", "https://shop.example", None),
-    )
-    with pytest.raises(ValueError, match="PPX_UNSUBSCRIBE_SECRET"):
-        _run(eng.order_event(OrderEventRequest(event=_event("placed"), customer=customer())))
+def test_sending_without_a_signing_secret_is_refused(policy):
+    with pytest.raises(RenderError, match="PPX_UNSUBSCRIBE_SECRET"):
+        Renderer(policy, SenderIdentity("Kaffee", "https://shop.example", None))
