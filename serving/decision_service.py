@@ -10,7 +10,8 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
 * ``POST /decide/daily-batch`` ``{items: [{customer, now, scores?, model_inputs?}, ...]}``
 * ``GET /loyalty/{customer_id}/balance``
 * ``GET|PUT /preferences/{customer_id}`` (the preference centre) and
-  ``POST /preferences/unsubscribe?token=...`` (signed one-click unsubscribe, RFC 8058)
+  ``POST /preferences/unsubscribe?token=...`` (signed one-click unsubscribe, RFC 8058),
+  ``GET|POST /preferences/page?token=...`` (the shopper's page the email footer links to)
 
 Endpoints are thin on purpose: validation is the pydantic models of ``ppx.rules``, the work
 is :class:`ppx.rules.engine.DecisionEngine` (call the model service for the scores a
@@ -45,6 +46,7 @@ from ppx.rules.ledger import Ledger
 from ppx.rules.messages import unsubscribe
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
+from ppx.rules.messages.render import preferences_page
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
@@ -171,9 +173,48 @@ async def _one_click(request: Request) -> JSONResponse:
     )
 
 
+def _page_scope(request: Request):
+    from ppx.config import get_settings
+
+    token = request.query_params.get("token", "")
+    scope = unsubscribe.read_token(token, get_settings().unsubscribe_secret)
+    if scope.kind != "*":
+        raise unsubscribe.InvalidToken("this link is for one message kind, not the page")
+    return scope, token
+
+
+async def _page(request: Request) -> Response:
+    """The shopper's preference page (the footer link): GET shows, POST saves the form."""
+    from urllib.parse import quote
+
+    from ppx.config import get_settings
+
+    try:
+        scope, token = _page_scope(request)
+    except unsubscribe.InvalidToken as err:
+        return JSONResponse({"error": str(err)}, status_code=403)
+    lang = request.query_params.get("lang", "en")
+    store = _preferences_store()
+    saved = False
+    if request.method == "POST":
+        form = await request.form()
+        store.set_channel_kinds(scope.customer_id, scope.channel, set(form.getlist("kind")))
+        saved = True
+    html = preferences_page(
+        store.get(scope.customer_id),
+        scope.channel,
+        lang,
+        get_settings().brand_name,
+        action=f"/preferences/page?token={quote(token)}&lang={quote(lang)}",
+        saved=saved,
+    )
+    return Response(html, media_type="text/html; charset=utf-8")
+
+
 preferences_app = Starlette(
     routes=[
         Route("/unsubscribe", _one_click, methods=["POST"]),
+        Route("/page", _page, methods=["GET", "POST"]),
         Route("/{customer_id}", _get_preferences, methods=["GET"]),
         Route("/{customer_id}", _put_preferences, methods=["PUT"]),
     ]
@@ -192,8 +233,12 @@ class TokenMiddleware:
         guarded = (
             path.startswith("/decide/")
             or path.startswith("/loyalty/")
-            # the one-click link carries its own HMAC signature; the rest is the brand's API
-            or (path.startswith("/preferences/") and path != "/preferences/unsubscribe")
+            # the one-click link and the page carry their own HMAC-signed token; the rest of
+            # /preferences is the brand's API
+            or (
+                path.startswith("/preferences/")
+                and path not in ("/preferences/unsubscribe", "/preferences/page")
+            )
         )
         if token and guarded:
             headers = {

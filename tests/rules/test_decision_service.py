@@ -238,6 +238,23 @@ def test_preference_centre_and_one_click_unsubscribe_over_http(service, customer
     )
     assert r.status_code == 200, r.text
     assert r.json()["preferences"]["kinds"]["review_request"]["channels"]["email"] is False
+    # The preference page the footer links to: a channel-wide token, a form.
+    page_token = make_token(Scope(77, "*", "email"), "link-secret")
+    page = httpx.get(
+        f"{service.base_url}/preferences/page", params={"token": page_token, "lang": "ja"}
+    )
+    assert page.status_code == 200 and "メッセージの受信設定" in page.text
+    saved = httpx.post(
+        f"{service.base_url}/preferences/page",
+        params={"token": page_token, "lang": "ja"},
+        data={"kind": ["shipped", "out_for_delivery", "delivered"]},
+    )
+    assert saved.status_code == 200 and "受信設定を保存しました" in saved.text
+    email = service.get("/preferences/77").json()["kinds"]
+    assert email["shipped"]["channels"]["email"] and not email["thank_you"]["channels"]["email"]
+    assert email["order_confirmation"]["channels"]["email"]  # locked: stays on
+    one_kind = httpx.get(f"{service.base_url}/preferences/page", params={"token": token})
+    assert one_kind.status_code == 403  # a one-click token does not open the page
     forged = make_token(Scope(77, "review_request", "email"), "guess")
     r = httpx.post(f"{service.base_url}/preferences/unsubscribe", params={"token": forged})
     assert r.status_code == 403

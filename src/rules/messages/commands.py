@@ -42,6 +42,9 @@ def send_cmd(
         0.0, "--rate", min=0.0, help="At most this many messages per second (0: no limit)."
     ),
     once: bool = typer.Option(False, "--once", help="One batch, then stop."),
+    watch: float = typer.Option(
+        0.0, "--watch", min=0.0, help="Keep running: look for due rows every N seconds."
+    ),
     policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (templates, locales)."),
 ) -> None:
     """Render and send due email rows of the outbox over SMTP until none is left."""
@@ -74,6 +77,22 @@ def send_cmd(
     fn = send_batch if once else send_until_empty
     kwargs = {"limit": batch} if once else {"batch": batch}
     console = Console()
+    if watch > 0:  # a long-running sender: one line per pass that sent something
+        import time
+
+        while True:
+            rep = send_until_empty(
+                outbox,
+                cfg,
+                owner,
+                render,
+                batch=batch,
+                lease_seconds=lease_seconds,
+                rate_per_second=rate,
+            )
+            if rep.claimed:
+                console.print(f"sent {rep.sent}, retried later {rep.retried}, failed {rep.failed}")
+            time.sleep(watch)
     with console.status(f"sending via {cfg.host}:{cfg.port} ..."):
         rep = fn(
             outbox, cfg, owner, render, lease_seconds=lease_seconds, rate_per_second=rate, **kwargs

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from ppx.rules.messages import unsubscribe
 from ppx.rules.messages.outbox import Claimed, NewMessage, SentContent
-from ppx.rules.messages.render import LOYALTY_KINDS, LoyaltyView, RenderError, render
+from ppx.rules.messages.render import (
+    LOYALTY_KINDS,
+    LoyaltyView,
+    RenderError,
+    pick_language,
+    render,
+)
 from ppx.rules.messages.render import template_kinds as _template_kinds
 from ppx.rules.policy import Policy
 from ppx.rules.types import CustomerContext, Decision, PlannedMessage
@@ -119,6 +125,7 @@ class Renderer:
             row.message_type,
             row.channel,
             self.identity.secret,
+            pick_language(row.locale, self.policy),
         )
         customer = CustomerContext.model_construct(
             customer_id=row.customer_id,

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, String, bindparam, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ppx.rules.messages.db import dialect_of
 from ppx.rules.messages.unsubscribe import Scope
 from ppx.rules.policy import CHANNELS, Policy
 
@@ -127,6 +128,19 @@ class PreferenceStore:
         self._write(scope.customer_id, rows, "one_click")
         return self.get(scope.customer_id)
 
+    def set_channel_kinds(self, customer_id: int, channel: str, allowed: set[str]) -> dict:
+        """The preference page's form: on ``channel``, exactly the ``allowed`` kinds are on
+        (locked kinds stay on whatever the form says)."""
+        self._check_channel(channel, "channel")
+        rows = {
+            (channel, k): (k in allowed)
+            for k, spec in self.policy.messages.catalogue.items()
+            if channel in spec.channels and k not in self.policy.preferences.locked
+        }
+        rows[(channel, ALL)] = True  # choosing kinds on the page re-opens the channel
+        self._write(customer_id, rows, "page")
+        return self.get(customer_id)
+
     def opt_outs(self, customer_id: int) -> tuple[list[str], list[str]]:
         """(channels turned off, kinds turned off as ``kind:channel``) for a decision."""
         channels, kinds = [], []
@@ -159,17 +173,33 @@ class PreferenceStore:
             return {(ch, kind): bool(allowed) for ch, kind, allowed in rows}
 
     def _write(self, customer_id: int, rows: dict[tuple[str, str], bool], source: str) -> None:
+        """Upsert the rows in one transaction (the database settles concurrent writers)."""
         if not rows:
             return
-        with Session(self.engine) as s, s.begin():
-            for (ch, kind), allowed in rows.items():
-                s.merge(
-                    PreferenceRow(
-                        customer_id=int(customer_id),
-                        channel=ch,
-                        kind=kind,
-                        allowed=allowed,
-                        source=source,
-                        updated_at=_now(),
-                    )
-                )
+        if dialect_of(str(self.engine.url)) == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        now = _now()
+        values = [
+            {
+                "customer_id": int(customer_id),
+                "channel": ch,
+                "kind": kind,
+                "allowed": allowed,
+                "source": source,
+                "updated_at": now,
+            }
+            for (ch, kind), allowed in rows.items()
+        ]
+        stmt = insert(_T)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["customer_id", "channel", "kind"],
+            set_={
+                "allowed": stmt.excluded.allowed,
+                "source": stmt.excluded.source,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt, values)

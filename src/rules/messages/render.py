@@ -260,3 +260,30 @@ def render(
     except UndefinedError as err:
         raise RenderError(f"{message_type} ({lang}): {err.message}") from None
     return Rendered(subject=subject, text=text, html=html, locale=lang)
+
+
+def preferences_page(
+    prefs: dict, channel: str, lang: str, brand: str, action: str, saved: bool = False
+) -> str:
+    """The shopper's preference page for one channel (the footer's link), as HTML."""
+    if lang not in catalogue_languages():
+        lang = "en"
+    words = _Words(lang, UTC, "EUR")
+    kinds = [
+        {"kind": k, "allowed": v["channels"][channel], "locked": v["locked"]}
+        for k, v in prefs["kinds"].items()
+        if channel in v["channels"]
+    ]
+    ctx = {
+        "lang": lang,
+        "brand": brand,
+        "channel": channel,
+        "kinds": kinds,
+        "action": action,
+        "saved": saved,
+        "tr": words.tr,
+    }
+    try:
+        return _env().get_template("_preferences_page.html.j2").render(ctx)
+    except UndefinedError as err:
+        raise RenderError(f"preference page ({lang}): {err.message}") from None

@@ -85,13 +85,19 @@ def read_token(token: str, secret: str | bytes | None) -> Scope:
 
 
 def links(
-    base_url: str, customer_id: int, kind: str, channel: str, secret: str | bytes | None
+    base_url: str,
+    customer_id: int,
+    kind: str,
+    channel: str,
+    secret: str | bytes | None,
+    lang: str = "en",
 ) -> dict[str, str]:
-    """The footer links: one-click unsubscribe (this kind, this channel) and preferences."""
+    """The footer links: one-click unsubscribe (this kind, this channel) and the
+    preference page (every kind on this channel, in the message's language)."""
     base = base_url.rstrip("/")
     one = make_token(Scope(customer_id, kind, channel), secret)
     every = make_token(Scope(customer_id, "*", channel), secret)
     return {
         "unsubscribe": f"{base}/preferences/unsubscribe?token={quote(one)}",
-        "preferences": f"{base}/preferences/page?token={quote(every)}",
+        "preferences": f"{base}/preferences/page?token={quote(every)}&lang={quote(lang)}",
     }

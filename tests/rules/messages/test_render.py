@@ -153,3 +153,19 @@ def test_html_escapes_content(policy):
     r = render("tier_change", {"tier": "<b>gold</b>"}, _customer("en"), policy, loyalty=LOYALTY)
     assert "<b>gold</b>" not in r.html and "&lt;b&gt;gold&lt;/b&gt;" in r.html
     assert "<b>gold</b>" in r.text  # plain text is not HTML
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_preference_page_labels_every_kind_in_every_language(policy, lang, tmp_path):
+    from ppx.rules.messages.db import make_engine
+    from ppx.rules.messages.preferences import PreferenceStore
+
+    store = PreferenceStore(make_engine(f"sqlite:///{tmp_path / 'p.db'}"), policy)
+    store.put(42, {"kinds": {"win_back": {"email": False}}})
+    for channel in ("email", "sms", "push"):
+        html = R.preferences_page(store.get(42), channel, lang, "Kaffee", "/x")
+        assert f'lang="{lang}"' in html and 'action="/x"' in html
+    html = R.preferences_page(store.get(42), "email", lang, "Kaffee", "/x")
+    assert 'value="win_back">' in html  # unchecked
+    assert 'value="order_confirmation" checked disabled>' in html  # locked
+    assert 'value="shipped" checked>' in html
