@@ -36,12 +36,7 @@ SAMPLES = {
         "next_charge_at": "2025-04-01",
         "amount": 24.5,
     },
-    "save_offer": {
-        "subscription_id": 9,
-        "offer": "discount",
-        "discount_percent": 20,
-        "discount_orders": 3,
-    },
+    "save_offer": {"subscription_id": 9, "offer": "discount", "percent": 20, "orders": 3},
     "return_update": {"return_id": 3, "order_id": 5, "outcome": "instant_refund"},
     "claim_update": {"claim_id": 4, "order_id": 5, "outcome": "fast_payout"},
 }
@@ -169,3 +164,21 @@ def test_preference_page_labels_every_kind_in_every_language(policy, lang, tmp_p
     assert 'value="win_back">' in html  # unchecked
     assert 'value="order_confirmation" checked disabled>' in html  # locked
     assert 'value="shipped" checked>' in html
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"offer": "skip", "skip_delivery_at": "2025-04-01"},
+        {"offer": "pause", "resume_on": "2025-05-01", "days": 30},
+        {"offer": "discount", "percent": 15, "orders": 1},
+        {"offer": "cadence", "cadence_days": 45},
+        {"offer": "swap", "product_id": 17},
+    ],
+)
+def test_every_save_offer_renders(policy, lang, terms):
+    r = render("save_offer", {"subscription_id": 9, **terms}, _customer(lang), policy)
+    assert "{" not in r.text
+    with pytest.raises(RenderError, match="save_offer.refund"):
+        render("save_offer", {"subscription_id": 9, "offer": "refund"}, _customer(lang), policy)
