@@ -120,6 +120,13 @@ class DecisionEngine:
             }
         )
 
+    async def _with_preferences(self, c: CustomerContext) -> CustomerContext:
+        if self.preferences is None:
+            return c
+        if self.ledger is None or self.ledger.dialect == "sqlite":
+            return self._customer(c)  # a local read: cheaper than a thread hand-off
+        return await asyncio.to_thread(self._customer, c)
+
     def _enqueue(self, res: DecisionResponse, customer: CustomerContext) -> DecisionResponse:
         if self.outbox is None or not res.decision.messages:
             return res
@@ -231,7 +238,7 @@ class DecisionEngine:
                     "as_of": _iso(e.occurred_at),
                 }
         scores = await self._scores(req, wanted, notes)
-        c = self._customer(c)
+        c = await self._with_preferences(c)
         return await self._commit(decide_order_event(e, c, scores, self.policy), c, e.occurred_at)
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
@@ -247,7 +254,7 @@ class DecisionEngine:
         }
         payload = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, {"fraud_return": payload})
-        c = self._customer(req.customer)
+        c = await self._with_preferences(req.customer)
         return await self._commit(decide_return(r, c, scores, self.policy), c, r.requested_at)
 
     async def claim(self, req: ClaimDecisionRequest) -> DecisionResponse:
@@ -264,7 +271,7 @@ class DecisionEngine:
             }
             wanted["fraud_claim"] = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, wanted)
-        c = self._customer(req.customer)
+        c = await self._with_preferences(req.customer)
         return await self._commit(decide_claim(r, c, scores, self.policy), c, r.claimed_at)
 
     async def daily(self, item: DailyItem) -> DecisionResponse:
@@ -280,7 +287,7 @@ class DecisionEngine:
             k = self.policy.messages.catalogue["replenishment_reminder"].recommendations
             wanted["recs"] = {"customer_id": c.customer_id, "k": k, "as_of": _iso(item.now)}
         scores = await self._scores(item, wanted, notes)
-        c = self._customer(c)
+        c = await self._with_preferences(c)
         return await self._commit(decide_daily(c, item.now, scores, self.policy), c, item.now)
 
     async def daily_batch(self, req: DailyBatchRequest) -> list[DecisionResponse]:
