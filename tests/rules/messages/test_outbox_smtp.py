@@ -213,3 +213,28 @@ def test_postgresql_claims_are_disjoint_and_sends_are_single(postgres_url, smtp_
     assert len(ids) == 120 and len(set(ids)) == 120
     assert ob.counts()["sent"] == 120
     engine.dispose()
+
+
+def test_status_and_preview_commands(outbox, ledger_url):
+    from typer.testing import CliRunner
+
+    from ppx.cli import app
+
+    outbox.enqueue([_msg(1), _msg(2)])
+    res = CliRunner().invoke(app, ["messages", "status", "--ledger-url", ledger_url])
+    assert res.exit_code == 0 and "pending" in res.output and "2" in res.output
+    res = CliRunner().invoke(
+        app,
+        [
+            "messages",
+            "preview",
+            "shipped",
+            "--locale",
+            "ru",
+            "--content",
+            '{"order_id": 3, "estimated_delivery": null}',
+        ],
+    )
+    assert res.exit_code == 0 and "Заказ 3 в пути" in res.output
+    res = CliRunner().invoke(app, ["messages", "preview", "shipped", "--content", "{}"])
+    assert res.exit_code == 2 and "order_id" in res.output
