@@ -27,7 +27,14 @@ SAMPLES = {
     "points_earned": {"points": 21},
     "points_expiring": {"points": 300, "expires_on": "2025-04-01"},
     "tier_change": {"tier": "gold", "surprise": True, "days": 90},
-    "birthday": {"points": 100},
+    "birthday": {
+        "points": 100,
+        "gift": {
+            "reward": "Free shipping",
+            "voucher_code": "BDAY-7Q2",
+            "expires_at": "2025-07-01T00:00:00",
+        },
+    },
     "anniversary": {"years": 2, "points": 100},
     "win_back": {"offer_points": 150},
     "replenishment_reminder": {"product_ids": [7, 8]},
@@ -72,6 +79,8 @@ def test_every_kind_renders_in_every_language(policy, kind, lang):
         assert "{" not in body.replace("{%", "")  # no unfilled placeholder
         assert LINKS["unsubscribe"] in body
     assert r.html.startswith("<!DOCTYPE html>") and f'lang="{lang}"' in r.html
+    if "gift" in SAMPLES[kind]:
+        assert "BDAY-7Q2" in r.text and "BDAY-7Q2" in r.html
     if loyalty is not None:  # balance and points to the next reward, in the language
         assert R._Words(lang, R.customer_zone(_customer(lang)), "EUR").number(66) in r.text
         assert "free shipping" in r.text
