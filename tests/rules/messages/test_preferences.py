@@ -202,3 +202,32 @@ def test_duplicate_event_enqueues_once_and_renders_the_balance_when_sent(
 def test_sending_without_a_signing_secret_is_refused(policy):
     with pytest.raises(RenderError, match="PPX_UNSUBSCRIBE_SECRET"):
         Renderer(policy, SenderIdentity("Kaffee", "https://shop.example", None))
+
+
+@pytest.mark.postgres
+def test_preferences_on_postgresql(postgres_url, policy):
+    import threading
+
+    from ppx.rules.messages.db import make_engine
+
+    engine = make_engine(postgres_url)
+    store = PreferenceStore(engine, policy)
+    errors = []
+
+    def flip(i):  # concurrent writers of the same rows: the upsert settles them
+        try:
+            store.put(4242, {"kinds": {"shipped": {"sms": i % 2 == 0}, "win_back": False}})
+        except Exception as err:  # pragma: no cover - the assertion below reports it
+            errors.append(err)
+
+    threads = [threading.Thread(target=flip, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store.put(4242, {"kinds": {"shipped": {"sms": False}}})
+    assert "shipped:sms" in store.opt_outs(4242)[1]
+    store.unsubscribe(U.Scope(4242, "review_request", "email"))
+    assert "review_request:email" in store.opt_outs(4242)[1]
+    engine.dispose()
