@@ -223,7 +223,31 @@ class DecisionEngine:
             k = self.policy.messages.catalogue["replenishment_reminder"].recommendations
             wanted["recs"] = {"customer_id": c.customer_id, "k": k, "as_of": _iso(item.now)}
         scores = await self._scores(item, wanted, notes)
-        return await self._commit(decide_daily(c, item.now, scores, self.policy))
+        if self.ledger is None:
+            return await self._commit(decide_daily(c, item.now, scores, self.policy))
+        # The loyalty figures (expiry reminder) and the yearly gifts need the ledger.
+        loyalty = await asyncio.to_thread(self._loyalty_daily, c, item.now)
+        res = await self._commit(decide_daily(c, item.now, scores, self.policy, loyalty[0]))
+        res.decision.reasons.extend(loyalty[1])
+        return res
+
+    def _loyalty_daily(self, c: CustomerContext, now: datetime):
+        from ppx.rules.loyalty.gifts import yearly_gifts
+        from ppx.rules.loyalty.summary import loyalty_summary
+
+        notes = []
+        for kind, voucher, why in yearly_gifts(
+            self.ledger,
+            self.policy,
+            c.customer_id,
+            now.date(),
+            tier=c.tier,
+            birth_date=c.birth_date,
+            signup_at=c.signup_at,
+        ):
+            code = f": voucher {voucher.voucher_code}" if voucher is not None else ""
+            notes.append(f"{kind}: {why}{code}")
+        return loyalty_summary(self.ledger, self.policy, c.customer_id, now=now, tier=c.tier), notes
 
     async def daily_batch(self, req: DailyBatchRequest) -> list[DecisionResponse]:
         return list(await asyncio.gather(*(self.daily(it) for it in req.items)))

@@ -53,3 +53,33 @@ def test_expiry_reminder_only_inside_the_window(policy, customer):
         expires,
     )
     assert opted_out.messages == [] and opted_out.suppressed
+
+
+def test_daily_pass_reminds_once_and_issues_the_birthday_gift(tmp_path, policy, customer):
+    import asyncio
+    from datetime import date
+
+    from ppx.rules.engine import DailyItem, DecisionEngine
+    from ppx.rules.ledger import Ledger
+    from ppx.rules.loyalty.expiry import add_months
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    earned = datetime(2025, 6, 1, 9, 0)
+    ledger.award(42, 250, "earn:42:1", order_id=1, at=earned)
+    eng = DecisionEngine(policy, None, ledger)
+    c = customer(birth_date=date(1990, 5, 1))
+    lapse = add_months(earned, policy.points.expiry.inactivity_months)
+    remind = lapse - timedelta(days=policy.points.expiry.reminder_days)
+
+    def types_on(day: datetime):
+        res = asyncio.run(eng.daily(DailyItem(customer=c, now=day)))
+        return res.decision
+
+    on_day = types_on(remind.replace(hour=10))
+    (m,) = [m for m in on_day.messages if m.message_type == "points_expiring"]
+    assert m.content["points"] == 250 and m.content["expires_on"] == lapse.date().isoformat()
+    assert m.content["points_to_next_reward"] == 50  # free shipping costs 300
+    next_day = types_on(remind.replace(hour=10) + timedelta(days=1))
+    assert "points_expiring" not in next_day.message_types()
+    bday = types_on(datetime(2026, 5, 1, 10, 0))
+    assert any(r.startswith("birthday: birthday gift free_shipping") for r in bday.reasons)
