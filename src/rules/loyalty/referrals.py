@@ -31,8 +31,7 @@ from sqlalchemy.orm import Session
 
 from ppx.data import columns as C
 from ppx.features.fraud.linkage import LinkageGraph
-from ppx.features.fraud.names import ID_SHORT
-from ppx.features.identity import ID_KINDS, hash_identities
+from ppx.features.identity import hash_identities
 from ppx.rules.ledger import Ledger, LedgerEntry, LedgerError, _add_entry, _now, _prior
 from ppx.rules.loyalty.redemption import locked_tx
 from ppx.rules.loyalty.store import ensure_tables
@@ -47,7 +46,6 @@ KIND_WORDS = {
     C.EMAIL: "e-mail",
     C.PHONE: "phone",
 }
-assert set(KIND_WORDS) == set(ID_KINDS) and set(ID_SHORT) >= set(ID_KINDS)
 
 
 # --- codes and links -----------------------------------------------------------------------
