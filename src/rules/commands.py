@@ -267,6 +267,9 @@ def balance_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ppx simulate`` and ``ppx decide ...`` to the root app."""
+    """Add ``ppx simulate``, ``ppx decide ...`` and ``ppx loyalty ...`` to the root app."""
+    from ppx.rules.loyalty.commands import loyalty_app
+
     app.command("simulate")(simulate_cmd)
     app.add_typer(decide_app, name="decide")
+    app.add_typer(loyalty_app, name="loyalty")
