@@ -177,7 +177,45 @@ class DecisionEngine:
                     "as_of": _iso(e.occurred_at),
                 }
         scores = await self._scores(req, wanted, notes)
-        return await self._commit(decide_order_event(e, c, scores, self.policy))
+        res = await self._commit(decide_order_event(e, c, scores, self.policy))
+        if e.event_type == "refunded" and self.ledger is not None:
+            await self._refund_loyalty(e, res)
+        return res
+
+    async def _refund_loyalty(self, e: OrderEvent, res: DecisionResponse) -> None:
+        """A full refund also returns vouchers spent on the order and cancels a pending
+        referral whose first order it was (refunds only: nothing on the other events).
+
+        Full means ``refund_amount >= order_value`` with a known order value; a partial
+        refund leaves vouchers spent, and its point reversal alone keeps the referral
+        from being paid at settlement.
+        """
+        from ppx.rules.loyalty.redemption import refund_order
+
+        if not (e.order_value > 0 and (e.refund_amount or 0) >= e.order_value):
+            return
+        ref = e.refund_id if e.refund_id is not None else "full"
+        out = await asyncio.to_thread(
+            refund_order,
+            self.ledger,
+            e.customer_id,
+            e.order_id,
+            f"{e.order_id}:{ref}",
+            points=0,  # the decision's own reversal already took the earned points back
+            at=e.occurred_at,
+        )
+        for p in out.postings:
+            res.ledger.append(p.__dict__)
+        if out.reversed_redemptions:
+            res.decision.reasons.append(
+                f"order {e.order_id} fully refunded -> vouchers {out.reversed_redemptions} "
+                "cancelled and their points returned"
+            )
+        if out.cancelled_referral is not None:
+            res.decision.reasons.append(
+                f"order {e.order_id} was a referred customer's first order -> referral cancelled"
+            )
+        res.balance = out.balance
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
