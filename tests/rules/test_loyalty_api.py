@@ -92,10 +92,31 @@ def test_tier_and_referral_routes(api):
     assert early["settled"] == []
     paid = api.post("/referrals/settle", json={"now": "2026-03-20T00:00"}).json()["settled"]
     assert [p["status"] for p in paid] == ["paid"]
-    assert api.get("/7/summary").json()["balance"] == 200
+    assert api.get("/7/summary?now=2026-03-21T00:00").json()["balance"] == 200
     rem = api.post(
         "/7/expiry-reminder",
         json={"customer": {"customer_id": 7, "email_opt_in": True}, "now": "2027-03-01T10:00"},
     ).json()
     assert [m["message_type"] for m in rem["decision"]["messages"]] == ["points_expiring"]
     assert rem["decision"]["messages"][0]["content"]["points"] == 200
+
+
+def test_voucher_use_and_expiry_sweep_routes(api):
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).replace(tzinfo=None)
+    api.ledger.award(9, 600, "earn:9:1", order_id=1, at=today - timedelta(days=300))
+    v = api.post("/9/redeem", json={"reward_id": "free_shipping", "idempotency_key": "k9"}).json()
+    used = api.post(f"/vouchers/{v['voucher_code']}/use", json={"order_id": 33})
+    assert used.status_code == 200 and used.json()["order_id"] == 33
+    twice = api.post(f"/vouchers/{v['voucher_code']}/use", json={"order_id": 34})
+    assert twice.status_code == 409 and "spent on order 33" in twice.json()["error"]
+    missing = api.post("/vouchers/PPX-NOPE/use", json={"order_id": 34})
+    assert missing.status_code == 404
+    # The redemption (today) renewed the activity: nothing lapses a year after the award.
+    a_year_on = (today + timedelta(days=70)).isoformat()
+    out = api.post("/expiry/run", json={"now": a_year_on}).json()
+    assert out["expired"] == []
+    later = api.post("/expiry/run", json={"now": "2099-01-01T00:00", "customer_ids": [9]}).json()
+    assert [e["points"] for e in later["expired"]] == [-300]
+    assert api.get("/9/summary").json()["balance"] == 0
