@@ -18,7 +18,8 @@ Routes (all JSON; ``{cid}`` is a positive customer id):
 * ``GET  /{cid}/tier``                     current tier and its history
 * ``POST /{cid}/tier``                     ``{spend_12m, at?}``: apply entry/retention rules
 * ``GET  /{cid}/referral``                 code, link and the customer's referrals
-* ``POST /referrals/attribute``            ``{referee_id, code, order_id, ordered_at, identity?}``
+* ``POST /referrals/attribute``            ``{referee_id, code, order_id, ordered_at,
+  delivered_at?, identity?}``
 * ``POST /referrals/delivered``            ``{order_id, delivered_at}``
 * ``POST /referrals/settle``               ``{now?}``: pay referrals past the return window
 * ``POST /expiry/run``                     ``{now?, customer_ids?}``: expire lapsed points
@@ -95,6 +96,7 @@ class AttributeBody(_Body):
     code: str = Field(min_length=1, max_length=64)
     order_id: Id
     ordered_at: datetime
+    delivered_at: datetime | None = None
     identity: Identity | None = None
 
 
@@ -355,7 +357,14 @@ async def attribute(request: Request) -> JSONResponse:
             row = {"customer_id": b.referee_id, **b.identity.model_dump(exclude_none=True)}
             graph = referrals.with_accounts(graph, pd.DataFrame([row]))
         return referrals.attribute_referral(
-            e.ledger, e.policy, b.referee_id, b.code, b.order_id, b.ordered_at, graph=graph
+            e.ledger,
+            e.policy,
+            b.referee_id,
+            b.code,
+            b.order_id,
+            b.ordered_at,
+            graph=graph,
+            delivered_at=b.delivered_at,
         ).to_dict()
 
     return await _call(go)

@@ -142,6 +142,14 @@ def test_refunded_first_order_pays_nobody(ledger, policy):
     assert referrals_of(ledger, policy, 502)["referred_by"]["status"] == "cancelled"
 
 
+def test_attribution_after_delivery_starts_the_clock(ledger, policy):
+    code = referral_code(ledger, policy, 701)["code"]
+    delivered = T0 + timedelta(days=3)
+    r = attribute_referral(ledger, policy, 702, code, 930, T0, delivered_at=delivered)
+    assert r.pay_after == delivered + timedelta(days=policy.returns.window_days)
+    assert [p.status for p in settle_referrals(ledger, policy, r.pay_after)] == ["paid"]
+
+
 def test_referral_cycle_is_refused(ledger, policy):
     c1 = referral_code(ledger, policy, 601)["code"]
     c2 = referral_code(ledger, policy, 602)["code"]

@@ -225,9 +225,13 @@ def attribute_referral(
     ordered_at: datetime,
     *,
     graph: LinkageGraph | None = None,
+    delivered_at: datetime | None = None,
     at: datetime | None = None,
 ) -> ReferralResult:
     """Attribute a referred customer's first order to the code's owner, or refuse it.
+
+    ``delivered_at`` starts the payout clock when the order is already delivered
+    (otherwise :func:`record_delivery` does, later).
 
     A refusal is stored too (status ``refused`` with the reason), so a retried or
     repeated attribution returns the same answer. Without a linkage graph only the
@@ -280,7 +284,7 @@ def attribute_referral(
             code=code,
             first_order_id=oid,
             ordered_at=ordered_at,
-            delivered_at=None,
+            delivered_at=None if refusal else delivered_at,
             status="refused" if refusal else "pending",
             reason=(refusal or reason)[:500],
             settled_at=None,
