@@ -120,3 +120,25 @@ def test_voucher_use_and_expiry_sweep_routes(api):
     later = api.post("/expiry/run", json={"now": "2099-01-01T00:00", "customer_ids": [9]}).json()
     assert [e["points"] for e in later["expired"]] == [-300]
     assert api.get("/9/summary").json()["balance"] == 0
+
+
+def test_attribution_consults_the_linkage_store(api, tiny_world, monkeypatch):
+    import numpy as np
+
+    from ppx.data import columns as C
+
+    world, path = tiny_world
+    monkeypatch.setenv("PPX_LINKAGE_STORE", str(path))
+    truth = world["truth_customers"]
+    ring = truth[truth[C.RING_ID] >= 0].groupby(C.RING_ID)[C.CUSTOMER_ID].apply(list)
+    a, b = next(m for m in ring if len(m) >= 2)[:2]
+    code = api.get(f"/{a}/referral").json()["code"]
+    body = {"referee_id": int(b), "code": code, "order_id": 5, "ordered_at": "2026-01-01T00:00"}
+    r = api.post("/referrals/attribute", json=body).json()
+    assert r["status"] == "refused" and "fraud linkage graph" in r["reason"], r
+    # A brand-new account that reuses the referrer's device is caught through `identity`.
+    dev = world["customers"].set_index(C.CUSTOMER_ID).loc[a, C.DEVICE_ID]
+    new_id = int(np.max(world["customers"][C.CUSTOMER_ID])) + 1000
+    body = {**body, "referee_id": new_id, "identity": {"device_id": dev}}
+    r = api.post("/referrals/attribute", json=body).json()
+    assert r["status"] == "refused" and "share a device" in r["reason"], r
