@@ -178,9 +178,21 @@ class DecisionEngine:
                 }
         scores = await self._scores(req, wanted, notes)
         res = await self._commit(decide_order_event(e, c, scores, self.policy))
-        if e.event_type == "refunded" and self.ledger is not None:
-            await self._refund_loyalty(e, res)
+        if self.ledger is not None:
+            if e.event_type == "refunded":
+                await self._refund_loyalty(e, res)
+            if res.decision.actions_of("set_tier"):  # rare: a tier reached or a surprise
+                spend = c.spend_12m + (e.order_value if e.event_type == "delivered" else 0.0)
+                await self._persist_tiers(res, spend, e.occurred_at)
         return res
+
+    async def _persist_tiers(self, res: DecisionResponse, spend: float, now: datetime) -> None:
+        """Store the decision's tier changes in the tier table and its history."""
+        from ppx.rules.loyalty.tiers import persist_tier_actions
+
+        await asyncio.to_thread(
+            persist_tier_actions, self.ledger, self.policy, res.decision, spend, now
+        )
 
     async def _refund_loyalty(self, e: OrderEvent, res: DecisionResponse) -> None:
         """A full refund also returns vouchers spent on the order and cancels a pending
@@ -267,6 +279,8 @@ class DecisionEngine:
         loyalty = await asyncio.to_thread(self._loyalty_daily, c, item.now)
         res = await self._commit(decide_daily(c, item.now, scores, self.policy, loyalty[0]))
         res.decision.reasons.extend(loyalty[1])
+        if res.decision.actions_of("set_tier"):
+            await self._persist_tiers(res, c.spend_12m, item.now)
         return res
 
     def _loyalty_daily(self, c: CustomerContext, now: datetime):

@@ -66,3 +66,39 @@ def test_birthday_and_anniversary_gifts_once_per_year(tmp_path, policy):
     bronze = yearly_gifts(ledger, policy, 10, today, **{**kw, "tier": "bronze"})
     assert bronze[0][1] is None and "needs tier silver" in bronze[0][2]
     assert ledger.balance(9) == 0  # gifts cost no points
+
+
+def test_engine_persists_spend_upgrades_and_surprise_tier_ups(tmp_path, policy, customer):
+    import asyncio
+
+    from ppx.rules.engine import DailyItem, DecisionEngine, OrderEventRequest
+    from ppx.rules.types import OrderEvent, Scores
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    eng = DecisionEngine(policy, None, ledger)
+    ev = OrderEvent(
+        event_type="delivered",
+        order_id=3,
+        customer_id=42,
+        occurred_at=T0,
+        order_value=300,
+        delivered_at=T0,
+    )
+    c = customer(tier="silver", spend_12m=350.0)
+    res = asyncio.run(eng.order_event(OrderEventRequest(event=ev, customer=c)))
+    assert res.decision.actions_of("set_tier")[0].tier == "gold"
+    assert [(h["change"], h["to_tier"], h["spend_12m"]) for h in tier_history(ledger, 42)] == [
+        ("entry", "gold", 650.0)
+    ]
+    # A valuable silver customer at risk: a surprise tier-up, held until its end date.
+    rule = policy.surprise_tier_up
+    c2 = customer(customer_id=43, tier="silver", spend_12m=rule.min_spend_12m + 50)
+    item = DailyItem(customer=c2, now=T0, scores=Scores(churn_risk=rule.min_churn_risk + 0.1))
+    d = asyncio.run(eng.daily(item)).decision
+    (act,) = d.actions_of("set_tier")
+    hist = tier_history(ledger, 43)
+    assert [(h["change"], h["to_tier"]) for h in hist] == [("surprise", "gold")]
+    assert loyalty_summary(ledger, policy, 43, now=T0).tier_review_on == act.until.date()
+    # At its end the retention rule decides: 350 is below gold's 450 -> silver.
+    back = review_tier(ledger, policy, 43, rule.min_spend_12m + 50, act.until)
+    assert (back.change, back.tier) == ("downgrade", "silver")
