@@ -158,3 +158,33 @@ def test_referral_cycle_is_refused(ledger, policy):
     assert attribute_referral(ledger, policy, 603, c2, 2, T0).status == "pending"
     r = attribute_referral(ledger, policy, 601, c3, 3, T0)
     assert r.status == "refused" and r.reason == "referral ring: 601 -> 602 -> 603 -> 601"
+
+
+@pytest.mark.postgres
+def test_referrals_on_postgres_concurrently(postgres_url, policy):
+    """Codes, attribution and settlement on PostgreSQL, with racing duplicate requests."""
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    lg = Ledger(postgres_url, pool_size=8)
+    base = 30_000_000 + uuid.uuid4().int % 1_000_000_000
+    a, b = base, base + 1
+    with ThreadPoolExecutor(8) as pool:
+        codes = set(pool.map(lambda _: referral_code(lg, policy, a)["code"], range(16)))
+    assert len(codes) == 1
+    (code,) = codes
+    delivered = T0 + timedelta(days=1)
+    with ThreadPoolExecutor(8) as pool:
+        out = list(
+            pool.map(
+                lambda _: attribute_referral(lg, policy, b, code, base, T0, delivered_at=delivered),
+                range(8),
+            )
+        )
+    assert sum(r.created for r in out) == 1 and {r.status for r in out} == {"pending"}
+    due = delivered + timedelta(days=policy.referral_settle_days)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: settle_referrals(lg, policy, due), range(4)))
+    assert lg.balance(a) == policy.referral.referrer_points
+    assert lg.balance(b) == policy.referral.referee_points
+    lg.dispose()
