@@ -277,8 +277,19 @@ class DecisionEngine:
             return await self._commit(decide_daily(c, item.now, scores, self.policy))
         # The loyalty figures (expiry reminder) and the yearly gifts need the ledger.
         loyalty = await asyncio.to_thread(self._loyalty_daily, c, item.now)
-        res = await self._commit(decide_daily(c, item.now, scores, self.policy, loyalty[0]))
-        res.decision.reasons.extend(loyalty[1])
+        summary, gifts = loyalty
+        res = await self._commit(decide_daily(c, item.now, scores, self.policy, summary))
+        for kind, voucher, why in gifts:
+            code = f": voucher {voucher.voucher_code}" if voucher is not None else ""
+            res.decision.reasons.append(f"{kind}: {why}{code}")
+            for m in res.decision.messages:  # the birthday/anniversary message carries it
+                if voucher is not None and m.message_type == kind:
+                    m.content["gift"] = {
+                        "reward_id": voucher.reward_id,
+                        "reward": self.policy.reward(voucher.reward_id).name,
+                        "voucher_code": voucher.voucher_code,
+                        "expires_at": voucher.expires_at.isoformat(),
+                    }
         if res.decision.actions_of("set_tier"):
             await self._persist_tiers(res, c.spend_12m, item.now)
         return res
@@ -287,8 +298,7 @@ class DecisionEngine:
         from ppx.rules.loyalty.gifts import yearly_gifts
         from ppx.rules.loyalty.summary import loyalty_summary
 
-        notes = []
-        for kind, voucher, why in yearly_gifts(
+        gifts = yearly_gifts(
             self.ledger,
             self.policy,
             c.customer_id,
@@ -296,10 +306,8 @@ class DecisionEngine:
             tier=c.tier,
             birth_date=c.birth_date,
             signup_at=c.signup_at,
-        ):
-            code = f": voucher {voucher.voucher_code}" if voucher is not None else ""
-            notes.append(f"{kind}: {why}{code}")
-        return loyalty_summary(self.ledger, self.policy, c.customer_id, now=now, tier=c.tier), notes
+        )
+        return loyalty_summary(self.ledger, self.policy, c.customer_id, now=now, tier=c.tier), gifts
 
     async def daily_batch(self, req: DailyBatchRequest) -> list[DecisionResponse]:
         return list(await asyncio.gather(*(self.daily(it) for it in req.items)))

@@ -83,3 +83,6 @@ def test_daily_pass_reminds_once_and_issues_the_birthday_gift(tmp_path, policy, 
     assert "points_expiring" not in next_day.message_types()
     bday = types_on(datetime(2026, 5, 1, 10, 0))
     assert any(r.startswith("birthday: birthday gift free_shipping") for r in bday.reasons)
+    (msg,) = [m for m in bday.messages if m.message_type == "birthday"]
+    assert msg.content["gift"]["reward"] == "Free shipping"
+    assert msg.content["gift"]["voucher_code"].startswith("PPX-")
