@@ -8,7 +8,9 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
 * ``POST /decide/return`` ``{request, customer, scores?, model_inputs?}``
 * ``POST /decide/claim`` ``{request, customer, scores?, model_inputs?}``
 * ``POST /decide/daily-batch`` ``{items: [{customer, now, scores?, model_inputs?}, ...]}``
-* ``GET /loyalty/{customer_id}/balance``
+* ``GET /loyalty/{customer_id}/balance`` and the loyalty programme's routes (summary,
+  catalogue, redeem, refund, tier and tier history, referral code/link, attribution,
+  settlement, expiry): see :mod:`serving.loyalty_routes`
 * ``GET|PUT /preferences/{customer_id}`` (the preference centre) and
   ``POST /preferences/unsubscribe?token=...`` (signed one-click unsubscribe, RFC 8058),
   ``GET|POST /preferences/page?token=...`` (the shopper's page the email footer links to)
@@ -50,6 +52,7 @@ from ppx.rules.messages.render import preferences_page
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
+from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
 
 _ENGINE: E.DecisionEngine | None = None
 
@@ -111,7 +114,9 @@ async def _balance(request: Request) -> JSONResponse:
     return JSONResponse(engine().balance(int(raw), limit))
 
 
-loyalty_app = Starlette(routes=[Route("/{customer_id}/balance", _balance, methods=["GET"])])
+loyalty_app = Starlette(
+    routes=[*LOYALTY_ROUTES, Route("/{customer_id}/balance", _balance, methods=["GET"])]
+)
 
 
 # --- /preferences: the preference centre and one-click unsubscribe -------------------------

@@ -598,8 +598,13 @@ def decide_daily(
     now: datetime,
     scores: Scores,
     policy: Policy,
+    loyalty=None,
 ) -> Decision:
     """The daily pass over one customer: birthday, anniversary, win-back, replenishment.
+
+    ``loyalty`` (a :class:`ppx.rules.loyalty.LoyaltySummary`, when the caller has the
+    ledger) adds the points-expiring reminder, planned on the day exactly
+    ``points.expiry.reminder_days`` before the points lapse, so a daily pass sends it once.
 
     Also re-checks the surprise tier-up (valuable customer, high churn risk). Marketing
     caps apply across these: a birthday and an anniversary on the same day are one
@@ -694,6 +699,23 @@ def decide_daily(
                 {"product_ids": recs[: max(k, 1)]},
             ):
                 done.append("replenishment_reminder")
+
+    exp = policy.points.expiry
+    if loyalty is not None and exp is not None and loyalty.expiring_points > 0:
+        remind_on = loyalty.expires_on - timedelta(days=exp.reminder_days)
+        if today == remind_on and b.message(
+            "points_expiring",
+            f"{loyalty.expiring_points} points expire on {loyalty.expires_on} "
+            f"(in {exp.reminder_days} days)",
+            {
+                "points": loyalty.expiring_points,
+                "expires_on": loyalty.expires_on.isoformat(),
+                "days_left": exp.reminder_days,
+                "points_to_next_reward": loyalty.points_to_next_reward,
+                "next_reward": loyalty.next_reward_name,
+            },
+        ):
+            done.append("points_expiring")
 
     if "win_back" not in done:
         _surprise_tier_up(b, tier, risk, "daily review")

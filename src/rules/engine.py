@@ -239,7 +239,57 @@ class DecisionEngine:
                 }
         scores = await self._scores(req, wanted, notes)
         c = await self._with_preferences(c)
-        return await self._commit(decide_order_event(e, c, scores, self.policy), c, e.occurred_at)
+        res = await self._commit(decide_order_event(e, c, scores, self.policy), c, e.occurred_at)
+        if self.ledger is not None:
+            if e.event_type == "refunded":
+                await self._refund_loyalty(e, res)
+            if res.decision.actions_of("set_tier"):  # rare: a tier reached or a surprise
+                spend = c.spend_12m + (e.order_value if e.event_type == "delivered" else 0.0)
+                await self._persist_tiers(res, spend, e.occurred_at)
+        return res
+
+    async def _persist_tiers(self, res: DecisionResponse, spend: float, now: datetime) -> None:
+        """Store the decision's tier changes in the tier table and its history."""
+        from ppx.rules.loyalty.tiers import persist_tier_actions
+
+        await asyncio.to_thread(
+            persist_tier_actions, self.ledger, self.policy, res.decision, spend, now
+        )
+
+    async def _refund_loyalty(self, e: OrderEvent, res: DecisionResponse) -> None:
+        """A full refund also returns vouchers spent on the order and cancels a pending
+        referral whose first order it was (refunds only: nothing on the other events).
+
+        Full means ``refund_amount >= order_value`` with a known order value; a partial
+        refund leaves vouchers spent, and its point reversal alone keeps the referral
+        from being paid at settlement.
+        """
+        from ppx.rules.loyalty.redemption import refund_order
+
+        if not (e.order_value > 0 and (e.refund_amount or 0) >= e.order_value):
+            return
+        ref = e.refund_id if e.refund_id is not None else "full"
+        out = await asyncio.to_thread(
+            refund_order,
+            self.ledger,
+            e.customer_id,
+            e.order_id,
+            f"{e.order_id}:{ref}",
+            points=0,  # the decision's own reversal already took the earned points back
+            at=e.occurred_at,
+        )
+        for p in out.postings:
+            res.ledger.append(p.__dict__)
+        if out.reversed_redemptions:
+            res.decision.reasons.append(
+                f"order {e.order_id} fully refunded -> vouchers {out.reversed_redemptions} "
+                "cancelled and their points returned"
+            )
+        if out.cancelled_referral is not None:
+            res.decision.reasons.append(
+                f"order {e.order_id} was a referred customer's first order -> referral cancelled"
+            )
+        res.balance = out.balance
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
@@ -288,7 +338,43 @@ class DecisionEngine:
             wanted["recs"] = {"customer_id": c.customer_id, "k": k, "as_of": _iso(item.now)}
         scores = await self._scores(item, wanted, notes)
         c = await self._with_preferences(c)
-        return await self._commit(decide_daily(c, item.now, scores, self.policy), c, item.now)
+        if self.ledger is None:
+            return await self._commit(decide_daily(c, item.now, scores, self.policy), c, item.now)
+        # The loyalty figures (expiry reminder) and the yearly gifts need the ledger.
+        loyalty = await asyncio.to_thread(self._loyalty_daily, c, item.now)
+        summary, gifts = loyalty
+        decision = decide_daily(c, item.now, scores, self.policy, summary)
+        for kind, voucher, why in gifts:
+            code = f": voucher {voucher.voucher_code}" if voucher is not None else ""
+            decision.reasons.append(f"{kind}: {why}{code}")
+            for m in decision.messages:  # the birthday/anniversary message carries it
+                if voucher is not None and m.message_type == kind:
+                    m.content["gift"] = {
+                        "reward_id": voucher.reward_id,
+                        "reward": self.policy.reward(voucher.reward_id).name,
+                        "voucher_code": voucher.voucher_code,
+                        "expires_at": voucher.expires_at.isoformat(),
+                    }
+        # Gifts are attached before the commit, so the outbox row carries the voucher.
+        res = await self._commit(decision, c, item.now)
+        if res.decision.actions_of("set_tier"):
+            await self._persist_tiers(res, c.spend_12m, item.now)
+        return res
+
+    def _loyalty_daily(self, c: CustomerContext, now: datetime):
+        from ppx.rules.loyalty.gifts import yearly_gifts
+        from ppx.rules.loyalty.summary import loyalty_summary
+
+        gifts = yearly_gifts(
+            self.ledger,
+            self.policy,
+            c.customer_id,
+            now.date(),
+            tier=c.tier,
+            birth_date=c.birth_date,
+            signup_at=c.signup_at,
+        )
+        return loyalty_summary(self.ledger, self.policy, c.customer_id, now=now, tier=c.tier), gifts
 
     async def daily_batch(self, req: DailyBatchRequest) -> list[DecisionResponse]:
         return list(await asyncio.gather(*(self.daily(it) for it in req.items)))

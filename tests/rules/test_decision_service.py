@@ -144,6 +144,9 @@ def test_order_events_over_http(service, late_delivery, customer_body):
     bal = service.get("/loyalty/42/balance")
     assert bal.status_code == 200 and bal.json()["balance"] == 200
     assert len(bal.json()["entries"]) == 2
+    summary = service.get("/loyalty/42/summary").json()
+    assert (summary["balance"], summary["next_reward_id"]) == (200, "free_shipping")
+    assert summary["points_to_next_reward"] == 100
 
 
 def test_return_claim_and_daily_over_http(service, customer_body):

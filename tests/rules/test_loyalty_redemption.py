@@ -145,3 +145,36 @@ def test_redemption_refusals_name_the_reason(tmp_path, policy):
         redeem_reward(ledger, policy, 5, "free_shipping", "k3", at=T0)
     s = loyalty_summary(ledger, policy, 5, now=T0)
     assert (s.balance, s.next_reward_id, s.points_to_next_reward) == (500, "eur12_off", 500)
+
+
+def test_refund_event_through_the_engine_returns_voucher_points(tmp_path, policy, customer):
+    import asyncio
+
+    from ppx.rules.engine import DecisionEngine, OrderEventRequest
+    from ppx.rules.types import OrderEvent
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.award(42, 900, "earn:42:1", order_id=1, at=T0)
+    v = redeem_reward(ledger, policy, 42, "eur5_off", "checkout-12", order_id=12, at=T0)
+    ledger.award(42, 75, "earn:42:12", order_id=12, at=T0 + timedelta(days=3))
+    eng = DecisionEngine(policy, None, ledger)
+
+    def refund(amount: float, refund_id: int):
+        ev = OrderEvent(
+            event_type="refunded",
+            order_id=12,
+            customer_id=42,
+            occurred_at=T0 + timedelta(days=9),
+            order_value=60,
+            refund_amount=amount,
+            refund_id=refund_id,
+        )
+        req = OrderEventRequest(event=ev, customer=customer(tier="silver"))
+        return asyncio.run(eng.order_event(req))
+
+    partial = refund(20, 1)  # a partial refund keeps the voucher spent
+    assert partial.balance == 900 - 500 + 75 - 25
+    full = refund(60, 2)
+    assert full.balance == ledger.balance(42) == 900
+    assert any(f"vouchers [{v.redemption_id}]" in r for r in full.decision.reasons)
+    assert refund(60, 2).balance == 900  # a replayed refund changes nothing

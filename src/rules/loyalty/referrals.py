@@ -31,8 +31,7 @@ from sqlalchemy.orm import Session
 
 from ppx.data import columns as C
 from ppx.features.fraud.linkage import LinkageGraph
-from ppx.features.fraud.names import ID_SHORT
-from ppx.features.identity import ID_KINDS, hash_identities
+from ppx.features.identity import hash_identities
 from ppx.rules.ledger import Ledger, LedgerEntry, LedgerError, _add_entry, _now, _prior
 from ppx.rules.loyalty.redemption import locked_tx
 from ppx.rules.loyalty.store import ensure_tables
@@ -47,7 +46,6 @@ KIND_WORDS = {
     C.EMAIL: "e-mail",
     C.PHONE: "phone",
 }
-assert set(KIND_WORDS) == set(ID_KINDS) and set(ID_SHORT) >= set(ID_KINDS)
 
 
 # --- codes and links -----------------------------------------------------------------------
@@ -227,9 +225,13 @@ def attribute_referral(
     ordered_at: datetime,
     *,
     graph: LinkageGraph | None = None,
+    delivered_at: datetime | None = None,
     at: datetime | None = None,
 ) -> ReferralResult:
     """Attribute a referred customer's first order to the code's owner, or refuse it.
+
+    ``delivered_at`` starts the payout clock when the order is already delivered
+    (otherwise :func:`record_delivery` does, later).
 
     A refusal is stored too (status ``refused`` with the reason), so a retried or
     repeated attribution returns the same answer. Without a linkage graph only the
@@ -282,7 +284,7 @@ def attribute_referral(
             code=code,
             first_order_id=oid,
             ordered_at=ordered_at,
-            delivered_at=None,
+            delivered_at=None if refusal else delivered_at,
             status="refused" if refusal else "pending",
             reason=(refusal or reason)[:500],
             settled_at=None,

@@ -10,7 +10,10 @@ Rules (per tier in the policy's ``tiers`` list):
   current one whose ``retain_spend_12m`` the 12-month spend reaches (never lower than
   the tier the spend would enter), and the tier is held again.
 
-Every change (entry, upgrade, retained, downgrade) is a row of ``loyalty_tier_history``
+A surprise tier-up (the decision rules' gesture for a valuable customer at risk) is
+held until its end date and then reviewed by the same retention rule.
+
+Every change (entry, upgrade, surprise, retained, downgrade) is a row of ``loyalty_tier_history``
 written in the same locked transaction as ``loyalty_tiers``; a review that changes
 nothing writes nothing, so repeats are harmless.
 """
@@ -36,7 +39,7 @@ class TierResult:
     customer_id: int
     tier: str
     previous: str | None
-    change: str  # entry | upgrade | retained | downgrade | unchanged
+    change: str  # entry | upgrade | surprise | retained | downgrade | unchanged
     since: datetime
     review_at: datetime
     spend_12m: float
@@ -142,6 +145,71 @@ def review_tier(
         return TierResult(cid, new, prev, change, row.since, row.review_at, spend, reason)
 
     return locked_tx(ledger, [cid], work)
+
+
+def surprise_tier(
+    ledger: Ledger,
+    policy: Policy,
+    customer_id: int,
+    tier: str,
+    until: datetime,
+    spend_12m: float,
+    reason: str,
+    now: datetime | None = None,
+) -> TierResult:
+    """Record a surprise tier-up: ``tier`` held until ``until``, then reviewed as usual.
+
+    At that review the retention rule decides: a customer whose spend reaches the
+    tier's ``retain_spend_12m`` keeps it, anyone else drops to the tier they qualify
+    for. A tier-up that would not raise the stored tier changes nothing.
+    """
+    cid = int(customer_id)
+    policy.tier(tier)  # unknown tier -> ValueError naming the policy's tiers
+    now = now or _now()
+
+    def work(s: Session) -> TierResult:
+        row = s.get(CustomerTier, cid)
+        prev = row.tier if row is not None else None
+        higher = prev in policy.tier_names and policy.tier_rank(prev) >= policy.tier_rank(tier)
+        if row is not None and higher:
+            return TierResult(
+                cid, prev, prev, "unchanged", row.since, row.review_at, spend_12m, reason
+            )
+        if row is None:
+            row = CustomerTier(customer_id=cid)
+            s.add(row)
+        row.tier, row.since, row.review_at, row.updated_at = tier, now, until, now
+        s.add(
+            TierChange(
+                customer_id=cid,
+                from_tier=prev,
+                to_tier=tier,
+                change="surprise",
+                spend_12m=float(spend_12m),
+                reason=reason[:500],
+                at=now,
+            )
+        )
+        s.flush()
+        return TierResult(cid, tier, prev, "surprise", now, until, float(spend_12m), reason)
+
+    return locked_tx(ledger, [cid], work)
+
+
+def persist_tier_actions(ledger: Ledger, policy: Policy, decision, spend_12m: float, now) -> list:
+    """Store a decision's ``set_tier`` actions: a spend upgrade (entry rules) or a surprise."""
+    out = []
+    for a in decision.actions:
+        if a.kind != "set_tier" or a.tier is None:
+            continue
+        cid = int(a.customer_id or decision.customer_id)
+        if a.until is not None:
+            out.append(
+                surprise_tier(ledger, policy, cid, a.tier, a.until, spend_12m, a.reason, now)
+            )
+        else:
+            out.append(review_tier(ledger, policy, cid, spend_12m, now))
+    return out
 
 
 def current_tier(ledger: Ledger, customer_id: int) -> dict | None:
