@@ -231,3 +231,25 @@ def test_preferences_on_postgresql(postgres_url, policy):
     store.unsubscribe(U.Scope(4242, "review_request", "email"))
     assert "review_request:email" in store.opt_outs(4242)[1]
     engine.dispose()
+
+
+def test_birthday_gift_reaches_the_outbox_and_the_email(ledger, policy, customer, store):
+    from datetime import date
+
+    from ppx.rules.engine import DailyItem
+
+    outbox = Outbox(ledger.engine)
+    eng = DecisionEngine(policy, None, ledger, store, outbox)
+    c = customer(birth_date=date(1990, 5, 1), email="c42@example.com", locale="ja")
+    res = _run(eng.daily(DailyItem(customer=c, now=datetime(2026, 5, 1, 10, 0))))
+    assert "birthday" in res.decision.message_types()
+    rows = {r.message_type: r for r in outbox.claim("sender", limit=10)}
+    gift = rows["birthday"].content["gift"]
+    assert gift["voucher_code"].startswith("PPX-")
+    renderer = Renderer(
+        policy,
+        SenderIdentity("Kaffee", "https://shop.example", SECRET),
+        ledger_loyalty(ledger, policy),
+    )
+    sent = renderer(rows["birthday"])
+    assert gift["voucher_code"] in sent.body_text and "プレゼント" in sent.body_text
