@@ -8,7 +8,12 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
 * ``POST /decide/return`` ``{request, customer, scores?, model_inputs?}``
 * ``POST /decide/claim`` ``{request, customer, scores?, model_inputs?}``
 * ``POST /decide/daily-batch`` ``{items: [{customer, now, scores?, model_inputs?}, ...]}``
-* ``GET /loyalty/{customer_id}/balance``
+* ``GET /loyalty/{customer_id}/balance`` and the loyalty programme's routes (summary,
+  catalogue, redeem, refund, tier and tier history, referral code/link, attribution,
+  settlement, expiry): see :mod:`serving.loyalty_routes`
+* ``GET|PUT /preferences/{customer_id}`` (the preference centre) and
+  ``POST /preferences/unsubscribe?token=...`` (signed one-click unsubscribe, RFC 8058),
+  ``GET|POST /preferences/page?token=...`` (the shopper's page the email footer links to)
 * ``GET /metrics`` (BentoML's): besides the request metrics, the realised on-time rate of
   the delivery promises of the last 28 days by carrier (``ppx_delivery_promise_*``):
   each ``placed`` order event records the model's 90 % promise in the
@@ -45,22 +50,36 @@ from starlette.routing import Route
 
 from ppx.rules import engine as E
 from ppx.rules.ledger import Ledger
+from ppx.rules.messages import unsubscribe
+from ppx.rules.messages.outbox import Outbox
+from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
+from ppx.rules.messages.render import preferences_page
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
 from ppx.rules.promise_log import PromiseLog
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
+from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
 
 _ENGINE: E.DecisionEngine | None = None
 
 
 def engine() -> E.DecisionEngine:
-    """The process-wide engine (policy, model client, ledger), built on first use."""
+    """The process-wide engine (policy, model client, ledger, preferences), built on first use.
+
+    Messages are enqueued in the outbox only when ``PPX_OUTBOX=1``; the sender
+    (``ppx messages send``, which needs ``PPX_UNSUBSCRIBE_SECRET``) renders and sends them.
+    """
     global _ENGINE
     if _ENGINE is None:
         policy = load_policy(os.environ.get("PPX_POLICY") or None)
         client = ModelClient(timeout=policy.fallbacks.model_timeout_seconds)
         url = os.environ.get("PPX_LEDGER_URL")
-        _ENGINE = E.DecisionEngine(policy, client, Ledger(url), PromiseLog(url))
+        ledger = Ledger(url)
+        prefs = PreferenceStore(ledger.engine, policy)
+        outbox = Outbox(ledger.engine) if os.environ.get("PPX_OUTBOX", "0") == "1" else None
+        _ENGINE = E.DecisionEngine(
+            policy, client, ledger, prefs, outbox, promises=PromiseLog(url)
+        )
     return _ENGINE
 
 
@@ -104,7 +123,116 @@ async def _balance(request: Request) -> JSONResponse:
     return JSONResponse(engine().balance(int(raw), limit))
 
 
-loyalty_app = Starlette(routes=[Route("/{customer_id}/balance", _balance, methods=["GET"])])
+loyalty_app = Starlette(
+    routes=[*LOYALTY_ROUTES, Route("/{customer_id}/balance", _balance, methods=["GET"])]
+)
+
+
+# --- /preferences: the preference centre and one-click unsubscribe -------------------------
+
+
+def _customer_id(request: Request) -> int | JSONResponse:
+    raw = request.path_params["customer_id"]
+    if not raw.isdigit() or int(raw) < 1:
+        return JSONResponse(
+            {"error": f"customer_id must be a positive integer, got {raw!r}"}, status_code=400
+        )
+    return int(raw)
+
+
+def _preferences_store() -> PreferenceStore:
+    store = engine().preferences
+    assert store is not None
+    return store
+
+
+async def _get_preferences(request: Request) -> JSONResponse:
+    cid = _customer_id(request)
+    if isinstance(cid, JSONResponse):
+        return cid
+    return JSONResponse(_preferences_store().get(cid))
+
+
+async def _put_preferences(request: Request) -> JSONResponse:
+    cid = _customer_id(request)
+    if isinstance(cid, JSONResponse):
+        return cid
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"error": "the body must be JSON"}, status_code=400)
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+    try:
+        return JSONResponse(_preferences_store().put(cid, body))
+    except PreferenceError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+
+
+async def _one_click(request: Request) -> JSONResponse:
+    """RFC 8058: the mail client POSTs ``List-Unsubscribe=One-Click`` to the signed URL."""
+    from ppx.config import get_settings
+
+    token = request.query_params.get("token", "")
+    try:
+        scope = unsubscribe.read_token(token, get_settings().unsubscribe_secret)
+    except unsubscribe.InvalidToken as err:
+        return JSONResponse({"error": str(err)}, status_code=403)
+    try:
+        prefs = _preferences_store().unsubscribe(scope)
+    except PreferenceError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+    return JSONResponse(
+        {"unsubscribed": {"kind": scope.kind, "channel": scope.channel}, "preferences": prefs}
+    )
+
+
+def _page_scope(request: Request):
+    from ppx.config import get_settings
+
+    token = request.query_params.get("token", "")
+    scope = unsubscribe.read_token(token, get_settings().unsubscribe_secret)
+    if scope.kind != "*":
+        raise unsubscribe.InvalidToken("this link is for one message kind, not the page")
+    return scope, token
+
+
+async def _page(request: Request) -> Response:
+    """The shopper's preference page (the footer link): GET shows, POST saves the form."""
+    from urllib.parse import quote
+
+    from ppx.config import get_settings
+
+    try:
+        scope, token = _page_scope(request)
+    except unsubscribe.InvalidToken as err:
+        return JSONResponse({"error": str(err)}, status_code=403)
+    lang = request.query_params.get("lang", "en")
+    store = _preferences_store()
+    saved = False
+    if request.method == "POST":
+        form = await request.form()
+        store.set_channel_kinds(scope.customer_id, scope.channel, set(form.getlist("kind")))
+        saved = True
+    html = preferences_page(
+        store.get(scope.customer_id),
+        scope.channel,
+        lang,
+        get_settings().brand_name,
+        action=f"/preferences/page?token={quote(token)}&lang={quote(lang)}",
+        saved=saved,
+    )
+    return Response(html, media_type="text/html; charset=utf-8")
+
+
+preferences_app = Starlette(
+    routes=[
+        Route("/unsubscribe", _one_click, methods=["POST"]),
+        Route("/page", _page, methods=["GET", "POST"]),
+        Route("/{customer_id}", _get_preferences, methods=["GET"]),
+        Route("/{customer_id}", _put_preferences, methods=["PUT"]),
+    ]
+)
 
 
 class TokenMiddleware:
@@ -116,7 +244,17 @@ class TokenMiddleware:
     async def __call__(self, scope: dict, receive, send) -> None:
         token = os.environ.get("PPX_API_TOKEN")
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if token and (path.startswith("/decide/") or path.startswith("/loyalty/")):
+        guarded = (
+            path.startswith("/decide/")
+            or path.startswith("/loyalty/")
+            # the one-click link and the page carry their own HMAC-signed token; the rest of
+            # /preferences is the brand's API
+            or (
+                path.startswith("/preferences/")
+                and path not in ("/preferences/unsubscribe", "/preferences/page")
+            )
+        )
+        if token and guarded:
             headers = {
                 k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
             }
@@ -146,6 +284,7 @@ class TokenMiddleware:
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
 )
 @bentoml.asgi_app(loyalty_app, path="/loyalty")
+@bentoml.asgi_app(preferences_app, path="/preferences")
 class DecisionService:
     """ppx decisions: loyalty points, messages, returns and claims, by policy.
 
@@ -220,4 +359,4 @@ class DecisionService:
 
 DecisionService.add_asgi_middleware(TokenMiddleware)
 
-__all__ = ["DecisionService", "loyalty_app"]
+__all__ = ["DecisionService", "loyalty_app", "preferences_app"]

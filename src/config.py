@@ -34,6 +34,18 @@ class Settings(BaseSettings):
     #: import paths of ModelSpecs (a plug-in, a test's toy model in a service process)
     extra_models: str = ""
     api_token: str | None = None
+    # Messages: the SMTP relay the sender speaks to, the From address, the public base URL
+    # of the decision service (unsubscribe and preference links), and the HMAC key that
+    # signs those links (required to send email; rotate it to invalidate old links).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "shop@localhost"
+    brand_name: str = "ppx"
+    public_url: str = "http://127.0.0.1:3001"
+    unsubscribe_secret: str | None = None
     seed: int = 7
     demo_customers: int = 20_000
 

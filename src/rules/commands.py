@@ -267,6 +267,13 @@ def balance_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ppx simulate`` and ``ppx decide ...`` to the root app."""
+    """Add ``ppx simulate``, ``ppx decide``, ``ppx loyalty``, ``ppx messages``, ``ppx experiment``."""
+    from ppx.rules.experiments.commands import experiment_app
+    from ppx.rules.loyalty.commands import loyalty_app
+    from ppx.rules.messages.commands import messages_app
+
     app.command("simulate")(simulate_cmd)
     app.add_typer(decide_app, name="decide")
+    app.add_typer(loyalty_app, name="loyalty")
+    app.add_typer(messages_app, name="messages")
+    app.add_typer(experiment_app, name="experiment")

@@ -211,7 +211,11 @@ def _surprise_tier_up(b: _Builder, tier: str, risk: float, trigger: str) -> None
         f"tier_up:{c.customer_id}:{b.now:%Y-%m-%d}",
         f"surprise tier-up welcome gift -> {rule.bonus_points} points",
     )
-    b.message("tier_upgrade", f"surprise tier-up to {target}", {"tier": target, "surprise": True})
+    b.message(
+        "tier_upgrade",
+        f"surprise tier-up to {target}",
+        {"tier": target, "surprise": True, "days": rule.duration_days},
+    )
 
 
 # --- order events --------------------------------------------------------------------------
@@ -226,8 +230,9 @@ def decide_order_event(
     """Points, tiers, apologies, notifications and thank-yous for one order event.
 
     ``placed`` confirms with an estimated date; ``shipped``/``in_transit`` notify and, when
-    the delivery estimate is later than the promise, send a proactive delay notice;
-    ``delivered`` earns points, apologises for lateness (scaled by lateness and churn
+    the delivery estimate is later than the promise, send a proactive delay notice with the
+    re-estimated window; ``out_for_delivery`` and ``delivered`` notify each stage (so a
+    customer can turn each one off); ``delivered`` also earns points, apologises for lateness (scaled by lateness and churn
     risk), upgrades tiers and thanks on-time customers with recommendations; ``lost``
     apologises; ``refunded`` reverses the refunded share of the points; ``review`` and
     ``referral`` pay their bonuses.
@@ -251,9 +256,20 @@ def decide_order_event(
             {"order_id": oid, "estimated_delivery": eta.isoformat() if eta else None},
         )
 
+    elif kind == "out_for_delivery":
+        b.message(
+            "out_for_delivery",
+            f"order {oid} out for delivery",
+            {"order_id": oid, "estimated_delivery": event.occurred_at.date().isoformat()},
+        )
+
     elif kind in ("shipped", "in_transit"):
         eta, source = _estimate(b, event, scores)
         content = {"order_id": oid, "estimated_delivery": eta.isoformat() if eta else None}
+        if scores.delivery is not None and event.ordered_at is not None:
+            # The re-estimated window the delay notice shows: median to 90 % date.
+            latest = event.ordered_at + timedelta(days=scores.delivery.p90_days)
+            content["estimated_latest"] = latest.date().isoformat()
         if kind == "shipped":
             b.message("shipped", f"order {oid} shipped; {source}", content)
         promised = event.promised_date
@@ -273,6 +289,11 @@ def decide_order_event(
     elif kind == "delivered":
         if event.delivered_at is None:
             raise ValueError("delivered event needs delivered_at")
+        b.message(
+            "delivered",
+            f"order {oid} delivered",
+            {"order_id": oid, "delivered_at": event.delivered_at.isoformat()},
+        )
         pts = _earn_points(policy, tier, event.order_value)
         mult = policy.tier(tier).points_multiplier
         b.award(
@@ -315,7 +336,11 @@ def decide_order_event(
                 f"order {oid} {on_time}; {len(recs)} recommendation(s)",
                 {"order_id": oid, "recommendations": recs},
             )
-            b.message("review_request", f"order {oid} delivered", {"order_id": oid})
+            b.message(
+                "review_request",
+                f"order {oid} delivered",
+                {"order_id": oid, "review_points": policy.review.points},
+            )
         new_spend = customer.spend_12m + event.order_value
         new_tier = policy.tier_for_spend(new_spend)
         if policy.tier_rank(new_tier) > policy.tier_rank(tier):
@@ -359,8 +384,13 @@ def decide_order_event(
 
     elif kind == "review":
         key = f"review:{oid}" if policy.review.once_per_order else f"review:{event.review_id}"
-        pts = policy.review.points
-        b.award("review_bonus", pts, key, f"review of order {oid} -> {pts} points", order_id=oid)
+        rv = policy.review
+        # The text/star split rewards effort; the rating never changes the award.
+        if event.review_has_text and rv.text_points is not None:
+            pts, what = rv.text_points, "written review"
+        else:
+            pts, what = rv.points, "star rating" if not event.review_has_text else "review"
+        b.award("review_bonus", pts, key, f"{what} of order {oid} -> {pts} points", order_id=oid)
         b.message("points_earned", "review bonus", {"points": pts})
 
     elif kind == "referral":
@@ -474,7 +504,11 @@ def decide_return(
             )
             b.outcome = "refund_on_receipt"
             b.act("refund_on_receipt", f"{who}; {why} -> refund on receipt", amount=amount)
-    b.message("return_update", f"return {request.return_id}: {b.outcome}", {"outcome": b.outcome})
+    b.message(
+        "return_update",
+        f"return {request.return_id}: {b.outcome}",
+        {"outcome": b.outcome, "return_id": request.return_id, "order_id": request.order_id},
+    )
     return b.build()
 
 
@@ -541,7 +575,11 @@ def decide_claim(
                 "carrier trace first",
                 amount=amount,
             )
-    b.message("claim_update", f"claim {request.claim_id}: {b.outcome}", {"outcome": b.outcome})
+    b.message(
+        "claim_update",
+        f"claim {request.claim_id}: {b.outcome}",
+        {"outcome": b.outcome, "claim_id": request.claim_id, "order_id": request.order_id},
+    )
     return b.build()
 
 
@@ -560,8 +598,13 @@ def decide_daily(
     now: datetime,
     scores: Scores,
     policy: Policy,
+    loyalty=None,
 ) -> Decision:
     """The daily pass over one customer: birthday, anniversary, win-back, replenishment.
+
+    ``loyalty`` (a :class:`ppx.rules.loyalty.LoyaltySummary`, when the caller has the
+    ledger) adds the points-expiring reminder, planned on the day exactly
+    ``points.expiry.reminder_days`` before the points lapse, so a daily pass sends it once.
 
     Also re-checks the surprise tier-up (valuable customer, high churn risk). Marketing
     caps apply across these: a birthday and an anniversary on the same day are one
@@ -599,7 +642,11 @@ def decide_daily(
                 f"anniversary:{cid}:{today.year}",
                 f"{years}-year anniversary -> {d.anniversary.points} points",
             )
-            b.message("anniversary", f"{years}-year anniversary", {"years": years})
+            b.message(
+                "anniversary",
+                f"{years}-year anniversary",
+                {"years": years, "points": d.anniversary.points},
+            )
             done.append("anniversary")
 
     if customer.last_order_at is not None:
@@ -652,6 +699,23 @@ def decide_daily(
                 {"product_ids": recs[: max(k, 1)]},
             ):
                 done.append("replenishment_reminder")
+
+    exp = policy.points.expiry
+    if loyalty is not None and exp is not None and loyalty.expiring_points > 0:
+        remind_on = loyalty.expires_on - timedelta(days=exp.reminder_days)
+        if today == remind_on and b.message(
+            "points_expiring",
+            f"{loyalty.expiring_points} points expire on {loyalty.expires_on} "
+            f"(in {exp.reminder_days} days)",
+            {
+                "points": loyalty.expiring_points,
+                "expires_on": loyalty.expires_on.isoformat(),
+                "days_left": exp.reminder_days,
+                "points_to_next_reward": loyalty.points_to_next_reward,
+                "next_reward": loyalty.next_reward_name,
+            },
+        ):
+            done.append("points_expiring")
 
     if "win_back" not in done:
         _surprise_tier_up(b, tier, risk, "daily review")

@@ -20,7 +20,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
+from ppx.rules.experiments.assign import apply_experiments
 from ppx.rules.ledger import Ledger, Posting
+from ppx.rules.messages.compose import check_templates, outbox_rows
+from ppx.rules.messages.outbox import Outbox
+from ppx.rules.messages.preferences import PreferenceStore
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import Policy
 from ppx.rules.promise_log import PromiseLog, publish
@@ -72,6 +76,7 @@ class DecisionResponse(BaseModel):
     decision: Decision
     ledger: list[dict] = []
     balance: int | None = None
+    outbox: list[dict] = []  # the messages enqueued (created=False: already there)
 
 
 def _iso(v):
@@ -83,19 +88,66 @@ PROMISE_TARGET = 0.9
 
 
 class DecisionEngine:
-    """Policy + optional model client + optional ledger + optional promise log."""
+    """Policy + optional model client, ledger, preference centre, outbox and promise log.
+
+    With a preference store, every decision first reads the customer's stored opt-outs
+    (so an opted-out delivery stage sends nothing); the policy's experiments are applied
+    to every decision; with an outbox, the decision's messages are enqueued after the
+    ledger write (``ppx messages send`` renders and sends them).
+    """
 
     def __init__(
         self,
         policy: Policy,
         models: ModelClient | None = None,
         ledger: Ledger | None = None,
+        preferences: PreferenceStore | None = None,
+        outbox: Outbox | None = None,
         promises: PromiseLog | None = None,
     ):
         self.policy = policy
         self.models = models
         self.ledger = ledger
         self.promises = promises
+        self.preferences = preferences
+        self.outbox = outbox
+        if outbox is not None:
+            check_templates(policy)  # a kind without a template fails here, not at send time
+
+    def _customer(self, c: CustomerContext) -> CustomerContext:
+        """The customer with the preference centre's opt-outs added."""
+        if self.preferences is None:
+            return c
+        channels, kinds = self.preferences.opt_outs(c.customer_id)
+        if not channels and not kinds:
+            return c
+        return c.model_copy(
+            update={
+                "opted_out_channels": sorted({*c.opted_out_channels, *channels}),
+                "opted_out_messages": sorted({*c.opted_out_messages, *kinds}),
+            }
+        )
+
+    async def _with_preferences(self, c: CustomerContext) -> CustomerContext:
+        if self.preferences is None:
+            return c
+        if self.ledger is None or self.ledger.dialect == "sqlite":
+            return self._customer(c)  # a local read: cheaper than a thread hand-off
+        return await asyncio.to_thread(self._customer, c)
+
+    def _enqueue(self, res: DecisionResponse, customer: CustomerContext) -> DecisionResponse:
+        if self.outbox is None or not res.decision.messages:
+            return res
+        rows = outbox_rows(res.decision, customer)
+        created = self.outbox.enqueue(rows)
+        return res.model_copy(
+            update={
+                "outbox": [
+                    {"message_key": r.message_key, "channel": r.channel, "created": c}
+                    for r, c in zip(rows, created, strict=True)
+                ]
+            }
+        )
 
     async def _scores(
         self, req: _Req, wanted: dict[str, dict], notes: dict[str, str] | None = None
@@ -135,15 +187,21 @@ class DecisionEngine:
             decision=decision, ledger=[p.__dict__ for p in postings], balance=balance
         )
 
-    async def _commit(self, decision: Decision) -> DecisionResponse:
-        if self.ledger is None:
-            return DecisionResponse(decision=decision)
-        if self.ledger.dialect == "sqlite":
+    def _finish(
+        self, decision: Decision, customer: CustomerContext, at: datetime
+    ) -> DecisionResponse:
+        decision = apply_experiments(decision, self.policy, at)
+        return self._enqueue(self._write(decision), customer)
+
+    async def _commit(
+        self, decision: Decision, customer: CustomerContext, at: datetime
+    ) -> DecisionResponse:
+        if self.ledger is None or self.ledger.dialect == "sqlite":
             # A local file written by one thread at a time in about a millisecond: a
             # thread hand-off would cost about as much as the write itself.
-            return self._write(decision)
+            return self._finish(decision, customer, at)
         # A database over the network: keep its round trips off the event loop.
-        return await asyncio.to_thread(self._write, decision)
+        return await asyncio.to_thread(self._finish, decision, customer, at)
 
     def _churn_payload(self, c: CustomerContext) -> dict | None:
         """The churn request: the customer's risk from the model's latest feature snapshot.
@@ -192,13 +250,63 @@ class DecisionEngine:
                     "as_of": _iso(e.occurred_at),
                 }
         scores = await self._scores(req, wanted, notes)
-        decision = decide_order_event(e, c, scores, self.policy)
+        c = await self._with_preferences(c)
         if self.promises is not None:
             if self.promises.engine.dialect.name != "sqlite":
                 await asyncio.to_thread(self._log_promise, req, scores)
             else:
                 self._log_promise(req, scores)
-        return await self._commit(decision)
+        res = await self._commit(decide_order_event(e, c, scores, self.policy), c, e.occurred_at)
+        if self.ledger is not None:
+            if e.event_type == "refunded":
+                await self._refund_loyalty(e, res)
+            if res.decision.actions_of("set_tier"):  # rare: a tier reached or a surprise
+                spend = c.spend_12m + (e.order_value if e.event_type == "delivered" else 0.0)
+                await self._persist_tiers(res, spend, e.occurred_at)
+        return res
+
+    async def _persist_tiers(self, res: DecisionResponse, spend: float, now: datetime) -> None:
+        """Store the decision's tier changes in the tier table and its history."""
+        from ppx.rules.loyalty.tiers import persist_tier_actions
+
+        await asyncio.to_thread(
+            persist_tier_actions, self.ledger, self.policy, res.decision, spend, now
+        )
+
+    async def _refund_loyalty(self, e: OrderEvent, res: DecisionResponse) -> None:
+        """A full refund also returns vouchers spent on the order and cancels a pending
+        referral whose first order it was (refunds only: nothing on the other events).
+
+        Full means ``refund_amount >= order_value`` with a known order value; a partial
+        refund leaves vouchers spent, and its point reversal alone keeps the referral
+        from being paid at settlement.
+        """
+        from ppx.rules.loyalty.redemption import refund_order
+
+        if not (e.order_value > 0 and (e.refund_amount or 0) >= e.order_value):
+            return
+        ref = e.refund_id if e.refund_id is not None else "full"
+        out = await asyncio.to_thread(
+            refund_order,
+            self.ledger,
+            e.customer_id,
+            e.order_id,
+            f"{e.order_id}:{ref}",
+            points=0,  # the decision's own reversal already took the earned points back
+            at=e.occurred_at,
+        )
+        for p in out.postings:
+            res.ledger.append(p.__dict__)
+        if out.reversed_redemptions:
+            res.decision.reasons.append(
+                f"order {e.order_id} fully refunded -> vouchers {out.reversed_redemptions} "
+                "cancelled and their points returned"
+            )
+        if out.cancelled_referral is not None:
+            res.decision.reasons.append(
+                f"order {e.order_id} was a referred customer's first order -> referral cancelled"
+            )
+        res.balance = out.balance
 
     def _log_promise(self, req: OrderEventRequest, scores: Scores) -> None:
         """Record the checkout promise of a placed order (the model's p90 day) and the
@@ -238,7 +346,8 @@ class DecisionEngine:
         }
         payload = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, {"fraud_return": payload})
-        return await self._commit(decide_return(r, req.customer, scores, self.policy))
+        c = await self._with_preferences(req.customer)
+        return await self._commit(decide_return(r, c, scores, self.policy), c, r.requested_at)
 
     async def claim(self, req: ClaimDecisionRequest) -> DecisionResponse:
         r = req.request
@@ -254,7 +363,8 @@ class DecisionEngine:
             }
             wanted["fraud_claim"] = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, wanted)
-        return await self._commit(decide_claim(r, req.customer, scores, self.policy))
+        c = await self._with_preferences(req.customer)
+        return await self._commit(decide_claim(r, c, scores, self.policy), c, r.claimed_at)
 
     async def daily(self, item: DailyItem) -> DecisionResponse:
         c = item.customer
@@ -269,7 +379,44 @@ class DecisionEngine:
             k = self.policy.messages.catalogue["replenishment_reminder"].recommendations
             wanted["recs"] = {"customer_id": c.customer_id, "k": k, "as_of": _iso(item.now)}
         scores = await self._scores(item, wanted, notes)
-        return await self._commit(decide_daily(c, item.now, scores, self.policy))
+        c = await self._with_preferences(c)
+        if self.ledger is None:
+            return await self._commit(decide_daily(c, item.now, scores, self.policy), c, item.now)
+        # The loyalty figures (expiry reminder) and the yearly gifts need the ledger.
+        loyalty = await asyncio.to_thread(self._loyalty_daily, c, item.now)
+        summary, gifts = loyalty
+        decision = decide_daily(c, item.now, scores, self.policy, summary)
+        for kind, voucher, why in gifts:
+            code = f": voucher {voucher.voucher_code}" if voucher is not None else ""
+            decision.reasons.append(f"{kind}: {why}{code}")
+            for m in decision.messages:  # the birthday/anniversary message carries it
+                if voucher is not None and m.message_type == kind:
+                    m.content["gift"] = {
+                        "reward_id": voucher.reward_id,
+                        "reward": self.policy.reward(voucher.reward_id).name,
+                        "voucher_code": voucher.voucher_code,
+                        "expires_at": voucher.expires_at.isoformat(),
+                    }
+        # Gifts are attached before the commit, so the outbox row carries the voucher.
+        res = await self._commit(decision, c, item.now)
+        if res.decision.actions_of("set_tier"):
+            await self._persist_tiers(res, c.spend_12m, item.now)
+        return res
+
+    def _loyalty_daily(self, c: CustomerContext, now: datetime):
+        from ppx.rules.loyalty.gifts import yearly_gifts
+        from ppx.rules.loyalty.summary import loyalty_summary
+
+        gifts = yearly_gifts(
+            self.ledger,
+            self.policy,
+            c.customer_id,
+            now.date(),
+            tier=c.tier,
+            birth_date=c.birth_date,
+            signup_at=c.signup_at,
+        )
+        return loyalty_summary(self.ledger, self.policy, c.customer_id, now=now, tier=c.tier), gifts
 
     async def daily_batch(self, req: DailyBatchRequest) -> list[DecisionResponse]:
         return list(await asyncio.gather(*(self.daily(it) for it in req.items)))

@@ -46,7 +46,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ppx.rules.types import LEDGER_TYPES
@@ -73,6 +73,8 @@ class LedgerEntry(Base):
     order_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reason: Mapped[str] = mapped_column(String(500), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    # "experiment:arm" when a policy experiment covered this award (ppx experiment report)
+    arm: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     __table_args__ = (
         # (customer_id, points) covers the balance: SUM(points) reads the index alone, not
@@ -198,6 +200,7 @@ class Ledger:
             "order_id": order_id,
             "reason": reason[:500],
             "created_at": at or _now(),
+            "arm": None,
         }
 
         def attempt() -> Posting:
@@ -339,6 +342,7 @@ class Ledger:
                         "order_id": a.order_id,
                         "reason": a.reason[:500],
                         "created_at": at or _now(),
+                        "arm": a.arm,
                     }
                 )
             elif a.kind == "reverse_points" and a.order_id is not None:
@@ -406,6 +410,7 @@ class Ledger:
                     "reason": r.reason,
                     "created_at": r.created_at.isoformat(),
                     "idempotency_key": r.idempotency_key,
+                    "arm": r.arm,
                 }
                 for r in rows
             ]
@@ -433,6 +438,16 @@ def _upgrade_indexes(engine: Engine) -> None:
     PostgreSQL ledger, build the index ``CONCURRENTLY`` by hand before upgrading: this
     plain build blocks writes while it runs.
     """
+    from sqlalchemy import inspect
+
+    if "arm" not in {c["name"] for c in inspect(engine).get_columns("loyalty_ledger")}:
+        try:  # a ledger from before experiments: add the column
+            with engine.begin() as conn:
+                conn.execute(text("ALTER TABLE loyalty_ledger ADD COLUMN arm VARCHAR(100)"))
+        except (OperationalError, ProgrammingError):
+            # Another process added it between our look and our ALTER: fine; else re-raise.
+            if "arm" not in {c["name"] for c in inspect(engine).get_columns("loyalty_ledger")}:
+                raise
     with engine.begin() as conn:
         conn.execute(
             text(

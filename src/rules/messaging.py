@@ -10,7 +10,10 @@ decision respects the same three guarantees:
   and tier news) may also use the channels listed in the policy's
   ``messages.transactional_without_consent`` (email by default: the order contact), unless
   hard-opted-out. If no allowed channel is left, the message is suppressed, never
-  "upgraded" to a channel the customer refused;
+  "upgraded" to a channel the customer refused; a kind the customer turned off in the
+  preference centre (``opted_out_messages``: ``shipped`` or ``shipped:sms``) is never sent
+  on that channel, unless the policy's ``preferences.locked`` says the kind cannot be
+  turned off (order confirmations, refunds);
 * a message that respects quiet hours is deferred to the end of the quiet window in the
   customer's local time, not dropped;
 * marketing messages obey the per-day (local calendar day) and per-week caps. The week cap
@@ -99,7 +102,15 @@ def plan_message(
     free = (
         tuple(policy.messages.transactional_without_consent) if spec.category != "marketing" else ()
     )
-    channel = choose_channel(customer, list(spec.channels), free)
+    allowed = list(spec.channels)
+    if customer.opted_out_messages and message_type not in policy.preferences.locked:
+        allowed = [c for c in allowed if not customer.opted_out_of(message_type, c)]
+        if not allowed:
+            return SuppressedMessage(
+                message_type=message_type,
+                reason=f"{message_type} not sent: turned off in the customer's preferences",
+            )
+    channel = choose_channel(customer, allowed, free)
     if channel is None:
         return SuppressedMessage(
             message_type=message_type,

@@ -78,6 +78,14 @@ class CustomerContext(_In):
     push_opt_in: bool | None = False
     # Hard opt-outs ("never contact me here"): never used, not even for an order notice.
     opted_out_channels: list[Channel] = []
+    # Opt-outs by message kind from the preference centre: "shipped" (every channel) or
+    # "shipped:sms" (one channel). The decision engine fills them from the stored preferences.
+    opted_out_messages: Annotated[list[str], Field(max_length=200)] = []
+    # How messages are written: a language (en, ja, ru; others fall back to the policy's
+    # default) and an IANA time zone for the times they show.
+    email: str | None = Field(default=None, max_length=320)  # where email messages go
+    locale: str = Field(default="en", max_length=16)
+    time_zone: str | None = Field(default=None, max_length=64)
     preferred_channels: list[Channel] = []
     utc_offset_minutes: Annotated[int, Field(ge=-14 * 60, le=14 * 60)] = 0
     recent_messages: Annotated[list[SentMessage], Field(max_length=1000)] = []
@@ -94,6 +102,13 @@ class CustomerContext(_In):
         if channel in self.opted_out_channels:
             return False
         return self.opted_in(channel) or channel in transactional_without_consent
+
+    def opted_out_of(self, message_type: str, channel: str) -> bool:
+        """Whether the preference centre turned this kind off (everywhere or on this channel)."""
+        return (
+            message_type in self.opted_out_messages
+            or f"{message_type}:{channel}" in self.opted_out_messages
+        )
 
     @property
     def return_rate(self) -> float:
@@ -123,7 +138,15 @@ class Scores(_In):
 
 
 OrderEventType = Literal[
-    "placed", "shipped", "in_transit", "delivered", "lost", "refunded", "review", "referral"
+    "placed",
+    "shipped",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "lost",
+    "refunded",
+    "review",
+    "referral",
 ]
 
 
@@ -144,6 +167,8 @@ class OrderEvent(_In):
     refund_amount: Money | None = None
     review_id: Id | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    #: a review with written text earns ``review.text_points``; a star-only one ``points``
+    review_has_text: bool = False
     referee_id: Id | None = None
 
 
@@ -201,6 +226,8 @@ LEDGER_TYPES = (
     "anniversary_bonus",
     "birthday_bonus",
     "redeem",
+    "redemption_reversal",
+    "expiry",
 )
 
 
@@ -219,6 +246,7 @@ class Action(BaseModel):
     amount: float | None = None
     tier: str | None = None
     until: datetime | None = None
+    arm: str | None = None  # "experiment:arm" when an experiment covers this gesture
 
 
 class PlannedMessage(BaseModel):
@@ -230,6 +258,7 @@ class PlannedMessage(BaseModel):
     send_at: datetime
     reason: str
     content: dict = {}
+    arm: str | None = None  # "experiment:arm" when an experiment covers this message
 
 
 class SuppressedMessage(BaseModel):
@@ -253,6 +282,7 @@ class Decision(BaseModel):
     suppressed: list[SuppressedMessage] = []
     reasons: list[str] = []
     fallbacks: list[str] = []
+    arms: dict[str, str] = {}  # experiment -> the customer's arm, for experiments it touched
 
     @property
     def points(self) -> int:

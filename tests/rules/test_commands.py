@@ -49,3 +49,26 @@ def test_decide_reports_bad_requests(tmp_path):
     assert res.exit_code == 2 and "event.order_id" in res.output
     res = CliRunner().invoke(app, ["decide", "order-event", str(tmp_path / "missing.json")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_loyalty_commands_expire_and_summarise(tmp_path):
+    from datetime import datetime
+
+    from ppx.rules.ledger import Ledger
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    lg = Ledger(url)
+    lg.award(5, 420, "earn:5:1", order_id=1, at=datetime(2025, 1, 2))
+    lg.dispose()
+    app = _app()
+    res = CliRunner().invoke(
+        app, ["loyalty", "summary", "5", "--ledger-url", url, "--now", "2025-12-20"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "points_to_next_reward" in res.output and "2026-01-02" in res.output
+    res = CliRunner().invoke(app, ["loyalty", "expire", "--ledger-url", url, "--now", "2026-01-03"])
+    assert res.exit_code == 0 and "expired 420 points of 1 customers" in res.output
+    res = CliRunner().invoke(app, ["loyalty", "expire", "--ledger-url", url, "--now", "2026-01-04"])
+    assert "expired 0 points of 0 customers" in res.output
+    res = CliRunner().invoke(app, ["loyalty", "settle-referrals", "--ledger-url", url])
+    assert res.exit_code == 0 and "0 paid, 0 settled" in res.output

@@ -81,6 +81,8 @@ def service(fake_models, tmp_path_factory):
         "PPX_MODEL_SERVICE_URL": fake_models,
         "PPX_LEDGER_URL": f"sqlite:///{tmp / 'ledger.db'}",
         "PPX_API_TOKEN": "s3cret",
+        "PPX_UNSUBSCRIBE_SECRET": "link-secret",
+        "PPX_OUTBOX": "1",
         "BENTOML_HOME": str(tmp / "bentoml"),
     }
     log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed below
@@ -142,6 +144,9 @@ def test_order_events_over_http(service, late_delivery, customer_body):
     bal = service.get("/loyalty/42/balance")
     assert bal.status_code == 200 and bal.json()["balance"] == 200
     assert len(bal.json()["entries"]) == 2
+    summary = service.get("/loyalty/42/summary").json()
+    assert (summary["balance"], summary["next_reward_id"]) == (200, "free_shipping")
+    assert summary["points_to_next_reward"] == 100
 
 
 def test_return_claim_and_daily_over_http(service, customer_body):
@@ -213,3 +218,66 @@ def test_daily_batch_without_consent_sends_no_marketing(service):
     r = service.post("/decide/daily-batch", json={"items": opted})
     sent = [m["message_type"] for m in r.json()["decisions"][0]["decision"]["messages"]]
     assert "birthday" in sent
+
+
+def test_preference_centre_and_one_click_unsubscribe_over_http(service, customer_body):
+    from ppx.rules.messages.unsubscribe import Scope, make_token
+
+    r = service.get("/preferences/77")
+    assert r.status_code == 200 and r.json()["kinds"]["out_for_delivery"]["channels"]["sms"]
+    r = service.put("/preferences/77", json={"kinds": {"out_for_delivery": {"sms": False}}})
+    assert r.status_code == 200
+    assert r.json()["kinds"]["out_for_delivery"]["channels"]["sms"] is False
+    bad = service.put("/preferences/77", json={"kinds": {"order_confirmation": False}})
+    assert bad.status_code == 400 and "cannot be turned off" in bad.text
+    assert httpx.get(f"{service.base_url}/preferences/77").status_code == 401  # brand API
+    # One-click (RFC 8058): no bearer token, the link's signature is the authority.
+    token = make_token(Scope(77, "review_request", "email"), "link-secret")
+    r = httpx.post(
+        f"{service.base_url}/preferences/unsubscribe",
+        params={"token": token},
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["preferences"]["kinds"]["review_request"]["channels"]["email"] is False
+    # The preference page the footer links to: a channel-wide token, a form.
+    page_token = make_token(Scope(77, "*", "email"), "link-secret")
+    page = httpx.get(
+        f"{service.base_url}/preferences/page", params={"token": page_token, "lang": "ja"}
+    )
+    assert page.status_code == 200 and "メッセージの受信設定" in page.text
+    saved = httpx.post(
+        f"{service.base_url}/preferences/page",
+        params={"token": page_token, "lang": "ja"},
+        data={"kind": ["shipped", "out_for_delivery", "delivered"]},
+    )
+    assert saved.status_code == 200 and "受信設定を保存しました" in saved.text
+    email = service.get("/preferences/77").json()["kinds"]
+    assert email["shipped"]["channels"]["email"] and not email["thank_you"]["channels"]["email"]
+    assert email["order_confirmation"]["channels"]["email"]  # locked: stays on
+    one_kind = httpx.get(f"{service.base_url}/preferences/page", params={"token": token})
+    assert one_kind.status_code == 403  # a one-click token does not open the page
+    forged = make_token(Scope(77, "review_request", "email"), "guess")
+    r = httpx.post(f"{service.base_url}/preferences/unsubscribe", params={"token": forged})
+    assert r.status_code == 403
+    # The decision respects the stored preference: the stage goes out on another channel.
+    event = {
+        "event_type": "out_for_delivery",
+        "order_id": 8,
+        "customer_id": 77,
+        "occurred_at": "2025-03-05T10:00:00",
+    }
+    cust = {
+        **customer_body,
+        "customer_id": 77,
+        "sms_opt_in": True,
+        "push_opt_in": False,
+        "opted_out_channels": ["push"],
+        "email": "c77@example.com",
+    }
+    r = service.post("/decide/order-event", json={"event": event, "customer": cust})
+    assert r.status_code == 200, r.text
+    (m,) = r.json()["decision"]["messages"]
+    assert m["message_type"] == "out_for_delivery" and m["channel"] == "email"
+    assert [o["message_key"] for o in r.json()["outbox"]] == ["out_for_delivery:77:order:8"]

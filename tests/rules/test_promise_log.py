@@ -58,7 +58,7 @@ def log(tmp_path):
 def test_placed_orders_record_the_p90_promise_and_deliveries_their_outcome(
     policy, log, customer_body
 ):
-    eng = E.DecisionEngine(policy, None, None, log)
+    eng = E.DecisionEngine(policy, None, None, promises=log)
     # Ordered 1 March, p90 3.2 days: promised for 5 March (the 4th calendar day after).
     for oid in (101, 102, 103, 104):
         _place(eng, customer_body, oid, "swiftpost")
@@ -81,7 +81,7 @@ def test_placed_orders_record_the_p90_promise_and_deliveries_their_outcome(
 
 
 def test_gauges_follow_the_outcomes_of_each_carrier(policy, log, customer_body):
-    eng = E.DecisionEngine(policy, None, None, log)
+    eng = E.DecisionEngine(policy, None, None, promises=log)
     for oid in range(10):
         _place(eng, customer_body, 300 + oid, "econoship", day=2)
     for oid in range(10):

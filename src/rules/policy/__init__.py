@@ -12,13 +12,15 @@ The default policy ships as package data beside this module (``default.yaml``).
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ppx.rules.types import LEDGER_TYPES
 
 CHANNELS = ("email", "sms", "push")
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -29,7 +31,9 @@ NonNegFloat = Annotated[float, Field(ge=0.0)]
 REQUIRED_MESSAGES = (
     "order_confirmation",
     "shipped",
+    "out_for_delivery",
     "delay_notice",
+    "delivered",
     "apology",
     "thank_you",
     "review_request",
@@ -41,6 +45,7 @@ REQUIRED_MESSAGES = (
     "replenishment_reminder",
     "return_update",
     "claim_update",
+    "points_expiring",
 )
 
 
@@ -52,9 +57,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PointsExpiry(_Strict):
+    """Points expire after ``inactivity_months`` without earning or redeeming.
+
+    Why inactivity rather than per-earning lots: an active customer never loses points
+    (the behaviour loyalty programmes are expected to reward), the rule fits in one
+    sentence in a reminder, and the expiry date is one date, not a schedule of lots.
+    """
+
+    inactivity_months: Annotated[int, Field(ge=1, le=120)] = 12
+    reminder_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+
 class PointsRule(_Strict):
     per_currency_unit: NonNegFloat = 1.0
     award_on: Literal["delivered"] = "delivered"
+    expiry: PointsExpiry | None = None
 
 
 class Tier(_Strict):
@@ -62,16 +80,81 @@ class Tier(_Strict):
     min_spend_12m: NonNegFloat
     points_multiplier: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
     benefits: list[str] = []
+    #: 12-month spend that keeps the tier at its review (entry needs ``min_spend_12m``);
+    #: None keeps the entry threshold. Lower than entry so one quiet month does not demote.
+    retain_spend_12m: NonNegFloat | None = None
+    #: months a tier is held after it is reached or retained, before the next review
+    hold_months: Annotated[int, Field(ge=1, le=60)] = 12
+
+    @property
+    def retention_spend(self) -> float:
+        return self.min_spend_12m if self.retain_spend_12m is None else self.retain_spend_12m
 
 
 class Referral(_Strict):
     referrer_points: NonNegInt
     referee_points: NonNegInt = 0
+    #: the shop page a referral link opens; the code is appended as ``?ref=CODE``
+    base_url: str = Field(default="https://shop.example.com/r", pattern=r"^https?://\S+$")
+    #: random bytes behind a code (``secrets.token_urlsafe``): 9 bytes = 12 characters
+    code_bytes: Annotated[int, Field(ge=6, le=32)] = 9
+    #: days after the first order's delivery before both sides are paid; None = the
+    #: return window (``returns.window_days``), so a returned first order pays nothing
+    settle_after_days: NonNegInt | None = None
+    #: refuse a referral between accounts the fraud linkage graph connects (shared
+    #: device, payment, address or contact, directly or through other accounts)
+    refuse_linked: bool = True
 
 
 class Review(_Strict):
     points: NonNegInt
     once_per_order: bool = True
+    #: points for a review with written text; a star-only rating earns ``points``. The
+    #: rating itself never changes the award (never buy good reviews).
+    text_points: NonNegInt | None = None
+
+    @model_validator(mode="after")
+    def _text_not_below_stars(self) -> Review:
+        if self.text_points is not None and self.text_points < self.points:
+            raise ValueError(
+                f"text_points ({self.text_points}) is below points ({self.points}): a written "
+                "review must earn at least a star-only rating"
+            )
+        return self
+
+
+class Reward(_Strict):
+    """One entry of the rewards catalogue: what the customer gets for ``points``."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
+    name: str = Field(min_length=1, max_length=120)
+    kind: Literal["discount", "percent_discount", "free_shipping", "product"]
+    points: Annotated[int, Field(ge=1)]
+    #: money off (``discount``) or percent off (``percent_discount``)
+    amount: NonNegFloat | None = None
+    product_id: Annotated[int, Field(ge=1)] | None = None
+    min_order_value: NonNegFloat = 0.0
+    #: days the issued voucher code stays valid
+    valid_days: Annotated[int, Field(ge=1)] = 90
+    #: lowest tier that may redeem it (None: everyone)
+    min_tier: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Reward:
+        if self.kind in ("discount", "percent_discount") and not self.amount:
+            raise ValueError(f"a {self.kind} reward needs a positive amount")
+        if self.kind == "percent_discount" and self.amount and self.amount > 100:
+            raise ValueError(f"amount is a percentage, got {self.amount}")
+        if self.kind == "product" and self.product_id is None:
+            raise ValueError("a product reward needs product_id")
+        return self
+
+
+class Gift(_Strict):
+    """A yearly gift (birthday, signup anniversary): a catalogue reward issued free."""
+
+    reward: str
+    min_tier: str | None = None
 
 
 class LatenessBand(_Strict):
@@ -154,11 +237,31 @@ class MessageSpec(_Strict):
     delay_days: NonNegFloat = 0.0
 
 
+class Locales(_Strict):
+    """Languages messages are written in; a customer's other locale gets ``default``."""
+
+    default: str = "en"
+    supported: list[str] = Field(default=["en", "ja", "ru"], min_length=1)
+
+    @model_validator(mode="after")
+    def _default_supported(self) -> Locales:
+        if self.default not in self.supported:
+            raise ValueError(f"default {self.default!r} is not in supported {self.supported}")
+        return self
+
+
 class Messages(_Strict):
     quiet_hours: QuietHours
     caps: Caps
     transactional_without_consent: list[Literal["email", "sms", "push"]] = ["email"]
     catalogue: dict[str, MessageSpec]
+    # Which template renders a kind (file stem under ppx/rules/messages/templates/); a kind
+    # not listed uses the template of its own name.
+    templates: dict[str, str] = {}
+    locales: Locales = Locales()
+
+    def template_for(self, message_type: str) -> str:
+        return self.templates.get(message_type, message_type)
 
     @field_validator("catalogue")
     @classmethod
@@ -250,6 +353,46 @@ class Fallbacks(_Strict):
     model_timeout_seconds: Annotated[float, Field(gt=0.0, le=30.0)] = 0.5
 
 
+class Preferences(_Strict):
+    """What the preference centre lets a customer turn off."""
+
+    # Kinds a customer cannot turn off (they are part of the purchase: an order or a refund).
+    locked: list[str] = ["order_confirmation", "return_update", "claim_update"]
+    # What a one-click unsubscribe turns off: the message's kind on its channel ("kind"),
+    # or every marketing message on the channel ("channel").
+    one_click: Literal["kind", "channel"] = "kind"
+
+
+class Arm(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    weight: Annotated[float, Field(gt=0.0)]
+    holdout: bool = False  # gets none of the experiment's messages and gestures
+    points_scale: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0  # scales its gestures' points
+
+
+class Experiment(_Strict):
+    """A holdout or A/B test over some message kinds and point gestures."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,48}$")]
+    salt: str | None = None  # defaults to the name; change it to reshuffle the customers
+    messages: list[str] = []
+    gestures: list[str] = []  # ledger entry types (apology, win_back_bonus ...)
+    arms: list[Arm] = Field(min_length=2)
+    starts: date | None = None
+    ends: date | None = None
+
+    @model_validator(mode="after")
+    def _arms(self) -> Experiment:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names repeat: {names}")
+        if not self.messages and not self.gestures:
+            raise ValueError("an experiment must cover some messages or gestures")
+        if self.starts and self.ends and self.ends < self.starts:
+            raise ValueError("ends is before starts")
+        return self
+
+
 class Policy(_Strict):
     """A whole policy file. Cross-field rules (tier names, ordering) are checked here."""
 
@@ -270,6 +413,20 @@ class Policy(_Strict):
     returns: Returns
     claims: Claims
     fallbacks: Fallbacks
+    preferences: Preferences = Preferences()
+    experiments: list[Experiment] = []
+    rewards: list[Reward] = []
+    birthday: Gift | None = None
+    anniversary: Gift | None = None
+
+    @field_validator("rewards")
+    @classmethod
+    def _rewards_unique(cls, v: list[Reward]) -> list[Reward]:
+        ids = [r.id for r in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"reward ids repeat: {dup}")
+        return v
 
     @field_validator("tiers")
     @classmethod
@@ -280,6 +437,13 @@ class Policy(_Strict):
         names = [t.name for t in v]
         if len(set(names)) != len(names):
             raise ValueError(f"tier names repeat: {names}")
+        for t in v:
+            if t.retain_spend_12m is not None and t.retain_spend_12m > t.min_spend_12m:
+                raise ValueError(
+                    f"tier {t.name}: retain_spend_12m ({t.retain_spend_12m}) is above "
+                    f"min_spend_12m ({t.min_spend_12m}); keeping a tier cannot be harder "
+                    "than reaching it"
+                )
         return v
 
     @model_validator(mode="after")
@@ -289,11 +453,45 @@ class Policy(_Strict):
             "vip_tiers": self.vip_tiers,
             "surprise_tier_up.max_tier": [self.surprise_tier_up.max_tier],
             "daily.birthday.min_tier": [self.daily.birthday.min_tier],
+            "rewards.min_tier": [r.min_tier for r in self.rewards if r.min_tier],
+            "birthday.min_tier": [self.birthday.min_tier]
+            if self.birthday and self.birthday.min_tier
+            else [],
+            "anniversary.min_tier": [self.anniversary.min_tier]
+            if self.anniversary and self.anniversary.min_tier
+            else [],
         }
         for key, values in refs.items():
             unknown = [t for t in values if t not in names]
             if unknown:
                 raise ValueError(f"{key}: unknown tier {unknown}; tiers are {names}")
+        kinds = set(self.messages.catalogue)
+        exps = [e.name for e in self.experiments]
+        if len(set(exps)) != len(exps):
+            raise ValueError(f"experiments: names repeat: {exps}")
+        for e in self.experiments:
+            unknown = [m for m in e.messages if m not in kinds]
+            if unknown:
+                raise ValueError(f"experiments.{e.name}.messages: not in the catalogue: {unknown}")
+            unknown = [g for g in e.gestures if g not in LEDGER_TYPES]
+            if unknown:
+                raise ValueError(
+                    f"experiments.{e.name}.gestures: unknown ledger types {unknown}; "
+                    f"known: {list(LEDGER_TYPES)}"
+                )
+        unknown = [m for m in self.preferences.locked if m not in kinds]
+        if unknown:
+            raise ValueError(f"preferences.locked: not in the catalogue: {unknown}")
+        settle = self.referral.settle_after_days
+        if settle is not None and settle < self.returns.window_days:
+            raise ValueError(
+                f"referral.settle_after_days ({settle}) is shorter than returns.window_days "
+                f"({self.returns.window_days}): a referral could be paid on a returned order"
+            )
+        ids = [r.id for r in self.rewards]
+        for key, gift in (("birthday", self.birthday), ("anniversary", self.anniversary)):
+            if gift is not None and gift.reward not in ids:
+                raise ValueError(f"{key}.reward: unknown reward {gift.reward!r}; rewards are {ids}")
         return self
 
     # --- helpers the decision functions use -------------------------------------------
@@ -317,6 +515,20 @@ class Policy(_Strict):
             if spend_12m >= t.min_spend_12m:
                 name = t.name
         return name
+
+    def reward(self, reward_id: str) -> Reward:
+        for r in self.rewards:
+            if r.id == reward_id:
+                return r
+        raise ValueError(
+            f"unknown reward_id {reward_id!r}; the catalogue has {[r.id for r in self.rewards]}"
+        )
+
+    @property
+    def referral_settle_days(self) -> int:
+        """Days after the first order's delivery before a referral pays out."""
+        s = self.referral.settle_after_days
+        return self.returns.window_days if s is None else s
 
     def segment(self, tier: str) -> Literal["vip", "regular"]:
         return "vip" if tier in self.vip_tiers else "regular"

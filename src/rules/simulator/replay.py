@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
+from ppx.rules.experiments.assign import apply_experiments
 from ppx.rules.messaging import as_sent
 from ppx.rules.policy import Policy
 from ppx.rules.simulator.inputs import WorldEvents
@@ -144,6 +145,7 @@ class Replay:
     # effects --------------------------------------------------------------------------
 
     def apply(self, d, now: datetime) -> None:
+        d = apply_experiments(d, self.policy, now)  # holdouts and arms, as the engine does
         self.decisions += 1
         cid = d.customer_id
         for a in d.actions:
@@ -183,7 +185,15 @@ class Replay:
             elif m.message_type == "replenishment_reminder":
                 s.last_repl = now
         for sm in d.suppressed:
-            self.suppressed["opt-out" if "opted out" in sm.reason else "cap"] += 1
+            self.suppressed[_suppression(sm.reason)] += 1
+
+
+def _suppression(reason: str) -> str:
+    if "holdout arm" in reason:
+        return "holdout"
+    if "opted out" in reason or "turned off" in reason:
+        return "opt-out"
+    return "cap"
 
 
 def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arrays, progress):
@@ -261,6 +271,7 @@ def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arr
                 occurred_at=now,
                 review_id=rv["rid"][j],
                 rating=rv["rating"][j],
+                review_has_text=bool(rv["has_text"][j]),
                 delay_notice_sent=False,
             )
             r.apply(

@@ -99,6 +99,7 @@ def simulate(
             ),
             "messages suppressed: opt-out": r.suppressed.get("opt-out", 0),
             "messages suppressed: cap": r.suppressed.get("cap", 0),
+            "messages suppressed: holdout": r.suppressed.get("holdout", 0),
             "surprise tier-ups": r.surprises,
             "win-back offers": r.messages.get("win_back", 0),
             "fraud loss avoided": round(r.fraud_avoided, 2),

@@ -83,6 +83,12 @@ def event_arrays(ev: WorldEvents, truth, scores: StandInScores, policies: list[P
         "oid": rv[C.ORDER_ID].tolist(),
         "cid": rv[C.CUSTOMER_ID].tolist(),
         "rating": rv[C.RATING].tolist(),
+        # a written review earns more than a star-only rating (review.text_points)
+        "has_text": (
+            rv[C.REVIEW_BODY].fillna("").astype(str).str.strip().str.len() > 0
+            if C.REVIEW_BODY in rv.columns
+            else pd.Series(False, index=rv.index)
+        ).tolist(),
     }
     cu = ev.customers
     birth = pd.to_datetime(cu[C.BIRTH_DATE])

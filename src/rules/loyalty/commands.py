@@ -1,0 +1,128 @@
+"""``ppx loyalty``: the programme's daily jobs and look-ups on the command line.
+
+``expire`` and ``settle-referrals`` are the two jobs a brand schedules once a day (the
+same work as ``POST /loyalty/expiry/run`` and ``/loyalty/referrals/settle``); ``summary``
+and ``tier`` are for support staff. Heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+loyalty_app = typer.Typer(help="The loyalty programme: summaries, tiers, expiry, referral payouts.")
+
+_LEDGER = typer.Option(None, "--ledger-url", help="Ledger DB URL (default PPX_LEDGER_URL).")
+_POLICY = typer.Option(None, "--policy", help="Policy YAML (default: shipped).")
+_NOW = typer.Option(None, "--now", help="ISO date-time to run as of (default: now, UTC).")
+
+
+def _load(ledger_url: str | None, policy: Path | None):
+    from rich.console import Console
+
+    from ppx.rules.ledger import Ledger
+    from ppx.rules.policy import PolicyError, load_policy
+
+    try:
+        pol = load_policy(policy)
+    except PolicyError as err:
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    return Ledger(ledger_url), pol
+
+
+def _when(now: str | None) -> datetime | None:
+    if now is None:
+        return None
+    try:
+        return datetime.fromisoformat(now)
+    except ValueError:
+        raise typer.BadParameter(f"--now must be an ISO date-time, got {now!r}") from None
+
+
+@loyalty_app.command("summary")
+def summary_cmd(
+    customer_id: int = typer.Argument(..., min=1),
+    ledger_url: str | None = _LEDGER,
+    policy: Path | None = _POLICY,
+    now: str | None = _NOW,
+) -> None:
+    """Balance, tier, next reward, points to it, and what expires when."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ppx.rules.loyalty.summary import loyalty_summary
+
+    lg, pol = _load(ledger_url, policy)
+    s = loyalty_summary(lg, pol, customer_id, now=_when(now))
+    t = Table(title=f"customer {customer_id}", show_header=False)
+    for k, v in s.to_dict().items():
+        t.add_row(k, "" if v is None else str(v))
+    Console().print(t)
+
+
+@loyalty_app.command("tier")
+def tier_cmd(
+    customer_id: int = typer.Argument(..., min=1),
+    ledger_url: str | None = _LEDGER,
+) -> None:
+    """A customer's stored tier and its history."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ppx.rules.ledger import Ledger
+    from ppx.rules.loyalty.tiers import current_tier, tier_history
+
+    lg = Ledger(ledger_url)
+    cur = current_tier(lg, customer_id)
+    console = Console()
+    console.print(
+        f"customer {customer_id}: "
+        + (f"{cur['tier']} since {cur['since']}, review {cur['review_at']}" if cur else "no tier")
+    )
+    t = Table("at", "change", "from", "to", "spend_12m", "reason")
+    for h in tier_history(lg, customer_id):
+        t.add_row(
+            h["at"],
+            h["change"],
+            h["from_tier"] or "",
+            h["to_tier"],
+            f"{h['spend_12m']:g}",
+            h["reason"],
+        )
+    console.print(t)
+
+
+@loyalty_app.command("expire")
+def expire_cmd(
+    ledger_url: str | None = _LEDGER, policy: Path | None = _POLICY, now: str | None = _NOW
+) -> None:
+    """Expire every balance whose points lapsed (idempotent: run it daily)."""
+    from rich.console import Console
+
+    from ppx.rules.loyalty.expiry import expire_due
+
+    lg, pol = _load(ledger_url, policy)
+    out = [p for p in expire_due(lg, pol, _when(now)) if p.created]
+    Console().print(f"expired {sum(-p.points for p in out)} points of {len(out)} customers")
+
+
+@loyalty_app.command("settle-referrals")
+def settle_cmd(
+    ledger_url: str | None = _LEDGER, policy: Path | None = _POLICY, now: str | None = _NOW
+) -> None:
+    """Pay referrals whose first order is past the return window (idempotent: run daily)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ppx.rules.loyalty.referrals import settle_referrals
+
+    lg, pol = _load(ledger_url, policy)
+    out = settle_referrals(lg, pol, _when(now))
+    t = Table("referee", "referrer", "status", "reason")
+    for r in out:
+        t.add_row(str(r.referee_id), str(r.referrer_id), r.status, r.reason)
+    Console().print(t)
+    Console().print(f"{sum(r.status == 'paid' for r in out)} paid, {len(out)} settled")

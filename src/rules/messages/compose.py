@@ -1,0 +1,161 @@
+"""From a decision to outbox rows, and from an outbox row to the message that is sent.
+
+:func:`outbox_rows` runs in the decision path: it only copies what the decision planned
+(kind, content, language, time zone, address, arm) under a message key; nothing is
+rendered there. :class:`Renderer` runs in the sender, right before a row goes out: it
+renders the templates, signs the unsubscribe links and, for loyalty-bearing kinds, reads
+the balance and the next reward (``loyalty_summary``) at that moment.
+
+The message key names the event a message is about, not the decision that planned it, so
+a duplicate webhook or a replay yields the same key and the outbox keeps one row:
+``<kind>:<customer>:order:<id>`` (or ``return:<id>``, ``claim:<id>``,
+``subscription:<id>``, ``expires:<date>``), else ``<kind>:<customer>:<send day>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ppx.rules.messages import unsubscribe
+from ppx.rules.messages.outbox import Claimed, NewMessage, SentContent
+from ppx.rules.messages.render import (
+    LOYALTY_KINDS,
+    LoyaltyView,
+    RenderError,
+    pick_language,
+    render,
+)
+from ppx.rules.messages.render import template_kinds as _template_kinds
+from ppx.rules.policy import Policy
+from ppx.rules.types import CustomerContext, Decision, PlannedMessage
+
+#: content fields that name what a message is about, and their label in the key
+_SUBJECTS = (
+    ("order_id", "order"),
+    ("return_id", "return"),
+    ("claim_id", "claim"),
+    ("subscription_id", "subscription"),
+    ("expires_on", "expires"),
+)
+
+
+@dataclass(frozen=True)
+class SenderIdentity:
+    """What every message shows or links to: the brand, public URL and signing key."""
+
+    brand: str
+    public_url: str
+    secret: str | None
+
+    @classmethod
+    def from_settings(cls) -> SenderIdentity:
+        from ppx.config import get_settings
+
+        s = get_settings()
+        return cls(s.brand_name, s.public_url, s.unsubscribe_secret)
+
+
+def message_key(m: PlannedMessage, customer_id: int) -> str:
+    for field, label in _SUBJECTS:
+        if m.content.get(field) is not None:
+            return f"{m.message_type}:{customer_id}:{label}:{m.content[field]}"
+    return f"{m.message_type}:{customer_id}:{m.send_at:%Y-%m-%d}"
+
+
+def check_templates(policy: Policy) -> None:
+    """Every kind the policy can send has a template (checked when an outbox is set up)."""
+    have = set(_template_kinds())
+    missing = sorted(
+        k for k in policy.messages.catalogue if policy.messages.template_for(k) not in have
+    )
+    if missing:
+        raise RenderError(
+            f"no template for message kinds {missing} (add templates/<kind>.txt.j2 and "
+            ".html.j2, or map them in messages.templates)"
+        )
+
+
+def outbox_rows(decision: Decision, customer: CustomerContext) -> list[NewMessage]:
+    """The decision's planned messages as outbox rows (not rendered yet)."""
+    return [
+        NewMessage(
+            message_key=message_key(m, customer.customer_id),
+            customer_id=customer.customer_id,
+            message_type=m.message_type,
+            channel=m.channel,
+            category=m.category,
+            content=m.content,
+            send_after=m.send_at,
+            locale=customer.locale,
+            time_zone=customer.time_zone,
+            utc_offset_minutes=customer.utc_offset_minutes,
+            to_address=customer.email if m.channel == "email" else None,
+            arm=m.arm,
+        )
+        for m in decision.messages
+    ]
+
+
+class Renderer:
+    """Render an outbox row for sending: templates, signed links, loyalty figures."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        identity: SenderIdentity,
+        loyalty: Callable[[int], LoyaltyView] | None = None,
+    ):
+        if not identity.secret:
+            raise RenderError("email needs signed unsubscribe links: set PPX_UNSUBSCRIBE_SECRET")
+        self.policy = policy
+        self.identity = identity
+        self.loyalty = loyalty
+
+    def __call__(self, row: Claimed) -> SentContent:
+        template = self.policy.messages.template_for(row.message_type)
+        loyalty = None
+        if template in LOYALTY_KINDS:
+            if self.loyalty is None:
+                raise RenderError(f"{row.message_type} shows the balance: no loyalty source")
+            loyalty = self.loyalty(row.customer_id)
+        links = unsubscribe.links(
+            self.identity.public_url,
+            row.customer_id,
+            row.message_type,
+            row.channel,
+            self.identity.secret,
+            pick_language(row.locale, self.policy),
+        )
+        customer = CustomerContext.model_construct(
+            customer_id=row.customer_id,
+            locale=row.locale,
+            time_zone=row.time_zone,
+            utc_offset_minutes=row.utc_offset_minutes,
+        )
+        r = render(
+            row.message_type,
+            row.content,
+            customer,
+            self.policy,
+            brand=self.identity.brand,
+            loyalty=loyalty,
+            links=links,
+        )
+        return SentContent(r.subject, r.text, r.html, r.locale, links["unsubscribe"])
+
+
+def ledger_loyalty(ledger, policy: Policy) -> Callable[[int], LoyaltyView]:
+    """Balance and next reward from the loyalty ledger, at the moment of sending."""
+    from ppx.rules.loyalty.summary import loyalty_summary
+
+    def look(customer_id: int) -> LoyaltyView:
+        s = loyalty_summary(ledger, policy, customer_id)
+        has_next = s.next_reward_name is not None
+        return LoyaltyView(
+            balance=int(s.balance),
+            next_reward=s.next_reward_name,
+            points_to_next_reward=int(s.points_to_next_reward) if has_next else None,
+        )
+
+    return look

@@ -1,0 +1,360 @@
+"""The outbox: rendered messages waiting to be sent, one row per message, sent once.
+
+Why an outbox table: a decision and its messages are written where the ledger lives, so a
+crash between "decided" and "sent" loses nothing, and a sender process (``ppx messages
+send``) delivers them at its own pace, retrying failures with exponential back-off.
+
+A row holds what the decision planned (kind, content, the customer's language and time
+zone, address, arm); the sender renders it right before sending and stores the subject
+and bodies it sent. Rendering at send time keeps templates and the loyalty read off the
+decision's latency, and the balance a message shows is the one when it goes out (a
+message deferred past quiet hours shows the points earned in between).
+
+Guarantees and how they are kept:
+
+* **idempotent enqueue**: ``message_key`` is UNIQUE (``<kind>:<customer>:<order|return|
+  claim|day>``); a duplicate webhook or a replayed decision inserts nothing.
+* **one sender per row**: a sender *claims* rows by setting ``status='sending'`` with a
+  lease (``lease_owner``, ``lease_until``) in one statement: ``SELECT ... FOR UPDATE SKIP
+  LOCKED`` on PostgreSQL (concurrent senders take disjoint rows without waiting), and on
+  SQLite the same UPDATE under ``BEGIN IMMEDIATE`` (one writer at a time). Before each
+  send the sender renews its lease, which fails if the lease expired and another sender
+  took the row, so two live senders never send the same row.
+* **crash recovery**: a sender that dies leaves its rows ``sending``; when the lease runs
+  out they are claimed again.
+* **the SMTP boundary**: a row is marked ``sent`` right after the SMTP server accepts the
+  message. A sender killed after the server accepted a message and before that commit
+  sends it again after the lease expires: delivery is *at least once*, with at most one
+  duplicate per row per crash. Every row has a fixed ``Message-ID`` header (derived from
+  its key), so the duplicate is the same message and receivers that dedupe on Message-ID
+  see exactly one. (At-most-once would mark ``sent`` before talking to SMTP and lose the
+  message instead; for order and delivery notices a rare duplicate is the better failure.)
+* **retries**: a temporary failure puts the row back to ``pending`` with ``next_attempt_at
+  = now + base x 2^(attempts-1)`` (capped, with jitter); a permanent one (no address,
+  recipient refused) or ``max_attempts`` reached marks it ``failed`` with the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from ppx.rules.messages.db import dialect_of
+
+STATUSES = ("pending", "sending", "sent", "failed")
+
+
+class OutboxBase(DeclarativeBase):
+    pass
+
+
+class OutboxRow(OutboxBase):
+    __tablename__ = "message_outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_key: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    rfc_message_id: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    message_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    category: Mapped[str] = mapped_column(String(16), nullable=False)
+    locale: Mapped[str] = mapped_column(String(16), nullable=False)
+    arm: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    utc_offset_minutes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    to_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    content: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: what the decision planned
+    # What was sent (filled when the row is sent):
+    subject: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    body_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    body_html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    unsubscribe_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (
+        Index("ix_message_outbox_due", "status", "next_attempt_at"),
+        Index("ix_message_outbox_customer", "customer_id"),
+    )
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A planned message to enqueue (rendered by the sender)."""
+
+    message_key: str
+    customer_id: int
+    message_type: str
+    channel: str
+    category: str
+    content: dict
+    send_after: datetime
+    locale: str = "en"
+    time_zone: str | None = None
+    utc_offset_minutes: int = 0
+    to_address: str | None = None
+    arm: str | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row a sender holds the lease on."""
+
+    id: int
+    message_key: str
+    rfc_message_id: str
+    customer_id: int
+    message_type: str
+    channel: str
+    content: dict
+    locale: str
+    time_zone: str | None
+    utc_offset_minutes: int
+    to_address: str | None
+    arm: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SentContent:
+    """What the sender rendered and sent, stored on the row."""
+
+    subject: str
+    body_text: str
+    body_html: str
+    locale: str
+    unsubscribe_url: str | None = None
+
+
+def rfc_message_id(message_key: str, domain: str = "ppx.local") -> str:
+    """A stable Message-ID for a row: a resend after a crash is the same message."""
+    digest = hashlib.sha256(message_key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def _times(*names: str):
+    """Typed bind parameters: datetimes stored exactly as the ORM stores them (SQLite)."""
+    return [bindparam(n, type_=DateTime) for n in names]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def backoff(attempts: int, base_seconds: float, cap_seconds: float) -> timedelta:
+    """Exponential back-off with +-25 % jitter, so failed rows do not retry in lock-step."""
+    delay = min(cap_seconds, base_seconds * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=delay * random.uniform(0.75, 1.25))
+
+
+class Outbox:
+    """Enqueue, claim, and settle outbox rows over one engine."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        create: bool = True,
+        max_attempts: int = 8,
+        backoff_base_seconds: float = 30.0,
+        backoff_cap_seconds: float = 6 * 3600.0,
+        domain: str = "ppx.local",
+    ):
+        self.engine = engine
+        self.dialect = dialect_of(str(engine.url))
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base_seconds
+        self.backoff_cap = backoff_cap_seconds
+        self.domain = domain
+        if create:
+            OutboxBase.metadata.create_all(engine)
+
+    # --- enqueue -------------------------------------------------------------------------
+
+    def enqueue(self, messages: list[NewMessage]) -> list[bool]:
+        """Insert messages whose keys are new; True for each row this call created."""
+        if not messages:
+            return []
+        now = _now()
+        rows = [
+            {
+                "message_key": m.message_key,
+                "rfc_message_id": rfc_message_id(m.message_key, self.domain),
+                "customer_id": int(m.customer_id),
+                "message_type": m.message_type,
+                "channel": m.channel,
+                "category": m.category,
+                "locale": m.locale[:16],
+                "time_zone": m.time_zone,
+                "utc_offset_minutes": int(m.utc_offset_minutes),
+                "arm": m.arm,
+                "to_address": m.to_address,
+                "content": json.dumps(m.content, sort_keys=True, default=str),
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": m.send_after,
+                "created_at": now,
+            }
+            for m in messages
+        ]
+        table = OutboxRow.__table__
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["message_key"])
+            .returning(table.c.message_key)
+        )
+        with self.engine.begin() as conn:
+            created = {r.message_key for r in conn.execute(stmt, rows)}
+        return [m.message_key in created for m in messages]
+
+    # --- claim and settle ----------------------------------------------------------------
+
+    def claim(
+        self,
+        owner: str,
+        limit: int = 20,
+        lease_seconds: float = 60.0,
+        channel: str = "email",
+        now: datetime | None = None,
+    ) -> list[Claimed]:
+        """Take up to ``limit`` due rows (pending, or sending with an expired lease)."""
+        now = now or _now()
+        lock = "FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+        sql = text(
+            f"""
+            UPDATE message_outbox
+               SET status = 'sending', lease_owner = :owner, lease_until = :until,
+                   attempts = attempts + 1
+             WHERE id IN (
+                   SELECT id FROM message_outbox
+                    WHERE channel = :channel
+                      AND ((status = 'pending' AND next_attempt_at <= :now)
+                           OR (status = 'sending' AND lease_until < :now))
+                    ORDER BY next_attempt_at, id
+                    LIMIT :limit {lock})
+            RETURNING id, message_key, rfc_message_id, customer_id, message_type, channel,
+                      content, locale, time_zone, utc_offset_minutes, to_address, arm, attempts
+            """
+        ).bindparams(*_times("until", "now"))
+        params = {
+            "owner": owner,
+            "until": now + timedelta(seconds=lease_seconds),
+            "channel": channel,
+            "now": now,
+            "limit": int(limit),
+        }
+        with self.engine.begin() as conn:
+            rows = conn.execute(sql, params).all()
+        claimed = [Claimed(**{**r._mapping, "content": json.loads(r.content)}) for r in rows]
+        return sorted(claimed, key=lambda c: c.id)
+
+    def renew(self, row_id: int, owner: str, lease_seconds: float = 60.0) -> bool:
+        """Extend the lease just before sending; False if it expired and was taken."""
+        now = _now()
+        sql = text(
+            "UPDATE message_outbox SET lease_until = :until WHERE id = :id "
+            "AND status = 'sending' AND lease_owner = :owner AND lease_until >= :now"
+        ).bindparams(*_times("until", "now"))
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                sql,
+                {
+                    "until": now + timedelta(seconds=lease_seconds),
+                    "id": row_id,
+                    "owner": owner,
+                    "now": now,
+                },
+            )
+        return res.rowcount == 1
+
+    def mark_sent(self, row_id: int, owner: str, sent: SentContent | None = None) -> bool:
+        """Record the row as sent, with what was sent; False if the lease was lost."""
+        sql = text(
+            "UPDATE message_outbox SET status = 'sent', sent_at = :now, lease_until = NULL, "
+            "last_error = NULL, subject = :subject, body_text = :text, body_html = :html, "
+            "unsubscribe_url = :unsub, locale = COALESCE(:locale, locale) "
+            "WHERE id = :id AND status = 'sending' AND lease_owner = :owner"
+        ).bindparams(*_times("now"))
+        params = {
+            "now": _now(),
+            "id": row_id,
+            "owner": owner,
+            "subject": sent.subject[:500] if sent else None,
+            "text": sent.body_text if sent else None,
+            "html": sent.body_html if sent else None,
+            "unsub": sent.unsubscribe_url if sent else None,
+            "locale": sent.locale if sent else None,
+        }
+        with self.engine.begin() as conn:
+            return conn.execute(sql, params).rowcount == 1
+
+    def mark_failed(
+        self, row_id: int, owner: str, attempts: int, error: str, permanent: bool = False
+    ) -> str:
+        """Back to ``pending`` with back-off, or ``failed`` for good; returns the status."""
+        dead = permanent or attempts >= self.max_attempts
+        status = "failed" if dead else "pending"
+        nxt = _now() + backoff(attempts, self.backoff_base, self.backoff_cap)
+        sql = text(
+            "UPDATE message_outbox SET status = :status, next_attempt_at = :next, "
+            "lease_until = NULL, last_error = :err "
+            "WHERE id = :id AND status = 'sending' AND lease_owner = :owner"
+        ).bindparams(*_times("next"))
+        with self.engine.begin() as conn:
+            conn.execute(
+                sql,
+                {"status": status, "next": nxt, "err": error[:1000], "id": row_id, "owner": owner},
+            )
+        return status
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with Session(self.engine) as s:
+            q = select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+            got = dict(s.execute(q).all())
+        return {st: int(got.get(st, 0)) for st in STATUSES}
+
+    def rows(self, customer_id: int | None = None, limit: int = 1000) -> list[dict]:
+        with Session(self.engine) as s:
+            q = select(OutboxRow).order_by(OutboxRow.id).limit(limit)
+            if customer_id is not None:
+                q = q.where(OutboxRow.customer_id == int(customer_id))
+            cols = [c.name for c in OutboxRow.__table__.columns]
+            return [{c: getattr(r, c) for c in cols} for r in s.scalars(q)]
+
+
+def new_owner() -> str:
+    """A sender's identity for leases: unique per process run."""
+    return uuid.uuid4().hex
