@@ -76,6 +76,20 @@ def _iso(v):
     return v.isoformat() if hasattr(v, "isoformat") else v
 
 
+def fraud_return_payload(r: ReturnEvent) -> dict:
+    """The return-fraud model's request for a return (the fields it knows)."""
+    payload = {
+        "customer_id": r.customer_id,
+        "requested_at": _iso(r.requested_at),
+        "amount": r.amount,
+        "order_id": r.order_id,
+        "product_id": r.product_id,
+        "reason": r.reason,
+        "delivered_at": _iso(r.delivered_at),
+    }
+    return {k: v for k, v in payload.items() if v is not None}
+
+
 class DecisionEngine:
     """Policy + optional model client + optional ledger."""
 
@@ -181,17 +195,7 @@ class DecisionEngine:
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
-        payload = {
-            "customer_id": r.customer_id,
-            "requested_at": _iso(r.requested_at),
-            "amount": r.amount,
-            "order_id": r.order_id,
-            "product_id": r.product_id,
-            "reason": r.reason,
-            "delivered_at": _iso(r.delivered_at),
-        }
-        payload = {k: v for k, v in payload.items() if v is not None}
-        scores = await self._scores(req, {"fraud_return": payload})
+        scores = await self._scores(req, {"fraud_return": fraud_return_payload(r)})
         return await self._commit(decide_return(r, req.customer, scores, self.policy))
 
     async def claim(self, req: ClaimDecisionRequest) -> DecisionResponse:

@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ppx.rules.policy.subscriptions import ReturnResolutions, SaveOffers, SubscriptionRules
+
 CHANNELS = ("email", "sms", "push")
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -224,6 +226,7 @@ class Returns(_Strict):
     window_days: Annotated[int, Field(ge=1)]
     inspect_ring_members: bool = True
     segments: dict[Literal["vip", "regular"], ReturnSegment]
+    resolutions: ReturnResolutions = ReturnResolutions()
 
     _both = field_validator("segments")(_require_vip_and_regular)
 
@@ -270,6 +273,8 @@ class Policy(_Strict):
     returns: Returns
     claims: Claims
     fallbacks: Fallbacks
+    subscriptions: SubscriptionRules = SubscriptionRules()
+    save_offers: SaveOffers = SaveOffers()
 
     @field_validator("tiers")
     @classmethod
