@@ -9,6 +9,8 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
 * ``POST /decide/claim`` ``{request, customer, scores?, model_inputs?}``
 * ``POST /decide/daily-batch`` ``{items: [{customer, now, scores?, model_inputs?}, ...]}``
 * ``GET /loyalty/{customer_id}/balance``
+* ``/subscriptions/{id}`` (pause, skip, resume, cadence, cancel with a save offer) and
+  ``/returns`` (exchange, store credit or refund; receive): serving/self_service_routes.py
 
 Endpoints are thin on purpose: validation is the pydantic models of ``ppx.rules``, the work
 is :class:`ppx.rules.engine.DecisionEngine` (call the model service for the scores a
@@ -43,6 +45,7 @@ from ppx.rules.ledger import Ledger
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
+from serving.self_service_routes import returns_app, subscription_app
 
 _ENGINE: E.DecisionEngine | None = None
 
@@ -100,6 +103,10 @@ async def _balance(request: Request) -> JSONResponse:
 loyalty_app = Starlette(routes=[Route("/{customer_id}/balance", _balance, methods=["GET"])])
 
 
+#: Path prefixes behind the bearer token (the probes stay open).
+_GUARDED = ("/decide/", "/loyalty/", "/subscriptions/", "/returns/")
+
+
 class TokenMiddleware:
     """Bearer-token check for the decision and loyalty endpoints (probes stay open)."""
 
@@ -109,7 +116,7 @@ class TokenMiddleware:
     async def __call__(self, scope: dict, receive, send) -> None:
         token = os.environ.get("PPX_API_TOKEN")
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if token and (path.startswith("/decide/") or path.startswith("/loyalty/")):
+        if token and path.startswith(_GUARDED):
             headers = {
                 k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
             }
@@ -139,6 +146,8 @@ class TokenMiddleware:
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
 )
 @bentoml.asgi_app(loyalty_app, path="/loyalty")
+@bentoml.asgi_app(subscription_app(engine), path="/subscriptions")
+@bentoml.asgi_app(returns_app(engine), path="/returns")
 class DecisionService:
     """ppx decisions: loyalty points, messages, returns and claims, by policy.
 
