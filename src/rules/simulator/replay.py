@@ -12,6 +12,7 @@ from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, 
 from ppx.rules.messaging import as_sent
 from ppx.rules.policy import Policy
 from ppx.rules.simulator.inputs import WorldEvents
+from ppx.rules.simulator.saves import SaveAssumptions, SaveTally, replay_cancel
 from ppx.rules.simulator.scores import StandInScores
 from ppx.rules.simulator.stream import KINDS
 from ppx.rules.types import (
@@ -94,6 +95,7 @@ class Replay:
         self.surprises = 0
         self.decisions = 0
         self.redeem_unit = float(ev.params.get("redeem_threshold", 500))
+        self.saves = SaveTally()
 
     # context ------------------------------------------------------------------------
 
@@ -186,7 +188,17 @@ class Replay:
             self.suppressed["opt-out" if "opted out" in sm.reason else "cap"] += 1
 
 
-def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arrays, progress):
+def run_policy(
+    name,
+    policy,
+    ev: WorldEvents,
+    scores: StandInScores,
+    stream,
+    arrays,
+    progress,
+    assume: SaveAssumptions | None = None,
+):
+    assume = assume or SaveAssumptions()
     contacts = arrays["contacts"]
     r = Replay(name, policy, ev, scores, contacts)
     for cid, spans in arrays["subs"].items():
@@ -283,6 +295,8 @@ def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arr
                 r.state[cid].returns.append(now)
             if a["confirmed"][j]:
                 r.state[cid].fraud += 1
+        elif kind == "cancel":
+            replay_cancel(r, arrays["cancels"], j, now, assume)
         else:  # daily
             cid, day = dly[j]
             items = [
