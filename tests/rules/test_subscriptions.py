@@ -154,6 +154,14 @@ def test_high_risk_price_reason_gets_the_discount_and_can_accept_it(desk):
     assert offer["cost"] == pytest.approx(12.0) and offer["terms"] == {"percent": 20.0, "orders": 3}
     assert any("price increase 2m raises the risk" in x for x in offer["reasons"])
     assert d.store.get(1).status == "active"  # asking is not cancelling
+    # the model calls match the model service's request schemas
+    from ppx.models.churn.schemas import ChurnRequest
+    from ppx.models.recs.schemas import RecsRequest
+
+    schemas = {"/churn/score": ChurnRequest, "/recs/recommend": RecsRequest}
+    assert {p for p, _ in d.fake.calls} == set(schemas)
+    for path, payload in d.fake.calls:
+        schemas[path].model_validate(payload)
     # asking again shows the same open offer without calling the models
     n = len(d.fake.calls)
     again = asyncio.run(d.cancel(1, CancelBody(request_key="c2")))

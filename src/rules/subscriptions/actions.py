@@ -251,7 +251,7 @@ class SubscriptionActions:
             now = self.clock()
             if body.offer_id is None:
                 raise TransitionError(422, "accepting an offer needs its offer_id")
-            L.cancel(cur, now, None)  # a cancelled subscription accepts nothing (409)
+            L.require(cur, ("active", "paused"), "accept a save offer for")
             offer = self._open_offer(cur, body.offer_id, now)
             o = SaveOffer.model_validate(offer)
             base = replace(cur, pending_offer=None)

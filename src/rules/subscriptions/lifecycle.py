@@ -70,7 +70,7 @@ class Change:
     reason: str
 
 
-def _require(sub: Subscription, allowed: tuple[str, ...], action: str) -> None:
+def require(sub: Subscription, allowed: tuple[str, ...], action: str) -> None:
     if sub.status not in allowed:
         if sub.status == "cancelled":
             why = "it was cancelled"
@@ -89,7 +89,7 @@ def _day(d: date | datetime) -> datetime:
 
 def pause(sub: Subscription, resume_on: date | datetime, now: datetime, policy: Policy) -> Change:
     """Pause until ``resume_on``; deliveries restart on that day."""
-    _require(sub, ("active",), "pause")
+    require(sub, ("active",), "pause")
     rules = policy.subscriptions
     resume = _day(resume_on)
     days = (resume.date() - now.date()).days
@@ -116,7 +116,7 @@ def pause(sub: Subscription, resume_on: date | datetime, now: datetime, policy: 
 
 def resume(sub: Subscription, now: datetime, policy: Policy) -> Change:
     """End a pause now; the next delivery is one cadence from today at the latest."""
-    _require(sub, ("paused",), "resume")
+    require(sub, ("paused",), "resume")
     nxt = min(sub.next_delivery_at, now + timedelta(days=sub.cadence_days))
     nxt = max(nxt, now)
     new = replace(sub, status="active", paused_until=None, next_delivery_at=nxt)
@@ -130,7 +130,7 @@ def resume(sub: Subscription, now: datetime, policy: Policy) -> Change:
 
 def skip_next(sub: Subscription, now: datetime, policy: Policy) -> Change:
     """Skip the next delivery: it moves one cadence later."""
-    _require(sub, ("active",), "skip the next delivery of")
+    require(sub, ("active",), "skip the next delivery of")
     limit = policy.subscriptions.max_consecutive_skips
     if sub.consecutive_skips >= limit:
         raise TransitionError(
@@ -151,7 +151,7 @@ def skip_next(sub: Subscription, now: datetime, policy: Policy) -> Change:
 
 def change_cadence(sub: Subscription, cadence_days: int, now: datetime, policy: Policy) -> Change:
     """Deliver every ``cadence_days`` from now on (active or paused)."""
-    _require(sub, ("active", "paused"), "change the cadence of")
+    require(sub, ("active", "paused"), "change the cadence of")
     offered = policy.subscriptions.cadence_days
     if cadence_days not in offered:
         raise TransitionError(
@@ -177,7 +177,7 @@ def change_cadence(sub: Subscription, cadence_days: int, now: datetime, policy: 
 
 def cancel(sub: Subscription, now: datetime, reason: str | None) -> Change:
     """Cancel for good (after the save offer, if any, was declined)."""
-    _require(sub, ("active", "paused"), "cancel")
+    require(sub, ("active", "paused"), "cancel")
     new = replace(sub, status="cancelled", cancelled_at=now, pending_offer=None)
     why = f" ({reason})" if reason else ""
     return Change(new, "cancel", {"reason": reason}, f"cancelled{why}; no further deliveries")
@@ -185,7 +185,7 @@ def cancel(sub: Subscription, now: datetime, reason: str | None) -> Change:
 
 def swap_product(sub: Subscription, product_id: int) -> Change:
     """Deliver another product from the next delivery on (a save offer)."""
-    _require(sub, ("active", "paused"), "swap the product of")
+    require(sub, ("active", "paused"), "swap the product of")
     new = replace(sub, product_id=product_id)
     return Change(
         new,
@@ -197,7 +197,7 @@ def swap_product(sub: Subscription, product_id: int) -> Change:
 
 def discount(sub: Subscription, percent: float, orders: int) -> Change:
     """Take ``percent`` off the next ``orders`` deliveries (a save offer)."""
-    _require(sub, ("active", "paused"), "discount")
+    require(sub, ("active", "paused"), "discount")
     new = replace(sub, discount_pct=percent, discount_orders_left=orders)
     return Change(
         new,
