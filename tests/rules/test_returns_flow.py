@@ -176,3 +176,37 @@ def test_refused_resolutions(desk, customer, policy):
     with pytest.raises(ResolutionError, match="not offered"):
         resolve(desk, gold, resolution="store_credit")
     assert desk.store.ledger.balance(42) == 150
+
+
+@pytest.mark.postgres
+def test_exchange_keeps_ledger_and_inventory_consistent_on_postgres(postgres_url, policy, customer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger = Ledger(postgres_url, pool_size=16)
+    d = ReturnsDesk(DecisionEngine(policy, None, ledger), ReturnsStore(ledger, policy), lambda: NOW)
+    ledger.award(4343, 150, "earn:9005", "earn", order_id=9005)
+    gold = customer(customer_id=4343, tier="gold", spend_12m=900)
+    req = ReturnEvent(
+        return_id=9005,
+        order_id=9005,
+        customer_id=4343,
+        product_id=907,
+        requested_at=datetime(2025, 3, 8, 10, 0),
+        delivered_at=datetime(2025, 3, 5, 10, 0),
+        amount=100.0,
+    )
+    choice = ReturnChoice(
+        resolution="exchange",
+        variant="M",
+        exchange={"product_id": 907, "variant": "L", "unit_price": 90.0},
+    )
+    body = ResolveRequest(request=req, customer=gold, scores=TRUSTED, choice=choice)
+    with ThreadPoolExecutor(6) as pool:  # duplicate requests at once land once
+        outs = list(pool.map(lambda _: asyncio.run(d.resolve(body)), range(6)))
+    assert sum(not o["resolution"]["replayed"] for o in outs) == 1
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda _: receive(d, 9005), range(6)))
+    res = d.store.summary(9005)
+    assert [(e["variant"], e["quantity"]) for e in res["inventory"]] == [("L", -1), ("M", 1)]
+    assert res["points_reversed"] == 15 and ledger.balance(4343) == 135  # 10.00 x 1.5
+    ledger.dispose()

@@ -264,3 +264,48 @@ def test_choose_save_offer_is_pure_and_feasibility_falls_through(policy):
     assert any("no skips left" in r for r in c.reasons)
     assert any("no cadence longer than 60" in r for r in c.reasons)
     assert c == choose_save_offer(tired, 0.3, reasons, None, NOW, pol)
+
+
+@pytest.mark.postgres
+def test_transitions_offers_and_duplicates_on_postgres(postgres_url):
+    fm = FakeModels(risk=0.7, reasons=(("price_now", 0.6),))
+    ledger = Ledger(postgres_url, pool_size=16)
+    actions = SubscriptionActions(
+        load_policy(SAVE_POLICY), SubscriptionStore(ledger), ModelClient(send=fm.send), lambda: NOW
+    )
+    sid = 9001
+    actions.register(
+        sid,
+        RegisterBody(
+            customer_id=4242, product_id=7, cadence_days=30, price=30.0, next_delivery_at=NOW
+        ),
+    )
+    body = PauseBody(request_key="pg-pause", resume_on=date(2025, 7, 1))
+    out = []
+    threads = [
+        threading.Thread(target=lambda: out.append(actions.pause(sid, body))) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(not o["replayed"] for o in out) == 1
+    assert (
+        _status(actions.pause, sid, PauseBody(request_key="pg-2", resume_on=date(2025, 7, 2)))
+        == 409
+    )
+    actions.resume(sid, k("pg-resume"))
+    r = asyncio.run(actions.cancel(sid, CancelBody(request_key="pg-c1")))
+    assert r["offer"]["kind"] == "discount" and r["offer"]["cost"] == pytest.approx(18.0)
+    acc = CancelBody(request_key="pg-c2", decision="accept", offer_id=r["offer"]["offer_id"])
+    assert asyncio.run(actions.cancel(sid, acc))["status"] == "saved"
+    types = [e["event_type"] for e in actions.store.events(sid)]
+    assert types == [
+        "start",
+        "pause",
+        "resume",
+        "save_offer_made",
+        "save_offer_accepted",
+        "discount",
+    ]
+    ledger.dispose()

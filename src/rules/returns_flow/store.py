@@ -199,7 +199,12 @@ class ReturnsStore:
 
         def attempt() -> dict:
             with Session(self.engine) as s, s.begin():
-                row = s.get(ReturnResolutionRow, int(return_id))
+                # The row lock serialises receipts of one return; the customer's ledger
+                # lock, reversals and redemptions of the same customer.
+                q = select(ReturnResolutionRow).where(
+                    ReturnResolutionRow.return_id == int(return_id)
+                )
+                row = s.scalars(q.with_for_update()).one_or_none()
                 if row is None:
                     raise LookupError(f"return {return_id} has no recorded resolution")
                 self.ledger._locked(s, row.customer_id)

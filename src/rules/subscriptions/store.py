@@ -195,13 +195,14 @@ class SubscriptionStore:
         def attempt() -> dict:
             try:
                 with Session(self.engine) as s, s.begin():
-                    prior = s.get(SubscriptionRequestRow, request_key)
-                    if prior is not None:
-                        return _replay(prior, subscription_id, action)
                     q = select(SubscriptionRow).where(
                         SubscriptionRow.subscription_id == int(subscription_id)
                     )
                     row = s.scalars(q.with_for_update()).one_or_none()
+                    # Looked up under the row lock: a concurrent twin has committed by now.
+                    prior = s.get(SubscriptionRequestRow, request_key)
+                    if prior is not None:
+                        return _replay(prior, subscription_id, action)
                     if create is not None:
                         changes, answer = step(None if row is None else _to_state(row))
                     else:
