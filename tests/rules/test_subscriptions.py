@@ -12,7 +12,6 @@ import pytest
 from ppx.rules.ledger import Ledger
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import load_policy
-from ppx.rules.policy.subscriptions import SaveOffers
 from ppx.rules.subscriptions import TransitionError, choose_save_offer
 from ppx.rules.subscriptions.actions import (
     CadenceBody,
@@ -249,10 +248,8 @@ def test_same_request_key_changes_nothing_twice(desk):
     assert [e["event_type"] for e in d.store.events(1)].count("save_offer_accepted") == 1
 
 
-def test_choose_save_offer_is_pure_and_feasibility_falls_through(policy):
-    pol = policy.model_copy(
-        update={"save_offers": SaveOffers(**{**load_policy(SAVE_POLICY).save_offers.model_dump()})}
-    )
+def test_choose_save_offer_is_pure_and_feasibility_falls_through():
+    pol = load_policy(SAVE_POLICY)
     sub = Subscription(1, 42, 7, "active", 60, 30.0, NOW, consecutive_skips=0)
     # too much product, but no longer cadence than 60 and no skips left -> catch-all pause
     tired = Subscription(1, 42, 7, "active", 60, 30.0, NOW, consecutive_skips=2)

@@ -29,7 +29,7 @@ from ppx.rules.policy import Policy
 from ppx.rules.subscriptions import lifecycle as L
 from ppx.rules.subscriptions.lifecycle import Change, Subscription, TransitionError
 from ppx.rules.subscriptions.offers import OfferChoice, SaveOffer, choose_save_offer
-from ppx.rules.subscriptions.store import SubscriptionStore
+from ppx.rules.subscriptions.store import SubscriptionStore, state_dict
 
 Key = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -93,8 +93,6 @@ class SubscriptionActions:
         return key
 
     def get(self, subscription_id: int, limit: int = 50) -> dict:
-        from ppx.rules.subscriptions.store import state_dict
-
         sub = self.store.get(subscription_id)
         return {
             "subscription": state_dict(sub),

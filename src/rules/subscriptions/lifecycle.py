@@ -14,7 +14,7 @@ loads the state, calls these, and writes the state and the event in one transact
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -50,7 +50,6 @@ class Subscription:
     pending_offer: dict | None = None
     cancelled_at: datetime | None = None
     version: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def next_price(self) -> float:

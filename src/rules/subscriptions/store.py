@@ -96,7 +96,7 @@ class SubscriptionRequestRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
 
-_STATE_FIELDS = [f.name for f in fields(Subscription) if f.name != "extra"]
+_STATE_FIELDS = [f.name for f in fields(Subscription)]
 
 
 def _to_state(r: SubscriptionRow) -> Subscription:
@@ -106,7 +106,6 @@ def _to_state(r: SubscriptionRow) -> Subscription:
 def state_dict(s: Subscription) -> dict:
     """The state as JSON-ready values (what the API answers)."""
     out = asdict(s)
-    out.pop("extra", None)
     for k, v in out.items():
         if isinstance(v, datetime):
             out[k] = v.isoformat()
