@@ -288,6 +288,9 @@ def balance_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ppx simulate`` and ``ppx decide ...`` to the root app."""
+    """Add ``ppx simulate``, ``ppx decide ...`` and ``ppx subscriptions ...`` to the root app."""
+    from ppx.rules.subscriptions.commands import subscriptions_app
+
     app.command("simulate")(simulate_cmd)
     app.add_typer(decide_app, name="decide")
+    app.add_typer(subscriptions_app, name="subscriptions")

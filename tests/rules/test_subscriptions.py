@@ -306,3 +306,28 @@ def test_transitions_offers_and_duplicates_on_postgres(postgres_url):
         "discount",
     ]
     ledger.dispose()
+
+
+def test_import_registers_running_subscriptions_once(tiny_world, tmp_path):
+    import pandas as pd
+
+    from ppx.rules.subscriptions.importer import import_subscriptions
+
+    _, path = tiny_world
+    store = SubscriptionStore(Ledger(f"sqlite:///{tmp_path / 'l.db'}"))
+    first = import_subscriptions(path, store)
+    assert first["registered"] == first["subscriptions"] > 0
+    again = import_subscriptions(path, store)
+    assert again["registered"] == 0 and again["already_known"] == first["subscriptions"]
+    subs = pd.read_parquet(path / "tables" / "subscriptions.parquet")
+    end = pd.Timestamp(first["as_of"])
+    gone = subs[subs["cancelled_at"] <= end]["subscription_id"].tolist()
+    running = subs[~subs["subscription_id"].isin(gone)]
+    assert first["subscriptions"] == len(running)
+    with pytest.raises(TransitionError) as err:
+        store.get(int(gone[0]))
+    assert err.value.status == 404
+    row = running.iloc[0]
+    sub = store.get(int(row["subscription_id"]))
+    assert sub.cadence_days == {"monthly": 30, "biweekly": 14}[row["plan"]]
+    assert sub.next_delivery_at > first["as_of"] and sub.customer_id == row["customer_id"]
