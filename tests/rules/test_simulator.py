@@ -116,7 +116,7 @@ def test_save_offers_meet_every_cancellation(tiny_world):
         "save_offers": load_policy("src/rules/policy/save_offers.yaml"),
         "default": load_policy(),
     }
-    res = simulate(path, pols, SimulationConfig(seed=3))
+    res = simulate(path, pols, SimulationConfig(seed=3, sample=0.5))
     s = res.summary
     cancels = s.loc["cancellation requests"]
     assert cancels["default"] == cancels["save_offers"] > 0
@@ -132,5 +132,6 @@ def test_save_offers_meet_every_cancellation(tiny_world):
     assert kinds.sum() == cancels["save_offers"] and "offer: pause" in kinds.index
     assert res.outcomes.loc[("cancel", "no offer"), "default"] == cancels["default"]
     # a better fit (no mismatch penalty) can only raise acceptance
-    fit = simulate(path, pols, SimulationConfig(seed=3, save_mismatch=1.0)).summary
+    cfg = SimulationConfig(seed=3, sample=0.5, save_mismatch=1.0)
+    fit = simulate(path, {"save_offers": pols["save_offers"]}, cfg).summary
     assert fit.loc["save offer acceptance rate", "save_offers"] >= rate
