@@ -14,6 +14,7 @@ the body and calls the rules layer (:mod:`ppx.rules.subscriptions.actions`,
 
 Subscriptions (``/subscriptions``): ``GET /{id}``, ``PUT /{id}`` (register),
 ``POST /{id}/pause`` ``{resume_on}``, ``/skip``, ``/resume``, ``/cadence`` ``{cadence_days}``,
+``/renew`` (a delivery went out),
 ``/cancel`` ``{reason?, decision?, offer_id?}``; every POST carries ``request_key`` or an
 ``Idempotency-Key`` header. Returns (``/returns``): ``POST /resolve`` ``{request, customer,
 choice, scores?, model_inputs?}``, ``POST /{return_id}/receive`` ``{inspection?}``,
@@ -140,6 +141,7 @@ def subscription_app(engine: Callable[[], DecisionEngine]) -> Starlette:
             Route(p + "/skip", post("skip", _Body), methods=["POST"]),
             Route(p + "/resume", post("resume", _Body), methods=["POST"]),
             Route(p + "/cadence", post("change_cadence", CadenceBody), methods=["POST"]),
+            Route(p + "/renew", post("renew", _Body), methods=["POST"]),
             Route(p + "/cancel", post("cancel", CancelBody), methods=["POST"]),
         ]
     )

@@ -331,3 +331,26 @@ def test_import_registers_running_subscriptions_once(tiny_world, tmp_path):
     sub = store.get(int(row["subscription_id"]))
     assert sub.cadence_days == {"monthly": 30, "biweekly": 14}[row["plan"]]
     assert sub.next_delivery_at > first["as_of"] and sub.customer_id == row["customer_id"]
+
+
+def test_renewals_count_down_discounts_and_pauses_end_by_themselves(desk):
+    d = desk(risk=0.6)
+    assert d.skip(1, k("s1"))["subscription"]["consecutive_skips"] == 1
+    r = asyncio.run(d.cancel(1, CancelBody(request_key="c1")))
+    accept = CancelBody(request_key="c2", decision="accept", offer_id=r["offer"]["offer_id"])
+    asyncio.run(d.cancel(1, accept))  # 20 % off 3 deliveries
+    charged = []
+    for i in range(4):
+        r = d.renew(1, k(f"renew{i}"))
+        charged.append(r["subscription"]["next_price"])
+    assert r["subscription"]["consecutive_skips"] == 0
+    renewals = [e["detail"]["charged"] for e in d.store.events(1) if e["event_type"] == "renew"]
+    assert renewals == [16.0, 16.0, 16.0, 20.0] and charged[-1] == 20.0
+    d.pause(1, PauseBody(request_key="p1", resume_on=date(2025, 7, 1)))
+    assert _status(d.renew, 1, k("renew-paused")) == 409
+    d.clock_box["now"] = datetime(2025, 7, 2, 9, 0)  # the pause has run out
+    r = d.skip(1, k("s2"))
+    assert r["status"] == "active" and r["events"] == ["resume", "skip"]
+    assert r["reasons"][0] == "pause ended on 2025-07-01"
+    auto = [e for e in d.store.events(1) if e["event_type"] == "resume"]
+    assert auto[-1]["detail"]["automatic"] is True

@@ -120,10 +120,17 @@ class SubscriptionActions:
         now = self.clock()
 
         def step(cur: Subscription):
-            ch = fn(cur, now)
-            return [ch], {"status": ch.state.status, "reasons": [ch.reason]}
+            before = _settled(cur, now)
+            ch = fn(before[-1].state if before else cur, now)
+            changes = [*before, ch]
+            return changes, {"status": ch.state.status, "reasons": [c.reason for c in changes]}
 
         return self.store.run(sid, action, key, now, step)
+
+    def renew(self, sid: int, body: _Body, header_key=None) -> dict:
+        """A delivery went out (the shop's platform reports it)."""
+        key = self._key(body, header_key)
+        return self._simple(sid, "renew", key, lambda s, now: L.renew(s, now))
 
     def pause(self, sid: int, body: PauseBody, header_key=None) -> dict:
         key = self._key(body, header_key)
@@ -177,9 +184,11 @@ class SubscriptionActions:
         if done is not None:
             return done
         if body.decision == "accept":
-            return self.store.run(sid, action, key, self.clock(), self._accept_step(body))
+            step = _settling(self._accept_step(body), self.clock)
+            return self.store.run(sid, action, key, self.clock(), step)
         if body.decision == "confirm":
-            return self.store.run(sid, action, key, self.clock(), self._confirm_step(body))
+            step = _settling(self._confirm_step(body), self.clock)
+            return self.store.run(sid, action, key, self.clock(), step)
         sub = self.store.get(sid)
         L.cancel(sub, self.clock(), None)  # 409 now, before calling any model
         now = self.clock()
@@ -223,7 +232,7 @@ class SubscriptionActions:
             ch = Change(new, "save_offer_made", detail, c.offer.reasons[-1])
             return [ch], {"status": "offer", "offer": offer, "reasons": c.reasons}
 
-        return self.store.run(sid, action, key, now, step)
+        return self.store.run(sid, action, key, now, _settling(step, lambda: now))
 
     def _open_offer(self, cur: Subscription, offer_id: str | None, now: datetime) -> dict:
         offer = cur.pending_offer
@@ -308,6 +317,25 @@ class SubscriptionActions:
             }
 
         return step
+
+
+def _settled(sub: Subscription, now: datetime) -> list[Change]:
+    """The automatic resume of a pause that has run out, if any (recorded first)."""
+    ch = L.due_resume(sub, now)
+    return [] if ch is None else [ch]
+
+
+def _settling(step, clock: Callable[[], datetime]):
+    """``step`` run on the state after any due automatic resume, which is recorded first."""
+
+    def run(cur: Subscription):
+        before = _settled(cur, clock())
+        changes, answer = step(before[-1].state if before else cur)
+        if before:
+            answer = {**answer, "reasons": [before[0].reason, *answer.get("reasons", [])]}
+        return [*before, *changes], answer
+
+    return run
 
 
 def _open(sub: Subscription, now: datetime) -> bool:

@@ -174,6 +174,40 @@ def change_cadence(sub: Subscription, cadence_days: int, now: datetime, policy: 
     )
 
 
+def due_resume(sub: Subscription, now: datetime) -> Change | None:
+    """A pause whose resume date has passed ends by itself (recorded before any action)."""
+    if sub.status != "paused" or sub.paused_until is None or sub.paused_until > now:
+        return None
+    new = replace(sub, status="active", paused_until=None)
+    return Change(
+        new,
+        "resume",
+        {"resume_on": sub.paused_until.date().isoformat(), "automatic": True},
+        f"pause ended on {sub.paused_until:%Y-%m-%d}",
+    )
+
+
+def renew(sub: Subscription, now: datetime) -> Change:
+    """A delivery went out: charge the next price, count down a discount, move on a cadence."""
+    require(sub, ("active",), "renew")
+    charged = sub.next_price
+    left = max(sub.discount_orders_left - 1, 0)
+    nxt = max(sub.next_delivery_at, now) + timedelta(days=sub.cadence_days)
+    new = replace(
+        sub,
+        next_delivery_at=nxt,
+        consecutive_skips=0,
+        discount_orders_left=left,
+        discount_pct=sub.discount_pct if left else 0.0,
+    )
+    return Change(
+        new,
+        "renew",
+        {"charged": charged, "next_delivery_at": nxt.isoformat()},
+        f"delivery sent, {charged:.2f} charged; next delivery {nxt:%Y-%m-%d}",
+    )
+
+
 def cancel(sub: Subscription, now: datetime, reason: str | None) -> Change:
     """Cancel for good (after the save offer, if any, was declined)."""
     require(sub, ("active", "paused"), "cancel")
