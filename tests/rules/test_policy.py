@@ -146,3 +146,28 @@ def test_policy_without_the_new_sections_still_loads(raw):
     p = parse_policy(old)
     assert p.save_offers.enabled is False and p.returns.resolutions.allowed[-1] == "refund"
     assert load_policy("src/rules/policy/save_offers.yaml").save_offers.enabled is True
+
+
+def test_a_variant_extends_its_base_and_is_checked_like_it(tmp_path):
+    base = default_policy_path().read_text()
+    (tmp_path / "base.yaml").write_text(base)
+    (tmp_path / "v.yaml").write_text(
+        "extends: base.yaml\nname: v\napology:\n  max_points: 999\n"
+        "subscriptions:\n  cadence_days: [30, 60]\n"
+    )
+    v = load_policy(tmp_path / "v.yaml")
+    d = load_policy(tmp_path / "base.yaml")
+    assert v.name == "v" and v.apology.max_points == 999
+    assert v.apology.bands == d.apology.bands  # mappings merge key by key
+    assert v.subscriptions.cadence_days == [30, 60]  # lists replace
+    (tmp_path / "bad.yaml").write_text("extends: base.yaml\napology:\n  aplogy: 3\n")
+    with pytest.raises(PolicyError, match="apology.aplogy: unknown key") as err:
+        load_policy(tmp_path / "bad.yaml")
+    assert "bad.yaml" in str(err.value)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(PolicyError, match="extends itself"):
+        load_policy(tmp_path / "a.yaml")
+    with pytest.raises(PolicyError, match="does not exist"):
+        (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+        load_policy(tmp_path / "c.yaml")
