@@ -19,6 +19,8 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
   each ``placed`` order event records the model's 90 % promise in the
   ``delivery_promises`` table of the ledger database, each ``delivered`` / ``lost``
   event its outcome (:mod:`ppx.rules.promise_log`).
+* ``/subscriptions/{id}`` (pause, skip, resume, cadence, cancel with a save offer) and
+  ``/returns`` (exchange, store credit or refund; receive): serving/self_service_routes.py
 
 Endpoints are thin on purpose: validation is the pydantic models of ``ppx.rules``, the work
 is :class:`ppx.rules.engine.DecisionEngine` (call the model service for the scores a
@@ -59,6 +61,7 @@ from ppx.rules.policy import load_policy
 from ppx.rules.promise_log import PromiseLog
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
+from serving.self_service_routes import returns_app, subscription_app
 
 _ENGINE: E.DecisionEngine | None = None
 
@@ -235,6 +238,10 @@ preferences_app = Starlette(
 )
 
 
+#: Path prefixes behind the bearer token (the probes stay open).
+_GUARDED = ("/decide/", "/loyalty/", "/subscriptions/", "/returns/")
+
+
 class TokenMiddleware:
     """Bearer-token check for the decision and loyalty endpoints (probes stay open)."""
 
@@ -245,8 +252,7 @@ class TokenMiddleware:
         token = os.environ.get("PPX_API_TOKEN")
         path = scope.get("path", "") if scope["type"] == "http" else ""
         guarded = (
-            path.startswith("/decide/")
-            or path.startswith("/loyalty/")
+            path.startswith(_GUARDED)
             # the one-click link and the page carry their own HMAC-signed token; the rest of
             # /preferences is the brand's API
             or (
@@ -285,6 +291,8 @@ class TokenMiddleware:
 )
 @bentoml.asgi_app(loyalty_app, path="/loyalty")
 @bentoml.asgi_app(preferences_app, path="/preferences")
+@bentoml.asgi_app(subscription_app(engine), path="/subscriptions")
+@bentoml.asgi_app(returns_app(engine), path="/returns")
 class DecisionService:
     """ppx decisions: loyalty points, messages, returns and claims, by policy.
 

@@ -39,6 +39,20 @@ def simulate_cmd(
     uptake: float = typer.Option(
         0.5, "--uptake", min=0.0, max=1.0, help="Share of customers a retention gesture reaches."
     ),
+    save_accept_base: float = typer.Option(
+        0.4,
+        "--save-accept-base",
+        min=0.0,
+        max=1.0,
+        help="Save offers: P(accept) of a fitting offer to a subscriber at zero true risk.",
+    ),
+    save_mismatch: float = typer.Option(
+        0.4,
+        "--save-mismatch",
+        min=0.0,
+        max=1.0,
+        help="Save offers: acceptance factor of an offer answering none of the true drivers.",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the summary as JSON."),
 ) -> None:
     """Replay a world's history through one or two policies and compare them."""
@@ -64,7 +78,14 @@ def simulate_cmd(
         res = simulate(
             world,
             pols,
-            SimulationConfig(seed=seed, sample=sample, score_noise=score_noise, uptake=uptake),
+            SimulationConfig(
+                seed=seed,
+                sample=sample,
+                score_noise=score_noise,
+                uptake=uptake,
+                save_accept_base=save_accept_base,
+                save_mismatch=save_mismatch,
+            ),
             progress=True,
         )
     except (DataLoadError, ValueError) as err:
@@ -88,7 +109,7 @@ def simulate_cmd(
         table.add_row(str(metric), *cells)
     console.print(table)
     out = res.outcomes.reset_index()
-    t2 = Table(title="return and claim outcomes")
+    t2 = Table(title="return, claim and cancellation outcomes")
     t2.add_column("request")
     t2.add_column("outcome")
     for n in names:
@@ -267,13 +288,16 @@ def balance_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ppx simulate``, ``ppx decide``, ``ppx loyalty``, ``ppx messages``, ``ppx experiment``."""
+    """Add ``ppx simulate``, ``ppx decide``, ``ppx loyalty``, ``ppx messages``,
+    ``ppx experiment`` and ``ppx subscriptions``."""
     from ppx.rules.experiments.commands import experiment_app
     from ppx.rules.loyalty.commands import loyalty_app
     from ppx.rules.messages.commands import messages_app
+    from ppx.rules.subscriptions.commands import subscriptions_app
 
     app.command("simulate")(simulate_cmd)
     app.add_typer(decide_app, name="decide")
     app.add_typer(loyalty_app, name="loyalty")
     app.add_typer(messages_app, name="messages")
     app.add_typer(experiment_app, name="experiment")
+    app.add_typer(subscriptions_app, name="subscriptions")

@@ -87,6 +87,20 @@ def _iso(v):
 PROMISE_TARGET = 0.9
 
 
+def fraud_return_payload(r: ReturnEvent) -> dict:
+    """The return-fraud model's request for a return (the fields it knows)."""
+    payload = {
+        "customer_id": r.customer_id,
+        "requested_at": _iso(r.requested_at),
+        "amount": r.amount,
+        "order_id": r.order_id,
+        "product_id": r.product_id,
+        "reason": r.reason,
+        "delivered_at": _iso(r.delivered_at),
+    }
+    return {k: v for k, v in payload.items() if v is not None}
+
+
 class DecisionEngine:
     """Policy + optional model client, ledger, preference centre, outbox and promise log.
 
@@ -335,17 +349,7 @@ class DecisionEngine:
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
-        payload = {
-            "customer_id": r.customer_id,
-            "requested_at": _iso(r.requested_at),
-            "amount": r.amount,
-            "order_id": r.order_id,
-            "product_id": r.product_id,
-            "reason": r.reason,
-            "delivered_at": _iso(r.delivered_at),
-        }
-        payload = {k: v for k, v in payload.items() if v is not None}
-        scores = await self._scores(req, {"fraud_return": payload})
+        scores = await self._scores(req, {"fraud_return": fraud_return_payload(r)})
         c = await self._with_preferences(req.customer)
         return await self._commit(decide_return(r, c, scores, self.policy), c, r.requested_at)
 

@@ -81,6 +81,23 @@ def parse_churn(body: Any, horizon: int) -> float:
     return _prob(_field(d, f"p_churn_{horizon}"), "churn risk")
 
 
+def parse_churn_explained(body: Any, horizon: int) -> tuple[float, list[dict]]:
+    """Churn risk and the reason codes (``explain: true``): feature, label, contribution."""
+    risk = parse_churn(body, horizon)
+    reasons = _unwrap(body).get("reasons") or []
+    out = []
+    for r in reasons:
+        if isinstance(r, dict) and r.get("feature") is not None:
+            out.append(
+                {
+                    "feature": str(r["feature"]),
+                    "label": r.get("label"),
+                    "contribution": float(r.get("contribution") or 0.0),
+                }
+            )
+    return risk, out
+
+
 def parse_fraud(body: Any) -> tuple[float, bool | None]:
     d = _unwrap(body)
     prob = _prob(_field(d, "p_fraud"), "fraud risk")
@@ -175,6 +192,14 @@ class ModelClient:
 
     async def churn(self, payload: dict, horizon: int):
         return await self._call(route("churn_score"), payload, lambda b: parse_churn(b, horizon))
+
+    async def churn_explained(self, payload: dict, horizon: int):
+        """Churn risk with the model's top reason codes (asks ``explain: true``)."""
+        return await self._call(
+            route("churn_score"),
+            {**payload, "explain": True},
+            lambda b: parse_churn_explained(b, horizon),
+        )
 
     async def fraud_return(self, payload: dict):
         return await self._call(route("fraud_return"), payload, parse_fraud)

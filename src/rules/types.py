@@ -212,6 +212,12 @@ ActionKind = Literal[
     "fast_payout",
     "standard_claim_review",
     "investigate",
+    # return resolutions (ppx.rules.returns_flow)
+    "exchange_ship_now",
+    "exchange_on_receipt",
+    "store_credit",
+    "store_credit_on_receipt",
+    "collect_difference",
 ]
 
 #: Ledger entry types the actions write (``award_points.ledger_type``).

@@ -281,3 +281,23 @@ def test_preference_centre_and_one_click_unsubscribe_over_http(service, customer
     (m,) = r.json()["decision"]["messages"]
     assert m["message_type"] == "out_for_delivery" and m["channel"] == "email"
     assert [o["message_key"] for o in r.json()["outbox"]] == ["out_for_delivery:77:order:8"]
+
+def test_subscription_and_return_routes_are_mounted_and_guarded(service):
+    sub = {
+        "customer_id": 42,
+        "product_id": 7,
+        "cadence_days": 30,
+        "price": 20,
+        "next_delivery_at": "2099-01-10T06:00:00",
+    }
+    assert service.put("/subscriptions/8", json=sub).status_code == 200
+    r = service.post("/subscriptions/8/resume", json={"request_key": "k1"})
+    assert r.status_code == 409
+    r = service.post("/subscriptions/8/skip", json={"request_key": "k2"})
+    assert r.status_code == 200 and r.json()["events"] == ["skip"]
+    # the churn model is down here: the default policy has save offers off -> cancelled
+    r = service.post("/subscriptions/8/cancel", json={"request_key": "k3"})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert service.get("/returns/77").status_code == 404
+    anon = httpx.post(f"{service.base_url}/subscriptions/8/skip", json={"request_key": "k4"})
+    assert anon.status_code == 401

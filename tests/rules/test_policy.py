@@ -86,3 +86,88 @@ def test_unreadable_policies(tmp_path):
         load_policy(tmp_path / "broken.yaml")
     with pytest.raises(PolicyError, match="top level must be a mapping"):
         parse_policy(["a", "b"])
+
+
+@pytest.mark.parametrize(
+    "mutate, key, words",
+    [
+        (lambda r: r["save_offers"].update(enabeld=True), "save_offers.enabeld", "unknown key"),
+        (
+            lambda r: r["save_offers"]["rules"][0].update(offer="free_coffee"),
+            "save_offers.rules.0.offer",
+            "'skip', 'pause', 'discount', 'swap' or 'cadence'",
+        ),
+        (
+            lambda r: r["save_offers"]["rules"][0].update(reasons=["weather"]),
+            "save_offers.rules.0.reasons.0",
+            "'price'",
+        ),
+        (
+            lambda r: r["save_offers"]["discount"].update(percent=120),
+            "save_offers.discount.percent",
+            "less than or equal to 90",
+        ),
+        (
+            lambda r: r["subscriptions"].update(cadence_days=[30, 14]),
+            "subscriptions.cadence_days",
+            "strictly increasing",
+        ),
+        (
+            lambda r: r["subscriptions"].update(max_pause_days=3),
+            "subscriptions",
+            "max_pause_days (3) is smaller than min_pause_days",
+        ),
+        (
+            lambda r: r["returns"]["resolutions"].update(allowed=["barter"]),
+            "returns.resolutions.allowed.0",
+            "'exchange', 'store_credit' or 'refund'",
+        ),
+        (
+            lambda r: r["returns"]["resolutions"].update(bonus=5),
+            "returns.resolutions.bonus",
+            "unknown key",
+        ),
+    ],
+)
+def test_subscription_save_offer_and_return_keys_are_checked(raw, mutate, key, words):
+    bad = copy.deepcopy(raw)
+    mutate(bad)
+    with pytest.raises(PolicyError) as err:
+        parse_policy(bad, "p.yaml")
+    line = next((x for x in str(err.value).splitlines() if x.strip().startswith(key + ":")), "")
+    assert line and words in line, str(err.value)
+
+
+def test_policy_without_the_new_sections_still_loads(raw):
+    old = copy.deepcopy(raw)
+    for k in ("subscriptions", "save_offers"):
+        old.pop(k)
+    old["returns"].pop("resolutions")
+    p = parse_policy(old)
+    assert p.save_offers.enabled is False and p.returns.resolutions.allowed[-1] == "refund"
+    assert load_policy("src/rules/policy/save_offers.yaml").save_offers.enabled is True
+
+
+def test_a_variant_extends_its_base_and_is_checked_like_it(tmp_path):
+    base = default_policy_path().read_text()
+    (tmp_path / "base.yaml").write_text(base)
+    (tmp_path / "v.yaml").write_text(
+        "extends: base.yaml\nname: v\napology:\n  max_points: 999\n"
+        "subscriptions:\n  cadence_days: [30, 60]\n"
+    )
+    v = load_policy(tmp_path / "v.yaml")
+    d = load_policy(tmp_path / "base.yaml")
+    assert v.name == "v" and v.apology.max_points == 999
+    assert v.apology.bands == d.apology.bands  # mappings merge key by key
+    assert v.subscriptions.cadence_days == [30, 60]  # lists replace
+    (tmp_path / "bad.yaml").write_text("extends: base.yaml\napology:\n  aplogy: 3\n")
+    with pytest.raises(PolicyError, match="apology.aplogy: unknown key") as err:
+        load_policy(tmp_path / "bad.yaml")
+    assert "bad.yaml" in str(err.value)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(PolicyError, match="extends itself"):
+        load_policy(tmp_path / "a.yaml")
+    with pytest.raises(PolicyError, match="does not exist"):
+        (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+        load_policy(tmp_path / "c.yaml")

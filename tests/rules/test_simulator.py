@@ -108,3 +108,30 @@ def test_simulate_cli(tiny_world, variant_path, tmp_path):
     assert set(payload["summary"]) == {"generous", "default"}
     bad = CliRunner().invoke(app, [*args, "--world", str(tmp_path)])
     assert bad.exit_code == 2 and "not a world folder" in bad.output
+
+
+def test_save_offers_meet_every_cancellation(tiny_world):
+    _, path = tiny_world
+    pols = {
+        "save_offers": load_policy("src/rules/policy/save_offers.yaml"),
+        "default": load_policy(),
+    }
+    res = simulate(path, pols, SimulationConfig(seed=3, sample=0.5))
+    s = res.summary
+    cancels = s.loc["cancellation requests"]
+    assert cancels["default"] == cancels["save_offers"] > 0
+    # offers off: nothing offered, nothing saved
+    assert s.loc["save offers made", "default"] == 0
+    assert s.loc["saved revenue (expected)", "default"] == 0
+    # offers on: every cancellation meets an offer (the catch-all pause), some are kept
+    assert s.loc["save offers made", "save_offers"] == cancels["save_offers"]
+    rate = s.loc["save offer acceptance rate", "save_offers"]
+    assert 0 < rate <= 0.4  # at most accept_base: risk and fit only lower it
+    assert s.loc["saved revenue (expected)", "save_offers"] > 0
+    kinds = res.outcomes.loc["cancel", "save_offers"]
+    assert kinds.sum() == cancels["save_offers"] and "offer: pause" in kinds.index
+    assert res.outcomes.loc[("cancel", "no offer"), "default"] == cancels["default"]
+    # a better fit (no mismatch penalty) can only raise acceptance
+    cfg = SimulationConfig(seed=3, sample=0.5, save_mismatch=1.0)
+    fit = simulate(path, {"save_offers": pols["save_offers"]}, cfg).summary
+    assert fit.loc["save offer acceptance rate", "save_offers"] >= rate

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ppx.rules.types import LEDGER_TYPES
+from ppx.rules.policy.subscriptions import ReturnResolutions, SaveOffers, SubscriptionRules
 
 CHANNELS = ("email", "sms", "push")
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -327,6 +328,7 @@ class Returns(_Strict):
     window_days: Annotated[int, Field(ge=1)]
     inspect_ring_members: bool = True
     segments: dict[Literal["vip", "regular"], ReturnSegment]
+    resolutions: ReturnResolutions = ReturnResolutions()
 
     _both = field_validator("segments")(_require_vip_and_regular)
 
@@ -427,6 +429,8 @@ class Policy(_Strict):
         if dup:
             raise ValueError(f"reward ids repeat: {dup}")
         return v
+    subscriptions: SubscriptionRules = SubscriptionRules()
+    save_offers: SaveOffers = SaveOffers()
 
     @field_validator("tiers")
     @classmethod
@@ -565,16 +569,44 @@ def parse_policy(data: object, source: str = "<dict>") -> Policy:
         raise PolicyError(_format_errors(source, err)) from None
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """Load and validate a policy YAML file (the shipped default when ``path`` is None)."""
-    path = Path(path) if path is not None else default_policy_path()
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> object:
+    """A policy file's mapping, with ``extends: BASE.yaml`` resolved.
+
+    A variant names the file it starts from (relative to itself) and lists only what it
+    changes: mappings merge key by key, anything else (lists, numbers) replaces the
+    base's value. So a variant follows every later change of its base.
+    """
     if not path.exists():
         raise PolicyError(f"policy file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise PolicyError(f"policy file {path} is not valid YAML: {err}") from None
-    return parse_policy(data, str(path))
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_name = data.pop("extends")
+    if not isinstance(base_name, str) or not base_name:
+        raise PolicyError(f"invalid policy {path}:\n  extends: expected a file name")
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise PolicyError(f"invalid policy {path}:\n  extends: {base_name} extends itself")
+    base = _read_yaml(base_path, (*seen, path.resolve()))
+    if not isinstance(base, dict):
+        raise PolicyError(f"invalid policy {path}:\n  extends: {base_name} is not a mapping")
+    return _merge(base, data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy YAML file (the shipped default when ``path`` is None)."""
+    path = Path(path) if path is not None else default_policy_path()
+    return parse_policy(_read_yaml(path), str(path))
 
 
 __all__ = [

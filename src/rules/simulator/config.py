@@ -19,9 +19,21 @@ class SimulationConfig:
     ring_false_positive: float = 0.002  # honest customers wrongly flagged as ring members
     uptake: float = 0.5  # share of customers on whom a retention gesture works
     win_back_recheck_days: int = 30  # a lapsed customer is re-checked this often
+    # Save offers (assumption, see ppx.rules.simulator.saves): P(accept) =
+    # save_accept_base x (1 or save_mismatch) x (1 - true 90-day churn risk).
+    save_accept_base: float = 0.4
+    save_mismatch: float = 0.4
+    save_horizon_months: int = 12  # saved revenue counts this many months
 
     def __post_init__(self):
-        for name in ("sample", "ring_recall", "ring_false_positive", "uptake"):
+        for name in (
+            "sample",
+            "ring_recall",
+            "ring_false_positive",
+            "uptake",
+            "save_accept_base",
+            "save_mismatch",
+        ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {v}")
@@ -29,6 +41,8 @@ class SimulationConfig:
             raise ValueError("sample must be > 0")
         if self.score_noise < 0:
             raise ValueError(f"score_noise must be >= 0, got {self.score_noise}")
+        if self.save_horizon_months < 1:
+            raise ValueError("save_horizon_months must be >= 1")
         if self.win_back_recheck_days < 1:
             raise ValueError("win_back_recheck_days must be >= 1")
 

@@ -52,6 +52,7 @@ class WorldEvents:
     start: pd.Timestamp
     end: pd.Timestamp
     params: dict
+    sub_events: pd.DataFrame | None = None  # skips, pauses, price changes (save offers)
 
 
 def load_events(world: Path, cfg: SimulationConfig, rng) -> tuple[WorldEvents, dict | None]:
@@ -96,4 +97,7 @@ def load_events(world: Path, cfg: SimulationConfig, rng) -> tuple[WorldEvents, d
         end=end,
         params=params,
     )
+    if (world / "tables" / f"{C.SUBSCRIPTION_EVENTS}.parquet").exists():
+        se = read_table(world, C.SUBSCRIPTION_EVENTS)
+        ev.sub_events = se[se[C.SUBSCRIPTION_ID].isin(set(ev.subs[C.SUBSCRIPTION_ID].tolist()))]
     return ev, truth

@@ -13,6 +13,7 @@ from ppx.rules.experiments.assign import apply_experiments
 from ppx.rules.messaging import as_sent
 from ppx.rules.policy import Policy
 from ppx.rules.simulator.inputs import WorldEvents
+from ppx.rules.simulator.saves import SaveAssumptions, SaveTally, replay_cancel
 from ppx.rules.simulator.scores import StandInScores
 from ppx.rules.simulator.stream import KINDS
 from ppx.rules.types import (
@@ -95,6 +96,7 @@ class Replay:
         self.surprises = 0
         self.decisions = 0
         self.redeem_unit = float(ev.params.get("redeem_threshold", 500))
+        self.saves = SaveTally()
 
     # context ------------------------------------------------------------------------
 
@@ -196,7 +198,17 @@ def _suppression(reason: str) -> str:
     return "cap"
 
 
-def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arrays, progress):
+def run_policy(
+    name,
+    policy,
+    ev: WorldEvents,
+    scores: StandInScores,
+    stream,
+    arrays,
+    progress,
+    assume: SaveAssumptions | None = None,
+):
+    assume = assume or SaveAssumptions()
     contacts = arrays["contacts"]
     r = Replay(name, policy, ev, scores, contacts)
     for cid, spans in arrays["subs"].items():
@@ -294,6 +306,8 @@ def run_policy(name, policy, ev: WorldEvents, scores: StandInScores, stream, arr
                 r.state[cid].returns.append(now)
             if a["confirmed"][j]:
                 r.state[cid].fraud += 1
+        elif kind == "cancel":
+            replay_cancel(r, arrays["cancels"], j, now, assume)
         else:  # daily
             cid, day = dly[j]
             items = [

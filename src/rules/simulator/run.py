@@ -12,6 +12,7 @@ from ppx.rules.simulator.churn import expected_churn
 from ppx.rules.simulator.config import SimulationConfig, SimulationResult
 from ppx.rules.simulator.inputs import load_events
 from ppx.rules.simulator.replay import RETENTION_TYPES, run_policy
+from ppx.rules.simulator.saves import SAVE_NOTE, SaveAssumptions, save_metrics
 from ppx.rules.simulator.scores import StandInScores
 from ppx.rules.simulator.stream import event_arrays
 
@@ -54,6 +55,7 @@ def simulate(
     plist = list(policies.values())
     arrays, stream = event_arrays(ev, truth, scores, plist, cfg)
     n_events = len(stream[0])
+    assume = SaveAssumptions(cfg.save_accept_base, cfg.save_mismatch, cfg.save_horizon_months)
     replays = {}
     for name, pol in policies.items():
         if progress:
@@ -69,9 +71,10 @@ def simulate(
                     stream,
                     arrays,
                     lambda i, t=task: bar.update(t, completed=i),
+                    assume,
                 )
         else:
-            replays[name] = run_policy(name, pol, ev, scores, stream, arrays, None)
+            replays[name] = run_policy(name, pol, ev, scores, stream, arrays, None, assume)
     effect = float(ev.params.get("churn_redeem_effect", -0.6))
     n_cust = len(ev.customers)
     weeks = (ev.end - ev.start).days / 7.0
@@ -116,6 +119,7 @@ def simulate(
             "expected churn reduction %": round(100 * (base - with_policy) / base, 3)
             if base
             else 0.0,
+            **save_metrics(r.saves),
         }
     summary_df = pd.DataFrame(summary)
     pts = pd.DataFrame({n: pd.Series(dict(r.points_by_type)) for n, r in replays.items()}).fillna(0)
@@ -141,6 +145,11 @@ def simulate(
         hazard = "models' 30-day churn probabilities (the monthly hazard)"
     notes = [
         score_note,
+        SAVE_NOTE.format(
+            base=cfg.save_accept_base, mismatch=cfg.save_mismatch, months=cfg.save_horizon_months
+        )
+        if len(arrays["cancels"]["when"])
+        else "Save offers: not simulated (a store has no ground truth for churn drivers).",
         "Churn: retention gestures (apology and win-back points, surprise tier-ups) in the "
         "three months before a subscription month act like the world's points redemption "
         f"(churn_redeem_effect {effect:+.2f} on the logit) for {cfg.uptake:.0%} of the "

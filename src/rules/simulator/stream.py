@@ -11,10 +11,22 @@ from ppx.data import columns as C
 from ppx.rules.policy import Policy
 from ppx.rules.simulator.daily import daily_candidates
 from ppx.rules.simulator.inputs import WorldEvents, py_datetimes
+from ppx.rules.simulator.saves import cancel_requests
 from ppx.rules.simulator.scores import StandInScores
 
 # Event kinds in processing order when two share a timestamp.
-KINDS = ("placed", "shipped", "delivered", "lost", "referral", "review", "return", "claim", "daily")
+KINDS = (
+    "placed",
+    "shipped",
+    "delivered",
+    "lost",
+    "referral",
+    "review",
+    "return",
+    "claim",
+    "daily",
+    "cancel",
+)
 DAILY_HOUR = 10
 
 
@@ -142,6 +154,15 @@ def event_arrays(ev: WorldEvents, truth, scores: StandInScores, policies: list[P
             strict=True,
         )
     )
+    # Cancellations meet the policy's save offer (needs the world's truth: see saves).
+    if (
+        ev.sub_events is not None
+        and "truth_subscription_months" in truth
+        and hasattr(scores, "sub_risk")
+    ):
+        arrays["cancels"] = cancel_requests(ev, truth, ev.sub_events)
+    else:
+        arrays["cancels"] = {"when": np.empty(0, dtype=object)}
     # The merged, time-ordered stream.
     parts = []
 
@@ -162,6 +183,7 @@ def event_arrays(ev: WorldEvents, truth, scores: StandInScores, policies: list[P
     add("return", rt[C.REQUESTED_AT])
     add("claim", cl[C.CLAIMED_AT])
     add("daily", cand["day"] + pd.Timedelta(hours=DAILY_HOUR))
+    add("cancel", pd.Series(arrays["cancels"].get("t", []), dtype="datetime64[ns]"))
     stream = pd.concat(parts, ignore_index=True)
     stream = stream[(stream["t"] >= ev.start) & (stream["t"] < ev.end)]
     stream = stream.sort_values(["t", "k", "row"], kind="stable")
