@@ -80,9 +80,7 @@ def engine() -> E.DecisionEngine:
         ledger = Ledger(url)
         prefs = PreferenceStore(ledger.engine, policy)
         outbox = Outbox(ledger.engine) if os.environ.get("PPX_OUTBOX", "0") == "1" else None
-        _ENGINE = E.DecisionEngine(
-            policy, client, ledger, prefs, outbox, promises=PromiseLog(url)
-        )
+        _ENGINE = E.DecisionEngine(policy, client, ledger, prefs, outbox, promises=PromiseLog(url))
     return _ENGINE
 
 

@@ -282,6 +282,7 @@ def test_preference_centre_and_one_click_unsubscribe_over_http(service, customer
     assert m["message_type"] == "out_for_delivery" and m["channel"] == "email"
     assert [o["message_key"] for o in r.json()["outbox"]] == ["out_for_delivery:77:order:8"]
 
+
 def test_subscription_and_return_routes_are_mounted_and_guarded(service):
     sub = {
         "customer_id": 42,

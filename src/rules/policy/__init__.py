@@ -20,8 +20,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ppx.rules.types import LEDGER_TYPES
 from ppx.rules.policy.subscriptions import ReturnResolutions, SaveOffers, SubscriptionRules
+from ppx.rules.types import LEDGER_TYPES
 
 CHANNELS = ("email", "sms", "push")
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -429,6 +429,7 @@ class Policy(_Strict):
         if dup:
             raise ValueError(f"reward ids repeat: {dup}")
         return v
+
     subscriptions: SubscriptionRules = SubscriptionRules()
     save_offers: SaveOffers = SaveOffers()
 
