@@ -33,9 +33,10 @@ carries raw identifiers of an account the graph does not hold yet (hashed on arr
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -132,20 +133,37 @@ def _error(msg: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": msg}, status_code=status)
 
 
-def _cid(request: Request) -> int | JSONResponse:
+class _BadRequest(Exception):
+    """Raised by the request readers below; :func:`_route` turns it into a 400 answer."""
+
+
+def _route(handler: Callable[[Request], Awaitable[JSONResponse]]):
+    """A route handler whose path, query and body readers may raise :class:`_BadRequest`."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> JSONResponse:
+        try:
+            return await handler(request)
+        except _BadRequest as err:
+            return _error(str(err))
+
+    return wrapped
+
+
+def _cid(request: Request) -> int:
     raw = request.path_params["customer_id"]
     if not raw.isdigit() or int(raw) < 1:
-        return _error(f"customer_id must be a positive integer, got {raw!r}")
+        raise _BadRequest(f"customer_id must be a positive integer, got {raw!r}")
     return int(raw)
 
 
-async def _body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
+async def _body(request: Request, model: type[BaseModel]) -> BaseModel:
     try:
         data = await request.json()
     except ValueError:
-        return _error("request body must be JSON")
+        raise _BadRequest("request body must be JSON") from None
     if not isinstance(data, dict):
-        return _error("request body must be a JSON object")
+        raise _BadRequest("request body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -154,7 +172,7 @@ async def _body(request: Request, model: type[BaseModel]) -> BaseModel | JSONRes
             loc = ".".join(str(p) for p in e["loc"]) or "(body)"
             msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
             parts.append(f"{loc}: {msg}")
-        return _error("invalid request: " + "; ".join(parts))
+        raise _BadRequest("invalid request: " + "; ".join(parts)) from None
 
 
 def _status_of(err: LedgerError) -> int:
@@ -174,14 +192,14 @@ async def _call(fn: Callable[[], Any], status: int = 200) -> JSONResponse:
     return JSONResponse(out, status_code=status)
 
 
-def _query_dt(request: Request, name: str) -> datetime | None | JSONResponse:
+def _query_dt(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
     try:
         return datetime.fromisoformat(raw)
     except ValueError:
-        return _error(f"{name} must be an ISO date-time, got {raw!r}")
+        raise _BadRequest(f"{name} must be an ISO date-time, got {raw!r}") from None
 
 
 # --- the linkage graph (loaded once, on the first attribution) -----------------------------
@@ -204,6 +222,7 @@ def linkage_graph():
 # --- routes --------------------------------------------------------------------------------
 
 
+@_route
 async def catalogue(request: Request) -> JSONResponse:
     e = _engine()
     raw = request.query_params.get("customer_id")
@@ -228,13 +247,10 @@ async def catalogue(request: Request) -> JSONResponse:
     return await _call(go)
 
 
+@_route
 async def summary(request: Request) -> JSONResponse:
     cid = _cid(request)
-    if isinstance(cid, JSONResponse):
-        return cid
     now = _query_dt(request, "now")
-    if isinstance(now, JSONResponse):
-        return now
     tier = request.query_params.get("tier")
     e = _engine()
     if tier is not None and tier not in e.policy.tier_names:
@@ -244,13 +260,10 @@ async def summary(request: Request) -> JSONResponse:
     )
 
 
+@_route
 async def redeem(request: Request) -> JSONResponse:
     cid = _cid(request)
-    if isinstance(cid, JSONResponse):
-        return cid
     b = await _body(request, RedeemBody)
-    if isinstance(b, JSONResponse):
-        return b
     e = _engine()
 
     def go():
@@ -271,21 +284,17 @@ async def redeem(request: Request) -> JSONResponse:
     return JSONResponse(r.to_dict(), status_code=201 if r.created else 200)
 
 
+@_route
 async def redemptions(request: Request) -> JSONResponse:
     cid = _cid(request)
-    if isinstance(cid, JSONResponse):
-        return cid
     e = _engine()
     return await _call(lambda: {"redemptions": redemption.redemptions_of(e.ledger, cid)})
 
 
+@_route
 async def refund(request: Request) -> JSONResponse:
     cid = _cid(request)
-    if isinstance(cid, JSONResponse):
-        return cid
     b = await _body(request, RefundBody)
-    if isinstance(b, JSONResponse):
-        return b
     e = _engine()
     return await _call(
         lambda: redemption.refund_order(
@@ -294,19 +303,17 @@ async def refund(request: Request) -> JSONResponse:
     )
 
 
+@_route
 async def use_voucher(request: Request) -> JSONResponse:
     b = await _body(request, UseVoucherBody)
-    if isinstance(b, JSONResponse):
-        return b
     code = request.path_params["code"]
     e = _engine()
     return await _call(lambda: redemption.use_voucher(e.ledger, code, b.order_id).to_dict())
 
 
+@_route
 async def tier_get(request: Request) -> JSONResponse:
     cid = _cid(request)
-    if isinstance(cid, JSONResponse):
-        return cid
     e = _engine()
     return await _call(
         lambda: {
@@ -317,23 +324,19 @@ async def tier_get(request: Request) -> JSONResponse:
     )
 
 
+@_route
 async def tier_review(request: Request) -> JSONResponse:
     cid = _cid(request)
-    if isinstance(cid, JSONResponse):
-        return cid
     b = await _body(request, TierBody)
-    if isinstance(b, JSONResponse):
-        return b
     e = _engine()
     return await _call(
         lambda: tiers.review_tier(e.ledger, e.policy, cid, b.spend_12m, b.at).to_dict()
     )
 
 
+@_route
 async def referral(request: Request) -> JSONResponse:
     cid = _cid(request)
-    if isinstance(cid, JSONResponse):
-        return cid
     e = _engine()
     return await _call(
         lambda: {
@@ -343,10 +346,9 @@ async def referral(request: Request) -> JSONResponse:
     )
 
 
+@_route
 async def attribute(request: Request) -> JSONResponse:
     b = await _body(request, AttributeBody)
-    if isinstance(b, JSONResponse):
-        return b
     e = _engine()
 
     def go():
@@ -370,10 +372,9 @@ async def attribute(request: Request) -> JSONResponse:
     return await _call(go)
 
 
+@_route
 async def delivered(request: Request) -> JSONResponse:
     b = await _body(request, DeliveredBody)
-    if isinstance(b, JSONResponse):
-        return b
     e = _engine()
 
     def go():
@@ -383,10 +384,9 @@ async def delivered(request: Request) -> JSONResponse:
     return await _call(go)
 
 
+@_route
 async def settle(request: Request) -> JSONResponse:
     b = await _body(request, SettleBody)
-    if isinstance(b, JSONResponse):
-        return b
     e = _engine()
     return await _call(
         lambda: {
@@ -395,10 +395,9 @@ async def settle(request: Request) -> JSONResponse:
     )
 
 
+@_route
 async def expiry_run(request: Request) -> JSONResponse:
     b = await _body(request, ExpiryBody)
-    if isinstance(b, JSONResponse):
-        return b
     e = _engine()
     return await _call(
         lambda: {
@@ -409,13 +408,10 @@ async def expiry_run(request: Request) -> JSONResponse:
     )
 
 
+@_route
 async def expiry_reminder(request: Request) -> JSONResponse:
     cid = _cid(request)
-    if isinstance(cid, JSONResponse):
-        return cid
     b = await _body(request, ReminderBody)
-    if isinstance(b, JSONResponse):
-        return b
     if b.customer.customer_id != cid:
         return _error(
             f"customer.customer_id ({b.customer.customer_id}) differs from the path ({cid})"
