@@ -354,3 +354,22 @@ def test_renewals_count_down_discounts_and_pauses_end_by_themselves(desk):
     assert r["reasons"][0] == "pause ended on 2025-07-01"
     auto = [e for e in d.store.events(1) if e["event_type"] == "resume"]
     assert auto[-1]["detail"]["automatic"] is True
+
+
+def test_of_customer_lists_only_that_customers_subscriptions(desk):
+    d = desk()
+    d.register(
+        2,
+        RegisterBody(
+            customer_id=43, product_id=8, cadence_days=14, price=9.0, next_delivery_at=NOW
+        ),
+    )
+    d.register(
+        3,
+        RegisterBody(
+            customer_id=42, product_id=9, cadence_days=60, price=30.0, next_delivery_at=NOW
+        ),
+    )
+    assert [s.subscription_id for s in d.store.of_customer(42)] == [1, 3]
+    assert [s.subscription_id for s in d.store.of_customer(43)] == [2]
+    assert d.store.of_customer(44) == []

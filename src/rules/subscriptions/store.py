@@ -135,6 +135,16 @@ class SubscriptionStore:
                 raise TransitionError(404, f"subscription {subscription_id} is not known")
             return _to_state(row)
 
+    def of_customer(self, customer_id: int) -> list[Subscription]:
+        """A customer's subscriptions (any status), oldest first: the portal's list."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(SubscriptionRow)
+                .where(SubscriptionRow.customer_id == int(customer_id))
+                .order_by(SubscriptionRow.subscription_id)
+            ).all()
+            return [_to_state(r) for r in rows]
+
     def events(self, subscription_id: int, limit: int = 100) -> list[dict]:
         with Session(self.engine) as s:
             rows = s.scalars(
