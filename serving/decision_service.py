@@ -19,6 +19,8 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
   each ``placed`` order event records the model's 90 % promise in the
   ``delivery_promises`` table of the ledger database, each ``delivered`` / ``lost``
   event its outcome (:mod:`ppx.rules.promise_log`).
+* ``/portal/``: the shopper's pages (tracking page, orders, returns, claims ...), signed in
+  by magic links; needs ``PPX_PORTAL_SECRET`` and ``PPX_PORTAL_STORE`` (:mod:`ppx.portal.app`)
 * ``/subscriptions/{id}`` (pause, skip, resume, cadence, cancel with a save offer) and
   ``/returns`` (exchange, store credit or refund; receive): serving/self_service_routes.py
 
@@ -50,6 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ppx.portal.app import create_app as portal_app
 from ppx.rules import engine as E
 from ppx.rules.ledger import Ledger
 from ppx.rules.messages import unsubscribe
@@ -291,6 +294,7 @@ class TokenMiddleware:
 @bentoml.asgi_app(preferences_app, path="/preferences")
 @bentoml.asgi_app(subscription_app(engine), path="/subscriptions")
 @bentoml.asgi_app(returns_app(engine), path="/returns")
+@bentoml.asgi_app(portal_app(engine), path="/portal")
 class DecisionService:
     """ppx decisions: loyalty points, messages, returns and claims, by policy.
 

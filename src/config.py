@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     brand_name: str = "ppx"
     public_url: str = "http://127.0.0.1:3001"
     unsubscribe_secret: str | None = None
+    # The shopper's portal (ppx.portal): the HMAC key of its magic links and session
+    # cookies (required; rotate it to sign everyone out), the world or store folder whose
+    # orders it shows, how long a link and a session stay valid, and whether the session
+    # cookie needs HTTPS (set it behind TLS).
+    portal_secret: str | None = None
+    portal_store: Path | None = None
+    portal_link_hours: float = 72.0
+    portal_session_hours: float = 12.0
+    portal_secure_cookie: bool = False
+    #: the portal's public base URL in links; default ``public_url`` + ``/portal``
+    portal_url: str | None = None
     seed: int = 7
     demo_customers: int = 20_000
 

@@ -30,9 +30,20 @@ def serve(
         help="Start the decision service instead; it calls the model service at "
         "PPX_MODEL_SERVICE_URL (default http://127.0.0.1:3000).",
     ),
+    portal: bool = typer.Option(
+        False,
+        "--portal",
+        help="Start the shopper's portal alone (uvicorn); it needs PPX_PORTAL_SECRET, shows "
+        "the world in PPX_PORTAL_STORE (default data/worlds/demo) and calls the model "
+        "service at PPX_MODEL_SERVICE_URL. The decision service also mounts it at /portal.",
+    ),
 ) -> None:
     """Start the BentoML model service (models load from the registry by alias)."""
     from ppx.terminal import fail
+
+    if portal:
+        _serve_portal(host, port if port != 3000 else 3002)
+        return
 
     if alias is not None:
         if alias.lower() == "latest":
@@ -46,6 +57,27 @@ def serve(
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         raise typer.Exit(proc.wait()) from None
+
+
+def _serve_portal(host: str, port: int) -> None:
+    """The portal app under uvicorn, checked before it listens (secret and store)."""
+    import uvicorn
+
+    from ppx.config import get_settings
+    from ppx.portal.access import PortalConfigError, secret_key
+    from ppx.portal.app import create_app
+    from ppx.portal.services import store_path
+    from ppx.terminal import console, fail
+
+    settings = get_settings()
+    try:
+        secret_key(settings.portal_secret)
+        store = store_path(settings)
+    except PortalConfigError as err:
+        fail(str(err))
+    console.print(f"portal on http://{host}:{port}/ showing {store}")
+    # access_log off: request lines carry the magic-link token in /auth?token=...
+    uvicorn.run(create_app(), host=host, port=port, access_log=False, log_level="warning")
 
 
 def bench_serve(

@@ -355,6 +355,24 @@ class Fallbacks(_Strict):
     model_timeout_seconds: Annotated[float, Field(gt=0.0, le=30.0)] = 0.5
 
 
+_COLOUR = r"^#[0-9a-fA-F]{6}$"
+
+
+class Brand(_Strict):
+    """How the shopper's pages look: the shop's name, colours and logo.
+
+    Colours are ``#rrggbb`` so a typo fails on load instead of rendering an unreadable page;
+    ``text_on_primary`` is the text colour on the primary colour (buttons, header).
+    """
+
+    name: str = Field(default="ppx", min_length=1, max_length=80)
+    primary_color: str = Field(default="#1f4e79", pattern=_COLOUR)
+    text_on_primary: str = Field(default="#ffffff", pattern=_COLOUR)
+    accent_color: str = Field(default="#b45309", pattern=_COLOUR)
+    logo_url: str | None = Field(default=None, pattern=r"^(https?://|/)\S+$")
+    support_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+
 class Preferences(_Strict):
     """What the preference centre lets a customer turn off."""
 
@@ -416,6 +434,7 @@ class Policy(_Strict):
     claims: Claims
     fallbacks: Fallbacks
     preferences: Preferences = Preferences()
+    brand: Brand = Brand()
     experiments: list[Experiment] = []
     rewards: list[Reward] = []
     birthday: Gift | None = None
