@@ -59,6 +59,9 @@ PAGES = [
     "ppx.portal.pages.tracking",
     "ppx.portal.pages.returns",
     "ppx.portal.pages.claims",
+    "ppx.portal.pages.subscriptions",
+    "ppx.portal.pages.loyalty",
+    "ppx.portal.pages.preferences",
 ]
 
 log = logging.getLogger("ppx.portal")

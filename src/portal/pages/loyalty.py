@@ -56,6 +56,12 @@ def _tier_label(ctx: PageContext, name: str) -> str:
     return text(ctx, f"loyalty.tiers.{name}", name.replace("_", " ").title())
 
 
+def _entry_label(ctx: PageContext, entry_type: str) -> str:
+    """A ledger entry's kind: the tracking page's words first, then this page's."""
+    fallback = entry_type.replace("_", " ")
+    return text(ctx, f"ledger.{entry_type}", text(ctx, f"loyalty.entry.{entry_type}", fallback))
+
+
 def _reward_text(ctx: PageContext, entry: dict) -> str:
     """What a reward gives, in the shopper's language (the policy's name is the fallback)."""
     t = ctx.words
@@ -104,18 +110,19 @@ def _render(ctx: PageContext, status: int = 200, error: str | None = None) -> Re
         error=error,
         redeemed=redeemed,
         reward_text=lambda e: _reward_text(ctx, e),
-        voucher_text=lambda v: _reward_text(
-            ctx, catalogue_entry(ctx.portal.policy, names[v["reward_id"]], None, None)
-        )
-        if v["reward_id"] in names
-        else v["reward_id"],
+        voucher_text=lambda v: (
+            _reward_text(ctx, catalogue_entry(ctx.portal.policy, names[v["reward_id"]], None, None))
+            if v["reward_id"] in names
+            else v["reward_id"]
+        ),
         next_reward_text=_reward_text(
             ctx, catalogue_entry(ctx.portal.policy, names[s.next_reward_id], None, None)
         )
         if s.next_reward_id in names
         else None,
         tier_label=lambda n: _tier_label(ctx, n),
-        entry_label=lambda e: text(ctx, f"loyalty.entry.{e}", e.replace("_", " ")),
+        entry_label=lambda e: _entry_label(ctx, e),
+        voucher_status=lambda st: text(ctx, f"loyalty.voucher_status.{st}", st),
         policy_referrer=ctx.portal.policy.referral.referrer_points,
         policy_referee=ctx.portal.policy.referral.referee_points,
         **data,
@@ -138,9 +145,7 @@ def _refusal(ctx: PageContext, reward_id: str) -> tuple[int, str]:
     if not eligible(portal.policy, reward, s.tier):
         return 409, t.tr("loyalty.errors.tier", tier=_tier_label(ctx, reward.min_tier or ""))
     if s.balance < reward.points:
-        return 409, t.trn(
-            "loyalty.errors.balance", s.balance, cost=t.number(reward.points)
-        )
+        return 409, t.trn("loyalty.errors.balance", s.balance, cost=t.number(reward.points))
     return 409, t.tr("loyalty.errors.refused")
 
 
@@ -175,4 +180,4 @@ ROUTES = [
     page("/loyalty", loyalty, name="loyalty"),
     page("/loyalty/redeem", redeem, name="loyalty_redeem", methods=["POST"]),
 ]
-NAV = [("nav.loyalty", "loyalty")]
+NAV = [("loyalty.nav", "loyalty")]

@@ -155,4 +155,4 @@ ROUTES = [
     page("/preferences/save", save, name="preferences_save", methods=["POST"]),
     page("/preferences/unsubscribe", unsubscribe, name="preferences_unsubscribe", methods=["POST"]),
 ]
-NAV = [("nav.preferences", "preferences")]
+NAV = [("preferences.nav", "preferences")]

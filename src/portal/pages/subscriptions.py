@@ -105,7 +105,9 @@ def _render_list(
         pause_default=(today + timedelta(days=max(rules.min_pause_days, 30))).isoformat()
         if rules.max_pause_days >= 30
         else (today + timedelta(days=rules.max_pause_days)).isoformat(),
-        reasons=[(r, text(ctx, f"subscriptions.reasons.{r}", r.replace("_", " "))) for r in reasons],
+        reasons=[
+            (r, text(ctx, f"subscriptions.reasons.{r}", r.replace("_", " "))) for r in reasons
+        ],
         done=done if done in DONE else None,
         error=error,
         error_sid=error_sid,
@@ -237,4 +239,4 @@ ROUTES = [
     page(_ID + "/offer", offer, name="subscription_offer", methods=["GET", "POST"]),
     page(_ID + "/{action}", act, name="subscription_action", methods=["POST"]),
 ]
-NAV = [("nav.subscriptions", "subscriptions")]
+NAV = [("subscriptions.nav", "subscriptions")]
