@@ -18,6 +18,7 @@ from __future__ import annotations
 import weakref
 from datetime import date, datetime, timedelta
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ppx.portal.account import form_key, require_account, text
@@ -117,7 +118,7 @@ def _render_list(
 
 async def subscriptions(ctx: PageContext) -> Response:
     require_account(ctx)
-    return _render_list(ctx)
+    return await run_in_threadpool(_render_list, ctx)
 
 
 def _error_text(ctx: PageContext, action: str, err: TransitionError, sub: Subscription) -> str:
