@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -50,6 +51,7 @@ from ppx.config import Settings, get_settings
 from ppx.portal import access as A
 from ppx.portal.data import StoreData
 from ppx.portal.services import Portal
+from ppx.portal.timing import ServerTiming
 from ppx.rules.engine import DecisionEngine
 
 #: The page modules, in navigation order: one line per page.
@@ -123,6 +125,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         exception_handlers={A.AccessDenied: _denied, LookupError: _not_yours},
+        middleware=[Middleware(ServerTiming)],  # the pages' own time, for `ppx bench portal`
     )
     app.state.portal_holder = _Holder(make)
     app.state.nav = nav
