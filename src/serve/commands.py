@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from ppx.config import PROJECT_ROOT
+from ppx.portal.commands import bench_portal
 from ppx.serve.bench import run_bench, run_latency
 from ppx.serve.launch import DECISION_SERVICE, SERVICE, service_command
 from ppx.serve.routes import ROUTES
@@ -132,3 +133,4 @@ def register(app: typer.Typer) -> None:
         if group.name == "bench" and group.typer_instance is not None:
             group.typer_instance.command("serve")(bench_serve)
             group.typer_instance.command("latency")(bench_latency)
+            group.typer_instance.command("portal")(bench_portal)
