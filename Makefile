@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PPX    := $(BIN)/ppx
 WORLD  ?= data/worlds/demo
 
-.PHONY: setup demo test test-all lint format bench serve serve-decisions bento mlflow-ui clean
+.PHONY: setup demo test test-all lint format bench serve serve-decisions serve-portal bento mlflow-ui clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ serve: $(STAMP)
 
 serve-decisions: $(STAMP)
 	$(PPX) serve --decisions --port 3001
+
+# The shopper's pages alone on port 3002 (also mounted at /portal by serve-decisions).
+serve-portal: $(STAMP)
+	$(PPX) serve --portal --port 3002
 
 # The deployable model service: the ppx wheel, then a Bento of serving/ (offline).
 bento: $(STAMP)

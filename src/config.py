@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # orders it shows, how long a link and a session stay valid, and whether the session
     # cookie needs HTTPS (set it behind TLS).
     portal_secret: str | None = None
+    #: read when PPX_PORTAL_SECRET is unset (``make demo`` writes one for a local try-out)
+    portal_secret_file: Path = PROJECT_ROOT / "data" / "portal.secret"
     portal_store: Path | None = None
     portal_link_hours: float = 72.0
     portal_session_hours: float = 12.0
@@ -59,6 +61,12 @@ class Settings(BaseSettings):
     portal_url: str | None = None
     seed: int = 7
     demo_customers: int = 20_000
+
+    @model_validator(mode="after")
+    def _portal_secret_from_file(self) -> Settings:
+        if not self.portal_secret and self.portal_secret_file.is_file():
+            self.portal_secret = self.portal_secret_file.read_text(encoding="utf-8").strip() or None
+        return self
 
     @property
     def default_tracking_uri(self) -> str:

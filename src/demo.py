@@ -86,7 +86,21 @@ def run_demo(out: Path, customers: int, seed: int) -> dict[str, dict[str, float]
             continue
         path = build_report(name, out, run_id=run_id)
         console.print(f"{name}: SHAP report at {path}")
+    _portal_link(out)
     console.print(
         f"demo finished in {time.perf_counter() - started:,.0f} s; browse runs with `make mlflow-ui`"
     )
     return results
+
+
+def _portal_link(out: Path) -> None:
+    """Print a magic link to the tracking page of a demo customer with a late order."""
+    from ppx.portal.demo import demo_link
+
+    link = demo_link(out)
+    console.rule("[bold]the shopper's side")
+    console.print(
+        f"order {link.order_id} ({link.story}): start the model service (`make serve`) and "
+        f"the portal (`PPX_PORTAL_STORE={out} make serve-portal`), then open\n{link.url}",
+        soft_wrap=True,
+    )

@@ -79,7 +79,8 @@ async def claim_start(ctx: PageContext) -> Response:
         elif order.shipment_id is None:
             error = "not shipped yet"
         else:
-            done = await _decide(ctx, order, kind)
+            await _decide(ctx, order, kind)
+            return ctx.redirect("claim_start", order_id=order_id)  # a reload sends nothing
     return ctx.render(
         "claim.html.j2",
         status=422 if error else 200,

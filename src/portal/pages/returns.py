@@ -60,14 +60,16 @@ async def return_start(ctx: PageContext) -> Response:
     portal = ctx.portal
     order = portal.store.order(ctx.customer_id, order_id)
     done = resolutions(ctx, order)
-    decision = None
     error = None
     if ctx.form is not None:
         try:
-            decision = await _resolve(ctx, order, done)
+            line_no = await _resolve(ctx, order, done)
         except (ResolutionError, ValueError) as err:
             error = str(err)
-        done = resolutions(ctx, order)
+        else:  # show the decision on a GET, so a reload does not send the form again
+            return ctx.redirect("return_start", order_id=order_id, _query=f"decided={line_no}")
+    decided = ctx.request.query_params.get("decided", "")
+    decision = done.get(int(decided)) if decided.isdigit() else None
     window_end = None
     if order.delivered_at is not None:
         from datetime import timedelta
@@ -87,7 +89,8 @@ async def return_start(ctx: PageContext) -> Response:
     )
 
 
-async def _resolve(ctx: PageContext, order: Order, done: dict[int, dict]) -> dict:
+async def _resolve(ctx: PageContext, order: Order, done: dict[int, dict]) -> int:
+    """Decide and record the return the form asks for; the order line it was for."""
     form = ctx.form
     assert form is not None
     if order.delivered_at is None:
@@ -123,9 +126,8 @@ async def _resolve(ctx: PageContext, order: Order, done: dict[int, dict]) -> dic
         amount=round(item.total, 2),
         reason=reason,  # type: ignore[arg-type]
     )
-    return await desk(ctx).resolve(
-        ResolveRequest(request=request, customer=customer, choice=choice)
-    )
+    await desk(ctx).resolve(ResolveRequest(request=request, customer=customer, choice=choice))
+    return line_no
 
 
 ROUTES = [

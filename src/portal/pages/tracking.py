@@ -97,7 +97,9 @@ async def policy_view(
     fetched = await portal.engine._scores(req, wanted)
     customer = portal.engine._customer(customer)
     decision = decide_order_event(event, customer, fetched, portal.policy)
-    out["delay"] = "delay_notice" in decision.message_types()
+    # The page shows the notice even when the shopper turned the message off.
+    suppressed = [m.message_type for m in decision.suppressed]
+    out["delay"] = "delay_notice" in [*decision.message_types(), *suppressed]
     out["apology_points"] = sum(
         a.points for a in decision.actions_of("award_points") if a.ledger_type == "apology"
     )

@@ -47,13 +47,39 @@ class SenderIdentity:
     brand: str
     public_url: str
     secret: str | None
+    #: how a shipping message links to the order's tracking page (a signed magic link);
+    #: None: the portal is not configured and the messages carry no tracking link
+    tracking_link: Callable[[int, int, str], str] | None = None
 
     @classmethod
     def from_settings(cls) -> SenderIdentity:
         from ppx.config import get_settings
 
         s = get_settings()
-        return cls(s.brand_name, s.public_url, s.unsubscribe_secret)
+        return cls(s.brand_name, s.public_url, s.unsubscribe_secret, tracking_link(s))
+
+
+#: Kinds about one order's delivery: their messages link to the order's tracking page.
+TRACKING_KINDS = (
+    "order_confirmation",
+    "shipped",
+    "out_for_delivery",
+    "delay_notice",
+    "delivered",
+    "apology",
+)
+
+
+def tracking_link(settings) -> Callable[[int, int, str], str] | None:
+    """``(customer_id, order_id, lang) -> URL`` of the tracking page, when the portal is set up."""
+    if not settings.portal_secret:
+        return None
+    from ppx.portal.services import portal_link
+
+    def link(customer_id: int, order_id: int, lang: str) -> str:
+        return portal_link(settings, customer_id, order_id=order_id, lang=lang)
+
+    return link
 
 
 def message_key(m: PlannedMessage, customer_id: int) -> str:
@@ -127,6 +153,14 @@ class Renderer:
             self.identity.secret,
             pick_language(row.locale, self.policy),
         )
+        order_id = row.content.get("order_id")
+        if (
+            self.identity.tracking_link is not None
+            and order_id is not None
+            and row.message_type in TRACKING_KINDS
+        ):
+            lang = pick_language(row.locale, self.policy)
+            links["tracking"] = self.identity.tracking_link(row.customer_id, int(order_id), lang)
         customer = CustomerContext.model_construct(
             customer_id=row.customer_id,
             locale=row.locale,

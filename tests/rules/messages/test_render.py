@@ -46,6 +46,7 @@ SAMPLES = {
     "save_offer": {"subscription_id": 9, "offer": "discount", "percent": 20, "orders": 3},
     "return_update": {"return_id": 3, "order_id": 5, "outcome": "instant_refund"},
     "claim_update": {"claim_id": 4, "order_id": 5, "outcome": "fast_payout"},
+    "portal_link": {"link": "https://shop.example/portal/auth?token=abc.def", "hours": 72},
 }
 LANGS = ("en", "ja", "ru")
 LOYALTY = LoyaltyView(balance=1234, next_reward="free shipping", points_to_next_reward=66)
@@ -191,3 +192,11 @@ def test_every_save_offer_renders(policy, lang, terms):
     assert "{" not in r.text
     with pytest.raises(RenderError, match="save_offer.refund"):
         render("save_offer", {"subscription_id": 9, "offer": "refund"}, _customer(lang), policy)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_shipping_messages_link_to_the_tracking_page(policy, lang):
+    links = {**LINKS, "tracking": "https://shop.example/portal/auth?token=t.k"}
+    r = render("shipped", SAMPLES["shipped"], _customer(lang), policy, links=links)
+    assert links["tracking"] in r.text
+    assert 'href="https://shop.example/portal/auth?token=t.k"' in r.html
