@@ -4,7 +4,7 @@
 * ``portal_store``: the shared tiny world (tests/conftest.py) read as the portal's store.
 * ``make_portal``: ``make_portal(models=None) -> PortalApp`` over a fresh ledger in a
   temporary folder (plain tests; no model service: pages say the estimate is missing).
-* ``portal_models`` (session): the delivery, recs and fraud models trained with their tiny
+* ``portal_models`` (session): the delivery, recs, fraud and churn models trained with their tiny
   configurations into a registry of their own, served in-process through the model
   service's own scoring code (:func:`serving.model_service.score`) behind a
   :class:`~ppx.rules.model_client.ModelClient` transport: the real models and the real
@@ -129,7 +129,7 @@ def make_portal(tmp_path, portal_store):
 
 # --- real models, in-process ------------------------------------------------------------
 
-PORTAL_MODELS = ("delivery", "recs", "fraud")
+PORTAL_MODELS = ("delivery", "recs", "fraud", "churn")
 
 
 def in_process_transport(store):
@@ -148,7 +148,10 @@ def in_process_transport(store):
         except ValidationError as err:
             return 400, json.dumps({"error": str(err)})
         with lock:
-            model = store.get(endpoint.model)
+            try:
+                model = store.get(endpoint.model)
+            except M.ModelUnavailable as err:  # the service answers 503 with the reason
+                return 503, json.dumps({"error": str(err)})
             records = model.predict_records([request], endpoint.to_frame)
             out = M._rows(endpoint, model, [request], records)[0]
         if isinstance(out, S.ItemError):
