@@ -81,10 +81,10 @@ class _Holder:
 
 
 def default_engine() -> DecisionEngine:
-    """The decision service's engine (same policy, ledger, model client, outbox)."""
-    from serving.decision_service import engine
+    """An engine built like the decision service's (same policy, ledger, model client)."""
+    from ppx.rules.engine import engine_from_environment
 
-    return engine()
+    return engine_from_environment()
 
 
 def create_app(

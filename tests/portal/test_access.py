@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 
 from ppx.portal import access as A
-
-
-def _delivered_order(store, customer_id=None):
-    s = store.tables["shipments"]
-    o = store.tables["orders"]
-    m = s[s["status"] == "delivered"].merge(o[["order_id", "customer_id"]], on="order_id")
-    if customer_id is not None:
-        m = m[m["customer_id"] == customer_id]
-    row = m.iloc[0]
-    return int(row["customer_id"]), int(row["order_id"])
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+from tests.portal.conftest import csrf_token as _csrf
+from tests.portal.conftest import delivered_order as _delivered_order
 
 
 def test_link_round_trip_and_scope():
