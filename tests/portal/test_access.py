@@ -193,3 +193,25 @@ def test_every_portal_language_has_the_same_keys():
     en = keys(catalogue("en"))
     for lang in ("ja", "ru"):
         assert keys(catalogue(lang)) == en, lang
+
+
+def test_spent_form_tokens_are_forgotten_after_a_session_lifetime(make_portal):
+    p = make_portal()
+    csrf = p.app.state.portal_holder.get().csrf
+    who = A.Access(5, None, 0, "en", "sid-1")
+    t0 = time.time() - 3 * csrf.max_age
+    csrf.consume(who, csrf.issue(who, now=t0), now=t0)
+    fresh = csrf.issue(who)
+    csrf.consume(who, fresh)
+    assert csrf.prune() == 1  # the old one; the fresh one is still needed against replays
+    with pytest.raises(A.AccessDenied):
+        csrf.consume(who, fresh)
+
+
+def test_token_buckets_refill_over_time():
+    from ppx.portal.ratelimit import TokenBuckets
+
+    b = TokenBuckets(capacity=2, per_hour=1)
+    assert b.allow("k", now=0) and b.allow("k", now=1) and not b.allow("k", now=2)
+    assert b.allow("other", now=2)
+    assert b.allow("k", now=3600 + 2) and not b.allow("k", now=3600 + 3)

@@ -83,3 +83,20 @@ def test_a_shipping_message_links_to_its_tracking_page():
     assert seen == [(42, 5, "ja")]
     assert "https://shop.example/portal/auth?token=t5" in sent.body_text
     assert 'href="https://shop.example/portal/auth?token=t5"' in sent.body_html
+
+
+def test_serve_portal_refuses_to_start_without_a_secret(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from ppx.cli import app
+    from ppx.config import get_settings
+
+    monkeypatch.delenv("PPX_PORTAL_SECRET")
+    monkeypatch.setenv("PPX_PORTAL_SECRET_FILE", str(tmp_path / "none.secret"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["serve", "--portal"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "PPX_PORTAL_SECRET" in result.output
