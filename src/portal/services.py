@@ -248,12 +248,9 @@ class Portal:
         )
         if err is not None:
             return [], err
-        products = self.store.products
         out = []
         for pid in ids or []:
-            if pid in products.index:
-                p = products.loc[pid]
-                out.append(
-                    {"product_id": int(pid), "name": str(p["name"]), "price": float(p["price"])}
-                )
+            known = self.store.product(pid)
+            if known is not None:
+                out.append({"product_id": int(pid), "name": known[0], "price": known[2]})
         return out, None
