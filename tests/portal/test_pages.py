@@ -100,3 +100,35 @@ def test_serve_portal_refuses_to_start_without_a_secret(monkeypatch, tmp_path):
         get_settings.cache_clear()
     assert result.exit_code == 2
     assert "PPX_PORTAL_SECRET" in result.output
+
+
+def test_store_credit_return_shows_the_credit_and_its_status(make_portal):
+    p = make_portal()
+    cid, oid = _delivered_order(p.store)
+    c = p.signed_in(cid)
+    token = _csrf(c.get(f"/orders/{oid}/return").text)
+    line = p.store.order(cid, oid).items[0].line_no
+    r = c.post(
+        f"/orders/{oid}/return",
+        data={
+            "line": str(line),
+            "reason": "changed_mind",
+            "resolution": "store_credit",
+            "csrf_token": token,
+        },
+    )
+    assert r.status_code == 303
+    page = c.get(r.headers["location"]).text
+    assert "Store credit" in page
+    assert 'id="return-status"' in page
+    # the line is returned: the form offers only the other lines
+    assert f'name="line" value="{line}"' not in page
+
+
+def test_a_replayed_form_page_says_nothing_changed(make_portal):
+    p = make_portal()
+    cid, oid = _delivered_order(p.store)
+    c = p.signed_in(cid)
+    r = c.post(f"/orders/{oid}/claim", data={"claim_type": "item_not_received"})
+    assert r.status_code == 403
+    assert "Nothing was changed" in r.text
