@@ -54,14 +54,9 @@ from starlette.routing import Route
 
 from ppx.portal.app import create_app as portal_app
 from ppx.rules import engine as E
-from ppx.rules.ledger import Ledger
 from ppx.rules.messages import unsubscribe
-from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.messages.render import preferences_page
-from ppx.rules.model_client import ModelClient
-from ppx.rules.policy import load_policy
-from ppx.rules.promise_log import PromiseLog
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
 from serving.self_service_routes import returns_app, subscription_app
@@ -77,13 +72,7 @@ def engine() -> E.DecisionEngine:
     """
     global _ENGINE
     if _ENGINE is None:
-        policy = load_policy(os.environ.get("PPX_POLICY") or None)
-        client = ModelClient(timeout=policy.fallbacks.model_timeout_seconds)
-        url = os.environ.get("PPX_LEDGER_URL")
-        ledger = Ledger(url)
-        prefs = PreferenceStore(ledger.engine, policy)
-        outbox = Outbox(ledger.engine) if os.environ.get("PPX_OUTBOX", "0") == "1" else None
-        _ENGINE = E.DecisionEngine(policy, client, ledger, prefs, outbox, promises=PromiseLog(url))
+        _ENGINE = E.engine_from_environment()
     return _ENGINE
 
 

@@ -86,10 +86,10 @@ class _Holder:
 
 
 def default_engine() -> DecisionEngine:
-    """The decision service's engine (same policy, ledger, model client, outbox)."""
-    from serving.decision_service import engine
+    """An engine built like the decision service's (same policy, ledger, model client)."""
+    from ppx.rules.engine import engine_from_environment
 
-    return engine()
+    return engine_from_environment()
 
 
 def create_app(
@@ -143,7 +143,12 @@ async def _denied(request: Request, exc: Exception) -> Response:
     lang = i18n.pick(lang, portal.policy)
     anon = A.Access(0, None, 0, lang, "")
     ctx = PageContext(request, portal, anon, lang)
-    key = "errors.expired" if status == 410 else "errors.denied"
+    from ppx.portal.csrf import CsrfError
+
+    if isinstance(exc, CsrfError):
+        key = "errors.form"
+    else:
+        key = "errors.expired" if status == 410 else "errors.denied"
     log.info("portal %s %s -> %d", request.method, request.url.path, status)
     return ctx.render("error.html.j2", status=status, message_key=key)
 

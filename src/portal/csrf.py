@@ -27,6 +27,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from ppx.portal.access import Access, AccessDenied, secret_key
 
 FIELD = "csrf_token"
+#: forget expired nonces after this many accepted forms (per process)
+PRUNE_EVERY = 500
 _PURPOSE = b"ppx-portal-csrf\x00"
 
 
@@ -58,6 +60,7 @@ class Csrf:
         self.engine = engine
         self.key = secret_key(secret)
         self.max_age = max_age_hours * 3600
+        self._consumed = 0
         _Base.metadata.create_all(engine)
 
     def issue(self, access: Access, now: float | None = None) -> str:
@@ -88,6 +91,9 @@ class Csrf:
                 )
         except IntegrityError:
             raise CsrfError("this form was already sent; reload the page") from None
+        self._consumed += 1
+        if self._consumed % PRUNE_EVERY == 0:
+            self.prune(t)
 
     def prune(self, now: float | None = None) -> int:
         """Forget nonces older than a session (their tokens are refused by age anyway)."""

@@ -171,27 +171,50 @@ class StoreData:
         from ppx.scoring import data_end
 
         self.now: datetime = data_end(t).to_pydatetime()
+        self._year_ago = pd.Timestamp(self.now) - pd.DateOffset(months=12)
         self._index()
 
     def _index(self) -> None:
+        """Column arrays and row positions per key: a page reads a few array cells.
+
+        Why not ``DataFrame.loc`` per row: a label look-up costs tens of microseconds and
+        an orders page makes hundreds of them; array cells cost well under one.
+        """
         t = self.tables
         self.customers = t[C.CUSTOMERS].set_index(C.CUSTOMER_ID, drop=False)
         self.products = t[C.PRODUCTS].set_index(C.PRODUCT_ID, drop=False)
+        self._product = {
+            int(pid): (str(n), str(cat), float(price))
+            for pid, n, cat, price in zip(
+                t[C.PRODUCTS][C.PRODUCT_ID],
+                t[C.PRODUCTS][C.NAME],
+                t[C.PRODUCTS][C.CATEGORY],
+                t[C.PRODUCTS][C.PRICE],
+                strict=True,
+            )
+        }
         o = t[C.ORDERS].sort_values([C.CUSTOMER_ID, C.ORDERED_AT], kind="stable")
-        self.orders = o.set_index(C.ORDER_ID, drop=False)
-        self._orders_of = _groups(o, C.CUSTOMER_ID)
-        self._items_of = _groups(t[C.ORDER_ITEMS].sort_values([C.ORDER_ID, C.LINE_NO]), C.ORDER_ID)
-        s = t[C.SHIPMENTS]
-        self.shipments = s.drop_duplicates(C.ORDER_ID, keep="last").set_index(
-            C.ORDER_ID, drop=False
-        )
+        self._o = _columns(o)
+        self._order_pos = {int(v): i for i, v in enumerate(self._o[C.ORDER_ID])}
+        self._orders_of = _positions(self._o[C.CUSTOMER_ID])
+        it = t[C.ORDER_ITEMS].sort_values([C.ORDER_ID, C.LINE_NO], kind="stable")
+        self._it = _columns(it)
+        self._items_of = _positions(self._it[C.ORDER_ID])
+        sh = t[C.SHIPMENTS].drop_duplicates(C.ORDER_ID, keep="last")
+        self._sh = _columns(sh)
+        self._ship_pos = {int(v): i for i, v in enumerate(self._sh[C.ORDER_ID])}
         ev = t.get(C.TRACKING_EVENTS)
-        self._events = (
-            ev.sort_values([C.SHIPMENT_ID, C.EVENT_AT], kind="stable") if ev is not None else None
-        )
-        self._events_of = _groups(self._events, C.SHIPMENT_ID) if ev is not None else {}
-        self._returns_of = _groups(t[C.RETURNS], C.ORDER_ID) if C.RETURNS in t else {}
-        self._claims_of = _groups(t[C.CLAIMS], C.ORDER_ID) if C.CLAIMS in t else {}
+        if ev is not None:
+            ev = ev.sort_values([C.SHIPMENT_ID, C.EVENT_AT], kind="stable")
+            self._ev = _columns(ev)
+            self._events_of = _positions(self._ev[C.SHIPMENT_ID])
+        else:
+            self._ev, self._events_of = {}, {}
+        self._returns_of = _records_by(t.get(C.RETURNS), C.ORDER_ID)
+        self._claims_of = _records_by(t.get(C.CLAIMS), C.ORDER_ID)
+        self._returns_by_customer = _records_by(t.get(C.RETURNS), C.CUSTOMER_ID)
+        self._subs_by_customer = _records_by(t.get(C.SUBSCRIPTIONS), C.CUSTOMER_ID)
+        self._customer = {int(r[C.CUSTOMER_ID]): r for r in t[C.CUSTOMERS].to_dict("records")}
         self._email = {
             str(e).strip().lower(): int(c)
             for c, e in zip(self.customers[C.CUSTOMER_ID], self.customers[C.EMAIL], strict=True)
@@ -205,20 +228,24 @@ class StoreData:
     def customer_by_email(self, email: str) -> int | None:
         return self._email.get(email.strip().lower())
 
-    def customer_row(self, customer_id: int) -> pd.Series:
+    def customer_row(self, customer_id: int) -> dict:
+        """The customer's row of the customers table (personal data: never log it)."""
         try:
-            return self.customers.loc[int(customer_id)]
+            return self._customer[int(customer_id)]
         except KeyError:
             raise LookupError(f"no customer {customer_id}") from None
+
+    def product(self, product_id: int) -> tuple[str, str, float] | None:
+        """(name, category, price) of a product, None when the store does not list it."""
+        return self._product.get(int(product_id))
 
     # --- orders -------------------------------------------------------------------------
 
     def order_ids(self, customer_id: int) -> list[int]:
         """The customer's orders, newest first."""
-        rows = self._orders_of.get(int(customer_id))
-        if rows is None:
-            return []
-        return [int(x) for x in self.tables[C.ORDERS].loc[rows, C.ORDER_ID][::-1]]
+        pos = self._orders_of.get(int(customer_id), [])
+        ids = self._o[C.ORDER_ID]
+        return [int(ids[i]) for i in reversed(pos)]
 
     def orders_of(self, customer_id: int, limit: int | None = None) -> list[Order]:
         ids = self.order_ids(customer_id)
@@ -226,77 +253,68 @@ class StoreData:
 
     def order(self, customer_id: int, order_id: int) -> Order:
         """One order of this customer; :class:`LookupError` for a missing or foreign one."""
-        try:
-            r = self.orders.loc[int(order_id)]
-        except KeyError:
-            raise LookupError("no such order") from None
-        if int(r[C.CUSTOMER_ID]) != int(customer_id):
+        i = self._order_pos.get(int(order_id))
+        if i is None or int(self._o[C.CUSTOMER_ID][i]) != int(customer_id):
             raise LookupError("no such order")
+        o = self._o
         oid = int(order_id)
         items = []
-        for idx in self._items_of.get(oid, []):
-            it = self.tables[C.ORDER_ITEMS].loc[idx]
-            pid = int(it[C.PRODUCT_ID])
-            p = self.products.loc[pid] if pid in self.products.index else None
+        it = self._it
+        for j in self._items_of.get(oid, []):
+            pid = int(it[C.PRODUCT_ID][j])
+            name, cat, _ = self._product.get(pid, (f"#{pid}", "", 0.0))
             items.append(
                 Item(
-                    int(it[C.LINE_NO]),
+                    int(it[C.LINE_NO][j]),
                     pid,
-                    str(p[C.NAME]) if p is not None else f"#{pid}",
-                    str(p[C.CATEGORY]) if p is not None else "",
-                    int(it[C.QUANTITY]),
-                    float(it[C.UNIT_PRICE]),
+                    name,
+                    cat,
+                    int(it[C.QUANTITY][j]),
+                    float(it[C.UNIT_PRICE][j]),
                 )
             )
-        sub = r.get(C.SUBSCRIPTION_ID)
+        sub = o[C.SUBSCRIPTION_ID][i] if C.SUBSCRIPTION_ID in o else None
+        dist = o[C.DISTANCE_KM][i]
         base = dict(
             order_id=oid,
-            customer_id=int(r[C.CUSTOMER_ID]),
-            ordered_at=_ts(r[C.ORDERED_AT]),
-            order_value=float(r[C.ORDER_VALUE]),
-            carrier=str(r[C.CARRIER]),
-            service_level=str(r[C.SERVICE_LEVEL]),
-            warehouse=str(r[C.WAREHOUSE]),
-            origin_region=str(r[C.ORIGIN_REGION]),
-            dest_region=str(r[C.DEST_REGION]),
-            distance_km=None if pd.isna(r[C.DISTANCE_KM]) else float(r[C.DISTANCE_KM]),
-            promised_days=int(r[C.PROMISED_DAYS]),
-            promised_date=pd.Timestamp(r[C.PROMISED_DATE]).date(),
+            customer_id=int(o[C.CUSTOMER_ID][i]),
+            ordered_at=_ts(o[C.ORDERED_AT][i]),
+            order_value=float(o[C.ORDER_VALUE][i]),
+            carrier=str(o[C.CARRIER][i]),
+            service_level=str(o[C.SERVICE_LEVEL][i]),
+            warehouse=str(o[C.WAREHOUSE][i]),
+            origin_region=str(o[C.ORIGIN_REGION][i]),
+            dest_region=str(o[C.DEST_REGION][i]),
+            distance_km=None if pd.isna(dist) else float(dist),
+            promised_days=int(o[C.PROMISED_DAYS][i]),
+            promised_date=pd.Timestamp(o[C.PROMISED_DATE][i]).date(),
             subscription_id=None if sub is None or pd.isna(sub) else int(sub),
             items=items,
-            returns=self._rows(self._returns_of, C.RETURNS, oid),
-            claims=self._rows(self._claims_of, C.CLAIMS, oid),
+            returns=list(self._returns_of.get(oid, [])),
+            claims=list(self._claims_of.get(oid, [])),
         )
-        if oid not in self.shipments.index:
+        k = self._ship_pos.get(oid)
+        if k is None:
             return Order(**base)
-        s = self.shipments.loc[oid]
-        sid = int(s[C.SHIPMENT_ID])
-        scans = []
-        if self._events is not None:
-            for idx in self._events_of.get(sid, []):
-                e = self._events.loc[idx]
-                scans.append(
-                    Scan(_ts(e[C.EVENT_AT]), str(e[C.EVENT_TYPE]), str(e[C.LOCATION_REGION]))
-                )
-        status = str(s[C.STATUS])
+        sh = self._sh
+        sid = int(sh[C.SHIPMENT_ID][k])
+        ev = self._ev
+        scans = [
+            Scan(_ts(ev[C.EVENT_AT][j]), str(ev[C.EVENT_TYPE][j]), str(ev[C.LOCATION_REGION][j]))
+            for j in self._events_of.get(sid, [])
+        ]
+        shipped = _ts(sh[C.SHIPPED_AT][k])
+        status = str(sh[C.STATUS][k])
         return Order(
             **base,
             shipment_id=sid,
-            shipped_at=_ts(s[C.SHIPPED_AT]),
-            delivered_at=_ts(s[C.DELIVERED_AT]),
-            status=status
-            if _ts(s[C.SHIPPED_AT]) is not None or status != "in_transit"
-            else "processing",
-            weight_kg=float(s[C.WEIGHT_KG]),
-            signature=bool(s[C.SIGNATURE]),
+            shipped_at=shipped,
+            delivered_at=_ts(sh[C.DELIVERED_AT][k]),
+            status="processing" if shipped is None and status == "in_transit" else status,
+            weight_kg=float(sh[C.WEIGHT_KG][k]),
+            signature=bool(sh[C.SIGNATURE][k]),
             scans=scans,
         )
-
-    def _rows(self, groups: dict, table: str, key: int) -> list[dict]:
-        idx = groups.get(key)
-        if not idx:
-            return []
-        return self.tables[table].loc[idx].to_dict("records")
 
     # --- what the rules need ------------------------------------------------------------
 
@@ -304,32 +322,26 @@ class StoreData:
         """History facts of the customer as of the store's clock (for CustomerContext)."""
         cid = int(customer_id)
         c = self.customer_row(cid)
-        since = pd.Timestamp(self.now) - pd.DateOffset(months=12)
-        o = self.tables[C.ORDERS].loc[self._orders_of.get(cid, [])]
-        recent = o[o[C.ORDERED_AT] >= since]
-        ret = self.tables.get(C.RETURNS)
-        n_ret = 0
-        fraud = 0
-        if ret is not None:
-            mine = ret[ret[C.CUSTOMER_ID] == cid]
-            n_ret = int((mine[C.REQUESTED_AT] >= since).sum())
-            fraud = int(mine[C.CONFIRMED_FRAUD].sum())
-        sub_id = None
-        subs = self.tables.get(C.SUBSCRIPTIONS)
-        if subs is not None:
-            active = subs[(subs[C.CUSTOMER_ID] == cid) & subs[C.CANCELLED_AT].isna()]
-            if len(active):
-                sub_id = int(active[C.SUBSCRIPTION_ID].iloc[0])
+        since = self._year_ago
+        pos = self._orders_of.get(cid, [])
+        at = self._o[C.ORDERED_AT][pos]
+        values = self._o[C.ORDER_VALUE][pos]
+        recent = at >= np.datetime64(since)
+        mine = self._returns_by_customer.get(cid, [])
+        n_ret = sum(1 for r in mine if r[C.REQUESTED_AT] >= since)
+        fraud = sum(bool(r[C.CONFIRMED_FRAUD]) for r in mine)
+        active = [r for r in self._subs_by_customer.get(cid, []) if _ts(r[C.CANCELLED_AT]) is None]
+        sub_id = int(active[0][C.SUBSCRIPTION_ID]) if active else None
         birth = c.get(C.BIRTH_DATE)
         return {
             "customer_id": cid,
-            "spend_12m": float(recent[C.ORDER_VALUE].sum()),
-            "orders_12m": len(recent),
+            "spend_12m": float(values[recent].sum()),
+            "orders_12m": int(recent.sum()),
             "returns_12m": n_ret,
             "confirmed_fraud": fraud,
             "signup_at": _ts(c[C.SIGNUP_AT]),
             "birth_date": None if birth is None or pd.isna(birth) else pd.Timestamp(birth).date(),
-            "last_order_at": _ts(o[C.ORDERED_AT].max()) if len(o) else None,
+            "last_order_at": _ts(at.max()) if len(pos) else None,
             "has_active_subscription": sub_id is not None,
             "subscription_id": sub_id,
             "email_opt_in": bool(c[C.EMAIL_OPT_IN]),
@@ -358,12 +370,29 @@ class StoreData:
         return m[late].sort_values(C.ORDERED_AT, ascending=False)
 
 
-def _groups(df: pd.DataFrame, key: str) -> dict[int, list]:
-    """key value -> the frame's index labels of its rows (in the frame's order)."""
-    if df is None or not len(df):
+def _columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The frame as one array per column (row positions are the frame's order)."""
+    return {c: df[c].to_numpy() for c in df.columns}
+
+
+def _positions(keys: np.ndarray) -> dict[int, list[int]]:
+    """key value -> row positions, in row order."""
+    return _grouped(np.asarray(keys, dtype=np.int64), np.arange(len(keys)))
+
+
+def _records_by(df: pd.DataFrame | None, key: str) -> dict[int, list[dict]]:
+    """key value -> the rows as dicts (small tables: returns, claims, subscriptions)."""
+    out: dict[int, list[dict]] = {}
+    if df is None:
+        return out
+    for r in df.to_dict("records"):
+        out.setdefault(int(r[key]), []).append(r)
+    return out
+
+
+def _grouped(keys: np.ndarray, idx: np.ndarray) -> dict[int, list]:
+    if not len(keys):
         return {}
-    keys = df[key].to_numpy(np.int64)
-    idx = df.index.to_numpy()
     order = np.argsort(keys, kind="stable")
     keys, idx = keys[order], idx[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1

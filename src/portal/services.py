@@ -14,7 +14,9 @@ recommendations, never the page: the page says the estimate is unavailable.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -28,6 +30,10 @@ from ppx.rules.engine import PROMISE_TARGET, DecisionEngine
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.model_client import route
 from ppx.rules.types import CustomerContext
+
+#: Delivery estimates kept per process (payload -> answer), and for how long.
+ESTIMATE_CACHE_SIZE = 20_000
+ESTIMATE_TTL_SECONDS = 600.0
 
 #: Scan types the delivery model knows as the "last scan" of an in-transit parcel.
 _MODEL_SCANS = ("label_created", "picked_up", "hub_scan", "out_for_delivery", "exception")
@@ -96,6 +102,7 @@ class Portal:
         self.outbox = engine.outbox or Outbox(engine.ledger.engine)
         # 3 links at once per (client, address), one more every 20 minutes; 10 per client.
         self.link_limit = TokenBuckets(capacity=3, per_hour=3)
+        self._estimates: dict[str, tuple[float, dict]] = {}
         self.client_limit = TokenBuckets(capacity=10, per_hour=20)
 
     @property
@@ -160,9 +167,19 @@ class Portal:
         return p
 
     async def _estimate(self, payload: dict) -> tuple[dict | None, str | None]:
+        """The delivery model's answer for one payload, remembered for a few minutes.
+
+        An estimate as of a past scan never changes (the model sees only what happened
+        before it), so a page view re-asks only what is new; the time limit picks up a
+        newly promoted model.
+        """
         client = self.engine.models
         if client is None:
             return None, "no model service configured"
+        key = json.dumps(payload, sort_keys=True)
+        hit = self._estimates.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1], None
         body, err = await client._post(route("delivery_estimate"), payload)
         if err is not None:
             return None, err
@@ -170,6 +187,9 @@ class Portal:
             body = body[0]
         if not isinstance(body, dict) or body.get("promise_date") is None:
             return None, "the delivery model gave no window"
+        if len(self._estimates) >= ESTIMATE_CACHE_SIZE:
+            self._estimates.pop(next(iter(self._estimates)))  # the oldest entry
+        self._estimates[key] = (time.monotonic() + ESTIMATE_TTL_SECONDS, body)
         return body, None
 
     def _window(self, order: Order, body: dict, as_of: datetime, scan: str | None) -> Window:
@@ -203,7 +223,7 @@ class Portal:
             # The estimate right after the scan: the model sees events strictly before as_of.
             moments.append((s.at + timedelta(seconds=1), s.event_type))
         if order.open and order.shipped_at is not None:
-            moments.append((self.now, moments[-1][1]))
+            moments.append((self.now, "now"))
         payloads = [
             self.delivery_payload(order, None if i == 0 else at)
             for i, (at, _) in enumerate(moments)
@@ -228,12 +248,9 @@ class Portal:
         )
         if err is not None:
             return [], err
-        products = self.store.products
         out = []
         for pid in ids or []:
-            if pid in products.index:
-                p = products.loc[pid]
-                out.append(
-                    {"product_id": int(pid), "name": str(p["name"]), "price": float(p["price"])}
-                )
+            known = self.store.product(pid)
+            if known is not None:
+                out.append({"product_id": int(pid), "name": known[0], "price": known[2]})
         return out, None

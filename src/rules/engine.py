@@ -433,3 +433,23 @@ class DecisionEngine:
             "balance": self.ledger.balance(customer_id),
             "entries": self.ledger.history(customer_id, limit),
         }
+
+
+def engine_from_environment() -> DecisionEngine:
+    """The engine the decision service and the portal build from the environment.
+
+    ``PPX_POLICY`` (default the shipped policy), ``PPX_MODEL_SERVICE_URL`` (the model
+    client, with the policy's timeout), ``PPX_LEDGER_URL`` (the ledger, preference centre
+    and promise log), and ``PPX_OUTBOX=1`` to enqueue the decisions' messages.
+    """
+    import os
+
+    from ppx.rules.policy import load_policy
+
+    policy = load_policy(os.environ.get("PPX_POLICY") or None)
+    client = ModelClient(timeout=policy.fallbacks.model_timeout_seconds)
+    url = os.environ.get("PPX_LEDGER_URL")
+    ledger = Ledger(url)
+    prefs = PreferenceStore(ledger.engine, policy)
+    outbox = Outbox(ledger.engine) if os.environ.get("PPX_OUTBOX", "0") == "1" else None
+    return DecisionEngine(policy, client, ledger, prefs, outbox, promises=PromiseLog(url))

@@ -11,6 +11,7 @@
   request/response schemas, without starting BentoML.
 * ``live_portal`` (session): the portal with those models under uvicorn in a thread on a
   free port; ``live_portal.link(customer_id, order_id=None, lang="en")`` is a magic link.
+* ``csrf_token(html)`` and ``delivered_order(store)``: helpers to import from this module.
 * ``browser`` (session): the Debian Chromium through Playwright (skipped, with the reason,
   only when Chromium or Playwright is missing).
 """
@@ -29,6 +30,24 @@ from pathlib import Path
 import pytest
 
 SECRET = "portal-test-secret-0123456789"
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of the first form on a page (``from tests.portal.conftest import ...``)."""
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def delivered_order(store, customer_id: int | None = None) -> tuple[int, int]:
+    """(customer_id, order_id) of a delivered order in the store (of one customer if given)."""
+    s = store.tables["shipments"]
+    o = store.tables["orders"]
+    m = s[s["status"] == "delivered"].merge(o[["order_id", "customer_id"]], on="order_id")
+    if customer_id is not None:
+        m = m[m["customer_id"] == customer_id]
+    row = m.iloc[0]
+    return int(row["customer_id"]), int(row["order_id"])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 
 from ppx.portal import access as A
-
-
-def _delivered_order(store, customer_id=None):
-    s = store.tables["shipments"]
-    o = store.tables["orders"]
-    m = s[s["status"] == "delivered"].merge(o[["order_id", "customer_id"]], on="order_id")
-    if customer_id is not None:
-        m = m[m["customer_id"] == customer_id]
-    row = m.iloc[0]
-    return int(row["customer_id"]), int(row["order_id"])
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+from tests.portal.conftest import csrf_token as _csrf
+from tests.portal.conftest import delivered_order as _delivered_order
 
 
 def test_link_round_trip_and_scope():
@@ -206,3 +193,25 @@ def test_every_portal_language_has_the_same_keys():
     en = keys(catalogue("en"))
     for lang in ("ja", "ru"):
         assert keys(catalogue(lang)) == en, lang
+
+
+def test_spent_form_tokens_are_forgotten_after_a_session_lifetime(make_portal):
+    p = make_portal()
+    csrf = p.app.state.portal_holder.get().csrf
+    who = A.Access(5, None, 0, "en", "sid-1")
+    t0 = time.time() - 3 * csrf.max_age
+    csrf.consume(who, csrf.issue(who, now=t0), now=t0)
+    fresh = csrf.issue(who)
+    csrf.consume(who, fresh)
+    assert csrf.prune() == 1  # the old one; the fresh one is still needed against replays
+    with pytest.raises(A.AccessDenied):
+        csrf.consume(who, fresh)
+
+
+def test_token_buckets_refill_over_time():
+    from ppx.portal.ratelimit import TokenBuckets
+
+    b = TokenBuckets(capacity=2, per_hour=1)
+    assert b.allow("k", now=0) and b.allow("k", now=1) and not b.allow("k", now=2)
+    assert b.allow("other", now=2)
+    assert b.allow("k", now=3600 + 2) and not b.allow("k", now=3600 + 3)

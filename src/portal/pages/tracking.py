@@ -77,7 +77,7 @@ async def policy_view(
     churn model for a late parcel of a subscriber).
     """
     event = current_event(order, window, portal.now)
-    out = {"delay": False, "apology_points": 0, "reasons": [], "event": event}
+    out = {"delay": False, "apology_points": 0, "earn_points": 0, "reasons": [], "event": event}
     if event is None:
         return out
     scores = None
@@ -103,15 +103,19 @@ async def policy_view(
     out["apology_points"] = sum(
         a.points for a in decision.actions_of("award_points") if a.ledger_type == "apology"
     )
+    out["earn_points"] = sum(
+        a.points for a in decision.actions_of("award_points") if a.ledger_type == "earn"
+    )
     out["reasons"] = decision.reasons
     return out
 
 
-def points_of(portal: Portal, order: Order, customer: CustomerContext) -> dict:
-    """Ledger entries of this order, or the points it will earn on delivery."""
+def points_of(portal: Portal, order: Order, customer: CustomerContext, view: dict) -> dict:
+    """Ledger entries of this order; without any, what the policy gives for it (the
+    delivered event's award) or will give on delivery (an open order)."""
     ledger = portal.engine.ledger
     entries = [e for e in ledger.history(order.customer_id, 500) if e["order_id"] == order.order_id]
-    earned = sum(e["points"] for e in entries)
+    earned = sum(e["points"] for e in entries) if entries else view["earn_points"]
     expected = 0
     if not entries and order.open:
         expected = _earn_points(
@@ -146,7 +150,7 @@ async def tracking(ctx: PageContext) -> Response:
         if current and current.p_on_time is not None
         else None,
         view=view,
-        points=points_of(portal, order, customer),
+        points=points_of(portal, order, customer, view),
         recs=recs,
         recs_error=recs_why,
         prefs=prefs,
