@@ -13,9 +13,6 @@ The clock is the store's (:attr:`ppx.portal.services.Portal.now`), as on every p
 
 from __future__ import annotations
 
-import weakref
-
-import pandas as pd
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -79,26 +76,8 @@ def _reward_text(ctx: PageContext, entry: dict) -> str:
     products = ctx.portal.store.products
     pid = entry.get("product_id")
     if pid is not None and pid in products.index:
-        return t.tr("loyalty.reward.product", product=str(products.loc[pid, "name"]))
+        return t.tr("loyalty.reward.product", product=str(products.loc[pid, C.NAME]))
     return str(entry["name"])
-
-
-def spend_12m(store, customer_id: int) -> float:
-    """Order value of the 12 months before the store's clock: the window of
-    :meth:`ppx.portal.data.StoreData.customer_facts`, without its other facts (which read
-    the returns and subscriptions tables and cost this page most of its time). The store
-    is read once per process, so every customer's sum is computed once and kept."""
-    sums = _SPEND.get(store)
-    if sums is None:
-        o = store.tables[C.ORDERS]
-        since = pd.Timestamp(store.now) - pd.DateOffset(months=12)
-        recent = o[o[C.ORDERED_AT] >= since]
-        sums = recent.groupby(C.CUSTOMER_ID)[C.ORDER_VALUE].sum().to_dict()
-        _SPEND[store] = sums
-    return float(sums.get(int(customer_id), 0.0))
-
-
-_SPEND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _load(ctx: PageContext) -> dict:
@@ -106,7 +85,7 @@ def _load(ctx: PageContext) -> dict:
     portal = ctx.portal
     ledger, policy, cid = portal.engine.ledger, portal.policy, ctx.customer_id
     s = loyalty_summary(ledger, policy, cid, now=portal.now)
-    spend = spend_12m(portal.store, cid)
+    spend = float(portal.store.customer_facts(cid)["spend_12m"])
     rewards = sorted(policy.rewards, key=lambda r: (r.points, r.id))
     entries = [catalogue_entry(policy, r, s.balance, s.tier) for r in rewards]
     return {

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ppx.data import columns as C
 from ppx.portal.account import form_key, require_account, text
 from ppx.portal.services import Portal
 from ppx.portal.web import PageContext, page
@@ -74,7 +75,7 @@ def _open_offer(sub: Subscription, now: datetime) -> dict | None:
 def _product_name(ctx: PageContext, product_id: int) -> str:
     products = ctx.portal.store.products
     if product_id in products.index:
-        return str(products.loc[product_id, "name"])
+        return str(products.loc[product_id, C.NAME])
     return f"#{product_id}"
 
 
