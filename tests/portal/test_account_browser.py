@@ -172,6 +172,7 @@ def test_change_a_preference(page, account_portal):
     assert "Your choices are saved" in page.get_by_role("status").inner_text()
     assert not page.get_by_label("Shipping notices by text message").is_checked()
     assert page.get_by_label("Order confirmations by email").is_disabled()
+    assert _fits_a_phone(page)
     assert account_portal.engine.preferences.opt_outs(cid) == ([], ["shipped:sms"])
 
 
