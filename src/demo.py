@@ -104,3 +104,26 @@ def _portal_link(out: Path) -> None:
         f"the portal (`PPX_PORTAL_STORE={out} make serve-portal`), then open\n{link.url}",
         soft_wrap=True,
     )
+    _account_link(out)
+
+
+def _account_link(out: Path) -> None:
+    """Register the world's subscriptions for the portal and print a link to an account."""
+    from rich.progress import Progress
+
+    from ppx.config import get_settings
+    from ppx.portal.demo import LOCAL_PORTAL, ensure_secret
+    from ppx.portal.demo_account import account_link
+
+    settings = ensure_secret(get_settings())
+    if not settings.portal_url:
+        settings = settings.model_copy(update={"portal_url": LOCAL_PORTAL})
+    with Progress(transient=True) as bar:
+        task = bar.add_task("registering subscriptions for the portal", total=None)
+        link = account_link(out, settings, lambda i, n: bar.update(task, completed=i, total=n))
+    console.print(
+        f"the account of customer {link.customer_id} (subscriptions, rewards, messages; "
+        f"{link.subscriptions:,} running subscriptions registered; save offers appear with "
+        f"PPX_POLICY=src/rules/policy/save_offers.yaml):\n{link.url}",
+        soft_wrap=True,
+    )

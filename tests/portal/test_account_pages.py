@@ -340,3 +340,28 @@ def test_preferences_refuse_unknown_fields_and_unsubscribe_keeps_service_message
     assert marketing and all(not any(got["kinds"][k]["channels"].values()) for k in marketing)
     assert all(got["kinds"]["delay_notice"]["channels"].values())
     assert all(got["kinds"]["points_earned"]["channels"].values())
+
+
+def test_demo_account_link_opens_a_subscribers_account(tiny_world, tmp_path):
+    from urllib.parse import urlsplit
+
+    from ppx.portal.demo_account import account_link
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    settings = Settings(
+        portal_secret=SECRET, portal_store=tiny_world[1], ledger_url=url, portal_url="http://x"
+    )
+    link = account_link(tiny_world[1], settings)
+    again = account_link(tiny_world[1], settings)  # a second demo run registers nothing new
+    assert again.customer_id == link.customer_id and link.subscriptions > 0
+    ledger = Ledger(url)
+    policy = load_policy()
+    engine = DecisionEngine(policy, None, ledger, PreferenceStore(ledger.engine, policy))
+    c = TestClient(create_app(engine=engine, settings=settings))
+    parts = urlsplit(link.url)
+    assert c.get(f"{parts.path}?{parts.query}", follow_redirects=False).status_code == 303
+    page = c.get("/subscriptions")
+    mine = SubscriptionStore(ledger, create=False).of_customer(link.customer_id)
+    assert page.status_code == 200 and mine
+    assert all(f'id="subscription-{s.subscription_id}"' in page.text for s in mine)
+    ledger.dispose()
