@@ -201,6 +201,7 @@ def run_portal_bench(
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
         "uptime_after": _uptime(),
         "alias": alias,
+        "decision_workers": int(os.environ.get("PPX_DECISION_WORKERS", "1")),
         "store": str(store_path),
         "customer_id": customer.customer_id,
         "pages": paths,
