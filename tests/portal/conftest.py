@@ -12,7 +12,7 @@
 * ``live_portal`` (session): the portal with those models under uvicorn in a thread on a
   free port; ``live_portal.link(customer_id, order_id=None, lang="en")`` is a magic link.
 * ``csrf_token(html)`` and ``delivered_order(store)``: helpers to import from this module.
-* ``browser`` (session): the Debian Chromium through Playwright (skipped, with the reason,
+* ``browser`` (module): the Debian Chromium through Playwright (skipped, with the reason,
   only when Chromium or Playwright is missing).
 """
 
@@ -261,9 +261,14 @@ def live_portal(portal_models, portal_store, tmp_path_factory):
     engine.ledger.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    """Headless Debian Chromium driven by Playwright (no browser download).
+
+    Module-scoped on purpose: Playwright's sync API keeps an event loop running in the
+    main thread while it is started, and a later test calling ``asyncio.run`` would fail.
+    Each browser test module starts its own (about a second).
+    """
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         pytest.skip("the browser tests need the Debian chromium package (apt-get install chromium)")
