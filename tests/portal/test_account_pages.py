@@ -365,3 +365,22 @@ def test_demo_account_link_opens_a_subscribers_account(tiny_world, tmp_path):
     assert page.status_code == 200 and mine
     assert all(f'id="subscription-{s.subscription_id}"' in page.text for s in mine)
     ledger.dispose()
+
+
+def test_page_reads_hold_no_write_lock_and_see_committed_writes(tmp_path):
+    from sqlalchemy import text as sql
+    from sqlalchemy.orm import Session
+
+    from ppx.portal.account import reader
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'r.db'}")
+    reads = reader(ledger)
+    assert reads is not ledger and reader(ledger) is reads and reads.engine is not ledger.engine
+    ledger.award(7, 10, "k1")
+    with Session(reads.engine) as s:  # a page's read transaction, left open
+        assert s.execute(sql("SELECT count(*) FROM loyalty_ledger")).scalar() == 1
+        ledger.award(7, 5, "k2")  # a write meanwhile does not wait for it
+    assert reads.balance(7) == 15
+    memory = Ledger("sqlite://")
+    assert reader(memory) is memory  # another engine would be another database
+    ledger.dispose()

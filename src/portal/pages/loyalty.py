@@ -17,11 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ppx.data import columns as C
-from ppx.portal.account import form_key, require_account, text
+from ppx.portal.account import form_key, reader, require_account, text
 from ppx.portal.web import PageContext, page
 from ppx.rules.ledger import LedgerError
 from ppx.rules.loyalty import redemption, referrals
 from ppx.rules.loyalty.catalogue import catalogue_entry, eligible
+from ppx.rules.loyalty.store import ensure_tables
 from ppx.rules.loyalty.summary import loyalty_summary
 
 #: Ledger entries shown under the balance.
@@ -84,7 +85,9 @@ def _load(ctx: PageContext) -> dict:
     """Everything the page shows, read in one worker thread (several database reads)."""
     portal = ctx.portal
     ledger, policy, cid = portal.engine.ledger, portal.policy, ctx.customer_id
-    s = loyalty_summary(ledger, policy, cid, now=portal.now)
+    ensure_tables(ledger)  # created through the ledger, once; then read without its lock
+    reads = reader(ledger)
+    s = loyalty_summary(reads, policy, cid, now=portal.now)
     spend = float(portal.store.customer_facts(cid)["spend_12m"])
     rewards = sorted(policy.rewards, key=lambda r: (r.points, r.id))
     entries = [catalogue_entry(policy, r, s.balance, s.tier) for r in rewards]
@@ -92,10 +95,10 @@ def _load(ctx: PageContext) -> dict:
         "summary": s,
         "tier": _tier_view(ctx, s.tier, spend, s.tier_review_on),
         "rewards": entries,
-        "vouchers": redemption.redemptions_of(ledger, cid, limit=20),
-        "history": ledger.history(cid, HISTORY),
-        "referral": referrals.referral_code(ledger, policy, cid),
-        "referred": len(referrals.referrals_of(ledger, policy, cid)["referrals"]),
+        "vouchers": redemption.redemptions_of(reads, cid, limit=20),
+        "history": reads.history(cid, HISTORY),
+        "referral": referrals.referral_code(ledger, policy, cid),  # written on first view
+        "referred": len(referrals.referrals_of(reads, policy, cid)["referrals"]),
     }
 
 
@@ -142,7 +145,9 @@ def _refusal(ctx: PageContext, reward_id: str) -> tuple[int, str]:
         reward = portal.policy.reward(reward_id)
     except ValueError:
         return 400, t.tr("loyalty.errors.unknown")
-    s = loyalty_summary(portal.engine.ledger, portal.policy, ctx.customer_id, now=portal.now)
+    s = loyalty_summary(
+        reader(portal.engine.ledger), portal.policy, ctx.customer_id, now=portal.now
+    )
     if not eligible(portal.policy, reward, s.tier):
         return 409, t.tr("loyalty.errors.tier", tier=_tier_label(ctx, reward.min_tier or ""))
     if s.balance < reward.points:

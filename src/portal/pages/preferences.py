@@ -16,12 +16,13 @@ Kinds are grouped the way a shopper thinks of them: the delivery stages first
 
 from __future__ import annotations
 
+import weakref
 from datetime import UTC
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ppx.portal.account import require_account
+from ppx.portal.account import reader, require_account
 from ppx.portal.web import PageContext, page
 from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.messages.render import RenderError, _Words
@@ -43,6 +44,19 @@ def _store(ctx: PageContext) -> PreferenceStore:
         store = PreferenceStore(ctx.portal.engine.ledger.engine, ctx.portal.policy)
         ctx.portal.engine.preferences = store
     return store
+
+
+def _reads(ctx: PageContext) -> PreferenceStore:
+    """The preference tables read without the ledger's write lock (see ``reader``)."""
+    got = _READS.get(ctx.portal)
+    if got is None:
+        _store(ctx)  # the tables exist once the engine's store was built
+        got = PreferenceStore(reader(ctx.portal.engine.ledger).engine, ctx.portal.policy, False)
+        _READS[ctx.portal] = got
+    return got
+
+
+_READS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _message_words(ctx: PageContext) -> _Words:
@@ -77,7 +91,7 @@ def _grid(ctx: PageContext, prefs: dict) -> list[dict]:
 
 
 def _render(ctx: PageContext, status: int = 200, error: str | None = None) -> Response:
-    prefs = _store(ctx).get(ctx.customer_id)
+    prefs = _reads(ctx).get(ctx.customer_id)
     done = ctx.request.query_params.get("done")
     words = _message_words(ctx)
     return ctx.render(

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ppx.data import columns as C
-from ppx.portal.account import form_key, require_account, text
+from ppx.portal.account import form_key, reader, require_account, text
 from ppx.portal.services import Portal
 from ppx.portal.web import PageContext, page
 from ppx.rules.subscriptions.actions import (
@@ -40,6 +40,7 @@ ACTIONS = ("pause", "skip", "resume", "cadence", "cancel")
 DONE = ("paused", "skipped", "resumed", "cadence", "saved", "cancelled")
 
 _ACTIONS: weakref.WeakKeyDictionary[Portal, SubscriptionActions] = weakref.WeakKeyDictionary()
+_READS: weakref.WeakKeyDictionary[Portal, SubscriptionStore] = weakref.WeakKeyDictionary()
 
 
 def actions_of(portal: Portal) -> SubscriptionActions:
@@ -54,10 +55,20 @@ def actions_of(portal: Portal) -> SubscriptionActions:
     return got
 
 
+def reads_of(portal: Portal) -> SubscriptionStore:
+    """The subscription tables read without the ledger's write lock (see ``reader``)."""
+    got = _READS.get(portal)
+    if got is None:
+        actions_of(portal)  # the tables exist once the actions' store was built
+        got = SubscriptionStore(reader(portal.engine.ledger), create=False)
+        _READS[portal] = got
+    return got
+
+
 def _own(ctx: PageContext, subscription_id: int) -> Subscription:
     """The subscription if it is the signed-in customer's; else LookupError (a 403 page)."""
     try:
-        sub = actions_of(ctx.portal).store.get(subscription_id)
+        sub = reads_of(ctx.portal).get(subscription_id)
     except TransitionError:
         raise LookupError("no such subscription") from None
     if sub.customer_id != ctx.customer_id:
@@ -91,8 +102,7 @@ def _view(ctx: PageContext, sub: Subscription) -> dict:
 def _render_list(
     ctx: PageContext, status: int = 200, error: str | None = None, error_sid: int | None = None
 ) -> Response:
-    store = actions_of(ctx.portal).store
-    subs = store.of_customer(ctx.customer_id)
+    subs = reads_of(ctx.portal).of_customer(ctx.customer_id)
     rules = ctx.portal.policy.subscriptions
     today = ctx.portal.now.date()
     done = ctx.request.query_params.get("done")
