@@ -133,6 +133,14 @@ class PageContext:
             )
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        # Own scripts and styles only (the brand colours are one inline style block);
+        # no framing, so a page cannot be overlaid to trick a click on a form.
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
         return response
 
 

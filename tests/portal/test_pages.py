@@ -39,6 +39,15 @@ def test_brand_from_the_policy_themes_every_page(make_portal):
     assert re.search(r'<label for="who">', html)  # the field has a label
 
 
+def test_pages_forbid_framing_and_caching(make_portal):
+    p = make_portal()
+    cid, oid = _delivered_order(p.store)
+    r = p.signed_in(cid).get(f"/orders/{oid}")
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["referrer-policy"] == "no-referrer"
+
+
 def test_a_bad_brand_colour_fails_on_load(tmp_path):
     from ppx.rules.policy import PolicyError, default_policy_path, load_policy
 
