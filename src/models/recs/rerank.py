@@ -62,10 +62,14 @@ def fit_item_reranker(
         data.append((b, torch.from_numpy(np.asarray(y, dtype=np.int64)), z))
     opt = torch.optim.Adam([w], lr=lr)
     for _ in range(epochs):
-        loss = sum(
-            torch.nn.functional.cross_entropy(b + (z @ w)[None, :], y, reduction="sum")
-            for b, y, z in data
-        ) / sum(len(y) for _, y, _ in data) + l2 * (w**2).sum()
+        loss = (
+            sum(
+                torch.nn.functional.cross_entropy(b + (z @ w)[None, :], y, reduction="sum")
+                for b, y, z in data
+            )
+            / sum(len(y) for _, y, _ in data)
+            + l2 * (w**2).sum()
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
