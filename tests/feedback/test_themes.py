@@ -161,3 +161,18 @@ def test_sentence_model_loads_and_embeds_with_no_network():
     )
     same, other = map(float, out.stdout.split())
     assert same > other + 0.2
+
+
+def test_japanese_and_russian_texts_are_tagged_with_their_own_languages_themes(analysed):
+    _, _, an = analysed
+    tagged = an.corpus
+    langs = an.model.themes.languages()
+    for lg in ("ja", "ru"):
+        rows = tagged[(tagged[C.LANGUAGE] == lg) & (tagged["theme_id"] >= 0)].head(5)
+        assert len(rows), lg
+        # the served tagger routes the text as training did, to the same theme
+        tags = an.model.tag(rows[TEXT].tolist())
+        assert tags["theme_id"].tolist() == rows["theme_id"].tolist()
+        assert all(langs[k] == "ja+ru" for k in tags["theme_id"])
+    english = tagged[(tagged[C.LANGUAGE] == "en") & (tagged["theme_id"] >= 0)]
+    assert {langs[k] for k in english["theme_id"]} == {"en"}
