@@ -452,3 +452,63 @@ def repeat_features_arrays(
         ]
     )
     return uniq, X
+
+
+#: Per-product theme rates as item features (``item_theme_rates``): what customers wrote
+#: about a product before the decision moment.
+ITEM_THEME_FEATURES: list[str] = [
+    "item_negative_theme_rate",
+    "item_negative_theme_rate_90d",
+    "item_mean_p_positive",
+]
+#: Pseudo-texts pulling a product's rates toward the catalogue's (a product with two
+#: texts does not get a rate of 0 or 1).
+THEME_RATE_PRIOR = 20.0
+THEME_RATE_WINDOW_DAYS = 90.0
+
+
+def item_theme_rates(
+    tagged: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    product_ids: np.ndarray,
+    prior: float = THEME_RATE_PRIOR,
+    window_days: float = THEME_RATE_WINDOW_DAYS,
+) -> pd.DataFrame:
+    """:data:`ITEM_THEME_FEATURES` of each product as of ``cutoff`` (texts strictly before).
+
+    Args:
+        tagged: one row per review or return comment with ``product_id``,
+            ``created_at``, ``negative`` (the text carries a negative theme) and
+            ``p_positive`` (its sentiment), e.g. from ``ppx.feedback.recs_lift.tag_corpus``.
+        cutoff: the decision moment.
+        product_ids: the products to describe (products without texts get the
+            catalogue's rates).
+        prior: pseudo-texts at the catalogue rate added to every product.
+        window_days: the recent window of ``item_negative_theme_rate_90d``.
+
+    Returns:
+        Frame indexed by ``product_id`` with the :data:`ITEM_THEME_FEATURES` columns.
+    """
+    for col in (C.PRODUCT_ID, C.CREATED_AT, "negative", "p_positive"):
+        if col not in tagged:
+            raise ValueError(f"tagged texts: missing column {col!r}")
+    cutoff = pd.Timestamp(cutoff)
+    past = tagged[tagged[C.CREATED_AT] < cutoff]
+    recent = past[past[C.CREATED_AT] >= cutoff - pd.Timedelta(days=window_days)]
+    idx = pd.Index(np.asarray(product_ids, dtype=np.int64), name=C.PRODUCT_ID)
+
+    def shrunk(frame: pd.DataFrame, col: str, default: float) -> pd.Series:
+        glob = float(frame[col].mean()) if len(frame) else default
+        g = frame.groupby(C.PRODUCT_ID)[col].agg(["sum", "size"]).reindex(idx).fillna(0.0)
+        return (g["sum"] + prior * glob) / (g["size"] + prior)
+
+    neg_all = past.assign(negative=past["negative"].astype(float))
+    neg_recent = recent.assign(negative=recent["negative"].astype(float))
+    return pd.DataFrame(
+        {
+            "item_negative_theme_rate": shrunk(neg_all, "negative", 0.0),
+            "item_negative_theme_rate_90d": shrunk(neg_recent, "negative", 0.0),
+            "item_mean_p_positive": shrunk(past, "p_positive", 0.5),
+        },
+        index=idx,
+    )

@@ -39,23 +39,28 @@ FEATURES = (
 )
 
 
-def tag_corpus(tables: dict, fit_before: pd.Timestamp, progress: bool = False) -> pd.DataFrame:
+def tag_corpus(
+    tables: dict, fit_before: pd.Timestamp, progress: bool = False, embedder: str | None = None
+) -> pd.DataFrame:
     """Every text with its theme, p(positive) and whether the theme is negative; themes
-    and sentiment fitted on texts written before ``fit_before`` only."""
+    and sentiment fitted (as ``ppx train feedback`` fits them, ``embedder`` defaulting to
+    ``FeedbackConfig``'s) on texts written before ``fit_before`` only."""
     from ppx.feedback.corpus import TEXT, build_corpus
-    from ppx.feedback.discover import fit_themes
-    from ppx.feedback.embed import embed_texts
-    from ppx.feedback.tagger import fit_sentiment
+    from ppx.feedback.routing import embed_corpus, routes_for
+    from ppx.feedback.tagger import fit_model
     from ppx.models.feedback.config import FeedbackConfig
 
-    cfg = FeedbackConfig()
+    cfg = FeedbackConfig() if embedder is None else FeedbackConfig(embedder=embedder)
     corpus = build_corpus(tables)
-    emb = embed_texts(corpus[TEXT].tolist(), progress=progress)
+    texts = corpus[TEXT].tolist()
+    routes = routes_for(cfg.embedder)
+    vectors = embed_corpus(texts, routes, progress=progress)
     early = (corpus[C.CREATED_AT] < fit_before).to_numpy()
-    themes = fit_themes(emb[early], corpus.loc[early, TEXT].tolist(), cfg.themes)
-    coef, intercept = fit_sentiment(emb[early], corpus.loc[early, C.RATING].to_numpy())
-    p = 1.0 / (1.0 + np.exp(-(emb.astype(np.float64) @ coef + intercept)))
-    labels, _ = themes.assign(emb)
+    model = fit_model(
+        texts, corpus[C.RATING].to_numpy(), early, vectors, routes, cfg.themes, seed=cfg.seed
+    )
+    p = model.p_positive(vectors.emb, vectors.parts)
+    labels, _ = model.assign(vectors.emb, vectors.parts)
     fit_p = pd.Series(p[early]).groupby(labels[early]).mean()
     negative = {int(k) for k, v in fit_p.items() if k >= 0 and v < 0.5}
     out = corpus[[C.CUSTOMER_ID, C.PRODUCT_ID, C.CREATED_AT]].copy()

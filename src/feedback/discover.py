@@ -85,6 +85,28 @@ class ThemeModel:
         top = margin[np.arange(len(margin)), best]
         return np.where(top >= 0, best, NOISE_LABEL), top
 
+    def keep_groups(self, keep: np.ndarray) -> ThemeModel:
+        """The same model with only the dense groups in ``keep`` (a bool per group),
+        themes renumbered densely in their old order; names must be redone."""
+        keep = np.asarray(keep, dtype=bool)
+        old = self.group_theme[keep]
+        _, new = np.unique(old, return_inverse=True)
+        return ThemeModel(
+            mean=self.mean,
+            components=self.components,
+            centroids=self.centroids[keep],
+            min_similarity=self.min_similarity[keep],
+            group_theme=new.astype(np.int64).ravel(),
+        )
+
+    def nearest_group(self, emb: np.ndarray) -> np.ndarray:
+        """Per text, the dense group it falls in (the largest margin), -1 for none."""
+        if len(self.centroids) == 0:
+            return np.full(len(emb), NOISE_LABEL)
+        margin = self.project(emb) @ self.centroids.T - self.min_similarity
+        best = margin.argmax(axis=1)
+        return np.where(margin[np.arange(len(emb)), best] >= 0, best, NOISE_LABEL)
+
     def to_dict(self) -> dict:
         return {
             "mean": self.mean.tolist(),
@@ -182,7 +204,14 @@ def merge_groups(centroids: np.ndarray, min_similarity: float) -> np.ndarray:
     return rank[labels]
 
 
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+#: Words for naming: runs of two or more word characters, as scikit-learn's default
+#: (identical on text without Japanese); Japanese has no spaces, so kanji, katakana and
+#: hiragana runs are words of their own (a single kanji names something, a single
+#: hiragana is a particle and is dropped).
+_TOKEN = re.compile(
+    r"[\u4e00-\u9fff]+|[\u30a0-\u30ff]+|[\u3040-\u309f]{2,}"
+    r"|(?:(?![\u3040-\u30ff\u4e00-\u9fff])\w){2,}"
+)
 
 
 def name_themes(
@@ -204,7 +233,9 @@ def name_themes(
         return
     stop = list(ENGLISH_STOP_WORDS | EXTRA_STOP)
     try:
-        cv = CountVectorizer(stop_words=stop, lowercase=True, token_pattern=_TOKEN.pattern)
+        cv = CountVectorizer(
+            stop_words=stop, lowercase=True, tokenizer=_TOKEN.findall, token_pattern=None
+        )
         tf = cv.fit_transform(docs).toarray().astype(float)
     except ValueError:  # every cluster is only stop words
         tf = np.zeros((k, 0))

@@ -115,8 +115,40 @@ def bridge_labels(english_labels: np.ndarray, e5_labels: np.ndarray, english: np
     return out
 
 
+def auto_labels(texts: Sequence[str], languages: np.ndarray, joint: dict) -> np.ndarray:
+    """Theme ids of the default model (``embedder="auto"``, ``ppx.feedback.routing``)
+    fitted on every text, from vectors already computed by each sentence model
+    (``joint``: model name -> vectors of all texts), so it shares the other rows' run."""
+    from ppx.feedback.discover import ThemeParams
+    from ppx.feedback.routing import CorpusVectors, route_index, routes_for
+    from ppx.feedback.tagger import fit_model
+
+    routes = routes_for("auto")
+    parts = route_index(languages, routes)
+    emb = np.zeros_like(next(iter(joint.values())))
+    fit_vectors = {}
+    for i, r in enumerate(routes):
+        emb[parts == i] = joint[r.embedder][parts == i]
+        if r.fit_all:
+            fit_vectors[i] = joint[r.embedder]
+    vectors = CorpusVectors(emb, parts, fit_vectors)
+    model = fit_model(
+        texts,
+        np.full(len(texts), np.nan),
+        np.ones(len(texts), bool),
+        vectors,
+        routes,
+        ThemeParams(),
+    )
+    return model.assign(emb, parts)[0]
+
+
 def language_bench(customers: int, seed: int, progress: bool = True) -> dict:
     """Theme recovery per language: MiniLM, e5 and char TF-IDF on the same texts.
+
+    ``auto_joint`` is the default model (``FeedbackConfig.embedder="auto"``: MiniLM's
+    themes for English texts, e5's for Japanese and Russian, :func:`auto_labels`);
+    ``minilm_joint`` is the MiniLM-only model (``embedder="minilm"``).
 
     Two settings. ``alone``: each language's texts are clustered on their own (what a
     per-language pipeline would see). ``joint``: all texts clustered together with one
@@ -155,6 +187,7 @@ def language_bench(customers: int, seed: int, progress: bool = True) -> dict:
     joint = {"minilm": minilm, "e5": e5}
     fitted = {m: fit_themes(v, texts, ThemeParams()).assign(v)[0] for m, v in joint.items()}
     fitted["bridge"] = bridge_labels(fitted["minilm"], fitted["e5"], detected == "en")
+    fitted["auto"] = auto_labels(texts, detected, joint)
     for method, labels in fitted.items():
         row = out.setdefault(f"{method}_joint", {})
         row["ari_themed"] = theme_scores(truth, labels)["ari_themed"]

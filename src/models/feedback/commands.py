@@ -32,8 +32,15 @@ def train_feedback(
         fail(str(err))
     an = res.details["analysis"]
     m = an.model.themes
+    langs = m.languages()
     rows = [
-        {"theme": k, "name": m.names()[k], "texts": m.sizes[k], "quote": (m.quotes[k] or [""])[0]}
+        {
+            "theme": k,
+            "languages": langs[k],
+            "name": m.names()[k],
+            "texts": m.sizes[k],
+            "quote": (m.quotes[k] or [""])[0],
+        }
         for k in range(m.n_themes)
     ]
     print_table("themes", sorted(rows, key=lambda r: -r["texts"]))

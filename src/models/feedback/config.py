@@ -14,9 +14,11 @@ from ppx.feedback.discover import ThemeParams
 
 @dataclass
 class FeedbackConfig:
-    #: Sentence model: ``minilm`` (English; the default) or ``e5`` (multilingual, for a
-    #: catalogue written mostly in Japanese, Russian or other languages MiniLM cannot read).
-    embedder: str = "minilm"
+    #: Sentence model: ``auto`` (the default: each text's language, read from its
+    #: script, picks the model that reads it best, MiniLM for English and e5 for
+    #: Japanese and Russian; themes per model, see ``ppx.feedback.routing``), or one
+    #: model for every text: ``minilm`` (English) or ``e5`` (multilingual).
+    embedder: str = "auto"
     themes: ThemeParams = field(default_factory=ThemeParams)
     alerts: AlertParams = field(default_factory=AlertParams)
     #: Most recent share of reviews held out (by time) to score sentiment for the gate.

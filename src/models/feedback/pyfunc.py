@@ -15,8 +15,10 @@ p_positive        probability the writer is happy (rating-supervised)
 sentiment         negative / neutral / positive
 ================  =================================================================
 
-Artifact: ``feedback_model.json`` (themes, sentiment weights, the sentence model's
-package version). The sentence model is loaded from its installed package.
+Artifact: ``feedback_model.json`` (per sentence model: the languages it reads, its
+themes, sentiment weights and package version). Each text is routed by the script of
+its language to its sentence model (``ppx.feedback.routing``), loaded from its
+installed package; theme ids are numbered across the models' themes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Train the feedback model: embed, discover themes, fit sentiment, track, report, gate.
 
-Recipe: every review and return comment of the world is embedded (all-MiniLM-L6-v2);
-themes are fitted on texts before the holdout cut (the latest ``holdout_fraction`` of
+Recipe: every review and return comment of the world is embedded by the sentence model
+of its language (``FeedbackConfig.embedder``, default ``auto``: all-MiniLM-L6-v2 for
+English, multilingual-e5-small for Japanese and Russian; ``ppx.feedback.routing``);
+themes are fitted per sentence model on texts before the holdout cut (the latest ``holdout_fraction`` of
 reviews by time) and assigned to all; sentiment is a logistic regression of "rating >=
 4" on the embeddings of training reviews, scored (``roc_auc``, the gate metric) on the
 holdout reviews. The run logs theme recovery against the planted truth when the world
@@ -20,10 +22,9 @@ import pandas as pd
 from ppx.data import columns as C
 from ppx.feedback import alerts as AL
 from ppx.feedback.corpus import TEXT, attach_truth, build_corpus
-from ppx.feedback.discover import fit_themes
-from ppx.feedback.embed import embed, embedder_version
 from ppx.feedback.report import ReportData, theme_impact, write_report
-from ppx.feedback.tagger import FeedbackModel, fit_sentiment
+from ppx.feedback.routing import CorpusVectors, embed_corpus, routes_for
+from ppx.feedback.tagger import FeedbackModel, fit_model, name_all
 from ppx.feedback.trends import weekly_counts
 from ppx.models.feedback.config import FeedbackConfig
 from ppx.models.feedback.evaluate import best_match, sentiment_auc, theme_scores
@@ -57,35 +58,32 @@ def holdout_mask(corpus: pd.DataFrame, fraction: float) -> np.ndarray:
     return (corpus[C.CREATED_AT] >= cut).to_numpy()
 
 
-def analyse(corpus: pd.DataFrame, emb: np.ndarray, config: FeedbackConfig) -> Analysis:
+def analyse(corpus: pd.DataFrame, vectors: CorpusVectors, config: FeedbackConfig) -> Analysis:
     """Fit themes and sentiment on the training part, tag everything, trend and alert."""
     hold = holdout_mask(corpus, config.holdout_fraction)
-    train = ~hold
     texts = corpus[TEXT].tolist()
-    themes = fit_themes(
-        emb[train], [t for t, k in zip(texts, train, strict=True) if k], config.themes
-    )
-    coef, intercept = fit_sentiment(
-        emb[train], corpus[C.RATING].to_numpy()[train], config.sentiment_c, config.seed
-    )
-    model = FeedbackModel(
-        themes,
-        coef,
-        intercept,
+    model = fit_model(
+        texts,
+        corpus[C.RATING].to_numpy(),
+        ~hold,
+        vectors,
+        routes_for(config.embedder),
+        config.themes,
+        config.sentiment_c,
+        config.seed,
         config.negative_below,
         config.positive_above,
-        embedder_version(config.embedder),
     )
-    labels, sims = themes.assign(emb)
+    emb, parts = vectors.emb, vectors.parts
+    labels, _ = model.assign(emb, parts)
     # Names and quotes from every text, so the report quotes recent customers too.
-    from ppx.feedback.discover import name_themes
-
-    name_themes(themes, texts, labels, sims, config.themes.n_words)
+    name_all(model, texts, emb, parts, config.themes.n_words)
+    themes = model.themes
     corpus = corpus.assign(theme_id=labels)
     weekly = weekly_counts(corpus, labels, themes.n_themes)
     alerts = AL.scan(weekly, config.alerts)
     impact = theme_impact(corpus, labels, themes.n_themes)
-    p = model.p_positive(emb[hold])
+    p = model.p_positive(emb[hold], parts[hold])
     metrics = {
         GATE_METRIC: sentiment_auc(p, corpus[C.RATING].to_numpy()[hold]),
         "n_themes": float(themes.n_themes),
@@ -97,8 +95,26 @@ def analyse(corpus: pd.DataFrame, emb: np.ndarray, config: FeedbackConfig) -> An
     if C.THEME in corpus:
         truth = corpus[C.THEME].fillna("none").to_numpy(object)
         metrics.update({f"theme_{k}": v for k, v in theme_scores(truth, labels).items()})
+        if C.LANGUAGE in corpus:
+            metrics.update(language_aris(truth, labels, corpus[C.LANGUAGE].to_numpy(object)))
         matches = best_match(truth, labels)
     return Analysis(model, corpus, hold, weekly, alerts, impact, metrics, matches, config.alerts)
+
+
+def language_aris(truth: np.ndarray, labels: np.ndarray, language: np.ndarray) -> dict:
+    """``theme_ari_themed_<lang>``: theme recovery within each language's themed texts."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from ppx.feedback.themes import LANGUAGES, NOISE
+
+    out = {}
+    for lg in LANGUAGES:
+        s = (language == lg) & (truth != NOISE)
+        if s.sum() > 1:
+            out[f"theme_ari_themed_{lg}"] = float(
+                adjusted_rand_score(truth[s].astype(str), labels[s])
+            )
+    return out
 
 
 def latest_alerts(alerts: pd.DataFrame, weekly: pd.DataFrame) -> pd.DataFrame:
@@ -181,8 +197,8 @@ def train(
     cfg = cfg or FeedbackConfig()
     tracking.configure()
     corpus = load_corpus(world_path)
-    emb = embed(corpus[TEXT].tolist(), cfg.embedder, progress=progress)
-    an = analyse(corpus, emb, cfg)
+    vectors = embed_corpus(corpus[TEXT].tolist(), routes_for(cfg.embedder), progress=progress)
+    an = analyse(corpus, vectors, cfg)
     an.metrics["roc_auc_tfidf_logreg"] = tfidf_sentiment_auc(corpus, an.holdout, cfg.seed)
     with (
         tracking.start_run(
@@ -191,7 +207,7 @@ def train(
         tempfile.TemporaryDirectory() as tmp,
     ):
         tmp = Path(tmp)
-        mlflow.log_params({**cfg.flat(), "embedder_package": embedder_version(cfg.embedder)})
+        mlflow.log_params({**cfg.flat(), "embedder_package": an.model.embedder})
         mlflow.log_metrics({k: v for k, v in an.metrics.items() if v == v})
         themes_json = pd.DataFrame(
             {
@@ -200,6 +216,7 @@ def train(
                 "words": an.model.themes.words,
                 "quotes": an.model.themes.quotes,
                 "texts": an.model.themes.sizes,
+                "languages": an.model.themes.languages(),
             }
         )
         tracking.log_json(themes_json.to_dict("records"), "themes.json")
