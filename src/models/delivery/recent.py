@@ -103,3 +103,58 @@ def recent_residual_promises(
     p = np.floor(a[:, None] + res + 1e-9)
     p = np.where(np.isfinite(p), np.clip(p, 0, d_max), d_max)
     return {q: p[:, j].astype(int) for j, q in enumerate(qs)}
+
+
+def adaptive_knob_promises(
+    family: dict[float, np.ndarray],
+    ordered_at: np.ndarray,
+    delivered_at: np.ndarray,
+    target: float,
+    gamma: float,
+    knob0: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Promises of a rule whose knob follows the realised on-time rate (adaptive
+    conformal, Gibbs and Candes 2021, with delayed feedback).
+
+    ``family`` maps each knob value (e.g. a quantile level) to every order's promise at
+    that value. Orders are taken in purchase order; order ``i`` gets the promise of the
+    smallest knob value at or above the current level, which starts at ``knob0``. Each
+    earlier promise counts once its outcome is known - at delivery (kept) or when its
+    promised day ends without one (missed) - and moves the level by
+    ``gamma * (target - kept)``: misses raise it, kept promises lower it, so the
+    long-run on-time rate is ``target`` whatever the drift in delivery speed. A fixed
+    knob chosen on slow months over-shoots in fast ones (and the reverse); this one
+    does not. Orders delivered before their purchase (broken records) never count.
+
+    Returns (promise days per order, the level used per order).
+    """
+    import heapq
+
+    knobs = np.array(sorted(family), float)
+    table = np.column_stack([np.asarray(family[k], float) for k in sorted(family)])
+    day_ns = np.int64(86_400 * 10**9)
+    t = np.asarray(ordered_at, dtype="datetime64[ns]").astype(np.int64)
+    dl = np.asarray(delivered_at, dtype="datetime64[ns]")
+    broken = ~np.isnat(dl) & (dl.astype(np.int64) < t)
+    dl = np.where(np.isnat(dl), np.iinfo(np.int64).max, dl.astype(np.int64))
+    order = np.argsort(t, kind="stable")
+    promise = np.zeros(len(t), dtype=int)
+    levels = np.zeros(len(t))
+    level = float(np.clip(knob0, knobs[0], knobs[-1]))
+    pending: list[tuple[int, int]] = []  # (time the outcome is known, kept)
+    for i in order:
+        while pending and pending[0][0] <= t[i]:
+            _, kept = heapq.heappop(pending)
+            level = float(np.clip(level + gamma * (target - kept), knobs[0], knobs[-1]))
+        levels[i] = level
+        j = min(int(np.searchsorted(knobs, level - 1e-9)), len(knobs) - 1)
+        d = int(table[i, j])
+        promise[i] = d
+        if broken[i]:
+            continue
+        deadline = (t[i] // day_ns + d + 1) * day_ns  # end of the promised day
+        if dl[i] < deadline:
+            heapq.heappush(pending, (int(dl[i]), 1))
+        else:
+            heapq.heappush(pending, (int(deadline), 0))
+    return promise, levels

@@ -59,11 +59,12 @@ def replay(model, rows: pd.DataFrame, warm: pd.DataFrame, online: OnlineRecalibr
     live = frozen.copy()
     day = rows[C.ORDERED_AT].dt.normalize().to_numpy()
     carriers = rows[C.CARRIER].to_numpy(dtype=object)
+
     for d in np.unique(day):
         m = np.flatnonzero(day == d)
         online.refit(d)
         c = cdf[n_warm + m]
-        live[m] = online.promise(c, target, carriers[m], frozen[m])
+        live[m] = online.promise(c, target, carriers[m], frozen[m], model.checkout_promise)
         online.observe(ids[n_warm + m], rows[C.ORDERED_AT].iloc[m], carriers[m], c, live[m], target)
     return frozen, live
 
