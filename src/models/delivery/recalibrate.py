@@ -55,6 +55,7 @@ TAIL_POWER = 0.25
 # after its end left out - then the smallest worst deviation of the disrupted carrier.
 # See docs/benchmarks/delivery.md.
 WINDOW_DAYS = 7
+HALF_LIFE_DAYS = 5.0
 GAMMA = 0.005
 
 MODES = ("scale", "conformal")
@@ -168,7 +169,7 @@ class OnlineRecalibration:
         self,
         window_days: int = WINDOW_DAYS,
         min_completed: int = 200,
-        half_life_days: float | None = None,
+        half_life_days: float | None = HALF_LIFE_DAYS,
         gamma: float = GAMMA,
         offset_bounds: tuple[float, float] = (-0.3, 0.09),
         mode: str = "scale",
