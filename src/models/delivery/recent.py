@@ -103,4 +103,3 @@ def recent_residual_promises(
     p = np.floor(a[:, None] + res + 1e-9)
     p = np.where(np.isfinite(p), np.clip(p, 0, d_max), d_max)
     return {q: p[:, j].astype(int) for j, q in enumerate(qs)}
-
