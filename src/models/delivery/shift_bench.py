@@ -3,12 +3,12 @@
 On a world generated with a disruption (``ppx data world --disrupt-carrier ...``), the
 model is trained and calibrated on the months before the test months, exactly as in the
 main benchmark, and then **not retrained**. The test months are replayed day by day:
-each morning the online recalibration (:class:`OnlineRecalibration`) re-fits the
-per-carrier promise rule on the orders of the last ``window_days`` as known then, and
-every order of the day is promised with it (``online``); ``frozen`` is the validation
-rule alone. The figure is the realised on-time rate of the 90 % promise per purchase
-week, for the disrupted parcels and for all parcels, before, during and after the
-disruption.
+each morning the online recalibration (:class:`OnlineRecalibration`) re-fits each
+carrier's speed factor and delay on the orders of the last ``window_days`` as known then,
+and every order of the day is promised with the validation rule on the time-scaled
+distribution (``online``); ``frozen`` is the validation rule alone. The figure is the
+realised on-time rate of the 90 % promise per purchase week, for the disrupted parcels
+and for all parcels, before, during and after the disruption.
 """
 
 from __future__ import annotations
