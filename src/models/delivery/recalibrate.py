@@ -282,7 +282,9 @@ class OnlineRecalibration:
                 continue
             w = None
             if self.half_life_days:
-                w = 0.5 ** ((today - day[m]) / self.half_life_days)
+                # Relative to the group's newest order: older orders count less, but the
+                # evidence against the prior does not fade while no new orders come in.
+                w = 0.5 ** ((day[m].max() - day[m]) / self.half_life_days)
             if self.mode == "scale":
                 self.scales[str(g)] = fit_scale(cdf[m], y[m], done[m], w, self.prior_sd)
                 continue
