@@ -278,6 +278,10 @@ class DeliveryModel:
         rate[:, -1] = 1.0
         return _promise(rate, tgt)
 
+    def checkout_promise(self, cdf: np.ndarray, target) -> np.ndarray:
+        """:meth:`promise` of checkout rows (what the online recalibration builds on)."""
+        return self.promise(cdf, target, np.zeros(len(cdf), dtype=bool))
+
     def _calibrate(self, raw: np.ndarray, transit: np.ndarray) -> np.ndarray:
         out = raw.copy()
         for stage, mask in (("checkout", ~transit), ("transit", transit)):
@@ -337,10 +341,12 @@ class DeliveryModel:
         cdf = self.cdf(feats)
         p50 = _promise(cdf, np.full(n, 0.5))
         promise = self.promise(cdf, tgt, transit)
-        if self.online is not None and self.online.rules and (~transit).any():
+        if self.online is not None and self.online.active and (~transit).any():
             chk = ~transit
             carriers = np.asarray(cols[C.CARRIER], dtype=object)[chk]
-            promise[chk] = self.online.promise(cdf[chk], tgt[chk], carriers, promise[chk])
+            promise[chk] = self.online.promise(
+                cdf[chk], tgt[chk], carriers, promise[chk], self.checkout_promise
+            )
         pmf = np.diff(cdf, axis=1, prepend=0.0)
         expected = pmf @ np.arange(cdf.shape[1])
         order_day = fd._time_col(cols, C.ORDERED_AT, n, True) // fd.SECONDS_PER_DAY

@@ -3,12 +3,12 @@
 On a world generated with a disruption (``ppx data world --disrupt-carrier ...``), the
 model is trained and calibrated on the months before the test months, exactly as in the
 main benchmark, and then **not retrained**. The test months are replayed day by day:
-each morning the online recalibration (:class:`OnlineRecalibration`) re-fits the
-per-carrier promise rule on the orders of the last ``window_days`` as known then, and
-every order of the day is promised with it (``online``); ``frozen`` is the validation
-rule alone. The figure is the realised on-time rate of the 90 % promise per purchase
-week, for the disrupted parcels and for all parcels, before, during and after the
-disruption.
+each morning the online recalibration (:class:`OnlineRecalibration`) re-fits each
+carrier's speed factor and delay on the orders of the last ``window_days`` as known then,
+and every order of the day is promised with the validation rule on the time-scaled
+distribution (``online``); ``frozen`` is the validation rule alone. The figure is the
+realised on-time rate of the 90 % promise per purchase week, for the disrupted parcels
+and for all parcels, before, during and after the disruption.
 """
 
 from __future__ import annotations
@@ -59,11 +59,12 @@ def replay(model, rows: pd.DataFrame, warm: pd.DataFrame, online: OnlineRecalibr
     live = frozen.copy()
     day = rows[C.ORDERED_AT].dt.normalize().to_numpy()
     carriers = rows[C.CARRIER].to_numpy(dtype=object)
+
     for d in np.unique(day):
         m = np.flatnonzero(day == d)
         online.refit(d)
         c = cdf[n_warm + m]
-        live[m] = online.promise(c, target, carriers[m], frozen[m])
+        live[m] = online.promise(c, target, carriers[m], frozen[m], model.checkout_promise)
         online.observe(ids[n_warm + m], rows[C.ORDERED_AT].iloc[m], carriers[m], c, live[m], target)
     return frozen, live
 

@@ -176,4 +176,4 @@ def test_served_model_uses_its_online_recalibration(tiny):
         after = model.predict(req)["promise_days"].to_numpy()
     finally:
         model.online = None
-    assert np.all(after >= before) and np.all(after[np.isin(C.CARRIERS, list(online.rules))] >= 21)
+    assert np.all(after >= before) and np.all(after[np.isin(C.CARRIERS, list(online.scales))] >= 21)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ppx.models.delivery.recalibrate import OnlineRecalibration
+from ppx.models.delivery.recalibrate import OnlineRecalibration, fit_scale, time_scaled
 
 T0 = np.datetime64("2025-01-06T00:00", "s")
 DAY = np.timedelta64(1, "D")
@@ -52,6 +52,36 @@ def test_recalibration_recovers_within_two_weeks_of_a_slow_down():
     assert frozen[after].mean() < 0.7  # the validation rule alone keeps far fewer
 
 
+def test_speed_factor_and_delay_are_read_from_censored_outcomes():
+    """Parcels that take 1.6 times as long, or 3 days more, than the model says are
+    told apart; parcels still in flight count as 'at least this long'."""
+    rng = np.random.default_rng(1)
+    took = 2 + rng.geometric(0.4, 1500) - 1
+    cdf, done = _cdf(1500), np.ones(1500, dtype=bool)
+    # A parcel of day d is taken to arrive uniformly within that day: day d + u, u < 1.
+    s, a = fit_scale(cdf, np.floor(1.6 * (took + rng.random(1500))), done)
+    assert s == pytest.approx(1.6, rel=0.06) and abs(a) <= 0.5
+    s, a = fit_scale(cdf, took + 3, done)
+    assert s == pytest.approx(1.0, rel=0.06) and a == pytest.approx(3.0, abs=0.5)
+    # The same slow-down seen after four days: whoever has not arrived yet is censored.
+    seen = np.minimum(took + 3, 4)
+    s_c, a_c = fit_scale(cdf, seen, took + 3 < 4)
+    assert time_scaled(cdf[:1], s_c, a_c)[0, 3] < 0.5 < cdf[0, 3]  # slower than the model
+    # As the model says: no change.
+    assert fit_scale(cdf, took, done) == pytest.approx((1.0, 0.0), abs=0.05)
+
+
+def test_promise_on_the_time_scaled_distribution_uses_the_validation_rule():
+    rec = OnlineRecalibration(window_days=7, min_completed=1)
+    rec.scales = {"a": (1.0, 2.0)}
+    got = rec.promise(_cdf(2), 0.9, np.array(["a", "b"], dtype=object), np.full(2, 6), _first_day)
+    assert got.tolist() == [8, 6]  # two days later for "a"; "b" keeps its fallback
+
+
+def _first_day(cdf, target):
+    return (cdf >= np.asarray(target)[:, None] - 1e-12).argmax(axis=1)
+
+
 def test_refit_uses_only_deliveries_before_the_day():
     rec = OnlineRecalibration(window_days=7, min_completed=1)
     ids = np.arange(200)
@@ -80,10 +110,11 @@ def test_deliveries_reported_before_their_order_is_observed_are_kept():
     assert "a" in rec.refit(T0 + 3 * DAY)
 
 
-def test_adaptive_offset_moves_each_group_toward_its_stated_rate():
+@pytest.mark.parametrize("mode", ["scale", "conformal"])
+def test_adaptive_offset_moves_each_group_toward_its_stated_rate(mode):
     """Promises kept every time lower the group's level; promises missed raise it; an
     outcome counts once, when it becomes known (delivered, or the promised day over)."""
-    rec = OnlineRecalibration(window_days=7, min_completed=1, gamma=0.1)
+    rec = OnlineRecalibration(window_days=7, min_completed=1, gamma=0.1, mode=mode)
     n = 100
     groups = np.array(["early"] * n + ["late"] * n, dtype=object)
     ids = np.arange(2 * n)
@@ -99,8 +130,8 @@ def test_adaptive_offset_moves_each_group_toward_its_stated_rate():
     # never earlier, than the same rule at the stated level.
     rec.deliver(ids[n:], np.full(n, T0 + 5 * DAY))
     rec.refit(T0 + 6 * DAY)
-    plain = OnlineRecalibration(window_days=7, min_completed=1)
-    plain.rules = rec.rules
+    plain = OnlineRecalibration(window_days=7, min_completed=1, mode=mode)
+    plain.rules, plain.scales = rec.rules, rec.scales
     cdf, fb = _cdf(2), np.full(2, 30)
     g = np.array(["early", "late"], dtype=object)
     assert rec.promise(cdf, 0.9, g, fb)[0] <= plain.promise(cdf, 0.9, g, fb)[0]
