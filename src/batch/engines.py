@@ -66,9 +66,7 @@ def _columns(store: str | Path, name: str) -> list[str]:
 # --- local ---------------------------------------------------------------------------------
 
 
-def run_local(
-    job: NightlyJob, progress: Callable[[int, int], None] | None = None
-) -> pd.DataFrame:
+def run_local(job: NightlyJob, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Every bucket in this process, one after another."""
     tables = {t: read_table(job.store, t, _columns(job.store, t)) for t in NIGHTLY_TABLES}
     parts = split_buckets(tables, job.n_buckets)

@@ -31,6 +31,7 @@ import pandas as pd
 from ppx.data import columns as C
 
 OUTPUTS: tuple[str, ...] = ("churn", "recs", "decisions", "ledger", "outbox")
+STAGES: tuple[str, ...] = ("churn", "recs", "decisions")
 RECS_K = 10
 ACTIVE_DAYS = 365
 
@@ -51,6 +52,8 @@ class NightlyJob:
     policy_path: str | None = None
     recs_k: int = RECS_K
     torch_threads: int = 1
+    #: What to compute: any of "churn", "recs", "decisions" (decisions need both scores).
+    stages: tuple[str, ...] = STAGES
 
 
 # --- models, loaded once per process -----------------------------------------------------
@@ -160,9 +163,7 @@ def decisions(
     cats = {k: v.category for k, v in policy.messages.catalogue.items()}
     ctx = daily_contexts(tables, now, customer_ids=customer_ids, categories=cats)
     horizon = f"p_churn_{policy.churn_horizon_days}"
-    risk = dict(
-        zip(churn[C.CUSTOMER_ID].to_numpy(), churn[horizon].to_numpy(float), strict=True)
-    )
+    risk = dict(zip(churn[C.CUSTOMER_ID].to_numpy(), churn[horizon].to_numpy(float), strict=True))
     top = dict(zip(recs[C.CUSTOMER_ID].to_numpy(), recs["product_ids"], strict=True))
     at = now.to_pydatetime()
     rows, awards, outbox = [], [], []
@@ -284,36 +285,42 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
     torch.set_num_threads(job.torch_threads)
     tables = {k: canonical_order(v) for k, v in tables.items()}
     now = pd.Timestamp(job.now)
-    seconds = {}
+    stages = set(job.stages)
+    if "decisions" in stages:
+        stages |= {"churn", "recs"}
     t = time.perf_counter()
-    churn_model = _load(job.tracking_uri, job.churn_uri)
-    recs_model = _load(job.tracking_uri, job.recs_uri)
-    policy = _policy(job.policy_path)
-    seconds["load"] = time.perf_counter() - t
+    churn_model = _load(job.tracking_uri, job.churn_uri) if "churn" in stages else None
+    recs_model = _load(job.tracking_uri, job.recs_uri) if "recs" in stages else None
+    policy = _policy(job.policy_path) if "decisions" in stages else None
+    seconds = {"load": time.perf_counter() - t}
+    frames: dict[str, pd.DataFrame] = {}
 
-    t = time.perf_counter()
     active = active_customers(tables, now)
-    churn = churn_scores(churn_model, tables, now)
-    churn = churn[churn[C.CUSTOMER_ID].isin(active)].reset_index(drop=True)
-    churn["model_version"] = f"ppx-churn v{job.churn_version}"
-    seconds["churn"] = time.perf_counter() - t
+    if churn_model is not None:
+        t = time.perf_counter()
+        churn = churn_scores(churn_model, tables, now)
+        churn = churn[churn[C.CUSTOMER_ID].isin(active)].reset_index(drop=True)
+        churn["model_version"] = f"ppx-churn v{job.churn_version}"
+        frames["churn"] = churn
+        seconds["churn"] = time.perf_counter() - t
+    if recs_model is not None:
+        t = time.perf_counter()
+        recs = recommendations(recs_model, tables, active, now, job.recs_k)
+        recs["model_version"] = f"ppx-recs v{job.recs_version}"
+        frames["recs"] = recs
+        seconds["recs"] = time.perf_counter() - t
+    if policy is not None:
+        t = time.perf_counter()
+        dec, ledger, outbox = decisions(policy, tables, active, churn, recs, now)
+        frames.update(decisions=dec, ledger=ledger, outbox=outbox)
+        seconds["decisions"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    recs = recommendations(recs_model, tables, active, now, job.recs_k)
-    recs["model_version"] = f"ppx-recs v{job.recs_version}"
-    seconds["recs"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    dec, ledger, outbox = decisions(policy, tables, active, churn, recs, now)
-    seconds["decisions"] = time.perf_counter() - t
-
-    frames = {"churn": churn, "recs": recs, "decisions": dec, "ledger": ledger, "outbox": outbox}
     for name, df in frames.items():
         df.insert(0, "as_of", np.full(len(df), now.to_datetime64()).astype("datetime64[ns]"))
         _write(df, bucket_file(job.out, name, bucket))
     return {
         "bucket": bucket,
         "customers": len(active),
-        **{f"rows_{k}": len(v) for k, v in frames.items()},
-        **{f"seconds_{k}": v for k, v in seconds.items()},
+        **{f"rows_{k}": len(frames[k]) if k in frames else 0 for k in OUTPUTS},
+        **{f"seconds_{k}": seconds.get(k, 0.0) for k in ("load", *STAGES)},
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ppx.batch.nightly import OUTPUTS, NightlyJob
+from ppx.batch.nightly import OUTPUTS, STAGES, NightlyJob
 from ppx.batch.partition import store_now, table_path
 from ppx.data import columns as C
 
@@ -69,10 +69,10 @@ def make_job(
     alias: str = "champion",
     as_of: str | None = None,
     cores: int = 2,
+    stages: tuple[str, ...] = STAGES,
 ) -> NightlyJob:
     """Resolve everything the workers share: versions, tracking URI, moment, buckets."""
     import mlflow
-
     from ppx import tracking
     from ppx.rules.policy import load_policy
     from ppx.scoring import _version_of
@@ -82,7 +82,8 @@ def make_job(
         raise NightlyError(f"{store}: no such store folder")
     load_policy(policy)  # a bad policy fails here, before any worker starts
     tracking.configure()
-    versions = {m: _version_of(m, alias) for m in ("churn", "recs")}
+    models = {"churn", "recs"} if "decisions" in stages else set(stages)
+    versions = {m: _version_of(m, alias) if m in models else "" for m in ("churn", "recs")}
     uri = mlflow.get_tracking_uri()
     now = pd.Timestamp(as_of) if as_of else store_now(store)
     return NightlyJob(
@@ -96,6 +97,7 @@ def make_job(
         churn_version=versions["churn"],
         recs_version=versions["recs"],
         policy_path=str(Path(policy).resolve()) if policy else None,
+        stages=tuple(stages),
     )
 
 
@@ -186,6 +188,7 @@ def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, secon
         "churn": job.churn_uri,
         "recs": job.recs_uri,
         "seconds": round(seconds, 2),
+        "stages": list(job.stages),
         "rows": {k: int(summary[f"rows_{k}"].sum()) for k in OUTPUTS},
         "customers": int(summary["customers"].sum()),
     }

@@ -197,9 +197,9 @@ def daily_contexts(
             "orders_12m": _per_customer(ids, year.groupby(C.CUSTOMER_ID).size(), 0).astype(
                 np.int64
             ),
-            "returns_12m": _per_customer(
-                ids, returns_year.groupby(C.CUSTOMER_ID).size(), 0
-            ).astype(np.int64),
+            "returns_12m": _per_customer(ids, returns_year.groupby(C.CUSTOMER_ID).size(), 0).astype(
+                np.int64
+            ),
             "confirmed_fraud": _per_customer(ids, fraud.groupby(C.CUSTOMER_ID).size(), 0).astype(
                 np.int64
             ),
