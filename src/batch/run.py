@@ -115,6 +115,8 @@ def prepare_out(out: str | Path) -> Path:
         elif p.exists():
             p.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    # marks the folder as a night's (an interrupted one included) so a re-run may clear it
+    (out / MANIFEST).write_text(json.dumps({"status": "running"}))
     return out
 
 
@@ -182,6 +184,7 @@ def sink(
 
 def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, seconds: float):
     info = {
+        "status": "done",
         "engine": engine,
         "as_of": str(job.now),
         "buckets": job.n_buckets,
