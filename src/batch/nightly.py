@@ -126,7 +126,8 @@ def churn_scores(model, tables: dict[str, pd.DataFrame], now: pd.Timestamp) -> p
 def recommendations(
     served, tables: dict[str, pd.DataFrame], customer_ids: np.ndarray, now, k: int
 ) -> pd.DataFrame:
-    """Top-k products per customer from the bucket's own history (the serving code)."""
+    """Top-k products per customer from the bucket's own history: the served
+    recommender's events, repeat boost and filters, its network run on batches."""
     from ppx.models.recs.serve import ServedRecommender
 
     hist = tables[C.INTERACTIONS]
@@ -134,7 +135,7 @@ def recommendations(
     returns = tables[C.RETURNS]
     returns = returns.loc[(returns[C.REQUESTED_AT] < now).to_numpy(dtype=bool)]
     bucket = ServedRecommender(served.rec, hist, tables[C.PRODUCTS], returns, now)
-    rows = [bucket.recommend(int(c), None, k, now) for c in customer_ids]
+    rows = bucket.recommend_many(customer_ids, k, now)
     return pd.DataFrame(
         {
             C.CUSTOMER_ID: np.asarray(customer_ids, dtype=np.int64),
