@@ -106,6 +106,31 @@ def bench_world(
     write_bench_json(json_out, payload)
 
 
+def bench_scale(
+    store: list[Path] = typer.Option(
+        ..., "--store", help="A store (or world) to run the night on; repeat for several sizes."
+    ),
+    setups: str = typer.Option(
+        "local,spark_local1,spark_local2",
+        "--setups",
+        help="Comma-separated: local, spark_local1 (Spark, 1 core), spark_local2 (2 cores).",
+    ),
+    buckets: int | None = typer.Option(None, "--buckets", min=1, help="Customer buckets."),
+    work: Path | None = typer.Option(None, "--work", help="Folder for outputs and ledgers."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """The nightly run (churn + recs top-10 + daily decisions for every active customer):
+    wall time, peak memory of the whole process tree, rows per second per stage."""
+    from ppx.batch.bench import bench_scale as run
+
+    try:
+        payload = run(store, [s.strip() for s in setups.split(",") if s.strip()], buckets, work)
+    except (ValueError, RuntimeError) as err:
+        fail(str(err))
+    bench_tables(payload)
+    write_bench_json(json_out, payload)
+
+
 # --- the app ------------------------------------------------------------------------------
 
 
@@ -136,6 +161,7 @@ def build_app() -> typer.Typer:
     app = typer.Typer(help="ppx: post-purchase intelligence.", no_args_is_help=True)
     bench = typer.Typer(help="Benchmarks: print a table, optionally write JSON.")
     bench.command("world")(bench_world)
+    bench.command("scale")(bench_scale)
     groups = {
         "train": typer.Typer(help="Train a model, log it to MLflow, register it, run the gate."),
         "tune": typer.Typer(help="Tune a model's hyper-parameters with Optuna (trials are runs)."),

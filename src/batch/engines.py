@@ -188,6 +188,9 @@ def run_spark(job: NightlyJob, cores: int = 2, driver_memory: str = "1g") -> pd.
     import warnings
 
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    from pyspark.sql import SparkSession
+
+    ours = SparkSession.getActiveSession() is None  # spark-submit's session is not ours
     spark = spark_session(cores, driver_memory)
     staging = Path(job.out) / "_staging"
     try:
@@ -202,6 +205,8 @@ def run_spark(job: NightlyJob, cores: int = 2, driver_memory: str = "1g") -> pd.
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if ours:
+            spark.stop()  # the JVM and its Python workers go with it
     return summary.sort_values("bucket").reset_index(drop=True)
 
 
