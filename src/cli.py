@@ -44,6 +44,13 @@ def data_world(
     disrupt_effect: float = typer.Option(
         0.5, "--disrupt-effect", help="Added to log transit time (0.5: x1.65)."
     ),
+    chunk_customers: int = typer.Option(
+        0,
+        "--chunk-customers",
+        min=0,
+        help="Simulate and write in chunks of this many customers (flat memory for "
+        "large worlds; see docs/scale.md). 0: one simulation.",
+    ),
 ) -> None:
     """Simulate a synthetic world and write it as Parquet plus a manifest.
 
@@ -63,9 +70,20 @@ def data_world(
             disruption_effect=disrupt_effect,
         )
     from ppx.data.io import OutputFolderError
-    from ppx.data.world_cli import build_world, default_world_folder
+    from ppx.data.world_cli import build_chunked_world, build_world, default_world_folder
 
     try:
+        if chunk_customers and chunk_customers < customers:
+            build_chunked_world(
+                customers=customers,
+                seed=seed,
+                months=months,
+                out=out or default_world_folder(seed),
+                chunk=chunk_customers,
+                overwrite=overwrite,
+                **knobs,
+            )
+            return
         build_world(
             customers=customers,
             seed=seed,
