@@ -95,11 +95,15 @@ def spark_session(cores: int = 2, driver_memory: str = "1g", app: str = "ppx-nig
     # Executors run the same interpreter (and so the same ppx) as the driver.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app)
+    master = os.environ.get("PPX_SPARK_MASTER")
+    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # under spark-submit (a gateway is already up) the cluster's master stands
+        builder = builder.master(master or f"local[{cores}]").config(
+            "spark.driver.memory", driver_memory
+        )
     builder = (
-        SparkSession.builder.appName(app)
-        .master(os.environ.get("PPX_SPARK_MASTER", f"local[{cores}]"))
-        .config("spark.driver.memory", driver_memory)
-        .config("spark.ui.enabled", "false")
+        builder.config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "true")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
