@@ -31,7 +31,8 @@ SETUPS: dict[str, tuple[str, int]] = {
 }
 
 
-def _tree_rss(pid: int) -> int:
+def _tree_sample(pid: int, cpu: dict[int, float]) -> int:
+    """Resident bytes of ``pid`` and its descendants now; updates each one's CPU seconds."""
     import psutil
 
     try:
@@ -43,6 +44,8 @@ def _tree_rss(pid: int) -> int:
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
+            t = p.cpu_times()
+            cpu[p.pid] = t.user + t.system
     return total
 
 
@@ -55,12 +58,13 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.5) -> d
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = 0
+    cpu: dict[int, float] = {}
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss(proc.pid))
+            peak = max(peak, _tree_sample(proc.pid, cpu))
             done.wait(interval)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -71,6 +75,9 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.5) -> d
     return {
         "seconds": time.perf_counter() - started,
         "peak_mb": peak / 2**20,
+        # CPU seconds of every process seen (up to the last sample): what the run costs
+        # whatever else shares the machine
+        "cpu_seconds": sum(cpu.values()),
         "returncode": proc.returncode,
         "output": output.decode(errors="replace")[-3000:],
     }
@@ -112,6 +119,7 @@ def nightly_run(store: Path, setup: str, work: Path, buckets: int | None = None)
         "customers_active": info["customers"],
         "seconds": round(res["seconds"], 1),
         "peak_mb": round(res["peak_mb"]),
+        "cpu_seconds": round(res["cpu_seconds"], 1),
         "buckets": info["buckets"],
         "rows_churn": rows["churn"],
         "rows_recs": rows["recs"],
