@@ -163,6 +163,15 @@ def demo(
     run_demo(out=out, customers=customers, seed=seed)
 
 
+def _quiet_third_party_warnings() -> None:
+    """ppx: post-purchase intelligence."""
+    import warnings
+
+    # pandera and mlflow import pyspark when it is installed, and pyspark warns on every
+    # command that it has not been certified on pandas 3; the nightly run is tested on it.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+
+
 def build_app() -> typer.Typer:
     """The ``ppx`` command, with one train/tune/evaluate/bench command per registered model.
 
@@ -177,6 +186,7 @@ def build_app() -> typer.Typer:
     from ppx.serve import commands as serve_commands
 
     app = typer.Typer(help="ppx: post-purchase intelligence.", no_args_is_help=True)
+    app.callback()(_quiet_third_party_warnings)
     bench = typer.Typer(help="Benchmarks: print a table, optionally write JSON.")
     bench.command("world")(bench_world)
     bench.command("scale")(bench_scale)

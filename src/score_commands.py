@@ -67,6 +67,8 @@ def score(
     if store is None:
         fail("give --store PATH (or, for a churn table model, --table FILE --model NAME)")
     if engine is not None or not out.suffix:
+        if out.suffix:
+            fail(f"--engine writes a folder of partitioned Parquet; give --out a folder, not {out}")
         if model not in ("churn", "recs"):
             fail(f"--engine runs the churn and recs batch; score {model} into a .parquet file")
         from ppx.batch.commands import run_nightly
