@@ -44,6 +44,13 @@ def data_world(
     disrupt_effect: float = typer.Option(
         0.5, "--disrupt-effect", help="Added to log transit time (0.5: x1.65)."
     ),
+    chunk_customers: int = typer.Option(
+        0,
+        "--chunk-customers",
+        min=0,
+        help="Simulate and write in chunks of this many customers (flat memory for "
+        "large worlds; see docs/scale.md). 0: one simulation.",
+    ),
 ) -> None:
     """Simulate a synthetic world and write it as Parquet plus a manifest.
 
@@ -63,9 +70,20 @@ def data_world(
             disruption_effect=disrupt_effect,
         )
     from ppx.data.io import OutputFolderError
-    from ppx.data.world_cli import build_world, default_world_folder
+    from ppx.data.world_cli import build_chunked_world, build_world, default_world_folder
 
     try:
+        if chunk_customers and chunk_customers < customers:
+            build_chunked_world(
+                customers=customers,
+                seed=seed,
+                months=months,
+                out=out or default_world_folder(seed),
+                chunk=chunk_customers,
+                overwrite=overwrite,
+                **knobs,
+            )
+            return
         build_world(
             customers=customers,
             seed=seed,
@@ -106,6 +124,31 @@ def bench_world(
     write_bench_json(json_out, payload)
 
 
+def bench_scale(
+    store: list[Path] = typer.Option(
+        ..., "--store", help="A store (or world) to run the night on; repeat for several sizes."
+    ),
+    setups: str = typer.Option(
+        "local,spark_local1,spark_local2",
+        "--setups",
+        help="Comma-separated: local, spark_local1 (Spark, 1 core), spark_local2 (2 cores).",
+    ),
+    buckets: int | None = typer.Option(None, "--buckets", min=1, help="Customer buckets."),
+    work: Path | None = typer.Option(None, "--work", help="Folder for outputs and ledgers."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """The nightly run (churn + recs top-10 + daily decisions for every active customer):
+    wall time, peak memory of the whole process tree, rows per second per stage."""
+    from ppx.batch.bench import bench_scale as run
+
+    try:
+        payload = run(store, [s.strip() for s in setups.split(",") if s.strip()], buckets, work)
+    except (ValueError, RuntimeError) as err:
+        fail(str(err))
+    bench_tables(payload)
+    write_bench_json(json_out, payload)
+
+
 # --- the app ------------------------------------------------------------------------------
 
 
@@ -118,6 +161,15 @@ def demo(
     from ppx.demo import run_demo
 
     run_demo(out=out, customers=customers, seed=seed)
+
+
+def _quiet_third_party_warnings() -> None:
+    """ppx: post-purchase intelligence."""
+    import warnings
+
+    # pandera and mlflow import pyspark when it is installed, and pyspark warns on every
+    # command that it has not been certified on pandas 3; the nightly run is tested on it.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
 def build_app() -> typer.Typer:
@@ -134,8 +186,10 @@ def build_app() -> typer.Typer:
     from ppx.serve import commands as serve_commands
 
     app = typer.Typer(help="ppx: post-purchase intelligence.", no_args_is_help=True)
+    app.callback()(_quiet_third_party_warnings)
     bench = typer.Typer(help="Benchmarks: print a table, optionally write JSON.")
     bench.command("world")(bench_world)
+    bench.command("scale")(bench_scale)
     groups = {
         "train": typer.Typer(help="Train a model, log it to MLflow, register it, run the gate."),
         "tune": typer.Typer(help="Tune a model's hyper-parameters with Optuna (trials are runs)."),

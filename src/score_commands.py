@@ -22,8 +22,19 @@ def score(
         0, "--chunk", min=0, help="Rows scored per chunk (default 2,000; 20,000 for --table)."
     ),
     no_reasons: bool = typer.Option(False, "--no-reasons", help="Skip the top-3 reasons."),
+    engine: str | None = typer.Option(
+        None,
+        "--engine",
+        help="churn/recs batch over customer buckets into an --out folder: local (one "
+        "process) or spark. Without it, one file with reasons.",
+    ),
+    buckets: int | None = typer.Option(None, "--buckets", min=1, help="With --engine."),
+    cores: int = typer.Option(2, "--cores", min=1, help="With --engine spark: local[N]."),
 ) -> None:
     """Score every active subscriber / open order / return and claim / customer.
+
+    With ``--engine local|spark`` (churn, recs) the store is scored per customer bucket,
+    with features as of the night after its data, into partitioned Parquet under --out.
 
     One row each: the id, the calibrated probability (delivery: on-time probability for
     the order's promise, plus the model's own promise date), the model version and the
@@ -55,6 +66,17 @@ def score(
         return
     if store is None:
         fail("give --store PATH (or, for a churn table model, --table FILE --model NAME)")
+    if engine is not None or not out.suffix:
+        if out.suffix:
+            fail(f"--engine writes a folder of partitioned Parquet; give --out a folder, not {out}")
+        if model not in ("churn", "recs"):
+            fail(f"--engine runs the churn and recs batch; score {model} into a .parquet file")
+        from ppx.batch.commands import run_nightly
+
+        run_nightly(
+            store, out, engine or "local", (model,), buckets=buckets, cores=cores, alias=alias
+        )
+        return
     chunk = chunk or 2_000
     if not store.is_dir():
         fail(f"{store}: no such store folder (create one with `ppx data import`)")

@@ -36,6 +36,31 @@ def default_world_folder(seed: int) -> Path:
     return Path("data/worlds") / f"seed-{seed}"
 
 
+def build_chunked_world(
+    customers: int, seed: int, months: int, out: Path, chunk: int, overwrite: bool = False, **knobs
+) -> Path:
+    """Generate a world in customer chunks of at most ``chunk``, writing as it goes."""
+    from ppx.data.world.chunks import chunk_sizes, save_chunked_world
+
+    check_output_folder(out, overwrite)
+    params = WorldParams(n_customers=customers, seed=seed, months=months, **knobs)
+    n = len(chunk_sizes(customers, chunk))
+    with Progress(
+        TextColumn("[bold]simulating world in customer chunks"),
+        BarColumn(),
+        TextColumn("chunk {task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("world", total=n)
+        path = save_chunked_world(
+            params, chunk, out, overwrite, progress=lambda done, _: bar.update(task, completed=done)
+        )
+    console.print(f"wrote a {customers:,}-customer world in {n} chunks to {out}")
+    return path
+
+
 def build_world(
     customers: int, seed: int, months: int, out: Path, overwrite: bool = False, **knobs
 ) -> World:

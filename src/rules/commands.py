@@ -269,6 +269,53 @@ for _kind in ("order-event", "return", "claim", "daily"):
     decide_app.command(_kind)(_options(_kind))
 
 
+@decide_app.command("daily-batch")
+def daily_batch_cmd(
+    store: Path = typer.Option(..., "--store", help="Store (or world) folder."),
+    out: Path = typer.Option(..., "--out", help="Output folder of partitioned Parquet."),
+    engine: str = typer.Option(
+        "local", "--engine", help="local: one process (default); spark: Apache Spark."
+    ),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (default: shipped)."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="The night's moment (default: midnight after the store's data)."
+    ),
+    buckets: int | None = typer.Option(
+        None, "--buckets", min=1, help="Customer-hash buckets (default: one per 25,000 customers)."
+    ),
+    cores: int = typer.Option(2, "--cores", min=1, help="Spark: local[N] cores."),
+    driver_memory: str = typer.Option("1g", "--driver-memory", help="Spark driver memory."),
+    ledger: bool = typer.Option(
+        True, "--ledger/--no-ledger", help="Write awards to the ledger and messages to the outbox."
+    ),
+    ledger_url: str | None = typer.Option(
+        None, "--ledger-url", help="Ledger DB URL (default PPX_LEDGER_URL or data/ledger.db)."
+    ),
+    outbox_url: str | None = typer.Option(
+        None, "--outbox-url", help="Outbox DB URL (default: the ledger's)."
+    ),
+) -> None:
+    """The daily pass for every active customer of a store: churn scores, top-10
+    recommendations and decisions, written per customer bucket, then the ledger awards
+    and outbox messages (idempotent: a re-run adds nothing)."""
+    from ppx.batch.commands import run_nightly
+
+    run_nightly(
+        store,
+        out,
+        engine,
+        ("churn", "recs", "decisions"),
+        buckets=buckets,
+        cores=cores,
+        driver_memory=driver_memory,
+        policy=policy,
+        as_of=as_of,
+        ledger=ledger,
+        ledger_url=ledger_url,
+        outbox_url=outbox_url,
+    )
+
+
 @decide_app.command("balance")
 def balance_cmd(
     customer_id: int = typer.Argument(..., min=1),

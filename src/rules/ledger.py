@@ -183,6 +183,39 @@ class Ledger:
         self._check(customer_id, idempotency_key, entry_type)
         return self._insert(customer_id, points, idempotency_key, entry_type, order_id, reason, at)
 
+    def award_many(self, rows: list[dict], at: datetime | None = None) -> list[Posting]:
+        """Append many awards in one transaction; keys already stored are no-ops.
+
+        Each row has ``customer_id``, ``points`` (> 0), ``entry_type``,
+        ``idempotency_key`` and optionally ``order_id``, ``reason``, ``arm``. A batch job
+        writes its decisions' awards this way, so a re-run returns the entries of the
+        first run (``created`` False) instead of awarding twice.
+        """
+        clean = []
+        for r in rows:
+            if int(r["points"]) <= 0:
+                raise LedgerError(f"points must be positive for an award, got {r['points']}")
+            self._check(r["customer_id"], r["idempotency_key"], r["entry_type"])
+            order = r.get("order_id")
+            clean.append(
+                {
+                    "customer_id": int(r["customer_id"]),
+                    "points": int(r["points"]),
+                    "entry_type": r["entry_type"],
+                    "idempotency_key": r["idempotency_key"],
+                    "order_id": None if order is None or order != order else int(order),
+                    "reason": str(r.get("reason") or "")[:500],
+                    "created_at": at or _now(),
+                    "arm": r.get("arm"),
+                }
+            )
+
+        def attempt() -> list[Posting]:
+            with Session(self.engine) as s, s.begin():
+                return self._insert_rows(s, clean)
+
+        return self._retry(attempt)
+
     def _check(self, customer_id: int, key: str, entry_type: str) -> None:
         if customer_id is None or int(customer_id) < 1:
             raise LedgerError(f"customer_id must be a positive integer, got {customer_id!r}")

@@ -44,16 +44,21 @@ class Simulator:
     random stream (``rng``) is shared, so the order of the steps fixes the world.
     """
 
-    def __init__(self, p: WorldParams):
+    def __init__(self, p: WorldParams, shared_seed: int | None = None):
         self.p = p
         self.rng = np.random.default_rng(p.seed)
+        # What every customer shares (catalogue, item popularity, weather, warehouse load,
+        # lanes) comes from ``shared``: the same stream as everything else by default, or
+        # its own seed when a large world is simulated in customer chunks, so every chunk
+        # sees the same catalogue and the same shocks.
+        shared = self.rng if shared_seed is None else np.random.default_rng(shared_seed)
         self.cal = Calendar(p)
-        self.products, self.item_emb, self.successor = make_products(self.rng)
+        self.products, self.item_emb, self.successor = make_products(shared)
         self.customers, self.ctruth = make_customers(self.rng, p, self.cal)
         n, n_items = len(self.customers), len(self.products)
         self.n, self.n_items = n, n_items
         self.taste = self.rng.normal(0, 1, size=(n, TASTE_DIM))
-        pop = self.rng.normal(0, 0.8, n_items)
+        pop = shared.normal(0, 0.8, n_items)
         self.item_bias = pop
         self.price = self.products[C.PRICE].to_numpy()
         self.weight = self.products[C.WEIGHT_KG].to_numpy()
@@ -84,12 +89,12 @@ class Simulator:
         # Weekly shocks.
         n_weeks = len(self.cal.dates) // 7 + 2
         self.weather = (
-            self.rng.normal(0, p.weather_sd, (len(C.REGIONS), n_weeks))
-            + (self.rng.random((len(C.REGIONS), n_weeks)) < p.storm_prob) * p.storm_effect
+            shared.normal(0, p.weather_sd, (len(C.REGIONS), n_weeks))
+            + (shared.random((len(C.REGIONS), n_weeks)) < p.storm_prob) * p.storm_effect
         )
-        self.wh_load = self.rng.normal(0, p.warehouse_load_sd, (len(C.WAREHOUSES), n_weeks))
+        self.wh_load = shared.normal(0, p.warehouse_load_sd, (len(C.WAREHOUSES), n_weeks))
         # Slow drift: carriers get a little slower in year two (the model must keep up).
-        self.lane = self.rng.normal(0, p.lane_sd, (len(C.CARRIERS), len(C.REGIONS)))
+        self.lane = shared.normal(0, p.lane_sd, (len(C.CARRIERS), len(C.REGIONS)))
         # Subscriptions (grown as customers subscribe).
         self.subs = {
             "customer": [],
@@ -200,6 +205,12 @@ class Simulator:
         return assemble(self)
 
 
-def generate_world(params: WorldParams | None = None, progress=None) -> World:
-    """Simulate a world; the same params (seed included) give identical tables."""
-    return Simulator(params or WorldParams()).run(progress=progress)
+def generate_world(
+    params: WorldParams | None = None, progress=None, shared_seed: int | None = None
+) -> World:
+    """Simulate a world; the same params (seed included) give identical tables.
+
+    ``shared_seed`` (customer chunks of one large world) seeds the catalogue and the
+    shocks separately from the customers; None keeps the single stream.
+    """
+    return Simulator(params or WorldParams(), shared_seed=shared_seed).run(progress=progress)

@@ -188,6 +188,11 @@ class ServedRecommender:
         ]
         h = self.rec.net(*t)[:, -1]
         logits = self.rec.net.logits(h)[0].numpy()
+        return self._with_repeat(logits, items, types, days, now)
+
+    @torch.no_grad()
+    def _with_repeat(self, logits, items, types, days, now: float):
+        """The transformer's logits plus the replenishment boost on history items."""
         if self.rec.head is None:
             return logits, None, None, None
         uniq, X = repeat_features_arrays(
@@ -200,6 +205,105 @@ class ServedRecommender:
         out = logits * scale
         out[uniq] += boost
         return out, uniq, X, logits
+
+    @torch.no_grad()
+    def _batch_logits(self, events: list[tuple], now: float, batch: int) -> list:
+        """Transformer logits of many customers' histories, ``batch`` at a time.
+
+        Histories are grouped by length and each group is cut to its longest history,
+        so short histories do not pay for the padding of long ones; padding keys are
+        masked, so a row's logits equal :meth:`_score_one`'s up to float rounding.
+        """
+        out: list = [None] * len(events)
+        has = sorted(
+            (i for i, e in enumerate(events) if len(e[0])), key=lambda i: len(events[i][0])
+        )
+        max_len = self.rec.config.max_len
+        for lo in range(0, len(has), batch):
+            idx = has[lo : lo + batch]
+            lens = np.array([len(events[i][0]) for i in idx])
+            seq = SequenceArrays(
+                np.arange(len(idx)),
+                np.r_[0, np.cumsum(lens)],
+                self.vocab.decode(np.concatenate([events[i][0] for i in idx])),
+                np.concatenate([events[i][1] for i in idx]),
+                np.concatenate([events[i][2] for i in idx]),
+            )
+            enc = encode_inference(seq, self.vocab, max_len, np.full(len(idx), now))
+            start = max_len - min(int(lens.max()), max_len)
+            t = [
+                torch.from_numpy(a[:, start:])
+                for a in (enc.items, enc.types, enc.gaps, enc.query_gaps)
+            ]
+            logits = self.rec.net.logits(self.rec.net(*t)[:, -1]).numpy()
+            for j, i in enumerate(idx):
+                out[i] = logits[j]
+        return out
+
+    @torch.no_grad()
+    def _batch_repeat(self, events: list[tuple], logits: list, now: float) -> list:
+        """:meth:`_with_repeat` for many customers: one pass of the repeat head over
+        every customer's history items (the head scores each item row on its own)."""
+        if self.rec.head is None:
+            return logits
+        feats, rows = [], []
+        for i, ((items, types, days, _), z) in enumerate(zip(events, logits, strict=True)):
+            if z is None:
+                continue
+            uniq, X = repeat_features_arrays(
+                items, types, days, now, self._interval, self._rate, self._global_interval
+            )
+            feats.append((i, uniq))
+            rows.append((X.astype(np.float32), z[uniq]))
+        if not rows:
+            return logits
+        X = torch.from_numpy(np.concatenate([x for x, _ in rows]))
+        base = torch.from_numpy(np.concatenate([b for _, b in rows]).astype(np.float32))
+        boost = self.rec.head(X, base).numpy()
+        scale = float(self.rec.head.seq_scale)
+        out = list(logits)
+        at = 0
+        for i, uniq in feats:
+            z = logits[i] * scale
+            z[uniq] += boost[at : at + len(uniq)]
+            at += len(uniq)
+            out[i] = z
+        return out
+
+    def recommend_many(
+        self, customer_ids, k: int = 10, as_of: pd.Timestamp | None = None, batch: int = 256
+    ) -> list[dict]:
+        """:meth:`recommend` for many customers, the network run on batches of them.
+
+        The same events, repeat boost and business filters per customer; only the
+        transformer sees ``batch`` histories at once (a nightly job's many customers).
+        """
+        if k < 1:
+            raise RequestError(f"k: must be >= 1, got {k}")
+        now = float(to_days(pd.Timestamp(as_of) if as_of is not None else self.as_of))
+        events = [self._events(int(c), None, now) for c in customer_ids]
+        logits = self._batch_logits(events, now, batch)
+        popular = self.rec.log_popularity().astype(np.float32)
+        final = self._batch_repeat(events, logits, now)
+        out = []
+        for cid, (items, types, days, n_unknown), z in zip(
+            customer_ids, events, final, strict=True
+        ):
+            scores = popular if z is None else z
+            s = self._filter_all(scores, int(cid), items, types, days, now)
+            kk = min(k, int(np.isfinite(s).sum()))
+            top = np.argpartition(-s, kk - 1)[:kk] if kk > 0 else np.zeros(0, dtype=np.int64)
+            top = top[np.argsort(-s[top], kind="stable")]
+            out.append(
+                {
+                    C.CUSTOMER_ID: int(cid),
+                    "product_ids": self.vocab.decode(top).tolist(),
+                    "scores": [float(x) for x in s[top]],
+                    "source": "history" if len(items) else "popularity_fallback",
+                    "n_unknown_ignored": n_unknown,
+                }
+            )
+        return out
 
     def recommend(
         self,

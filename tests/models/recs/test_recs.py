@@ -178,6 +178,17 @@ def test_business_filters(served, fitted):
     assert int(r[C.PRODUCT_ID]) not in rec["product_ids"]  # returned items never again
 
 
+def test_batched_recommendations_match_one_at_a_time(served):
+    ids = [*served._users[:120].tolist(), 123456789]  # the last has no history
+    many = served.recommend_many(ids, k=10, batch=32)
+    for cid, got in zip(ids, many, strict=True):
+        one = served.recommend(int(cid), k=10)
+        assert got["product_ids"] == one["product_ids"], cid
+        np.testing.assert_allclose(got["scores"], one["scores"], rtol=1e-5, atol=1e-5)
+        assert got["source"] == one["source"]
+    assert many[-1]["source"] == "popularity_fallback"
+
+
 def test_pyfunc_frame_round_trip_and_explanations(served, fitted, tmp_path):
     world, _, rec, _ = fitted
     folder = save_served(

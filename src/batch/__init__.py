@@ -1,0 +1,12 @@
+"""The nightly batch: churn scores, recommendations and daily-batch decisions for every
+active customer of a store, on one process (``--engine local``) or on Apache Spark
+(``--engine spark``).
+
+Both engines split the store's customers into the same customer-hash buckets
+(:mod:`ppx.batch.partition`) and run the same function on each bucket
+(:func:`ppx.batch.nightly.run_bucket`): point-in-time features from ``ppx.features``,
+the registered champions loaded once per worker process, the policy's pure decision
+functions. Each bucket's outputs are written as Parquet files that a retried task
+overwrites whole; the ledger and outbox rows are then written under their idempotency
+keys (:mod:`ppx.batch.sink`), so running the night twice awards nothing twice.
+"""

@@ -1,0 +1,105 @@
+"""The terminal side of the nightly run (``ppx decide daily-batch``, ``ppx score --engine``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ppx.batch.engines import ENGINES
+
+ENGINE_HELP = "local: one process (default); spark: Apache Spark (local[--cores] here)."
+
+
+def engine_option(default: str = "local"):
+    return typer.Option(default, "--engine", help=ENGINE_HELP)
+
+
+def run_nightly(
+    store: Path,
+    out: Path,
+    engine: str,
+    stages: tuple[str, ...],
+    *,
+    buckets: int | None = None,
+    cores: int = 2,
+    driver_memory: str = "1g",
+    policy: Path | None = None,
+    alias: str = "champion",
+    as_of: str | None = None,
+    ledger: bool = True,
+    ledger_url: str | None = None,
+    outbox_url: str | None = None,
+) -> dict:
+    """Run the night for ``stages`` on ``engine`` and report; exits 2 with a reason when
+    it cannot start (no Java, no champion, bad folder)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from ppx.batch import engines, run
+    from ppx.rules.policy import PolicyError
+    from ppx.scoring import ScoreError
+    from ppx.terminal import console, fail, print_table
+
+    if engine not in ENGINES:
+        fail(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if engine == "spark":
+        why = run.java_missing()
+        if why:
+            fail(f"--engine spark cannot start: {why}")
+    try:
+        run.prepare_out(out)
+        job = run.make_job(
+            store,
+            out,
+            buckets=buckets,
+            policy=policy,
+            alias=alias,
+            as_of=as_of,
+            cores=cores,
+            stages=stages,
+        )
+    except (run.NightlyError, ScoreError, PolicyError) as err:
+        fail(str(err))
+    console.print(
+        f"nightly run of {store} as of {job.now}: {', '.join(stages)} on {engine}, "
+        f"{job.n_buckets} customer buckets"
+    )
+    if engine == "local":
+        with Progress(
+            "[bold]buckets", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        ) as bar:
+            task = bar.add_task("buckets", total=job.n_buckets)
+            summary, seconds = engines.run(
+                job, "local", progress=lambda done, _: bar.update(task, completed=done)
+            )
+    else:
+        # Spark draws its own stage progress bar on the terminal.
+        summary, seconds = engines.run(job, "spark", cores=cores, driver_memory=driver_memory)
+    info = run.write_manifest(out, job, engine, summary, seconds)
+    rows = [
+        {"output": k, "rows": f"{v:,}"} for k, v in info["rows"].items() if k in _outputs(stages)
+    ]
+    rows.append({"output": "active customers", "rows": f"{info['customers']:,}"})
+    rows.append({"output": "seconds", "rows": f"{seconds:.1f}"})
+    if "decisions" in stages and ledger:
+        res = run.sink(out, job.now, ledger_url=ledger_url, outbox_url=outbox_url)
+        rows += [
+            {
+                "output": "ledger awards new / total",
+                "rows": f"{res.awards_created:,} / {res.awards:,}",
+            },
+            {"output": "points awarded now", "rows": f"{res.points_created:,}"},
+            {
+                "output": "outbox messages new / total",
+                "rows": f"{res.messages_created:,} / {res.messages:,}",
+            },
+        ]
+        info["sink"] = res.__dict__
+    print_table(f"nightly run -> {out}", rows)
+    return info
+
+
+def _outputs(stages: tuple[str, ...]) -> tuple[str, ...]:
+    if "decisions" in stages:
+        return ("churn", "recs", "decisions", "ledger", "outbox")
+    return stages

@@ -1,0 +1,226 @@
+"""The two engines of the nightly run: one process (``local``) and Apache Spark (``spark``).
+
+Both cut the store into the same customer-hash buckets and call
+:func:`ppx.batch.nightly.run_bucket` once per bucket; only how a bucket's rows reach it
+differs:
+
+* ``local`` reads each table once, splits it by bucket in memory and runs the buckets one
+  after another;
+* ``spark`` reads the tables with Spark, attaches each row's customer (joins for
+  shipments, order lines and subscription events), shuffles them into
+  ``pmod(customer_id, buckets)`` partitions written as bucketed Parquet, then runs
+  ``groupBy(bucket).applyInPandas`` so every task reads one bucket and runs the same
+  pandas pipeline. Models load once per Python worker process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from ppx.batch.nightly import NightlyJob, run_bucket
+from ppx.batch.partition import (
+    BUCKET,
+    NIGHTLY_TABLES,
+    SHARED,
+    VIA_PARENT,
+    read_table,
+    split_buckets,
+    table_path,
+)
+from ppx.data import columns as C
+
+ENGINES = ("local", "spark")
+#: Free-text and identity columns no nightly stage reads: never loaded.
+UNUSED_COLUMNS = frozenset(
+    {
+        C.NAME,
+        C.PHONE,
+        C.ADDRESS,
+        C.DEVICE_ID,
+        C.PAYMENT_FINGERPRINT,
+        "comment",
+        "title",
+        "body",
+    }
+)
+SUMMARY_SCHEMA = (
+    "bucket long, customers long, rows_churn long, rows_recs long, rows_decisions long, "
+    "rows_ledger long, rows_outbox long, seconds_load double, seconds_churn double, "
+    "seconds_recs double, seconds_decisions double"
+)
+
+
+def _columns(store: str | Path, name: str) -> list[str]:
+    import pyarrow.dataset as ds
+
+    names = ds.dataset(table_path(store, name), format="parquet").schema.names
+    return [c for c in names if c not in UNUSED_COLUMNS]
+
+
+# --- local ---------------------------------------------------------------------------------
+
+
+def run_local(job: NightlyJob, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Every bucket in this process, one after another."""
+    tables = {t: read_table(job.store, t, _columns(job.store, t)) for t in NIGHTLY_TABLES}
+    parts = split_buckets(tables, job.n_buckets)
+    del tables
+    rows = []
+    for b in range(job.n_buckets):
+        rows.append(run_bucket(job, b, parts.pop(b)))
+        if progress is not None:
+            progress(b + 1, job.n_buckets)
+    return pd.DataFrame(rows)
+
+
+# --- spark ---------------------------------------------------------------------------------
+
+
+def spark_session(cores: int = 2, driver_memory: str = "1g", app: str = "ppx-nightly"):
+    """A local Spark session: ``local[cores]``, no web UI, quiet logs, Arrow on.
+
+    On a cluster ``spark-submit`` supplies the master and resources; ``getOrCreate``
+    then returns that session and these settings only fill what it left unset.
+    """
+    import os
+
+    from pyspark.sql import SparkSession
+
+    # Executors run the same interpreter (and so the same ppx) as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app)
+    master = os.environ.get("PPX_SPARK_MASTER")
+    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # under spark-submit (a gateway is already up) the cluster's master stands
+        builder = builder.master(master or f"local[{cores}]").config(
+            "spark.driver.memory", driver_memory
+        )
+    builder = (
+        builder.config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
+        .config("spark.python.worker.reuse", "true")
+        # pandas writes nanosecond timestamps, which Spark cannot type: they travel as
+        # int64 nanoseconds and are cast back to the store's own types in each task.
+        .config("spark.sql.legacy.parquet.nanosAsLong", "true")
+        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def stage_buckets(spark, job: NightlyJob, staging: Path) -> None:
+    """Shuffle every customer-keyed table into bucketed Parquet under ``staging``."""
+    from pyspark.sql import functions as F
+
+    frames = {}
+    for name in NIGHTLY_TABLES:
+        if name in SHARED:
+            continue
+        frames[name] = spark.read.parquet(str(table_path(job.store, name))).select(
+            *_columns(job.store, name)
+        )
+    for name, (parent, key) in VIA_PARENT.items():
+        owner = frames[parent].select(key, C.CUSTOMER_ID).dropDuplicates([key])
+        frames[name] = frames[name].join(owner, on=key, how="inner")
+    for name, df in frames.items():
+        (
+            df.withColumn(BUCKET, F.pmod(F.col(C.CUSTOMER_ID), F.lit(job.n_buckets)))
+            .repartition(BUCKET)
+            .write.mode("overwrite")
+            .partitionBy(BUCKET)
+            .parquet(str(staging / name))
+        )
+
+
+def _store_schema(store: str, name: str):
+    import pyarrow.dataset as ds
+
+    return ds.dataset(table_path(store, name), format="parquet").schema
+
+
+def read_bucket(staging: str, store: str, bucket: int) -> dict[str, pd.DataFrame]:
+    """One bucket's tables from the staged Parquet (an absent folder: no rows), every
+    column cast back to the store's own type so both engines see the same frames."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = {}
+    for name in NIGHTLY_TABLES:
+        if name in SHARED:
+            tables[name] = read_table(store, name, _columns(store, name))
+            continue
+        own = _store_schema(store, name)
+        cols = _columns(store, name)
+        if C.CUSTOMER_ID not in cols:
+            cols.append(C.CUSTOMER_ID)
+        fields = [
+            own.field(c) if c in own.names else pa.field(C.CUSTOMER_ID, pa.int64()) for c in cols
+        ]
+        target = pa.schema(fields)
+        folder = Path(staging) / name / f"{BUCKET}={bucket}"
+        if folder.exists():
+            got = pq.read_table(folder)
+            got = pa.table([got.column(f.name).cast(f.type) for f in target], schema=target)
+        else:
+            got = target.empty_table()
+        tables[name] = got.to_pandas()
+    return tables
+
+
+def _bucket_task(job: NightlyJob, staging: str):
+    def task(key, pdf: pd.DataFrame) -> pd.DataFrame:
+        bucket = int(key[0])
+        summary = run_bucket(job, bucket, read_bucket(staging, job.store, bucket))
+        return pd.DataFrame([summary])
+
+    return task
+
+
+def run_spark(job: NightlyJob, cores: int = 2, driver_memory: str = "1g") -> pd.DataFrame:
+    """Every bucket on Spark (``local[cores]`` unless ``PPX_SPARK_MASTER`` says else)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    from pyspark.sql import SparkSession
+
+    ours = SparkSession.getActiveSession() is None  # spark-submit's session is not ours
+    spark = spark_session(cores, driver_memory)
+    staging = Path(job.out) / "_staging"
+    try:
+        stage_buckets(spark, job, staging)
+        buckets = spark.createDataFrame(
+            pd.DataFrame({BUCKET: range(job.n_buckets)}), f"{BUCKET} long"
+        ).repartition(job.n_buckets, BUCKET)
+        summary = (
+            buckets.groupBy(BUCKET)
+            .applyInPandas(_bucket_task(job, str(staging)), SUMMARY_SCHEMA)
+            .toPandas()
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if ours:
+            spark.stop()  # the JVM and its Python workers go with it
+    return summary.sort_values("bucket").reset_index(drop=True)
+
+
+def run(job: NightlyJob, engine: str, cores: int = 2, driver_memory: str = "1g", progress=None):
+    """Run the night on ``engine``; returns the per-bucket summary and the wall seconds."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose local or spark")
+    t = time.perf_counter()
+    if engine == "local":
+        summary = run_local(job, progress)
+    else:
+        summary = run_spark(job, cores, driver_memory)
+    return summary, time.perf_counter() - t

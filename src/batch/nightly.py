@@ -1,0 +1,327 @@
+"""One bucket of the nightly run: features, scores, decisions, and the rows to write.
+
+:func:`run_bucket` is the whole pipeline for one customer-hash bucket and is all either
+engine runs per bucket:
+
+1. churn features of every active subscription as of ``now``
+   (:func:`ppx.features.churn.churn_features`, the function the served model computes
+   online) scored by the registered churn champion's network and calibration;
+2. top-k recommendations for every active customer through the served recommender
+   (:class:`ppx.models.recs.serve.ServedRecommender`, the object the endpoint answers
+   with) built on the bucket's own interactions and returns and the store's catalogue;
+3. the daily pass (:func:`ppx.rules.decisions.decide_daily`) over the customer context
+   (:func:`ppx.features.context.daily_contexts`) with those scores, the policy's
+   experiments applied as the decision service applies them;
+4. the ledger awards (with their idempotency keys) and outbox rows the decisions imply.
+
+An *active* customer has an active subscription at ``now`` or an order in the year
+before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ppx.data import columns as C
+
+OUTPUTS: tuple[str, ...] = ("churn", "recs", "decisions", "ledger", "outbox")
+STAGES: tuple[str, ...] = ("churn", "recs", "decisions")
+RECS_K = 10
+ACTIVE_DAYS = 365
+
+
+@dataclass(frozen=True)
+class NightlyJob:
+    """Everything a worker needs to run a bucket (picklable: sent to Spark executors)."""
+
+    store: str
+    out: str
+    now: pd.Timestamp
+    n_buckets: int
+    tracking_uri: str
+    churn_uri: str
+    recs_uri: str
+    churn_version: str
+    recs_version: str
+    policy_path: str | None = None
+    recs_k: int = RECS_K
+    torch_threads: int = 1
+    #: What to compute: any of "churn", "recs", "decisions" (decisions need both scores).
+    stages: tuple[str, ...] = STAGES
+
+
+# --- models, loaded once per process -----------------------------------------------------
+
+_LOADED: dict[tuple, object] = {}
+
+
+def _load(tracking_uri: str, model_uri: str):
+    """The registered model's wrapped object, loaded once per worker process."""
+    key = (tracking_uri, model_uri)
+    if key not in _LOADED:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri)
+        _LOADED[key] = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+    return _LOADED[key]
+
+
+def _policy(path: str | None):
+    key = ("policy", path)
+    if key not in _LOADED:
+        from ppx.rules.policy import load_policy
+
+        _LOADED[key] = load_policy(path)
+    return _LOADED[key]
+
+
+# --- the stages ----------------------------------------------------------------------------
+
+
+def canonical_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by every column: a bucket's tables read the same whichever order the
+    engine delivered them in (ties in event times would otherwise reorder histories)."""
+    if len(df) < 2:
+        return df.reset_index(drop=True)
+    return df.sort_values(list(df.columns), kind="stable", na_position="last").reset_index(
+        drop=True
+    )
+
+
+def active_customers(tables: dict[str, pd.DataFrame], now: pd.Timestamp) -> np.ndarray:
+    o = tables[C.ORDERS]
+    recent = (o[C.ORDERED_AT] < now) & (o[C.ORDERED_AT] >= now - pd.Timedelta(days=ACTIVE_DAYS))
+    s = tables[C.SUBSCRIPTIONS]
+    live = (s[C.STARTED_AT] < now) & ~(s[C.CANCELLED_AT] < now)
+    ids = np.union1d(
+        o.loc[recent.to_numpy(dtype=bool), C.CUSTOMER_ID].to_numpy(dtype=np.int64),
+        s.loc[live.to_numpy(dtype=bool), C.CUSTOMER_ID].to_numpy(dtype=np.int64),
+    )
+    return ids.astype(np.int64)
+
+
+def churn_scores(model, tables: dict[str, pd.DataFrame], now: pd.Timestamp) -> pd.DataFrame:
+    """Churn probabilities of every subscription active at ``now`` (one per customer:
+    the latest subscription, as the served model scores a customer)."""
+    from ppx.features.churn import churn_features
+
+    feats = churn_features(tables, now)
+    feats = feats.drop_duplicates(C.CUSTOMER_ID, keep="last").reset_index(drop=True)
+    if feats.empty:
+        cols = [f"p_churn_{h}" for h in model.horizons] + ["expected_lifetime_days"]
+        return pd.DataFrame(
+            {C.CUSTOMER_ID: [], C.SUBSCRIPTION_ID: [], **{c: [] for c in cols}}
+        ).astype({C.CUSTOMER_ID: np.int64, C.SUBSCRIPTION_ID: np.int64})
+    scores = model.predict_table(feats).reset_index(drop=True)
+    keys = feats[[C.CUSTOMER_ID, C.SUBSCRIPTION_ID]].astype(np.int64)
+    return pd.concat([keys, scores], axis=1)
+
+
+def recommendations(
+    served, tables: dict[str, pd.DataFrame], customer_ids: np.ndarray, now, k: int
+) -> pd.DataFrame:
+    """Top-k products per customer from the bucket's own history: the served
+    recommender's events, repeat boost and filters, its network run on batches."""
+    from ppx.models.recs.serve import ServedRecommender
+
+    hist = tables[C.INTERACTIONS]
+    hist = hist.loc[(hist[C.EVENT_AT] < now).to_numpy(dtype=bool)]
+    returns = tables[C.RETURNS]
+    returns = returns.loc[(returns[C.REQUESTED_AT] < now).to_numpy(dtype=bool)]
+    bucket = ServedRecommender(served.rec, hist, tables[C.PRODUCTS], returns, now)
+    rows = bucket.recommend_many(customer_ids, k, now)
+    return pd.DataFrame(
+        {
+            C.CUSTOMER_ID: np.asarray(customer_ids, dtype=np.int64),
+            "product_ids": [r["product_ids"] for r in rows],
+            "scores": [r["scores"] for r in rows],
+            "source": [r["source"] for r in rows],
+        }
+    )
+
+
+def decisions(
+    policy,
+    tables: dict[str, pd.DataFrame],
+    customer_ids: np.ndarray,
+    churn: pd.DataFrame,
+    recs: pd.DataFrame,
+    now: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(decision rows, ledger award rows, outbox rows) of the daily pass."""
+    from ppx.features.context import context_of, daily_contexts
+    from ppx.rules.decisions import decide_daily
+    from ppx.rules.experiments.assign import apply_experiments
+    from ppx.rules.messages.compose import outbox_rows
+    from ppx.rules.types import Scores
+
+    cats = {k: v.category for k, v in policy.messages.catalogue.items()}
+    ctx = daily_contexts(tables, now, customer_ids=customer_ids, categories=cats)
+    horizon = f"p_churn_{policy.churn_horizon_days}"
+    risk = dict(zip(churn[C.CUSTOMER_ID].to_numpy(), churn[horizon].to_numpy(float), strict=True))
+    top = dict(zip(recs[C.CUSTOMER_ID].to_numpy(), recs["product_ids"], strict=True))
+    at = now.to_pydatetime()
+    rows, awards, outbox = [], [], []
+    for rec in ctx.to_dict("records"):
+        c = context_of(rec)
+        cid = c.customer_id
+        p = risk.get(cid)
+        if p is not None and np.isfinite(p):
+            scores = Scores(churn_risk=float(p), recommendations=list(top.get(cid, [])))
+        else:
+            why = "no subscription to score" if c.subscription_id is None else "no churn score"
+            scores = Scores(recommendations=list(top.get(cid, [])), errors={"churn": why})
+        d = apply_experiments(decide_daily(c, at, scores, policy), policy, at)
+        rows.append(
+            {
+                C.CUSTOMER_ID: cid,
+                "outcome": d.outcome,
+                "points": int(d.points),
+                "messages": ",".join(m.message_type for m in d.messages),
+                "actions": ",".join(a.kind for a in d.actions),
+                "reasons": " | ".join(d.reasons),
+                "policy_version": d.policy_version,
+            }
+        )
+        for a in d.actions:
+            if a.kind == "award_points" and a.points > 0:
+                awards.append(
+                    {
+                        C.CUSTOMER_ID: int(a.customer_id or cid),
+                        "points": int(a.points),
+                        "entry_type": a.ledger_type or "earn",
+                        "idempotency_key": a.idempotency_key,
+                        C.ORDER_ID: a.order_id,
+                        "reason": a.reason[:500],
+                        "arm": a.arm,
+                    }
+                )
+        for m in outbox_rows(d, c):
+            outbox.append(
+                {
+                    "message_key": m.message_key,
+                    C.CUSTOMER_ID: m.customer_id,
+                    "message_type": m.message_type,
+                    "channel": m.channel,
+                    "category": m.category,
+                    "content": json.dumps(m.content, sort_keys=True, default=str),
+                    "send_after": pd.Timestamp(m.send_after),
+                    "locale": m.locale,
+                    "time_zone": m.time_zone,
+                    "utc_offset_minutes": int(m.utc_offset_minutes),
+                    "to_address": m.to_address,
+                    "arm": m.arm,
+                }
+            )
+    return (
+        pd.DataFrame(rows, columns=DECISION_COLUMNS),
+        pd.DataFrame(awards, columns=LEDGER_COLUMNS).astype({C.ORDER_ID: "Int64"}),
+        pd.DataFrame(outbox, columns=OUTBOX_COLUMNS).astype({"send_after": "datetime64[ns]"}),
+    )
+
+
+DECISION_COLUMNS = [
+    C.CUSTOMER_ID,
+    "outcome",
+    "points",
+    "messages",
+    "actions",
+    "reasons",
+    "policy_version",
+]
+LEDGER_COLUMNS = [
+    C.CUSTOMER_ID,
+    "points",
+    "entry_type",
+    "idempotency_key",
+    C.ORDER_ID,
+    "reason",
+    "arm",
+]
+OUTBOX_COLUMNS = [
+    "message_key",
+    C.CUSTOMER_ID,
+    "message_type",
+    "channel",
+    "category",
+    "content",
+    "send_after",
+    "locale",
+    "time_zone",
+    "utc_offset_minutes",
+    "to_address",
+    "arm",
+]
+
+
+# --- one bucket ----------------------------------------------------------------------------
+
+
+def bucket_file(out: str | Path, output: str, bucket: int) -> Path:
+    """Where a bucket's rows of one output go (``OUT/<output>/bucket=<b>/part.parquet``)."""
+    return Path(out) / output / f"bucket={bucket:05d}" / "part.parquet"
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    """Replace the file atomically: a retried task leaves one complete copy."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) -> dict:
+    """The nightly pipeline for one bucket's tables; writes its outputs, returns counts
+    and the seconds each stage took."""
+    import time
+
+    import torch
+
+    torch.set_num_threads(job.torch_threads)
+    tables = {k: canonical_order(v) for k, v in tables.items()}
+    now = pd.Timestamp(job.now)
+    stages = set(job.stages)
+    if "decisions" in stages:
+        stages |= {"churn", "recs"}
+    t = time.perf_counter()
+    churn_model = _load(job.tracking_uri, job.churn_uri) if "churn" in stages else None
+    recs_model = _load(job.tracking_uri, job.recs_uri) if "recs" in stages else None
+    policy = _policy(job.policy_path) if "decisions" in stages else None
+    seconds = {"load": time.perf_counter() - t}
+    frames: dict[str, pd.DataFrame] = {}
+
+    active = active_customers(tables, now)
+    if churn_model is not None:
+        t = time.perf_counter()
+        churn = churn_scores(churn_model, tables, now)
+        churn = churn[churn[C.CUSTOMER_ID].isin(active)].reset_index(drop=True)
+        churn["model_version"] = f"ppx-churn v{job.churn_version}"
+        frames["churn"] = churn
+        seconds["churn"] = time.perf_counter() - t
+    if recs_model is not None:
+        t = time.perf_counter()
+        recs = recommendations(recs_model, tables, active, now, job.recs_k)
+        recs["model_version"] = f"ppx-recs v{job.recs_version}"
+        frames["recs"] = recs
+        seconds["recs"] = time.perf_counter() - t
+    if policy is not None:
+        t = time.perf_counter()
+        dec, ledger, outbox = decisions(policy, tables, active, churn, recs, now)
+        frames.update(decisions=dec, ledger=ledger, outbox=outbox)
+        seconds["decisions"] = time.perf_counter() - t
+
+    for name, df in frames.items():
+        df.insert(0, "as_of", np.full(len(df), now.to_datetime64()).astype("datetime64[ns]"))
+        _write(df, bucket_file(job.out, name, bucket))
+    return {
+        "bucket": bucket,
+        "customers": len(active),
+        **{f"rows_{k}": len(frames[k]) if k in frames else 0 for k in OUTPUTS},
+        **{f"seconds_{k}": seconds.get(k, 0.0) for k in ("load", *STAGES)},
+    }

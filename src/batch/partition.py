@@ -1,0 +1,127 @@
+"""Customer-hash buckets: which rows of which table belong to which customers.
+
+A bucket is ``customer_id mod n_buckets`` (a non-negative modulus, the same on pandas and
+Spark's ``pmod``), so both engines cut a store into identical pieces. Tables that do not
+carry ``customer_id`` reach it through their parent: shipments and order lines through
+the order, subscription events through the subscription. Products are shared by every
+bucket.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ppx.data import columns as C
+
+BUCKET = "bucket"
+#: Table -> (parent table, join key) for tables without a customer id of their own.
+VIA_PARENT: dict[str, tuple[str, str]] = {
+    C.SHIPMENTS: (C.ORDERS, C.ORDER_ID),
+    C.ORDER_ITEMS: (C.ORDERS, C.ORDER_ID),
+    C.SUBSCRIPTION_EVENTS: (C.SUBSCRIPTIONS, C.SUBSCRIPTION_ID),
+}
+#: Tables every bucket gets whole.
+SHARED: tuple[str, ...] = (C.PRODUCTS,)
+#: The tables the nightly run reads (churn history, daily context, recommendations).
+NIGHTLY_TABLES: tuple[str, ...] = (
+    C.CUSTOMERS,
+    C.PRODUCTS,
+    C.ORDERS,
+    C.ORDER_ITEMS,
+    C.SHIPMENTS,
+    C.SUBSCRIPTIONS,
+    C.SUBSCRIPTION_EVENTS,
+    C.RETURNS,
+    C.CLAIMS,
+    C.REVIEWS,
+    C.LOYALTY_EVENTS,
+    C.MESSAGES,
+    C.INTERACTIONS,
+)
+
+
+class StoreLayoutError(ValueError):
+    """The store lacks a table the nightly run needs; the message names it."""
+
+
+def bucket_of(customer_ids, n_buckets: int) -> np.ndarray:
+    """The bucket of each customer id (``pmod(customer_id, n_buckets)``)."""
+    return np.mod(np.asarray(customer_ids, dtype=np.int64), n_buckets)
+
+
+def table_path(store: str | Path, name: str) -> Path:
+    """A table's Parquet file, or its folder of part files (a world written in chunks)."""
+    base = Path(store) / "tables"
+    for p in (base / f"{name}.parquet", base / name):
+        if p.exists():
+            return p
+    raise StoreLayoutError(
+        f"{store}: table {name!r} not found (expected tables/{name}.parquet or tables/{name}/)"
+    )
+
+
+def read_table(store: str | Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """One table of a store, from a single file or a folder of part files."""
+    return pq.read_table(table_path(store, name), columns=columns).to_pandas()
+
+
+def store_now(store: str | Path) -> pd.Timestamp:
+    """The nightly run's moment: midnight after the store's latest recorded event.
+
+    Reads only the time columns (what :func:`ppx.scoring.data_end` looks at), so the
+    driver finds it without loading a table whole.
+    """
+    import pyarrow.compute as pc
+
+    stamps = []
+    for table, col in (
+        (C.ORDERS, C.ORDERED_AT),
+        (C.SHIPMENTS, C.SHIPPED_AT),
+        (C.SHIPMENTS, C.DELIVERED_AT),
+        (C.TRACKING_EVENTS, C.EVENT_AT),
+        (C.SUBSCRIPTION_EVENTS, C.EVENT_AT),
+    ):
+        try:
+            t = pq.read_table(table_path(store, table), columns=[col]).column(col)
+        except StoreLayoutError:
+            if table == C.ORDERS:
+                raise
+            continue
+        v = pc.max(t).as_py()
+        if v is not None:
+            stamps.append(pd.Timestamp(v))
+    return max(stamps).normalize() + pd.Timedelta(days=1)
+
+
+def attach_customer(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Give every customer-keyed table a ``customer_id`` column (through its parent)."""
+    out = dict(tables)
+    for name, (parent, key) in VIA_PARENT.items():
+        if name in out and C.CUSTOMER_ID not in out[name].columns:
+            owner = out[parent][[key, C.CUSTOMER_ID]].drop_duplicates(key)
+            out[name] = out[name].merge(owner, on=key, how="inner")
+    return out
+
+
+def split_buckets(
+    tables: dict[str, pd.DataFrame], n_buckets: int
+) -> dict[int, dict[str, pd.DataFrame]]:
+    """Whole tables -> {bucket: {table: that bucket's rows}} (shared tables in each)."""
+    tables = attach_customer(tables)
+    parts: dict[int, dict[str, pd.DataFrame]] = {b: {} for b in range(n_buckets)}
+    for name, df in tables.items():
+        if name in SHARED:
+            for b in parts:
+                parts[b][name] = df
+            continue
+        buckets = bucket_of(df[C.CUSTOMER_ID].to_numpy(), n_buckets)
+        groups = pd.Series(np.arange(len(df))).groupby(buckets).indices
+        empty = df.iloc[0:0]
+        for b in parts:
+            pos = groups.get(b)
+            parts[b][name] = empty if pos is None else df.iloc[np.sort(pos)].reset_index(drop=True)
+    return parts

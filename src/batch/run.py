@@ -1,0 +1,204 @@
+"""Set up a nightly run, run it on an engine, write the ledger and the outbox.
+
+The driver resolves the champions' versions once (alias -> version), finds the night's
+moment from the store and picks the bucket count; workers get those in a
+:class:`~ppx.batch.nightly.NightlyJob`. After every bucket is written, the awards and
+messages go to the ledger and the outbox under their idempotency keys: a re-run (or a
+retried Spark task, whose bucket files are simply rewritten) adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ppx.batch.nightly import OUTPUTS, STAGES, NightlyJob
+from ppx.batch.partition import store_now, table_path
+from ppx.data import columns as C
+
+#: Customers per bucket by default: a bucket's tables and models fit comfortably in a
+#: worker's memory, and there are enough buckets to keep every core busy.
+CUSTOMERS_PER_BUCKET = 25_000
+MANIFEST = "_nightly.json"
+
+
+class NightlyError(ValueError):
+    """The nightly run cannot start; the message says why."""
+
+
+def java_missing() -> str | None:
+    """Why Spark cannot start here (no Java), or None when it can."""
+    import os
+
+    java = shutil.which("java")
+    if java is None and os.environ.get("JAVA_HOME"):
+        candidate = Path(os.environ["JAVA_HOME"]) / "bin" / "java"
+        java = str(candidate) if candidate.exists() else None
+    if java is None:
+        return "no Java runtime on PATH (install default-jre-headless: .ci/system-deps)"
+    try:
+        subprocess.run([java, "-version"], capture_output=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"java -version failed: {err}"
+    return None
+
+
+def count_customers(store: str | Path) -> int:
+    import pyarrow.dataset as ds
+
+    return ds.dataset(table_path(store, C.CUSTOMERS), format="parquet").count_rows()
+
+
+def default_buckets(store: str | Path, cores: int = 2) -> int:
+    n = count_customers(store)
+    return max(2 * cores, math.ceil(n / CUSTOMERS_PER_BUCKET))
+
+
+def make_job(
+    store: str | Path,
+    out: str | Path,
+    *,
+    buckets: int | None = None,
+    policy: str | Path | None = None,
+    alias: str = "champion",
+    as_of: str | None = None,
+    cores: int = 2,
+    stages: tuple[str, ...] = STAGES,
+) -> NightlyJob:
+    """Resolve everything the workers share: versions, tracking URI, moment, buckets."""
+    import mlflow
+    from ppx import tracking
+    from ppx.rules.policy import load_policy
+    from ppx.scoring import _version_of
+
+    store = Path(store).resolve()
+    if not store.is_dir():
+        raise NightlyError(f"{store}: no such store folder")
+    load_policy(policy)  # a bad policy fails here, before any worker starts
+    tracking.configure()
+    models = {"churn", "recs"} if "decisions" in stages else set(stages)
+    versions = {m: _version_of(m, alias) if m in models else "" for m in ("churn", "recs")}
+    uri = mlflow.get_tracking_uri()
+    now = pd.Timestamp(as_of) if as_of else store_now(store)
+    return NightlyJob(
+        store=str(store),
+        out=str(Path(out).resolve()),
+        now=now,
+        n_buckets=buckets or default_buckets(store, cores),
+        tracking_uri=uri,
+        churn_uri=f"models:/{tracking.registered_name('churn')}/{versions['churn']}",
+        recs_uri=f"models:/{tracking.registered_name('recs')}/{versions['recs']}",
+        churn_version=versions["churn"],
+        recs_version=versions["recs"],
+        policy_path=str(Path(policy).resolve()) if policy else None,
+        stages=tuple(stages),
+    )
+
+
+def prepare_out(out: str | Path) -> Path:
+    """An output folder for a night: empty, or one a previous night wrote (cleared)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise NightlyError(
+            f"{out}: folder is not empty and holds no earlier nightly run; choose another --out"
+        )
+    for name in (*OUTPUTS, "_staging", MANIFEST):
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    # marks the folder as a night's (an interrupted one included) so a re-run may clear it
+    (out / MANIFEST).write_text(json.dumps({"status": "running"}))
+    return out
+
+
+def read_output(out: str | Path, name: str) -> pd.DataFrame:
+    """One output of a night, every bucket, sorted by customer."""
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(Path(out) / name, format="parquet", partitioning="hive").to_table()
+    df = table.to_pandas()
+    keys = [c for c in (C.CUSTOMER_ID, "idempotency_key", "message_key") if c in df.columns]
+    return df.drop(columns=["bucket"], errors="ignore").sort_values(keys).reset_index(drop=True)
+
+
+@dataclass
+class SinkResult:
+    awards: int
+    awards_created: int
+    points_created: int
+    messages: int
+    messages_created: int
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return df.astype(object).where(df.notna(), None).to_dict("records")
+
+
+def sink(
+    out: str | Path,
+    now: pd.Timestamp,
+    ledger_url: str | None = None,
+    outbox_url: str | None = None,
+    batch: int = 5_000,
+) -> SinkResult:
+    """Write the night's awards to the ledger and messages to the outbox, idempotently."""
+    from ppx.rules.ledger import Ledger
+    from ppx.rules.messages.db import make_engine
+    from ppx.rules.messages.outbox import NewMessage, Outbox
+
+    awards = read_output(out, "ledger")
+    ledger = Ledger(ledger_url)
+    created = points = 0
+    at = pd.Timestamp(now).to_pydatetime()
+    try:
+        for lo in range(0, len(awards), batch):
+            for p in ledger.award_many(_records(awards.iloc[lo : lo + batch]), at=at):
+                created += int(p.created)
+                points += p.points if p.created else 0
+    finally:
+        ledger.dispose()
+    msgs = read_output(out, "outbox")
+    box = Outbox(make_engine(outbox_url or ledger_url))
+    made = 0
+    fields = NewMessage.__dataclass_fields__
+    for lo in range(0, len(msgs), batch):
+        rows = []
+        for r in _records(msgs.iloc[lo : lo + batch]):
+            r = {k: v for k, v in r.items() if k in fields}
+            r["content"] = json.loads(r["content"])
+            r["send_after"] = pd.Timestamp(r["send_after"]).to_pydatetime()
+            rows.append(NewMessage(**r))
+        made += sum(box.enqueue(rows))
+    box.engine.dispose()
+    return SinkResult(len(awards), created, points, len(msgs), made)
+
+
+def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, seconds: float):
+    info = {
+        "status": "done",
+        "engine": engine,
+        "as_of": str(job.now),
+        "buckets": job.n_buckets,
+        "churn": job.churn_uri,
+        "recs": job.recs_uri,
+        "seconds": round(seconds, 2),
+        "stages": list(job.stages),
+        "rows": {k: int(summary[f"rows_{k}"].sum()) for k in OUTPUTS},
+        "customers": int(summary["customers"].sum()),
+        # a stage's seconds summed over buckets (over cores too, on Spark)
+        "stage_seconds": {
+            k: round(float(summary[f"seconds_{k}"].sum()), 2)
+            for k in ("load", "churn", "recs", "decisions")
+        },
+    }
+    (Path(out) / MANIFEST).write_text(json.dumps(info, indent=2))
+    return info

@@ -1,0 +1,204 @@
+"""The nightly batch: the same outputs whatever the engine or bucket count, and a re-run
+that awards nothing twice.
+
+The end-to-end tests train tiny churn and recs models on the session's tiny world once
+for the module (slow); the Spark comparison also needs a Java runtime and is skipped
+with the reason when there is none. Partitioning, the ledger's batch awards and the
+output-folder guard are checked without models in the default suite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ppx.batch.engines import run
+from ppx.batch.nightly import OUTPUTS
+from ppx.batch.run import java_missing, make_job, prepare_out, read_output, sink
+from ppx.cli import app
+from ppx.data import columns as C
+
+runner = CliRunner()
+SCORE_COLUMNS = ["p_churn_30", "p_churn_60", "p_churn_90", "expected_lifetime_days"]
+
+
+def _ok(args: list[str]) -> None:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, f"ppx {' '.join(args)} failed:\n{res.output}\n{res.exception!r}"
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_world, tmp_path_factory, use_mlflow_dir):
+    """Tiny churn and recs champions in a registry of this module's own."""
+    from ppx import tracking
+
+    _, world = tiny_world
+    folder = tmp_path_factory.mktemp("nightly_mlflow")
+    with use_mlflow_dir(folder):
+        _ok(["train", "churn", "--world", str(world)])
+        _ok(
+            [
+                "train",
+                "recs",
+                "--world",
+                str(world),
+                "--epochs",
+                "1",
+                "--max-minutes",
+                "0.3",
+                "--threads",
+                "1",
+            ]
+        )
+        tracking.configure()
+        for model in ("churn", "recs"):
+            # the gate may keep a tiny model a challenger; the batch scores what is named
+            tracking.set_alias(model, tracking.CHAMPION, 1)
+        yield world, folder
+
+
+def _night(registry, use_mlflow_dir, out, engine="local", buckets=3, ledger_url=None):
+    world, folder = registry
+    with use_mlflow_dir(folder):
+        prepare_out(out)
+        job = make_job(world, out, buckets=buckets)
+        summary, _ = run(job, engine, cores=2)
+        sink_result = sink(out, job.now, ledger_url=ledger_url) if ledger_url else None
+    return job, summary, sink_result
+
+
+def _outputs(out) -> dict[str, pd.DataFrame]:
+    return {name: read_output(out, name) for name in OUTPUTS}
+
+
+def _assert_same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
+    # scores within float tolerance, everything else (ids, decisions, keys) exactly
+    pd.testing.assert_frame_equal(a["churn"], b["churn"], check_exact=False, rtol=1e-9)
+    for name in ("decisions", "ledger", "outbox"):
+        pd.testing.assert_frame_equal(a[name], b[name])
+    assert (
+        a["recs"]["product_ids"].map(list).tolist() == b["recs"]["product_ids"].map(list).tolist()
+    )
+    np.testing.assert_allclose(
+        np.concatenate(a["recs"]["scores"].to_numpy()),
+        np.concatenate(b["recs"]["scores"].to_numpy()),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.slow
+def test_the_bucket_count_changes_nothing(registry, use_mlflow_dir, tmp_path):
+    _night(registry, use_mlflow_dir, tmp_path / "two", buckets=2)
+    _night(registry, use_mlflow_dir, tmp_path / "five", buckets=5)
+    two, five = _outputs(tmp_path / "two"), _outputs(tmp_path / "five")
+    _assert_same(two, five)
+    world, _ = registry
+    subs = pd.read_parquet(world / "tables" / "subscriptions.parquet")
+    assert len(two["churn"]) > 0 and two["churn"][SCORE_COLUMNS[0]].between(0, 1).all()
+    assert set(two["churn"][C.CUSTOMER_ID]) <= set(subs[C.CUSTOMER_ID])
+    assert len(two["decisions"]) == len(two["recs"]) > len(two["churn"])
+    assert (two["recs"]["product_ids"].map(len) == 10).all()
+    assert len(two["ledger"]) > 0, "a tiny world's night still awards someone"
+    assert two["ledger"]["idempotency_key"].is_unique
+
+
+@pytest.mark.slow
+def test_a_second_run_awards_nothing_twice(registry, use_mlflow_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    _, _, first = _night(registry, use_mlflow_dir, tmp_path / "night", ledger_url=url)
+    _, _, again = _night(registry, use_mlflow_dir, tmp_path / "night", ledger_url=url)
+    assert first.awards_created == first.awards > 0
+    assert first.messages_created == first.messages > 0
+    assert again.awards == first.awards and again.awards_created == 0
+    assert again.points_created == 0 and again.messages_created == 0
+    from ppx.rules.ledger import Ledger
+
+    lg = Ledger(url)
+    awards = read_output(tmp_path / "night", "ledger")
+    for cid, pts in awards.groupby(C.CUSTOMER_ID)["points"].sum().head(20).items():
+        assert lg.balance(int(cid)) == pts
+    lg.dispose()
+
+
+def test_the_cli_refuses_a_foreign_output_folder(tiny_world, tmp_path):
+    _, world = tiny_world
+    (tmp_path / "mine.txt").write_text("not a nightly run")
+    res = runner.invoke(
+        app, ["decide", "daily-batch", "--store", str(world), "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 2
+    assert "holds no earlier nightly run" in " ".join(res.output.split())
+    assert (tmp_path / "mine.txt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(java_missing() is not None, reason=f"Spark needs Java: {java_missing()}")
+def test_spark_and_local_give_the_same_night(registry, use_mlflow_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'spark_ledger.db'}"
+    _, _, local = _night(
+        registry, use_mlflow_dir, tmp_path / "local", ledger_url=f"sqlite:///{tmp_path / 'l.db'}"
+    )
+    _, summary, spark = _night(
+        registry, use_mlflow_dir, tmp_path / "spark", "spark", ledger_url=url
+    )
+    assert sorted(summary["bucket"]) == [0, 1, 2]
+    _assert_same(_outputs(tmp_path / "local"), _outputs(tmp_path / "spark"))
+    assert (spark.awards, spark.points_created) == (local.awards, local.points_created)
+    # the Spark job again, into the same ledger: nothing is awarded twice
+    _, _, again = _night(registry, use_mlflow_dir, tmp_path / "spark", "spark", ledger_url=url)
+    assert again.awards == spark.awards and again.awards_created == 0
+    assert again.messages_created == 0
+
+
+def test_every_row_lands_in_its_customers_bucket(tiny_world):
+    from ppx.batch.partition import NIGHTLY_TABLES, SHARED, bucket_of, split_buckets
+
+    world, _ = tiny_world
+    tables = {t: world.tables[t] for t in NIGHTLY_TABLES}
+    parts = split_buckets(tables, 4)
+    for name in NIGHTLY_TABLES:
+        sizes = [len(parts[b][name]) for b in range(4)]
+        if name in SHARED:
+            assert sizes == [len(tables[name])] * 4
+            continue
+        assert sum(sizes) == len(tables[name]), f"{name}: every row in exactly one bucket"
+        for b in range(4):
+            assert (bucket_of(parts[b][name][C.CUSTOMER_ID], 4) == b).all()
+    # a subscription's events travel with its owner
+    subs = tables[C.SUBSCRIPTIONS].set_index(C.SUBSCRIPTION_ID)[C.CUSTOMER_ID]
+    ev = parts[1][C.SUBSCRIPTION_EVENTS]
+    assert (subs.reindex(ev[C.SUBSCRIPTION_ID]).to_numpy() == ev[C.CUSTOMER_ID].to_numpy()).all()
+
+
+def test_batch_awards_are_written_once(tmp_path):
+    from ppx.rules.ledger import Ledger, LedgerError
+
+    lg = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    rows = [
+        {
+            "customer_id": 7,
+            "points": 100,
+            "entry_type": "birthday_bonus",
+            "idempotency_key": "birthday:7:2025",
+            "order_id": None,
+            "reason": "birthday",
+        },
+        {
+            "customer_id": 8,
+            "points": 150,
+            "entry_type": "win_back_bonus",
+            "idempotency_key": "win_back:8:2025-02-14",
+            "order_id": float("nan"),
+        },
+    ]
+    first = lg.award_many(rows)
+    again = lg.award_many(rows)
+    assert [p.created for p in first] == [True, True]
+    assert [p.created for p in again] == [False, False]
+    assert [p.entry_id for p in again] == [p.entry_id for p in first]
+    assert (lg.balance(7), lg.balance(8)) == (100, 150)
+    with pytest.raises(LedgerError, match="positive"):
+        lg.award_many([{**rows[0], "points": 0, "idempotency_key": "x"}])
+    lg.dispose()
