@@ -18,10 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import bindparam, select
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
 from ppx.rules.experiments.assign import apply_experiments
 from ppx.rules.ledger import Ledger, Posting
+from ppx.rules.loyalty.tables import CustomerTier
 from ppx.rules.messages.compose import check_templates, outbox_rows
 from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceStore
@@ -87,6 +89,19 @@ def _iso(v):
 PROMISE_TARGET = 0.9
 
 
+#: A customer's persisted tier (one cached statement: read before every decision).
+_STORED_TIER = select(CustomerTier.__table__.c.tier).where(
+    CustomerTier.__table__.c.customer_id == bindparam("cid")
+)
+
+
+def _noted(decision: Decision, why: str | None) -> Decision:
+    """The decision with the reason naming where its tier came from."""
+    if why is not None:
+        decision.reasons.append(why)
+    return decision
+
+
 def fraud_return_payload(r: ReturnEvent) -> dict:
     """The return-fraud model's request for a return (the fields it knows)."""
     payload = {
@@ -125,14 +140,45 @@ class DecisionEngine:
         self.promises = promises
         self.preferences = preferences
         self.outbox = outbox
+        if ledger is not None:
+            from ppx.rules.loyalty.store import ensure_tables
+
+            ensure_tables(ledger)  # the persisted tier is read before every decision
         if outbox is not None:
             check_templates(policy)  # a kind without a template fails here, not at send time
 
-    def _customer(self, c: CustomerContext) -> CustomerContext:
-        """The customer with the preference centre's opt-outs added."""
-        if self.preferences is None:
-            return c
-        channels, kinds = self.preferences.opt_outs(c.customer_id)
+    def _customer(self, c: CustomerContext) -> tuple[CustomerContext, str | None]:
+        """The customer as the database knows them, and the reason naming the tier used.
+
+        The tier comes from the persisted tier table (``loyalty_tiers``) when the customer
+        has a row there; the caller's ``customer.tier`` is only the fallback. The
+        preference centre's opt-outs are added. Both reads share one connection when the
+        preferences live in the ledger's database (the service's set-up).
+        """
+        if self.ledger is None:
+            if self.preferences is None:
+                return c, None
+            return self._with_opt_outs(c, *self.preferences.opt_outs(c.customer_id)), None
+        with self.ledger.engine.connect() as conn:
+            stored = conn.execute(_STORED_TIER, {"cid": int(c.customer_id)}).scalar_one_or_none()
+            opt_outs = None
+            if self.preferences is not None:
+                shared = self.preferences.engine is self.ledger.engine
+                opt_outs = self.preferences.opt_outs(c.customer_id, conn if shared else None)
+        if stored is not None and stored in self.policy.tier_names:
+            if stored != c.tier:
+                c = c.model_copy(update={"tier": stored})
+            why = f"tier {stored}: the customer's persisted tier"
+        else:
+            why = f"tier {c.tier}: as given by the caller (no persisted tier)"
+        if opt_outs is not None:
+            c = self._with_opt_outs(c, *opt_outs)
+        return c, why
+
+    @staticmethod
+    def _with_opt_outs(
+        c: CustomerContext, channels: list[str], kinds: list[str]
+    ) -> CustomerContext:
         if not channels and not kinds:
             return c
         return c.model_copy(
@@ -142,9 +188,10 @@ class DecisionEngine:
             }
         )
 
-    async def _with_preferences(self, c: CustomerContext) -> CustomerContext:
-        if self.preferences is None:
-            return c
+    async def resolve_customer(self, c: CustomerContext) -> tuple[CustomerContext, str | None]:
+        """:meth:`_customer` off the event loop when the database is remote."""
+        if self.preferences is None and self.ledger is None:
+            return c, None
         if self.ledger is None or self.ledger.dialect == "sqlite":
             return self._customer(c)  # a local read: cheaper than a thread hand-off
         return await asyncio.to_thread(self._customer, c)
@@ -264,13 +311,14 @@ class DecisionEngine:
                     "as_of": _iso(e.occurred_at),
                 }
         scores = await self._scores(req, wanted, notes)
-        c = await self._with_preferences(c)
+        c, tier_why = await self.resolve_customer(c)
         if self.promises is not None:
             if self.promises.engine.dialect.name != "sqlite":
                 await asyncio.to_thread(self._log_promise, req, scores)
             else:
                 self._log_promise(req, scores)
-        res = await self._commit(decide_order_event(e, c, scores, self.policy), c, e.occurred_at)
+        decision = _noted(decide_order_event(e, c, scores, self.policy), tier_why)
+        res = await self._commit(decision, c, e.occurred_at)
         if self.ledger is not None:
             if e.event_type == "refunded":
                 await self._refund_loyalty(e, res)
@@ -350,8 +398,9 @@ class DecisionEngine:
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
         scores = await self._scores(req, {"fraud_return": fraud_return_payload(r)})
-        c = await self._with_preferences(req.customer)
-        return await self._commit(decide_return(r, c, scores, self.policy), c, r.requested_at)
+        c, tier_why = await self.resolve_customer(req.customer)
+        decision = _noted(decide_return(r, c, scores, self.policy), tier_why)
+        return await self._commit(decision, c, r.requested_at)
 
     async def claim(self, req: ClaimDecisionRequest) -> DecisionResponse:
         r = req.request
@@ -367,8 +416,9 @@ class DecisionEngine:
             }
             wanted["fraud_claim"] = {k: v for k, v in payload.items() if v is not None}
         scores = await self._scores(req, wanted)
-        c = await self._with_preferences(req.customer)
-        return await self._commit(decide_claim(r, c, scores, self.policy), c, r.claimed_at)
+        c, tier_why = await self.resolve_customer(req.customer)
+        decision = _noted(decide_claim(r, c, scores, self.policy), tier_why)
+        return await self._commit(decision, c, r.claimed_at)
 
     async def daily(self, item: DailyItem) -> DecisionResponse:
         c = item.customer
@@ -383,13 +433,13 @@ class DecisionEngine:
             k = self.policy.messages.catalogue["replenishment_reminder"].recommendations
             wanted["recs"] = {"customer_id": c.customer_id, "k": k, "as_of": _iso(item.now)}
         scores = await self._scores(item, wanted, notes)
-        c = await self._with_preferences(c)
+        c, tier_why = await self.resolve_customer(c)
         if self.ledger is None:
             return await self._commit(decide_daily(c, item.now, scores, self.policy), c, item.now)
         # The loyalty figures (expiry reminder) and the yearly gifts need the ledger.
         loyalty = await asyncio.to_thread(self._loyalty_daily, c, item.now)
         summary, gifts = loyalty
-        decision = decide_daily(c, item.now, scores, self.policy, summary)
+        decision = _noted(decide_daily(c, item.now, scores, self.policy, summary), tier_why)
         for kind, voucher, why in gifts:
             code = f": voucher {voucher.voucher_code}" if voucher is not None else ""
             decision.reasons.append(f"{kind}: {why}{code}")

@@ -45,7 +45,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -242,7 +242,7 @@ class Ledger:
 
         return self._retry(attempt)
 
-    def _insert_rows(self, s: Session, rows: list[dict]) -> list[Posting]:
+    def _insert_rows(self, s: Session | Connection, rows: list[dict]) -> list[Posting]:
         """Insert entries whose keys are new; return every row's stored entry, in order.
 
         ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING`` lets the database settle
@@ -254,7 +254,7 @@ class Ledger:
         if not rows:
             return []
         keys = [r["idempotency_key"] for r in rows]
-        conn = s.connection()
+        conn = _connection(s)
         table = LedgerEntry.__table__
         if self._upsert is not None:
             stored = {e.idempotency_key: e for e in conn.execute(self._upsert, rows)}
@@ -278,7 +278,7 @@ class Ledger:
         }
         return [_posting(stored[k], k in created) for k in keys]
 
-    def _locked(self, s: Session, customer_id: int) -> None:
+    def _locked(self, s: Session | Connection, customer_id: int) -> None:
         """Serialise read-then-write operations of one customer."""
         if self.dialect == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(customer_id)})
@@ -383,17 +383,19 @@ class Ledger:
                 reversals.append((cid, a))
 
         def attempt() -> tuple[list[Posting], int]:
-            with Session(self.engine) as s, s.begin():
+            # A Core connection, not an ORM session: every decision writes here, and the
+            # session's unit-of-work bookkeeping cost more CPU than SQLite's own work.
+            with self.engine.begin() as conn:
                 for cid in sorted({c for c, _ in reversals}):
-                    self._locked(s, cid)
-                out = self._insert_rows(s, awards)
+                    self._locked(conn, cid)
+                out = self._insert_rows(conn, awards)
                 for cid, a in reversals:
                     p = self._reverse_in(
-                        s, cid, a.order_id, -a.points, a.idempotency_key, a.reason, at
+                        conn, cid, a.order_id, -a.points, a.idempotency_key, a.reason, at
                     )
                     if p is not None:
                         out.append(p)
-                return out, self._balance(s, decision.customer_id)
+                return out, self._balance(conn, decision.customer_id)
 
         return self._retry(attempt)
 
@@ -401,12 +403,10 @@ class Ledger:
         prior = _prior(s, key)
         if prior is not None:
             return prior
-        net = s.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
-                LedgerEntry.customer_id == int(customer_id),
-                LedgerEntry.order_id == int(order_id),
-                LedgerEntry.entry_type.in_(("earn", "reversal")),
-            )
+        net = (
+            _connection(s)
+            .execute(_ORDER_NET, {"cid": int(customer_id), "oid": int(order_id)})
+            .scalar_one()
         )
         take = int(net) if points is None else min(abs(int(points)), int(net))
         if take <= 0:
@@ -416,8 +416,8 @@ class Ledger:
     # --- reads ---------------------------------------------------------------------------
 
     @staticmethod
-    def _balance(s: Session, customer_id: int) -> int:
-        row = s.connection().execute(_BALANCE, {"cid": int(customer_id)})
+    def _balance(s: Session | Connection, customer_id: int) -> int:
+        row = _connection(s).execute(_BALANCE, {"cid": int(customer_id)})
         return int(row.scalar_one())
 
     def balance(self, customer_id: int) -> int:
@@ -460,6 +460,21 @@ class Ledger:
 _BALANCE = select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
     LedgerEntry.customer_id == bindparam("cid")
 )
+#: What one order of a customer has earned net of earlier reversals.
+_ORDER_NET = select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+    LedgerEntry.customer_id == bindparam("cid"),
+    LedgerEntry.order_id == bindparam("oid"),
+    LedgerEntry.entry_type.in_(("earn", "reversal")),
+)
+#: The entry stored under an idempotency key.
+_BY_KEY = select(LedgerEntry.__table__).where(
+    LedgerEntry.__table__.c.idempotency_key == bindparam("key")
+)
+
+
+def _connection(s: Session | Connection) -> Connection:
+    """The connection of a session's transaction (or the connection itself)."""
+    return s.connection() if isinstance(s, Session) else s
 
 
 def _upgrade_indexes(engine: Engine) -> None:
@@ -492,7 +507,7 @@ def _upgrade_indexes(engine: Engine) -> None:
 
 
 def _add_entry(
-    s: Session,
+    s: Session | Connection,
     customer_id: int,
     points: int,
     entry_type: str,
@@ -502,23 +517,31 @@ def _add_entry(
     at: datetime | None,
 ) -> Posting:
     """Insert one entry inside the caller's transaction and return it as a new posting."""
-    e = LedgerEntry(
-        customer_id=int(customer_id),
-        points=points,
+    row = {
+        "customer_id": int(customer_id),
+        "points": int(points),
+        "entry_type": entry_type,
+        "idempotency_key": key,
+        "order_id": order_id,
+        "reason": reason[:500],
+        "created_at": at or _now(),
+        "arm": None,
+    }
+    res = _connection(s).execute(LedgerEntry.__table__.insert(), row)
+    return Posting(
+        entry_id=int(res.inserted_primary_key[0]),
+        customer_id=row["customer_id"],
+        points=row["points"],
         entry_type=entry_type,
         idempotency_key=key,
         order_id=order_id,
-        reason=reason[:500],
-        created_at=at or _now(),
+        created=True,
     )
-    s.add(e)
-    s.flush()
-    return _posting(e, True)
 
 
-def _prior(s: Session, key: str) -> Posting | None:
+def _prior(s: Session | Connection, key: str) -> Posting | None:
     """The entry an earlier call with this idempotency key wrote, if any."""
-    e = s.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key == key)).one_or_none()
+    e = _connection(s).execute(_BY_KEY, {"key": key}).one_or_none()
     return None if e is None else _posting(e, False)
 
 
@@ -549,15 +572,29 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            # WAL + NORMAL: no corruption on a crash; a power cut may lose the last commits.
-            cur.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cur.close()
+        _pragmas(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _pragmas(dbapi_conn) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        # WAL + NORMAL: no corruption on a crash; a power cut may lose the last commits.
+        # (The default FULL syncs the log at every commit.)
+        cur.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cur.close()
+
+
+def sqlite_pragmas(engine: Engine) -> None:
+    """The ledger's SQLite settings (WAL, busy timeout, NORMAL sync) for another engine on
+    the same file, keeping pysqlite's own transaction handling."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        _pragmas(dbapi_conn)

@@ -21,10 +21,20 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Boolean, DateTime, Float, String, create_engine, func, select
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    String,
+    bindparam,
+    create_engine,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ppx.rules.ledger import default_url
+from ppx.rules.ledger import default_url, sqlite_pragmas
 
 WINDOW_DAYS = 28
 UNKNOWN_CARRIER = "unknown"
@@ -48,6 +58,19 @@ class PromiseRow(_Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     lost: Mapped[bool] = mapped_column(Boolean, default=False)
     outcome_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+_T = PromiseRow.__table__
+_CARRIER = select(_T.c.carrier).where(_T.c.order_id == bindparam("oid"))
+_OUTCOME = (
+    update(_T)
+    .where(_T.c.order_id == bindparam("oid"))
+    .values(
+        delivered_at=bindparam("delivered_at"),
+        lost=bindparam("lost"),
+        outcome_at=bindparam("outcome_at"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +106,13 @@ class PromiseLog:
     """
 
     def __init__(self, url: str | None = None):
-        self.engine = create_engine(url or default_url(), future=True)
+        url = url or default_url()
+        kwargs: dict = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.engine = create_engine(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            sqlite_pragmas(self.engine)
         _Base.metadata.create_all(self.engine)
 
     def record_promise(
@@ -126,14 +155,22 @@ class PromiseLog:
         promise, or None when the order has no recorded promise (nothing is written)."""
         if delivered_at is None and not lost:
             raise ValueError(f"delivery_promises: order {order_id} outcome needs delivered_at")
-        with Session(self.engine) as s, s.begin():
-            row = s.get(PromiseRow, str(order_id))
-            if row is None:
+        # Core statements: this runs on every delivered or lost event, and most of those
+        # orders were placed before promises were recorded (a read that finds nothing).
+        with self.engine.begin() as conn:
+            carrier = conn.execute(_CARRIER, {"oid": str(order_id)}).scalar_one_or_none()
+            if carrier is None:
                 return None
-            row.delivered_at = None if lost else _naive(delivered_at)
-            row.lost = bool(lost)
-            row.outcome_at = _naive(at)
-            return row.carrier
+            conn.execute(
+                _OUTCOME,
+                {
+                    "oid": str(order_id),
+                    "delivered_at": None if lost else _naive(delivered_at),
+                    "lost": bool(lost),
+                    "outcome_at": _naive(at),
+                },
+            )
+            return carrier
 
     def on_time(
         self, now: datetime, window_days: int = WINDOW_DAYS, carrier: str | None = None

@@ -126,6 +126,20 @@ def bench_latency(
     write_bench_json(json_out, payload)
 
 
+def bench_decision_stages(
+    n: int = typer.Option(300, "--n", min=10, help="Timed decisions per endpoint and level."),
+    concurrency: int = typer.Option(8, "--concurrency", min=2, help="Decisions in flight."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
+) -> None:
+    """Where a decision's time goes: the engine in-process against the real model service."""
+    from ppx.serve.decision_stages import run_decision_stages, stage_table
+    from ppx.terminal import console, write_bench_json
+
+    payload = run_decision_stages(n=n, concurrency=concurrency)
+    console.print(stage_table(payload))
+    write_bench_json(json_out, payload)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``ppx serve`` to the root app and ``serve`` to its ``bench`` group."""
     app.command("serve")(serve)
@@ -134,3 +148,4 @@ def register(app: typer.Typer) -> None:
             group.typer_instance.command("serve")(bench_serve)
             group.typer_instance.command("latency")(bench_latency)
             group.typer_instance.command("portal")(bench_portal)
+            group.typer_instance.command("decision-stages")(bench_decision_stages)

@@ -222,3 +222,32 @@ def test_a_return_reason_the_models_do_not_know_is_refused(engine_customer):
         E.ReturnDecisionRequest.model_validate(
             {"request": {**RETURN, "reason": "too_big"}, "customer": engine_customer}
         )
+
+
+def test_decisions_take_the_persisted_tier_and_say_which_was_used(
+    policy, tmp_path, late_delivery, engine_customer
+):
+    """A stored tier wins over the caller's; without one the caller's is the fallback."""
+    from ppx.rules.loyalty.tiers import review_tier
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    recs = {"/recs/recommend": {"customer_id": 42, "product_ids": [3, 4, 5]}}
+    eng, _ = _engine(policy, recs, ledger)
+    on_time = {**late_delivery, "delivered_at": "2025-03-04T12:00:00"}  # before its promise
+
+    def earned(order_id: int) -> tuple[int, list[str]]:
+        event = {**on_time, "order_id": order_id}
+        req = E.OrderEventRequest.model_validate({"event": event, "customer": engine_customer})
+        res = asyncio.run(eng.order_event(req))
+        pts = sum(p["points"] for p in res.ledger if p["entry_type"] == "earn")
+        return pts, res.decision.reasons
+
+    value = on_time["order_value"]
+    pts, reasons = earned(101)  # nothing stored: the caller's silver (x1.25)
+    assert pts == int(value * policy.tier("silver").points_multiplier)
+    assert "tier silver: as given by the caller (no persisted tier)" in reasons
+
+    review_tier(ledger, policy, 42, 2000.0)  # the programme's own record: platinum
+    pts, reasons = earned(102)
+    assert pts == int(value * policy.tier("platinum").points_multiplier)
+    assert "tier platinum: the customer's persisted tier" in reasons

@@ -210,3 +210,35 @@ def test_exchange_keeps_ledger_and_inventory_consistent_on_postgres(postgres_url
     assert [(e["variant"], e["quantity"]) for e in res["inventory"]] == [("L", -1), ("M", 1)]
     assert res["points_reversed"] == 15 and ledger.balance(4343) == 135  # 10.00 x 1.5
     ledger.dispose()
+
+
+def test_a_fully_returned_order_gives_back_the_voucher_spent_on_it(desk, customer, policy):
+    """Store credit or refund for the whole order: its voucher's points come back, once."""
+    from ppx.rules.loyalty.redemption import redeem_reward, redemptions_of
+
+    ledger = desk.store.ledger
+    reward = min((r for r in policy.rewards if r.min_tier is None), key=lambda r: r.points)
+    ledger.award(42, 2 * reward.points, "gift:42", "earn")  # not tied to an order
+    ledger.award(42, 40, "earn:8", "earn", order_id=8)  # order 8 (40.00 x 1) for the partial
+    v5 = redeem_reward(ledger, policy, 42, reward.id, "redeem:5", order_id=5)
+    v8 = redeem_reward(ledger, policy, 42, reward.id, "redeem:8", order_id=8)
+    start = ledger.balance(42)
+    gold = customer(tier="gold", spend_12m=900)
+
+    res = resolve(desk, gold, resolution="store_credit")["resolution"]  # all of order 5
+    assert res["points_reversed"] == 150
+    assert res["vouchers_returned"] == [
+        {"redemption_id": v5.redemption_id, "reward_id": reward.id, "points": reward.points}
+    ]
+    assert ledger.balance(42) == start - 150 + reward.points
+    # a partial return of order 8 (half of it) leaves its voucher spent
+    half = resolve(
+        desk, gold, resolution="refund", req={"return_id": 2, "order_id": 8, "amount": 20}
+    )
+    assert half["resolution"]["vouchers_returned"] == []
+    status = {r["redemption_id"]: r["status"] for r in redemptions_of(ledger, 42)}
+    assert status == {v5.redemption_id: "reversed", v8.redemption_id: "issued"}
+    # settling the same return again changes nothing
+    again = resolve(desk, gold, resolution="store_credit")["resolution"]
+    assert again["replayed"] and again["vouchers_returned"] == res["vouchers_returned"]
+    assert ledger.balance(42) == start - 150 + reward.points - 30  # 20.00 x 1.5 reversed

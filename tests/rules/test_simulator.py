@@ -135,3 +135,66 @@ def test_save_offers_meet_every_cancellation(tiny_world):
     cfg = SimulationConfig(seed=3, sample=0.5, save_mismatch=1.0)
     fit = simulate(path, {"save_offers": pols["save_offers"]}, cfg).summary
     assert fit.loc["save offer acceptance rate", "save_offers"] >= rate
+
+
+def test_referrals_replay_the_live_rules():
+    """A ring pair is refused, an honest one paid after the return window, a refunded one
+    cancelled: the same rules as the loyalty programme's attribution and settlement."""
+    from datetime import datetime, timedelta
+
+    from ppx.data import columns as C
+    from ppx.rules.simulator.referrals import ReferralBook, referral_rows
+
+    t0 = pd.Timestamp("2025-01-01")
+    people = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [1, 2, 3, 4, 5],
+            C.SIGNUP_AT: [t0] * 5,
+            C.NAME: ["a", "b", "c", "d", "e"],
+            C.EMAIL: [f"{x}@x.org" for x in "abcde"],
+            C.PHONE: ["1", "2", "3", "4", "5"],
+            C.ADDRESS: ["s1", "s2", "s3", "s4", "s5"],
+            # 2 and 3 share a device: a ring pair
+            C.DEVICE_ID: ["d1", "d2", "d2", "d4", "d5"],
+            C.PAYMENT_FINGERPRINT: ["p1", "p2", "p3", "p4", "p5"],
+            C.REFERRED_BY: pd.array([None, 1, 2, 1, 1], dtype="Int64"),
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            C.ORDER_ID: [20, 30, 40, 50],
+            C.CUSTOMER_ID: [2, 3, 4, 5],
+            C.STATUS: ["delivered"] * 4,
+            C.DELIVERED_AT: [t0 + pd.Timedelta(days=d) for d in (1, 2, 3, 4)],
+        }
+    )
+    rows = {r.referee: r for r in referral_rows(people, orders, people)}
+    assert rows[3].linked and "share a device" in rows[3].linked
+    assert rows[2].linked is None and not rows[2].cycle
+    policy = load_policy()
+    book = ReferralBook(policy)
+    for r in rows.values():
+        book.attribute(r)
+    assert book.tally.refused_linked == 1 and book.tally.attributed == 3
+    paid = []
+    window = timedelta(days=policy.referral_settle_days)
+    book.settle(datetime(2025, 1, 2) + window - timedelta(seconds=1), set(), paid.append)
+    assert paid == [], "nothing is paid before the return window closes"
+    book.settle(datetime(2025, 1, 10) + window, {50}, lambda r, day: paid.append((r.referee, day)))
+    assert paid == [(2, datetime(2025, 1, 2) + window), (4, datetime(2025, 1, 4) + window)]
+    assert book.metrics()["referrals cancelled (first order refunded)"] == 1  # order 50
+
+
+def test_referral_rows_of_the_summary_add_up(runs):
+    s = runs[0].summary
+    for name in s.columns:
+        col = s[name]
+        settled = (
+            col["referrals paid after the return window"]
+            + col["referrals cancelled (first order refunded)"]
+            + col["referrals pending at the end"]
+        )
+        assert settled == col["referrals attributed"]
+        assert col["referral points"] == col["referrals paid after the return window"] * (
+            load_policy().referral.referrer_points + load_policy().referral.referee_points
+        )

@@ -347,8 +347,6 @@ def refund_order(
     * on a full refund of a referred customer's first order, the pending referral
       (neither side is paid).
     """
-    from ppx.rules.loyalty.referrals import cancel_referral_in
-
     _check_key(idempotency_key)
     cid, oid = int(customer_id), int(order_id)
     when = at or _now()
@@ -361,22 +359,42 @@ def refund_order(
         undone: list[int] = []
         cancelled = None
         if full:
-            rows = s.scalars(
-                select(Redemption)
-                .where(Redemption.order_id == oid, Redemption.customer_id == cid)
-                .order_by(Redemption.id)
-            ).all()
-            for r in rows:
-                was = r.status
-                q = _reverse_in(s, r, f"order {oid} refunded", when)
-                if q is not None and q.created:
-                    out.append(q)
-                if was == "issued":
-                    undone.append(r.id)
-            cancelled = cancel_referral_in(s, oid, f"first order {oid} refunded", when)
+            postings, undone, cancelled = undo_order_rewards_in(s, cid, oid, "refunded", when)
+            out += postings
         return RefundOutcome(cid, oid, out, undone, cancelled, ledger._balance(s, cid))
 
     return locked_tx(ledger, [cid], work)
+
+
+def undo_order_rewards_in(
+    s: Session, customer_id: int, order_id: int, why: str, when: datetime
+) -> tuple[list[Posting], list[int], int | None]:
+    """What a fully refunded (or fully returned) order undoes beyond its own points, inside
+    the caller's locked transaction: every voucher spent on it is cancelled and its points
+    returned, and a pending referral whose first order it was is cancelled.
+
+    Returns the new postings, the ids of the vouchers cancelled now and the referee id of
+    the cancelled referral (None: none). Repeats find everything done and return nothing.
+    """
+    from ppx.rules.loyalty.referrals import cancel_referral_in
+
+    cid, oid = int(customer_id), int(order_id)
+    out: list[Posting] = []
+    undone: list[int] = []
+    rows = s.scalars(
+        select(Redemption)
+        .where(Redemption.order_id == oid, Redemption.customer_id == cid)
+        .order_by(Redemption.id)
+    ).all()
+    for r in rows:
+        was = r.status
+        q = _reverse_in(s, r, f"order {oid} {why}", when)
+        if q is not None and q.created:
+            out.append(q)
+        if was == "issued":
+            undone.append(r.id)
+    cancelled = cancel_referral_in(s, oid, f"first order {oid} {why}", when)
+    return out, undone, cancelled
 
 
 def redemptions_of(ledger: Ledger, customer_id: int, limit: int = 50) -> list[dict]:

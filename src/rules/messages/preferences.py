@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, String, bindparam, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ppx.rules.messages.db import dialect_of
@@ -141,10 +141,16 @@ class PreferenceStore:
         self._write(customer_id, rows, "page")
         return self.get(customer_id)
 
-    def opt_outs(self, customer_id: int) -> tuple[list[str], list[str]]:
-        """(channels turned off, kinds turned off as ``kind:channel``) for a decision."""
+    def opt_outs(
+        self, customer_id: int, conn: Connection | None = None
+    ) -> tuple[list[str], list[str]]:
+        """(channels turned off, kinds turned off as ``kind:channel``) for a decision.
+
+        ``conn``: an open connection to this store's database, so a decision reads the
+        customer's facts over one connection.
+        """
         channels, kinds = [], []
-        for (ch, kind), allowed in self._rows(customer_id).items():
+        for (ch, kind), allowed in self._rows(customer_id, conn).items():
             if allowed:
                 continue
             if kind == ALL:
@@ -166,11 +172,15 @@ class PreferenceStore:
             raise PreferenceError(f"{where}: expected true or false, got {v!r}")
         return v
 
-    def _rows(self, customer_id: int) -> dict[tuple[str, str], bool]:
+    def _rows(
+        self, customer_id: int, conn: Connection | None = None
+    ) -> dict[tuple[str, str], bool]:
         # Core, one cached statement: this runs before every decision.
-        with self.engine.connect() as conn:
+        if conn is not None:
             rows = conn.execute(_ROWS, {"cid": int(customer_id)})
             return {(ch, kind): bool(allowed) for ch, kind, allowed in rows}
+        with self.engine.connect() as own:
+            return self._rows(customer_id, own)
 
     def _write(self, customer_id: int, rows: dict[tuple[str, str], bool], source: str) -> None:
         """Upsert the rows in one transaction (the database settles concurrent writers)."""

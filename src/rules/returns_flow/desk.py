@@ -58,8 +58,12 @@ class ReturnsDesk:
             return {"decision": None, "resolution": {**done, "replayed": True}}
         scores = await self.engine._scores(req, {"fraud_return": fraud_return_payload(r)})
         policy = self.engine.policy
-        decision = decide_return_resolution(r, req.choice, req.customer, scores, policy)
-        res = self.store.open(r, req.choice, decision, req.customer.tier, self.clock())
+        # the persisted tier (the caller's only as a fallback) and the opt-outs
+        customer, tier_why = await self.engine.resolve_customer(req.customer)
+        decision = decide_return_resolution(r, req.choice, customer, scores, policy)
+        if tier_why is not None:
+            decision.reasons.append(tier_why)
+        res = self.store.open(r, req.choice, decision, customer.tier, self.clock())
         return {"decision": decision.model_dump(mode="json"), "resolution": res}
 
     def receive(self, return_id: int, body: ReceiveRequest) -> dict:

@@ -16,6 +16,12 @@ cheaper replacement) points; a refund or credit reverses points. Written togethe
 the customer's ledger lock, a crash leaves either all of it or none, and a retry (same
 return id) finds the row and answers as before, so stock, credit and points never drift
 apart. ``summary`` reads all three for one return.
+
+A return whose refund or store credit takes back all the points its order earned (the
+order is fully returned) also undoes what a full refund of the order undoes
+(:func:`ppx.rules.loyalty.redemption.undo_order_rewards_in`): the vouchers spent on the
+order are cancelled and their points returned, and a pending referral whose first order
+it was is cancelled, in the same transaction. ``summary`` lists the vouchers returned.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    bindparam,
+    case,
     func,
     select,
 )
@@ -38,11 +46,24 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ppx.rules.decisions import _earn_points
 from ppx.rules.ledger import Ledger, LedgerEntry
+from ppx.rules.loyalty.redemption import undo_order_rewards_in
+from ppx.rules.loyalty.store import ensure_tables
+from ppx.rules.loyalty.tables import Redemption
 from ppx.rules.policy import Policy
 from ppx.rules.returns_flow.decide import ResolutionError, ReturnChoice, reversal_key
 from ppx.rules.types import Decision, ReturnEvent
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
+_L = LedgerEntry.__table__
+#: What an order earned, and its net after reversals.
+_ORDER_POINTS = select(
+    func.coalesce(func.sum(case((_L.c.entry_type == "earn", _L.c.points), else_=0)), 0),
+    func.coalesce(func.sum(_L.c.points), 0),
+).where(
+    _L.c.customer_id == bindparam("cid"),
+    _L.c.order_id == bindparam("oid"),
+    _L.c.entry_type.in_(("earn", "reversal")),
+)
 WAITING = ("inspect", "manual_review")
 
 
@@ -115,6 +136,7 @@ class ReturnsStore:
         self.engine = ledger.engine
         if create:
             Base.metadata.create_all(self.engine)
+            ensure_tables(ledger)  # vouchers and referrals a full return undoes
 
     # --- writes ------------------------------------------------------------------------
 
@@ -188,6 +210,7 @@ class ReturnsStore:
                     elif a.kind == "exchange_on_receipt" and row.status == "open":
                         self._exchange_out(s, row, "exchange_reserved", now)
                 s.flush()
+                self._undo_rewards(s, row, now)
                 return {**self._summary(s, row), "replayed": False}
 
         return self.ledger._retry(attempt)
@@ -236,6 +259,7 @@ class ReturnsStore:
                 row.status = "closed"
                 row.updated_at = now
                 s.flush()
+                self._undo_rewards(s, row, now)
                 return {**self._summary(s, row), "replayed": False}
 
         return self.ledger._retry(attempt)
@@ -294,6 +318,19 @@ class ReturnsStore:
                 now,
             )
 
+    def _undo_rewards(self, s, row, now) -> None:
+        """A fully returned order undoes what a full refund undoes (see the module doc).
+
+        Fully returned: the order earned points and the reversals (this return's and any
+        earlier refund's) have taken all of them back. A partial return leaves the
+        vouchers spent, as a partial refund does.
+        """
+        if row.refunded <= 0 and row.credited <= 0:
+            return
+        earned, net = s.execute(_ORDER_POINTS, {"cid": row.customer_id, "oid": row.order_id}).one()
+        if int(earned or 0) > 0 and int(net or 0) <= 0:
+            undo_order_rewards_in(s, row.customer_id, row.order_id, "fully returned", now)
+
     # --- reads -------------------------------------------------------------------------
 
     def summary(self, return_id: int) -> dict:
@@ -340,6 +377,18 @@ class ReturnsStore:
             "points_reversed": -sum(e.points for e in ledger),
             "ledger": [{"key": e.idempotency_key, "points": e.points} for e in ledger],
             "store_credit_balance": self._credit_balance(s, row.customer_id),
+            "vouchers_returned": [
+                {"redemption_id": r.id, "reward_id": r.reward_id, "points": r.points}
+                for r in s.scalars(
+                    select(Redemption)
+                    .where(
+                        Redemption.order_id == row.order_id,
+                        Redemption.customer_id == row.customer_id,
+                        Redemption.status == "reversed",
+                    )
+                    .order_by(Redemption.id)
+                )
+            ],
         }
 
     @staticmethod

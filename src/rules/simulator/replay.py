@@ -13,6 +13,7 @@ from ppx.rules.experiments.assign import apply_experiments
 from ppx.rules.messaging import as_sent
 from ppx.rules.policy import Policy
 from ppx.rules.simulator.inputs import WorldEvents
+from ppx.rules.simulator.referrals import ReferralBook
 from ppx.rules.simulator.saves import SaveAssumptions, SaveTally, replay_cancel
 from ppx.rules.simulator.scores import StandInScores
 from ppx.rules.simulator.stream import KINDS
@@ -97,6 +98,10 @@ class Replay:
         self.decisions = 0
         self.redeem_unit = float(ev.params.get("redeem_threshold", 500))
         self.saves = SaveTally()
+        self.referrals = ReferralBook(policy)
+        # orders whose earned points were (partly) reversed: a refunded first order
+        # cancels its referral
+        self.refunded: set[int] = set()
 
     # context ------------------------------------------------------------------------
 
@@ -168,6 +173,7 @@ class Replay:
                 self.keys.add(a.idempotency_key)
                 take = min(-a.points, self.order_net[a.order_id])
                 if take > 0:
+                    self.refunded.add(a.order_id)
                     self.order_net[a.order_id] -= take
                     self.state[cid].points -= take
                     self.points_by_type["reversal"] -= take
@@ -219,10 +225,25 @@ def run_policy(
     due = arrays["due"]
     ref = arrays["referrals"]
     kinds, rows, times = stream
+
+    def pay_referral(row, payday) -> None:
+        ev = OrderEvent.model_construct(
+            event_type="referral",
+            order_id=row.order_id,
+            customer_id=row.referrer,
+            occurred_at=payday,
+            referee_id=row.referee,
+            delay_notice_sent=False,
+        )
+        ctx = r.context(row.referrer, payday)
+        r.apply(decide_order_event(ev, ctx, known_scores(), policy), payday)
+
     for i in range(len(kinds)):
         kind = KINDS[kinds[i]]
         j = rows[i]
         now = times[i]
+        if r.referrals.due and r.referrals.due[0][0] <= now:
+            r.referrals.settle(now, r.refunded, pay_referral)
         if kind in ("placed", "shipped", "delivered", "lost"):
             cid = o["cid"][j]
             ctx = r.context(cid, now)
@@ -263,17 +284,7 @@ def run_policy(
                 s.spend.append((now, o["value"][j]))
                 s.spend_sum += o["value"][j]
         elif kind == "referral":
-            cid, oid, referee = ref[j]
-            ctx = r.context(cid, now)
-            ev = OrderEvent.model_construct(
-                event_type="referral",
-                order_id=oid,
-                customer_id=cid,
-                occurred_at=now,
-                referee_id=referee,
-                delay_notice_sent=False,
-            )
-            r.apply(decide_order_event(ev, ctx, known_scores(), policy), now)
+            r.referrals.attribute(ref[j])  # paid on its payday, above
         elif kind == "review":
             cid = rv["cid"][j]
             ev = OrderEvent.model_construct(

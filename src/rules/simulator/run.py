@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ppx.data import columns as C
+from ppx.features.identity import ID_KINDS
 from ppx.rules.policy import Policy, load_policy
 from ppx.rules.simulator.churn import expected_churn
 from ppx.rules.simulator.config import SimulationConfig, SimulationResult
-from ppx.rules.simulator.inputs import load_events
+from ppx.rules.simulator.inputs import load_events, read_table
 from ppx.rules.simulator.replay import RETENTION_TYPES, run_policy
 from ppx.rules.simulator.saves import SAVE_NOTE, SaveAssumptions, save_metrics
 from ppx.rules.simulator.scores import StandInScores
@@ -53,7 +55,12 @@ def simulate(
     else:
         scores = StandInScores(ev, truth, cfg, rng)
     plist = list(policies.values())
-    arrays, stream = event_arrays(ev, truth, scores, plist, cfg)
+    # the referral linkage check reads every account: rings link through accounts outside
+    # the sample
+    everyone = read_table(world, C.CUSTOMERS)
+    if not set(ID_KINDS) <= set(everyone.columns):
+        everyone = None  # no identifiers to link (the notes say so)
+    arrays, stream = event_arrays(ev, truth, scores, plist, cfg, everyone)
     n_events = len(stream[0])
     assume = SaveAssumptions(cfg.save_accept_base, cfg.save_mismatch, cfg.save_horizon_months)
     replays = {}
@@ -120,6 +127,8 @@ def simulate(
             if base
             else 0.0,
             **save_metrics(r.saves),
+            **r.referrals.metrics(),
+            "referral points": int(r.points_by_type.get("referral_bonus", 0)),
         }
     summary_df = pd.DataFrame(summary)
     pts = pd.DataFrame({n: pd.Series(dict(r.points_by_type)) for n, r in replays.items()}).fillna(0)
@@ -159,6 +168,15 @@ def simulate(
         "Fraud: inspection and investigation are assumed to catch every fraudulent request; "
         "'fraud loss paid' is fraud refunded or paid out without inspection.",
         "Cost of points = net points (awards minus reversals) x point_value, at face value.",
+        "Referrals: each referred customer's first delivered order is attributed with the "
+        "live checks (self-referral, referral cycle"
+        + (
+            ", accounts linked in the fraud linkage graph of every customer"
+            if everyone is not None
+            else "; no identifiers, so no linkage check"
+        )
+        + "); both sides are paid referral.settle_after_days after that delivery unless "
+        "the order was refunded by then.",
         f"Customers replayed: {n_cust:,} over {weeks:.0f} weeks; seed {cfg.seed}.",
     ]
     meta = {

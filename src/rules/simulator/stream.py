@@ -11,6 +11,7 @@ from ppx.data import columns as C
 from ppx.rules.policy import Policy
 from ppx.rules.simulator.daily import daily_candidates
 from ppx.rules.simulator.inputs import WorldEvents, py_datetimes
+from ppx.rules.simulator.referrals import referral_rows
 from ppx.rules.simulator.saves import cancel_requests
 from ppx.rules.simulator.scores import StandInScores
 
@@ -50,7 +51,16 @@ def _request_columns(
     }
 
 
-def event_arrays(ev: WorldEvents, truth, scores: StandInScores, policies: list[Policy], cfg):
+def event_arrays(
+    ev: WorldEvents,
+    truth,
+    scores: StandInScores,
+    policies: list[Policy],
+    cfg,
+    everyone: pd.DataFrame | None = None,
+):
+    """The replay's arrays and stream; ``everyone``: the world's whole customers table
+    (the referral linkage check), None to skip that check."""
     o = ev.orders
     succ = truth.get("truth_products")
     first_item = ev.items.sort_values([C.ORDER_ID, C.LINE_NO]).drop_duplicates(C.ORDER_ID)
@@ -137,23 +147,8 @@ def event_arrays(ev: WorldEvents, truth, scores: StandInScores, policies: list[P
     ):
         dd[(c, day)].append((pid, when))
     arrays["due"] = dict(dd)
-    # Referrals: a referred customer's first delivered order rewards the referrer.
-    ref_by = cu.set_index(C.CUSTOMER_ID)[C.REFERRED_BY].dropna()
-    ids = set(cu[C.CUSTOMER_ID].tolist())
-    dl = o[o[C.STATUS] == "delivered"].sort_values(C.DELIVERED_AT)
-    firsts = dl.drop_duplicates(C.CUSTOMER_ID)
-    firsts = firsts[firsts[C.CUSTOMER_ID].isin(ref_by.index)]
-    referrer = ref_by.reindex(firsts[C.CUSTOMER_ID]).astype("int64").to_numpy()
-    keep = np.isin(referrer, list(ids))
-    firsts = firsts[keep]
-    arrays["referrals"] = list(
-        zip(
-            referrer[keep].tolist(),
-            firsts[C.ORDER_ID].tolist(),
-            firsts[C.CUSTOMER_ID].tolist(),
-            strict=True,
-        )
-    )
+    # Referrals: attributed on a referred customer's first delivered order (see referrals).
+    arrays["referrals"] = referral_rows(cu, o, everyone)
     # Cancellations meet the policy's save offer (needs the world's truth: see saves).
     if (
         ev.sub_events is not None
@@ -178,7 +173,11 @@ def event_arrays(ev: WorldEvents, truth, scores: StandInScores, policies: list[P
     add("delivered", o[C.DELIVERED_AT].where(status == "delivered"))
     lost_at = pd.to_datetime(o[C.PROMISED_DATE]) + pd.Timedelta(days=4)
     add("lost", lost_at.where(status == "lost"))
-    add("referral", firsts[C.DELIVERED_AT] + pd.Timedelta(minutes=30))
+    add(
+        "referral",
+        pd.Series([r.delivered_at for r in arrays["referrals"]], dtype="datetime64[ns]")
+        + pd.Timedelta(minutes=30),
+    )
     add("review", rv[C.CREATED_AT])
     add("return", rt[C.REQUESTED_AT])
     add("claim", cl[C.CLAIMED_AT])
