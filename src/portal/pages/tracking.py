@@ -95,7 +95,7 @@ async def policy_view(
         if late:
             wanted["churn"] = {"customer_id": customer.customer_id}
     fetched = await portal.engine._scores(req, wanted)
-    customer = portal.engine._customer(customer)
+    customer, _ = await portal.engine.resolve_customer(customer)
     decision = decide_order_event(event, customer, fetched, portal.policy)
     # The page shows the notice even when the shopper turned the message off.
     suppressed = [m.message_type for m in decision.suppressed]
