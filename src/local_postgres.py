@@ -40,6 +40,19 @@ def server_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+def with_driver(url: str) -> str:
+    """``postgresql://…`` -> ``postgresql+psycopg2://…`` unless psycopg 3 is installed.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3; ppx ships psycopg2, so a
+    URL without a driver gets the one that is there. Other URLs are returned unchanged.
+    """
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

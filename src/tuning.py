@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ppx import tracking
+from ppx.local_postgres import with_driver
 
 #: Seconds between a running trial's heartbeats.
 HEARTBEAT_INTERVAL = 20
@@ -347,7 +348,7 @@ def tune(
         raise TuningError(f"model {model} has no tuning set up (ModelSpec.tuning)")
     how: Tuning = spec.load("tuning")
     base_config = base_config if base_config is not None else how.default_config()
-    url = storage_url or tracking.optuna_storage()
+    url = with_driver(storage_url or tracking.optuna_storage())
     check_workers(url, workers)
     if trials < 0:
         raise TuningError(f"--trials must be 0 or more, got {trials}")
