@@ -249,6 +249,7 @@ def run_worker(job: WorkerJob, progress: bool = False) -> int:
     parent = study.user_attrs[PARENT_RUN_ATTR]
     experiment = tracking.get_or_create_experiment(job.model)
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    world_hash = tracking.world_hash(job.world_path)
 
     def objective(trial) -> float:
         tags = {
@@ -258,6 +259,8 @@ def run_worker(job: WorkerJob, progress: bool = False) -> int:
             "ppx.worker": worker,
             "mlflow.parentRunId": parent,
         }
+        if world_hash is not None:  # machines must tune on the same data: this shows it
+            tags["ppx.world_hash"] = world_hash
         run = mlflow.MlflowClient().create_run(
             experiment, tags=tags, run_name=f"trial-{trial.number}"
         )
