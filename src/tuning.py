@@ -237,7 +237,8 @@ def run_worker(job: WorkerJob, progress: bool = False) -> int:
     import mlflow
     from ppx.models import registry
 
-    torch.set_num_threads(job.threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(job.threads)  # N workers on N cores: more threads only contend
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure()
     objective_of = registry.get(job.model).load("tuning").objective(job.world_path, job.base_config)
@@ -271,7 +272,10 @@ def run_worker(job: WorkerJob, progress: bool = False) -> int:
             mlflow.log_metric("objective", value)
         return value
 
-    study.optimize(objective, n_trials=job.trials, show_progress_bar=progress)
+    try:
+        study.optimize(objective, n_trials=job.trials, show_progress_bar=progress)
+    finally:
+        torch.set_num_threads(threads)  # a worker run in the command's own process
     return job.trials
 
 
