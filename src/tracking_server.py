@@ -9,10 +9,13 @@ Every ppx command then works against it with ``MLFLOW_TRACKING_URI=http://HOST:P
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -117,14 +120,47 @@ def mlflow_server(
         f"MLflow server: runs and registry in {safe_url(db_url)}, artifacts in {artifacts}\n"
         f"clients: export MLFLOW_TRACKING_URI=http://{host}:{port}"
     )
-    try:
-        code = subprocess.run(cmd, env=os.environ.copy()).returncode
-    except KeyboardInterrupt:
-        code = 0
-    finally:
-        if local is not None:
-            local.stop()
+    code = run_until_stopped(cmd)
+    if local is not None:
+        local.stop()
     raise typer.Exit(code)
+
+
+def run_until_stopped(cmd: list[str]) -> int:
+    """Run the server until it exits, Ctrl-C or SIGTERM; on a signal stop it cleanly."""
+
+    def _stop(signum, frame):  # SIGTERM (a service manager) ends it like Ctrl-C
+        raise KeyboardInterrupt
+
+    # Its own process group: `mlflow server` runs uvicorn, which runs the workers; a stop
+    # signals all of them, so none is left behind holding the port.
+    proc = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        stop_group(proc)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 60.0) -> None:
+    """SIGTERM the process group of ``proc``; SIGKILL what is left after ``grace`` s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)  # reaps mlflow itself (a zombie still counts in its group)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:  # uvicorn and its workers may outlive mlflow
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def register(app: typer.Typer) -> None:

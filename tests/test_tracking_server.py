@@ -15,7 +15,7 @@ from ppx.config import get_settings
 from ppx.data import columns as C
 from ppx.local_postgres import free_port
 from ppx.models import registry
-from ppx.tracking_server import server_command
+from ppx.tracking_server import server_command, stop_group
 
 
 def _wait_healthy(proc: subprocess.Popen, url: str, log) -> None:
@@ -42,7 +42,10 @@ def mlflow_server(postgres, tmp_path, monkeypatch):
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w+")
     proc = subprocess.Popen(
-        server_command(db, artifacts, port=port, workers=1), stdout=log, stderr=log
+        server_command(db, artifacts, port=port, workers=1),
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # stop_group ends mlflow, uvicorn and its workers together
     )
     try:
         _wait_healthy(proc, url, log)
@@ -52,11 +55,7 @@ def mlflow_server(postgres, tmp_path, monkeypatch):
         assert tracking.configure() == url
         yield url, artifacts
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)
         log.close()
         get_settings.cache_clear()
 
