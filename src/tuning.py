@@ -175,6 +175,17 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
         engine.dispose()
 
 
+def fail_stale_trials(study: Any) -> None:
+    """Mark trials whose heartbeat stopped longer than the grace period ago FAIL (and queue
+    their retry). Workers do this before each trial; a command does it on opening and
+    finishing a study too, so a ``--trials 0`` command also clears dead workers' trials."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def new_study_name(model: str) -> str:
     return f"{tracking.registered_name(model)}-{uuid.uuid4().hex[:8]}"
 
@@ -362,6 +373,7 @@ def tune(
     tracking.configure()
     name = study_name or new_study_name(model)
     study = open_study(model, url, name, how.direction, world_path)
+    fail_stale_trials(study)
     jobs = [
         WorkerJob(model, Path(world_path), url, name, n, seed + i, base_config)
         for i, n in enumerate(shares(trials, workers))
@@ -391,6 +403,7 @@ def finish(
     import mlflow
     from ppx.models import registry
 
+    fail_stale_trials(study)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise TuningError(

@@ -94,8 +94,8 @@ def test_a_dead_workers_trial_is_failed_and_queued_again(tmp_path):
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     store.record_heartbeat(trial._trial_id)  # what a worker's heartbeat thread writes
     time.sleep(2.5)  # the worker died: no heartbeat for longer than the grace period
-    # Every worker runs this before it starts a trial (optuna's optimize loop).
-    optuna.storages.fail_stale_trials(study)
+    # Every worker does this before it starts a trial; every command on opening the study.
+    tuning.fail_stale_trials(study)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert states == [TrialState.FAIL, TrialState.WAITING]
     retry = study.get_trials(deepcopy=False)[1]
