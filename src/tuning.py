@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import socket
 import time
@@ -31,6 +32,8 @@ from typing import Any
 
 from ppx import tracking
 from ppx.local_postgres import with_driver
+
+log = logging.getLogger(__name__)
 
 #: Seconds between a running trial's heartbeats.
 HEARTBEAT_INTERVAL = 20
@@ -414,10 +417,11 @@ def finish(
     config = registry.get(model).load("tuning").config_of(base_config, best.params)
     parent = study.user_attrs[PARENT_RUN_ATTR]
     client = mlflow.MlflowClient()
-    for k, v in best.params.items():
-        client.set_tag(parent, f"best.{k}", str(v))
-    client.set_tag(parent, "best.trial", str(best.number))
-    client.log_metric(parent, "best_objective", float(best.value), step=len(study.trials))
+    if parent_run_here(client, parent):
+        for k, v in best.params.items():
+            client.set_tag(parent, f"best.{k}", str(v))
+        client.set_tag(parent, "best.trial", str(best.number))
+        client.log_metric(parent, "best_objective", float(best.value), step=len(study.trials))
     result = TuneResult(
         study_name=study.study_name,
         storage=safe_url(url),
@@ -438,6 +442,25 @@ def finish(
             else:
                 result.train = register_best(model, world_path, config, study, best, progress)
     return result
+
+
+def parent_run_here(client: Any, run_id: str) -> bool:
+    """Whether the study's parent run is in this tracking store. It is not when machines
+    log to stores of their own (no shared tracking server): the first machine's store
+    has it, and the others' trial runs only name it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        log.warning(
+            "the study's parent run %s is not in this tracking store (%s); share one "
+            "tracking server between tuning machines to see all trials under it",
+            run_id,
+            tracking.tracking_uri(),
+        )
+        return False
+    return True
 
 
 def registered_trial(model: str, study_name: str, number: int) -> str | None:
@@ -463,7 +486,8 @@ def register_best(model: str, world_path: Path, config: Any, study: Any, best: A
         name = tracking.registered_name(model)
         client.set_model_version_tag(name, result.version, STUDY_TAG, study.study_name)
         client.set_model_version_tag(name, result.version, TRIAL_TAG, str(best.number))
-        client.set_tag(parent, "ppx.registered_version", result.version)
+        if parent_run_here(client, parent):
+            client.set_tag(parent, "ppx.registered_version", result.version)
     if result.run_id is not None:
         client.set_tag(result.run_id, STUDY_TAG, study.study_name)
         client.set_tag(result.run_id, TRIAL_TAG, str(best.number))
