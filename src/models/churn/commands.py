@@ -174,7 +174,8 @@ def tune_churn(
     if res.failed_workers:
         fail(
             "workers failed: " + ", ".join(res.failed_workers) + "; nothing registered. "
-            f"Register the study's best with `ppx tune churn --world {world} --storage ... "
+            f"Register the study's best with `ppx tune churn --world {world} --storage "
+            f"{res.storage} "
             f"--study {res.study_name} --trials 0 --register`"
         )
 
