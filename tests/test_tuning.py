@@ -108,19 +108,17 @@ def test_trials_split_over_workers():
     assert tuning.shares(0, 2) == []
 
 
-def test_a_machine_with_its_own_tracking_store_joins_the_study(
-    tiny_world, tmp_path, use_mlflow_dir
-):
+def test_a_machine_with_its_own_tracking_store_joins_the_study(tiny_world, tmp_path, monkeypatch):
     """Without a shared tracking server the study is still one: the second machine's
     trials continue the numbering and name the first machine's parent run."""
     _, world = tiny_world
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     base = ChurnConfig(max_epochs=1)
-    with use_mlflow_dir(tmp_path / "machine-a"):
-        first = tuning.tune("churn", world, 1, base, url, "joined", progress=False)
-    with use_mlflow_dir(tmp_path / "machine-b"):
-        second = tuning.tune("churn", world, 1, base, url, "joined", progress=False)
-        runs = mlflow.search_runs(experiment_names=["ppx-churn"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'machine-a.db'}")
+    first = tuning.tune("churn", world, 1, base, url, "joined", progress=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'machine-b.db'}")
+    second = tuning.tune("churn", world, 1, base, url, "joined", progress=False)
+    runs = mlflow.search_runs(experiment_names=["ppx-churn"])
     assert second.parent_run_id == first.parent_run_id
     assert second.trials_total == 2
     assert list(runs["tags.ppx.optuna_trial"]) == ["1"]
