@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PPX    := $(BIN)/ppx
 WORLD  ?= data/worlds/demo
 
-.PHONY: setup demo test test-all lint format bench serve serve-decisions serve-portal bento mlflow-ui clean
+.PHONY: setup demo test test-all lint format bench serve serve-decisions serve-portal bento mlflow-ui mlflow-server clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,12 @@ bento: $(STAMP)
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts --port 5000
+
+# A shared tracking server: runs and registry on PostgreSQL (PPX_MLFLOW_DB_URL, else a
+# local cluster under data/postgres), artifacts under mlflow/server-artifacts.
+MLFLOW_PORT ?= 5000
+mlflow-server: $(STAMP)
+	$(PPX) mlflow-server --port $(MLFLOW_PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports

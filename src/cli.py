@@ -179,7 +179,7 @@ def build_app() -> typer.Typer:
     makes this fail (never a quietly missing command). Model commands import their heavy
     code only when run, keeping ``ppx --help`` fast.
     """
-    from ppx import monitor_commands, score_commands
+    from ppx import monitor_commands, score_commands, tracking_server
     from ppx.explain import commands as explain_commands
     from ppx.models import registry
     from ppx.rules import commands as rules_commands
@@ -210,6 +210,7 @@ def build_app() -> typer.Typer:
     serve_commands.register(app)
     explain_commands.register(app)
     score_commands.register(app)
+    tracking_server.register(app)
     app.command("demo")(demo)
     return app
 

@@ -66,7 +66,9 @@ def configure(settings: Settings | None = None) -> str:
     s = settings or get_settings()
     user_env = os.environ.get("MLFLOW_TRACKING_URI")
     user_set = bool(user_env) and user_env != _uri_written_by_ppx
-    uri = tracking_uri(s)
+    from ppx.local_postgres import with_driver
+
+    uri = with_driver(tracking_uri(s))  # a bare postgresql:// store gets psycopg2
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         s.artifacts_dir.mkdir(parents=True, exist_ok=True)

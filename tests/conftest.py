@@ -1,4 +1,5 @@
-"""Shared fixtures: a temporary tracking store and small generated worlds.
+"""Shared fixtures: a temporary tracking store, small generated worlds and a throwaway
+PostgreSQL server.
 
 Worlds are generated once per session (seeded) and cached on disk under pytest's
 temporary folder, so every test module sees the same tiny, deterministic data.
@@ -91,3 +92,40 @@ def tiny_world(tmp_path_factory):
 def small_world(tmp_path_factory):
     """About 4,000 customers over 24 months, for realism and model-quality tests."""
     return _world(tmp_path_factory, "small", n_customers=4000, seed=5, months=24)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster (:class:`ppx.local_postgres.LocalPostgres`) for the
+    session, on a free port in a temporary folder; a skip saying why when it cannot run."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from ppx.local_postgres import LocalPostgres, PostgresUnavailable, free_port
+
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg2 is not installed")
+    folder = Path(tempfile.mkdtemp(prefix="ppx-pg-"))
+    try:
+        pg = LocalPostgres(folder, port=free_port())
+        pg.start(fsync=False)
+    except PostgresUnavailable as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(str(err))
+    except (RuntimeError, subprocess.SubprocessError, OSError) as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"could not start a throwaway PostgreSQL server: {str(err)[:300]}")
+    try:
+        yield pg
+    finally:
+        pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres):
+    """The SQLAlchemy URL of the throwaway server's ``postgres`` database."""
+    return postgres.url()

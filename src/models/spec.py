@@ -171,6 +171,9 @@ class ModelSpec:
             itself in its own way, said in ``explain_note``.
         explain_note: for a model that is not tabular, one sentence on how its answers
             are explained instead (required then).
+        tuning: optional :class:`ppx.tuning.Tuning`: the objective on validation, the best
+            trial's config and the default config. With it, ``ppx tune <name>`` runs
+            shared studies (``--storage``, ``--study``, ``--workers``, ``--register``).
     """
 
     name: str
@@ -194,6 +197,7 @@ class ModelSpec:
     horizon: str = ""
     tabular: bool = True
     explain_note: str = ""
+    tuning: Ref | None = None
 
     def __post_init__(self) -> None:
         if not self.tabular and not self.explain_note:

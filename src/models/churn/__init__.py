@@ -38,4 +38,5 @@ SPEC = ModelSpec(
     test_world_months=16,
     register_commands="ppx.models.churn.commands:register",
     demo="ppx.models.churn.commands:demo",
+    tuning="ppx.models.churn.tuning:TUNING",
 )

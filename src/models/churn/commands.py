@@ -97,54 +97,87 @@ def train_churn(
 
 def tune_churn(
     world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder."),
-    trials: int = typer.Option(20, "--trials", min=1, help="Optuna trials (nested MLflow runs)."),
+    trials: int = typer.Option(
+        20, "--trials", min=0, help="Trials this command adds to the study, over its workers."
+    ),
     out: Path = typer.Option(
         Path("churn_params.json"),
         "--out",
         help="Where to write the best configuration (JSON) for `ppx train churn --params`.",
     ),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="Optuna RDB storage URL (default PPX_OPTUNA_STORAGE, else SQLite under mlflow/);"
+        " postgresql://USER@HOST/DB for several workers or machines.",
+    ),
+    study: str | None = typer.Option(
+        None, "--study", help="Join this study (same name + storage on every machine)."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine."),
+    register: bool = typer.Option(
+        False,
+        "--register/--no-register",
+        help="Train the study's best trial, register it and run the promotion gate (once "
+        "per study and best trial, whichever machine asks first).",
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Max epochs of every fit (default the config's)."
+    ),
 ) -> None:
     """Tune the churn network on the world's validation months (Optuna, RDB storage).
 
-    The best configuration is written to --out and logged on the study's MLflow run
-    (params best.*, artifacts best_params.json and churn_params.json); train with it:
-    `ppx train churn --world W --params churn_params.json`.
+    Trials are nested MLflow runs under one parent run per study. The best configuration
+    is written to --out and tagged on the parent run (best.*); train with it:
+    `ppx train churn --world W --params churn_params.json`, or pass --register.
     """
-    from ppx import tracking
-    from ppx.data.io import load_tables
-    from ppx.metrics import roc_auc
-    from ppx.models.churn.config import ChurnConfig, save_params, suggest
-    from ppx.models.churn.model import fit_churn_model
-    from ppx.models.churn.train import MODEL, world_encoder, world_splits
-    from ppx.terminal import console, fail
+    from ppx import tuning
+    from ppx.models.churn.config import ChurnConfig, save_params
+    from ppx.models.churn.train import MODEL
+    from ppx.terminal import console, fail, print_table, print_train_result
 
     if not (world / "tables").exists():
         fail(f"world {world} not found; create it with `ppx data world --out {world}`")
-    tracking.configure()
-    sp = world_splits(load_tables(world, validate=False), progress=True)
-    enc = world_encoder(sp.train)
-    obs = sp.val["observed_30"].to_numpy() > 0
-    yv = sp.val["churn_30"].to_numpy()[obs]
-
-    def objective(trial):
-        m = fit_churn_model(
-            sp.train, sp.val, enc, suggest(trial, ChurnConfig()), [30, 60, 90], "subscriptions"
-        )
-        return roc_auc(yv, m.predict_proba_frame(enc.numeric_frame(sp.val))[obs, 0])
-
-    with tracking.start_run(MODEL, run_name="tune", world_path=world, dataset=sp.train) as run:
-        study = tracking.run_study(MODEL, objective, n_trials=trials)
-        best = ChurnConfig().replace(**study.best_params)
-        extra = {
-            "best_validation_roc_auc": study.best_value,
-            "trials": trials,
-            "world": str(world),
-            "mlflow_run_id": run.info.run_id,
-        }
-        save_params(best, out, **extra)
-        tracking.log_json({"config": best.to_dict(), **extra}, "churn_params.json")
-    console.print(f"best validation roc_auc {study.best_value:.4f} with {study.best_params}")
+    base = ChurnConfig() if epochs is None else ChurnConfig(max_epochs=epochs)
+    try:
+        res = tuning.tune(MODEL, world, trials, base, storage, study, workers, register=register)
+    except tuning.TuningError as err:
+        fail(str(err))
+    extra = {
+        "best_validation_roc_auc": res.best_value,
+        "trials": res.trials_total,
+        "study": res.study_name,
+        "world": str(world),
+        "mlflow_run_id": res.parent_run_id,
+    }
+    save_params(res.config, out, **extra)
+    print_table(
+        f"study {res.study_name}",
+        [
+            {
+                "storage": res.storage,
+                "trials run here": res.trials_run,
+                "trials in study": res.trials_total,
+                "best trial": res.best_number,
+                "validation roc_auc": res.best_value,
+            }
+        ],
+    )
+    console.print(f"best parameters {res.best_params}")
     console.print(f"wrote {out}; train with `ppx train churn --world {world} --params {out}`")
+    if res.reused_version is not None:
+        console.print(
+            f"trial {res.best_number} is already registered as ppx-churn v{res.reused_version}"
+        )
+    if res.train is not None:
+        print_train_result(res.train)
+    if res.failed_workers:
+        fail(
+            "workers failed: " + ", ".join(res.failed_workers) + "; nothing registered. "
+            f"Register the study's best with `ppx tune churn --world {world} --storage "
+            f"{res.storage} "
+            f"--study {res.study_name} --trials 0 --register`"
+        )
 
 
 def evaluate_churn(

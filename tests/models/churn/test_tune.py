@@ -28,7 +28,7 @@ def test_tune_then_train_uses_tuned_params(tiny_world, mlflow_tmp, tmp_path):
     assert tuned != ChurnConfig()  # random TPE trials: the defaults are not among them
     # The study run carries the same configuration.
     run = mlflow.get_run(saved["mlflow_run_id"])
-    assert float(run.data.params["best.lr"]) == pytest.approx(tuned.lr)
+    assert float(run.data.tags["best.lr"]) == pytest.approx(tuned.lr)
 
     res = runner.invoke(app, ["train", "churn", "--world", str(path), "--params", str(out)])
     assert res.exit_code == 0, res.output
