@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PPX) demo --out $(WORLD)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q --durations=15
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
