@@ -34,6 +34,11 @@ from ppx.rules.types import CustomerContext
 #: Delivery estimates kept per process (payload -> answer), and for how long.
 ESTIMATE_CACHE_SIZE = 20_000
 ESTIMATE_TTL_SECONDS = 600.0
+#: Recommendations kept per process ((customer, k, clock) -> products), and for how long:
+#: a tracking page reloaded or opened from several messages shows the same products
+#: without asking the recs model again; a newly promoted model shows within the limit.
+RECS_CACHE_SIZE = 20_000
+RECS_TTL_SECONDS = 300.0
 
 #: Scan types the delivery model knows as the "last scan" of an in-transit parcel.
 _MODEL_SCANS = ("label_created", "picked_up", "hub_scan", "out_for_delivery", "exception")
@@ -103,6 +108,7 @@ class Portal:
         # 3 links at once per (client, address), one more every 20 minutes; 10 per client.
         self.link_limit = TokenBuckets(capacity=3, per_hour=3)
         self._estimates: dict[str, tuple[float, dict]] = {}
+        self._recs: dict[tuple, tuple[float, list[dict]]] = {}
         self.client_limit = TokenBuckets(capacity=10, per_hour=20)
 
     @property
@@ -243,14 +249,21 @@ class Portal:
         client = self.engine.models
         if client is None:
             return [], "no model service configured"
+        key = (int(customer_id), int(k), self.now.isoformat())
+        hit = self._recs.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1], None
         ids, err = await client.recommend(
             {"customer_id": int(customer_id), "k": k, "as_of": self.now.isoformat()}
         )
         if err is not None:
-            return [], err
+            return [], err  # not remembered: the next view asks again
         out = []
         for pid in ids or []:
             known = self.store.product(pid)
             if known is not None:
                 out.append({"product_id": int(pid), "name": known[0], "price": known[2]})
+        if len(self._recs) >= RECS_CACHE_SIZE:
+            self._recs.pop(next(iter(self._recs)))  # the oldest entry
+        self._recs[key] = (time.monotonic() + RECS_TTL_SECONDS, out)
         return out, None

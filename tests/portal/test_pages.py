@@ -141,3 +141,31 @@ def test_a_replayed_form_page_says_nothing_changed(make_portal):
     r = c.post(f"/orders/{oid}/claim", data={"claim_type": "item_not_received"})
     assert r.status_code == 403
     assert "Nothing was changed" in r.text
+
+
+def test_a_reloaded_tracking_page_asks_the_models_only_once(make_portal, portal_models):
+    from ppx.rules.model_client import ModelClient
+
+    calls: list[str] = []
+
+    async def counting(path, payload):
+        calls.append(path)
+        return await portal_models.send(path, payload)
+
+    p = make_portal(ModelClient("http://in-process", timeout=30.0, token="", send=counting))
+    cid, oid = _delivered_order(p.store)
+    c = p.signed_in(cid)
+    first = c.get(f"/orders/{oid}")
+    assert first.status_code == 200
+    asked = list(calls)
+    assert "/recs/recommend" in asked
+    second = c.get(f"/orders/{oid}")
+    assert second.status_code == 200
+    assert calls == asked  # the estimates and the products were remembered
+    assert _product_names(first.text) == _product_names(second.text)
+
+
+def _product_names(html: str) -> list[str]:
+    recs = html.split('id="recs"', 1)
+    assert len(recs) == 2, "the page shows no recommendations"
+    return re.findall(r"<li><strong>([^<]+)</strong>", recs[1].split("</ul>", 1)[0])
