@@ -97,7 +97,9 @@ def _load(ctx: PageContext) -> dict:
         "rewards": entries,
         "vouchers": redemption.redemptions_of(reads, cid, limit=20),
         "history": reads.history(cid, HISTORY),
-        "referral": referrals.referral_code(ledger, policy, cid),  # written on first view
+        # Read without the write lock; written (through the ledger) on the first view only.
+        "referral": referrals.existing_referral_code(reads, policy, cid)
+        or referrals.referral_code(ledger, policy, cid),
         "referred": len(referrals.referrals_of(reads, policy, cid)["referrals"]),
     }
 

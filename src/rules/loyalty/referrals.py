@@ -58,6 +58,16 @@ def referral_url(policy: Policy, code: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def existing_referral_code(ledger: Ledger, policy: Policy, customer_id: int) -> dict | None:
+    """The customer's code and link when one was created, else None (a read only)."""
+    cid = int(customer_id)
+    with Session(ledger.engine) as s:
+        row = s.get(ReferralCode, cid)
+    if row is None:
+        return None
+    return {"customer_id": cid, "code": row.code, "url": referral_url(policy, row.code)}
+
+
 def referral_code(ledger: Ledger, policy: Policy, customer_id: int) -> dict:
     """The customer's code and link, created on first request (the same ever after)."""
     cid = int(customer_id)
@@ -65,10 +75,9 @@ def referral_code(ledger: Ledger, policy: Policy, customer_id: int) -> dict:
         raise LedgerError(f"customer_id must be a positive integer, got {customer_id!r}")
     ensure_tables(ledger)
     for _ in range(5):
-        with Session(ledger.engine) as s:
-            row = s.get(ReferralCode, cid)
-            if row is not None:
-                return {"customer_id": cid, "code": row.code, "url": referral_url(policy, row.code)}
+        found = existing_referral_code(ledger, policy, cid)
+        if found is not None:
+            return found
         try:
             code = secrets.token_urlsafe(policy.referral.code_bytes)
 
