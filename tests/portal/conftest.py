@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -232,18 +233,13 @@ class LivePortal:
         return self.url + self.portal.link_path(customer_id, order_id, **kw)
 
 
-@pytest.fixture(scope="session")
-def live_portal(portal_models, portal_store, tmp_path_factory):
+@contextlib.contextmanager
+def serve_in_thread(app):
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its URL."""
     import uvicorn
 
-    from ppx.config import Settings
-    from ppx.portal.app import create_app
     from ppx.serve.launch import free_port
 
-    folder = tmp_path_factory.mktemp("live_portal")
-    settings = Settings(portal_secret=SECRET)
-    engine = build_engine(f"sqlite:///{folder / 'ledger.db'}", portal_models.client())
-    app = create_app(engine, settings=settings, store=portal_store)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -255,9 +251,24 @@ def live_portal(portal_models, portal_store, tmp_path_factory):
         assert thread.is_alive(), "the portal server stopped while starting"
         assert time.monotonic() < deadline, "the portal server did not start in 30 s"
         time.sleep(0.05)
-    yield LivePortal(f"http://127.0.0.1:{port}", PortalApp(app, engine, portal_store, settings))
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_portal(portal_models, portal_store, tmp_path_factory):
+    from ppx.config import Settings
+    from ppx.portal.app import create_app
+
+    folder = tmp_path_factory.mktemp("live_portal")
+    settings = Settings(portal_secret=SECRET)
+    engine = build_engine(f"sqlite:///{folder / 'ledger.db'}", portal_models.client())
+    app = create_app(engine, settings=settings, store=portal_store)
+    with serve_in_thread(app) as url:
+        yield LivePortal(url, PortalApp(app, engine, portal_store, settings))
     engine.ledger.dispose()
 
 

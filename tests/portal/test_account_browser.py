@@ -8,12 +8,12 @@ subscriber, so no test depends on another's changes.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+
+from tests.portal.conftest import serve_in_thread
 
 pytestmark = pytest.mark.browser
 
@@ -47,8 +47,6 @@ class AccountPortal:
 
 @pytest.fixture(scope="module")
 def account_portal(portal_env, portal_models, portal_store, tiny_world, tmp_path_factory):
-    import uvicorn
-
     from ppx.config import Settings
     from ppx.portal.app import create_app
     from ppx.rules.engine import DecisionEngine
@@ -57,7 +55,6 @@ def account_portal(portal_env, portal_models, portal_store, tiny_world, tmp_path
     from ppx.rules.policy import load_policy
     from ppx.rules.subscriptions.importer import import_subscriptions
     from ppx.rules.subscriptions.store import SubscriptionStore
-    from ppx.serve.launch import free_port
 
     folder = tmp_path_factory.mktemp("account_portal")
     policy = load_policy(SAVE_POLICY)
@@ -76,21 +73,8 @@ def account_portal(portal_env, portal_models, portal_store, tiny_world, tmp_path
             subscribers.append((int(cid), mine[0].subscription_id))
     assert len(subscribers) >= 6, "the tiny world has too few running subscriptions"
     app = create_app(engine, settings=Settings(portal_secret=portal_env), store=portal_store)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "the portal server stopped while starting"
-        assert time.monotonic() < deadline, "the portal server did not start in 30 s"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    yield AccountPortal(url, portal_env, engine, portal_store, subscribers, portal_store.now)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as url:
+        yield AccountPortal(url, portal_env, engine, portal_store, subscribers, portal_store.now)
     ledger.dispose()
 
 
