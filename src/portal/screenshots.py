@@ -20,8 +20,6 @@ import contextlib
 import os
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,8 +43,6 @@ def _model_service(url: str | None) -> Iterator[str]:
 @contextlib.contextmanager
 def _portal(store_path: Path, models_url: str, secret: str, ledger_url: str) -> Iterator[str]:
     """The portal app under uvicorn in a thread on a free port; yields its URL."""
-    import uvicorn
-
     from ppx.config import Settings
     from ppx.portal.app import create_app
     from ppx.portal.data import load_store
@@ -55,7 +51,7 @@ def _portal(store_path: Path, models_url: str, secret: str, ledger_url: str) -> 
     from ppx.rules.messages.preferences import PreferenceStore
     from ppx.rules.model_client import ModelClient
     from ppx.rules.policy import load_policy
-    from ppx.serve.launch import free_port
+    from ppx.serve.launch import app_in_thread
 
     policy = load_policy(os.environ.get("PPX_POLICY") or SAVE_POLICY)
     ledger = Ledger(ledger_url)
@@ -63,22 +59,10 @@ def _portal(store_path: Path, models_url: str, secret: str, ledger_url: str) -> 
     models = ModelClient(models_url, timeout=20.0)
     engine = DecisionEngine(policy, models, ledger, PreferenceStore(ledger.engine, policy))
     app = create_app(engine, settings=Settings(portal_secret=secret), store=load_store(store_path))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the portal did not start")
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with app_in_thread(app, start_timeout=60) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         ledger.dispose()
 
 

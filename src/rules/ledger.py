@@ -225,16 +225,7 @@ class Ledger:
             raise LedgerError(f"entry_type {entry_type!r} is not one of {LEDGER_TYPES}")
 
     def _insert(self, customer_id, points, key, entry_type, order_id, reason, at) -> Posting:
-        row = {
-            "customer_id": int(customer_id),
-            "points": int(points),
-            "entry_type": entry_type,
-            "idempotency_key": key,
-            "order_id": order_id,
-            "reason": reason[:500],
-            "created_at": at or _now(),
-            "arm": None,
-        }
+        row = _entry_row(customer_id, points, entry_type, key, order_id, reason, at)
 
         def attempt() -> Posting:
             with Session(self.engine) as s, s.begin():
@@ -506,6 +497,28 @@ def _upgrade_indexes(engine: Engine) -> None:
         conn.execute(text("DROP INDEX IF EXISTS ix_loyalty_ledger_customer"))
 
 
+def _entry_row(
+    customer_id: int,
+    points: int,
+    entry_type: str,
+    key: str,
+    order_id: int | None,
+    reason: str,
+    at: datetime | None,
+) -> dict:
+    """One ledger entry's column values (the reason cut to the column's 500 characters)."""
+    return {
+        "customer_id": int(customer_id),
+        "points": int(points),
+        "entry_type": entry_type,
+        "idempotency_key": key,
+        "order_id": order_id,
+        "reason": reason[:500],
+        "created_at": at or _now(),
+        "arm": None,
+    }
+
+
 def _add_entry(
     s: Session | Connection,
     customer_id: int,
@@ -517,16 +530,7 @@ def _add_entry(
     at: datetime | None,
 ) -> Posting:
     """Insert one entry inside the caller's transaction and return it as a new posting."""
-    row = {
-        "customer_id": int(customer_id),
-        "points": int(points),
-        "entry_type": entry_type,
-        "idempotency_key": key,
-        "order_id": order_id,
-        "reason": reason[:500],
-        "created_at": at or _now(),
-        "arm": None,
-    }
+    row = _entry_row(customer_id, points, entry_type, key, order_id, reason, at)
     res = _connection(s).execute(LedgerEntry.__table__.insert(), row)
     return Posting(
         entry_id=int(res.inserted_primary_key[0]),

@@ -59,6 +59,38 @@ class Server:
             self.proc.wait(timeout=5)
 
 
+@contextlib.contextmanager
+def app_in_thread(app, start_timeout: float = 30.0) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its URL.
+
+    For an app built in this process (the portal over an engine a caller holds): tests and
+    the screenshot tool. The access log is off, as in ``ppx serve --portal`` (request
+    lines would carry magic-link tokens).
+    """
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the app's server stopped while starting")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the app's server did not start in {start_timeout:.0f} s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def _spawn(cmd: list[str], env: dict[str, str], url: str, name: str) -> Server:
     log_path = Path(tempfile.mkstemp(prefix=f"ppx-{name}-", suffix=".log")[1])
     with open(log_path, "wb") as log:

@@ -19,12 +19,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,41 +231,17 @@ class LivePortal:
         return self.url + self.portal.link_path(customer_id, order_id, **kw)
 
 
-@contextlib.contextmanager
-def serve_in_thread(app):
-    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its URL."""
-    import uvicorn
-
-    from ppx.serve.launch import free_port
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "the portal server stopped while starting"
-        assert time.monotonic() < deadline, "the portal server did not start in 30 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def live_portal(portal_models, portal_store, tmp_path_factory):
     from ppx.config import Settings
     from ppx.portal.app import create_app
+    from ppx.serve.launch import app_in_thread
 
     folder = tmp_path_factory.mktemp("live_portal")
     settings = Settings(portal_secret=SECRET)
     engine = build_engine(f"sqlite:///{folder / 'ledger.db'}", portal_models.client())
     app = create_app(engine, settings=settings, store=portal_store)
-    with serve_in_thread(app) as url:
+    with app_in_thread(app) as url:
         yield LivePortal(url, PortalApp(app, engine, portal_store, settings))
     engine.ledger.dispose()
 

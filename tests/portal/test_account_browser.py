@@ -13,8 +13,6 @@ from datetime import timedelta
 
 import pytest
 
-from tests.portal.conftest import serve_in_thread
-
 pytestmark = pytest.mark.browser
 
 SAVE_POLICY = "src/rules/policy/save_offers.yaml"
@@ -55,6 +53,7 @@ def account_portal(portal_env, portal_models, portal_store, tiny_world, tmp_path
     from ppx.rules.policy import load_policy
     from ppx.rules.subscriptions.importer import import_subscriptions
     from ppx.rules.subscriptions.store import SubscriptionStore
+    from ppx.serve.launch import app_in_thread
 
     folder = tmp_path_factory.mktemp("account_portal")
     policy = load_policy(SAVE_POLICY)
@@ -73,7 +72,7 @@ def account_portal(portal_env, portal_models, portal_store, tiny_world, tmp_path
             subscribers.append((int(cid), mine[0].subscription_id))
     assert len(subscribers) >= 6, "the tiny world has too few running subscriptions"
     app = create_app(engine, settings=Settings(portal_secret=portal_env), store=portal_store)
-    with serve_in_thread(app) as url:
+    with app_in_thread(app) as url:
         yield AccountPortal(url, portal_env, engine, portal_store, subscribers, portal_store.now)
     ledger.dispose()
 
