@@ -61,8 +61,14 @@ def bench_tables(payload: dict) -> None:
         metrics: list[str] = []
         for vals in methods.values():
             metrics += [k for k in vals if k not in metrics]
-        rows = [{"method": m, **vals} for m, vals in methods.items()]
-        print_table(dataset, rows, ["method", *metrics])
+        if len(metrics) > len(methods) + 4:
+            # Many metrics, few methods (e.g. the Olist trade-off figures): one row per
+            # metric keeps the table readable in an ordinary terminal width.
+            rows = [{"metric": k, **{m: v.get(k) for m, v in methods.items()}} for k in metrics]
+            print_table(dataset, rows, ["metric", *methods])
+        else:
+            rows = [{"method": m, **vals} for m, vals in methods.items()]
+            print_table(dataset, rows, ["method", *metrics])
 
 
 def print_train_result(result) -> None:

@@ -12,7 +12,9 @@ purchase). For every method the benchmark reports:
 * its operating point chosen **in advance**: the knob whose on-time rate on the
   validation months equals the policy's target (default: the retailer's own rate on
   the validation months, scored as known at the test start), applied unchanged to the
-  test months (``on_time_rate``, ``promise_days``, ``knob``, ``target_on_time``).
+  test months (``on_time_rate``, ``promise_days``, ``knob``, ``target_on_time``); and
+  the same with a drifting target, each order aiming at the retailer's on-time rate
+  over the outcomes known in the 28 days before its purchase (``rolling_*``).
 
 Test orders are every order of the test months that was not canceled: orders still open
 at the data end (``shipped``, ``invoiced`` ...) miss every promise that ended before
@@ -67,15 +69,25 @@ class PromisePolicy:
     ``q`` is then chosen on the last ``VAL_MONTHS`` months so that the rule's on-time
     rate there is ``target_on_time``.
 
+    A second, drifting target is reported beside it: each order's target is the
+    retailer's on-time rate over the outcomes that became known in the
+    ``target_window_days`` before its purchase (``recent.recent_on_time_rate``), and its
+    ``q`` is read off the same validation curve at that
+    rate - what "the retailer's recent rate" means to a live system, which sees the
+    retailer's rate move while the fixed target stays where the validation months left
+    it.
+
     Attributes:
         target_on_time: the on-time rate to aim at; None = the retailer's own rate over
             the validation months (what its promise achieved most recently).
+        target_window_days: window of the drifting target (days of known outcomes).
         anchor_quantile: the network's quantile the recalibration is added to.
         windows: candidate windows (days) of completed deliveries.
         caps: candidate caps (multiples of the retailer's estimate; None = no cap).
     """
 
     target_on_time: float | None = None
+    target_window_days: int = 28
     anchor_quantile: float = 0.5
     windows: tuple[int, ...] = (14, 21, 28, 42)
     caps: tuple[float | None, ...] = (None, 1.0, 1.1, 1.2)
@@ -156,9 +168,20 @@ def olist_benchmark(
     o_val = o_known.subset(val)
     o_test = to.Outcomes.at(lt, ld, np.datetime64(end_of_data), flag).subset(test)
     est = live[C.PROMISED_DAYS].to_numpy(float)
+    # The drifting target: the retailer's rate over its outcomes known before each order
+    # (the fixed target where the window holds too few).
+    rolling_target = rc.recent_on_time_rate(
+        base[C.ORDERED_AT].to_numpy(),
+        base[C.DELIVERED_AT].to_numpy(),
+        base[C.PROMISED_DAYS].to_numpy(float),
+        lt,
+        policy.target_window_days,
+        no_outcome=((base[C.STATUS] == "delivered") & base[C.DELIVERED_AT].isna()).to_numpy(),
+    )
     retailer_val = o_val.on_time(est[val])["on_time_rate"]
     retailer_test = o_test.on_time(est[test])["on_time_rate"]
     target = retailer_val if policy.target_on_time is None else policy.target_on_time
+    rolling_target = np.where(np.isfinite(rolling_target), rolling_target, target)
     fold_starts = [f0 + pd.DateOffset(months=i) for i in range(FOLD_MONTHS)]
     folds = [
         (lt >= np.datetime64(a)) & (lt < np.datetime64(a + pd.DateOffset(months=1)))
@@ -254,6 +277,12 @@ def olist_benchmark(
         chosen = rule.promises((knob,))[knob]
         at_val = o_val.on_time(chosen[val])
         at_test = o_test.on_time(chosen[test])
+        if rule.name == "olist_promise":
+            drifting = chosen
+        else:
+            drifting = to.promises_at_knobs(fam, to.knobs_for_rates(cv, rolling_target))
+        dr_val = o_val.on_time(drifting[val])
+        dr_test = o_test.on_time(drifting[test])
         m = {
             "on_time_rate": at_test["on_time_rate"],
             "promise_days": at_test["promise_days"],
@@ -263,6 +292,11 @@ def olist_benchmark(
             "promise_days_at_retailer_rate": to.days_at_rate(ct, retailer_test),
             "val_promise_days_at_target": to.days_at_rate(cv, target),
             "folds_promise_days_at_retailer_rate": fs["mean"],
+            "rolling_target_on_time": float(np.mean(rolling_target[test])),
+            "rolling_on_time_rate": dr_test["on_time_rate"],
+            "rolling_promise_days": dr_test["promise_days"],
+            "rolling_val_target_on_time": float(np.mean(rolling_target[val])),
+            "rolling_val_on_time_rate": dr_val["on_time_rate"],
             "late_undelivered": at_test["late_undelivered"],
             "excluded_open": at_test["excluded_open"],
             "seconds": rule.seconds + time.perf_counter() - tic,

@@ -14,6 +14,9 @@ on-time rate is chosen on validation months, not assumed to be the target itself
 * :func:`recent_residual_promises`: the same recalibration on top of a model - promise
   = the model's own day ``anchor`` plus the ``q``-quantile of ``days - anchor`` over the
   recently completed orders (each with the anchor it was given at its own purchase).
+* :func:`recent_on_time_rate`: the retailer's own recent on-time rate before each
+  moment - the share kept among the promises whose outcome became known in the last
+  ``window_days`` (a delivery, or a promised day that ended without one).
 """
 
 from __future__ import annotations
@@ -103,3 +106,45 @@ def recent_residual_promises(
     p = np.floor(a[:, None] + res + 1e-9)
     p = np.where(np.isfinite(p), np.clip(p, 0, d_max), d_max)
     return {q: p[:, j].astype(int) for j, q in enumerate(qs)}
+
+
+def recent_on_time_rate(
+    ordered_at: np.ndarray,
+    delivered_at: np.ndarray,
+    promised_days: np.ndarray,
+    at: np.ndarray,
+    window_days: int = WINDOW_DAYS,
+    min_known: int = MIN_COMPLETED,
+    no_outcome: np.ndarray | None = None,
+) -> np.ndarray:
+    """The on-time rate of the promises (``promised_days`` after each purchase) whose
+    outcome became known in ``[at - window_days, at)``; NaN where fewer than
+    ``min_known`` did.
+
+    An outcome is known when the parcel is delivered (kept iff on or before the
+    promised day) or when the promised day ends without a delivery (missed - the
+    moment a live system learns it, not when or whether the parcel finally arrives).
+    Orders with a delivery date before the purchase, without a finite promise, or
+    flagged in ``no_outcome`` (e.g. marked delivered without a date) never count.
+    """
+    t = np.asarray(ordered_at, dtype="datetime64[ns]").astype(np.int64)
+    dl = np.asarray(delivered_at, dtype="datetime64[ns]")
+    has = ~np.isnat(dl)
+    dli = np.where(has, dl.astype(np.int64), np.iinfo(np.int64).max)
+    est = np.asarray(promised_days, float)
+    day = np.int64(86_400 * 10**9)
+    ok = np.isfinite(est) & ~(has & (dli < t))
+    if no_outcome is not None:
+        ok &= ~np.asarray(no_outcome, bool)
+    promise_end = (t // day + np.where(ok, est, 0).astype(np.int64) + 1) * day
+    kept = dli < promise_end
+    known_at = np.where(kept, dli, promise_end)[ok]
+    order = np.argsort(known_at, kind="stable")
+    times = known_at[order]
+    cum = np.concatenate([[0.0], np.cumsum(kept[ok][order])])
+    a = np.asarray(at, dtype="datetime64[ns]").astype(np.int64)
+    w = np.int64(window_days) * day
+    lo = np.searchsorted(times, a - w, side="left")
+    hi = np.searchsorted(times, a, side="left")  # strictly before the decision moment
+    n = hi - lo
+    return np.where(n >= min_known, (cum[hi] - cum[lo]) / np.maximum(n, 1), np.nan)

@@ -143,6 +143,25 @@ def knob_for_rate(cv: pd.DataFrame, rate: float) -> float:
     return float(np.interp(rate, x, k))
 
 
+def knobs_for_rates(cv: pd.DataFrame, rates: np.ndarray) -> np.ndarray:
+    """:func:`knob_for_rate` for one target rate per order (a target that moves over
+    time), vectorised."""
+    c = _monotone(cv)
+    x, k = c["on_time_rate"].to_numpy(), c["knob"].to_numpy()
+    if len(x) == 0:
+        raise ValueError("knobs_for_rates: the curve has no scored point")
+    return np.interp(np.asarray(rates, float), x, k)
+
+
+def promises_at_knobs(family: dict[float, np.ndarray], knobs: np.ndarray) -> np.ndarray:
+    """Each order's promise at its own knob: the family's value at the swept knob
+    nearest to it (the family holds one promise array per swept knob)."""
+    grid = np.array(sorted(family))
+    table = np.stack([np.asarray(family[g], float) for g in grid], axis=1)
+    nearest = np.abs(np.asarray(knobs, float)[:, None] - grid[None, :]).argmin(axis=1)
+    return table[np.arange(len(table)), nearest]
+
+
 def plot_curves(panels: list[dict], path, title: str) -> None:
     """Write trade-off curves (mean promise days against on-time rate) to a PNG.
 

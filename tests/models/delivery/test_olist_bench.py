@@ -48,3 +48,14 @@ def test_fold_score_has_no_mean_when_a_fold_never_reaches_its_rate():
     got = ob.fold_score(fam, o, [fold, fold], [0.3, 0.9])
     assert got["folds"][0] == pytest.approx(3.0)
     assert got["folds"][1] is None and got["mean"] is None
+
+
+def test_a_drifting_target_picks_each_orders_knob_on_the_curve():
+    cv = to.curve(
+        {q: np.full(10, q * 10) for q in (0.2, 0.5, 0.8)},
+        _fold_outcomes(np.arange(1, 11)),
+    )  # knob q keeps a share q
+    knobs = to.knobs_for_rates(cv, np.array([0.5, 0.8, 0.6]))
+    assert knobs == pytest.approx([0.5, 0.8, 0.6])
+    fam = {0.2: np.array([1, 1, 1]), 0.5: np.array([5, 5, 5]), 0.8: np.array([9, 9, 9])}
+    assert to.promises_at_knobs(fam, knobs).tolist() == [5, 9, 5]  # 0.6 -> nearest 0.5

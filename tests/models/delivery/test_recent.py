@@ -81,3 +81,24 @@ def test_blend_is_the_rounded_up_mean_at_the_same_knob():
 
     got = blend({0.9: np.array([10, 11, 12])}, {0.9: np.array([12, 12, 12])})
     assert got[0.9].tolist() == [11, 12, 12]
+
+
+def test_recent_on_time_rate_counts_outcomes_when_they_become_known():
+    # Four orders promised 5 days: two delivered on day 3 (kept), one on day 8 (missed),
+    # one never delivered (missed once its promised day ends).
+    ordered = np.array([T0 - 20 * DAY] * 4)
+    delivered = np.array(
+        [T0 - 17 * DAY, T0 - 17 * DAY, T0 - 12 * DAY, np.datetime64("NaT")], dtype="datetime64[ns]"
+    )
+    promised = np.full(4, 5.0)
+    got = rc.recent_on_time_rate(ordered, delivered, promised, np.array([T0]), 28, min_known=1)
+    assert got[0] == pytest.approx(0.5)
+    # Just after the two kept deliveries, nothing late is known yet.
+    early = np.array([T0 - 16 * DAY])
+    assert rc.recent_on_time_rate(ordered, delivered, promised, early, 28, min_known=1)[0] == 1.0
+    # Outcomes older than the window do not count; too few known -> NaN.
+    assert np.isnan(rc.recent_on_time_rate(ordered, delivered, promised, np.array([T0]), 5, 1)[0])
+    # An order without an outcome (flagged) is never counted.
+    flagged = np.array([False, False, True, True])
+    got = rc.recent_on_time_rate(ordered, delivered, promised, np.array([T0]), 28, 1, flagged)
+    assert got[0] == 1.0
