@@ -54,8 +54,10 @@ class TuningError(ValueError):
 
 @dataclass(frozen=True)
 class Tuning:
-    """How a model is tuned (a model spec's ``tuning``). Keep it light to import: the
-    objective's data is loaded by ``objective`` in each worker process, not here.
+    """How a model is tuned: the adapter between the model and the one tuning code path
+    (a model spec's ``tuning``). Keep it light to import: the objective's data is loaded
+    by ``objective`` in each worker process, not here. The final fit and registration are
+    the model's own ``train`` (``ModelSpec.run_train``) with ``config_of``'s config.
 
     Attributes:
         objective: ``(world_path, base_config) -> (trial -> float)``: loads the world once
@@ -64,6 +66,13 @@ class Tuning:
         default_config: ``() -> config`` the search starts from when none is given.
         direction: ``"maximize"`` or ``"minimize"``.
         metric: the objective's name for tables and logs (``validation roc_auc``).
+        with_epochs: ``(config, epochs) -> config`` with every fit's epoch budget set
+            (``ppx tune --epochs``).
+        metric_key: the objective as a JSON key of ``--out`` (``best_<metric_key>``).
+        save_params: ``(config, path, **extra) -> None`` writing ``--out``; default
+            :func:`save_best` (``{"config": {...}, **extra}``).
+        train_hint: how to train with the ``--out`` file (``{world}``, ``{out}``
+            filled in), when the model's train command reads one.
     """
 
     objective: Callable[[Path, Any], Callable[[Any], float]]
@@ -71,6 +80,60 @@ class Tuning:
     default_config: Callable[[], Any]
     direction: str
     metric: str
+    with_epochs: Callable[[Any, int], Any]
+    metric_key: str = "objective"
+    save_params: Callable[..., None] | None = None
+    train_hint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("maximize", "minimize"):
+            raise ValueError(f"Tuning.direction must be maximize or minimize: {self.direction}")
+
+    def write_params(self, config: Any, path: Path, **extra: Any) -> None:
+        (self.save_params or save_best)(config, path, **extra)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A model config as a plain dict (every model config is a dataclass)."""
+    import dataclasses
+
+    return config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+
+
+def save_best(config: Any, path: Path, **extra: Any) -> None:
+    """Write the best configuration as JSON: ``{"config": {...every field...}, **extra}``."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"config": config_dict(config), **extra}, indent=2, default=str))
+
+
+def how_to_tune(model: str) -> Tuning:
+    """The model's :class:`Tuning`; a TuningError naming the tunable models otherwise."""
+    from ppx.models import registry
+
+    try:
+        spec = registry.get(model)
+    except KeyError:
+        raise TuningError(
+            f"unknown model {model!r}; models with tuning: {', '.join(tunable_models())}"
+        ) from None
+    if spec.tuning is None:
+        raise TuningError(
+            f"model {model!r} has no tuning (its spec sets no ModelSpec.tuning); models "
+            f"with tuning: {', '.join(tunable_models())}"
+        )
+    how = spec.load("tuning")
+    if not isinstance(how, Tuning):
+        raise TuningError(f"model {model!r}: ModelSpec.tuning is {type(how).__name__}, not Tuning")
+    return how
+
+
+def tunable_models() -> list[str]:
+    from ppx.models import registry
+
+    return [s.name for s in registry.specs() if s.tuning is not None]
 
 
 @dataclass
@@ -110,6 +173,33 @@ def safe_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+
+
+def check_storage(url: str) -> None:
+    """A storage URL SQLAlchemy can read, with a driver installed (before anything runs)."""
+    import sqlalchemy as sa
+
+    hint = "use sqlite:///PATH (one worker) or postgresql://USER:PASSWORD@HOST:PORT/DB"
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise TuningError(f"--storage {url!r} is not a database URL; {hint}") from None
+    try:
+        parsed.get_dialect()
+    except (sa.exc.NoSuchModuleError, ImportError) as err:
+        raise TuningError(
+            f"--storage {safe_url(url)}: no database driver for {parsed.drivername!r} "
+            f"({err}); {hint}"
+        ) from None
+    if is_sqlite(url) and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            raise TuningError(f"--storage {safe_url(url)}: folder {folder} does not exist")
+    elif is_sqlite(url):
+        raise TuningError(
+            f"--storage {safe_url(url)}: an in-memory SQLite study dies with the command "
+            "and worker processes cannot see it; give a file: sqlite:///PATH"
+        )
 
 
 def check_workers(url: str, workers: int) -> None:
@@ -196,8 +286,19 @@ def new_study_name(model: str) -> str:
 def open_study(model: str, url: str, study_name: str, direction: str, world_path: Path) -> Any:
     """Create the study (or load it), and its parent MLflow run the first time."""
     import optuna
+    import sqlalchemy as sa
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return _open_study(model, url, study_name, direction, world_path)
+    except sa.exc.OperationalError as err:
+        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
+        raise TuningError(f"cannot open the study storage {safe_url(url)}: {reason}") from None
+
+
+def _open_study(model: str, url: str, study_name: str, direction: str, world_path: Path) -> Any:
+    import optuna
+
     with study_lock(url, study_name):
         study = optuna.create_study(
             study_name=study_name, storage=storage(url), direction=direction, load_if_exists=True
@@ -249,13 +350,12 @@ def run_worker(job: WorkerJob, progress: bool = False) -> int:
     import torch
 
     import mlflow
-    from ppx.models import registry
 
     threads = torch.get_num_threads()
     torch.set_num_threads(job.threads)  # N workers on N cores: more threads only contend
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure()
-    objective_of = registry.get(job.model).load("tuning").objective(job.world_path, job.base_config)
+    objective_of = how_to_tune(job.model).objective(job.world_path, job.base_config)
     study = optuna.load_study(
         study_name=job.study_name,
         storage=storage(job.storage_url),
@@ -362,14 +462,10 @@ def tune(
             unless that trial is already registered.
         seed: sampler seed of the first worker (worker i uses seed + i).
     """
-    from ppx.models import registry
-
-    spec = registry.get(model)
-    if spec.tuning is None:
-        raise TuningError(f"model {model} has no tuning set up (ModelSpec.tuning)")
-    how: Tuning = spec.load("tuning")
+    how = how_to_tune(model)
     base_config = base_config if base_config is not None else how.default_config()
     url = with_driver(storage_url or tracking.optuna_storage())
+    check_storage(url)
     check_workers(url, workers)
     if trials < 0:
         raise TuningError(f"--trials must be 0 or more, got {trials}")
@@ -404,7 +500,6 @@ def finish(
     from optuna.trial import TrialState
 
     import mlflow
-    from ppx.models import registry
 
     fail_stale_trials(study)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -414,7 +509,7 @@ def finish(
             + (f"; failed workers: {', '.join(failed)}" if failed else "")
         )
     best = study.best_trial
-    config = registry.get(model).load("tuning").config_of(base_config, best.params)
+    config = how_to_tune(model).config_of(base_config, best.params)
     parent = study.user_attrs[PARENT_RUN_ATTR]
     client = mlflow.MlflowClient()
     if parent_run_here(client, parent):

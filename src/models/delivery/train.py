@@ -86,24 +86,36 @@ def suggest_config(trial, base: DeliveryConfig) -> DeliveryConfig:
     )
 
 
-def tune_ppx(data: DeliveryData, base: DeliveryConfig, trials: int) -> DeliveryConfig:
-    """Optuna over the network's hyper-parameters (each trial a nested MLflow run)."""
-    from ppx import tracking
+def network_objective(data: DeliveryData, base: DeliveryConfig):
+    """``trial -> validation loss`` (:func:`val_objective`) of one network fit with the
+    trial's hyper-parameters (:func:`suggest_config`); never reads the test months."""
 
-    def objective(trial):
+    def objective(trial) -> float:
         cfg = suggest_config(trial, base)
         model = fit(data.train, data.val, data.history, cfg, progress=False)
         return val_objective(model, data)
 
+    return objective
+
+
+def best_config(base: DeliveryConfig, params: dict) -> DeliveryConfig:
+    """The configuration a trial with these parameters fitted (``width`` -> ``hidden``)."""
+    return suggest_config(_FixedTrial(params), base)
+
+
+def tune_ppx(data: DeliveryData, base: DeliveryConfig, trials: int) -> DeliveryConfig:
+    """Optuna over the network's hyper-parameters (each trial a nested MLflow run)."""
+    from ppx import tracking
+
     study = tracking.run_study(
         "delivery",
-        objective,
+        network_objective(data, base),
         trials,
         direction="minimize",
         study_name=_study_name("ppx"),
         seed=base.seed,
     )
-    return suggest_config(_FixedTrial(study.best_params), base)
+    return best_config(base, study.best_params)
 
 
 def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
