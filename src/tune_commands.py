@@ -41,6 +41,12 @@ def tune(
         None, "--epochs", min=1, help="Max epochs of every fit (default the config's)."
     ),
     seed: int = typer.Option(0, "--seed", help="Sampler seed of the first worker (i: seed+i)."),
+    baseline: str | None = typer.Option(
+        None,
+        "--baseline",
+        help="Tune this baseline learner (delivery, fraud: lightgbm) with the same budget and "
+        "validation objective, in a study of its own; never registered.",
+    ),
 ) -> None:
     """Tune a model on the world's validation split with Optuna (never the test split).
 
@@ -52,18 +58,28 @@ def tune(
     from ppx.terminal import console, fail, print_table, print_train_result
 
     try:
-        how = tuning.how_to_tune(model)
+        model_how = tuning.how_to_tune(model)
+        how = tuning.how_to_tune(model, baseline)
     except tuning.TuningError as err:
         fail(str(err))
     if not ((world / "tables").exists() or (world / "manifest.json").exists()):
         fail(f"world {world} not found; create it with `ppx data world --out {world}`")
-    base = how.default_config()
+    base = model_how.default_config()
     if epochs is not None:
-        base = how.with_epochs(base, epochs)
-    out = out or Path(f"{model}_params.json")
+        base = model_how.with_epochs(base, epochs)
+    out = out or Path(f"{model}_{baseline}_params.json" if baseline else f"{model}_params.json")
     try:
         res = tuning.tune(
-            model, world, trials, base, storage, study, workers, register=register, seed=seed
+            model,
+            world,
+            trials,
+            base,
+            storage,
+            study,
+            workers,
+            register=register,
+            seed=seed,
+            baseline=baseline,
         )
     except tuning.TuningError as err:
         fail(str(err))
@@ -95,8 +111,11 @@ def tune(
         f"ppx tune {model} --world {world} --storage {res.storage} --study {res.study_name} "
         "--trials 0 --register" + (f" --epochs {epochs}" if epochs is not None else "")
     )
-    hint = how.train_hint.format(world=world, out=out) if how.train_hint else register_later
-    console.print(f"wrote {out}; train with `{hint}`")
+    if baseline is not None:
+        console.print(f"wrote {out} (the {baseline} baseline's best parameters)")
+    else:
+        hint = how.train_hint.format(world=world, out=out) if how.train_hint else register_later
+        console.print(f"wrote {out}; train with `{hint}`")
     if res.reused_version is not None:
         console.print(
             f"trial {res.best_number} is already registered as ppx-{model} v{res.reused_version}"

@@ -163,3 +163,39 @@ def test_bad_storage_urls_fail_with_a_clear_message(url, message, tiny_world, ml
     assert message in said
     assert "secret" not in said  # passwords are masked
     assert not mlflow.search_runs(search_all_experiments=True).shape[0]  # nothing started
+
+
+def test_a_baseline_is_tuned_in_a_study_of_its_own_and_never_registered(
+    tiny_world, mlflow_tmp, tmp_path
+):
+    _, world = tiny_world
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    out = tmp_path / "fraud_lightgbm_params.json"
+    args = ["tune", "fraud", "--world", str(world), "--storage", url, "--baseline", "lightgbm"]
+    res = runner.invoke(app, [*args, "--study", "trees", "--trials", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    (trial,) = optuna.load_study(study_name="trees", storage=url).trials
+    assert set(trial.params) == {
+        "num_leaves",
+        "learning_rate",
+        "min_child_samples",
+        "colsample_bytree",
+    }
+    saved = json.loads(out.read_text())["config"]  # the params land in FraudConfig.lgb_*
+    assert saved["lgb_num_leaves"] == trial.params["num_leaves"]
+    assert saved["lgb_learning_rate"] == pytest.approx(trial.params["learning_rate"])
+    runs = mlflow.search_runs(experiment_names=["ppx-fraud"])
+    assert set(runs["tags.ppx.learner"]) == {"lightgbm"}  # parent and trial
+
+    # The network's search space never joins the baseline's study, and baselines are
+    # not registered.
+    res = runner.invoke(app, ["tune", "fraud", "--world", str(world), "--storage", url,
+                              "--study", "trees", "--trials", "0"])  # fmt: skip
+    assert res.exit_code == 2 and "tunes lightgbm, not ppx" in " ".join(res.output.split())
+    res = runner.invoke(app, [*args, "--study", "trees", "--trials", "0", "--register"])
+    assert res.exit_code == 2 and "only finds the baseline's parameters" in " ".join(
+        res.output.split()
+    )
+    assert not mlflow.MlflowClient().search_model_versions("name='ppx-fraud'")
+    res = runner.invoke(app, ["tune", "recs", "--world", str(world), "--baseline", "lightgbm"])
+    assert res.exit_code == 2 and "has no baseline 'lightgbm'" in " ".join(res.output.split())

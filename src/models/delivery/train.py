@@ -118,10 +118,9 @@ def tune_ppx(data: DeliveryData, base: DeliveryConfig, trials: int) -> DeliveryC
     return best_config(base, study.best_params)
 
 
-def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
-    """Optuna over LightGBM with the same budget and validation loss as ppx."""
-    from ppx import tracking
-
+def lightgbm_objective(data: DeliveryData, seed: int = 0):
+    """``trial -> validation loss`` of LightGBM quantile models (the same loss and rows as
+    :func:`network_objective`), for tuning the baseline with the same budget."""
     f_tr = fd.delivery_features(data.train[data.train["event"] > 0], data.history)
     y_tr = data.train.loc[data.train["event"] > 0, "y_day"].to_numpy()
     rows = checkout_rows(data.val)
@@ -130,15 +129,22 @@ def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
     X = ev.lgbm_matrix(f_tr)
     Xv = ev._align_categories(ev.lgbm_matrix(f_va), X)
 
-    def objective(trial):
+    def objective(trial) -> float:
         p = ev.lgbm_params(trial)
         q50 = np.rint(ev.lgbm_fit(X, y_tr, 0.5, p, seed).predict(Xv))
         q90 = np.ceil(ev.lgbm_fit(X, y_tr, 0.9, p, seed).predict(Xv) - 1e-9)
         return 0.5 * (ev.pinball(y_va, q50, 0.5) + ev.pinball(y_va, q90, 0.9))
 
+    return objective
+
+
+def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
+    """Optuna over LightGBM with the same budget and validation loss as ppx."""
+    from ppx import tracking
+
     study = tracking.run_study(
         "delivery",
-        objective,
+        lightgbm_objective(data, seed),
         trials,
         direction="minimize",
         study_name=_study_name("lightgbm"),

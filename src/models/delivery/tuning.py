@@ -31,6 +31,27 @@ def config_of(base: DeliveryConfig | None, params: dict[str, Any]) -> DeliveryCo
     return best_config(base or DeliveryConfig(), params)
 
 
+def lightgbm_objective(world_path: Path, base: DeliveryConfig | None = None):
+    """``trial -> validation pinball loss`` of the LightGBM baseline (same rows, same loss)."""
+    from ppx.models.delivery.train import lightgbm_objective as objective_on
+    from ppx.models.delivery.train import load_data
+
+    base = base or DeliveryConfig()
+    _tables, _truth, data = load_data(world_path, base, validate=False)
+    return objective_on(data, base.seed)
+
+
+#: ``ppx tune delivery --baseline lightgbm``: LightGBM gets the network's budget and loss;
+#: its best parameters are what ``ppx bench delivery`` would fit (it tunes its own).
+LIGHTGBM = Tuning(
+    objective=lightgbm_objective,
+    config_of=lambda base, params: dict(params),
+    default_config=DeliveryConfig,
+    direction="minimize",
+    metric="validation pinball loss (0.5 and 0.9)",
+    metric_key="validation_pinball",
+)
+
 TUNING = Tuning(
     objective=objective,
     config_of=config_of,
@@ -39,4 +60,5 @@ TUNING = Tuning(
     metric="validation pinball loss (0.5 and 0.9)",
     with_epochs=lambda cfg, epochs: replace(cfg, epochs=epochs),
     metric_key="validation_pinball",
+    baselines={"lightgbm": LIGHTGBM},
 )
