@@ -1,4 +1,9 @@
-"""Optuna studies shared by many worker processes and machines.
+"""Optuna studies shared by many worker processes and machines: the one tuning code path
+of every model (``ppx tune MODEL``).
+
+A model takes part through its spec's :class:`Tuning` adapter (its validation objective
+and search space, the best trial's config, its default config); everything else here is
+the same for every model, including the final fit, which is the model's own ``train``.
 
 One study lives in an RDB storage (SQLite for one process, PostgreSQL for many). Each
 ``ppx tune MODEL`` command opens the study by name (creating it the first time), runs
