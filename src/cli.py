@@ -179,7 +179,7 @@ def build_app() -> typer.Typer:
     makes this fail (never a quietly missing command). Model commands import their heavy
     code only when run, keeping ``ppx --help`` fast.
     """
-    from ppx import monitor_commands, score_commands, tracking_server
+    from ppx import monitor_commands, score_commands, tracking_server, tune_commands
     from ppx.explain import commands as explain_commands
     from ppx.models import registry
     from ppx.rules import commands as rules_commands
@@ -192,7 +192,6 @@ def build_app() -> typer.Typer:
     bench.command("scale")(bench_scale)
     groups = {
         "train": typer.Typer(help="Train a model, log it to MLflow, register it, run the gate."),
-        "tune": typer.Typer(help="Tune a model's hyper-parameters with Optuna (trials are runs)."),
         "evaluate": typer.Typer(help="Evaluate the registered champion on a world's holdout."),
         "bench": bench,
         "monitor": typer.Typer(
@@ -210,6 +209,7 @@ def build_app() -> typer.Typer:
     serve_commands.register(app)
     explain_commands.register(app)
     score_commands.register(app)
+    tune_commands.register(app)
     tracking_server.register(app)
     app.command("demo")(demo)
     return app

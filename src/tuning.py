@@ -1,4 +1,9 @@
-"""Optuna studies shared by many worker processes and machines.
+"""Optuna studies shared by many worker processes and machines: the one tuning code path
+of every model (``ppx tune MODEL``).
+
+A model takes part through its spec's :class:`Tuning` adapter (its validation objective
+and search space, the best trial's config, its default config); everything else here is
+the same for every model, including the final fit, which is the model's own ``train``.
 
 One study lives in an RDB storage (SQLite for one process, PostgreSQL for many). Each
 ``ppx tune MODEL`` command opens the study by name (creating it the first time), runs
@@ -25,7 +30,7 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +51,10 @@ PARENT_RUN_ATTR = "ppx.mlflow_parent_run_id"
 #: Model-version tags naming the study and trial a registered version was trained from.
 STUDY_TAG = "ppx.optuna_study"
 TRIAL_TAG = "ppx.optuna_trial"
+#: Run tag and study user attribute naming what a study tunes: ``ppx`` (the model) or a
+#: baseline (``lightgbm``); one study never mixes two search spaces.
+LEARNER_TAG = "ppx.learner"
+LEARNER_ATTR = "ppx.learner"
 
 
 class TuningError(ValueError):
@@ -54,8 +63,10 @@ class TuningError(ValueError):
 
 @dataclass(frozen=True)
 class Tuning:
-    """How a model is tuned (a model spec's ``tuning``). Keep it light to import: the
-    objective's data is loaded by ``objective`` in each worker process, not here.
+    """How a model is tuned: the adapter between the model and the one tuning code path
+    (a model spec's ``tuning``). Keep it light to import: the objective's data is loaded
+    by ``objective`` in each worker process, not here. The final fit and registration are
+    the model's own ``train`` (``ModelSpec.run_train``) with ``config_of``'s config.
 
     Attributes:
         objective: ``(world_path, base_config) -> (trial -> float)``: loads the world once
@@ -64,6 +75,17 @@ class Tuning:
         default_config: ``() -> config`` the search starts from when none is given.
         direction: ``"maximize"`` or ``"minimize"``.
         metric: the objective's name for tables and logs (``validation roc_auc``).
+        with_epochs: ``(config, epochs) -> config`` with every fit's epoch budget set
+            (``ppx tune --epochs``); None for a baseline (the model's applies).
+        metric_key: the objective as a JSON key of ``--out`` (``best_<metric_key>``).
+        save_params: ``(config, path, **extra) -> None`` writing ``--out``; default
+            :func:`save_best` (``{"config": {...}, **extra}``).
+        train_hint: how to train with the ``--out`` file (``{world}``, ``{out}``
+            filled in), when the model's train command reads one.
+        baselines: baseline learners tuned with the same budget on the same validation
+            objective (``ppx tune MODEL --baseline lightgbm``), each a Tuning whose
+            ``config_of`` puts its best parameters where the benchmark reads them. A
+            baseline study is never registered.
     """
 
     objective: Callable[[Path, Any], Callable[[Any], float]]
@@ -71,6 +93,69 @@ class Tuning:
     default_config: Callable[[], Any]
     direction: str
     metric: str
+    with_epochs: Callable[[Any, int], Any] | None = None
+    metric_key: str = "objective"
+    save_params: Callable[..., None] | None = None
+    train_hint: str = ""
+    baselines: Mapping[str, Tuning] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("maximize", "minimize"):
+            raise ValueError(f"Tuning.direction must be maximize or minimize: {self.direction}")
+
+    def write_params(self, config: Any, path: Path, **extra: Any) -> None:
+        (self.save_params or save_best)(config, path, **extra)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A model config (a dataclass) or a baseline's parameters as a plain dict."""
+    import dataclasses
+
+    if isinstance(config, Mapping):
+        return dict(config)
+    return config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+
+
+def save_best(config: Any, path: Path, **extra: Any) -> None:
+    """Write the best configuration as JSON: ``{"config": {...every field...}, **extra}``."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"config": config_dict(config), **extra}, indent=2, default=str))
+
+
+def how_to_tune(model: str, baseline: str | None = None) -> Tuning:
+    """The model's :class:`Tuning` (or its ``baseline``'s); a TuningError naming what can
+    be tuned otherwise."""
+    from ppx.models import registry
+
+    try:
+        spec = registry.get(model)
+    except KeyError:
+        raise TuningError(
+            f"unknown model {model!r}; models with tuning: {', '.join(tunable_models())}"
+        ) from None
+    if spec.tuning is None:
+        raise TuningError(
+            f"model {model!r} has no tuning (its spec sets no ModelSpec.tuning); models "
+            f"with tuning: {', '.join(tunable_models())}"
+        )
+    how = spec.load("tuning")
+    if not isinstance(how, Tuning):
+        raise TuningError(f"model {model!r}: ModelSpec.tuning is {type(how).__name__}, not Tuning")
+    if baseline is None:
+        return how
+    if baseline not in how.baselines:
+        known = ", ".join(how.baselines) or "none"
+        raise TuningError(f"model {model!r} has no baseline {baseline!r} to tune; it has: {known}")
+    return how.baselines[baseline]
+
+
+def tunable_models() -> list[str]:
+    from ppx.models import registry
+
+    return [s.name for s in registry.specs() if s.tuning is not None]
 
 
 @dataclass
@@ -110,6 +195,33 @@ def safe_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+
+
+def check_storage(url: str) -> None:
+    """A storage URL SQLAlchemy can read, with a driver installed (before anything runs)."""
+    import sqlalchemy as sa
+
+    hint = "use sqlite:///PATH (one worker) or postgresql://USER:PASSWORD@HOST:PORT/DB"
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise TuningError(f"--storage {url!r} is not a database URL; {hint}") from None
+    try:
+        parsed.get_dialect()
+    except (sa.exc.NoSuchModuleError, ImportError) as err:
+        raise TuningError(
+            f"--storage {safe_url(url)}: no database driver for {parsed.drivername!r} "
+            f"({err}); {hint}"
+        ) from None
+    if is_sqlite(url) and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            raise TuningError(f"--storage {safe_url(url)}: folder {folder} does not exist")
+    elif is_sqlite(url):
+        raise TuningError(
+            f"--storage {safe_url(url)}: an in-memory SQLite study dies with the command "
+            "and worker processes cannot see it; give a file: sqlite:///PATH"
+        )
 
 
 def check_workers(url: str, workers: int) -> None:
@@ -189,26 +301,58 @@ def fail_stale_trials(study: Any) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def new_study_name(model: str) -> str:
-    return f"{tracking.registered_name(model)}-{uuid.uuid4().hex[:8]}"
+def new_study_name(model: str, baseline: str | None = None) -> str:
+    learner = f"-{baseline}" if baseline else ""
+    return f"{tracking.registered_name(model)}{learner}-{uuid.uuid4().hex[:8]}"
 
 
-def open_study(model: str, url: str, study_name: str, direction: str, world_path: Path) -> Any:
+def open_study(
+    model: str,
+    url: str,
+    study_name: str,
+    direction: str,
+    world_path: Path,
+    learner: str = "ppx",
+) -> Any:
     """Create the study (or load it), and its parent MLflow run the first time."""
     import optuna
+    import sqlalchemy as sa
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return _open_study(model, url, study_name, direction, world_path, learner)
+    except sa.exc.OperationalError as err:
+        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
+        raise TuningError(f"cannot open the study storage {safe_url(url)}: {reason}") from None
+
+
+def _open_study(
+    model: str, url: str, study_name: str, direction: str, world_path: Path, learner: str
+) -> Any:
+    import optuna
+
     with study_lock(url, study_name):
         study = optuna.create_study(
             study_name=study_name, storage=storage(url), direction=direction, load_if_exists=True
         )
+        learner_here = study.user_attrs.get(LEARNER_ATTR, "ppx")
+        if PARENT_RUN_ATTR in study.user_attrs and learner_here != learner:
+            raise TuningError(
+                f"study {study_name} in {safe_url(url)} tunes {learner_here}, not {learner}: "
+                "one study holds one search space; use another --study name"
+            )
         if study.direction.name.lower() != direction:
             raise TuningError(
                 f"study {study_name} in {safe_url(url)} {study.direction.name.lower()}s its "
                 f"objective; {model} tuning must {direction}: use another --study name"
             )
         if PARENT_RUN_ATTR not in study.user_attrs:
-            tags = {STUDY_TAG: study_name, "ppx.optuna_storage": safe_url(url)}
+            tags = {
+                STUDY_TAG: study_name,
+                "ppx.optuna_storage": safe_url(url),
+                LEARNER_TAG: learner,
+            }
+            study.set_user_attr(LEARNER_ATTR, learner)
             with tracking.start_run(
                 model, run_name=f"tune-{study_name}", world_path=world_path, tags=tags
             ) as run:
@@ -237,6 +381,7 @@ class WorkerJob:
     seed: int
     base_config: Any
     threads: int = 1
+    baseline: str | None = None
 
 
 def run_worker(job: WorkerJob, progress: bool = False) -> int:
@@ -249,13 +394,12 @@ def run_worker(job: WorkerJob, progress: bool = False) -> int:
     import torch
 
     import mlflow
-    from ppx.models import registry
 
     threads = torch.get_num_threads()
     torch.set_num_threads(job.threads)  # N workers on N cores: more threads only contend
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure()
-    objective_of = registry.get(job.model).load("tuning").objective(job.world_path, job.base_config)
+    objective_of = how_to_tune(job.model, job.baseline).objective(job.world_path, job.base_config)
     study = optuna.load_study(
         study_name=job.study_name,
         storage=storage(job.storage_url),
@@ -272,6 +416,7 @@ def run_worker(job: WorkerJob, progress: bool = False) -> int:
             STUDY_TAG: job.study_name,
             TRIAL_TAG: str(trial.number),
             "ppx.worker": worker,
+            LEARNER_TAG: job.baseline or "ppx",
             "mlflow.parentRunId": parent,
         }
         if world_hash is not None:  # machines must tune on the same data: this shows it
@@ -345,6 +490,7 @@ def tune(
     register: bool = False,
     seed: int = 0,
     progress: bool = True,
+    baseline: str | None = None,
 ) -> TuneResult:
     """Run ``trials`` more trials of a study in ``workers`` processes, then (optionally)
     train and register the study's best trial once.
@@ -361,24 +507,27 @@ def tune(
         register: train the best trial's config, register it and run the promotion gate,
             unless that trial is already registered.
         seed: sampler seed of the first worker (worker i uses seed + i).
+        baseline: tune this baseline learner of the model (its ``Tuning.baselines``)
+            instead of the model; its study is never registered.
     """
-    from ppx.models import registry
-
-    spec = registry.get(model)
-    if spec.tuning is None:
-        raise TuningError(f"model {model} has no tuning set up (ModelSpec.tuning)")
-    how: Tuning = spec.load("tuning")
+    how = how_to_tune(model, baseline)
+    if register and baseline is not None:
+        raise TuningError(
+            f"--register trains and registers ppx-{model}; a --baseline {baseline} study only "
+            "finds the baseline's parameters (written to --out)"
+        )
     base_config = base_config if base_config is not None else how.default_config()
     url = with_driver(storage_url or tracking.optuna_storage())
+    check_storage(url)
     check_workers(url, workers)
     if trials < 0:
         raise TuningError(f"--trials must be 0 or more, got {trials}")
     tracking.configure()
-    name = study_name or new_study_name(model)
-    study = open_study(model, url, name, how.direction, world_path)
+    name = study_name or new_study_name(model, baseline)
+    study = open_study(model, url, name, how.direction, world_path, baseline or "ppx")
     fail_stale_trials(study)
     jobs = [
-        WorkerJob(model, Path(world_path), url, name, n, seed + i, base_config)
+        WorkerJob(model, Path(world_path), url, name, n, seed + i, base_config, baseline=baseline)
         for i, n in enumerate(shares(trials, workers))
     ]
     failed: list[str] = []
@@ -386,7 +535,9 @@ def tune(
         run_worker(jobs[0], progress=progress)
     elif jobs:
         failed = run_workers(jobs, study, progress=progress)
-    return finish(model, study, url, world_path, base_config, trials, register, failed, progress)
+    return finish(
+        model, study, url, world_path, base_config, trials, register, failed, progress, baseline
+    )
 
 
 def finish(
@@ -399,12 +550,12 @@ def finish(
     register: bool,
     failed: list[str],
     progress: bool,
+    baseline: str | None = None,
 ) -> TuneResult:
     """Record the study's best trial on the parent run; register it once when asked."""
     from optuna.trial import TrialState
 
     import mlflow
-    from ppx.models import registry
 
     fail_stale_trials(study)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -414,7 +565,7 @@ def finish(
             + (f"; failed workers: {', '.join(failed)}" if failed else "")
         )
     best = study.best_trial
-    config = registry.get(model).load("tuning").config_of(base_config, best.params)
+    config = how_to_tune(model, baseline).config_of(base_config, best.params)
     parent = study.user_attrs[PARENT_RUN_ATTR]
     client = mlflow.MlflowClient()
     if parent_run_here(client, parent):

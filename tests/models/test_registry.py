@@ -95,11 +95,14 @@ def test_a_fifth_model_is_one_registry_entry(tiny_world, mlflow_tmp, tmp_path):
     runner = CliRunner()
     with registry.registered(toy_model.SPEC):
         app = build_app()
-        # ppx --help: the model's train / tune / evaluate commands, and ppx explain
-        for group in ("train", "tune", "evaluate"):
+        # ppx --help: the model's train / evaluate commands, and ppx explain
+        for group in ("train", "evaluate"):
             res = runner.invoke(app, [group, "--help"])
             assert res.exit_code == 0 and "toy" in res.output, res.output
         assert "toy" in runner.invoke(app, ["explain", "--help"]).output
+        # ppx tune is one command for every model with a tuning adapter; the toy has none
+        res = runner.invoke(app, ["tune", "toy", "--world", str(world)])
+        assert res.exit_code == 2 and "model 'toy' has no tuning" in " ".join(res.output.split())
 
         # training through the CLI: experiment ppx-toy, a registered version, the gate
         res = runner.invoke(app, ["train", "toy", "--world", str(world)])

@@ -155,11 +155,6 @@ def train_toy(world: Path = typer.Option(..., "--world", help="World folder.")) 
     print_train_result(train(world))
 
 
-def tune_toy(world: Path = typer.Option(..., "--world", help="World folder.")) -> None:
-    """The toy has nothing to tune: trains with the default configuration."""
-    train_toy(world)
-
-
 def evaluate_toy(
     world: Path = typer.Option(..., "--world", help="World folder."),
     alias: str = typer.Option("champion", "--alias"),
@@ -172,7 +167,6 @@ def evaluate_toy(
 
 def register_commands(groups: dict) -> None:
     groups["train"].command("toy")(train_toy)
-    groups["tune"].command("toy")(tune_toy)
     groups["evaluate"].command("toy")(evaluate_toy)
 
 

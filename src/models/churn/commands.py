@@ -1,4 +1,7 @@
-"""CLI for churn: ``ppx train|tune|evaluate|bench churn`` and the ``make demo`` entry."""
+"""CLI for churn: ``ppx train|evaluate|bench churn`` and the ``make demo`` entry.
+
+``ppx tune churn`` is the one tuning command of every model (:mod:`ppx.tune_commands`).
+"""
 
 from __future__ import annotations
 
@@ -95,91 +98,6 @@ def train_churn(
     print_train_result(result)
 
 
-def tune_churn(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder."),
-    trials: int = typer.Option(
-        20, "--trials", min=0, help="Trials this command adds to the study, over its workers."
-    ),
-    out: Path = typer.Option(
-        Path("churn_params.json"),
-        "--out",
-        help="Where to write the best configuration (JSON) for `ppx train churn --params`.",
-    ),
-    storage: str | None = typer.Option(
-        None,
-        "--storage",
-        help="Optuna RDB storage URL (default PPX_OPTUNA_STORAGE, else SQLite under mlflow/);"
-        " postgresql://USER@HOST/DB for several workers or machines.",
-    ),
-    study: str | None = typer.Option(
-        None, "--study", help="Join this study (same name + storage on every machine)."
-    ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine."),
-    register: bool = typer.Option(
-        False,
-        "--register/--no-register",
-        help="Train the study's best trial, register it and run the promotion gate (once "
-        "per study and best trial, whichever machine asks first).",
-    ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", min=1, help="Max epochs of every fit (default the config's)."
-    ),
-) -> None:
-    """Tune the churn network on the world's validation months (Optuna, RDB storage).
-
-    Trials are nested MLflow runs under one parent run per study. The best configuration
-    is written to --out and tagged on the parent run (best.*); train with it:
-    `ppx train churn --world W --params churn_params.json`, or pass --register.
-    """
-    from ppx import tuning
-    from ppx.models.churn.config import ChurnConfig, save_params
-    from ppx.models.churn.train import MODEL
-    from ppx.terminal import console, fail, print_table, print_train_result
-
-    if not (world / "tables").exists():
-        fail(f"world {world} not found; create it with `ppx data world --out {world}`")
-    base = ChurnConfig() if epochs is None else ChurnConfig(max_epochs=epochs)
-    try:
-        res = tuning.tune(MODEL, world, trials, base, storage, study, workers, register=register)
-    except tuning.TuningError as err:
-        fail(str(err))
-    extra = {
-        "best_validation_roc_auc": res.best_value,
-        "trials": res.trials_total,
-        "study": res.study_name,
-        "world": str(world),
-        "mlflow_run_id": res.parent_run_id,
-    }
-    save_params(res.config, out, **extra)
-    print_table(
-        f"study {res.study_name}",
-        [
-            {
-                "storage": res.storage,
-                "trials run here": res.trials_run,
-                "trials in study": res.trials_total,
-                "best trial": res.best_number,
-                "validation roc_auc": res.best_value,
-            }
-        ],
-    )
-    console.print(f"best parameters {res.best_params}")
-    console.print(f"wrote {out}; train with `ppx train churn --world {world} --params {out}`")
-    if res.reused_version is not None:
-        console.print(
-            f"trial {res.best_number} is already registered as ppx-churn v{res.reused_version}"
-        )
-    if res.train is not None:
-        print_train_result(res.train)
-    if res.failed_workers:
-        fail(
-            "workers failed: " + ", ".join(res.failed_workers) + "; nothing registered. "
-            f"Register the study's best with `ppx tune churn --world {world} --storage "
-            f"{res.storage} "
-            f"--study {res.study_name} --trials 0 --register`"
-        )
-
-
 def evaluate_churn(
     world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder."),
     alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
@@ -255,7 +173,6 @@ def bench_churn_table(
 
 def register(groups: dict) -> None:
     groups["train"].command("churn")(train_churn)
-    groups["tune"].command("churn")(tune_churn)
     groups["evaluate"].command("churn")(evaluate_churn)
     groups["bench"].command("churn")(bench_churn)
     groups["bench"].command("churn-table")(bench_churn_table)

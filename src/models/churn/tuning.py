@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ppx.models.churn.config import ChurnConfig
+from ppx.models.churn.config import ChurnConfig, save_params
 from ppx.tuning import Tuning
 
 
@@ -47,4 +47,8 @@ TUNING = Tuning(
     default_config=ChurnConfig,
     direction="maximize",
     metric="validation roc_auc (30 days)",
+    with_epochs=lambda cfg, epochs: cfg.replace(max_epochs=epochs),
+    metric_key="validation_roc_auc",
+    save_params=save_params,
+    train_hint="ppx train churn --world {world} --params {out}",
 )

@@ -42,4 +42,5 @@ SPEC = ModelSpec(
     test_config="ppx.models.delivery.config:tiny",
     register_commands="ppx.models.delivery.commands:register",
     demo="ppx.models.delivery.commands:demo",
+    tuning="ppx.models.delivery.tuning:TUNING",
 )

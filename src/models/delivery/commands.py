@@ -1,7 +1,8 @@
 """CLI commands of the delivery model and ``demo()`` for ``make demo``.
 
-Registered by :mod:`ppx.cli`: ``ppx train delivery``, ``ppx tune delivery``,
-``ppx evaluate delivery``, ``ppx bench delivery``. Heavy imports stay inside.
+Registered by :mod:`ppx.cli`: ``ppx train delivery``, ``ppx evaluate delivery``,
+``ppx bench delivery`` (``ppx tune delivery`` is :mod:`ppx.tune_commands`). Heavy imports
+stay inside.
 """
 
 from __future__ import annotations
@@ -52,30 +53,6 @@ def train_delivery(
     from ppx.terminal import print_train_result
 
     print_train_result(train(_world(world), DeliveryConfig(epochs=epochs), trials=trials))
-
-
-def tune_delivery(
-    world: Path | None = typer.Option(None, "--world"),
-    trials: int = typer.Option(10, "--trials", min=1, help="Trials for ppx and for LightGBM."),
-) -> None:
-    """Tune ppx and LightGBM with Optuna on the validation months (same budget)."""
-    import mlflow
-    from ppx import tracking
-    from ppx.models.delivery.config import DeliveryConfig
-    from ppx.models.delivery.train import load_data, tune_lightgbm, tune_ppx
-    from ppx.terminal import print_table
-
-    cfg = DeliveryConfig()
-    tracking.configure()
-    _t, _truth, data = load_data(_world(world), cfg)
-    with tracking.start_run("delivery", run_name="tune", world_path=world):
-        best = tune_ppx(data, cfg, trials)
-        lgb = tune_lightgbm(data, trials, cfg.seed)
-        mlflow.log_params({f"ppx.{k}": v for k, v in best.to_params().items()})
-        mlflow.log_params({f"lightgbm.{k}": v for k, v in lgb.items()})
-    rows = [{"model": "ppx", **best.to_params()}]
-    print_table("best ppx config", rows)
-    print_table("best lightgbm params", [{"model": "lightgbm", **lgb}])
 
 
 def evaluate_delivery(
@@ -217,7 +194,6 @@ def monitor_delivery(
 
 def register(groups: dict) -> None:
     groups["train"].command("delivery")(train_delivery)
-    groups["tune"].command("delivery")(tune_delivery)
     groups["evaluate"].command("delivery")(evaluate_delivery)
     groups["bench"].command("delivery")(bench_delivery)
     if "monitor" in groups:

@@ -86,30 +86,41 @@ def suggest_config(trial, base: DeliveryConfig) -> DeliveryConfig:
     )
 
 
-def tune_ppx(data: DeliveryData, base: DeliveryConfig, trials: int) -> DeliveryConfig:
-    """Optuna over the network's hyper-parameters (each trial a nested MLflow run)."""
-    from ppx import tracking
+def network_objective(data: DeliveryData, base: DeliveryConfig):
+    """``trial -> validation loss`` (:func:`val_objective`) of one network fit with the
+    trial's hyper-parameters (:func:`suggest_config`); never reads the test months."""
 
-    def objective(trial):
+    def objective(trial) -> float:
         cfg = suggest_config(trial, base)
         model = fit(data.train, data.val, data.history, cfg, progress=False)
         return val_objective(model, data)
 
+    return objective
+
+
+def best_config(base: DeliveryConfig, params: dict) -> DeliveryConfig:
+    """The configuration a trial with these parameters fitted (``width`` -> ``hidden``)."""
+    return suggest_config(_FixedTrial(params), base)
+
+
+def tune_ppx(data: DeliveryData, base: DeliveryConfig, trials: int) -> DeliveryConfig:
+    """Optuna over the network's hyper-parameters (each trial a nested MLflow run)."""
+    from ppx import tracking
+
     study = tracking.run_study(
         "delivery",
-        objective,
+        network_objective(data, base),
         trials,
         direction="minimize",
         study_name=_study_name("ppx"),
         seed=base.seed,
     )
-    return suggest_config(_FixedTrial(study.best_params), base)
+    return best_config(base, study.best_params)
 
 
-def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
-    """Optuna over LightGBM with the same budget and validation loss as ppx."""
-    from ppx import tracking
-
+def lightgbm_objective(data: DeliveryData, seed: int = 0):
+    """``trial -> validation loss`` of LightGBM quantile models (the same loss and rows as
+    :func:`network_objective`), for tuning the baseline with the same budget."""
     f_tr = fd.delivery_features(data.train[data.train["event"] > 0], data.history)
     y_tr = data.train.loc[data.train["event"] > 0, "y_day"].to_numpy()
     rows = checkout_rows(data.val)
@@ -118,15 +129,22 @@ def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
     X = ev.lgbm_matrix(f_tr)
     Xv = ev._align_categories(ev.lgbm_matrix(f_va), X)
 
-    def objective(trial):
+    def objective(trial) -> float:
         p = ev.lgbm_params(trial)
         q50 = np.rint(ev.lgbm_fit(X, y_tr, 0.5, p, seed).predict(Xv))
         q90 = np.ceil(ev.lgbm_fit(X, y_tr, 0.9, p, seed).predict(Xv) - 1e-9)
         return 0.5 * (ev.pinball(y_va, q50, 0.5) + ev.pinball(y_va, q90, 0.9))
 
+    return objective
+
+
+def tune_lightgbm(data: DeliveryData, trials: int, seed: int = 0) -> dict:
+    """Optuna over LightGBM with the same budget and validation loss as ppx."""
+    from ppx import tracking
+
     study = tracking.run_study(
         "delivery",
-        objective,
+        lightgbm_objective(data, seed),
         trials,
         direction="minimize",
         study_name=_study_name("lightgbm"),

@@ -53,4 +53,5 @@ SPEC = ModelSpec(
     test_config="ppx.models.fraud.config:tiny",
     register_commands="ppx.models.fraud.commands:register",
     demo="ppx.models.fraud.commands:demo",
+    tuning="ppx.models.fraud.tuning:TUNING",
 )

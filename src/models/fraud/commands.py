@@ -1,4 +1,4 @@
-"""CLI for the fraud model: ``ppx train|tune|evaluate|bench fraud`` and ``demo``.
+"""CLI for the fraud model: ``ppx train|evaluate|bench fraud`` and ``demo``.
 
 Heavy imports stay inside the command functions so ``ppx --help`` stays fast.
 """
@@ -60,26 +60,6 @@ def train_fraud(
     console.print(f"done in {m['seconds']:.0f} s (network {m['train_seconds']:.0f} s)")
 
 
-def tune_fraud(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
-    trials: int = typer.Option(12, "--trials", min=1, help="Trials for each of ppx and LightGBM."),
-) -> None:
-    """Optuna on validation PR AUC: the network and LightGBM get the same trial budget."""
-    from ppx.models.fraud.train import tune
-    from ppx.terminal import console, print_table
-
-    _check_world(world)
-    best = tune(world, trials)
-    print_table(
-        "best validation mean PR AUC",
-        [
-            {"method": k, "val_pr_auc": v["value"], "params": str(v["params"])}
-            for k, v in best.items()
-        ],
-    )
-    console.print("pass the ppx parameters to FraudConfig (see docs/benchmarks/fraud.md)")
-
-
 def evaluate_fraud(
     world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
     alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
@@ -125,7 +105,6 @@ def bench_fraud(
 
 def register(groups: dict) -> None:
     groups["train"].command("fraud")(train_fraud)
-    groups["tune"].command("fraud")(tune_fraud)
     groups["evaluate"].command("fraud")(evaluate_fraud)
     groups["bench"].command("fraud")(bench_fraud)
 

@@ -475,47 +475,50 @@ def baseline_checks(tables: dict) -> list:
     ]
 
 
-def tune(world_path: str | Path, trials: int, cfg: FraudConfig | None = None) -> dict:
-    """Optuna studies for the network and for LightGBM with the same trial budget.
+def suggest_network(trial, cfg: FraudConfig) -> FraudConfig:
+    """The network's search space (its best on the demo world are the defaults)."""
+    return cfg.replace(
+        hidden=trial.suggest_categorical("hidden", [64, 128, 256]),
+        hidden2=trial.suggest_categorical("hidden2", [32, 64]),
+        dropout=trial.suggest_float("dropout", 0.0, 0.4),
+        lr=trial.suggest_float("lr", 5e-4, 1e-2, log=True),
+        weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        pos_weight_power=trial.suggest_float("pos_weight_power", 0.0, 1.0),
+    )
 
-    Both maximise the validation mean PR AUC of the two heads (never the test split);
-    each trial is a nested MLflow run of a parent ``tune`` run in ``ppx-fraud``.
-    """
-    from ppx import tracking
 
-    cfg = cfg or FraudConfig()
-    P = prepare(world_path, cfg=cfg)
+def network_objective(P: Prepared, cfg: FraudConfig):
+    """``trial -> validation mean PR AUC`` of the two heads for one network fit with the
+    trial's hyper-parameters; the test months are never read."""
     claim = (P.requests[F.KIND] == F.CLAIM).to_numpy()
     va = P.masks["val"]
-    tracking.configure()
-    best = {}
 
-    def net_objective(trial) -> float:
-        c = cfg.replace(
-            hidden=trial.suggest_categorical("hidden", [64, 128, 256]),
-            hidden2=trial.suggest_categorical("hidden2", [32, 64]),
-            dropout=trial.suggest_float("dropout", 0.0, 0.4),
-            lr=trial.suggest_float("lr", 5e-4, 1e-2, log=True),
-            weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-            pos_weight_power=trial.suggest_float("pos_weight_power", 0.0, 1.0),
-        )
-        fit = fit_network(P.X, P.y, P.masks, c, progress=False)
+    def objective(trial) -> float:
+        fit = fit_network(P.X, P.y, P.masks, suggest_network(trial, cfg), progress=False)
         s = predict_network(fit.net, P.X, fit.feature_names)
         return mean_pr_auc(P.y[va], s[va], claim[va])
 
-    def lgb_objective(trial) -> float:
-        params = {
-            "num_leaves": trial.suggest_int("num_leaves", 7, 63),
-            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.1, log=True),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 60),
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
-        }
-        models = fit_lightgbm(P.X, P.y, P.masks, F.FEATURE_NAMES, cfg, params)
+    return objective
+
+
+def suggest_lightgbm(trial) -> dict:
+    """LightGBM's search space, the same budget as the network's (``lgb_*`` in the config)."""
+    return {
+        "num_leaves": trial.suggest_int("num_leaves", 7, 63),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.1, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 60),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+    }
+
+
+def lightgbm_objective(P: Prepared, cfg: FraudConfig):
+    """``trial -> validation mean PR AUC`` of the LightGBM baseline."""
+    claim = (P.requests[F.KIND] == F.CLAIM).to_numpy()
+    va = P.masks["val"]
+
+    def objective(trial) -> float:
+        models = fit_lightgbm(P.X, P.y, P.masks, F.FEATURE_NAMES, cfg, suggest_lightgbm(trial))
         s = lightgbm_scores(models, P.X)
         return mean_pr_auc(P.y[va], s[va], claim[va])
 
-    for name, objective in (("ppx", net_objective), ("lightgbm", lgb_objective)):
-        with tracking.start_run(MODEL, run_name=f"tune-{name}", world_path=world_path):
-            study = tracking.run_study(MODEL, objective, trials, seed=cfg.seed)
-            best[name] = {"value": study.best_value, "params": study.best_params}
-    return best
+    return objective

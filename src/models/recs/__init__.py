@@ -33,4 +33,5 @@ SPEC = ModelSpec(
     test_config="ppx.models.recs.config:tiny",
     register_commands="ppx.models.recs.commands:register",
     demo="ppx.models.recs.commands:demo",
+    tuning="ppx.models.recs.tuning:TUNING",
 )

@@ -1,4 +1,4 @@
-"""CLI commands for the recommender: ``ppx train|tune|evaluate|bench recs`` and ``demo``.
+"""CLI commands for the recommender: ``ppx train|evaluate|bench recs`` and ``demo``.
 
 Heavy imports stay inside the functions so ``ppx --help`` stays fast.
 """
@@ -43,21 +43,6 @@ def train_recs(
     _threads(threads)
     cfg = RecsConfig(epochs=epochs, max_minutes=max_minutes, threads=threads)
     print_train_result(train_and_register(_world_arg(world), cfg))
-
-
-def tune_recs(
-    world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
-    trials: int = typer.Option(8, "--trials", min=1, help="Optuna trials."),
-    epochs: int = typer.Option(8, "--epochs", min=1, help="Epochs per trial."),
-    threads: int = typer.Option(2, "--threads", min=1),
-) -> None:
-    """Optuna search of the transformer on the world's validation window."""
-    from ppx.models.recs.train import tune
-    from ppx.terminal import print_table
-
-    _threads(threads)
-    best = tune(_world_arg(world), trials, epochs, threads)
-    print_table("best trial (validation ndcg_10)", [best])
 
 
 def evaluate_recs(
@@ -155,6 +140,5 @@ def demo(world_path: Path):
 
 def register(groups: dict) -> None:
     groups["train"].command("recs")(train_recs)
-    groups["tune"].command("recs")(tune_recs)
     groups["evaluate"].command("recs")(evaluate_recs)
     groups["bench"].command("recs")(bench_recs)

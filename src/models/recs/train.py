@@ -537,28 +537,34 @@ def evaluate_registered(world_path: Path, alias: str = "champion") -> dict:
     return _eval(scorer_of(served.rec, problem.test), problem.test, problem, "test", True)
 
 
-def tune(world_path: Path, trials: int, epochs: int, threads: int = 2) -> dict:
-    """Optuna over the transformer's shape and optimiser, on validation NDCG@10."""
-    from ppx import tracking
+def suggest_config(trial, base: RecsConfig) -> RecsConfig:
+    """The transformer's search space: its shape and optimiser."""
+    return base.replace(
+        d_model=trial.suggest_categorical("d_model", [32, 64, 96]),
+        n_layers=trial.suggest_int("n_layers", 1, 3),
+        dropout=trial.suggest_float("dropout", 0.1, 0.5),
+        lr=trial.suggest_float("lr", 3e-4, 5e-3, log=True),
+    )
 
-    tracking.configure()
+
+def world_objective(world_path: Path, base: RecsConfig):
+    """``trial -> validation ndcg_10`` of the transformer fitted with the trial's
+    hyper-parameters on a world (the test window is never scored).
+
+    Trials fit without the repeat head: it is fitted after the transformer and does not
+    change the transformer's validation score the objective reads, so it would only cost
+    time; the registered model keeps the base configuration's ``use_repeat``.
+    """
     tables = _world_tables(world_path)
-    base = RecsConfig(epochs=epochs, use_repeat=False, threads=threads)
     problem = world_problem(tables[C.INTERACTIONS], tables[C.PRODUCTS], base.horizon_days)
 
     def objective(trial) -> float:
-        cfg = base.replace(
-            d_model=trial.suggest_categorical("d_model", [32, 64, 96]),
-            n_layers=trial.suggest_int("n_layers", 1, 3),
-            dropout=trial.suggest_float("dropout", 0.1, 0.5),
-            lr=trial.suggest_float("lr", 3e-4, 5e-3, log=True),
-        )
+        # the worker's thread budget (one per worker), not the config's default
+        cfg = suggest_config(trial, base).replace(use_repeat=False, threads=torch.get_num_threads())
         _, hist = fit_recommender(problem, cfg, progress=False)
         return hist["best_valid"]
 
-    with tracking.start_run("recs", run_name="tune", world_path=world_path):
-        study = tracking.run_study("recs", objective, trials)
-    return {"best_valid_ndcg_10": study.best_value, **study.best_params}
+    return objective
 
 
 # --- benchmark ----------------------------------------------------------------------------
