@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from ppx.models import registry
@@ -327,10 +328,14 @@ def test_columnar_fraud_path_answers_like_the_frame_path(services, in_process, e
         {**ex, "customer_id": 10**9, "signup_at": "2025-10-01T00:00:00", "device_id": "d-1"},
     ]
     requests = [endpoint.request.model_validate(b) for b in bodies]
-    frame_out = model.predict(endpoint.to_frame(requests))
     batched = model.predict_records(requests, endpoint)
     alone = [model.predict_records([r], endpoint)[0] for r in requests]
-    for fast in (batched, alone):
+    # a batch and a lone request run different float32 matrix sizes: compare like with like
+    frame_batched = model.predict(endpoint.to_frame(requests))
+    frame_alone = pd.concat(
+        [model.predict(endpoint.to_frame([r])) for r in requests], ignore_index=True
+    )
+    for fast, frame_out in ((batched, frame_batched), (alone, frame_alone)):
         assert len(fast) == len(frame_out) == 4
         np.testing.assert_allclose(
             [r["p_fraud"] for r in fast], frame_out["p_fraud"], rtol=0, atol=1e-9

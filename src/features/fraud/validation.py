@@ -61,12 +61,13 @@ def request_columns(requests: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.
     sizes = {len(v) for v in cols.values()}
     if len(sizes) > 1:
         raise FraudRequestError(f"request columns of unequal length: {sorted(sizes)}")
-    if not sizes or sizes == {0}:
+    if sizes == {0} or (isinstance(requests, pd.DataFrame) and len(requests) == 0):
         raise FraudRequestError("no requests: the frame is empty")
     return cols
 
 
 def _array(values: Any) -> np.ndarray:
+    """One field's values as a flat array (typed unless a value is missing)."""
     if isinstance(values, pd.Series):
         return values.to_numpy()
     if isinstance(values, np.ndarray):
