@@ -43,7 +43,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +88,8 @@ class Endpoint:
 
     Built from a model spec's :class:`~ppx.models.spec.EndpointSpec`; ``to_frame`` turns
     validated requests into the raw-facts frame the pyfunc documents (None: the plain
-    frame, or the pyfunc's columnar fast path when it has one).
+    frame, or the pyfunc's columnar fast path when it has one); ``constants`` are the
+    spec's constant columns, which the columnar path adds itself.
     """
 
     name: str
@@ -101,6 +102,14 @@ class Endpoint:
     doc: str = ""
     #: output record -> response fields (None: the record's fields the response declares)
     to_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: constant columns of every request (fraud's ``kind``), what ``to_frame`` inserts
+    constants: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def columnar_ok(self) -> bool:
+        """Whether a ``predict_columns`` pyfunc may score it: the frame adds nothing but
+        the constant columns (a table model's own ``to_frame`` does more)."""
+        return self.to_frame is None or bool(self.constants)
 
 
 def _default_frame(requests: list[Any]) -> pd.DataFrame:
@@ -108,15 +117,17 @@ def _default_frame(requests: list[Any]) -> pd.DataFrame:
     return request_frame(requests)
 
 
-def _columns(requests: list[Any]) -> dict[str, list]:
+def _columns(requests: list[Any], constants: Mapping[str, Any] | None = None) -> dict[str, list]:
     """Validated requests -> columns (field -> one value per request, None when unset).
 
     What a pyfunc's ``predict_columns`` takes: the same JSON-typed facts as
-    :func:`_default_frame`, without the DataFrame.
+    :func:`_default_frame` (constant columns first, as the spec's ``to_frame`` puts
+    them), without the DataFrame.
     """
     rows = [r.model_dump(mode="json", exclude={"explain"}, exclude_none=True) for r in requests]
     keys = dict.fromkeys(k for row in rows for k in row)
-    return {k: [row.get(k) for row in rows] for k in keys}
+    consts = {k: [v] * len(rows) for k, v in (constants or {}).items()}
+    return {**consts, **{k: [row.get(k) for row in rows] for k in keys if k not in consts}}
 
 
 def build_endpoints() -> dict[str, Endpoint]:
@@ -135,6 +146,7 @@ def build_endpoints() -> dict[str, Endpoint]:
                 example=dict(e.example),
                 to_frame=e.to_frame if e.columns else None,
                 doc=e.doc,
+                constants=dict(e.columns),
             )
     return out
 
@@ -198,18 +210,18 @@ class LoadedModel:
         """Whether the pyfunc offers ``predict_columns`` (columns in, columns out)."""
         return isinstance(self.python_model, ServedModel) and self.python_model.columnar
 
-    def predict_records(self, requests: list[Any], to_frame: Callable | None) -> list[dict]:
+    def predict_records(self, requests: list[Any], endpoint: Endpoint) -> list[dict]:
         """Validated requests -> one JSON-typed output record per request.
 
         A pyfunc with ``predict_columns`` skips pandas on the way in and out (for a
-        single delivery estimate the two DataFrames and the JSON round trip cost more
-        than the features and the network together); the others get a frame.
+        single delivery estimate or fraud score the DataFrames and the JSON round trip
+        cost more than the features and the network together); the others get a frame.
         """
-        if to_frame is None and self.columnar:
-            out = self.python_model.predict_columns(_columns(requests))
+        if self.columnar and endpoint.columnar_ok:
+            out = self.python_model.predict_columns(_columns(requests, endpoint.constants))
             records = _column_records(out)
         else:
-            frame = self.predict((to_frame or _default_frame)(requests))
+            frame = self.predict((endpoint.to_frame or _default_frame)(requests))
             records = json.loads(frame.to_json(orient="records", date_format="iso"))
         if len(records) != len(requests):
             raise RuntimeError(
@@ -307,7 +319,7 @@ class ModelStore:
             for example in examples.get("examples", [endpoint.example]):
                 try:  # an example the model refuses (unknown customer) still warms it
                     request = endpoint.request.model_validate(example)
-                    self.loaded[endpoint.model].predict_records([request], endpoint.to_frame)
+                    self.loaded[endpoint.model].predict_records([request], endpoint)
                 except Exception as err:
                     log.warning("warm-up of %s: %s", endpoint.route, err)
         gc.collect()
@@ -409,7 +421,7 @@ def score(endpoint: Endpoint, requests: list[Any]) -> list[Any]:
     except ModelUnavailable as err:
         return [S.ItemError(503, f"{endpoint.route}: {err}", retry_after=30)] * len(requests)
     try:
-        records = model.predict_records(requests, endpoint.to_frame)
+        records = model.predict_records(requests, endpoint)
         rows = _rows(endpoint, model, requests, records)
     except Exception as err:
         if len(requests) == 1:

@@ -239,6 +239,23 @@ class DecisionEngine:
         merged.update(fetched.model_dump(exclude_none=True, exclude={"errors"}))
         return Scores(**merged, errors={**given.errors, **fetched.errors})
 
+    async def _scores_and_customer(
+        self,
+        req: _Req,
+        wanted: dict[str, dict],
+        customer: CustomerContext,
+        notes: dict[str, str] | None = None,
+    ) -> tuple[Scores, tuple[CustomerContext, str | None]]:
+        """The model scores and the customer's stored facts, fetched together.
+
+        Neither needs the other, so the stored facts (persisted tier, opt-outs) are read
+        while the model call is in flight instead of after its answer.
+        """
+        scores, resolved = await asyncio.gather(
+            self._scores(req, wanted, notes), self.resolve_customer(customer)
+        )
+        return scores, resolved
+
     def _write(self, decision: Decision) -> DecisionResponse:
         if self.ledger is None:
             return DecisionResponse(decision=decision)
@@ -310,8 +327,7 @@ class DecisionEngine:
                     "k": k,
                     "as_of": _iso(e.occurred_at),
                 }
-        scores = await self._scores(req, wanted, notes)
-        c, tier_why = await self.resolve_customer(c)
+        scores, (c, tier_why) = await self._scores_and_customer(req, wanted, c, notes)
         if self.promises is not None:
             if self.promises.engine.dialect.name != "sqlite":
                 await asyncio.to_thread(self._log_promise, req, scores)
@@ -397,8 +413,8 @@ class DecisionEngine:
 
     async def return_(self, req: ReturnDecisionRequest) -> DecisionResponse:
         r = req.request
-        scores = await self._scores(req, {"fraud_return": fraud_return_payload(r)})
-        c, tier_why = await self.resolve_customer(req.customer)
+        wanted = {"fraud_return": fraud_return_payload(r)}
+        scores, (c, tier_why) = await self._scores_and_customer(req, wanted, req.customer)
         decision = _noted(decide_return(r, c, scores, self.policy), tier_why)
         return await self._commit(decision, c, r.requested_at)
 
@@ -415,8 +431,7 @@ class DecisionEngine:
                 "signature": r.signature,
             }
             wanted["fraud_claim"] = {k: v for k, v in payload.items() if v is not None}
-        scores = await self._scores(req, wanted)
-        c, tier_why = await self.resolve_customer(req.customer)
+        scores, (c, tier_why) = await self._scores_and_customer(req, wanted, req.customer)
         decision = _noted(decide_claim(r, c, scores, self.policy), tier_why)
         return await self._commit(decision, c, r.claimed_at)
 
@@ -432,8 +447,7 @@ class DecisionEngine:
         if c.replenishment_due:
             k = self.policy.messages.catalogue["replenishment_reminder"].recommendations
             wanted["recs"] = {"customer_id": c.customer_id, "k": k, "as_of": _iso(item.now)}
-        scores = await self._scores(item, wanted, notes)
-        c, tier_why = await self.resolve_customer(c)
+        scores, (c, tier_why) = await self._scores_and_customer(item, wanted, c, notes)
         if self.ledger is None:
             return await self._commit(decide_daily(c, item.now, scores, self.policy), c, item.now)
         # The loyalty figures (expiry reminder) and the yearly gifts need the ledger.

@@ -9,7 +9,9 @@ own methods: the model calls (HTTP to the model service), the customer's stored 
 (persisted tier, opt-outs), the promise log, the pure ``decide_*`` function and the
 ledger write; plus request validation and the response's JSON. CPU per request is the
 process's CPU time over the run: unlike wall time it hardly moves with the machine's
-load. No HTTP server in front: the service's framework is the rest of its cost.
+load; the model service's CPU per request (every process of the service, HTTP server
+included) is measured the same way. No HTTP server in front of the engine: the decision
+service's framework is the rest of its cost.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ def run_decision_stages(n: int = 300, warmup: int = 20, concurrency: int = 8) ->
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            payload = _measure(server.url, n, warmup, concurrency, httpx, np, example_request)
+            payload = _measure(
+                server.url, n, warmup, concurrency, httpx, np, example_request, _cpu_of(server)
+            )
         finally:
             for k, v in old.items():
                 if v is None:
@@ -94,7 +98,27 @@ def run_decision_stages(n: int = 300, warmup: int = 20, concurrency: int = 8) ->
     return {"meta": meta, **payload}
 
 
-def _measure(url, n, warmup, concurrency, httpx, np, example_request) -> dict[str, Any]:
+def _cpu_of(server):
+    """Seconds of CPU used so far by the server's processes (its workers included)."""
+    import contextlib
+
+    import psutil
+
+    root = psutil.Process(server.proc.pid)
+    procs = [root, *root.children(recursive=True)]
+
+    def cpu() -> float:
+        total = 0.0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
+    return cpu
+
+
+def _measure(url, n, warmup, concurrency, httpx, np, example_request, model_cpu) -> dict[str, Any]:
     from ppx.rules import engine as E
     from ppx.rules.bench import body_makers
     from serving import decision_service as DS
@@ -142,16 +166,18 @@ def _measure(url, n, warmup, concurrency, httpx, np, example_request) -> dict[st
             base += 10 * n
             for c in (1, concurrency):
                 spans.clear()
-                cpu0, totals = time.process_time(), []
+                cpu0, model0, totals = time.process_time(), model_cpu(), []
                 for k in range(0, n, c):
                     batch = [one(name, base + k + j) for j in range(min(c, n - k))]
                     totals += await asyncio.gather(*batch)
                 cpu = time.process_time() - cpu0
+                model = model_cpu() - model0
                 base += 10 * n
                 row = {
                     "p50_ms": float(np.percentile(totals, 50) * 1e3),
                     "p99_ms": float(np.percentile(totals, 99) * 1e3),
                     "cpu_ms_per_request": cpu / len(totals) * 1e3,
+                    "model_service_cpu_ms_per_request": model / len(totals) * 1e3,
                 }
                 for key, v in spans.items():
                     row[f"{key} p50_ms"] = float(np.median(v) * 1e3)
@@ -187,5 +213,14 @@ def stage_table(payload: dict[str, Any]):
         table.add_row(st, *(cell(payload[k]["ppx"], f"{st} p50_ms", f"{st} p99_ms") for k in runs))
     table.add_row(
         "CPU ms per request", *(f"{payload[k]['ppx']['cpu_ms_per_request']:.2f}" for k in runs)
+    )
+    table.add_row(
+        "model service CPU ms per request",
+        *(
+            f"{payload[k]['ppx']['model_service_cpu_ms_per_request']:.2f}"
+            if "model_service_cpu_ms_per_request" in payload[k]["ppx"]
+            else "-"
+            for k in runs
+        ),
     )
     return table

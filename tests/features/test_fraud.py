@@ -310,3 +310,21 @@ def test_known_fraud_kinds_and_pending_requests_use_only_the_past(history, reque
             F.DURABLE_CATEGORIES
         )
         assert features.loc[i, "n_pending_late_durable"] == late_durable.sum()
+
+
+def test_columns_give_the_frame_features_and_the_same_errors(requests, history):
+    """Request columns (what the model service passes) and a frame of the same rows give
+    identical features; malformed columns are refused with a clear message."""
+    rows = requests.drop(columns=[F.REQUEST_ID, C.CONFIRMED_FRAUD]).iloc[::7].head(50)
+    columns = {c: rows[c].tolist() for c in rows.columns}
+    X = F.fraud_features(columns, history, as_frame=False)
+    np.testing.assert_array_equal(X, F.fraud_features(rows, history).to_numpy())
+    one = {c: v[:1] for c, v in columns.items()}
+    with pytest.raises(F.FraudRequestError, match="unequal length"):
+        F.fraud_features({**one, C.AMOUNT: [1.0, 2.0]}, history)
+    with pytest.raises(F.FraudRequestError, match="empty"):
+        F.fraud_features({c: [] for c in columns}, history)
+    with pytest.raises(F.FraudRequestError, match="missing required"):
+        F.fraud_features({k: v for k, v in one.items() if k != C.AMOUNT}, history)
+    with pytest.raises(F.FraudRequestError, match="amount"):
+        F.fraud_features({**one, C.AMOUNT: [-3.0]}, history)

@@ -251,3 +251,38 @@ def test_decisions_take_the_persisted_tier_and_say_which_was_used(
     pts, reasons = earned(102)
     assert pts == int(value * policy.tier("platinum").points_multiplier)
     assert "tier platinum: the customer's persisted tier" in reasons
+
+
+def test_customer_facts_are_read_while_the_model_call_is_in_flight(
+    policy, tmp_path, engine_customer
+):
+    """The return's fraud call and the persisted tier are independent: the tier is read
+    while the call waits for its answer, and the decision uses both."""
+    from ppx.rules.loyalty.tiers import review_tier
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    review_tier(ledger, policy, 42, 2000.0)  # stored tier: platinum
+    fraud = {"/fraud/return": {"p_fraud": 0.01, "ring_member": False}}
+    send, calls = _fake(fraud)
+    client = ModelClient("http://models", timeout=0.5, send=send, token="")
+    eng = E.DecisionEngine(policy, client, ledger)
+    read = asyncio.Event()
+    read_customer = eng._customer
+
+    def customer(c):
+        read.set()
+        return read_customer(c)
+
+    async def answer_after_the_read(path: str, body: dict) -> tuple[int, str]:
+        # Sequential code would read the customer only after this answer: never.
+        await asyncio.wait_for(read.wait(), timeout=5)
+        return await send(path, body)
+
+    eng._customer = customer
+    client._send = answer_after_the_read
+    ret = {**RETURN, "product_id": 93, "reason": "changed_mind"}
+    req = E.ReturnDecisionRequest.model_validate({"request": ret, "customer": engine_customer})
+    res = asyncio.run(eng.return_(req))
+    assert [c[0] for c in calls] == ["/fraud/return"]
+    assert not res.decision.fallbacks, res.decision.fallbacks  # the fraud score was used
+    assert "tier platinum: the customer's persisted tier" in res.decision.reasons

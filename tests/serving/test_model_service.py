@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
 from ppx.models import registry
@@ -297,10 +299,47 @@ def test_columnar_delivery_path_answers_like_the_frame_path(services, in_process
     ]
     endpoint = M.ENDPOINTS["delivery_estimate"]
     requests = [endpoint.request.model_validate(b) for b in bodies]
-    fast = model.predict_records(requests, None)
+    fast = model.predict_records(requests, endpoint)
     frame = model.predict(M._default_frame(requests))
     slow = json.loads(frame.to_json(orient="records", date_format="iso", double_precision=15))
     assert len(fast) == len(slow) == 4
     for a, b in zip(fast, slow, strict=True):
         _same_answer(a, b)
     assert fast[1]["stage"] == "transit" and fast[0]["stage"] == "checkout"
+
+
+@pytest.mark.parametrize("endpoint_name", ["fraud_return", "fraud_claim"])
+def test_columnar_fraud_path_answers_like_the_frame_path(services, in_process, endpoint_name):
+    """The frame-free fraud path gives the frame path's scores (to 1e-9) and decisions,
+    one request at a time and batched, with optional fields left out."""
+    services.need("fraud")
+    M = in_process
+    store = M._store()
+    store.load_all()
+    model = store.get("fraud")
+    assert model.columnar
+    endpoint = M.ENDPOINTS[endpoint_name]
+    assert endpoint.columnar_ok and endpoint.constants == {"kind": endpoint_name.split("_")[1]}
+    ex = _example(services, endpoint_name)
+    bodies = [
+        ex,
+        {**ex, "amount": 310.0, "requested_at": "2025-11-30T08:00:00Z"},
+        {k: v for k, v in ex.items() if k not in ("ordered_at", "order_id", "delivered_at")},
+        {**ex, "customer_id": 10**9, "signup_at": "2025-10-01T00:00:00", "device_id": "d-1"},
+    ]
+    requests = [endpoint.request.model_validate(b) for b in bodies]
+    batched = model.predict_records(requests, endpoint)
+    alone = [model.predict_records([r], endpoint)[0] for r in requests]
+    # a batch and a lone request run different float32 matrix sizes: compare like with like
+    frame_batched = model.predict(endpoint.to_frame(requests))
+    frame_alone = pd.concat(
+        [model.predict(endpoint.to_frame([r])) for r in requests], ignore_index=True
+    )
+    for fast, frame_out in ((batched, frame_batched), (alone, frame_alone)):
+        assert len(fast) == len(frame_out) == 4
+        np.testing.assert_allclose(
+            [r["p_fraud"] for r in fast], frame_out["p_fraud"], rtol=0, atol=1e-9
+        )
+        for rec, (_, row) in zip(fast, frame_out.iterrows(), strict=True):
+            for k in ("head", "review", "recommendation", "ring_member", "review_threshold"):
+                assert rec[k] == row[k], k

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -25,7 +28,12 @@ from ppx.features.fraud.names import (
     RETURN_DEADLINE_DAYS,
     RING_WINDOW_DAYS,
 )
-from ppx.features.fraud.validation import FraudRequestError, validate_requests
+from ppx.features.fraud.validation import (
+    FraudRequestError,
+    numbers,
+    request_columns,
+    validate_columns,
+)
 from ppx.features.identity import (
     DEFAULT_SALT,
     hash_identities,
@@ -33,10 +41,11 @@ from ppx.features.identity import (
 )
 
 
-def _new_accounts(req: pd.DataFrame, salt: str, known: np.ndarray) -> pd.DataFrame | None:
+def _new_accounts(req: dict, salt: str, known: np.ndarray) -> pd.DataFrame | None:
     """The hashed identity of accounts only the requests know (None when there are none)."""
     if known.all():
         return None
+    req = pd.DataFrame(req)
     new = req.loc[~known].drop_duplicates(C.CUSTOMER_ID).copy()
     if C.SIGNUP_AT not in new.columns:
         new[C.SIGNUP_AT] = pd.NaT
@@ -47,13 +56,14 @@ def _new_accounts(req: pd.DataFrame, salt: str, known: np.ndarray) -> pd.DataFra
 
 
 def fraud_features(
-    requests: pd.DataFrame,
+    requests: pd.DataFrame | Mapping[str, Any],
     history: FraudHistory,
     salt: str = DEFAULT_SALT,
     graph: LinkageGraph | None = None,
     extra_linkage: bool = False,
     index: FraudHistoryIndex | None = None,
-) -> pd.DataFrame:
+    as_frame: bool = True,
+) -> pd.DataFrame | np.ndarray:
     """Raw request rows -> numeric features (:data:`FEATURE_NAMES`), as of request time.
 
     The same call builds one online request and a training frame of tens of
@@ -62,7 +72,9 @@ def fraud_features(
 
     Args:
         requests: one row per request (columns in :data:`REQUIRED_COLUMNS`,
-            :data:`OPTIONAL_COLUMNS` and, for new accounts, :data:`IDENTITY_COLUMNS`).
+            :data:`OPTIONAL_COLUMNS` and, for new accounts, :data:`IDENTITY_COLUMNS`),
+            as a frame or as columns (field -> one value per request: what the model
+            service passes, so a request is scored without building a frame).
         history: event history (offline from the tables, online the logged snapshot).
         salt: identifier hashing salt; must match the one used for ``history``.
         graph: a prebuilt graph of ``history.identities`` (reused across calls when no
@@ -70,6 +82,8 @@ def fraud_features(
         extra_linkage: also return :data:`EXTRA_LINKAGE_FEATURES` (ablations only).
         index: a prebuilt :class:`FraudHistoryIndex` of ``history`` (the served scorer keeps
             one); built here when missing.
+        as_frame: a frame with named columns (default), or the bare float matrix in
+            :data:`FEATURE_NAMES` order (the serving path, which feeds it to the network).
 
     Raises:
         FraudRequestError: malformed requests (see :func:`validate_requests`).
@@ -78,29 +92,24 @@ def fraud_features(
         raise FraudRequestError("identifier salt differs from the one the history was hashed with")
     if index is None or index.history is not history:
         index = FraudHistoryIndex(history)
-    req = validate_requests(requests, history, index=index)
-    n = len(req)
+    req = validate_columns(request_columns(requests), history, index=index)
+    n = len(req[KIND])
     t_s, _ = to_seconds(req[C.REQUESTED_AT])
-    is_claim = (req[KIND] == CLAIM).to_numpy()
+    is_claim = req[KIND] == CLAIM
     feats: dict[str, np.ndarray] = {}
 
     def col(name, default=np.nan, dtype=float):
-        if name in req.columns:
-            v = req[name].to_numpy()
-            if v.dtype.kind in "fiub":
-                v = v.astype(dtype)
-                if v.dtype.kind == "f":
-                    v[np.isnan(v)] = default
-                return v
-            return pd.to_numeric(req[name], errors="coerce").to_numpy(dtype=dtype, na_value=default)
+        if name in req:
+            v = numbers(req[name])
+            return np.where(np.isnan(v), default, v).astype(dtype)
         return np.full(n, default, dtype=dtype)
 
     def tcol(name):
-        if name in req.columns:
+        if name in req:
             return to_seconds(req[name])
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
 
-    cust = req[C.CUSTOMER_ID].to_numpy(dtype=np.int64)
+    cust = req[C.CUSTOMER_ID].astype(np.int64)
     known = index.is_known(cust)
     fresh = _new_accounts(req, salt, known)
     n_hist = len(history.identities)
@@ -213,8 +222,8 @@ def fraud_features(
         is_ret * (ret_lag < RING_WINDOW_DAYS) * feats["high_value_item"]
     )
     reason = (
-        req[C.REASON].astype(object).to_numpy()
-        if C.REASON in req.columns
+        np.asarray(req[C.REASON], dtype=object)
+        if C.REASON in req
         else np.full(n, None, dtype=object)
     )
     for r in C.RETURN_REASONS:
@@ -247,8 +256,8 @@ def fraud_features(
     exc = col(EXCEPTION_SCAN, 0.0)
     feats["exception_scan"] = (is_claim & (np.nan_to_num(exc) > 0)).astype(float)
     ctype = (
-        req[C.CLAIM_TYPE].astype(object).to_numpy()
-        if C.CLAIM_TYPE in req.columns
+        np.asarray(req[C.CLAIM_TYPE], dtype=object)
+        if C.CLAIM_TYPE in req
         else np.full(n, "item_not_received", dtype=object)
     )
     feats["claim_not_received"] = (is_claim & (ctype != "damaged_in_transit")).astype(float)
@@ -258,4 +267,4 @@ def fraud_features(
     names = FEATURE_NAMES + (EXTRA_LINKAGE_FEATURES if extra_linkage else [])
     # One float block (a dict of 60 one-row columns costs milliseconds per request).
     values = np.column_stack([np.asarray(feats[k], dtype=float) for k in names])
-    return pd.DataFrame(values, columns=pd.Index(names))
+    return pd.DataFrame(values, columns=pd.Index(names)) if as_frame else values

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,14 +41,73 @@ def _missing(v) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
 
 
+def request_columns(requests: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Request rows as columns (field -> one flat array), from a frame or a mapping.
+
+    A mapping is what the model service passes (field -> one JSON value per request):
+    a list without missing values becomes a typed array (numbers, booleans, text), one
+    with ``None`` an object array, so the checks and features read the same values a
+    frame of the same rows would give them, without building the frame.
+
+    Raises:
+        FraudRequestError: not a frame or mapping, no rows, or columns of unequal length.
+    """
+    if isinstance(requests, pd.DataFrame):
+        cols = {c: requests[c].to_numpy() for c in requests.columns}
+    elif isinstance(requests, Mapping):
+        cols = {c: _array(v) for c, v in requests.items()}
+    else:
+        raise FraudRequestError("requests must be a pandas DataFrame, one row per request")
+    sizes = {len(v) for v in cols.values()}
+    if len(sizes) > 1:
+        raise FraudRequestError(f"request columns of unequal length: {sorted(sizes)}")
+    if sizes == {0} or (isinstance(requests, pd.DataFrame) and len(requests) == 0):
+        raise FraudRequestError("no requests: the frame is empty")
+    return cols
+
+
+def _array(values: Any) -> np.ndarray:
+    """One field's values as a flat array (typed unless a value is missing)."""
+    if isinstance(values, pd.Series):
+        return values.to_numpy()
+    if isinstance(values, np.ndarray):
+        return values.reshape(-1)
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    if any(_missing(v) for v in values):
+        return np.asarray(values, dtype=object)
+    return np.asarray(values)
+
+
+def numbers(values: np.ndarray) -> np.ndarray:
+    """A column as floats; what is not a number becomes NaN (``pd.to_numeric`` coercion)."""
+    if values.dtype.kind in "fiub":
+        return values.astype(float)
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
 def validate_requests(
     requests: pd.DataFrame, history: FraudHistory, index: FraudHistoryIndex | None = None
 ) -> pd.DataFrame:
     """Check raw request rows; return a copy with typed columns or raise a clear error.
 
+    The frame form of :func:`validate_columns` (same checks, same typed values).
+    """
+    if not isinstance(requests, pd.DataFrame):
+        raise FraudRequestError("requests must be a pandas DataFrame, one row per request")
+    return pd.DataFrame(validate_columns(request_columns(requests), history, index=index))
+
+
+def validate_columns(
+    columns: Mapping[str, np.ndarray],
+    history: FraudHistory,
+    index: FraudHistoryIndex | None = None,
+) -> dict[str, np.ndarray]:
+    """Check request columns (:func:`request_columns`); return them typed or raise.
+
     The checks run on plain numpy arrays (one request costs well under a millisecond);
-    the returned frame has ``kind`` lower-case, ``customer_id`` int64, numbers float,
-    times ``datetime64[ns]`` (UTC, naive).
+    the returned columns have ``kind`` lower-case, ``customer_id`` int64, numbers float,
+    times ``datetime64[ns]`` (UTC, naive); other columns are passed through.
 
     Raises:
         FraudRequestError: a required column is missing, ``kind`` is not
@@ -56,17 +116,13 @@ def validate_requests(
             a return precedes its delivery, or a claim precedes its order or cites a
             delivered scan from after the claim.
     """
-    if not isinstance(requests, pd.DataFrame):
-        raise FraudRequestError("requests must be a pandas DataFrame, one row per request")
-    if len(requests) == 0:
-        raise FraudRequestError("no requests: the frame is empty")
-    missing = [c for c in REQUIRED_COLUMNS if c not in requests.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise FraudRequestError(
             f"missing required column(s) {missing}; every request needs {list(REQUIRED_COLUMNS)}"
         )
-    cols = {c: requests[c] for c in requests.columns}
-    out: dict[str, np.ndarray] = {c: v.to_numpy() for c, v in cols.items()}
+    cols = dict(columns)
+    out: dict[str, np.ndarray] = dict(cols)
     raw_kind = out[KIND]
     kind = np.array(
         [("" if _missing(v) else str(v)).strip().lower() for v in raw_kind], dtype=object
@@ -78,12 +134,12 @@ def validate_requests(
             f"field {KIND!r} must be 'return' or 'claim'; got {vals} at rows {_rows(bad)}"
         )
     out[KIND] = kind
-    cid = pd.to_numeric(cols[C.CUSTOMER_ID], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    cid = numbers(cols[C.CUSTOMER_ID])
     bad = np.isnan(cid)
     if bad.any():
         raise FraudRequestError(f"field {C.CUSTOMER_ID!r} must be an integer id; rows {_rows(bad)}")
     out[C.CUSTOMER_ID] = cid.astype(np.int64)
-    amt = pd.to_numeric(cols[C.AMOUNT], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    amt = numbers(cols[C.AMOUNT])
     bad = ~np.isfinite(amt) | (amt < 0)
     if bad.any():
         raise FraudRequestError(
@@ -99,7 +155,7 @@ def validate_requests(
             if unparsable.any():
                 raise FraudRequestError(
                     f"field {col!r} is not a timestamp at rows {_rows(unparsable)}: "
-                    f"{raw.to_numpy()[unparsable][:3].tolist()}"
+                    f"{raw[unparsable][:3].tolist()}"
                 )
             out[col] = parsed
     t = out[C.REQUESTED_AT]
@@ -110,7 +166,7 @@ def validate_requests(
         )
     for col in (C.ORDER_VALUE, C.DISCOUNT, C.GPS_DISTANCE_M):
         if col in cols:
-            v = pd.to_numeric(cols[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            v = numbers(cols[col])
             neg = np.isfinite(v) & (v < 0)
             if neg.any():
                 raise FraudRequestError(f"field {col!r} must not be negative; rows {_rows(neg)}")
@@ -166,9 +222,7 @@ def validate_requests(
                 f"{C.DELIVERED_AT!r}"
             )
     if C.PRODUCT_ID in cols:
-        pid = pd.to_numeric(cols[C.PRODUCT_ID], errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
+        pid = numbers(cols[C.PRODUCT_ID])
         has = ~is_claim & ~np.isnan(pid)
         pid_i = np.where(has, pid, -1).astype(np.int64)
         if index is not None:
@@ -192,4 +246,4 @@ def validate_requests(
                 raise FraudRequestError(
                     f"field {col!r} must be one of {list(allowed)} at rows {_rows(bad)}"
                 )
-    return pd.DataFrame(out)
+    return out

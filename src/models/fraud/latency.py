@@ -3,10 +3,12 @@
 ``python -m ppx.models.fraud.latency --world /tmp/worlds/demo --model DIR_OR_URI``
 loads the scorer (a folder written by ``FraudScorer.save`` or a model URI such as
 ``models:/ppx-fraud@champion``), draws ``--n`` test-split requests of the world
-(seeded), sends each alone, in the served wire form, through ``FraudScorer.predict``
-(validation, features from the snapshot, network, thresholds) and prints p50 / p99 /
-max wall-clock and CPU milliseconds next to the load average. Serving overhead (HTTP,
-JSON, batching) is not included: ``ppx bench serve`` measures that.
+(seeded), sends each alone, in the served wire form and as the model service passes it
+(field -> one JSON value, unset fields left out), through
+``FraudScorer.predict_columns`` (validation, features from the snapshot, network,
+thresholds) and prints p50 / p99 / max wall-clock and CPU milliseconds next to the load
+average. Serving overhead (HTTP, JSON, batching) is not included: ``ppx bench serve``
+measures that.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ def measure(scorer, raw, n: int, seed: int = 0, warmup: int = 5) -> dict[str, fl
     """Wall and CPU milliseconds of ``n`` single-row predicts (rows drawn at random)."""
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, len(raw), n + warmup)
+    records = raw.to_dict("records")
     wall, cpu = [], []
     for i, r in enumerate(rows):
-        one = raw.iloc[[int(r)]]
+        one = {k: [v] for k, v in records[int(r)].items() if not _unset(v)}
         t0, c0 = time.perf_counter(), time.process_time()
-        scorer.predict(one)
+        scorer.predict_columns(one)
         if i >= warmup:
             wall.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
@@ -51,6 +54,10 @@ def measure(scorer, raw, n: int, seed: int = 0, warmup: int = 5) -> dict[str, fl
         "cpu_p99_ms": float(np.percentile(c, 99)),
         "load_avg_1m": os.getloadavg()[0],
     }
+
+
+def _unset(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from ppx.data import columns as C
 from ppx.features import fraud as F
 from ppx.models.base import ExplainableModel
 from ppx.models.fraud.config import FraudConfig
-from ppx.models.fraud.pyfunc import FraudScorer
+from ppx.models.fraud.pyfunc import FraudScorer, to_wire
 from ppx.models.fraud.train import build_scorer, prepare, run_benchmark
 
 CFG = FraudConfig(max_epochs=40, patience=8, lgb_estimators=200)
@@ -195,3 +195,38 @@ def test_tree_blend_weights_the_network_and_the_trees(trained):
     for head, m in (("return", ~claim), ("claim", claim)):
         margin = scorer.trees.boosters[head].predict(X[m], raw_score=True)
         np.testing.assert_allclose(only_trees[m], 1 / (1 + np.exp(-margin)), rtol=1e-6)
+
+
+def _json_columns(wire: pd.DataFrame) -> dict[str, list]:
+    """Wire rows as the model service passes them: unset fields left out of each row,
+    then field -> one JSON value per request (None where a row lacks the field)."""
+    rows = [{k: v for k, v in r.items() if not pd.isna(v)} for r in wire.to_dict("records")]
+    keys = dict.fromkeys(k for r in rows for k in r)
+    return {k: [r.get(k) for r in rows] for k in keys}
+
+
+def test_columns_path_scores_like_the_frame_path(trained):
+    """The serving path (JSON-typed columns, no frames) gives the frame path's outputs:
+    the same probabilities to 1e-9 and the same head, threshold, review and ring flag,
+    one request at a time and batched, returns and claims, new accounts included."""
+    from ppx.models.fraud.train import raw_requests
+
+    world, P, _, scorer = trained
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.choice(np.flatnonzero(P.masks["test"]), 60, replace=False))
+    wire = raw_requests(P.requests.iloc[rows]).reset_index(drop=True)
+    assert set(wire[F.KIND]) == {"return", "claim"}
+    newcomer = to_wire(_claim(world, 10**9, device="dev-newcomer"))
+    wire = pd.concat([wire, newcomer], ignore_index=True)
+    # A batch and a lone request run different float32 matrix sizes (noise of 1e-7),
+    # so each path is compared with the other at the same batch size.
+    batched = scorer.predict_columns(_json_columns(wire))
+    singles = [scorer.predict_columns(_json_columns(wire.iloc[[i]])) for i in range(len(wire))]
+    alone = {k: np.concatenate([s[k] for s in singles]) for k in batched}
+    frame_alone = pd.concat([scorer.predict(wire.iloc[[i]]) for i in range(len(wire))])
+    for got, expected in ((batched, scorer.predict(wire)), (alone, frame_alone)):
+        np.testing.assert_allclose(got["p_fraud"], expected["p_fraud"], rtol=0, atol=1e-9)
+        for k in ("head", "review_threshold", "review", "recommendation", "ring_member"):
+            np.testing.assert_array_equal(got[k], expected[k].to_numpy(), err_msg=k)
+    with pytest.raises(F.FraudRequestError, match="unknown customer_id"):
+        scorer.predict_columns(_json_columns(to_wire(_claim(world, 10**9))))
