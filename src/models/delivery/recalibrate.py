@@ -203,8 +203,11 @@ def parcel_loglik(
         q = np.concatenate([np.full((len(y), 1), -1.0), q, np.full((len(y), 1), k - 1.0)], 1)
         band = (q[:, 1:] >= y[:, None]).argmax(axis=1)
         r = np.arange(len(y))
-        lo_day = np.where(e, q[r, band] + 1.0, lo_day)
-        hi_day = np.where(e, q[r, band + 1] + 1.0, hi_day)
+        # Beyond the last quantile the day itself stays: how far beyond tells how slow
+        # a badly disrupted carrier is (a band would only say "slower than that").
+        coarse = e & (band < len(bins))
+        lo_day = np.where(coarse, q[r, band] + 1.0, lo_day)
+        hi_day = np.where(coarse, q[r, band + 1] + 1.0, hi_day)
     up = _at(cdf, (hi_day[:, None] - delays[None, :]) / scales[None, :])
     lo = _at(cdf, (lo_day[:, None] - delays[None, :]) / scales[None, :])
     lik = np.where(e[:, None], up - lo, 1.0 - lo)
@@ -257,6 +260,10 @@ def track_scale(
     prior = _jump_prior()
     p = prior.copy()
     for row in np.asarray(loglik_by_day, float):
+        if not row.any():
+            # No parcels that day (a carrier that does not ship on Sundays): time
+            # without news does not pull the estimate back to the prior.
+            continue
         logp = np.log(np.maximum(p, 1e-300)) + evidence * row
         p = np.exp(logp - logp.max())
         p /= p.sum()
