@@ -1,14 +1,17 @@
 """Calibration through a disruption: ``ppx bench delivery --world W --shift``.
 
-On a world generated with a disruption (``ppx data world --disrupt-carrier ...``), the
-model is trained and calibrated on the months before the test months, exactly as in the
-main benchmark, and then **not retrained**. The test months are replayed day by day:
-each morning the online recalibration (:class:`OnlineRecalibration`) re-fits each
-carrier's speed factor and delay on the orders of the last ``window_days`` as known then,
-and every order of the day is promised with the validation rule on the time-scaled
-distribution (``online``); ``frozen`` is the validation rule alone. The figure is the
-realised on-time rate of the 90 % promise per purchase week, for the disrupted parcels
-and for all parcels, before, during and after the disruption.
+On a world generated with a disruption (``ppx data world --disrupt-carrier ...`` or
+``--disrupt-region ...``), the model is trained and calibrated on the months before the
+test months, exactly as in the main benchmark, and then **not retrained**. The test
+months are replayed day by day: each morning the online recalibration
+(:class:`OnlineRecalibration`) updates each carrier's speed factor and delay from the
+orders of its window as known then, and every order of the day is promised with the
+validation rule on the time-scaled distribution (``online``); ``online_region`` does
+the same with factors per destination region as well; ``frozen`` is the validation
+rule alone. The figure is the realised on-time rate of the 90 % promise per purchase
+week, for the disrupted parcels (the carrier's, the region's, or both) and for all
+parcels, before, during and after the disruption - and the worst week once the first
+(or first two) week(s) after each start and end of the disruption are left out.
 """
 
 from __future__ import annotations
