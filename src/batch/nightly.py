@@ -86,12 +86,33 @@ def _policy(path: str | None):
 
 def canonical_order(df: pd.DataFrame) -> pd.DataFrame:
     """Rows sorted by every column: a bucket's tables read the same whichever order the
-    engine delivered them in (ties in event times would otherwise reorder histories)."""
+    engine delivered them in (ties in event times would otherwise reorder histories).
+
+    A table whose first column is a unique id is sorted by that column alone (the same
+    order, without comparing the other columns); the others sort on every column's
+    sorted codes (missing values first).
+    """
     if len(df) < 2:
         return df.reset_index(drop=True)
-    return df.sort_values(list(df.columns), kind="stable", na_position="last").reset_index(
-        drop=True
-    )
+    first = df[df.columns[0]]
+    if first.is_unique:
+        order = np.argsort(first.to_numpy(), kind="stable")
+    else:
+        order = np.lexsort([_sort_key(df[c]) for c in reversed(df.columns)])
+    return df.take(order).reset_index(drop=True)
+
+
+def _sort_key(s: pd.Series) -> np.ndarray:
+    """Values that sort like the column: numbers as they are, times as integers (NaT
+    first), anything else (strings, missing values) as its sorted codes (-1 first)."""
+    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else ""
+    if kind in "iub":
+        return s.to_numpy()
+    if kind == "M":
+        return s.to_numpy().view(np.int64)
+    if kind == "f" and not s.isna().any():
+        return s.to_numpy()
+    return pd.factorize(s, sort=True)[0]
 
 
 def active_customers(tables: dict[str, pd.DataFrame], now: pd.Timestamp) -> np.ndarray:

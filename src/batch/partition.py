@@ -95,33 +95,3 @@ def store_now(store: str | Path) -> pd.Timestamp:
         if v is not None:
             stamps.append(pd.Timestamp(v))
     return max(stamps).normalize() + pd.Timedelta(days=1)
-
-
-def attach_customer(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Give every customer-keyed table a ``customer_id`` column (through its parent)."""
-    out = dict(tables)
-    for name, (parent, key) in VIA_PARENT.items():
-        if name in out and C.CUSTOMER_ID not in out[name].columns:
-            owner = out[parent][[key, C.CUSTOMER_ID]].drop_duplicates(key)
-            out[name] = out[name].merge(owner, on=key, how="inner")
-    return out
-
-
-def split_buckets(
-    tables: dict[str, pd.DataFrame], n_buckets: int
-) -> dict[int, dict[str, pd.DataFrame]]:
-    """Whole tables -> {bucket: {table: that bucket's rows}} (shared tables in each)."""
-    tables = attach_customer(tables)
-    parts: dict[int, dict[str, pd.DataFrame]] = {b: {} for b in range(n_buckets)}
-    for name, df in tables.items():
-        if name in SHARED:
-            for b in parts:
-                parts[b][name] = df
-            continue
-        buckets = bucket_of(df[C.CUSTOMER_ID].to_numpy(), n_buckets)
-        groups = pd.Series(np.arange(len(df))).groupby(buckets).indices
-        empty = df.iloc[0:0]
-        for b in parts:
-            pos = groups.get(b)
-            parts[b][name] = empty if pos is None else df.iloc[np.sort(pos)].reset_index(drop=True)
-    return parts

@@ -194,10 +194,14 @@ def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, secon
         "stages": list(job.stages),
         "rows": {k: int(summary[f"rows_{k}"].sum()) for k in OUTPUTS},
         "customers": int(summary["customers"].sum()),
-        # a stage's seconds summed over buckets (over cores too, on Spark)
+        # a stage's seconds summed over buckets (over cores too, on Spark); "staging" is
+        # the shuffle of the store into bucket files before any bucket runs
         "stage_seconds": {
-            k: round(float(summary[f"seconds_{k}"].sum()), 2)
-            for k in ("load", "churn", "recs", "decisions")
+            "staging": round(float(summary.attrs.get("seconds_staging", 0.0)), 2),
+            **{
+                k: round(float(summary[f"seconds_{k}"].sum()), 2)
+                for k in ("read", "load", "churn", "recs", "decisions")
+            },
         },
     }
     (Path(out) / MANIFEST).write_text(json.dumps(info, indent=2))

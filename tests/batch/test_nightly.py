@@ -152,24 +152,41 @@ def test_spark_and_local_give_the_same_night(registry, use_mlflow_dir, tmp_path)
     assert again.messages_created == 0
 
 
-def test_every_row_lands_in_its_customers_bucket(tiny_world):
-    from ppx.batch.partition import NIGHTLY_TABLES, SHARED, bucket_of, split_buckets
+def test_every_row_lands_in_its_customers_bucket(tiny_world, tmp_path, monkeypatch):
+    from ppx.batch import stage
+    from ppx.batch.engines import _columns, read_bucket
+    from ppx.batch.nightly import canonical_order
+    from ppx.batch.partition import NIGHTLY_TABLES, SHARED, bucket_of, read_table
 
-    world, _ = tiny_world
-    tables = {t: world.tables[t] for t in NIGHTLY_TABLES}
-    parts = split_buckets(tables, 4)
+    _, folder = tiny_world
+    # small batches and flushes: several record batches and row groups per bucket file
+    monkeypatch.setattr(stage, "BATCH_ROWS", 500)
+    monkeypatch.setattr(stage, "FLUSH_BYTES", 20_000)
+    staged = stage.stage_local(folder, tmp_path / "staging", 4, _columns)
+    parts = {b: read_bucket(str(tmp_path / "staging"), str(folder), b) for b in range(4)}
+    tables = {t: read_table(folder, t) for t in NIGHTLY_TABLES}
     for name in NIGHTLY_TABLES:
         sizes = [len(parts[b][name]) for b in range(4)]
         if name in SHARED:
             assert sizes == [len(tables[name])] * 4
             continue
-        assert sum(sizes) == len(tables[name]), f"{name}: every row in exactly one bucket"
+        assert sum(sizes) == staged[name] == len(tables[name]), f"{name}: each row once"
         for b in range(4):
             assert (bucket_of(parts[b][name][C.CUSTOMER_ID], 4) == b).all()
-    # a subscription's events travel with its owner
+        # the same rows and values as the store's (nullable ints come back as floats, as
+        # Spark's staging gives them: both engines read buckets through read_bucket)
+        got = pd.concat([parts[b][name] for b in range(4)], ignore_index=True)
+        cols = list(got.columns.intersection(tables[name].columns))
+        pd.testing.assert_frame_equal(
+            canonical_order(got[cols]), canonical_order(tables[name][cols]), check_dtype=False
+        )
+    # a subscription's events and an order's shipments travel with their owner
     subs = tables[C.SUBSCRIPTIONS].set_index(C.SUBSCRIPTION_ID)[C.CUSTOMER_ID]
     ev = parts[1][C.SUBSCRIPTION_EVENTS]
     assert (subs.reindex(ev[C.SUBSCRIPTION_ID]).to_numpy() == ev[C.CUSTOMER_ID].to_numpy()).all()
+    orders = tables[C.ORDERS].set_index(C.ORDER_ID)[C.CUSTOMER_ID]
+    sh = parts[2][C.SHIPMENTS]
+    assert (orders.reindex(sh[C.ORDER_ID]).to_numpy() == sh[C.CUSTOMER_ID].to_numpy()).all()
 
 
 def test_batch_awards_are_written_once(tmp_path):
