@@ -132,9 +132,11 @@ def nightly_run(store: Path, setup: str, work: Path, buckets: int | None = None)
         "load_after": _load(),
     }
     # seconds per stage (summed over buckets; staging is the shuffle before them)
-    for name in ("staging", "read", "load", "churn", "recs", "decisions"):
+    for name in ("staging", "read", "order", "load", "churn", "recs", "decisions"):
         if name in stage:
             figures[f"{name}_s"] = stage[name]
+    if "sink" in info:
+        figures["sink_s"] = info["sink"]["seconds"]
     for name in ("churn", "recs", "decisions"):
         if stage.get(name):
             figures[f"{name}_rows_per_s"] = round(rows[name] / stage[name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -83,9 +84,11 @@ def run_nightly(
     rows.append({"output": "active customers", "rows": f"{info['customers']:,}"})
     rows.append({"output": "seconds", "rows": f"{seconds:.1f}"})
     if "decisions" in stages and ledger:
+        started = time.perf_counter()
         res = run.sink(
             out, job.now, ledger_url=ledger_url, outbox_url=outbox_url, policy=job.policy_path
         )
+        sink_seconds = time.perf_counter() - started
         rows += [
             {
                 "output": "ledger awards new / total",
@@ -105,7 +108,8 @@ def run_nightly(
                 "rows": f"{res.tiers_changed:,} / {res.tier_changes:,}",
             },
         ]
-        info["sink"] = res.__dict__
+        info["sink"] = {**res.__dict__, "seconds": round(sink_seconds, 2)}
+        run.update_manifest(out, sink=info["sink"])
     print_table(f"nightly run -> {out}", rows)
     return info
 

@@ -52,7 +52,8 @@ UNUSED_COLUMNS = frozenset(
 )
 SUMMARY_SCHEMA = (
     "bucket long, customers long, rows_churn long, rows_recs long, rows_decisions long, "
-    "rows_ledger long, rows_outbox long, rows_gifts long, rows_tiers long, seconds_load double, seconds_churn double, "
+    "rows_ledger long, rows_outbox long, rows_gifts long, rows_tiers long, seconds_order double, "
+    "seconds_load double, seconds_churn double, "
     "seconds_recs double, seconds_decisions double, seconds_read double"
 )
 

@@ -235,7 +235,12 @@ def decisions(
         else:
             why = "no subscription to score" if c.subscription_id is None else "no churn score"
             scores = Scores(recommendations=list(top.get(cid, [])), errors={"churn": why})
-        summary = summarize(policy, cid, c.points_balance, last.get(cid), c.tier, at)
+        # without points nothing can expire: the summary would change no decision
+        summary = (
+            summarize(policy, cid, c.points_balance, last.get(cid), c.tier, at)
+            if c.points_balance > 0
+            else None
+        )
         d = decide_daily(c, at, scores, policy, summary)
         for g in gifts_due(
             policy, cid, today, tier=c.tier, birth_date=c.birth_date, signup_at=c.signup_at
@@ -395,7 +400,9 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
     import torch
 
     torch.set_num_threads(job.torch_threads)
+    t = time.perf_counter()
     tables = {k: canonical_order(v) for k, v in tables.items()}
+    ordered = time.perf_counter() - t
     now = pd.Timestamp(job.now)
     stages = set(job.stages)
     if "decisions" in stages:
@@ -404,7 +411,7 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
     churn_model = _load(job.tracking_uri, job.churn_uri) if "churn" in stages else None
     recs_model = _load(job.tracking_uri, job.recs_uri) if "recs" in stages else None
     policy = _policy(job.policy_path) if "decisions" in stages else None
-    seconds = {"load": time.perf_counter() - t}
+    seconds = {"order": ordered, "load": time.perf_counter() - t}
     frames: dict[str, pd.DataFrame] = {}
 
     active = active_customers(tables, now)
@@ -433,5 +440,5 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
         "bucket": bucket,
         "customers": len(active),
         **{f"rows_{k}": len(frames[k]) if k in frames else 0 for k in OUTPUTS},
-        **{f"seconds_{k}": seconds.get(k, 0.0) for k in ("load", *STAGES)},
+        **{f"seconds_{k}": seconds.get(k, 0.0) for k in ("order", "load", *STAGES)},
     }

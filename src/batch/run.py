@@ -247,6 +247,14 @@ def _sink_loyalty(out, ledger, policy_path, at) -> dict:
     }
 
 
+def update_manifest(out: str | Path, **fields) -> dict:
+    """Add ``fields`` to a finished night's manifest (e.g. what the sink wrote)."""
+    path = Path(out) / MANIFEST
+    info = {**json.loads(path.read_text()), **fields}
+    path.write_text(json.dumps(info, indent=2))
+    return info
+
+
 def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, seconds: float):
     info = {
         "status": "done",
@@ -260,12 +268,13 @@ def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, secon
         "rows": {k: int(summary[f"rows_{k}"].sum()) for k in OUTPUTS},
         "customers": int(summary["customers"].sum()),
         # a stage's seconds summed over buckets (over cores too, on Spark); "staging" is
-        # the shuffle of the store into bucket files before any bucket runs
+        # the shuffle of the store into bucket files before any bucket runs, "read" and
+        # "order" a bucket's reading of its files and putting its rows in canonical order
         "stage_seconds": {
             "staging": round(float(summary.attrs.get("seconds_staging", 0.0)), 2),
             **{
                 k: round(float(summary[f"seconds_{k}"].sum()), 2)
-                for k in ("read", "load", "churn", "recs", "decisions")
+                for k in ("read", "order", "load", "churn", "recs", "decisions")
             },
         },
     }
