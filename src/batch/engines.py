@@ -8,8 +8,8 @@ differs:
   same layout as Spark's staging, :mod:`ppx.batch.stage`) and runs the buckets one after
   another, each reading only its own files;
 * ``spark`` reads the tables with Spark, attaches each row's customer (joins for
-  shipments, order lines and subscription events), shuffles them into
-  ``pmod(customer_id, buckets)`` partitions written as bucketed Parquet, then runs
+  shipments, order lines and subscription events), writes every row into its
+  ``pmod(customer_id, buckets)`` folder of Parquet part files, then runs
   ``groupBy(bucket).applyInPandas`` so every task reads one bucket and runs the same
   pandas pipeline. Models load once per Python worker process.
 """
@@ -154,10 +154,13 @@ def stage_buckets(spark, job: NightlyJob, staging: Path) -> None:
     for name, (parent, key) in VIA_PARENT.items():
         owner = frames[parent].select(key, C.CUSTOMER_ID).dropDuplicates([key])
         frames[name] = frames[name].join(owner, on=key, how="inner")
+    # Each task writes its rows straight into the bucket folders (no shuffle by bucket: a
+    # bucket is a folder of part files, read whole by its task), keeping one open file
+    # per bucket instead of sorting its rows by bucket first.
+    spark.conf.set("spark.sql.maxConcurrentOutputFileWriters", str(min(job.n_buckets, 64)))
     for name, df in frames.items():
         (
             df.withColumn(BUCKET, F.pmod(F.col(C.CUSTOMER_ID), F.lit(job.n_buckets)))
-            .repartition(BUCKET)
             .write.mode("overwrite")
             .partitionBy(BUCKET)
             .parquet(str(staging / name))
