@@ -300,3 +300,20 @@ def test_the_batch_issues_the_birthday_gift_in_its_message(tiny_world):
     assert _bucket_night(world, policy, now, [cid])["gifts"]["voucher_code"].iloc[0] == code
     other = _bucket_night(world, policy, now, [cid], secret="other")["gifts"]
     assert other["voucher_code"].iloc[0] != code
+
+
+def test_the_night_is_midnight_after_the_latest_event(tiny_world):
+    from ppx.batch.partition import read_table, store_now
+
+    _, folder = tiny_world
+    latest = max(
+        read_table(folder, table)[col].max()
+        for table, col in (
+            (C.ORDERS, C.ORDERED_AT),
+            (C.SHIPMENTS, C.SHIPPED_AT),
+            (C.SHIPMENTS, C.DELIVERED_AT),
+            (C.TRACKING_EVENTS, C.EVENT_AT),
+            (C.SUBSCRIPTION_EVENTS, C.EVENT_AT),
+        )
+    )
+    assert store_now(folder) == latest.normalize() + pd.Timedelta(days=1)
