@@ -4,9 +4,9 @@ Both cut the store into the same customer-hash buckets and call
 :func:`ppx.batch.nightly.run_bucket` once per bucket; only how a bucket's rows reach it
 differs:
 
-* ``local`` streams each table once into per-bucket Parquet files on local disk (the
-  same layout as Spark's staging, :mod:`ppx.batch.stage`) and runs the buckets one after
-  another, each reading only its own files;
+* ``local`` streams each table once into per-bucket Arrow files on local disk (the
+  folder layout of Spark's staging, :mod:`ppx.batch.stage`) and runs the buckets one
+  after another, each reading only its own files;
 * ``spark`` reads the tables with Spark, attaches each row's customer (joins for
   shipments, order lines and subscription events), writes every row into its
   ``pmod(customer_id, buckets)`` folder of Parquet part files, then runs
