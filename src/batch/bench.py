@@ -126,9 +126,17 @@ def nightly_run(store: Path, setup: str, work: Path, buckets: int | None = None)
         "rows_decisions": rows["decisions"],
         "rows_ledger": rows["ledger"],
         "rows_outbox": rows["outbox"],
+        "rows_gifts": rows.get("gifts", 0),
+        "rows_tiers": rows.get("tiers", 0),
         "load_before": load_before,
         "load_after": _load(),
     }
+    # seconds per stage (summed over buckets; staging is the shuffle before them)
+    for name in ("staging", "read", "order", "load", "churn", "recs", "decisions"):
+        if name in stage:
+            figures[f"{name}_s"] = stage[name]
+    if "sink" in info:
+        figures["sink_s"] = info["sink"]["seconds"]
     for name in ("churn", "recs", "decisions"):
         if stage.get(name):
             figures[f"{name}_rows_per_s"] = round(rows[name] / stage[name])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
 from ppx.batch.engines import ENGINES
+from ppx.batch.nightly import OUTPUTS
 
 ENGINE_HELP = "local: one process (default); spark: Apache Spark (local[--cores] here)."
 
@@ -82,7 +84,11 @@ def run_nightly(
     rows.append({"output": "active customers", "rows": f"{info['customers']:,}"})
     rows.append({"output": "seconds", "rows": f"{seconds:.1f}"})
     if "decisions" in stages and ledger:
-        res = run.sink(out, job.now, ledger_url=ledger_url, outbox_url=outbox_url)
+        started = time.perf_counter()
+        res = run.sink(
+            out, job.now, ledger_url=ledger_url, outbox_url=outbox_url, policy=job.policy_path
+        )
+        sink_seconds = time.perf_counter() - started
         rows += [
             {
                 "output": "ledger awards new / total",
@@ -93,13 +99,22 @@ def run_nightly(
                 "output": "outbox messages new / total",
                 "rows": f"{res.messages_created:,} / {res.messages:,}",
             },
+            {
+                "output": "gift vouchers new / total",
+                "rows": f"{res.gifts_created:,} / {res.gifts:,}",
+            },
+            {
+                "output": "tiers changed / tier actions",
+                "rows": f"{res.tiers_changed:,} / {res.tier_changes:,}",
+            },
         ]
-        info["sink"] = res.__dict__
+        info["sink"] = {**res.__dict__, "seconds": round(sink_seconds, 2)}
+        run.update_manifest(out, sink=info["sink"])
     print_table(f"nightly run -> {out}", rows)
     return info
 
 
 def _outputs(stages: tuple[str, ...]) -> tuple[str, ...]:
     if "decisions" in stages:
-        return ("churn", "recs", "decisions", "ledger", "outbox")
+        return OUTPUTS
     return stages

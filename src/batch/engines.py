@@ -4,11 +4,12 @@ Both cut the store into the same customer-hash buckets and call
 :func:`ppx.batch.nightly.run_bucket` once per bucket; only how a bucket's rows reach it
 differs:
 
-* ``local`` reads each table once, splits it by bucket in memory and runs the buckets one
-  after another;
+* ``local`` streams each table once into per-bucket Arrow files on local disk (the
+  folder layout of Spark's staging, :mod:`ppx.batch.stage`) and runs the buckets one
+  after another, each reading only its own files;
 * ``spark`` reads the tables with Spark, attaches each row's customer (joins for
-  shipments, order lines and subscription events), shuffles them into
-  ``pmod(customer_id, buckets)`` partitions written as bucketed Parquet, then runs
+  shipments, order lines and subscription events), writes every row into its
+  ``pmod(customer_id, buckets)`` folder of Parquet part files, then runs
   ``groupBy(bucket).applyInPandas`` so every task reads one bucket and runs the same
   pandas pipeline. Models load once per Python worker process.
 """
@@ -30,9 +31,9 @@ from ppx.batch.partition import (
     SHARED,
     VIA_PARENT,
     read_table,
-    split_buckets,
     table_path,
 )
+from ppx.batch.stage import STAGED_FILE, stage_local
 from ppx.data import columns as C
 
 ENGINES = ("local", "spark")
@@ -51,8 +52,9 @@ UNUSED_COLUMNS = frozenset(
 )
 SUMMARY_SCHEMA = (
     "bucket long, customers long, rows_churn long, rows_recs long, rows_decisions long, "
-    "rows_ledger long, rows_outbox long, seconds_load double, seconds_churn double, "
-    "seconds_recs double, seconds_decisions double"
+    "rows_ledger long, rows_outbox long, rows_gifts long, rows_tiers long, seconds_order double, "
+    "seconds_load double, seconds_churn double, "
+    "seconds_recs double, seconds_decisions double, seconds_read double"
 )
 
 
@@ -67,16 +69,35 @@ def _columns(store: str | Path, name: str) -> list[str]:
 
 
 def run_local(job: NightlyJob, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Every bucket in this process, one after another."""
-    tables = {t: read_table(job.store, t, _columns(job.store, t)) for t in NIGHTLY_TABLES}
-    parts = split_buckets(tables, job.n_buckets)
-    del tables
-    rows = []
-    for b in range(job.n_buckets):
-        rows.append(run_bucket(job, b, parts.pop(b)))
-        if progress is not None:
-            progress(b + 1, job.n_buckets)
-    return pd.DataFrame(rows)
+    """Every bucket in this process, one after another.
+
+    The store is first streamed into per-bucket files on local disk
+    (:func:`ppx.batch.stage.stage_local`), then each bucket reads only its own rows, so
+    memory holds one bucket whatever the store's size.
+    """
+    staging = Path(job.out) / "_staging"
+    try:
+        t = time.perf_counter()
+        stage_local(job.store, staging, job.n_buckets, _columns)
+        staged = time.perf_counter() - t
+        rows = []
+        for b in range(job.n_buckets):
+            rows.append(_read_and_run(job, str(staging), b))
+            if progress is not None:
+                progress(b + 1, job.n_buckets)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary = pd.DataFrame(rows)
+    summary.attrs["seconds_staging"] = staged
+    return summary
+
+
+def _read_and_run(job: NightlyJob, staging: str, bucket: int) -> dict:
+    """One bucket: its staged tables read, then :func:`run_bucket` (both engines' task)."""
+    t = time.perf_counter()
+    tables = read_bucket(staging, job.store, bucket)
+    read = time.perf_counter() - t
+    return {**run_bucket(job, bucket, tables), "seconds_read": read}
 
 
 # --- spark ---------------------------------------------------------------------------------
@@ -133,10 +154,13 @@ def stage_buckets(spark, job: NightlyJob, staging: Path) -> None:
     for name, (parent, key) in VIA_PARENT.items():
         owner = frames[parent].select(key, C.CUSTOMER_ID).dropDuplicates([key])
         frames[name] = frames[name].join(owner, on=key, how="inner")
+    # Each task writes its rows straight into the bucket folders (no shuffle by bucket: a
+    # bucket is a folder of part files, read whole by its task), keeping one open file
+    # per bucket instead of sorting its rows by bucket first.
+    spark.conf.set("spark.sql.maxConcurrentOutputFileWriters", str(min(job.n_buckets, 64)))
     for name, df in frames.items():
         (
             df.withColumn(BUCKET, F.pmod(F.col(C.CUSTOMER_ID), F.lit(job.n_buckets)))
-            .repartition(BUCKET)
             .write.mode("overwrite")
             .partitionBy(BUCKET)
             .parquet(str(staging / name))
@@ -150,8 +174,8 @@ def _store_schema(store: str, name: str):
 
 
 def read_bucket(staging: str, store: str, bucket: int) -> dict[str, pd.DataFrame]:
-    """One bucket's tables from the staged Parquet (an absent folder: no rows), every
-    column cast back to the store's own type so both engines see the same frames."""
+    """One bucket's staged tables (an absent folder: no rows), every column cast back to
+    the store's own type so both engines see the same frames."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -170,7 +194,11 @@ def read_bucket(staging: str, store: str, bucket: int) -> dict[str, pd.DataFrame
         target = pa.schema(fields)
         folder = Path(staging) / name / f"{BUCKET}={bucket}"
         if folder.exists():
-            got = pq.read_table(folder)
+            if (folder / STAGED_FILE).exists():  # the local engine's Arrow files
+                with pa.OSFile(str(folder / STAGED_FILE)) as source:
+                    got = pa.ipc.open_file(source).read_all()
+            else:  # Spark's Parquet part files
+                got = pq.read_table(folder)
             got = pa.table([got.column(f.name).cast(f.type) for f in target], schema=target)
         else:
             got = target.empty_table()
@@ -180,9 +208,7 @@ def read_bucket(staging: str, store: str, bucket: int) -> dict[str, pd.DataFrame
 
 def _bucket_task(job: NightlyJob, staging: str):
     def task(key, pdf: pd.DataFrame) -> pd.DataFrame:
-        bucket = int(key[0])
-        summary = run_bucket(job, bucket, read_bucket(staging, job.store, bucket))
-        return pd.DataFrame([summary])
+        return pd.DataFrame([_read_and_run(job, staging, int(key[0]))])
 
     return task
 
@@ -198,7 +224,9 @@ def run_spark(job: NightlyJob, cores: int = 2, driver_memory: str = "1g") -> pd.
     spark = spark_session(cores, driver_memory)
     staging = Path(job.out) / "_staging"
     try:
+        t = time.perf_counter()
         stage_buckets(spark, job, staging)
+        staged = time.perf_counter() - t
         buckets = spark.createDataFrame(
             pd.DataFrame({BUCKET: range(job.n_buckets)}), f"{BUCKET} long"
         ).repartition(job.n_buckets, BUCKET)
@@ -211,7 +239,9 @@ def run_spark(job: NightlyJob, cores: int = 2, driver_memory: str = "1g") -> pd.
         shutil.rmtree(staging, ignore_errors=True)
         if ours:
             spark.stop()  # the JVM and its Python workers go with it
-    return summary.sort_values("bucket").reset_index(drop=True)
+    summary = summary.sort_values("bucket").reset_index(drop=True)
+    summary.attrs["seconds_staging"] = staged
+    return summary
 
 
 def run(job: NightlyJob, engine: str, cores: int = 2, driver_memory: str = "1g", progress=None):

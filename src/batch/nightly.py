@@ -30,7 +30,15 @@ import pandas as pd
 
 from ppx.data import columns as C
 
-OUTPUTS: tuple[str, ...] = ("churn", "recs", "decisions", "ledger", "outbox")
+OUTPUTS: tuple[str, ...] = (
+    "churn",
+    "recs",
+    "decisions",
+    "ledger",
+    "outbox",
+    "gifts",
+    "tiers",
+)
 STAGES: tuple[str, ...] = ("churn", "recs", "decisions")
 RECS_K = 10
 ACTIVE_DAYS = 365
@@ -54,6 +62,9 @@ class NightlyJob:
     torch_threads: int = 1
     #: What to compute: any of "churn", "recs", "decisions" (decisions need both scores).
     stages: tuple[str, ...] = STAGES
+    #: Key of the yearly gifts' voucher codes (HMAC of the gift's idempotency key): the
+    #: code is unguessable, and the same whichever worker or engine composes the message.
+    voucher_secret: str = ""
 
 
 # --- models, loaded once per process -----------------------------------------------------
@@ -86,12 +97,33 @@ def _policy(path: str | None):
 
 def canonical_order(df: pd.DataFrame) -> pd.DataFrame:
     """Rows sorted by every column: a bucket's tables read the same whichever order the
-    engine delivered them in (ties in event times would otherwise reorder histories)."""
+    engine delivered them in (ties in event times would otherwise reorder histories).
+
+    A table whose first column is a unique id is sorted by that column alone (the same
+    order, without comparing the other columns); the others sort on every column's
+    sorted codes (missing values first).
+    """
     if len(df) < 2:
         return df.reset_index(drop=True)
-    return df.sort_values(list(df.columns), kind="stable", na_position="last").reset_index(
-        drop=True
-    )
+    first = df[df.columns[0]]
+    if first.is_unique:
+        order = np.argsort(first.to_numpy(), kind="stable")
+    else:
+        order = np.lexsort([_sort_key(df[c]) for c in reversed(df.columns)])
+    return df.take(order).reset_index(drop=True)
+
+
+def _sort_key(s: pd.Series) -> np.ndarray:
+    """Values that sort like the column: numbers as they are, times as integers (NaT
+    first), anything else (strings, missing values) as its sorted codes (-1 first)."""
+    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else ""
+    if kind in "iub":
+        return s.to_numpy()
+    if kind == "M":
+        return s.to_numpy().view(np.int64)
+    if kind == "f" and not s.isna().any():
+        return s.to_numpy()
+    return pd.factorize(s, sort=True)[0]
 
 
 def active_customers(tables: dict[str, pd.DataFrame], now: pd.Timestamp) -> np.ndarray:
@@ -146,6 +178,18 @@ def recommendations(
     )
 
 
+def last_activity(loyalty_events: pd.DataFrame, now: pd.Timestamp) -> dict[int, object]:
+    """Each customer's last earning or redemption before ``now`` (what renews the points'
+    expiry; reversals and expiries do not, and a tier change is not a ledger entry), for
+    a whole bucket in one pass."""
+    from ppx.rules.loyalty.expiry import NOT_ACTIVITY
+
+    ev = loyalty_events
+    keep = (ev[C.EVENT_AT] < now) & ~ev[C.EVENT_TYPE].isin([*NOT_ACTIVITY, "tier_change"])
+    last = ev.loc[keep.to_numpy(dtype=bool)].groupby(C.CUSTOMER_ID)[C.EVENT_AT].max()
+    return {int(c): t.to_pydatetime() for c, t in last.items()}
+
+
 def decisions(
     policy,
     tables: dict[str, pd.DataFrame],
@@ -153,11 +197,23 @@ def decisions(
     churn: pd.DataFrame,
     recs: pd.DataFrame,
     now: pd.Timestamp,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(decision rows, ledger award rows, outbox rows) of the daily pass."""
+    voucher_secret: str = "",
+) -> dict[str, pd.DataFrame]:
+    """The daily pass as the decision service runs it with a ledger: the loyalty summary
+    (the points-expiring reminder), today's yearly gifts (their vouchers in the
+    birthday/anniversary messages) and the tier changes to store.
+
+    Returns the ``decisions``, ``ledger`` (awards), ``outbox``, ``gifts`` and ``tiers``
+    rows; the driver writes the last four to the databases under their keys.
+    """
+    from datetime import timedelta
+
     from ppx.features.context import context_of, daily_contexts
     from ppx.rules.decisions import decide_daily
     from ppx.rules.experiments.assign import apply_experiments
+    from ppx.rules.loyalty.gifts import attach_gift, gifts_due
+    from ppx.rules.loyalty.redemption import keyed_voucher_code
+    from ppx.rules.loyalty.summary import summarize
     from ppx.rules.messages.compose import outbox_rows
     from ppx.rules.types import Scores
 
@@ -166,8 +222,10 @@ def decisions(
     horizon = f"p_churn_{policy.churn_horizon_days}"
     risk = dict(zip(churn[C.CUSTOMER_ID].to_numpy(), churn[horizon].to_numpy(float), strict=True))
     top = dict(zip(recs[C.CUSTOMER_ID].to_numpy(), recs["product_ids"], strict=True))
+    last = last_activity(tables[C.LOYALTY_EVENTS], now)
     at = now.to_pydatetime()
-    rows, awards, outbox = [], [], []
+    today = at.date()
+    rows, awards, outbox, gifts, tiers = [], [], [], [], []
     for rec in ctx.to_dict("records"):
         c = context_of(rec)
         cid = c.customer_id
@@ -177,7 +235,34 @@ def decisions(
         else:
             why = "no subscription to score" if c.subscription_id is None else "no churn score"
             scores = Scores(recommendations=list(top.get(cid, [])), errors={"churn": why})
-        d = apply_experiments(decide_daily(c, at, scores, policy), policy, at)
+        # without points nothing can expire: the summary would change no decision
+        summary = (
+            summarize(policy, cid, c.points_balance, last.get(cid), c.tier, at)
+            if c.points_balance > 0
+            else None
+        )
+        d = decide_daily(c, at, scores, policy, summary)
+        for g in gifts_due(
+            policy, cid, today, tier=c.tier, birth_date=c.birth_date, signup_at=c.signup_at
+        ):
+            if g.reward_id is None:
+                d.reasons.append(f"{g.kind}: {g.reason}")
+                continue
+            code = keyed_voucher_code(voucher_secret, g.idempotency_key)
+            expires = at + timedelta(days=policy.reward(g.reward_id).valid_days)
+            d.reasons.append(f"{g.kind}: {g.reason}: voucher {code}")
+            attach_gift(d, g.kind, policy, g.reward_id, code, expires)
+            gifts.append(
+                {
+                    C.CUSTOMER_ID: cid,
+                    "kind": g.kind,
+                    "reward_id": g.reward_id,
+                    "idempotency_key": g.idempotency_key,
+                    "voucher_code": code,
+                    "expires_at": pd.Timestamp(expires),
+                }
+            )
+        d = apply_experiments(d, policy, at)
         rows.append(
             {
                 C.CUSTOMER_ID: cid,
@@ -202,6 +287,16 @@ def decisions(
                         "arm": a.arm,
                     }
                 )
+            elif a.kind == "set_tier" and a.tier is not None:
+                tiers.append(
+                    {
+                        C.CUSTOMER_ID: int(a.customer_id or cid),
+                        C.TIER: a.tier,
+                        "until": pd.Timestamp(a.until) if a.until is not None else pd.NaT,
+                        "spend_12m": float(c.spend_12m),
+                        "reason": a.reason[:500],
+                    }
+                )
         for m in outbox_rows(d, c):
             outbox.append(
                 {
@@ -219,11 +314,15 @@ def decisions(
                     "arm": m.arm,
                 }
             )
-    return (
-        pd.DataFrame(rows, columns=DECISION_COLUMNS),
-        pd.DataFrame(awards, columns=LEDGER_COLUMNS).astype({C.ORDER_ID: "Int64"}),
-        pd.DataFrame(outbox, columns=OUTBOX_COLUMNS).astype({"send_after": "datetime64[ns]"}),
-    )
+    return {
+        "decisions": pd.DataFrame(rows, columns=DECISION_COLUMNS),
+        "ledger": pd.DataFrame(awards, columns=LEDGER_COLUMNS).astype({C.ORDER_ID: "Int64"}),
+        "outbox": pd.DataFrame(outbox, columns=OUTBOX_COLUMNS).astype(
+            {"send_after": "datetime64[ns]"}
+        ),
+        "gifts": pd.DataFrame(gifts, columns=list(GIFT_COLUMNS)).astype(GIFT_COLUMNS),
+        "tiers": pd.DataFrame(tiers, columns=list(TIER_COLUMNS)).astype(TIER_COLUMNS),
+    }
 
 
 DECISION_COLUMNS = [
@@ -244,6 +343,23 @@ LEDGER_COLUMNS = [
     "reason",
     "arm",
 ]
+#: Column -> type of the gifts and tiers outputs (typed, so an empty bucket's file has
+#: the same schema as a full one).
+GIFT_COLUMNS = {
+    C.CUSTOMER_ID: "int64",
+    "kind": "str",
+    "reward_id": "str",
+    "idempotency_key": "str",
+    "voucher_code": "str",
+    "expires_at": "datetime64[ns]",
+}
+TIER_COLUMNS = {
+    C.CUSTOMER_ID: "int64",
+    C.TIER: "str",
+    "until": "datetime64[ns]",
+    "spend_12m": "float64",
+    "reason": "str",
+}
 OUTBOX_COLUMNS = [
     "message_key",
     C.CUSTOMER_ID,
@@ -284,7 +400,9 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
     import torch
 
     torch.set_num_threads(job.torch_threads)
+    t = time.perf_counter()
     tables = {k: canonical_order(v) for k, v in tables.items()}
+    ordered = time.perf_counter() - t
     now = pd.Timestamp(job.now)
     stages = set(job.stages)
     if "decisions" in stages:
@@ -293,7 +411,7 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
     churn_model = _load(job.tracking_uri, job.churn_uri) if "churn" in stages else None
     recs_model = _load(job.tracking_uri, job.recs_uri) if "recs" in stages else None
     policy = _policy(job.policy_path) if "decisions" in stages else None
-    seconds = {"load": time.perf_counter() - t}
+    seconds = {"order": ordered, "load": time.perf_counter() - t}
     frames: dict[str, pd.DataFrame] = {}
 
     active = active_customers(tables, now)
@@ -312,8 +430,7 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
         seconds["recs"] = time.perf_counter() - t
     if policy is not None:
         t = time.perf_counter()
-        dec, ledger, outbox = decisions(policy, tables, active, churn, recs, now)
-        frames.update(decisions=dec, ledger=ledger, outbox=outbox)
+        frames.update(decisions(policy, tables, active, churn, recs, now, job.voucher_secret))
         seconds["decisions"] = time.perf_counter() - t
 
     for name, df in frames.items():
@@ -323,5 +440,5 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
         "bucket": bucket,
         "customers": len(active),
         **{f"rows_{k}": len(frames[k]) if k in frames else 0 for k in OUTPUTS},
-        **{f"seconds_{k}": seconds.get(k, 0.0) for k in ("load", *STAGES)},
+        **{f"seconds_{k}": seconds.get(k, 0.0) for k in ("order", "load", *STAGES)},
     }

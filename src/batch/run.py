@@ -70,8 +70,17 @@ def make_job(
     as_of: str | None = None,
     cores: int = 2,
     stages: tuple[str, ...] = STAGES,
+    voucher_secret: str | None = None,
 ) -> NightlyJob:
-    """Resolve everything the workers share: versions, tracking URI, moment, buckets."""
+    """Resolve everything the workers share: versions, tracking URI, moment, buckets.
+
+    ``voucher_secret`` keys the yearly gifts' voucher codes; default
+    ``PPX_VOUCHER_SECRET`` or, without it, a random one for this night (a re-run keeps
+    the vouchers the first run stored: they are issued under their idempotency keys).
+    """
+    import os
+    import secrets
+
     import mlflow
     from ppx import tracking
     from ppx.rules.policy import load_policy
@@ -98,6 +107,9 @@ def make_job(
         recs_version=versions["recs"],
         policy_path=str(Path(policy).resolve()) if policy else None,
         stages=tuple(stages),
+        voucher_secret=voucher_secret
+        or os.environ.get("PPX_VOUCHER_SECRET")
+        or secrets.token_hex(16),
     )
 
 
@@ -137,6 +149,10 @@ class SinkResult:
     points_created: int
     messages: int
     messages_created: int
+    gifts: int = 0
+    gifts_created: int = 0
+    tier_changes: int = 0
+    tiers_changed: int = 0
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -149,8 +165,10 @@ def sink(
     ledger_url: str | None = None,
     outbox_url: str | None = None,
     batch: int = 5_000,
+    policy: str | Path | None = None,
 ) -> SinkResult:
-    """Write the night's awards to the ledger and messages to the outbox, idempotently."""
+    """Write the night's awards to the ledger, messages to the outbox, the yearly gifts'
+    vouchers and the tier changes to the loyalty tables, all idempotently."""
     from ppx.rules.ledger import Ledger
     from ppx.rules.messages.db import make_engine
     from ppx.rules.messages.outbox import NewMessage, Outbox
@@ -164,6 +182,7 @@ def sink(
             for p in ledger.award_many(_records(awards.iloc[lo : lo + batch]), at=at):
                 created += int(p.created)
                 points += p.points if p.created else 0
+        loyalty = _sink_loyalty(out, ledger, policy, at)
     finally:
         ledger.dispose()
     msgs = read_output(out, "outbox")
@@ -179,7 +198,61 @@ def sink(
             rows.append(NewMessage(**r))
         made += sum(box.enqueue(rows))
     box.engine.dispose()
-    return SinkResult(len(awards), created, points, len(msgs), made)
+    return SinkResult(len(awards), created, points, len(msgs), made, **loyalty)
+
+
+def _sink_loyalty(out, ledger, policy_path, at) -> dict:
+    """The gifts' vouchers (under their yearly keys, with the codes the messages carry)
+    and the tier changes (surprise tier-ups, spend upgrades), through the functions the
+    decision service stores them with; a repeat issues and changes nothing."""
+    from ppx.rules.loyalty.redemption import issue_gift
+    from ppx.rules.loyalty.tiers import persist_tier
+    from ppx.rules.policy import load_policy
+
+    policy = load_policy(policy_path)
+    gifts = read_output(out, "gifts") if (Path(out) / "gifts").exists() else pd.DataFrame()
+    issued = 0
+    for g in _records(gifts):
+        v = issue_gift(
+            ledger,
+            policy,
+            int(g[C.CUSTOMER_ID]),
+            g["reward_id"],
+            g["idempotency_key"],
+            g["kind"],
+            at=at,
+            voucher_code=g["voucher_code"],
+        )
+        issued += int(v.created)
+    tiers = read_output(out, "tiers") if (Path(out) / "tiers").exists() else pd.DataFrame()
+    changed = 0
+    for t in _records(tiers):
+        until = pd.Timestamp(t["until"]).to_pydatetime() if t["until"] is not None else None
+        res = persist_tier(
+            ledger,
+            policy,
+            int(t[C.CUSTOMER_ID]),
+            t[C.TIER],
+            until,
+            float(t["spend_12m"]),
+            t["reason"],
+            at,
+        )
+        changed += int(res.change != "unchanged")
+    return {
+        "gifts": len(gifts),
+        "gifts_created": issued,
+        "tier_changes": len(tiers),
+        "tiers_changed": changed,
+    }
+
+
+def update_manifest(out: str | Path, **fields) -> dict:
+    """Add ``fields`` to a finished night's manifest (e.g. what the sink wrote)."""
+    path = Path(out) / MANIFEST
+    info = {**json.loads(path.read_text()), **fields}
+    path.write_text(json.dumps(info, indent=2))
+    return info
 
 
 def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, seconds: float):
@@ -194,10 +267,15 @@ def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, secon
         "stages": list(job.stages),
         "rows": {k: int(summary[f"rows_{k}"].sum()) for k in OUTPUTS},
         "customers": int(summary["customers"].sum()),
-        # a stage's seconds summed over buckets (over cores too, on Spark)
+        # a stage's seconds summed over buckets (over cores too, on Spark); "staging" is
+        # the shuffle of the store into bucket files before any bucket runs, "read" and
+        # "order" a bucket's reading of its files and putting its rows in canonical order
         "stage_seconds": {
-            k: round(float(summary[f"seconds_{k}"].sum()), 2)
-            for k in ("load", "churn", "recs", "decisions")
+            "staging": round(float(summary.attrs.get("seconds_staging", 0.0)), 2),
+            **{
+                k: round(float(summary[f"seconds_{k}"].sum()), 2)
+                for k in ("read", "order", "load", "churn", "recs", "decisions")
+            },
         },
     }
     (Path(out) / MANIFEST).write_text(json.dumps(info, indent=2))

@@ -454,6 +454,68 @@ def repeat_features_arrays(
     return uniq, X
 
 
+def repeat_features_many(
+    owner: np.ndarray,
+    items: np.ndarray,
+    types: np.ndarray,
+    days: np.ndarray,
+    now_days: float,
+    interval_of: np.ndarray,
+    rate_of: np.ndarray,
+    global_interval: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`repeat_features_arrays` of many users at once (the nightly job's path).
+
+    Args:
+        owner: each event's user as a small non-negative integer (its position in the
+            caller's list of users); the other arguments as in
+            :func:`repeat_features_arrays`, the events of every user concatenated.
+
+    Returns:
+        (user of each row, item of each row, feature matrix): rows sorted by user, then
+        item, each user's rows equal to what :func:`repeat_features_arrays` gives it.
+    """
+    owner = np.asarray(owner, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    width = int(items.max()) + 1 if len(items) else 1
+    pair, inv = np.unique(owner * width + items, return_inverse=True)
+    user, uniq = np.divmod(pair, width)
+    n = len(pair)
+    bought = types != TYPE_CODES["view"]
+    count = np.bincount(inv, weights=bought, minlength=n)
+    last_buy = np.full(n, -np.inf)
+    np.maximum.at(last_buy, inv[bought], days[bought])
+    ren = types == TYPE_CODES["renewal"]
+    last_ren = np.full(n, -np.inf)
+    np.maximum.at(last_ren, inv[ren], days[ren])
+    vw = types == TYPE_CODES["view"]
+    last_view = np.full(n, -np.inf)
+    np.maximum.at(last_view, inv[vw], days[vw])
+    has_buy = np.isfinite(last_buy)
+    iv = interval_of[uniq]
+    iv = np.where(np.isnan(iv), global_interval, iv)
+    rate = np.nan_to_num(rate_of[uniq], nan=0.0)
+    since = np.where(has_buy, now_days - last_buy, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.clip(np.nan_to_num(since / iv, nan=0.0), 0.0, 5.0)
+    # each user's latest purchase over all its items (-inf: the user bought nothing)
+    last_any = np.full(int(user.max()) + 1 if n else 0, -np.inf)
+    np.maximum.at(last_any, user[has_buy], last_buy[has_buy])
+    X = np.column_stack(
+        [
+            np.log1p(count),
+            np.where(has_buy, np.log1p(np.maximum(np.nan_to_num(since), 0.0)), 0.0),
+            np.where(has_buy, ratio, 0.0),
+            np.where(has_buy, np.exp(-(((ratio - 1.0) / 0.3) ** 2)), 0.0),
+            (now_days - last_ren <= SUBSCRIBED_WITHIN_DAYS).astype(float),
+            (now_days - last_view <= VIEWED_WITHIN_DAYS).astype(float),
+            rate,
+            (has_buy & (last_buy == last_any[user])).astype(float),
+        ]
+    )
+    return user, uniq, X
+
+
 #: Per-product theme rates as item features (``item_theme_rates``): what customers wrote
 #: about a product before the decision moment.
 ITEM_THEME_FEATURES: list[str] = [

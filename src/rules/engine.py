@@ -454,17 +454,20 @@ class DecisionEngine:
         loyalty = await asyncio.to_thread(self._loyalty_daily, c, item.now)
         summary, gifts = loyalty
         decision = _noted(decide_daily(c, item.now, scores, self.policy, summary), tier_why)
+        from ppx.rules.loyalty.gifts import attach_gift
+
         for kind, voucher, why in gifts:
             code = f": voucher {voucher.voucher_code}" if voucher is not None else ""
             decision.reasons.append(f"{kind}: {why}{code}")
-            for m in decision.messages:  # the birthday/anniversary message carries it
-                if voucher is not None and m.message_type == kind:
-                    m.content["gift"] = {
-                        "reward_id": voucher.reward_id,
-                        "reward": self.policy.reward(voucher.reward_id).name,
-                        "voucher_code": voucher.voucher_code,
-                        "expires_at": voucher.expires_at.isoformat(),
-                    }
+            if voucher is not None:  # the birthday/anniversary message carries it
+                attach_gift(
+                    decision,
+                    kind,
+                    self.policy,
+                    voucher.reward_id,
+                    voucher.voucher_code,
+                    voucher.expires_at,
+                )
         # Gifts are attached before the commit, so the outbox row carries the voucher.
         res = await self._commit(decision, c, item.now)
         if res.decision.actions_of("set_tier"):

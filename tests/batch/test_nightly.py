@@ -63,7 +63,8 @@ def _night(registry, use_mlflow_dir, out, engine="local", buckets=3, ledger_url=
     world, folder = registry
     with use_mlflow_dir(folder):
         prepare_out(out)
-        job = make_job(world, out, buckets=buckets)
+        # one voucher key for every night here: engines and bucket counts compare equal
+        job = make_job(world, out, buckets=buckets, voucher_secret="nightly-test")
         summary, _ = run(job, engine, cores=2)
         sink_result = sink(out, job.now, ledger_url=ledger_url) if ledger_url else None
     return job, summary, sink_result
@@ -76,7 +77,7 @@ def _outputs(out) -> dict[str, pd.DataFrame]:
 def _assert_same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
     # scores within float tolerance, everything else (ids, decisions, keys) exactly
     pd.testing.assert_frame_equal(a["churn"], b["churn"], check_exact=False, rtol=1e-9)
-    for name in ("decisions", "ledger", "outbox"):
+    for name in ("decisions", "ledger", "outbox", "gifts", "tiers"):
         pd.testing.assert_frame_equal(a[name], b[name])
     assert (
         a["recs"]["product_ids"].map(list).tolist() == b["recs"]["product_ids"].map(list).tolist()
@@ -113,6 +114,9 @@ def test_a_second_run_awards_nothing_twice(registry, use_mlflow_dir, tmp_path):
     assert first.messages_created == first.messages > 0
     assert again.awards == first.awards and again.awards_created == 0
     assert again.points_created == 0 and again.messages_created == 0
+    assert (again.gifts, again.tier_changes) == (first.gifts, first.tier_changes)
+    assert again.gifts_created == 0 and again.tiers_changed == 0
+    assert first.gifts_created == first.gifts
     from ppx.rules.ledger import Ledger
 
     lg = Ledger(url)
@@ -152,24 +156,41 @@ def test_spark_and_local_give_the_same_night(registry, use_mlflow_dir, tmp_path)
     assert again.messages_created == 0
 
 
-def test_every_row_lands_in_its_customers_bucket(tiny_world):
-    from ppx.batch.partition import NIGHTLY_TABLES, SHARED, bucket_of, split_buckets
+def test_every_row_lands_in_its_customers_bucket(tiny_world, tmp_path, monkeypatch):
+    from ppx.batch import stage
+    from ppx.batch.engines import _columns, read_bucket
+    from ppx.batch.nightly import canonical_order
+    from ppx.batch.partition import NIGHTLY_TABLES, SHARED, bucket_of, read_table
 
-    world, _ = tiny_world
-    tables = {t: world.tables[t] for t in NIGHTLY_TABLES}
-    parts = split_buckets(tables, 4)
+    _, folder = tiny_world
+    # small batches and flushes: several record batches and row groups per bucket file
+    monkeypatch.setattr(stage, "BATCH_ROWS", 500)
+    monkeypatch.setattr(stage, "FLUSH_BYTES", 20_000)
+    staged = stage.stage_local(folder, tmp_path / "staging", 4, _columns)
+    parts = {b: read_bucket(str(tmp_path / "staging"), str(folder), b) for b in range(4)}
+    tables = {t: read_table(folder, t) for t in NIGHTLY_TABLES}
     for name in NIGHTLY_TABLES:
         sizes = [len(parts[b][name]) for b in range(4)]
         if name in SHARED:
             assert sizes == [len(tables[name])] * 4
             continue
-        assert sum(sizes) == len(tables[name]), f"{name}: every row in exactly one bucket"
+        assert sum(sizes) == staged[name] == len(tables[name]), f"{name}: each row once"
         for b in range(4):
             assert (bucket_of(parts[b][name][C.CUSTOMER_ID], 4) == b).all()
-    # a subscription's events travel with its owner
+        # the same rows and values as the store's (nullable ints come back as floats, as
+        # Spark's staging gives them: both engines read buckets through read_bucket)
+        got = pd.concat([parts[b][name] for b in range(4)], ignore_index=True)
+        cols = list(got.columns.intersection(tables[name].columns))
+        pd.testing.assert_frame_equal(
+            canonical_order(got[cols]), canonical_order(tables[name][cols]), check_dtype=False
+        )
+    # a subscription's events and an order's shipments travel with their owner
     subs = tables[C.SUBSCRIPTIONS].set_index(C.SUBSCRIPTION_ID)[C.CUSTOMER_ID]
     ev = parts[1][C.SUBSCRIPTION_EVENTS]
     assert (subs.reindex(ev[C.SUBSCRIPTION_ID]).to_numpy() == ev[C.CUSTOMER_ID].to_numpy()).all()
+    orders = tables[C.ORDERS].set_index(C.ORDER_ID)[C.CUSTOMER_ID]
+    sh = parts[2][C.SHIPMENTS]
+    assert (orders.reindex(sh[C.ORDER_ID]).to_numpy() == sh[C.CUSTOMER_ID].to_numpy()).all()
 
 
 def test_batch_awards_are_written_once(tmp_path):
@@ -202,3 +223,97 @@ def test_batch_awards_are_written_once(tmp_path):
     with pytest.raises(LedgerError, match="positive"):
         lg.award_many([{**rows[0], "points": 0, "idempotency_key": "x"}])
     lg.dispose()
+
+
+def _bucket_night(world, policy, now, customers, secret="s3cret"):
+    """The batch's daily pass over a few customers of the world (no models: no churn
+    scores, no recommendations)."""
+    from ppx.batch.nightly import decisions
+
+    churn = pd.DataFrame({C.CUSTOMER_ID: pd.Series([], dtype="int64"), "p_churn_90": []})
+    recs = pd.DataFrame({C.CUSTOMER_ID: pd.Series([], dtype="int64"), "product_ids": []})
+    return decisions(policy, world.tables, np.asarray(customers), churn, recs, now, secret)
+
+
+def test_the_batch_sends_the_points_expiring_reminder_on_its_day(tiny_world):
+    from ppx.batch.nightly import last_activity
+    from ppx.rules.loyalty.expiry import add_months
+    from ppx.rules.policy import load_policy
+
+    world, _ = tiny_world
+    policy = load_policy()
+    ev = world.tables[C.LOYALTY_EVENTS]
+    last = last_activity(ev, ev[C.EVENT_AT].max() + pd.Timedelta(days=1))
+    exp = policy.points.expiry
+    for cid, at in sorted(last.items()):
+        remind = pd.Timestamp(add_months(at, exp.inactivity_months).date()) - pd.Timedelta(
+            days=exp.reminder_days
+        )
+        balance = int(
+            ev.loc[(ev[C.CUSTOMER_ID] == cid) & (ev[C.EVENT_AT] < remind), C.POINTS].sum()
+        )
+        if balance > 0:
+            break
+    else:
+        pytest.skip("no customer of the tiny world holds points at a reminder day")
+    out = _bucket_night(world, policy, remind, [cid])
+    box = out["outbox"].set_index("message_type")
+    assert "points_expiring" in box.index, out["decisions"]["reasons"].tolist()
+    import json
+
+    content = json.loads(box.loc["points_expiring", "content"])
+    assert content["points"] == balance and content["days_left"] == exp.reminder_days
+    # a day later the reminder is not sent again
+    later = _bucket_night(world, policy, remind + pd.Timedelta(days=1), [cid])
+    assert "points_expiring" not in set(later["outbox"]["message_type"])
+
+
+def test_the_batch_issues_the_birthday_gift_in_its_message(tiny_world):
+    import json
+
+    from ppx.rules.policy import load_policy
+
+    world, _ = tiny_world
+    policy = load_policy()
+    # every tier gets the gift here, so any customer with a birth date will do
+    entry = policy.tiers[0].name
+    daily = policy.daily.model_copy(
+        update={"birthday": policy.daily.birthday.model_copy(update={"min_tier": entry})}
+    )
+    policy = policy.model_copy(
+        update={"birthday": policy.birthday.model_copy(update={"min_tier": None}), "daily": daily}
+    )
+    cust = world.tables[C.CUSTOMERS].dropna(subset=[C.BIRTH_DATE])
+    row = cust.iloc[len(cust) // 2]
+    cid, born = int(row[C.CUSTOMER_ID]), pd.Timestamp(row[C.BIRTH_DATE])
+    end = world.tables[C.ORDERS][C.ORDERED_AT].max()
+    now = pd.Timestamp(year=end.year, month=born.month, day=min(born.day, 28))
+    if (born.month, born.day) == (2, 29) or now < pd.Timestamp(row[C.SIGNUP_AT]):
+        pytest.skip("the chosen customer has no birthday after signing up in the world")
+    out = _bucket_night(world, policy, now, [cid])
+    gifts = out["gifts"]
+    assert gifts["idempotency_key"].tolist() == [f"birthday_gift:{cid}:{now.year}"]
+    code = gifts["voucher_code"].iloc[0]
+    msg = out["outbox"].set_index("message_type").loc["birthday"]
+    assert json.loads(msg["content"])["gift"]["voucher_code"] == code
+    # the same code on any worker with the same secret; another secret, another code
+    assert _bucket_night(world, policy, now, [cid])["gifts"]["voucher_code"].iloc[0] == code
+    other = _bucket_night(world, policy, now, [cid], secret="other")["gifts"]
+    assert other["voucher_code"].iloc[0] != code
+
+
+def test_the_night_is_midnight_after_the_latest_event(tiny_world):
+    from ppx.batch.partition import read_table, store_now
+
+    _, folder = tiny_world
+    latest = max(
+        read_table(folder, table)[col].max()
+        for table, col in (
+            (C.ORDERS, C.ORDERED_AT),
+            (C.SHIPMENTS, C.SHIPPED_AT),
+            (C.SHIPMENTS, C.DELIVERED_AT),
+            (C.TRACKING_EVENTS, C.EVENT_AT),
+            (C.SUBSCRIPTION_EVENTS, C.EVENT_AT),
+        )
+    )
+    assert store_now(folder) == latest.normalize() + pd.Timedelta(days=1)

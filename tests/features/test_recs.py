@@ -9,6 +9,7 @@ import pytest
 from ppx.data import columns as C
 from ppx.features.recs import (
     REPEAT_FEATURES,
+    TYPE_CODES,
     next_purchases,
     repeat_features,
     repeat_features_arrays,
@@ -79,6 +80,33 @@ def test_online_features_equal_offline_features(coffee):
     )
     on = pd.DataFrame(X, index=uniq, columns=REPEAT_FEATURES)
     pd.testing.assert_frame_equal(on.sort_index(), off.sort_index(), check_names=False, atol=1e-9)
+
+
+def test_many_users_repeat_features_equal_one_user_at_a_time():
+    from ppx.features.recs import repeat_features_many
+
+    rng = np.random.default_rng(3)
+    interval = np.where(rng.random(30) < 0.3, np.nan, rng.uniform(5, 60, 30))
+    rate = np.where(rng.random(30) < 0.2, np.nan, rng.random(30))
+    users = []
+    for n in (12, 0, 1, 40, 7):  # a user without events and one with a single event too
+        types = rng.integers(1, 4, n)
+        if n == 7:
+            types[:] = TYPE_CODES["view"]  # only views: no purchase at all
+        users.append((rng.integers(1, 30, n), types, rng.uniform(0, 300, n)))
+    owner = np.repeat(np.arange(len(users)), [len(u[0]) for u in users])
+    user, uniq, X = repeat_features_many(
+        owner,
+        *(np.concatenate([u[k] for u in users]) for k in range(3)),
+        310.0,
+        interval,
+        rate,
+        30.0,
+    )
+    for u, (items, types, days) in enumerate(users):
+        one_uniq, one_X = repeat_features_arrays(items, types, days, 310.0, interval, rate, 30.0)
+        np.testing.assert_array_equal(uniq[user == u], one_uniq)
+        np.testing.assert_array_equal(X[user == u], one_X)
 
 
 def test_next_purchases_skip_renewals_and_flag_repeats(coffee):

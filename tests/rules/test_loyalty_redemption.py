@@ -178,3 +178,24 @@ def test_refund_event_through_the_engine_returns_voucher_points(tmp_path, policy
     assert full.balance == ledger.balance(42) == 900
     assert any(f"vouchers [{v.redemption_id}]" in r for r in full.decision.reasons)
     assert refund(60, 2).balance == 900  # a replayed refund changes nothing
+
+
+def test_summary_from_figures_equals_the_ledger_summary(ledger, policy, cid):
+    from ppx.rules.loyalty.expiry import last_activity
+    from ppx.rules.loyalty.summary import summarize
+
+    ledger.award(cid, 700, f"earn:{cid}", order_id=21, at=T0)
+    redeem_reward(ledger, policy, cid, "eur5_off", f"v:{cid}", at=T0 + timedelta(40))
+    ledger.award(cid, 80, f"earn:{cid}:2", order_id=22, at=T0 + timedelta(50))
+    ledger.reverse_order(cid, 22, 80, f"rev:{cid}:22", reason="refund", at=T0 + timedelta(70))
+    due = add_months(T0 + timedelta(50), policy.points.expiry.inactivity_months)
+    days = policy.points.expiry.reminder_days
+    for now in (T0 + timedelta(60), due - timedelta(days=days), due - timedelta(1), due):
+        with Session(ledger.engine) as s:
+            last = last_activity(s, cid)
+        got = summarize(policy, cid, ledger.balance(cid), last, "bronze", now)
+        assert got == loyalty_summary(ledger, policy, cid, now=now, tier="bronze"), now
+    assert last == T0 + timedelta(50)  # the reversal is not activity
+    inside = summarize(policy, cid, 200, last, "bronze", due - timedelta(days=days))
+    assert inside.expiry_soon and inside.expiring_points == 200
+    assert summarize(policy, cid, 200, last, "bronze", due).expiring_points == 0  # lapsed

@@ -42,6 +42,7 @@ from ppx.features.recs import (
     TYPE_CODES,
     SequenceArrays,
     repeat_features_arrays,
+    repeat_features_many,
     to_days,
 )
 from ppx.models.recs.config import RecsConfig
@@ -246,27 +247,33 @@ class ServedRecommender:
         every customer's history items (the head scores each item row on its own)."""
         if self.rec.head is None:
             return logits
-        feats, rows = [], []
-        for i, ((items, types, days, _), z) in enumerate(zip(events, logits, strict=True)):
-            if z is None:
-                continue
-            uniq, X = repeat_features_arrays(
-                items, types, days, now, self._interval, self._rate, self._global_interval
-            )
-            feats.append((i, uniq))
-            rows.append((X.astype(np.float32), z[uniq]))
-        if not rows:
+        scored = [i for i, z in enumerate(logits) if z is not None]
+        if not scored:
             return logits
-        X = torch.from_numpy(np.concatenate([x for x, _ in rows]))
-        base = torch.from_numpy(np.concatenate([b for _, b in rows]).astype(np.float32))
-        boost = self.rec.head(X, base).numpy()
+        sizes = np.array([len(events[i][0]) for i in scored])
+        user, uniq, X = repeat_features_many(
+            np.repeat(np.arange(len(scored)), sizes),
+            np.concatenate([events[i][0] for i in scored]),
+            np.concatenate([events[i][1] for i in scored]),
+            np.concatenate([events[i][2] for i in scored]),
+            now,
+            self._interval,
+            self._rate,
+            self._global_interval,
+        )
+        starts = np.searchsorted(user, np.arange(len(scored) + 1))
+        base = np.empty(len(uniq), dtype=np.float32)
+        for u, i in enumerate(scored):
+            lo, hi = starts[u], starts[u + 1]
+            base[lo:hi] = logits[i][uniq[lo:hi]]
+        boost = self.rec.head(torch.from_numpy(X.astype(np.float32)), torch.from_numpy(base))
+        boost = boost.numpy()
         scale = float(self.rec.head.seq_scale)
         out = list(logits)
-        at = 0
-        for i, uniq in feats:
+        for u, i in enumerate(scored):
+            lo, hi = starts[u], starts[u + 1]
             z = logits[i] * scale
-            z[uniq] += boost[at : at + len(uniq)]
-            at += len(uniq)
+            z[uniq[lo:hi]] += boost[lo:hi]
             out[i] = z
         return out
 

@@ -11,6 +11,8 @@ numbers. A refund of the order the voucher was spent on returns the points (a
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,6 +99,17 @@ def stored_tier(s: Session, customer_id: int) -> str | None:
 def new_voucher_code() -> str:
     """An unguessable voucher code (60 random bits, upper-case hex in groups)."""
     raw = secrets.token_hex(8).upper()[:15]
+    return f"PPX-{raw[:5]}-{raw[5:10]}-{raw[10:]}"
+
+
+def keyed_voucher_code(secret: str, idempotency_key: str) -> str:
+    """The voucher code of a gift composed ahead of its issue (the nightly batch): an
+    HMAC of its idempotency key, unguessable without ``secret``, in the format of
+    :func:`new_voucher_code`, and the same on every worker that composes it."""
+    if not secret:
+        raise LedgerError("a keyed voucher code needs a non-empty secret")
+    digest = hmac.new(secret.encode(), idempotency_key.encode(), hashlib.sha256).hexdigest()
+    raw = digest.upper()[:15]
     return f"PPX-{raw[:5]}-{raw[5:10]}-{raw[10:]}"
 
 
@@ -199,8 +212,13 @@ def issue_gift(
     idempotency_key: str,
     source: str,
     at: datetime | None = None,
+    voucher_code: str | None = None,
 ) -> RedemptionResult:
-    """Issue a catalogue reward free of points (a birthday or anniversary gift), once per key."""
+    """Issue a catalogue reward free of points (a birthday or anniversary gift), once per key.
+
+    ``voucher_code`` (default: a new random one) lets a batch that composed the gift's
+    message beforehand store the code the message already carries.
+    """
     reward = policy.reward(reward_id)
     cid = int(customer_id)
     when = at or _now()
@@ -217,7 +235,7 @@ def issue_gift(
             points=0,
             idempotency_key=idempotency_key,
             ledger_entry_id=None,
-            voucher_code=new_voucher_code(),
+            voucher_code=voucher_code or new_voucher_code(),
             source=source,
             status="issued",
             order_id=None,

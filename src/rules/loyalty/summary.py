@@ -77,12 +77,37 @@ def loyalty_summary(
         balance = ledger._balance(s, cid)
         last = last_activity(s, cid)
         row = s.scalars(select(CustomerTier).where(CustomerTier.customer_id == cid)).one_or_none()
-    current = row.tier if row is not None else (tier or policy.tiers[0].name)
-    due = expiry_date(policy, last) if balance > 0 else None
+    return summarize(
+        policy,
+        cid,
+        balance,
+        last,
+        row.tier if row is not None else (tier or policy.tiers[0].name),
+        now,
+        tier_since=row.since.date() if row is not None else None,
+        tier_review_on=row.review_at.date() if row is not None else None,
+    )
+
+
+def summarize(
+    policy: Policy,
+    customer_id: int,
+    balance: int,
+    last_activity_at: datetime | None,
+    tier: str,
+    now: datetime,
+    *,
+    tier_since: date | None = None,
+    tier_review_on: date | None = None,
+) -> LoyaltySummary:
+    """:func:`loyalty_summary` from figures already read: the balance, the last earning or
+    redemption and the current tier (the nightly batch reads them for a whole bucket at
+    once; the decision service reads them from the ledger per customer)."""
+    due = expiry_date(policy, last_activity_at) if balance > 0 else None
     lapsed = due is not None and due <= now
     if lapsed:  # lapsed but not swept yet: they can no longer be spent
         balance = 0
-    nxt = next_reward(policy, balance, current)
+    nxt = next_reward(policy, balance, tier)
     soon = (
         not lapsed
         and due is not None
@@ -90,11 +115,11 @@ def loyalty_summary(
         and (due - now).total_seconds() <= policy.points.expiry.reminder_days * 86_400
     )
     return LoyaltySummary(
-        customer_id=cid,
+        customer_id=int(customer_id),
         balance=balance,
-        tier=current,
-        tier_since=row.since.date() if row is not None else None,
-        tier_review_on=row.review_at.date() if row is not None else None,
+        tier=tier,
+        tier_since=tier_since,
+        tier_review_on=tier_review_on,
         next_reward_id=nxt.id if nxt else None,
         next_reward_name=nxt.name if nxt else None,
         next_reward_points=nxt.points if nxt else None,
@@ -102,5 +127,5 @@ def loyalty_summary(
         expiring_points=balance if due is not None and not lapsed else 0,
         expires_on=due.date() if due is not None else None,
         expiry_soon=bool(soon),
-        last_activity_at=last,
+        last_activity_at=last_activity_at,
     )

@@ -203,13 +203,25 @@ def persist_tier_actions(ledger: Ledger, policy: Policy, decision, spend_12m: fl
         if a.kind != "set_tier" or a.tier is None:
             continue
         cid = int(a.customer_id or decision.customer_id)
-        if a.until is not None:
-            out.append(
-                surprise_tier(ledger, policy, cid, a.tier, a.until, spend_12m, a.reason, now)
-            )
-        else:
-            out.append(review_tier(ledger, policy, cid, spend_12m, now))
+        out.append(persist_tier(ledger, policy, cid, a.tier, a.until, spend_12m, a.reason, now))
     return out
+
+
+def persist_tier(
+    ledger: Ledger,
+    policy: Policy,
+    customer_id: int,
+    tier: str,
+    until: datetime | None,
+    spend_12m: float,
+    reason: str,
+    now: datetime,
+) -> TierResult:
+    """One ``set_tier`` action stored: a surprise tier-up (it has an end date) or a spend
+    upgrade (the entry rules). Repeating it changes nothing more."""
+    if until is not None:
+        return surprise_tier(ledger, policy, customer_id, tier, until, spend_12m, reason, now)
+    return review_tier(ledger, policy, customer_id, spend_12m, now)
 
 
 def current_tier(ledger: Ledger, customer_id: int) -> dict | None:
