@@ -420,36 +420,15 @@ def repeat_features_arrays(
         (unique item ids, feature matrix with :data:`REPEAT_FEATURES` columns), equal to
         the rows :func:`repeat_features` gives for this user.
     """
-    uniq, inv = np.unique(items, return_inverse=True)
-    n = len(uniq)
-    bought = types != TYPE_CODES["view"]
-    count = np.bincount(inv, weights=bought, minlength=n)
-    last_buy = np.full(n, -np.inf)
-    np.maximum.at(last_buy, inv[bought], days[bought])
-    ren = types == TYPE_CODES["renewal"]
-    last_ren = np.full(n, -np.inf)
-    np.maximum.at(last_ren, inv[ren], days[ren])
-    vw = types == TYPE_CODES["view"]
-    last_view = np.full(n, -np.inf)
-    np.maximum.at(last_view, inv[vw], days[vw])
-    has_buy = np.isfinite(last_buy)
-    iv = interval_of[uniq]
-    iv = np.where(np.isnan(iv), global_interval, iv)
-    rate = np.nan_to_num(rate_of[uniq], nan=0.0)
-    since = np.where(has_buy, now_days - last_buy, np.nan)
-    ratio = np.clip(np.nan_to_num(since / iv, nan=0.0), 0.0, 5.0)
-    last_any = last_buy[has_buy].max() if has_buy.any() else np.nan
-    X = np.column_stack(
-        [
-            np.log1p(count),
-            np.where(has_buy, np.log1p(np.maximum(np.nan_to_num(since), 0.0)), 0.0),
-            np.where(has_buy, ratio, 0.0),
-            np.where(has_buy, np.exp(-(((ratio - 1.0) / 0.3) ** 2)), 0.0),
-            (now_days - last_ren <= SUBSCRIBED_WITHIN_DAYS).astype(float),
-            (now_days - last_view <= VIEWED_WITHIN_DAYS).astype(float),
-            rate,
-            (has_buy & (last_buy == last_any)).astype(float),
-        ]
+    _, uniq, X = repeat_features_many(
+        np.zeros(len(items), dtype=np.int64),
+        items,
+        types,
+        days,
+        now_days,
+        interval_of,
+        rate_of,
+        global_interval,
     )
     return uniq, X
 
