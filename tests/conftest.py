@@ -42,6 +42,10 @@ def mlflow_tmp(tmp_path, monkeypatch):
     from ppx import tracking
 
     monkeypatch.setenv("PPX_MLFLOW_DIR", str(tmp_path / "mlflow"))
+    # MLflow writes the URI it is given into MLFLOW_TRACKING_URI; one left by an earlier
+    # test would read as the user's choice and point this test at that test's store.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(tracking, "_uri_written_by_ppx", None)
     get_settings.cache_clear()
     uri = tracking.configure()
     yield uri

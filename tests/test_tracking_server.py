@@ -95,6 +95,6 @@ def test_train_register_alias_and_serve_from_the_tracking_server(
     active = int(subs[subs[C.CANCELLED_AT].isna()][C.CUSTOMER_ID].iloc[0])
     endpoint = spec.endpoints[0]
     request = endpoint.request.model_validate({**endpoint.example, C.CUSTOMER_ID: active})
-    [answer] = loaded.predict_records([request], endpoint.to_frame)
+    [answer] = loaded.predict_records([request], endpoint)
     assert answer["status"] == "ok"
     assert 0.0 < answer["p_churn_30"] < 1.0

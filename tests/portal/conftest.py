@@ -170,7 +170,7 @@ def in_process_transport(store):
                 model = store.get(endpoint.model)
             except M.ModelUnavailable as err:  # the service answers 503 with the reason
                 return 503, json.dumps({"error": str(err)})
-            records = model.predict_records([request], endpoint.to_frame)
+            records = model.predict_records([request], endpoint)
             out = M._rows(endpoint, model, [request], records)[0]
         if isinstance(out, S.ItemError):
             return out.status, json.dumps({"error": out.message})
