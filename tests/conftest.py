@@ -44,8 +44,8 @@ def mlflow_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("PPX_MLFLOW_DIR", str(tmp_path / "mlflow"))
     # MLflow writes the URI it is given into MLFLOW_TRACKING_URI; one left by an earlier
     # test would read as the user's choice and point this test at that test's store.
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(tracking, "_uri_written_by_ppx", None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    tracking._uri_written_by_ppx = None
     get_settings.cache_clear()
     uri = tracking.configure()
     yield uri
@@ -56,6 +56,7 @@ def mlflow_tmp(tmp_path, monkeypatch):
 def _mlflow_dir(path) -> Iterator[None]:
     old = os.environ.get("PPX_MLFLOW_DIR")
     os.environ["PPX_MLFLOW_DIR"] = str(path)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # see mlflow_tmp
     get_settings.cache_clear()
     try:
         yield

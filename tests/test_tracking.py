@@ -115,6 +115,7 @@ def test_each_configure_follows_the_settings_but_a_user_uri_wins(tmp_path, monke
     from ppx.config import get_settings
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(tracking, "_uri_written_by_ppx", None)  # restored with the env
     monkeypatch.setenv("PPX_MLFLOW_DIR", str(tmp_path / "a"))
     get_settings.cache_clear()
     first = tracking.configure()

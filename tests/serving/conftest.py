@@ -97,6 +97,7 @@ def services(serving_registry) -> Services:
         "BENTOML_DO_NOT_TRACK": "True",
     }
     base.pop("PPX_API_TOKEN", None)
+    base.pop("MLFLOW_TRACKING_URI", None)  # the store is PPX_MLFLOW_DIR
     envs = {
         "open": {**base, "PPX_MODEL_ALIAS": "champion"},
         "guarded": {**base, "PPX_MODEL_ALIAS": PARTIAL_ALIAS, "PPX_API_TOKEN": TOKEN},

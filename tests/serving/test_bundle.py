@@ -99,6 +99,7 @@ def test_bundle_starts_and_answers_a_scoring_request(bundle, serving_registry, t
         "PPX_MODEL_ALIAS": "champion",
     }
     env.pop("PPX_API_TOKEN", None)
+    env.pop("MLFLOW_TRACKING_URI", None)  # the store is PPX_MLFLOW_DIR
     cmd = [sys.executable, "-m", "bentoml", "serve", bundle["tag"], "--host", "127.0.0.1"]
     log_path = tmp_path / "bundle.log"
     with open(log_path, "wb") as log:

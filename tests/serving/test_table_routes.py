@@ -73,6 +73,7 @@ def table_service(tmp_path_factory, use_mlflow_dir):
         "BENTOML_DO_NOT_TRACK": "True",
     }
     env.pop("PPX_API_TOKEN", None)
+    env.pop("MLFLOW_TRACKING_URI", None)  # the store is PPX_MLFLOW_DIR
     port = launch.free_port()
     server = launch._spawn(
         launch.service_command("127.0.0.1", port), env, f"http://127.0.0.1:{port}", "table"
