@@ -45,7 +45,12 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # Only the one canonical spelling is accepted: base64's unused trailing bits would
+    # otherwise let several strings carry the same signature.
+    if _b64(raw) != text:
+        raise ValueError("not canonical base64")
+    return raw
 
 
 def _secret(secret: str | bytes | None) -> bytes:
