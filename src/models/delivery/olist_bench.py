@@ -35,6 +35,7 @@ import pandas as pd
 from ppx.data import columns as C
 from ppx.data.adapters import olist as ol
 from ppx.features import delivery as fd
+from ppx.models.delivery import equal_density as ed
 from ppx.models.delivery import evaluate as ev
 from ppx.models.delivery import online as on
 from ppx.models.delivery import recent as rc
@@ -93,6 +94,49 @@ class PromisePolicy:
     caps: tuple[float | None, ...] = (None, 1.0, 1.1, 1.2)
 
 
+@dataclass(frozen=True)
+class EqualDensityGrid:
+    """The candidates of the equal-density rule (``equal_density``), chosen like ppx's
+    window and cap by the rolling-origin fold score.
+
+    Attributes:
+        residual_windows: windows (days) of the recent-residual distribution.
+        shift_window: window of the median residual that moves the network's CDF.
+        neighbour_windows: windows of the estimate-neighbour distribution.
+        neighbours: how many recently completed deliveries with the nearest retailer
+            estimate make an order's distribution.
+        caps: multiples of the retailer's estimate as the longest promise (None: none).
+        floors: candidate least on-time probabilities of any promise (None: none).
+        guard_floor: the product guard - the floor of the guarded row
+            (``ppx_equal_density_guarded``), fixed, not chosen.
+    """
+
+    residual_windows: tuple[int, ...] = (21, 28, 42)
+    shift_window: int = 28
+    neighbour_windows: tuple[int, ...] = (28, 42)
+    neighbours: int = 200
+    caps: tuple[float | None, ...] = (None, 1.0, 1.1)
+    floors: tuple[float | None, ...] = (None, 0.5, 0.8)
+    guard_floor: float = 0.8
+
+
+def equal_density_candidates(cdf, anchor, est, lt, ld, grid: EqualDensityGrid, d_max: int):
+    """{source name: per-order CDF} of the equal-density rule (all known at purchase)."""
+    src = {
+        "network": cdf,
+        f"network shifted {grid.shift_window}d": ed.shifted_cdf(
+            cdf, anchor, lt, ld, grid.shift_window
+        ),
+    }
+    for w in grid.residual_windows:
+        src[f"residuals {w}d"] = ed.recent_residual_cdf(anchor, lt, ld, w, d_max)
+    for w in grid.neighbour_windows:
+        src[f"estimate neighbours {w}d"] = ed.estimate_neighbour_cdf(
+            est, lt, ld, w, grid.neighbours, d_max
+        )
+    return src
+
+
 @dataclass
 class Rule:
     """A promise rule with a knob: ``promises(knobs) -> {knob: days per live order}``."""
@@ -138,11 +182,13 @@ def olist_benchmark(
     policy: PromisePolicy | None = None,
     progress: bool = True,
     details: dict | None = None,
+    density_grid: EqualDensityGrid | None = None,
 ) -> dict[str, dict]:
     """{METHOD: {METRIC: value}} on the test months; ``details`` (if given) receives the
     curves, the windows tried and the counts for the plot and the docs."""
     cfg = cfg or on.OLIST_CONFIG
     policy = policy or PromisePolicy()
+    density_grid = density_grid or EqualDensityGrid()
     base, tables, raw = on.olist_frames(folder)
     history = fd.DeliveryHistory.from_tables(tables[C.ORDERS], tables[C.SHIPMENTS])
     t0, t1 = on.test_period(base)
@@ -202,6 +248,36 @@ def olist_benchmark(
             tried[(w, cap)] = fold_score(capped(fam, est, cap), o_known, folds, fold_rates)
     window, cap = min(tried, key=lambda k: np.inf if tried[k]["mean"] is None else tried[k]["mean"])
 
+    # Equal density: source, cap and floor chosen by rolling origin; the guarded row keeps
+    # the product's floor fixed and chooses the rest.
+    sources = equal_density_candidates(cdf, anchor, est, lt, ld, density_grid, cfg.d_max)
+    ed_tried = {}
+    for name, dist in sources.items():
+        for c in density_grid.caps:
+            upper = None if c is None else np.floor(est * c + 1e-9)
+            for fl in dict.fromkeys((*density_grid.floors, density_grid.guard_floor)):
+                fam = ed.equal_density_promises(dist, floor=fl, upper=upper)
+                ed_tried[(name, c, fl)] = fold_score(fam, o_known, folds, fold_rates)
+
+    def best(keys):
+        return min(
+            keys, key=lambda k: np.inf if ed_tried[k]["mean"] is None else ed_tried[k]["mean"]
+        )
+
+    ed_choice = best([k for k in ed_tried if k[2] in density_grid.floors])
+    ed_guarded = best([k for k in ed_tried if k[2] == density_grid.guard_floor])
+
+    def density_rule(choice):
+        name, c, fl = choice
+        upper = None if c is None else np.floor(est * c + 1e-9)
+
+        def promises(ks):
+            lams = [ed.lambda_of(k) for k in ks]
+            fam = ed.equal_density_promises(sources[name], lams, floor=fl, upper=upper)
+            return dict(zip(ks, fam.values(), strict=True))
+
+        return promises
+
     all_t, all_d = base[C.ORDERED_AT].to_numpy(), base[C.DELIVERED_AT].to_numpy()
     pos = pd.Series(np.arange(len(base)), index=base[C.ORDER_ID]).loc[live[C.ORDER_ID]].to_numpy()
 
@@ -235,6 +311,20 @@ def olist_benchmark(
                 rc.recent_residual_promises(anchor, lt, ld, ks, window, cfg.d_max),
                 rc.recent_quantile_promises(all_t, all_d, lt, ks, d_max=cfg.d_max),
             ),
+            nn_seconds,
+        ),
+        Rule(
+            "ppx_equal_density",
+            "-log10 of the density threshold",
+            tuple(ed.knob_of(x) for x in ed.LAMBDAS),
+            density_rule(ed_choice),
+            nn_seconds,
+        ),
+        Rule(
+            "ppx_equal_density_guarded",
+            "-log10 of the density threshold",
+            tuple(ed.knob_of(x) for x in ed.LAMBDAS),
+            density_rule(ed_guarded),
             nn_seconds,
         ),
         Rule(
@@ -323,6 +413,14 @@ def olist_benchmark(
         window_days=float(window),
         cap=float("nan") if cap is None else float(cap),
     )
+    for row, (_, c, fl) in (
+        ("ppx_equal_density", ed_choice),
+        ("ppx_equal_density_guarded", ed_guarded),
+    ):
+        out[row].update(
+            cap=float("nan") if c is None else float(c),
+            floor=float("nan") if fl is None else float(fl),
+        )
     out["olist_promise"]["retailer_on_time_rate_val"] = float(retailer_val)
     out["olist_promise"]["joined_customer_state"] = ol.coverage_report(raw)["joined_customer_state"]
     if details is not None:
@@ -337,6 +435,8 @@ def olist_benchmark(
             windows_tried=tried,
             window=window,
             cap=cap,
+            equal_density_tried=ed_tried,
+            equal_density_choice={"chosen": ed_choice, "guarded": ed_guarded},
             folds={
                 "months": [str(a.date()) for a in fold_starts],
                 "retailer_rates": fold_rates,
@@ -386,6 +486,14 @@ def write_curves(details: dict, png: str | Path) -> Path:
             f"window {w}, cap {c}": v for (w, c), v in details["windows_tried"].items()
         },
         "ppx_choice": {"window_days": details["window"], "cap": details["cap"]},
+        "equal_density_candidates_folds": {
+            f"{src}, cap {c}, floor {fl}": v
+            for (src, c, fl), v in details["equal_density_tried"].items()
+        },
+        "equal_density_choice": {
+            row: {"source": src, "cap": c, "floor": fl}
+            for row, (src, c, fl) in details["equal_density_choice"].items()
+        },
         "folds": details["folds"],
         "unresolved_orders": details["unresolved"],
         "curves": {
