@@ -252,7 +252,11 @@ def olist_benchmark(
     # the product's floor fixed and chooses the rest.
     sources = equal_density_candidates(cdf, anchor, est, lt, ld, density_grid, cfg.d_max)
     ed_tried = {}
-    for name, dist in sources.items():
+    from tqdm.auto import tqdm
+
+    for name, dist in tqdm(
+        sources.items(), desc="olist: equal-density candidates", disable=not progress
+    ):
         for c in density_grid.caps:
             upper = None if c is None else np.floor(est * c + 1e-9)
             for fl in dict.fromkeys((*density_grid.floors, density_grid.guard_floor)):
