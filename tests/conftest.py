@@ -7,6 +7,7 @@ temporary folder, so every test module sees the same tiny, deterministic data.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,7 +131,15 @@ def postgres():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+_DATABASES = itertools.count(1)
+
+
+@pytest.fixture()
 def postgres_url(postgres):
-    """The SQLAlchemy URL of the throwaway server's ``postgres`` database."""
-    return postgres.url()
+    """The SQLAlchemy URL of a new, empty database on the throwaway server, one per test.
+
+    Tests that count rows (``Ledger.count()``, the outbox's counts) or sweep every
+    customer would otherwise see what earlier tests left in a shared database, and pass
+    or fail with the order the tests run in.
+    """
+    return postgres.create_database(f"test_{next(_DATABASES)}")

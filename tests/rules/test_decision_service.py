@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,10 +30,11 @@ def _port() -> int:
 
 @pytest.fixture(scope="module")
 def fake_models():
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
+
+    from ppx.serve.launch import app_in_thread
 
     async def delivery(_):
         return JSONResponse(
@@ -59,17 +59,10 @@ def fake_models():
             Route("/recs/recommend", recs, methods=["POST"]),
         ]
     )
-    port = _port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    t.join(timeout=10)
+    # Waits until uvicorn listens (and fails saying so): a loaded machine can take longer
+    # than a fixed number of polls, and calls to a server not yet up would read as "down".
+    with app_in_thread(app, start_timeout=120.0) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,9 @@ def smtp_server():
 
     rec = Recorder()
     port = _free_port()
-    ctl = Controller(rec, hostname="127.0.0.1", port=port)
+    # aiosmtpd gives its thread 5 s to start and answer by default: too tight for a loaded
+    # two-core machine, where a slow start would fail the test rather than the product.
+    ctl = Controller(rec, hostname="127.0.0.1", port=port, ready_timeout=60.0)
     ctl.start()
     rec.port = port
     try:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,11 @@ def renderer(policy):
     return Renderer(policy, SenderIdentity("Kaffee", "https://shop.example", SECRET))
 
 
+def _utcnow() -> datetime:
+    """The outbox's clock: naive UTC (whatever the machine's time zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def _cfg(server) -> SmtpConfig:
     return SmtpConfig(host="127.0.0.1", port=server.port, mail_from="shop@example.com")
 
@@ -55,7 +60,7 @@ def test_enqueue_is_idempotent(outbox: Outbox):
 
 def test_sends_each_row_once_rendered_with_unsubscribe_headers(outbox, smtp_server, renderer):
     outbox.enqueue([_msg(i) for i in range(1, 8)])
-    outbox.enqueue([_msg(99, send_after=datetime.now() + timedelta(days=1))])  # not due yet
+    outbox.enqueue([_msg(99, send_after=_utcnow() + timedelta(days=1))])  # not due yet
     rep = send_until_empty(outbox, _cfg(smtp_server), new_owner(), renderer, batch=3)
     assert rep.sent == 7
     assert outbox.counts() == {"pending": 1, "sending": 0, "sent": 7, "failed": 0}
@@ -86,12 +91,16 @@ def test_a_row_that_cannot_render_fails_for_good(outbox, smtp_server, renderer):
 def test_temporary_failure_backs_off_and_permanent_failure_stops(outbox, smtp_server, renderer):
     outbox.enqueue([_msg(1), _msg(2), _msg(3, to_address=None)])
     smtp_server.replies = ["451 4.3.0 try again later", "550 5.1.1 no such user"]
+    before = _utcnow()
     rep = send_batch(outbox, _cfg(smtp_server), new_owner(), renderer)
+    after = _utcnow()
     assert (rep.sent, rep.retried, rep.failed) == (0, 1, 2)
     rows = {r["customer_id"]: r for r in outbox.rows()}
     assert rows[1]["status"] == "pending" and rows[1]["attempts"] == 1
-    wait = rows[1]["next_attempt_at"] - datetime.utcnow()
-    assert timedelta(seconds=40) < wait < timedelta(seconds=80)  # 60 s base, +-25 % jitter
+    # 60 s base, +-25 % jitter, counted from the failure (between before and after
+    # whatever the machine's load made of the batch's duration)
+    due = rows[1]["next_attempt_at"]
+    assert before + timedelta(seconds=45) <= due <= after + timedelta(seconds=75)
     assert rows[2]["status"] == "failed" and "550" in rows[2]["last_error"]
     assert rows[3]["status"] == "failed" and rows[3]["last_error"] == "no email address"
     # Not due yet: nothing is claimed until the back-off has passed.
@@ -121,7 +130,7 @@ def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_send(outbox):
     outbox.enqueue([_msg(1)])
     first, second = new_owner(), new_owner()
     (row,) = outbox.claim(first, lease_seconds=60)
-    later = datetime.utcnow() + timedelta(seconds=61)
+    later = _utcnow() + timedelta(seconds=61)
     (again,) = outbox.claim(second, now=later)
     assert again.id == row.id and again.attempts == 2
     assert not outbox.mark_sent(row.id, first)  # the first sender lost the row
