@@ -14,6 +14,8 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
 * ``GET|PUT /preferences/{customer_id}`` (the preference centre) and
   ``POST /preferences/unsubscribe?token=...`` (signed one-click unsubscribe, RFC 8058),
   ``GET|POST /preferences/page?token=...`` (the shopper's page the email footer links to)
+* Each decision's answer carries ``Server-Timing`` (``model``, ``decide``, ``ledger`` ...
+  in ms: :func:`ppx.rules.engine.stage_timings`), so a slow answer says where its time went.
 * ``GET /metrics`` (BentoML's): besides the request metrics, the realised on-time rate of
   the delivery promises of the last 28 days by carrier (``ppx_delivery_promise_*``):
   each ``placed`` order event records the model's 90 % promise in the
@@ -85,10 +87,20 @@ def _invalid(err: ValidationError) -> InvalidArgument:
     return InvalidArgument("invalid request: " + "; ".join(parts))
 
 
-def _json(res: E.DecisionResponse) -> Response:
+def _json(res: E.DecisionResponse, stages: dict[str, float] | None = None) -> Response:
     # Serialised by pydantic directly: BentoML's generic output path derives the JSON
     # schema of the return type on every response, which cost more than the decision.
-    return Response(res.model_dump_json(), media_type="application/json")
+    headers = {"server-timing": server_timing(stages)} if stages else None
+    return Response(res.model_dump_json(), media_type="application/json", headers=headers)
+
+
+def server_timing(stages: dict[str, float]) -> str:
+    """``Server-Timing`` of a decision's stages (ms): ``model;dur=31.20, decide;dur=0.12, ...``.
+
+    What a slow answer spent its time on, readable by browsers' developer tools and
+    by ``ppx bench serve`` (its ``server_p50_ms`` ... figures are their sum).
+    """
+    return ", ".join(f"{name};dur={ms:.2f}" for name, ms in stages.items())
 
 
 async def _run(coro_factory):
@@ -333,8 +345,9 @@ class DecisionService:
         req = E.OrderEventRequest(
             event=event, customer=customer, scores=scores, model_inputs=model_inputs or {}
         )
-        res = await _run(lambda: engine().order_event(req))
-        return _json(res)
+        with E.stage_timings() as stages:
+            res = await _run(lambda: engine().order_event(req))
+        return _json(res, stages)
 
     @bentoml.api(route="/decide/return")
     async def decide_return(
@@ -348,8 +361,9 @@ class DecisionService:
         req = E.ReturnDecisionRequest(
             request=request, customer=customer, scores=scores, model_inputs=model_inputs or {}
         )
-        res = await _run(lambda: engine().return_(req))
-        return _json(res)
+        with E.stage_timings() as stages:
+            res = await _run(lambda: engine().return_(req))
+        return _json(res, stages)
 
     @bentoml.api(route="/decide/claim")
     async def decide_claim(
@@ -363,8 +377,9 @@ class DecisionService:
         req = E.ClaimDecisionRequest(
             request=request, customer=customer, scores=scores, model_inputs=model_inputs or {}
         )
-        res = await _run(lambda: engine().claim(req))
-        return _json(res)
+        with E.stage_timings() as stages:
+            res = await _run(lambda: engine().claim(req))
+        return _json(res, stages)
 
     @bentoml.api(route="/decide/daily-batch")
     async def decide_daily_batch(self, items: list[dict[str, Any]]) -> dict:

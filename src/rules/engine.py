@@ -13,7 +13,11 @@ missing score takes the policy's fallback and the reasons say so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,6 +97,42 @@ PROMISE_TARGET = 0.9
 _STORED_TIER = select(CustomerTier.__table__.c.tier).where(
     CustomerTier.__table__.c.customer_id == bindparam("cid")
 )
+
+
+#: Milliseconds per stage of the decision being made, when a caller collects them
+#: (:func:`stage_timings`); None otherwise, and then nothing is timed.
+_STAGES: ContextVar[dict[str, float] | None] = ContextVar("ppx_decision_stages", default=None)
+
+
+@contextlib.contextmanager
+def stage_timings() -> Iterator[dict[str, float]]:
+    """Collect the stage times (ms) of the decisions made inside the ``with`` block.
+
+    The decision service sends them as a ``Server-Timing`` header, so a slow answer says
+    where its time went: ``model`` (the model call, with the customer's stored facts
+    read while it is in flight), ``promises`` (the promise log), ``decide`` (the pure
+    rules), ``ledger`` (experiments, ledger write, outbox) and ``loyalty`` (refunds of
+    vouchers and referrals, tier changes). The stages do not overlap.
+    """
+    stages: dict[str, float] = {}
+    token = _STAGES.set(stages)
+    try:
+        yield stages
+    finally:
+        _STAGES.reset(token)
+
+
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    stages = _STAGES.get()
+    if stages is None:
+        yield
+        return
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        stages[name] = stages.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
 
 
 def _noted(decision: Decision, why: str | None) -> Decision:
@@ -251,9 +291,10 @@ class DecisionEngine:
         Neither needs the other, so the stored facts (persisted tier, opt-outs) are read
         while the model call is in flight instead of after its answer.
         """
-        scores, resolved = await asyncio.gather(
-            self._scores(req, wanted, notes), self.resolve_customer(customer)
-        )
+        with _stage("model"):
+            scores, resolved = await asyncio.gather(
+                self._scores(req, wanted, notes), self.resolve_customer(customer)
+            )
         return scores, resolved
 
     def _write(self, decision: Decision) -> DecisionResponse:
@@ -274,12 +315,13 @@ class DecisionEngine:
     async def _commit(
         self, decision: Decision, customer: CustomerContext, at: datetime
     ) -> DecisionResponse:
-        if self.ledger is None or self.ledger.dialect == "sqlite":
-            # A local file written by one thread at a time in about a millisecond: a
-            # thread hand-off would cost about as much as the write itself.
-            return self._finish(decision, customer, at)
-        # A database over the network: keep its round trips off the event loop.
-        return await asyncio.to_thread(self._finish, decision, customer, at)
+        with _stage("ledger"):
+            if self.ledger is None or self.ledger.dialect == "sqlite":
+                # A local file written by one thread at a time in about a millisecond: a
+                # thread hand-off would cost about as much as the write itself.
+                return self._finish(decision, customer, at)
+            # A database over the network: keep its round trips off the event loop.
+            return await asyncio.to_thread(self._finish, decision, customer, at)
 
     def _churn_payload(self, c: CustomerContext) -> dict | None:
         """The churn request: the customer's risk from the model's latest feature snapshot.
@@ -329,18 +371,21 @@ class DecisionEngine:
                 }
         scores, (c, tier_why) = await self._scores_and_customer(req, wanted, c, notes)
         if self.promises is not None:
-            if self.promises.engine.dialect.name != "sqlite":
-                await asyncio.to_thread(self._log_promise, req, scores)
-            else:
-                self._log_promise(req, scores)
-        decision = _noted(decide_order_event(e, c, scores, self.policy), tier_why)
+            with _stage("promises"):
+                if self.promises.engine.dialect.name != "sqlite":
+                    await asyncio.to_thread(self._log_promise, req, scores)
+                else:
+                    self._log_promise(req, scores)
+        with _stage("decide"):
+            decision = _noted(decide_order_event(e, c, scores, self.policy), tier_why)
         res = await self._commit(decision, c, e.occurred_at)
         if self.ledger is not None:
-            if e.event_type == "refunded":
-                await self._refund_loyalty(e, res)
-            if res.decision.actions_of("set_tier"):  # rare: a tier reached or a surprise
-                spend = c.spend_12m + (e.order_value if e.event_type == "delivered" else 0.0)
-                await self._persist_tiers(res, spend, e.occurred_at)
+            with _stage("loyalty"):
+                if e.event_type == "refunded":
+                    await self._refund_loyalty(e, res)
+                if res.decision.actions_of("set_tier"):  # rare: a tier reached or a surprise
+                    spend = c.spend_12m + (e.order_value if e.event_type == "delivered" else 0.0)
+                    await self._persist_tiers(res, spend, e.occurred_at)
         return res
 
     async def _persist_tiers(self, res: DecisionResponse, spend: float, now: datetime) -> None:
@@ -415,7 +460,8 @@ class DecisionEngine:
         r = req.request
         wanted = {"fraud_return": fraud_return_payload(r)}
         scores, (c, tier_why) = await self._scores_and_customer(req, wanted, req.customer)
-        decision = _noted(decide_return(r, c, scores, self.policy), tier_why)
+        with _stage("decide"):
+            decision = _noted(decide_return(r, c, scores, self.policy), tier_why)
         return await self._commit(decision, c, r.requested_at)
 
     async def claim(self, req: ClaimDecisionRequest) -> DecisionResponse:
@@ -432,7 +478,8 @@ class DecisionEngine:
             }
             wanted["fraud_claim"] = {k: v for k, v in payload.items() if v is not None}
         scores, (c, tier_why) = await self._scores_and_customer(req, wanted, req.customer)
-        decision = _noted(decide_claim(r, c, scores, self.policy), tier_why)
+        with _stage("decide"):
+            decision = _noted(decide_claim(r, c, scores, self.policy), tier_why)
         return await self._commit(decision, c, r.claimed_at)
 
     async def daily(self, item: DailyItem) -> DecisionResponse:

@@ -152,6 +152,10 @@ def test_return_claim_and_daily_over_http(service, customer_body):
     }
     r = service.post("/decide/return", json={"request": ret, "customer": customer_body})
     assert r.status_code == 200 and r.json()["decision"]["outcome"] == "inspect"
+    # where the answer's time went: the model call, the rules, the ledger write
+    timing = dict(m.strip().split(";dur=") for m in r.headers["server-timing"].split(","))
+    assert list(timing) == ["model", "decide", "ledger"]
+    assert all(float(ms) >= 0 for ms in timing.values())
     claim = {
         "claim_id": 1,
         "order_id": 5,

@@ -286,3 +286,24 @@ def test_customer_facts_are_read_while_the_model_call_is_in_flight(
     assert [c[0] for c in calls] == ["/fraud/return"]
     assert not res.decision.fallbacks, res.decision.fallbacks  # the fraud score was used
     assert "tier platinum: the customer's persisted tier" in res.decision.reasons
+
+
+def test_stage_timings_name_the_stages_of_a_decision_and_leave_it_unchanged(
+    policy, tmp_path, engine_customer
+):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    fraud = {"/fraud/return": {"p_fraud": 0.05, "head": "return", "ring_member": False}}
+    eng, _ = _engine(policy, fraud, ledger)
+    body = {"request": RETURN, "customer": engine_customer}
+    untimed = asyncio.run(eng.return_(E.ReturnDecisionRequest.model_validate(body)))
+    with E.stage_timings() as stages:
+        timed = asyncio.run(eng.return_(E.ReturnDecisionRequest.model_validate(body)))
+    assert list(stages) == ["model", "decide", "ledger"]
+    assert all(ms >= 0 for ms in stages.values())
+    # the same answer with or without timing (the second call replays the first)
+    assert timed.decision == untimed.decision and timed.balance == untimed.balance
+    with E.stage_timings() as outer:
+        pass
+    assert outer == {}  # nothing is timed outside a decision
+    asyncio.run(eng.return_(E.ReturnDecisionRequest.model_validate(body)))
+    assert outer == {}  # nor after the block has closed
