@@ -14,6 +14,7 @@ def build_table_report(
     model: str,
     table: str | Path | None = None,
     alias: str | None = None,
+    run_id: str | None = None,
     max_rows: int = 150,
     out_dir: Path | None = None,
     log_to_mlflow: bool = True,
@@ -29,7 +30,7 @@ def build_table_report(
     from ppx.models.churn.train import table_model_name
 
     name = table_model_name(table or "table.csv", model)
-    loaded = load_explainable(name, alias=alias)
+    loaded = load_explainable(name, run_id=run_id, alias=alias)
     churn = loaded.model
     if getattr(churn, "mode", None) != "table":
         raise ValueError(f"{name} is not a churn table model")

@@ -357,7 +357,10 @@ def evaluate_registered(world_path: str | Path, alias: str = "champion") -> dict
 
     tracking.configure()
     if tracking.get_alias_version(MODEL, alias) is None:
-        raise ValueError(f"no ppx-churn model with alias {alias!r}; run `ppx train churn` first")
+        raise ValueError(
+            f"no ppx-churn model with alias {alias!r} "
+            f"({tracking.missing_alias_hint(MODEL, alias)}); run `ppx train churn` first"
+        )
     pm = mlflow.pyfunc.load_model(tracking.model_uri(MODEL, alias)).unwrap_python_model()
     sp = world_splits(load_tables(world_path, validate=False), progress=False)
     p = pm.model.predict_table(sp.test)
@@ -630,6 +633,7 @@ def train_table(
             report["version"] = int(version.version)
             report["promoted"] = gate.promoted
             report["gate"] = gate.reason
+            report["alias"] = gate.alias
     report["model"] = model
     return report
 
