@@ -54,6 +54,11 @@ def simulate_cmd(
         help="Save offers: acceptance factor of an offer answering none of the true drivers.",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the summary as JSON."),
+    alias: str = typer.Option(
+        "champion",
+        "--alias",
+        help="A store (no truth/): registry alias of the models that score it.",
+    ),
 ) -> None:
     """Replay a world's history through one or two policies and compare them."""
     from rich.console import Console
@@ -87,6 +92,7 @@ def simulate_cmd(
                 save_mismatch=save_mismatch,
             ),
             progress=True,
+            model_alias=alias,
         )
     except (DataLoadError, ValueError) as err:
         _fail(str(err))
