@@ -23,7 +23,7 @@ def build_table_report(
 ) -> Path:
     """Write the HTML report of the registered table model ``model``; return its path."""
     from ppx.config import get_settings
-    from ppx.explain.report import ReportInfo, write_report
+    from ppx.explain.report import ReportInfo, describe_run, write_report
     from ppx.explain.sources import load_explainable
     from ppx.models.churn.hygiene import read_user_table
     from ppx.models.churn.tabular import TableError
@@ -51,6 +51,7 @@ def build_table_report(
         world_path=str(path),
         data_source=f"{len(X)} rows sampled from the customer table {path.name}",
     )
+    describe_run(info, "churn", loaded.run_id)
     out_dir = out_dir or get_settings().reports_dir / name
     report = write_report(
         churn, X, info, out_dir=out_dir, max_rows=max_rows, seed=seed, progress=progress
