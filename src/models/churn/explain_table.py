@@ -40,6 +40,14 @@ def build_table_report(
             f"{name} was trained on {path}, which is not readable here; pass --table FILE"
         )
     raw = read_user_table(path)
+    absent = [
+        c for c in (*churn.encoder.numeric, *churn.encoder.categorical) if c not in raw.columns
+    ]
+    if absent:  # the model would explain a filled-in median, not the customer's value
+        raise TableError(
+            f"{path}: the model's column(s) {absent[:8]} are missing; it was trained on "
+            f"{churn.info.get('table')}"
+        )
     raw = raw.sample(min(max_rows, len(raw)), random_state=seed).reset_index(drop=True)
     X = churn.features(raw)
     X = X.fillna({c: churn.encoder.medians.get(c, 0.0) for c in churn.encoder.numeric})
