@@ -74,6 +74,10 @@ def configure(settings: Settings | None = None) -> str:
         s.artifacts_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # One "Downloading artifacts" bar per model file read back from the store drowns the
+    # command's own output; ppx shows its own progress. MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+    # set by the user wins.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not user_set:
         _uri_written_by_ppx = os.environ.get("MLFLOW_TRACKING_URI")
     return uri

@@ -147,3 +147,16 @@ def test_missing_alias_hint_lists_registered_models_of_the_family(mlflow_tmp):
     hint = tracking.missing_alias_hint("churn-orange", "champion")
     assert "ppx-churn-orange is not registered" in hint
     assert "ppx-churn-telco" in hint
+
+
+def test_configure_turns_mlflows_artifact_bars_off_unless_the_user_set_them(
+    mlflow_tmp, monkeypatch
+):
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    tracking.configure()
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is False
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    tracking.configure()
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is True
