@@ -10,8 +10,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 decide_app = typer.Typer(
     help="Decide one event with the policy (offline, or calling the model service)."
@@ -138,6 +142,14 @@ def simulate_cmd(
         console.print(f"wrote {json_out}")
 
 
+def validation_lines(err: ValidationError, limit: int = 8) -> str:
+    """Every problem of a request on its own line (field path: message), up to ``limit``."""
+    errors = err.errors()
+    lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in errors]
+    more = len(errors) - limit
+    return "\n".join(lines[:limit] + ([f"  ... and {more} more"] if more > 0 else []))
+
+
 def _fmt(v) -> str:
     if isinstance(v, bool):
         return str(v)
@@ -201,9 +213,7 @@ def _run(
     try:
         req = model_cls.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        _fail(f"invalid request: {loc}: {first['msg']} ({err.error_count()} problem(s))")
+        _fail(f"invalid request {request}:\n" + validation_lines(err))
 
     async def go():
         client = (
