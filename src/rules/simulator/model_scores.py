@@ -126,18 +126,6 @@ def churn_months(python_model, ev: WorldEvents) -> pd.DataFrame:
     return sm.merge(req, on=[C.CUSTOMER_ID, C.MONTH], how="left")
 
 
-def churned_months(months: pd.DataFrame, subs: pd.DataFrame) -> np.ndarray:
-    """Per subscription-month row: was the subscription cancelled in that month? A store
-    has no generator truth, so the observed cancellation date marks the churned month (the
-    save-offer replay reads the model's risk in that month)."""
-    if months.empty or subs is None or C.CANCELLED_AT not in subs.columns:
-        return np.zeros(len(months), dtype=bool)
-    cancelled = subs.set_index(C.SUBSCRIPTION_ID)[C.CANCELLED_AT]
-    cancel_month = pd.to_datetime(months[C.SUBSCRIPTION_ID].map(cancelled)).dt.to_period("M")
-    month = pd.to_datetime(months[C.MONTH]).dt.to_period("M")
-    return (cancel_month == month).fillna(False).to_numpy(bool)
-
-
 class ModelScores:
     """Scores from the registered champions, with the interface of ``StandInScores``."""
 
@@ -205,16 +193,14 @@ class ModelScores:
     def truth_like(self, ev: WorldEvents) -> dict[str, pd.DataFrame]:
         """The frames the replay reads from ``truth/``, made from scores and findings."""
         sm = self.subscription_months
-        months = pd.DataFrame(
-            {
-                C.SUBSCRIPTION_ID: sm.get(C.SUBSCRIPTION_ID, pd.Series(dtype=np.int64)),
-                C.MONTH: sm.get(C.MONTH, pd.Series(dtype="datetime64[ns]")),
-                C.TRUE_HAZARD: sm.get("p30", pd.Series(dtype=float)),
-            }
-        )
-        months[C.CHURNED] = churned_months(months, ev.subs)
         out = {
-            C.TRUTH_SUBSCRIPTION_MONTHS: months,
+            C.TRUTH_SUBSCRIPTION_MONTHS: pd.DataFrame(
+                {
+                    C.SUBSCRIPTION_ID: sm.get(C.SUBSCRIPTION_ID, pd.Series(dtype=np.int64)),
+                    C.MONTH: sm.get(C.MONTH, pd.Series(dtype="datetime64[ns]")),
+                    C.TRUE_HAZARD: sm.get("p30", pd.Series(dtype=float)),
+                }
+            ),
             C.TRUTH_RETURNS: pd.DataFrame(
                 {
                     C.RETURN_ID: ev.returns[C.RETURN_ID].to_numpy(),

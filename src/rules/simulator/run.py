@@ -158,7 +158,7 @@ def simulate(
             base=cfg.save_accept_base, mismatch=cfg.save_mismatch, months=cfg.save_horizon_months
         )
         if len(arrays["cancels"]["when"])
-        else "Save offers: not simulated (no subscription cancellations to replay).",
+        else "Save offers: not simulated (a store has no ground truth for churn drivers).",
         "Churn: retention gestures (apology and win-back points, surprise tier-ups) in the "
         "three months before a subscription month act like the world's points redemption "
         f"(churn_redeem_effect {effect:+.2f} on the logit) for {cfg.uptake:.0%} of the "
