@@ -268,7 +268,8 @@ def _version_of(model_name: str, alias: str) -> str:
     mv = tracking.get_alias_version(model_name, alias)
     if mv is None:
         raise ScoreError(
-            f"ppx-{model_name} has no version with alias {alias!r}; "
+            f"ppx-{model_name} has no version with alias {alias!r} "
+            f"({tracking.missing_alias_hint(model_name, alias)}); "
             f"train it first (`ppx train {model_name} --world STORE`)"
         )
     return str(mv.version)

@@ -74,6 +74,10 @@ def configure(settings: Settings | None = None) -> str:
         s.artifacts_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # One "Downloading artifacts" bar per model file read back from the store drowns the
+    # command's own output; ppx shows its own progress. MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+    # set by the user wins.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not user_set:
         _uri_written_by_ppx = os.environ.get("MLFLOW_TRACKING_URI")
     return uri
@@ -210,6 +214,42 @@ def get_alias_version(model: str, alias: str = CHAMPION) -> Any | None:
         return MlflowClient().get_model_version_by_alias(registered_name(model), alias)
     except MlflowException:
         return None
+
+
+def missing_alias_hint(model: str, alias: str = CHAMPION) -> str:
+    """Why ``model`` has no version under ``alias`` and what to pass instead: the aliases
+    it has (a version the promotion gate kept out is ``challenger``), or, when the model is
+    not registered at all, the registered models of the same family."""
+    from mlflow.exceptions import MlflowException
+
+    from mlflow import MlflowClient
+
+    name = registered_name(model)
+    client = MlflowClient()
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
+        family = name.split("-")[1] if name.count("-") >= 1 else name
+        try:
+            names = sorted(m.name for m in client.search_registered_models())
+        except MlflowException:
+            names = []
+        near = [n for n in names if n.startswith(f"ppx-{family}")] or names
+        where = tracking_uri()
+        if not near:
+            return f"no model is registered in {where}"
+        return f"{name} is not registered in {where}; registered: {', '.join(near)}"
+    aliases = dict(getattr(registered, "aliases", None) or {})
+    if not aliases:
+        return f"{name} has versions but no alias"
+    held = ", ".join(f"{a} -> v{v}" for a, v in sorted(aliases.items()))
+    hint = f"its aliases: {held}"
+    if CHALLENGER in aliases:
+        hint += (
+            f"; v{aliases[CHALLENGER]} did not pass the promotion gate (see the train "
+            f"output or tag ppx.promotion): pass --alias {CHALLENGER} to use it anyway"
+        )
+    return hint
 
 
 #: registered-model tag holding the version that was champion before the current one

@@ -128,3 +128,35 @@ def test_each_configure_follows_the_settings_but_a_user_uri_wins(tmp_path, monke
     assert tracking.configure() == user
     assert tracking.configure() == user  # still the user's on the next call
     get_settings.cache_clear()
+
+
+def test_missing_alias_hint_names_the_challenger_and_the_flag(mlflow_tmp):
+    _, v1 = _register(0.5)
+    gate = tracking.promote(
+        "delivery", v1, "score", -0.5, _score, [_beats(-0.5, 0.0)], heads=("delivery",)
+    )
+    assert gate.alias == "challenger"
+    assert tracking.get_alias_version("delivery", "champion") is None
+    hint = tracking.missing_alias_hint("delivery", "champion")
+    assert f"challenger -> v{v1.version}" in hint
+    assert "--alias challenger" in hint
+
+
+def test_missing_alias_hint_lists_registered_models_of_the_family(mlflow_tmp):
+    _register(0.5, model="churn-telco")
+    hint = tracking.missing_alias_hint("churn-orange", "champion")
+    assert "ppx-churn-orange is not registered" in hint
+    assert "ppx-churn-telco" in hint
+
+
+def test_configure_turns_mlflows_artifact_bars_off_unless_the_user_set_them(
+    mlflow_tmp, monkeypatch
+):
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    tracking.configure()
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is False
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    tracking.configure()
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is True

@@ -12,6 +12,9 @@ def explain(
     run: str | None = typer.Option(
         None, "--run", help="Explain this run's model, not the champion."
     ),
+    alias: str | None = typer.Option(
+        None, "--alias", help="Explain the version under this registry alias (default champion)."
+    ),
     world: Path | None = typer.Option(
         None, "--world", help="World to explain on (default: the run's ppx.world_path tag)."
     ),
@@ -52,6 +55,8 @@ def explain(
             path = build_table_report(
                 table_model,
                 table,
+                alias=alias,
+                run_id=run,
                 max_rows=rows,
                 out_dir=out,
                 log_to_mlflow=not no_log,
@@ -68,6 +73,7 @@ def explain(
             model,
             world,
             run_id=run,
+            alias=alias,
             max_rows=rows,
             out_dir=out,
             log_to_mlflow=not no_log,

@@ -467,7 +467,7 @@ def describe_run(info: ReportInfo, model_name: str, run_id: str | None) -> None:
             keep[key.replace(".", " · ").replace("_", " ")] = float(metrics[key])
     info.quality = dict(list(keep.items())[:14])
     if info.version:
-        mv = client.get_model_version(f"ppx-{model_name}", info.version)
+        mv = client.get_model_version(info.registered_model or f"ppx-{model_name}", info.version)
         info.verdict = mv.tags.get("ppx.promotion", "")
 
 

@@ -80,9 +80,16 @@ def load_explainable(
         alias = alias or get_settings().model_alias
         mv = tracking.get_alias_version(model_name, alias)
         if mv is None:
+            table_name = name.removeprefix("ppx-churn-") if name.startswith("ppx-churn-") else ""
+            train = (
+                f"`ppx train churn --table FILE --target COLUMN --name {table_name}`"
+                if table_name
+                else f"`ppx train {model_name}` or `make demo`"
+            )
             raise ValueError(
-                f"{name} has no version with alias {alias!r}; train it first "
-                f"(`ppx train {model_name}` or `make demo`), or pass --run RUN_ID"
+                f"{name} has no version with alias {alias!r} "
+                f"({tracking.missing_alias_hint(model_name, alias)}); train it first "
+                f"({train}), or pass --run RUN_ID"
             )
         version, run_id = str(mv.version), mv.run_id
         uri = f"models:/{name}/{version}"

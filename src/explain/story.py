@@ -70,8 +70,13 @@ def units_for(model: object, model_name: str, scores: np.ndarray | None = None) 
     what = getattr(model, "score_name", None) or what
     target = registry.get(model_name).horizon if model_name in registry.names() else ""
     horizons = getattr(model, "horizons", None)
-    if horizons and "days" in target:  # the headline is the first horizon of the model
-        target = f"of cancelling within {int(horizons[0])} days"
+    info = getattr(model, "info", None) or {}
+    if getattr(model, "mode", None) == "table":  # a customer table's own yes/no column
+        label = (info.get("target_info") or {}).get("positive_label")
+        column = info.get("target")
+        target = f"{column} = {label}" if column and label is not None else ""
+    elif horizons and int(horizons[0]) > 0 and "days" in target:
+        target = f"of cancelling within {int(horizons[0])} days"  # the model's first horizon
     if unit == "days":
         return Units(
             what, target, "days", 1.0, "lengthens the promise", "shortens the promise", False

@@ -10,8 +10,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 decide_app = typer.Typer(
     help="Decide one event with the policy (offline, or calling the model service)."
@@ -54,6 +58,11 @@ def simulate_cmd(
         help="Save offers: acceptance factor of an offer answering none of the true drivers.",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the summary as JSON."),
+    alias: str = typer.Option(
+        "champion",
+        "--alias",
+        help="A store (no truth/): registry alias of the models that score it.",
+    ),
 ) -> None:
     """Replay a world's history through one or two policies and compare them."""
     from rich.console import Console
@@ -87,6 +96,7 @@ def simulate_cmd(
                 save_mismatch=save_mismatch,
             ),
             progress=True,
+            model_alias=alias,
         )
     except (DataLoadError, ValueError) as err:
         _fail(str(err))
@@ -130,6 +140,14 @@ def simulate_cmd(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(payload, indent=2, default=str))
         console.print(f"wrote {json_out}")
+
+
+def validation_lines(err: ValidationError, limit: int = 8) -> str:
+    """Every problem of a request on its own line (field path: message), up to ``limit``."""
+    errors = err.errors()
+    lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in errors]
+    more = len(errors) - limit
+    return "\n".join(lines[:limit] + ([f"  ... and {more} more"] if more > 0 else []))
 
 
 def _fmt(v) -> str:
@@ -195,9 +213,7 @@ def _run(
     try:
         req = model_cls.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        _fail(f"invalid request: {loc}: {first['msg']} ({err.error_count()} problem(s))")
+        _fail(f"invalid request {request}:\n" + validation_lines(err))
 
     async def go():
         client = (

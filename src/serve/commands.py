@@ -53,6 +53,10 @@ def serve(
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
     cmd = service_command(host, port, DECISION_SERVICE if decisions else SERVICE)
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+    # A supervisor (systemd, a container runtime, `kill PID`) stops `ppx serve` with
+    # SIGTERM: pass it on, so the server and its workers stop too instead of being orphaned
+    # on the port.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: proc.send_signal(signum))
     try:
         raise typer.Exit(proc.wait())
     except KeyboardInterrupt:

@@ -126,7 +126,12 @@ def test_mapping_mistakes_are_named(tiny_world, tmp_path):
                     o.index != 3, "yesterday"
                 )
             ),
-            ["olist_orders_dataset.csv", "order_purchase_timestamp", "'yesterday'", "rows [3]"],
+            [
+                "olist_orders_dataset.csv",
+                "order_purchase_timestamp",
+                "'yesterday'",
+                "rows [3] (0 = the first row under the header)",
+            ],
         ),
         (lambda o: o.drop(columns=["order_status"]), ["missing column(s) ['order_status']"]),
         (lambda o: o.iloc[:0], ["only a header, no data rows"]),

@@ -134,6 +134,17 @@ def test_churn_and_fraud_speak_in_probability_points_with_their_horizon():
     assert units_for(object(), "recs", np.array([3.2])).unit == "score points"
 
 
+def test_a_customer_table_model_names_its_own_target_column_not_a_horizon():
+    class TableModel:
+        mode = "table"
+        horizons = [0]
+        info = {"target": "Churn", "target_info": {"positive_label": "Yes"}}
+
+    units = units_for(TableModel(), "churn", np.array([0.1, 0.7]))
+    assert units.headline() == "churn risk (Churn = Yes)"
+    assert "0 days" not in units.headline()
+
+
 def test_toy_report_passes_every_check(toy_report, toy_model, tiny_tables):
     from ppx.explain.reason_codes import reason_codes
 

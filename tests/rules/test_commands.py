@@ -47,6 +47,10 @@ def test_decide_reports_bad_requests(tmp_path):
     path.write_text(json.dumps({"event": {"event_type": "placed"}, "customer": {"customer_id": 1}}))
     res = CliRunner().invoke(app, ["decide", "order-event", str(path)])
     assert res.exit_code == 2 and "event.order_id" in res.output
+    # every problem is listed, not only the first
+    assert "event.customer_id: Field required" in res.output
+    assert "event.occurred_at: Field required" in res.output
+    assert "bad.json" in res.output
     res = CliRunner().invoke(app, ["decide", "order-event", str(tmp_path / "missing.json")])
     assert res.exit_code == 2 and "does not exist" in res.output
 

@@ -168,6 +168,9 @@ def test_a_variant_extends_its_base_and_is_checked_like_it(tmp_path):
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(PolicyError, match="extends itself"):
         load_policy(tmp_path / "a.yaml")
-    with pytest.raises(PolicyError, match="does not exist"):
-        (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(PolicyError, match="extends: nowhere.yaml not found at") as err:
         load_policy(tmp_path / "c.yaml")
+    assert "c.yaml" in str(err.value)  # the file that names the missing base
+    assert "relative to the policy's own folder" in str(err.value)
+    assert str(default_policy_path()) in str(err.value)

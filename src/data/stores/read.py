@@ -23,11 +23,14 @@ class StoreImportError(ValueError):
     """An export cannot become canonical tables; the message names file, column, rows."""
 
 
-def rows_text(rows) -> str:
-    """``rows [3, 7] and 12 more`` with 0-based data rows (header excluded)."""
+def rows_text(rows, file_rows: bool = True) -> str:
+    """``rows [3, 7] and 12 more (0 = the first row under the header)``: 0-based data rows
+    of the file (header excluded), said so, since a spreadsheet counts from 1 with the
+    header; ``file_rows=False`` for positions in a derived table."""
     rows = [int(r) for r in rows]
     shown = ", ".join(map(str, rows[:5]))
-    return f"rows [{shown}]" + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return f"rows [{shown}]{more}" + (" (0 = the first row under the header)" if file_rows else "")
 
 
 def sniff_encoding(raw: bytes) -> str:

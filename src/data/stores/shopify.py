@@ -357,7 +357,7 @@ def import_shopify(
             rows = list(o.index[promised.isna()])
             raise StoreImportError(
                 f"{path}: column {SHIPPING_METHOD!r} states no delivery days for "
-                f"{len(rows)} orders (order {o[NAME].iloc[rows[0]]!r}, {rows_text(rows)} of the "
+                f"{len(rows)} orders (order {o[NAME].iloc[rows[0]]!r}, {rows_text(rows, file_rows=False)} of the "
                 "orders); pass --promise-days with the brand's promise"
             )
         report.note(

@@ -84,7 +84,15 @@ def train_churn(
             f"{len(rep['categorical'])}"
         )
         print_table("holdout", [{"metric": k, "value": v} for k, v in rep["metrics"].items()])
-        console.print(f"registered {rep['registered_model']} v{rep['version']}: {rep['gate']}")
+        console.print(
+            f"registered {rep['registered_model']} v{rep['version']} -> {rep['alias']}: "
+            f"{rep['gate']}"
+        )
+        if not rep["promoted"]:
+            console.print(
+                f"not the champion: `ppx score churn` and `ppx explain churn` use it with "
+                f"--alias {rep['alias']}"
+            )
         return
     if not (world / "manifest.json").exists() and not (world / "tables").exists():
         fail(f"world {world} not found; create it with `ppx data world --out {world}`")

@@ -92,7 +92,8 @@ def score_table(
     mv = tracking.get_alias_version(name, alias)
     if mv is None:
         raise ScoreError(
-            f"{name} has no version with alias {alias!r}; train it with "
+            f"{name} has no version with alias {alias!r} "
+            f"({tracking.missing_alias_hint(name, alias)}); train it with "
             f"`ppx train churn --table FILE --target COLUMN --name {model}`"
         )
     python_model = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}").unwrap_python_model()

@@ -357,7 +357,10 @@ def evaluate_registered(world_path: str | Path, alias: str = "champion") -> dict
 
     tracking.configure()
     if tracking.get_alias_version(MODEL, alias) is None:
-        raise ValueError(f"no ppx-churn model with alias {alias!r}; run `ppx train churn` first")
+        raise ValueError(
+            f"no ppx-churn model with alias {alias!r} "
+            f"({tracking.missing_alias_hint(MODEL, alias)}); run `ppx train churn` first"
+        )
     pm = mlflow.pyfunc.load_model(tracking.model_uri(MODEL, alias)).unwrap_python_model()
     sp = world_splits(load_tables(world_path, validate=False), progress=False)
     p = pm.model.predict_table(sp.test)
@@ -392,6 +395,7 @@ def prepare_table(
         id_column = resolve_column(df, id_column, "--id")
     if time_column is not None:
         time_column = resolve_column(df, time_column, "--time")
+        time_values(df, time_column)  # on the file's own rows, so the message can name them
     y, info = parse_target(df[target], target)
     keep = ~np.isnan(y)
     if info["blank_rows"]:
@@ -431,6 +435,24 @@ def prepare_table(
     return df, y, plan, info
 
 
+def time_values(df: pd.DataFrame, time_column: str) -> pd.Series:
+    """The ``--time`` column as timestamps (or numbers, e.g. a month index); a value that
+    is neither is an error naming the rows and showing the values."""
+    t = pd.to_datetime(df[time_column], errors="coerce")
+    if t.isna().all():
+        t = pd.to_numeric(df[time_column], errors="coerce")
+    if t.isna().any():
+        bad = t.isna().to_numpy()
+        rows = np.flatnonzero(bad)[:5].tolist()
+        examples = df[time_column][bad].head(3).tolist()
+        raise TableError(
+            f"--time column {time_column!r}: {int(bad.sum())} value(s) are neither dates in "
+            f"one format (e.g. 2025-11-03) nor numbers, at data rows {rows} (0 = the first "
+            f"row under the header), e.g. {examples}; fix or drop those rows"
+        )
+    return t
+
+
 def split_table(
     df: pd.DataFrame,
     y: np.ndarray,
@@ -442,13 +464,7 @@ def split_table(
     stratified at random (by customer when ``groups`` says rows share a customer)."""
     n = len(df)
     if time_column:
-        t = pd.to_datetime(df[time_column], errors="coerce")
-        if t.isna().all():
-            t = pd.to_numeric(df[time_column], errors="coerce")
-        if t.isna().any():
-            raise TableError(
-                f"--time column {time_column!r} has {int(t.isna().sum())} unparseable values"
-            )
+        t = time_values(df, time_column)
         order = np.argsort(t.to_numpy(), kind="stable")
         a, b = int(0.6 * n), int(0.8 * n)
         idx = order[:a], order[a:b], order[b:]
@@ -630,6 +646,7 @@ def train_table(
             report["version"] = int(version.version)
             report["promoted"] = gate.promoted
             report["gate"] = gate.reason
+            report["alias"] = gate.alias
     report["model"] = model
     return report
 

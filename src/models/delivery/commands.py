@@ -34,7 +34,10 @@ def _load_registered(world: Path | None, alias: str):
 
     tracking.configure()
     if tracking.get_alias_version("delivery", alias) is None:
-        fail(f"ppx-delivery has no version with alias {alias!r}; run `ppx train delivery`")
+        fail(
+            f"ppx-delivery has no version with alias {alias!r} "
+            f"({tracking.missing_alias_hint('delivery', alias)}); run `ppx train delivery`"
+        )
     model = mlflow.pyfunc.load_model(tracking.model_uri("delivery", alias))
     model = model.unwrap_python_model().model
     _t, _truth, data = load_data(_world(world), DeliveryConfig(**{"d_max": model.cfg.d_max}))

@@ -265,6 +265,20 @@ def score_uri(uri: str, data: DeliveryData) -> float:
     return float(evaluate_model(model, data)[GATE_METRIC])
 
 
+def example_request(model: DeliveryModel, example: dict) -> dict:
+    """``example`` with each strict categorical swapped for one the model knows when the
+    model never saw it (a brand's own warehouses and carriers are not the demo's), so the
+    input example logged with the model is one it accepts."""
+    from ppx.models.delivery.model import STRICT, UNK
+
+    out = dict(example)
+    for col in STRICT:
+        known = [v for v in model.vocab.get(col, []) if v != UNK]
+        if known and out.get(col) not in known:
+            out[col] = known[0]
+    return out
+
+
 def train(
     world_path: str | Path,
     cfg: DeliveryConfig | None = None,
@@ -326,7 +340,7 @@ def train(
                     "delivery",
                     DeliveryPyfunc(),
                     artifacts=arts,
-                    input_example=pd.DataFrame([REQUEST_EXAMPLE]),
+                    input_example=pd.DataFrame([example_request(model, REQUEST_EXAMPLE)]),
                     signature=signature(),
                 )
             gate = tracking.promote(
@@ -358,7 +372,8 @@ def evaluate_registered(world_path: str | Path, alias: str = "champion") -> dict
     tracking.configure()
     if tracking.get_alias_version("delivery", alias) is None:
         raise ValueError(
-            f"ppx-delivery has no version with alias {alias!r}; run `ppx train delivery`"
+            f"ppx-delivery has no version with alias {alias!r} "
+            f"({tracking.missing_alias_hint('delivery', alias)}); run `ppx train delivery`"
         )
     model = mlflow.pyfunc.load_model(tracking.model_uri("delivery", alias))
     model = model.unwrap_python_model().model

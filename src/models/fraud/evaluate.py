@@ -435,7 +435,10 @@ def evaluate_registered(world_path, alias: str = "champion") -> dict:
 
     tracking.configure()
     if tracking.get_alias_version("fraud", alias) is None:
-        raise LookupError(f"ppx-fraud has no version with alias {alias!r}; run `ppx train fraud`")
+        raise LookupError(
+            f"ppx-fraud has no version with alias {alias!r} "
+            f"({tracking.missing_alias_hint('fraud', alias)}); run `ppx train fraud`"
+        )
     cfg = FraudConfig()
     P = prepare(world_path, cfg=cfg)
     model = mlflow.pyfunc.load_model(tracking.model_uri("fraud", alias))

@@ -608,6 +608,12 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> object:
     if not isinstance(base_name, str) or not base_name:
         raise PolicyError(f"invalid policy {path}:\n  extends: expected a file name")
     base_path = (path.parent / base_name).resolve()
+    if not base_path.exists():
+        raise PolicyError(
+            f"invalid policy {path}:\n  extends: {base_name} not found at {base_path} (the "
+            f"name is relative to the policy's own folder; the shipped default is "
+            f"{default_policy_path()})"
+        )
     if base_path in seen or base_path == path.resolve():
         raise PolicyError(f"invalid policy {path}:\n  extends: {base_name} extends itself")
     base = _read_yaml(base_path, (*seen, path.resolve()))

@@ -42,7 +42,8 @@ def _load(model: str, alias: str):
     if mv is None:
         raise MissingModelError(
             f"the replay of a store (no truth/) takes its scores from the registered models, "
-            f"and ppx-{model} has no {alias!r} version; train it with "
+            f"and ppx-{model} has no {alias!r} version "
+            f"({tracking.missing_alias_hint(model, alias)}); train it with "
             f"`ppx train {model} --world STORE`"
         )
     uri = f"models:/{tracking.registered_name(model)}/{mv.version}"

@@ -149,10 +149,13 @@ def event_arrays(
     arrays["due"] = dict(dd)
     # Referrals: attributed on a referred customer's first delivered order (see referrals).
     arrays["referrals"] = referral_rows(cu, o, everyone)
-    # Cancellations meet the policy's save offer (needs the world's truth: see saves).
+    # Cancellations meet the policy's save offer (needs the world's truth: see saves). A
+    # store's model scores stand in for the monthly risks but mark no churned month (the
+    # drivers and hazards of a cancellation are the generator's): no save offers there.
     if (
         ev.sub_events is not None
         and "truth_subscription_months" in truth
+        and C.CHURNED in truth["truth_subscription_months"].columns
         and hasattr(scores, "sub_risk")
     ):
         arrays["cancels"] = cancel_requests(ev, truth, ev.sub_events)

@@ -162,3 +162,20 @@ def test_request_schema_is_generated_from_the_tables_columns_and_types():
         Request.model_validate({"tenure": "three"})
     with pytest.raises(ValueError):
         Request.model_validate({"tenure": 3, "not_a_column": 1})
+
+
+def test_a_time_column_with_an_unreadable_value_names_the_row_and_the_value():
+    raw = pd.DataFrame(
+        {
+            "snapshot": ["2025-01-31", "2025-02-28", "31.03.2025", "2025-04-30"] * 5,
+            "spend": np.arange(20.0),
+            "Churn": ["Yes", "No"] * 10,
+        }
+    )
+    raw.loc[0, "Churn"] = None  # a blank target row first: row numbers stay the file's
+    with pytest.raises(TableError) as err:
+        prepare_table(raw, "Churn", None, "snapshot", [])
+    text = str(err.value)
+    assert "--time column 'snapshot'" in text
+    assert "5 value(s)" in text and "[2, 6, 10, 14, 18]" in text
+    assert "'31.03.2025'" in text
