@@ -58,7 +58,13 @@ def _run_store(store: Path, models: list[str], tmp_path: Path) -> None:
         scores = pd.read_parquet(out)
         assert len(scores) > 0
         assert scores["model_version"].str.fullmatch(rf"ppx-{model} v\d+").all()
-        assert (scores["reason_1"].str.len() > 0).mean() > 0.5, "reasons in plain words"
+        has_reason = scores["reason_1"].str.len() > 0
+        if model == "churn" and scores["probability"].nunique() == 1:
+            # a tiny store can leave churn's gate with its fully regularised member: one
+            # risk for everyone, and then no feature is named as a reason
+            assert not has_reason.any(), "a constant score names no reasons"
+        else:
+            assert has_reason.mean() > 0.5, "reasons in plain words"
         if model == "delivery":
             s = tables[C.SHIPMENTS]
             assert len(scores) == (s[C.STATUS] == "in_transit").sum()  # every open order

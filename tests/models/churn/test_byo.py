@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,9 +61,11 @@ def test_named_table_model_predicts_and_scores_the_file_as_pandas_reads_it(tmp_p
     assert res.exit_code == 0, res.output
     assert "id column 'customerID'" in res.output  # found by its name
     assert "registered ppx-churn-acme v1" in res.output
+    # the promotion gate decides champion or challenger (tested on its own); use what it said
+    alias = re.search(r"registered ppx-churn-acme v1 -> (\w+)", res.output).group(1)
     native = pd.read_csv(path)  # ints, floats, objects: the file's own types
     assert native["tenure"].dtype.kind == "i"
-    pm = mlflow.pyfunc.load_model("models:/ppx-churn-acme@champion")
+    pm = mlflow.pyfunc.load_model(f"models:/ppx-churn-acme@{alias}")
     pred = pm.predict(native)
     assert len(pred) == len(native) and pred["p_churn"].between(0, 1).all()
     assert (pred["customerID"] == native["customerID"]).all()
@@ -82,6 +86,8 @@ def test_named_table_model_predicts_and_scores_the_file_as_pandas_reads_it(tmp_p
             str(out),
             "--chunk",
             "100",
+            "--alias",
+            alias,
         ],
     )
     assert res.exit_code == 0, res.output
@@ -93,7 +99,19 @@ def test_named_table_model_predicts_and_scores_the_file_as_pandas_reads_it(tmp_p
     assert (scores["reason_1"].str.len() > 0).mean() > 0.9
 
     res = runner.invoke(
-        app, ["explain", "churn", "--model", "acme", "--rows", "30", "--out", str(tmp_path / "r")]
+        app,
+        [
+            "explain",
+            "churn",
+            "--model",
+            "acme",
+            "--alias",
+            alias,
+            "--rows",
+            "30",
+            "--out",
+            str(tmp_path / "r"),
+        ],
     )
     assert res.exit_code == 0, res.output
     html = next((tmp_path / "r").glob("*.html")).read_text()
