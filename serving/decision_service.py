@@ -61,6 +61,7 @@ from ppx.rules.messages import unsubscribe
 from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.messages.render import preferences_page
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
+from serving.bentoml_fixes import tracing_config
 from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
 from serving.self_service_routes import returns_app, subscription_app
 
@@ -309,6 +310,7 @@ def _settle_gc() -> None:
     workers=int(os.environ.get("PPX_DECISION_WORKERS", "1")),
     traffic={"timeout": 30},
     metrics={"enabled": True, "namespace": "ppx_decisions"},
+    tracing=tracing_config(),
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
 )
 @bentoml.asgi_app(loyalty_app, path="/loyalty")

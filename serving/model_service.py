@@ -57,7 +57,7 @@ from ppx.models.served import ServedModel
 from ppx.models.spec import request_frame
 from serving import schemas as S
 from serving.batching import MicroBatcher, Overloaded
-from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors
+from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors, tracing_config
 from serving.errors import document_errors
 from serving.table_routes import TableModel, load_table_models, table_explainer
 
@@ -647,6 +647,7 @@ ModelService = bentoml.service(
     threads=1,  # BentoML's pool for sync APIs; ours are async and score on SCORING_THREADS
     traffic={"timeout": 30},
     metrics={"enabled": True, "namespace": "ppx"},
+    tracing=tracing_config(),
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
 )(_ModelService)
 ModelService.add_asgi_middleware(GuardMiddleware)

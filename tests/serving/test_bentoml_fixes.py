@@ -116,3 +116,32 @@ def test_a_bad_request_body_is_one_info_line_and_a_crash_stays_an_error(monkeypa
     assert (bad.levelno, bad.exc_info) == (logging.INFO, None)
     assert "/delivery/estimate" in bad.getMessage() and "1 validation error" in bad.getMessage()
     assert crash.levelno == logging.ERROR and crash.exc_info[0] is RuntimeError
+
+
+@pytest.mark.parametrize(("env", "traced"), [("0", False), ("1", True)])
+def test_tracing_middleware_traces_only_when_asked(monkeypatch, env, traced):
+    """By default no path goes through OpenTelemetry's middleware (nothing would be
+    exported); ``PPX_TRACING=1`` keeps it for a deployment with a tracing exporter."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.util.http import ExcludeList
+
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
+    monkeypatch.setenv("PPX_TRACING", env)
+    from serving.bentoml_fixes import tracing_config
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    excluded = ExcludeList(tracing_config().get("excluded_urls", []))
+    middleware = OpenTelemetryMiddleware(app, excluded_urls=excluded, tracer_provider=provider)
+    sent = asyncio.run(_request(middleware))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert bool(exporter.get_finished_spans()) is traced
