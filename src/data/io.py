@@ -38,6 +38,15 @@ class DataLoadError(ValueError):
     """A file could not be read as a table; the message names the file and why."""
 
 
+#: ``manifest.json`` key ``holds`` of a store made from a reviews or return-comments
+#: export alone: texts, no orders (the feedback model reads it; the others refuse it).
+HOLDS_TEXTS = "texts"
+
+
+class TextsOnlyStoreError(DataLoadError):
+    """A command that needs orders was given a store that holds texts only."""
+
+
 def content_hash(tables: dict[str, pd.DataFrame]) -> str:
     """A digest of table contents that does not depend on the Parquet writer version."""
     h = hashlib.sha256()
@@ -147,12 +156,19 @@ def save_world(world, out: str | Path, overwrite: bool = False) -> Path:
 
 
 def save_store(
-    tables: dict[str, pd.DataFrame], out: str | Path, source: dict, overwrite: bool = False
+    tables: dict[str, pd.DataFrame],
+    out: str | Path,
+    source: dict,
+    overwrite: bool = False,
+    texts_only: bool = False,
+    product_names: dict[int, str] | None = None,
 ) -> Path:
     """Write a brand's validated canonical tables as a store folder (no ``truth/``).
 
     ``source`` (format, input files, mapping) goes into the manifest so a store says where
-    it came from.
+    it came from. A ``texts_only`` store (reviews or return comments without orders) is
+    marked ``"holds": "texts"``; its products have no catalogue row, so their names (the
+    export's own product keys) go into the manifest as ``product_names``.
     """
 
     def fill(tmp: Path) -> None:
@@ -165,6 +181,9 @@ def save_store(
             "rows": {name: len(df) for name, df in tables.items()},
             "content_hash": content_hash(tables),
         }
+        if texts_only:
+            manifest["holds"] = HOLDS_TEXTS
+            manifest["product_names"] = {str(k): v for k, v in (product_names or {}).items()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
 
     return write_folder_atomically(out, fill, overwrite)
@@ -283,13 +302,53 @@ def _table_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def load_tables(path: str | Path, validate: bool = True) -> dict[str, pd.DataFrame]:
+def holds_texts_only(path: str | Path) -> bool:
+    """Whether a folder is a store made from a reviews / return-comments export alone."""
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        return False
+    try:
+        return json.loads(file.read_text()).get("holds") == HOLDS_TEXTS
+    except (OSError, ValueError):
+        return False
+
+
+def texts_only_message(path: str | Path, what: str = "this command", needs=()) -> str:
+    """Why ``what`` cannot run on a texts-only store, and what it would need."""
+    tables = ", ".join(needs) if needs else "orders and the tables around them"
+    return (
+        f"{path}: this store holds texts only (reviews / return comments imported without "
+        f"orders); {what} needs the tables {tables}. Import an export that has them "
+        f"(ppx data import, see data/README.md); on this store run `ppx train feedback "
+        f"--world {path}`."
+    )
+
+
+def store_product_names(path: str | Path) -> dict[int, str]:
+    """Product names a texts-only store keeps in its manifest (the export's own keys)."""
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        return {}
+    names = json.loads(file.read_text()).get("product_names") or {}
+    return {int(k): str(v) for k, v in names.items()}
+
+
+def load_tables(
+    path: str | Path, validate: bool = True, texts_ok: bool = False
+) -> dict[str, pd.DataFrame]:
     """Load and validate the canonical tables of a world folder (or a folder of files).
 
     Either every table loads and passes the schema, or an error is raised and nothing is
     returned.
+
+    Raises:
+        TextsOnlyStoreError: the folder is a texts-only store and the caller did not say
+            it reads texts only (``texts_ok``): every model but feedback needs orders.
     """
     path = Path(path)
+    texts_only = holds_texts_only(path)
+    if texts_only and not texts_ok:
+        raise TextsOnlyStoreError(texts_only_message(path))
     folder = path / "tables" if (path / "tables").is_dir() else path
     if not folder.is_dir():
         raise DataLoadError(f"{path}: not a folder of canonical tables")
@@ -310,7 +369,7 @@ def load_tables(path: str | Path, validate: bool = True) -> dict[str, pd.DataFra
         problems.extend(_check_utf8(name, raw[name]))
     if problems:
         raise SchemaValidationError(problems)
-    return validate_tables(raw) if validate else raw
+    return validate_tables(raw, texts_only) if validate else raw
 
 
 def load_truth(path: str | Path) -> dict[str, pd.DataFrame]:

@@ -315,14 +315,43 @@ def _describe_schema_errors(table: str, err: SchemaErrors) -> list[str]:
     return problems
 
 
-def validate_table(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame | None, list[str]]:
-    """Validate one table; returns the coerced frame (or None) and its problems."""
+#: Tables a texts-only store holds (a reviews app's export, return comments): no orders.
+TEXT_TABLES = (C.REVIEWS, C.RETURNS)
+
+# A reviews or return-comments export has no order behind each text, and may have no
+# dates: those columns may be empty in a texts-only store (and only there).
+TEXT_SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    C.REVIEWS: SCHEMAS[C.REVIEWS].update_columns(
+        {C.CREATED_AT: {"nullable": True}, C.ORDER_ID: {"nullable": True, "dtype": "Int64"}}
+    ),
+    C.RETURNS: SCHEMAS[C.RETURNS].update_columns(
+        {
+            C.REQUESTED_AT: {"nullable": True},
+            C.ORDER_ID: {"nullable": True, "dtype": "Int64"},
+            C.REASON: {"nullable": True},
+            C.REFUND_AMOUNT: {"nullable": True},
+        }
+    ),
+}
+
+
+def validate_table(
+    name: str, df: pd.DataFrame, texts_only: bool = False
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """Validate one table; returns the coerced frame (or None) and its problems.
+
+    ``texts_only``: the table belongs to a texts-only store, which holds only
+    :data:`TEXT_TABLES` with their order, date and refund columns allowed to be empty.
+    """
     if name not in SCHEMAS:
         return None, [f"unknown table {name!r}; expected one of {', '.join(C.TABLES)}"]
+    if texts_only and name not in TEXT_SCHEMAS:
+        return None, [f"table {name}: a texts-only store holds only {', '.join(TEXT_TABLES)}"]
     if name in REQUIRED_NONEMPTY and len(df) == 0:
         return None, [f"table {name} is empty; it needs at least one row"]
+    schema = TEXT_SCHEMAS[name] if texts_only else SCHEMAS[name]
     try:
-        return SCHEMAS[name].validate(df, lazy=True), []
+        return schema.validate(df, lazy=True), []
     except SchemaErrors as err:
         return None, _describe_schema_errors(name, err)
 
@@ -395,8 +424,12 @@ def _cross_table_problems(t: Mapping[str, pd.DataFrame]) -> list[str]:
     return problems
 
 
-def validate_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def validate_tables(
+    tables: Mapping[str, pd.DataFrame], texts_only: bool = False
+) -> dict[str, pd.DataFrame]:
     """Validate a set of canonical tables together; all pass or nothing is returned.
+
+    ``texts_only`` validates a texts-only store (see :func:`validate_table`).
 
     Raises:
         SchemaValidationError: listing every problem found, each naming table, column
@@ -405,7 +438,7 @@ def validate_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFram
     clean: dict[str, pd.DataFrame] = {}
     problems: list[str] = []
     for name, df in tables.items():
-        out, errs = validate_table(name, df)
+        out, errs = validate_table(name, df, texts_only)
         problems.extend(errs)
         if out is not None:
             clean[name] = out

@@ -28,6 +28,10 @@ class ImportReport:
     format: str
     inputs: list[str]
     notes: list[str] = field(default_factory=list)
+    #: a reviews / return-comments export without orders (see :mod:`.texts`)
+    texts_only: bool = False
+    #: texts-only stores: each product id's key in the export (its name in reports)
+    product_names: dict[int, str] = field(default_factory=dict)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -169,12 +173,20 @@ def write_store(
             problem with table, column and rows); nothing is written.
     """
     tables = {k: v.drop(columns=[SOURCE_ROW], errors="ignore") for k, v in tables.items()}
-    full = complete(tables)
+    # a texts-only store holds its text tables alone: empty order tables would be refused
+    full = tables if report.texts_only else complete(tables)
     try:
-        valid = validate_tables(full)
+        valid = validate_tables(full, texts_only=report.texts_only)
     except SchemaValidationError as err:
         raise StoreImportError(
             f"the {report.format} export does not make valid canonical tables:\n{err}"
         ) from err
-    path = save_store(valid, out, source=report.as_dict(), overwrite=overwrite)
+    path = save_store(
+        valid,
+        out,
+        source=report.as_dict(),
+        overwrite=overwrite,
+        texts_only=report.texts_only,
+        product_names=report.product_names,
+    )
     return path, valid

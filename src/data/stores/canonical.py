@@ -16,6 +16,9 @@ other files and columns::
 Values are converted by the schema's column types (timestamps, numbers, yes/no flags),
 so a refusal names the file, the export's column and the rows. Consent columns that are
 absent mean *no consent*; other absent nullable columns are left empty.
+
+An export of ``reviews`` and/or ``returns`` alone (a reviews app's CSV, return comments)
+makes a texts-only store (:mod:`.texts`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import yaml
 
 from ppx.data import columns as C
 from ppx.data.schema import SCHEMAS
+from ppx.data.stores import texts
 from ppx.data.stores.build import ImportReport
 from ppx.data.stores.read import (
     StoreImportError,
@@ -131,10 +135,15 @@ def import_canonical(
     if not files:
         raise StoreImportError(
             f"{source}: no table files found (name them <table>.csv or <table>.parquet, "
-            "or give --mapping)"
+            "or give --mapping; a reviews-app export alone maps a 'reviews' table, see "
+            "docs/feedback.md)"
         )
     if mapping_path is not None:
         report.inputs.append(str(mapping_path))
+    if texts.is_texts_only(files):
+        report.texts_only = True
+        tables, report.product_names = texts.import_texts(files, report)
+        return tables
     tables = {}
     for name, (path, renames) in files.items():
         tables[name] = convert(name, read_export(path), path, renames)

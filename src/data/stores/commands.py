@@ -91,8 +91,9 @@ def data_import(
         fail(str(err))
     for line in report.notes:
         console.print(f"note: {line}")
+    kind = f"{report.format}, texts only" if report.texts_only else report.format
     print_table(
-        f"store {path} ({report.format})",
+        f"store {path} ({kind})",
         [{"table": k, "rows": len(v)} for k, v in tables.items() if len(v)],
     )
 
