@@ -105,7 +105,8 @@ def data_validate(
     from ppx.data.schema import SchemaValidationError
 
     try:
-        tables = load_tables(path)
+        # a texts-only store validates too (its text tables, with their own rules)
+        tables = load_tables(path, texts_ok=True)
     except (SchemaValidationError, DataLoadError) as err:
         fail(str(err))
     print_table("valid tables", [{"table": k, "rows": len(v)} for k, v in tables.items()])
@@ -179,7 +180,7 @@ def build_app() -> typer.Typer:
     makes this fail (never a quietly missing command). Model commands import their heavy
     code only when run, keeping ``ppx --help`` fast.
     """
-    from ppx import monitor_commands, score_commands, tracking_server, tune_commands
+    from ppx import monitor_commands, score_commands, store_guard, tracking_server, tune_commands
     from ppx.explain import commands as explain_commands
     from ppx.models import registry
     from ppx.rules import commands as rules_commands
@@ -201,6 +202,8 @@ def build_app() -> typer.Typer:
     for spec in registry.specs():
         spec.load("register_commands")(groups)
     monitor_commands.register(groups)
+    for name, group in groups.items():
+        store_guard.guard_group(group, name)
     app.add_typer(data_app, name="data")
     for name, group in groups.items():
         if group.registered_commands:  # a group no model contributes to is not shown
@@ -211,6 +214,7 @@ def build_app() -> typer.Typer:
     score_commands.register(app)
     tune_commands.register(app)
     tracking_server.register(app)
+    store_guard.guard_app(app, ("score", "tune", "explain", "simulate"))
     app.command("demo")(demo)
     return app
 

@@ -48,6 +48,7 @@ class ReportData:
     impact: pd.DataFrame
     product_names: dict[int, str]
     fdr: float = 0.01  # the alerts' per-scan false-discovery rate
+    without_text: int = 0  # reviews / returns with a blank text (not in the corpus)
 
 
 def theme_impact(corpus: pd.DataFrame, labels: np.ndarray, n_themes: int) -> pd.DataFrame:
@@ -117,49 +118,74 @@ def _e(x) -> str:
 
 
 def render_html(data: ReportData, title: str = "What customers say") -> str:
+    """The page. Sections follow what the texts hold: return comments bring the returns and
+    refunds columns, reviews the ratings, dates the trend lines and alerts; a store made
+    from a reviews export alone shows no empty returns column and no misleading zero."""
     names = data.themes.names()
     corpus, weekly, alerts = data.corpus, data.weekly, data.alerts
     pname = lambda p: data.product_names.get(int(p), f"product {int(p)}")  # noqa: E731
-    t0, t1 = corpus[C.CREATED_AT].min(), corpus[C.CREATED_AT].max()
     n_rev = int((corpus[C.SOURCE] == "review").sum())
     n_ret = len(corpus) - n_rev
+    dated = bool(corpus[C.CREATED_AT].notna().any())
     assigned = corpus["theme_id"] != NOISE_LABEL
+    what = " and ".join(
+        x
+        for x in (
+            f"{n_rev:,} reviews" if n_rev else "",
+            f"{n_ret:,} return comments" if n_ret else "",
+        )
+        if x
+    )
+    if dated:
+        t0, t1 = corpus[C.CREATED_AT].min(), corpus[C.CREATED_AT].max()
+        span = f", {t0:%Y-%m-%d} to {t1:%Y-%m-%d}"
+    else:
+        span = " (undated: the export has no dates, so there are no weekly trends or alerts)"
+    skipped = (
+        f" {data.without_text:,} more had no text and are not read."
+        if data.without_text
+        else ""
+    )
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
         f"<style>{CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f"<p class='muted'>{n_rev:,} reviews and {n_ret:,} return comments, "
-        f"{t0:%Y-%m-%d} to {t1:%Y-%m-%d}. Themes are found by grouping texts that say the "
-        "same thing (in any wording), named by their most distinctive words.</p>",
+        f"<p class='muted'>{what}{span}.{skipped} Themes are found by grouping texts that say "
+        "the same thing (in any wording), named by their most distinctive words.</p>",
     ]
     # --- plain-language summary -----------------------------------------------------------
     summary = [
         f"{data.themes.n_themes} themes cover {assigned.mean():.0%} of what customers wrote."
     ]
-    if len(data.impact):
+    if len(data.impact) and n_rev and data.impact["mean_rating"].notna().any():
         worst = data.impact.sort_values("rating_impact").iloc[0]
         summary.append(
             f"The theme that costs the most stars is <b>{_e(names[int(worst[C.THEME])])}</b>: "
             f"reviews with it average {worst['mean_rating']:.1f} against "
             f"{worst['rating_others']:.1f} for the rest."
         )
-        ret = data.impact.sort_values("refunds", ascending=False).iloc[0]
+    if len(data.impact) and n_ret:
+        ret = data.impact.sort_values(["returns", "refunds"], ascending=False).iloc[0]
+        refunded = (
+            f", {ret['refunds']:,.0f} refunded" if corpus[C.REFUND_AMOUNT].notna().any() else ""
+        )
         summary.append(
             f"Return comments are most often about <b>{_e(names[int(ret[C.THEME])])}</b> "
-            f"({int(ret['returns']):,} returns, {ret['refunds']:,.0f} refunded)."
+            f"({int(ret['returns']):,} returns{refunded})."
         )
-    if len(alerts):
+    if dated and len(alerts):
         summary.append(
             f"<b>{len(alerts)} rising theme{'s' if len(alerts) > 1 else ''}</b> need attention "
             "this week (below)."
         )
-    else:
+    elif dated:
         summary.append("No theme is rising significantly for any product this week.")
     parts.append("<div class='summary'><p>" + " ".join(summary) + "</p></div>")
     # --- alerts ---------------------------------------------------------------------------
-    parts.append("<h2>Rising themes (alerts)</h2>")
-    if len(alerts) == 0:
-        parts.append("<p>None this week.</p>")
+    if dated:
+        parts.append("<h2>Rising themes (alerts)</h2>")
+        if len(alerts) == 0:
+            parts.append("<p>None this week.</p>")
     for _, a in alerts.sort_values("q_value").iterrows():
         k, p = int(a[C.THEME]), int(a[C.PRODUCT_ID])
         recent = corpus[(corpus[C.PRODUCT_ID] == p) & (corpus["theme_id"] == k)].sort_values(
@@ -189,55 +215,68 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
         if len(groups) > 1
         else ""
     )
-    parts.append(
-        f"<h2>Themes</h2>{note}"
-        "<table><tr><th>theme</th><th>language</th><th>distinctive words</th><th>texts</th>"
-        "<th>returns</th><th>refunds</th><th>mean rating (others)</th><th>trend (share)</th>"
-        "<th>in their words</th></tr>"
-    )
+    head = "<th>theme</th><th>language</th><th>distinctive words</th><th>texts</th>"
+    if n_ret:
+        head += "<th>returns</th><th>refunds</th>"
+    if n_rev:
+        head += "<th>mean rating (others)</th>"
+    if dated:
+        head += "<th>trend (share)</th>"
+    parts.append(f"<h2>Themes</h2>{note}<table><tr>{head}<th>in their words</th></tr>")
     imp = data.impact.set_index(C.THEME) if len(data.impact) else None
     order = np.argsort([-s for s in data.themes.sizes]) if data.themes.sizes else []
     for k in order:
         r = imp.loc[k]
         rating = "–" if np.isnan(r["mean_rating"]) else f"{r['mean_rating']:.2f}"
-        parts.append(
+        row = (
             f"<tr><td><b>{_e(names[k])}</b></td><td>{_e(langs[k])}</td>"
             f"<td>{_e(', '.join(data.themes.words[k]))}</td>"
-            f"<td class='num'>{int(r['texts']):,}</td><td class='num'>{int(r['returns']):,}</td>"
-            f"<td class='num'>{r['refunds']:,.0f}</td>"
-            f"<td class='num'>{rating} ({r['rating_others']:.2f})</td>"
-            f"<td>{sparkline(_share_series(weekly, k))}</td>"
-            f"<td>{''.join(f'<div class=quote>“{_e(q)}”</div>' for q in data.themes.quotes[k])}"
-            "</td></tr>"
+            f"<td class='num'>{int(r['texts']):,}</td>"
         )
+        if n_ret:
+            row += (
+                f"<td class='num'>{int(r['returns']):,}</td>"
+                f"<td class='num'>{r['refunds']:,.0f}</td>"
+            )
+        if n_rev:
+            row += f"<td class='num'>{rating} ({r['rating_others']:.2f})</td>"
+        if dated:
+            row += f"<td>{sparkline(_share_series(weekly, k))}</td>"
+        quotes = "".join(f"<div class=quote>“{_e(q)}”</div>" for q in data.themes.quotes[k])
+        parts.append(f"{row}<td>{quotes}</td></tr>")
     parts.append("</table>")
     # --- per product ----------------------------------------------------------------------
-    parts.append("<h2>Top themes per product</h2>")
+    products = corpus[C.PRODUCT_ID].nunique()
+    if products > 1:
+        parts.append("<h2>Top themes per product</h2>")
     alerted = list(dict.fromkeys(alerts[C.PRODUCT_ID].astype(int))) if len(alerts) else []
     busiest = corpus[C.PRODUCT_ID].value_counts().index.astype(int).tolist()
-    for p in list(dict.fromkeys(alerted + busiest))[:12]:
+    for p in list(dict.fromkeys(alerted + busiest))[:12] if products > 1 else []:
         d = corpus[(corpus[C.PRODUCT_ID] == p) & (corpus["theme_id"] != NOISE_LABEL)]
         top = d["theme_id"].value_counts().head(3)
         n_p = int((corpus[C.PRODUCT_ID] == p).sum())
+        cols = "<th>trend</th><th>latest words</th>" if dated else "<th>in their words</th>"
         parts.append(
             f"<h3>{_e(pname(p))} <span class='muted'>({n_p:,} texts)</span></h3>"
-            "<table><tr><th>theme</th><th>share</th><th>trend</th><th>latest words</th></tr>"
+            f"<table><tr><th>theme</th><th>share</th>{cols}</tr>"
         )
         for k, n in top.items():
             latest = d[d["theme_id"] == k].sort_values(C.CREATED_AT, ascending=False)
+            trend = f"<td>{sparkline(_share_series(weekly, int(k), p))}</td>" if dated else ""
             parts.append(
                 f"<tr><td>{_e(names[int(k)])}</td><td class='num'>{n / n_p:.0%}</td>"
-                f"<td>{sparkline(_share_series(weekly, int(k), p))}</td>"
-                f"<td>{_quotes(latest[TEXT])}</td></tr>"
+                f"{trend}<td>{_quotes(latest[TEXT])}</td></tr>"
             )
         parts.append("</table>")
-    parts.append(
-        "<p class='muted'>Alerts: each week, for every product and theme, the last weeks are "
-        "compared with the weeks before by a one-sided Fisher exact test; p-values of a "
-        f"week's scan are adjusted by Benjamini-Hochberg at {data.fdr:.0%}: when nothing is "
-        f"rising, at most {data.fdr:.0%} of weekly scans raise a false alert. Trend lines are "
-        "four-week rolling shares.</p></body></html>"
-    )
+    if dated:
+        parts.append(
+            "<p class='muted'>Alerts: each week, for every product and theme, the last weeks "
+            "are compared with the weeks before by a one-sided Fisher exact test; p-values of "
+            f"a week's scan are adjusted by Benjamini-Hochberg at {data.fdr:.0%}: when nothing "
+            f"is rising, at most {data.fdr:.0%} of weekly scans raise a false alert. Trend "
+            "lines are four-week rolling shares.</p>"
+        )
+    parts.append("</body></html>")
     return "".join(parts)
 
 

@@ -27,8 +27,15 @@ def weekly_counts(corpus: pd.DataFrame, labels: np.ndarray, n_themes: int) -> pd
     """Rows: product x week x theme with ``count``, the product-week ``total`` and ``share``.
 
     Every week between the first and last text appears for every product that has
-    texts (zeros included), so a rolling window never skips a quiet week.
+    texts (zeros included), so a rolling window never skips a quiet week. Undated texts
+    (a reviews export without dates) have no week: they are left out, and a corpus
+    without any date gives no rows.
     """
+    dated = corpus[C.CREATED_AT].notna().to_numpy()
+    if not dated.all():
+        corpus, labels = corpus[dated], np.asarray(labels)[dated]
+    if not len(corpus):
+        return pd.DataFrame(columns=[C.PRODUCT_ID, WEEK, C.THEME, COUNT, TOTAL, SHARE])
     df = pd.DataFrame(
         {
             C.PRODUCT_ID: corpus[C.PRODUCT_ID].to_numpy(),

@@ -174,6 +174,9 @@ class ModelSpec:
         tuning: optional :class:`ppx.tuning.Tuning`: the objective on validation, the best
             trial's config and the default config. With it, ``ppx tune <name>`` runs
             shared studies (``--storage``, ``--study``, ``--workers``, ``--register``).
+        reads: the canonical tables the model's training needs rows in. A model that
+            needs more than reviews and returns refuses a texts-only store (a reviews
+            export imported alone) at once, naming these (``ppx.store_guard``).
     """
 
     name: str
@@ -198,6 +201,7 @@ class ModelSpec:
     tabular: bool = True
     explain_note: str = ""
     tuning: Ref | None = None
+    reads: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.tabular and not self.explain_note:

@@ -7,11 +7,13 @@ of the canonical schema; the same network with one output is a calibrated classi
 a user's own customer table (``ppx train churn --table FILE``).
 """
 
+from ppx.data import columns as C
 from ppx.models.churn.schemas import REQUEST_EXAMPLE, ChurnRequest, ChurnResponse
 from ppx.models.spec import EndpointSpec, ModelSpec
 
 SPEC = ModelSpec(
     name="churn",
+    reads=(C.CUSTOMERS, C.ORDERS, C.SUBSCRIPTIONS, C.SUBSCRIPTION_EVENTS),
     summary="Subscription churn: P(cancel within 30/60/90 days) and expected lifetime.",
     gate_metric="roc_auc",
     heads=("churn",),

@@ -7,6 +7,7 @@ the P50 date, a promise at any target on-time rate, P(on time | promise date) an
 a parcel in transit, P(late).
 """
 
+from ppx.data import columns as C
 from ppx.models.delivery.schemas import (
     REQUEST_EXAMPLE,
     TRANSIT_EXAMPLE,
@@ -17,6 +18,7 @@ from ppx.models.spec import EndpointSpec, ModelSpec
 
 SPEC = ModelSpec(
     name="delivery",
+    reads=(C.CUSTOMERS, C.PRODUCTS, C.ORDERS, C.ORDER_ITEMS, C.SHIPMENTS, C.TRACKING_EVENTS),
     summary="Delivery dates: a calibrated distribution of delivery days per parcel.",
     gate_metric="pinball_0_9",
     heads=("delivery",),

@@ -9,11 +9,13 @@ row of named inputs, so it is not tabular: no SHAP report or feature dictionary;
 ``explain=true`` reason codes are the words that move the sentiment most.
 """
 
+from ppx.data import columns as C
 from ppx.models.feedback.schemas import REQUEST_EXAMPLE, FeedbackRequest, FeedbackResponse
 from ppx.models.spec import EndpointSpec, ModelSpec
 
 SPEC = ModelSpec(
     name="feedback",
+    reads=(C.REVIEWS, C.RETURNS),
     summary="Feedback mining: themes and sentiment of reviews and return comments.",
     gate_metric="roc_auc",
     greater_is_better=True,

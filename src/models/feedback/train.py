@@ -49,18 +49,24 @@ class Analysis:
     alert_params: AL.AlertParams = field(default_factory=AL.AlertParams)
 
 
-def holdout_mask(corpus: pd.DataFrame, fraction: float) -> np.ndarray:
-    """The latest ``fraction`` of texts by time (the cut is a review-time quantile)."""
+def holdout_mask(corpus: pd.DataFrame, fraction: float, seed: int = 0) -> np.ndarray:
+    """The latest ``fraction`` of texts by time (the cut is a review-time quantile).
+
+    Undated texts (a reviews export without dates) have no "latest": a seeded random
+    ``fraction`` of them is held out instead.
+    """
     rv = corpus[corpus[C.SOURCE] == "review"][C.CREATED_AT]
     if rv.empty or fraction <= 0:
         return np.zeros(len(corpus), dtype=bool)
+    if rv.isna().all():
+        return np.random.default_rng(seed).random(len(corpus)) < fraction
     cut = rv.quantile(1 - fraction)
     return (corpus[C.CREATED_AT] >= cut).to_numpy()
 
 
 def analyse(corpus: pd.DataFrame, vectors: CorpusVectors, config: FeedbackConfig) -> Analysis:
     """Fit themes and sentiment on the training part, tag everything, trend and alert."""
-    hold = holdout_mask(corpus, config.holdout_fraction)
+    hold = holdout_mask(corpus, config.holdout_fraction, config.seed)
     texts = corpus[TEXT].tolist()
     model = fit_model(
         texts,
@@ -125,17 +131,48 @@ def latest_alerts(alerts: pd.DataFrame, weekly: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_corpus(world_path: str | Path) -> pd.DataFrame:
-    """The world's texts, with the planted theme when the folder has ``truth/``."""
-    from ppx.data.io import load_tables
+    """The world's texts, with the planted theme when the folder has ``truth/``.
 
-    tables = load_tables(world_path)
+    A texts-only store (a reviews export without orders) has no products table; its
+    products are named by the export's own keys, kept in the store's manifest.
+    """
+    from ppx.data.io import load_tables, store_product_names
+
+    tables = load_tables(world_path, texts_ok=True)
     corpus = build_corpus(tables)
     truth_file = Path(world_path) / "truth" / f"{C.TRUTH_FEEDBACK}.parquet"
     if truth_file.exists():
         corpus = attach_truth(corpus, pd.read_parquet(truth_file))
-    names = tables[C.PRODUCTS].set_index(C.PRODUCT_ID)[C.NAME].to_dict()
+    if C.PRODUCTS in tables:
+        names = tables[C.PRODUCTS].set_index(C.PRODUCT_ID)[C.NAME].to_dict()
+    else:
+        # a bare number (a catalogue id) reads as "product 767", a SKU or name as itself
+        names = {
+            k: f"product {v}" if v.isdigit() else v
+            for k, v in store_product_names(world_path).items()
+        }
     corpus.attrs["product_names"] = {int(k): str(v) for k, v in names.items()}
+    corpus.attrs["texts_without_text"] = _texts_without_text(tables)
     return corpus
+
+
+def _texts_without_text(tables: dict[str, pd.DataFrame]) -> int:
+    """Reviews and returns whose text is blank (kept in the store, absent from the corpus)."""
+    n = 0
+    for name, cols in (
+        (C.REVIEWS, (C.REVIEW_TITLE, C.REVIEW_BODY)),
+        (C.RETURNS, (C.RETURN_COMMENT,)),
+    ):
+        t = tables.get(name)
+        if t is None or not len(t):
+            continue
+        blank = np.ones(len(t), dtype=bool)
+        for col in cols:
+            if col in t:
+                s = t[col].fillna("").astype(str).str.strip()
+                blank &= (s == "").to_numpy()
+        n += int(blank.sum())
+    return n
 
 
 def report_for(analysis: Analysis, path: Path, title: str = "What customers say") -> Path:
@@ -147,6 +184,7 @@ def report_for(analysis: Analysis, path: Path, title: str = "What customers say"
         impact=analysis.impact,
         product_names=analysis.corpus.attrs.get("product_names", {}),
         fdr=analysis.alert_params.fdr,
+        without_text=analysis.corpus.attrs.get("texts_without_text", 0),
     )
     return write_report(data, path, title)
 
@@ -273,7 +311,8 @@ def evaluate_registered(world_path: str | Path, alias: str = "champion") -> dict
 
     tracking.configure()
     corpus = load_corpus(world_path)
-    hold = holdout_mask(corpus, FeedbackConfig().holdout_fraction)
+    cfg = FeedbackConfig()
+    hold = holdout_mask(corpus, cfg.holdout_fraction, cfg.seed)
     return {GATE_METRIC: score_model_uri(tracking.model_uri(MODEL, alias), corpus, hold)}
 
 

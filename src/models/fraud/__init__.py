@@ -6,6 +6,7 @@ oracle, ``pyfunc`` the served model, ``commands`` the CLI. Features live in
 ``ppx.features.fraud``.
 """
 
+from ppx.data import columns as C
 from ppx.models.fraud.schemas import (
     CLAIM_EXAMPLE,
     RETURN_EXAMPLE,
@@ -17,6 +18,7 @@ from ppx.models.spec import EndpointSpec, ModelSpec
 
 SPEC = ModelSpec(
     name="fraud",
+    reads=(C.CUSTOMERS, C.ORDERS, C.ORDER_ITEMS, C.SHIPMENTS, C.RETURNS, C.CLAIMS),
     summary="Return and claim fraud: one network, two calibrated heads.",
     gate_metric="holdout_mean_pr_auc",  # the mean of the two heads' pr_auc
     greater_is_better=True,

@@ -4,11 +4,13 @@ See :mod:`ppx.models.recs.train` for the recipe and :mod:`ppx.models.recs.pyfunc
 the served interface.
 """
 
+from ppx.data import columns as C
 from ppx.models.recs.schemas import REQUEST_EXAMPLE, RecsRequest, RecsResponse
 from ppx.models.spec import EndpointSpec, ModelSpec
 
 SPEC = ModelSpec(
     name="recs",
+    reads=(C.CUSTOMERS, C.PRODUCTS, C.ORDERS, C.ORDER_ITEMS, C.INTERACTIONS),
     summary="Recommendations: a sequential, repeat-aware recommender.",
     gate_metric="ndcg_10",
     heads=("recs",),
