@@ -1,0 +1,120 @@
+"""A reviews export (or return comments) alone: a texts-only store, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ppx.cli import app
+from ppx.data import columns as C
+from ppx.data.io import MANIFEST, TextsOnlyStoreError, holds_texts_only, load_tables
+from ppx.data.stores.commands import import_store
+from ppx.data.stores.read import StoreImportError
+
+from .review_exports import (
+    REVIEWS_FILE,
+    reviews_frame,
+    write_return_comments,
+    write_reviews,
+)
+
+runner = CliRunner()
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_reviews_export_with_its_own_column_names_becomes_a_texts_only_store(tmp_path):
+    src, mapping = write_reviews(tmp_path / "export", reviews_frame(n=150, blank=4))
+    out, tables, report = import_store(src, tmp_path / "store", mapping=mapping)
+    assert report.texts_only and holds_texts_only(out)
+    assert set(tables) == {C.REVIEWS, C.RETURNS}  # no empty order tables written
+    rv = tables[C.REVIEWS]
+    assert len(rv) == 150  # rows without text are kept (their ratings count) ...
+    assert rv[C.REVIEW_ID].is_unique and rv[C.ORDER_ID].isna().all()
+    assert rv[C.CUSTOMER_ID].nunique() <= 60 and rv[C.CREATED_AT].notna().all()
+    # ... and counted in a note naming the file and the rows
+    note = next(n for n in report.notes if "have no text" in n)
+    assert "4 of 150 rows" in note and REVIEWS_FILE in note and "rows [146, 147" in note
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["holds"] == "texts"
+    assert sorted(manifest["product_names"].values()) == ["SKU-A", "SKU-B", "SKU-C"]
+    # feedback reads it; loaders of the order-based models refuse it by name
+    assert len(load_tables(out, texts_ok=True)[C.REVIEWS]) == 150
+    with pytest.raises(TextsOnlyStoreError, match="holds texts only"):
+        load_tables(out)
+
+
+def test_import_cli_says_the_store_holds_texts_only(tmp_path):
+    src, mapping = write_reviews(tmp_path / "export")
+    res = runner.invoke(
+        app, ["data", "import", str(src), "--mapping", str(mapping), "--out", str(tmp_path / "s")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "texts only" in _flat(res.output) and "have no text" in _flat(res.output)
+
+
+def test_return_comments_alone_import_without_orders_or_refunds(tmp_path):
+    src, mapping = write_return_comments(tmp_path / "export", n=60)
+    _, tables, report = import_store(src, tmp_path / "store", mapping=mapping)
+    rt = tables[C.RETURNS]
+    assert report.texts_only and len(rt) == 60 and len(tables[C.REVIEWS]) == 0
+    assert rt[C.ORDER_ID].isna().all() and rt[C.REFUND_AMOUNT].isna().all()
+    assert rt[C.PRODUCT_ID].nunique() == 3 and rt[C.CUSTOMER_ID].is_unique
+    assert rt[C.REQUESTED_AT].min() == pd.Timestamp("2026-04-01")
+
+
+def test_a_missing_text_column_is_refused_naming_file_and_column(tmp_path):
+    frame = reviews_frame(n=20).drop(columns=["Review"])
+    src, mapping = write_reviews(tmp_path / "export", frame)
+    mapping.write_text(mapping.read_text().replace("      body: Review\n", ""))
+    with pytest.raises(StoreImportError) as err:
+        import_store(src, tmp_path / "store", mapping=mapping)
+    msg = str(err.value)
+    assert REVIEWS_FILE in msg and "needs a text column 'body'" in msg and "Headline" in msg
+    assert not (tmp_path / "store").exists()
+
+
+def test_an_unreadable_date_names_the_export_column_and_rows(tmp_path):
+    frame = reviews_frame(n=30)
+    frame.loc[[3, 17], "Submitted"] = ["next tuesday", "13/45/2026"]
+    src, mapping = write_reviews(tmp_path / "export", frame)
+    with pytest.raises(StoreImportError) as err:
+        import_store(src, tmp_path / "store", mapping=mapping)
+    msg = _flat(str(err.value))
+    assert "'Submitted (-> created_at)'" in msg and "'next tuesday'" in msg
+    assert "rows [3, 17]" in msg
+
+
+def test_a_rating_off_the_five_star_scale_names_the_column_and_rows(tmp_path):
+    frame = reviews_frame(n=30)
+    frame.loc[[5, 9], "Stars"] = [10, 0]
+    src, mapping = write_reviews(tmp_path / "export", frame)
+    with pytest.raises(StoreImportError) as err:
+        import_store(src, tmp_path / "store", mapping=mapping)
+    msg = _flat(str(err.value))
+    assert "'Stars (-> rating)'" in msg and "whole rating from 1 to 5" in msg
+    assert "rows [5, 9]" in msg
+
+
+@pytest.mark.parametrize(
+    ("args", "needs"),
+    [
+        (["train", "churn"], "subscriptions"),
+        (["train", "delivery"], "shipments"),
+        (["score", "fraud"], "claims"),
+    ],
+)
+def test_order_based_commands_refuse_a_texts_only_store_at_once(tmp_path, args, needs):
+    src, mapping = write_reviews(tmp_path / "export", reviews_frame(n=30))
+    store, _, _ = import_store(src, tmp_path / "store", mapping=mapping)
+    folder = ["--store", str(store), "--out", str(tmp_path / "s.csv")]
+    res = runner.invoke(app, [*args, *(folder if args[0] == "score" else ["--world", str(store)])])
+    assert res.exit_code == 2 and res.exception is not None
+    msg = _flat(res.output)
+    assert "holds texts only" in msg and f"ppx {' '.join(args)}" in msg and needs in msg
+    assert "ppx train feedback" in msg
