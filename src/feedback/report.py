@@ -142,9 +142,7 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
     else:
         span = " (undated: the export has no dates, so there are no weekly trends or alerts)"
     skipped = (
-        f" {data.without_text:,} more had no text and are not read."
-        if data.without_text
-        else ""
+        f" {data.without_text:,} more had no text and are not read." if data.without_text else ""
     )
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
@@ -215,9 +213,14 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
         if len(groups) > 1
         else ""
     )
+    # returns: only beside reviews (else it repeats "texts"); refunds: only when known
+    show_returns = bool(n_ret and n_rev)
+    show_refunds = bool(n_ret and corpus[C.REFUND_AMOUNT].notna().any())
     head = "<th>theme</th><th>language</th><th>distinctive words</th><th>texts</th>"
-    if n_ret:
-        head += "<th>returns</th><th>refunds</th>"
+    if show_returns:
+        head += "<th>returns</th>"
+    if show_refunds:
+        head += "<th>refunds</th>"
     if n_rev:
         head += "<th>mean rating (others)</th>"
     if dated:
@@ -233,11 +236,10 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
             f"<td>{_e(', '.join(data.themes.words[k]))}</td>"
             f"<td class='num'>{int(r['texts']):,}</td>"
         )
-        if n_ret:
-            row += (
-                f"<td class='num'>{int(r['returns']):,}</td>"
-                f"<td class='num'>{r['refunds']:,.0f}</td>"
-            )
+        if show_returns:
+            row += f"<td class='num'>{int(r['returns']):,}</td>"
+        if show_refunds:
+            row += f"<td class='num'>{r['refunds']:,.0f}</td>"
         if n_rev:
             row += f"<td class='num'>{rating} ({r['rating_others']:.2f})</td>"
         if dated:

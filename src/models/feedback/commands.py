@@ -20,6 +20,7 @@ def train_feedback(
 
     The run also logs the weekly alerts (alerts.csv) and the HTML report.
     """
+    from ppx.data import columns as C
     from ppx.data.io import DataLoadError
     from ppx.data.schema import SchemaValidationError
     from ppx.feedback.corpus import FeedbackDataError
@@ -58,6 +59,12 @@ def train_feedback(
                 }
                 for a in alerts.itertuples()
             ],
+        )
+    if not (an.corpus[C.RATING] >= 1).any():
+        console.print(
+            "note: no star ratings in these texts (return comments only), so sentiment can "
+            "be neither learnt nor scored and the version stays challenger; themes, trends "
+            "and alerts do not need ratings"
         )
     print_train_result(res)
     if report is not None:

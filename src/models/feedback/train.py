@@ -206,6 +206,8 @@ def tfidf_sentiment_auc(corpus: pd.DataFrame, hold: np.ndarray, seed: int = 0) -
 
     rating = corpus[C.RATING].to_numpy(float)
     fit = ~hold & np.isfinite(rating) & (rating != 3)
+    if len(np.unique(rating[fit] >= 4)) < 2:  # no rated reviews (return comments alone)
+        return float("nan")
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     x = vec.fit_transform(corpus.loc[fit, TEXT])
     lr = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)

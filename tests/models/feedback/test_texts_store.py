@@ -13,7 +13,7 @@ from ppx.data.adapters import datasets_dir
 from ppx.data.stores.commands import import_store
 from ppx.feedback.trends import weekly_counts
 from ppx.models.feedback.train import holdout_mask
-from tests.data.review_exports import reviews_frame, write_reviews
+from tests.data.review_exports import reviews_frame, write_return_comments, write_reviews
 
 runner = CliRunner()
 
@@ -40,6 +40,22 @@ def test_reviews_export_trains_feedback_and_the_report_shows_only_what_it_holds(
     assert "SKU-A" in page  # products by the export's own names
     # a reviews export has no return comments: no returns or refunds, no zero columns
     assert "return comments" not in page and "refund" not in page.lower()
+
+
+def test_return_comments_alone_train_themes_and_say_why_sentiment_is_not_scored(
+    tmp_path, mlflow_tmp
+):
+    src, mapping = write_return_comments(tmp_path / "export", n=90)
+    store, _, _ = import_store(src, tmp_path / "store", mapping=mapping)
+    report = tmp_path / "r.html"
+    res = runner.invoke(app, ["train", "feedback", "--world", str(store), "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "no star ratings" in out and "challenger" in out
+    page = report.read_text()
+    assert "90 return comments, 2026-04-01 to 2026-04-28" in page
+    # no ratings, no refunds in the export: neither appears, not even as zeros
+    assert "rating" not in page and "refund" not in page.lower() and "costs the most" not in page
 
 
 def test_undated_texts_are_held_out_at_random_and_give_no_weekly_rows():
