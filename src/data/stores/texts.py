@@ -178,12 +178,20 @@ def _table(
             _text(raw[has[C.REASON]].reset_index(drop=True)) if C.REASON in has else None
         )
         out[C.REFUND_AMOUNT] = (
-            parse_numbers(raw[has[C.REFUND_AMOUNT]].reset_index(drop=True), path, C.REFUND_AMOUNT)
+            parse_numbers(
+                raw[has[C.REFUND_AMOUNT]].reset_index(drop=True),
+                path,
+                _label(has[C.REFUND_AMOUNT], C.REFUND_AMOUNT),
+            )
             if C.REFUND_AMOUNT in has
             else np.nan
         )
         out[C.CONFIRMED_FRAUD] = (
-            parse_flags(raw[has[C.CONFIRMED_FRAUD]].reset_index(drop=True), path, C.CONFIRMED_FRAUD)
+            parse_flags(
+                raw[has[C.CONFIRMED_FRAUD]].reset_index(drop=True),
+                path,
+                _label(has[C.CONFIRMED_FRAUD], C.CONFIRMED_FRAUD),
+            )
             if C.CONFIRMED_FRAUD in has
             else False
         )
