@@ -338,6 +338,14 @@ class ModelStore:
                 model.predict_records([request], endpoint)
             except Exception as err:
                 _warm_up_failed(model, endpoint, source, err)
+            else:
+                log.info(
+                    "warmed %s v%s up on %s with %s",
+                    model.registered,
+                    model.version,
+                    endpoint.route,
+                    source,
+                )
 
     def _load(self, name: str) -> LoadedModel:
         import mlflow
