@@ -55,7 +55,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ppx.data.errors import error_message
+from ppx.data.errors import located_message
 from ppx.portal.app import create_app as portal_app
 from ppx.rules import engine as E
 from ppx.rules.messages import unsubscribe
@@ -83,11 +83,7 @@ def engine() -> E.DecisionEngine:
 
 
 def _invalid(err: ValidationError) -> InvalidArgument:
-    parts = []
-    for e in err.errors()[:5]:
-        msg = error_message(e)
-        loc = ".".join(str(p) for p in e["loc"])
-        parts.append(msg if msg.startswith(f"{loc}: ") else f"{loc}: {msg}")
+    parts = [located_message(e) for e in err.errors()[:5]]
     return InvalidArgument("invalid request: " + "; ".join(parts))
 
 

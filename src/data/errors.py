@@ -59,6 +59,13 @@ def error_message(error: Mapping[str, Any]) -> str:
     return f"{where}: {got} {what}; expected {fmt}"
 
 
+def located_message(error: Mapping[str, Any]) -> str:
+    """``field.path: message`` for one pydantic error, the path said once."""
+    where = ".".join(str(p) for p in error.get("loc", ())) or "(body)"
+    msg = error_message(error)
+    return msg if msg.startswith(f"{where}: ") else f"{where}: {msg}"
+
+
 def with_clear_messages(err: ValidationError) -> ValidationError:
     """The same errors (types and locations kept), each with :func:`error_message`."""
     from pydantic_core import PydanticCustomError
