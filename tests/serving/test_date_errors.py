@@ -39,16 +39,22 @@ def model_client(serving_modules):
     store.loaded["fraud"] = SimpleNamespace(name="fraud")
     store.ready.set()
     store.start = lambda: None
+    import torch
+
+    threads = torch.get_num_threads()  # the service sets its own: not the tests' process
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(M, "STORE", store)
         with TestClient(M.ModelService.to_asgi()) as client:
             yield client, M
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def decision_client(serving_modules):
-    with TestClient(serving_modules[1].DecisionService.to_asgi()) as client:
-        yield client
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PPX_DECISION_GC", "0")  # the service's GC settings: not the tests' process
+        with TestClient(serving_modules[1].DecisionService.to_asgi()) as client:
+            yield client
 
 
 def test_model_service_names_the_bad_date_field_and_the_format(model_client):
