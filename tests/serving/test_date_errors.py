@@ -68,6 +68,11 @@ def test_model_service_names_the_bad_date_field_and_the_format(model_client):
         assert item["loc"] == loc
         assert item["msg"].startswith("ordered_at: '03/12/2026' is not a date-time")
         assert FORMAT in item["msg"]
+    # a number is no date either (epoch seconds are refused, not guessed)
+    r = client.post("/fraud/return", json={**example, "requested_at": 1764755700})
+    assert r.status_code == 400, r.text
+    (item,) = r.json()["detail"]
+    assert item["msg"] == f"requested_at: 1764755700 is not a date-time; expected {FORMAT}"
 
 
 def test_decision_service_names_the_bad_date_field_and_the_format(decision_client):
