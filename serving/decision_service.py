@@ -55,6 +55,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ppx.data.errors import located_message
 from ppx.portal.app import create_app as portal_app
 from ppx.rules import engine as E
 from ppx.rules.messages import unsubscribe
@@ -62,6 +63,7 @@ from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.messages.render import preferences_page
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 from serving.bentoml_fixes import tracing_config
+from serving.errors import clear_validation_errors
 from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
 from serving.self_service_routes import returns_app, subscription_app
 
@@ -81,10 +83,7 @@ def engine() -> E.DecisionEngine:
 
 
 def _invalid(err: ValidationError) -> InvalidArgument:
-    parts = []
-    for e in err.errors()[:5]:
-        loc = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{loc}: {e['msg']}")
+    parts = [located_message(e) for e in err.errors()[:5]]
     return InvalidArgument("invalid request: " + "; ".join(parts))
 
 
@@ -396,5 +395,6 @@ class DecisionService:
 
 
 DecisionService.add_asgi_middleware(TokenMiddleware)
+clear_validation_errors(DecisionService)  # a bad date names its field and the format
 
 __all__ = ["DecisionService", "loyalty_app", "preferences_app"]

@@ -13,6 +13,10 @@ or a contract fuzzer, sees no surprise.
 that serves it, e.g. a warehouse or carrier the registered model was never trained on.
 The served model is chosen at run time (registry alias), so its vocabulary cannot be
 baked into the schema; the document declares the 422 and its body instead.
+
+Both services word a 400's messages with ``ppx.data.errors.error_message`` (a date that
+does not parse names the field and says ISO 8601): the model service in its batch input
+(``serving.schemas``), the decision service through :func:`clear_validation_errors`.
 """
 
 from __future__ import annotations
@@ -151,3 +155,46 @@ def document_errors(service: Any) -> None:
 
     DocumentedService.__name__ = DocumentedService.__qualname__ = base.__name__
     service.__class__ = DocumentedService
+
+
+def clear_validation_errors(service: Any) -> None:
+    """Word the validation errors of every API of ``service`` (a ``@bentoml.service``)
+    with :func:`ppx.data.errors.error_message`: a date that does not parse names the
+    field and the format instead of pydantic's "invalid character in year".
+
+    BentoML validates an API's parameters with a pydantic model it builds from the
+    method's signature and answers a ``ValidationError`` 400 with its errors. Each API's
+    input model is swapped for a subclass whose JSON parsing rewords the errors on the
+    way out; a request that validates takes the same path as before, the rewording
+    runs only once parsing has failed.
+    """
+    for method in service.apis.values():
+        method.input_spec = _clearly_invalid(method.input_spec)
+
+
+def _clearly_invalid(spec: type) -> type:
+    from pydantic import ValidationError
+
+    from ppx.data.errors import with_clear_messages
+
+    if getattr(spec, "__ppx_clear_errors__", False):
+        return spec
+
+    parse = spec.model_validate_json.__func__  # BentoML's own, without super()'s cost
+
+    def model_validate_json(cls: type, json_data: Any, **kwargs: Any) -> Any:
+        try:
+            return parse(cls, json_data, **kwargs)
+        except ValidationError as err:
+            raise with_clear_messages(err) from None
+
+    return type(
+        spec.__name__,
+        (spec,),
+        {
+            "__module__": spec.__module__,
+            "__qualname__": spec.__qualname__,
+            "__ppx_clear_errors__": True,
+            "model_validate_json": classmethod(model_validate_json),
+        },
+    )

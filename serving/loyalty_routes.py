@@ -46,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ppx.data.errors import located_message
 from ppx.rules.ledger import LedgerError
 from ppx.rules.loyalty import catalogue as cat
 from ppx.rules.loyalty import expiry, redemption, referrals, tiers
@@ -169,9 +170,9 @@ async def _body(request: Request, model: type[BaseModel]) -> BaseModel:
     except ValidationError as err:
         parts = []
         for e in err.errors()[:5]:
-            loc = ".".join(str(p) for p in e["loc"]) or "(body)"
-            msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
-            parts.append(f"{loc}: {msg}")
+            if e["type"] == "extra_forbidden":
+                e = {**e, "msg": "unknown field"}
+            parts.append(located_message(e))
         raise _BadRequest("invalid request: " + "; ".join(parts)) from None
 
 

@@ -56,6 +56,7 @@ from ppx.models import registry
 from ppx.models.served import ServedModel
 from ppx.models.spec import request_frame
 from serving import schemas as S
+from serving import warmup
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors, tracing_config
 from serving.errors import document_errors
@@ -309,21 +310,42 @@ class ModelStore:
         full collection walks all of them (0.3-0.8 s for the demo models, during which
         the service answers nothing): with the timer objects of ``bentoml_fixes``, one
         of the two causes of the 32-client p99 near one second. A first request per
-        documented example builds the models' lazy caches (snapshot look-ups, numpy
-        weights), so they are frozen too.
+        endpoint (the model's own logged input example, :mod:`serving.warmup`) builds
+        the models' lazy caches (snapshot look-ups, numpy weights), so they are frozen
+        too.
         """
         for endpoint in ENDPOINTS.values():
-            if endpoint.model not in self.loaded:
-                continue
-            examples = endpoint.request.model_config.get("json_schema_extra", {})
-            for example in examples.get("examples", [endpoint.example]):
-                try:  # an example the model refuses (unknown customer) still warms it
-                    request = endpoint.request.model_validate(example)
-                    self.loaded[endpoint.model].predict_records([request], endpoint)
-                except Exception as err:
-                    log.warning("warm-up of %s: %s", endpoint.route, err)
+            if endpoint.model in self.loaded:  # a missing model was reported by load_all
+                self._warm_up(self.loaded[endpoint.model], endpoint)
         gc.collect()
         gc.freeze()
+
+    @staticmethod
+    def _warm_up(model: LoadedModel, endpoint: Endpoint) -> None:
+        """Score the model's own logged input example on the endpoint (the documented
+        example when it logged none: see ``serving.warmup``). A failure is a warning
+        naming the model: the model still serves, its first caller pays for the caches."""
+        try:
+            source, bodies = warmup.warmup_requests(
+                model.pyfunc, endpoint.request, endpoint.example, endpoint.constants
+            )
+        except Exception as err:  # an unreadable logged example: said, never fatal
+            source, bodies = warmup.DOCUMENTED, []
+            _warm_up_failed(model, endpoint, warmup.OWN, err)
+        for body in bodies:
+            try:
+                request = warmup.validate(endpoint.request, body, source)
+                model.predict_records([request], endpoint)
+            except Exception as err:
+                _warm_up_failed(model, endpoint, source, err)
+            else:
+                log.info(
+                    "warmed %s v%s up on %s with %s",
+                    model.registered,
+                    model.version,
+                    endpoint.route,
+                    source,
+                )
 
     def _load(self, name: str) -> LoadedModel:
         import mlflow
@@ -363,6 +385,17 @@ class ModelStore:
         if not self.ready.is_set():
             raise ModelUnavailable("models are still loading; retry shortly (see /readyz)")
         raise ModelUnavailable(self.missing.get(name, f"model {name} is not configured"))
+
+
+def _warm_up_failed(model: LoadedModel, endpoint: Endpoint, source: str, err: Exception) -> None:
+    log.warning(
+        "warm-up of %s v%s on %s with %s failed: %s",
+        model.registered,
+        model.version,
+        endpoint.route,
+        source,
+        err,
+    )
 
 
 def _make_explainer(name: str, python_model: Any) -> Any:

@@ -5,7 +5,8 @@ answers in kind, while BentoML's adaptive batching wants each call to carry a li
 input descriptor built by :func:`batch_input` normalises a single object to a list of one
 (remembering that it did, in a context variable of the request's task) and validates each
 item on its own so an error names the item and the field (``carrier`` for one object,
-``3.carrier`` for the fourth item of a batch). The output descriptor from
+``3.carrier`` for the fourth item of a batch), worded by ``ppx.data.errors.error_message``
+(a date that does not parse says the format). The output descriptor from
 :func:`batch_output` unwraps the list again for single requests and turns per-item
 failures (:class:`ItemError`) into a 4xx/503 answer instead of a 500.
 
@@ -28,6 +29,7 @@ from _bentoml_sdk.io_models import IORootModel
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
+from ppx.data.errors import error_message
 from ppx.models.http import (  # noqa: F401 - the shared pieces, re-exported for serving
     MAX_STR,
     ReasonCode,
@@ -158,7 +160,9 @@ def batch_input(model: type[BaseModel], max_items: int = MAX_BATCH) -> type[IORo
                         loc = tuple(e["loc"]) if single else (i, *e["loc"])
                         errors.append(
                             {
-                                "type": PydanticCustomError(e["type"], "{msg}", {"msg": e["msg"]}),
+                                "type": PydanticCustomError(
+                                    e["type"], "{msg}", {"msg": error_message(e)}
+                                ),
                                 "loc": loc,
                                 "input": None,
                             }

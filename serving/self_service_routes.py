@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ppx.data.errors import error_message, located_message
 from ppx.rules.engine import DecisionEngine
 from ppx.rules.returns_flow.decide import ResolutionError
 from ppx.rules.returns_flow.desk import ReceiveRequest, ResolveRequest, ReturnsDesk
@@ -58,10 +59,9 @@ def _error(status: int, message: str, detail: list | None = None) -> JSONRespons
 
 
 def _invalid(err: ValidationError) -> JSONResponse:
-    detail = [
-        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()[:10]
-    ]
-    where = "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in detail[:3])
+    errors = err.errors()[:10]
+    detail = [{"loc": list(e["loc"]), "msg": error_message(e), "type": e["type"]} for e in errors]
+    where = "; ".join(located_message(e) for e in errors[:3])
     return _error(400, f"invalid request: {where}", detail)
 
 

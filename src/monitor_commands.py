@@ -18,7 +18,9 @@ def _command(model_name: str):
         rows: int = typer.Option(1000, "--rows", min=50, help="Recent requests to score."),
         seed: int = typer.Option(0, "--seed"),
         out: Path | None = typer.Option(
-            None, "--out", help="HTML report (default reports/MODEL_monitor.html)."
+            None,
+            "--out",
+            help="HTML report (default MODEL_monitor.html in the reports folder, PPX_REPORTS_DIR).",
         ),
     ) -> None:
         from ppx import monitoring as mon
@@ -50,7 +52,7 @@ def _command(model_name: str):
             f" {mon.PSI_MAJOR}), {int((drift['level'] == 'moderate').sum())} moderate.",
         ]
         path = mon.write_report(
-            out or Path("reports") / f"{model_name}_monitor.html",
+            mon.report_path(model_name, out),
             {"score distribution": score, "input drift": drift},
             f"ppx-{model_name}@{alias}: scores and inputs",
             summary,

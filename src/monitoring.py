@@ -6,7 +6,8 @@
   recent requests, side by side by quantile, with the score's own PSI.
 * :func:`model_drift`: both for a registered model on a world's recent requests
   (``ppx monitor churn|fraud|recs``; ``ppx monitor delivery`` adds realised on-time rates).
-* :func:`write_report`: sections as one self-contained HTML page, like the SHAP reports.
+* :func:`write_report`: sections as one self-contained HTML page, like the SHAP reports,
+  by default at :func:`report_path` (the configured reports folder, ``PPX_REPORTS_DIR``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def _table(df: pd.DataFrame, flag: str | None = None) -> str:
         )
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def report_path(model_name: str, out: Path | None = None) -> Path:
+    """Where ``ppx monitor MODEL`` writes its page: ``out`` when given, else
+    ``<reports_dir>/<model>_monitor.html`` in the configured reports folder
+    (``PPX_REPORTS_DIR``, default ``reports/`` of the project), wherever the command runs."""
+    if out is not None:
+        return Path(out)
+    from ppx.config import get_settings
+
+    return get_settings().reports_dir / f"{model_name}_monitor.html"
 
 
 def write_report(path, sections: dict[str, pd.DataFrame], title: str, summary: list[str]) -> Path:

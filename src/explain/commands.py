@@ -19,7 +19,9 @@ def explain(
         None, "--world", help="World to explain on (default: the run's ppx.world_path tag)."
     ),
     rows: int = typer.Option(150, "--rows", min=10, max=5000, help="Rows of the world explained."),
-    out: Path | None = typer.Option(None, "--out", help="Folder (default reports/MODEL/)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder (default MODEL/ in the reports folder, PPX_REPORTS_DIR)."
+    ),
     no_log: bool = typer.Option(False, "--no-log", help="Do not attach the report to the run."),
     seed: int = typer.Option(0, "--seed"),
     table_model: str | None = typer.Option(
@@ -29,7 +31,8 @@ def explain(
         None, "--table", help="With --model: table to explain (default: its training table)."
     ),
 ) -> None:
-    """Write a self-contained HTML SHAP report under reports/MODEL/ and log it to MLflow."""
+    """Write a self-contained HTML SHAP report under MODEL/ of the reports folder
+    (PPX_REPORTS_DIR, default reports/) and log it to MLflow."""
     import time
 
     from ppx.models import registry

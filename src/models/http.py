@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic_core import PydanticCustomError
 
 #: Longest identifier / free-text string accepted anywhere in a request.
 MAX_STR = 64
@@ -74,7 +75,9 @@ def _iso_text(value: object) -> object:
     """A timestamp arrives as ISO 8601 text (or a datetime in-process), never a number:
     the document says string, so epoch seconds are refused rather than guessed."""
     if not isinstance(value, str | datetime):
-        raise ValueError("timestamp must be an ISO 8601 string, e.g. 2025-11-03T10:15:00")
+        # pydantic's own type for a value that is no date-time, so the 400 words it as
+        # every other unreadable date (``ppx.data.errors.error_message``)
+        raise PydanticCustomError("datetime_type", "Input should be an ISO 8601 date-time string")
     return value
 
 

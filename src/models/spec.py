@@ -95,8 +95,9 @@ class EndpointSpec:
         route: the HTTP path (``/fraud/claim``).
         request / response: the pydantic models of one item (the service accepts one
             object or a list of them).
-        example: THE request example: the request model's OpenAPI example, the service's
-            warm-up request, the load generator's body and the tests' request.
+        example: THE request example: the request model's OpenAPI example, the load
+            generator's body and the tests' request; the service's warm-up request only
+            for a model that logged no input example of its own (``serving.warmup``).
         doc: one sentence for the API document.
         columns: constant columns added to the raw-facts frame before the pyfunc sees it
             (fraud's ``kind``: one model, two heads, the route picks the head).

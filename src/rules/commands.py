@@ -66,11 +66,11 @@ def simulate_cmd(
 ) -> None:
     """Replay a world's history through one or two policies and compare them."""
     from rich.console import Console
-    from rich.table import Table
 
     from ppx.data.io import DataLoadError
     from ppx.rules.policy import PolicyError, load_policy
     from ppx.rules.simulator import SimulationConfig, simulate
+    from ppx.rules.simulator.tables import outcomes_table, summary_table
 
     console = Console()
     try:
@@ -101,32 +101,8 @@ def simulate_cmd(
     except (DataLoadError, ValueError) as err:
         _fail(str(err))
     secs = time.perf_counter() - t0
-    names = list(res.summary.columns)
-    table = Table(title=f"policy simulation: {world} (seed {seed})")
-    table.add_column("metric")
-    for n in names:
-        table.add_column(n, justify="right")
-    if len(names) == 2:
-        table.add_column(f"{names[0]} - {names[1]}", justify="right")
-    for metric, row in res.summary.iterrows():
-        vals = [row[n] for n in names]
-        cells = [_fmt(v) for v in vals]
-        if len(names) == 2:
-            a, b = vals
-            cells.append(
-                _fmt(a - b) if isinstance(a, (int, float)) and not isinstance(a, bool) else ""
-            )
-        table.add_row(str(metric), *cells)
-    console.print(table)
-    out = res.outcomes.reset_index()
-    t2 = Table(title="return, claim and cancellation outcomes")
-    t2.add_column("request")
-    t2.add_column("outcome")
-    for n in names:
-        t2.add_column(n, justify="right")
-    for _, r in out.iterrows():
-        t2.add_row(str(r.iloc[0]), str(r.iloc[1]), *[_fmt(int(r[n])) for n in names])
-    console.print(t2)
+    console.print(summary_table(res.summary, f"policy simulation: {world} (seed {seed})"))
+    console.print(outcomes_table(res.outcomes))
     for note in res.notes:
         console.print(f"[dim]- {note}[/]")
     console.print(f"[dim]{res.meta['events']:,} events replayed in {secs:.1f} s[/]")
@@ -148,18 +124,6 @@ def validation_lines(err: ValidationError, limit: int = 8) -> str:
     lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in errors]
     more = len(errors) - limit
     return "\n".join(lines[:limit] + ([f"  ... and {more} more"] if more > 0 else []))
-
-
-def _fmt(v) -> str:
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if v == int(v) and abs(v) >= 100:
-            return f"{int(v):,}"
-        return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.2f}"
-    return str(v)
 
 
 # --- ppx decide ---------------------------------------------------------------------------

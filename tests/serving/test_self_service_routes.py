@@ -59,7 +59,9 @@ def test_subscription_routes(clients):
     r = subs.post("/3/cadence", json={"request_key": "c1", "cadence_days": 21})
     assert r.status_code == 422 and "[14, 30, 45, 60]" in r.json()["error"]
     r = subs.post("/3/pause", json={"request_key": "p1", "resume_on": "not a date"})
-    assert r.status_code == 400 and "resume_on" in r.json()["error"]
+    assert r.status_code == 400
+    said = "resume_on: 'not a date' is not a date; expected ISO 8601, e.g. 2026-12-03"
+    assert said in r.json()["error"] and r.json()["error"].count("resume_on") == 1
     r = subs.post("/3/pause", json={"request_key": "p1", "resum_on": "2099-01-01"})
     assert r.status_code == 400 and "resum_on" in r.json()["error"]
     assert subs.post("/abc/skip", json={"request_key": "z"}).status_code == 400

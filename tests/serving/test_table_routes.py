@@ -197,3 +197,9 @@ def test_table_models_setting():
     assert wanted("none") == []
     assert wanted("acme, ppx-acme-churn") == ["ppx-churn-acme", "ppx-acme-churn"]
     assert short_name("ppx-churn-acme") == "acme" and short_name("ppx-acme-churn") == "acme-churn"
+
+
+def test_the_table_model_warms_up_without_a_warning(table_service):
+    # its own logged example (a row of its table) validates against the generated
+    # request model and scores; a failure would be a warning naming the model
+    assert "warm-up of ppx-churn-acme" not in table_service[3]

@@ -29,6 +29,14 @@ DELIMITERS = ",;\t|"
 ID_NAME = re.compile(r"(?i)^(customer|client|account|user|subscriber|member)?[ _\-]?id$")
 
 
+def table_entity(id_column: str | None) -> str:
+    """What one row of a customer table is, in the plural, for reports: the entity its id
+    column names (``account_id`` -> accounts, ``customerID`` -> customers), else
+    customers."""
+    found = ID_NAME.match(str(id_column or "").replace(" ", ""))
+    return f"{found.group(1).lower()}s" if found and found.group(1) else "customers"
+
+
 @dataclass
 class TableNotes:
     """What reading and checking a table decided, one printed line each."""

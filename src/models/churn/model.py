@@ -30,6 +30,7 @@ from ppx.data.errors import RequestError
 from ppx.data.times import unreadable, utc_times
 from ppx.models.calibration import apply_platt, fit_isotonic, fit_platt, sigmoid
 from ppx.models.churn.config import ChurnConfig
+from ppx.models.churn.hygiene import table_entity
 from ppx.models.churn.network import ChurnNet
 from ppx.models.churn.tabular import TabularEncoder
 from ppx.models.early_stopping import EarlyStopping
@@ -105,6 +106,15 @@ class ChurnModel:
     @property
     def feature_names(self) -> list[str]:
         return [*self.encoder.numeric, *self.encoder.categorical]
+
+    @property
+    def entity(self) -> str | None:
+        """What one explained row is (``ppx.explain.labels.entity``): a table model's rows
+        are the table's own entity, named by its id column (accounts, members), else
+        customers; None for the subscription model, whose rows are its spec's subscribers."""
+        if self.mode != "table":
+            return None
+        return table_entity(self.info.get("id_column"))
 
     def feature_dictionary(self):
         """A table model's inputs in words, from its own columns (categories decoded);

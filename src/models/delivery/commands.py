@@ -130,8 +130,10 @@ def monitor_delivery(
     world: Path | None = typer.Option(None, "--world", help="World or store folder."),
     alias: str = typer.Option("champion", "--alias"),
     weeks: int = typer.Option(8, "--weeks", min=1, help="Recent purchase weeks to check."),
-    out: Path = typer.Option(
-        Path("reports/delivery_monitor.html"), "--out", help="HTML report to write."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="HTML report (default delivery_monitor.html in the reports folder, PPX_REPORTS_DIR).",
     ),
 ) -> None:
     """Realised on-time rate of the registered model's promises by carrier, lane and week
@@ -144,6 +146,7 @@ def monitor_delivery(
     from ppx.features import delivery as fd
     from ppx.models.delivery import monitor as mon
     from ppx.models.delivery.train import checkout_rows
+    from ppx.monitoring import report_path
     from ppx.terminal import fail, print_table
 
     model, data = _load_registered(world, alias)
@@ -183,7 +186,7 @@ def monitor_delivery(
         f" {mon.PSI_MAJOR}), {int((drift['level'] == 'moderate').sum())} moderate.",
     ]
     path = mon.write_report(
-        out,
+        report_path("delivery", out),
         {"by carrier and week": by_carrier, "by lane and week": by_lane, "input drift": drift},
         f"ppx-delivery@{alias}: promises and inputs",
         summary,
