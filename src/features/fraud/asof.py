@@ -50,11 +50,32 @@ class AsOf:
             lo = np.maximum(lo, np.searchsorted(self.key, g, side="left"))
         return lo, hi
 
-    def count(self, group, sec, window_s=None) -> np.ndarray:
+    def at(self, group, sec, window_s=None) -> Window:
+        """The events of each query (group, time, optional window), for several reads:
+        the binary searches run once however many counts and sums are taken."""
         lo, hi = self._bounds(group, sec, window_s)
-        return (hi - lo).astype(float)
+        return Window(self.cums, lo, hi)
+
+    def count(self, group, sec, window_s=None) -> np.ndarray:
+        return self.at(group, sec, window_s).count()
 
     def sum(self, name, group, sec, window_s=None) -> np.ndarray:
-        lo, hi = self._bounds(group, sec, window_s)
+        return self.at(group, sec, window_s).sum(name)
+
+
+class Window:
+    """Per query, the slice ``[lo, hi)`` of an :class:`AsOf`'s sorted events."""
+
+    __slots__ = ("cums", "lo", "hi")
+
+    def __init__(self, cums: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray):
+        self.cums, self.lo, self.hi = cums, lo, hi
+
+    def count(self) -> np.ndarray:
+        """Events per query."""
+        return (self.hi - self.lo).astype(float)
+
+    def sum(self, name: str) -> np.ndarray:
+        """Sum of the events' ``name`` values per query."""
         c = self.cums[name]
-        return c[hi] - c[lo]
+        return c[self.hi] - c[self.lo]

@@ -141,39 +141,44 @@ def fraud_features(
     feats["late_delivery"] = (del_ok & prom_ok & (del_s >= prom_s + 86_400)).astype(float)
 
     # --- customer history as of t ------------------------------------------------------
-    o_idx, od_idx, i_idx = index.o_idx, index.od_idx, index.i_idx
-    r_idx, c_idx, l_idx = index.r_idx, index.c_idx, index.l_idx
+    # Each index is searched once per (rows, times, window); the counts and sums read the
+    # same slices.
     w90 = 90 * 86_400
-    n_orders = o_idx.count(cust, t_s)
-    n_items = i_idx.count(cust, t_s)
-    n_deliv = od_idx.count(cust, t_s)
-    n_ret = r_idx.count(cust, t_s)
-    n_hv = r_idx.sum("hv", cust, t_s)
-    n_lw = r_idx.sum("lw", cust, t_s)
-    n_cl = c_idx.count(cust, t_s)
+    orders = index.o_idx.at(cust, t_s)
+    items = index.i_idx.at(cust, t_s)
+    rets = index.r_idx.at(cust, t_s)
+    claims = index.c_idx.at(cust, t_s)
+    labels = index.l_idx.at(cust, t_s)
+    n_orders = orders.count()
+    n_items = items.count()
+    n_deliv = index.od_idx.count(cust, t_s)
+    n_ret = rets.count()
+    n_hv = rets.sum("hv")
+    n_lw = rets.sum("lw")
+    n_cl = claims.count()
     feats["n_orders"] = n_orders
-    feats["spend_log"] = np.log1p(o_idx.sum("value", cust, t_s))
-    feats["n_orders_90d"] = o_idx.count(cust, t_s, w90)
+    feats["spend_log"] = np.log1p(orders.sum("value"))
+    feats["n_orders_90d"] = index.o_idx.count(cust, t_s, w90)
     feats["n_items_delivered"] = n_items
     feats["n_returns"] = n_ret
     feats["return_rate"] = n_ret / (n_items + 2.0)
-    feats["n_returns_90d"] = r_idx.count(cust, t_s, w90)
+    feats["n_returns_90d"] = index.r_idx.count(cust, t_s, w90)
     feats["n_hv_returns"] = n_hv
     feats["hv_return_rate"] = n_hv / (n_items + 2.0)
     feats["n_late_window_returns"] = n_lw
     feats["late_window_share"] = n_lw / (n_ret + 1.0)
-    feats["mean_return_lag"] = r_idx.sum("lag", cust, t_s) / np.maximum(n_ret, 1.0)
+    feats["mean_return_lag"] = rets.sum("lag") / np.maximum(n_ret, 1.0)
     feats["n_claims"] = n_cl
     feats["claim_rate"] = n_cl / (n_deliv + 2.0)
-    feats["n_unexplained_claims"] = c_idx.sum("unexplained", cust, t_s)
-    feats["n_fast_claims"] = c_idx.sum("fast", cust, t_s)
-    feats["n_labels_known"] = l_idx.count(cust, t_s)
-    feats["own_fraud_known"] = l_idx.sum("fraud", cust, t_s)
-    n_durable = i_idx.sum("durable", cust, t_s)
-    feats["premium_item_share"] = i_idx.sum("premium", cust, t_s) / (n_items + 2.0)
-    feats["mean_item_price_log"] = i_idx.sum("price_log", cust, t_s) / np.maximum(n_items, 1.0)
+    feats["n_unexplained_claims"] = claims.sum("unexplained")
+    feats["n_fast_claims"] = claims.sum("fast")
+    feats["n_labels_known"] = labels.count()
+    feats["own_fraud_known"] = labels.sum("fraud")
+    n_durable = items.sum("durable")
+    feats["premium_item_share"] = items.sum("premium") / (n_items + 2.0)
+    feats["mean_item_price_log"] = items.sum("price_log") / np.maximum(n_items, 1.0)
     feats["n_durable_items"] = n_durable
-    feats["durable_return_rate"] = r_idx.sum("durable", cust, t_s) / (n_durable + 2.0)
+    feats["durable_return_rate"] = rets.sum("durable") / (n_durable + 2.0)
     feats["n_durable_kept"] = index.kept_idx.sum("kept", cust, t_s)
 
     # --- item and category base rates ------------------------------------------------
@@ -230,17 +235,18 @@ def fraud_features(
         feats[f"reason_{r}"] = (~is_claim & (reason == r)).astype(float)
 
     # --- the kind of fraud already known, and requests still under investigation --------
-    fraud_late = l_idx.sum("fraud_late", cust, t_s)
-    fraud_early = l_idx.sum("fraud_early", cust, t_s)
-    fraud_claims = l_idx.sum("fraud_claim", cust, t_s)
+    fraud_late = labels.sum("fraud_late")
+    fraud_early = labels.sum("fraud_early")
+    fraud_claims = labels.sum("fraud_claim")
     feats["own_fraud_late_returns"] = fraud_late
     feats["own_fraud_early_returns"] = fraud_early
     feats["own_fraud_claims"] = fraud_claims
     feats["known_wardrobe_match"] = (fraud_late > 0) * feats["late_window_durable"]
     feats["known_ring_match"] = (fraud_early + fraud_claims > 0) * feats["early_high_value_return"]
     pending = index.label_delay_s
-    feats["n_pending_returns"] = r_idx.count(cust, t_s, pending)
-    feats["n_pending_late_durable"] = r_idx.sum("lw_durable", cust, t_s, pending)
+    pending_rets = index.r_idx.at(cust, t_s, pending)
+    feats["n_pending_returns"] = pending_rets.count()
+    feats["n_pending_late_durable"] = pending_rets.sum("lw_durable")
 
     # --- claim evidence ---------------------------------------------------------------
     gps = col(C.GPS_DISTANCE_M)

@@ -13,6 +13,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ppx.data import columns as C
 from ppx.features.fraud.asof import to_seconds
+from ppx.features.fraud.lookup import IdLookup
 from ppx.features.fraud.names import BURST_DAYS, ID_SHORT, STRONG_KINDS
 from ppx.features.identity import (
     ID_KINDS,
@@ -136,10 +137,22 @@ class LinkageGraph:
 
     def nodes(self, customer_ids: np.ndarray) -> np.ndarray:
         """Graph node of each customer id (-1 when the graph does not hold it)."""
-        pos = getattr(self, "_pos", None)
-        if pos is None:
-            pos = self._pos = pd.Index(self.customer_ids)
-        return pos.get_indexer(np.asarray(customer_ids, dtype=np.int64))
+        ids = np.asarray(customer_ids, dtype=np.int64).reshape(-1)
+        base = getattr(self, "_base", None)
+        if base is not None:
+            # An extension: the base graph's nodes come first and keep their lookup; only
+            # the few new accounts (never in the base) are searched on their own.
+            node = base.nodes(ids)
+            n = len(base.customer_ids)
+            missing = node < 0
+            if missing.any():
+                new = IdLookup(self.customer_ids[n:], C.CUSTOMER_ID).positions(ids[missing])
+                node[missing] = np.where(new >= 0, new + n, -1)
+            return node
+        lookup = getattr(self, "_lookup", None)
+        if lookup is None:
+            lookup = self._lookup = IdLookup(self.customer_ids, C.CUSTOMER_ID)
+        return lookup.positions(ids)
 
 
 def _pad(a: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -274,12 +287,13 @@ def linkage_features(
     burst = np.abs(graph.signup_s[nb] - signup_s[q]) <= BURST_DAYS * 86_400
     out["nb_burst"] = np.bincount(q, weights=burst.astype(float), minlength=n)
     nb_cust = graph.customer_ids[nb]
-    out["nb_returns"] = np.bincount(q, weights=r_idx.count(nb_cust, t_s[q]), minlength=n)
-    out["nb_hv_returns"] = np.bincount(q, weights=r_idx.sum("hv", nb_cust, t_s[q]), minlength=n)
-    out["nb_claims"] = np.bincount(q, weights=c_idx.count(nb_cust, t_s[q]), minlength=n)
-    out["nb_unexplained_claims"] = np.bincount(
-        q, weights=c_idx.sum("unexplained", nb_cust, t_s[q]), minlength=n
-    )
+    nb_t = t_s[q]
+    nb_rets = r_idx.at(nb_cust, nb_t)
+    nb_claims = c_idx.at(nb_cust, nb_t)
+    out["nb_returns"] = np.bincount(q, weights=nb_rets.count(), minlength=n)
+    out["nb_hv_returns"] = np.bincount(q, weights=nb_rets.sum("hv"), minlength=n)
+    out["nb_claims"] = np.bincount(q, weights=nb_claims.count(), minlength=n)
+    out["nb_unexplained_claims"] = np.bincount(q, weights=nb_claims.sum("unexplained"), minlength=n)
     out["nb_fraud_labels"] = np.bincount(
         q, weights=l_idx.sum("fraud", nb_cust, t_s[q]), minlength=n
     )

@@ -226,7 +226,7 @@ def validate_columns(
         has = ~is_claim & ~np.isnan(pid)
         pid_i = np.where(has, pid, -1).astype(np.int64)
         if index is not None:
-            listed = index.product_ids.get_indexer(pid_i) >= 0
+            listed = index.product_lookup.contains(pid_i)
         else:
             listed = np.isin(pid_i, history.products[C.PRODUCT_ID].to_numpy())
         unknown = has & ~listed
