@@ -271,6 +271,7 @@ def fraud_features(
     # --- linkage --------------------------------------------------------------------------
     feats.update(linkage_features(graph, node, cust, t_s, signup_s, index, extra_linkage))
     names = FEATURE_NAMES + (EXTRA_LINKAGE_FEATURES if extra_linkage else [])
-    # One float block (a dict of 60 one-row columns costs milliseconds per request).
-    values = np.column_stack([np.asarray(feats[k], dtype=float) for k in names])
+    # One float block (a dict of 100 one-row columns costs milliseconds per request); one
+    # array call over the columns, then rows made contiguous (a quarter of column_stack).
+    values = np.ascontiguousarray(np.array([feats[k] for k in names], dtype=float).T)
     return pd.DataFrame(values, columns=pd.Index(names)) if as_frame else values

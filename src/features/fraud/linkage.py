@@ -154,6 +154,27 @@ class LinkageGraph:
             lookup = self._lookup = IdLookup(self.customer_ids, C.CUSTOMER_ID)
         return lookup.positions(ids)
 
+    def component_members(self, components: np.ndarray) -> np.ndarray:
+        """The nodes of the given static components, ascending.
+
+        The graph keeps its nodes grouped by component (built on first use), so the few
+        components of one request are read as slices instead of testing every node. An
+        extension (built per request, used once) tests every node instead.
+        """
+        comp = self.static_component
+        if getattr(self, "_base", None) is not None:
+            return np.flatnonzero(np.isin(comp, components))
+        groups = getattr(self, "_groups", None)
+        if groups is None:
+            order = np.argsort(comp, kind="stable")
+            starts = np.searchsorted(comp[order], np.arange(comp.max(initial=-1) + 2))
+            groups = self._groups = (order, starts)
+        order, starts = groups
+        c = np.asarray(components, dtype=np.int64)
+        lo, lens = starts[c], starts[c + 1] - starts[c]
+        pos = np.repeat(lo - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
+        return np.sort(order[pos])
+
 
 def _pad(a: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """A square CSR matrix with ``k`` empty rows and columns appended (no copy of data)."""
@@ -208,8 +229,7 @@ def _component_sweep(
     known, queries read their component. Only static components that contain a
     queried account are swept, so one online request touches a handful of nodes.
     """
-    wanted = np.unique(graph.static_component[node])
-    members = np.flatnonzero(np.isin(graph.static_component, wanted))
+    members = graph.component_members(np.unique(graph.static_component[node]))
     # Singletons in the static graph need no sweep: size 1 (if signed up), no neighbours.
     events = []  # (time, order, kind, payload); order: queries (0) before joins (1)/flags (2)
     for i, (u, t) in enumerate(zip(node, t_s, strict=True)):
@@ -268,11 +288,15 @@ def linkage_features(
     r_idx, c_idx, l_idx, od_idx = index.r_idx, index.c_idx, index.l_idx, index.od_idx
     flag_s = index.flag_seconds(graph)
     q, nb = _explode(graph.adjacency, node)
+    linked = len(nb) > 0  # else no identifier kind links them either (adjacency is the union)
     alive = graph.signup_s[nb] < t_s[q]
     q, nb = q[alive], nb[alive]
     deg = np.bincount(q, minlength=n).astype(float)
     out["degree"] = deg
     for kind in ID_KINDS:
+        if not linked:
+            out[f"n_shared_{ID_SHORT[kind]}"] = np.zeros(n)
+            continue
         qk, nk = _explode(graph.by_kind[kind], node)
         ak = graph.signup_s[nk] < t_s[qk]
         out[f"n_shared_{ID_SHORT[kind]}"] = np.bincount(qk[ak], minlength=n).astype(float)
