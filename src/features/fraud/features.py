@@ -41,6 +41,11 @@ from ppx.features.identity import (
 )
 
 
+def _finite(x: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(x)``, without its copies when every value is finite (the usual case)."""
+    return x if np.isfinite(x).all() else np.nan_to_num(x)
+
+
 def _new_accounts(req: dict, salt: str, known: np.ndarray) -> pd.DataFrame | None:
     """The hashed identity of accounts only the requests know (None when there are none)."""
     if known.all():
@@ -125,7 +130,7 @@ def fraud_features(
     amount = col(C.AMOUNT, 0.0)
     value = col(C.ORDER_VALUE)
     value = np.where(np.isnan(value), amount, value)
-    discount = np.nan_to_num(col(C.DISCOUNT, 0.0))
+    discount = _finite(col(C.DISCOUNT, 0.0))
     ord_s, ord_ok = tcol(C.ORDERED_AT)
     del_s, del_ok = tcol(C.DELIVERED_AT)
     prom_s, prom_ok = tcol(C.PROMISED_DATE)
@@ -186,6 +191,7 @@ def fraud_features(
     has_item = ~is_claim & (pid >= 0)
     pid_i = np.where(has_item, pid, -1).astype(np.int64)
     price, req_cat = index.product(pid_i)
+    price0 = _finite(price)
     cat_code = index.cat_code
     ci_idx, cr_idx, pi_idx, pr_idx = index.ci_idx, index.cr_idx, index.pi_idx, index.pr_idx
     cat_items = ci_idx.count(req_cat, t_s)
@@ -194,7 +200,7 @@ def fraud_features(
     cat_rate = (cat_rets + prior * 50) / (cat_items + 50)
     p_items = pi_idx.count(np.maximum(pid_i, 0), t_s)
     p_rets = pr_idx.count(np.maximum(pid_i, 0), t_s)
-    feats["item_price_log"] = np.where(has_item, np.log1p(np.nan_to_num(price)), 0.0)
+    feats["item_price_log"] = np.where(has_item, np.log1p(price0), 0.0)
     feats["refund_to_price"] = np.where(
         has_item & (price > 0), amount / np.where(price > 0, price, 1.0), 0.0
     )
@@ -214,7 +220,7 @@ def fraud_features(
     feats["late_window_durable"] = feats["late_window_return"] * durable
     deadline = RETURN_DEADLINE_DAYS - DEADLINE_SLACK_DAYS
     feats["at_return_deadline"] = (~is_claim & del_ok & (ret_lag >= deadline)).astype(float)
-    feats["high_value_item"] = (has_item & (np.nan_to_num(price) > HIGH_VALUE)).astype(float)
+    feats["high_value_item"] = (has_item & (price0 > HIGH_VALUE)).astype(float)
     is_ret = (~is_claim).astype(float)
     edges = (*LAG_BINS[1:], deadline)  # deadline returns have their own feature
     for a, b, name in zip(LAG_BINS, edges, LAG_BIN_FEATURES[::2], strict=True):
@@ -249,18 +255,18 @@ def fraud_features(
     feats["n_pending_late_durable"] = pending_rets.sum("lw_durable")
 
     # --- claim evidence ---------------------------------------------------------------
-    gps = col(C.GPS_DISTANCE_M)
+    gps = _finite(col(C.GPS_DISTANCE_M))
     scan = is_claim & del_ok
     feats["delivered_scan"] = scan.astype(float)
     sig = col(C.SIGNATURE, 0.0)
-    feats["signature"] = (is_claim & scan & (np.nan_to_num(sig) > 0)).astype(float)
-    feats["gps_distance_log"] = np.where(scan, np.log1p(np.nan_to_num(gps)), 0.0)
-    feats["gps_far"] = (scan & (np.nan_to_num(gps) > FAR_GPS_M)).astype(float)
+    feats["signature"] = (is_claim & scan & (_finite(sig) > 0)).astype(float)
+    feats["gps_distance_log"] = np.where(scan, np.log1p(gps), 0.0)
+    feats["gps_far"] = (scan & (gps > FAR_GPS_M)).astype(float)
     feats["hours_since_delivery"] = np.where(
         scan, np.clip((t_s - del_s) / 3600.0, 0, 24 * 60), -1.0
     )
     exc = col(EXCEPTION_SCAN, 0.0)
-    feats["exception_scan"] = (is_claim & (np.nan_to_num(exc) > 0)).astype(float)
+    feats["exception_scan"] = (is_claim & (_finite(exc) > 0)).astype(float)
     ctype = (
         np.asarray(req[C.CLAIM_TYPE], dtype=object)
         if C.CLAIM_TYPE in req
