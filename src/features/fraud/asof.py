@@ -41,13 +41,15 @@ class AsOf:
         }
 
     def _bounds(self, group, sec, window_s=None):
+        # ndarray.searchsorted (side "left"): np.searchsorted's dispatch costs as much as
+        # the search for one request.
+        key = self.key
         g = np.asarray(group, dtype=np.int64) * SHIFT
-        hi = np.searchsorted(self.key, g + np.asarray(sec, dtype=np.int64), side="left")
-        if window_s is None:
-            lo = np.searchsorted(self.key, g, side="left")
-        else:
-            lo = np.searchsorted(self.key, g + np.asarray(sec) - int(window_s), side="left")
-            lo = np.maximum(lo, np.searchsorted(self.key, g, side="left"))
+        sec = np.asarray(sec, dtype=np.int64)
+        hi = key.searchsorted(g + sec)
+        lo = key.searchsorted(g)
+        if window_s is not None:
+            lo = np.maximum(key.searchsorted(g + sec - int(window_s)), lo)
         return lo, hi
 
     def at(self, group, sec, window_s=None) -> Window:

@@ -168,12 +168,10 @@ class LinkageGraph:
         if groups is None:
             order = np.argsort(comp, kind="stable")
             starts = np.searchsorted(comp[order], np.arange(comp.max(initial=-1) + 2))
-            groups = self._groups = (order, starts)
+            groups = self._groups = (order, starts.tolist())
         order, starts = groups
-        c = np.asarray(components, dtype=np.int64)
-        lo, lens = starts[c], starts[c + 1] - starts[c]
-        pos = np.repeat(lo - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
-        return np.sort(order[pos])
+        parts = [order[starts[c] : starts[c + 1]] for c in np.asarray(components).tolist()]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=order.dtype)
 
 
 def _pad(a: sp.csr_matrix, k: int) -> sp.csr_matrix:
