@@ -232,9 +232,10 @@ def _component_sweep(
     events = []  # (time, order, kind, payload); order: queries (0) before joins (1)/flags (2)
     for i, (u, t) in enumerate(zip(node, t_s, strict=True)):
         events.append((int(t), 0, i, int(u)))
+    never = np.iinfo(np.int64).max
     for u in members:
         events.append((int(graph.signup_s[u]), 1, -1, int(u)))
-        if flag_s[u] != np.iinfo(np.int64).max:
+        if flag_s[u] != never:
             events.append((int(flag_s[u]), 2, -1, int(u)))
     events.sort(key=lambda e: (e[0], e[1]))
     uf = nx.utils.UnionFind()
