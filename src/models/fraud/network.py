@@ -103,10 +103,11 @@ class FraudNet(nn.Module):
 
         The members' first layers read the same input, so they run as one matrix
         product with their weights stacked row-wise: each output is the same dot
-        product over the same inputs, so the logits equal the per-member modules' bit
-        for bit (a batched ``bmm`` over all layers would round differently). The rest
-        calls the layers' functions directly: for one request the module calls cost
-        more than the arithmetic.
+        product over the same inputs (with torch's CPU kernels the logits equalled the
+        per-member modules' bit for bit at every batch size tried, where a batched
+        ``bmm`` over all layers rounded differently). The rest calls the layers'
+        functions directly: for one request the module calls cost more than the
+        arithmetic.
         """
         w1, b1, members = self._scoring_weights()
         hidden = len(b1) // len(members)
