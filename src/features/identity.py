@@ -14,6 +14,7 @@ and refuses requests hashed with a different one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -120,6 +121,7 @@ def hash_value(kind: str, normalised: str | None, salt: str = DEFAULT_SALT) -> s
     return digest[:16]
 
 
+@functools.lru_cache(maxsize=8)  # checked on every scoring call
 def salt_digest(salt: str = DEFAULT_SALT) -> str:
     """A fingerprint of the salt, stored with artifacts to detect a mismatch."""
     return hashlib.sha256(f"ppx-salt|{salt}".encode()).hexdigest()[:12]

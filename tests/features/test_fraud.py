@@ -328,3 +328,71 @@ def test_columns_give_the_frame_features_and_the_same_errors(requests, history):
         F.fraud_features({k: v for k, v in one.items() if k != C.AMOUNT}, history)
     with pytest.raises(F.FraudRequestError, match="amount"):
         F.fraud_features({**one, C.AMOUNT: [-3.0]}, history)
+
+
+def test_id_lookup_gives_pandas_positions():
+    """The id -> row map answers what ``pd.Index.get_indexer`` answers, missing ids -1."""
+    from ppx.features.fraud.lookup import IdLookup
+
+    rng = np.random.default_rng(0)
+    ids = rng.choice(np.arange(-500, 5_000), size=700, replace=False)
+    query = np.concatenate([rng.choice(ids, 300), rng.integers(-600, 6_000, 300), [ids[0]]])
+    lookup = IdLookup(ids)
+    expected = pd.Index(ids).get_indexer(query)
+    np.testing.assert_array_equal(lookup.positions(query), expected)
+    np.testing.assert_array_equal(lookup.contains(query), expected >= 0)
+    assert (lookup.positions(query) < 0).any() and (lookup.positions(query) >= 0).any()
+    empty = IdLookup(np.array([], dtype=np.int64))
+    np.testing.assert_array_equal(empty.positions([3, 4]), [-1, -1])
+    with pytest.raises(ValueError, match="duplicate product_id"):
+        IdLookup(np.array([4, 2, 4]), "product_id")
+
+
+def test_graph_nodes_and_component_members_match_a_plain_search(tables, history):
+    """Nodes (also of an extended graph) and the members of components come from maps
+    built once; they must be what a search over every node finds."""
+    from ppx.features.identity import hash_identities
+
+    base = F.LinkageGraph.build(history.identities)
+    comp = base.static_component
+    rng = np.random.default_rng(1)
+    assert (np.bincount(comp) > 1).any()  # linked accounts exist
+    for wanted in (comp[:1], rng.choice(comp, 25), np.unique(comp)):
+        wanted = np.unique(wanted)
+        np.testing.assert_array_equal(
+            base.component_members(wanted), np.flatnonzero(np.isin(comp, wanted))
+        )
+    cust = tables[C.CUSTOMERS]
+    new = cust.head(3).copy()
+    new[C.CUSTOMER_ID] = np.arange(3) + int(cust[C.CUSTOMER_ID].max()) + 1
+    grown = base.extend(hash_identities(new))
+    query = np.concatenate([new[C.CUSTOMER_ID], rng.choice(base.customer_ids, 20), [-7]])
+    np.testing.assert_array_equal(
+        grown.nodes(query), pd.Index(grown.customer_ids).get_indexer(query)
+    )
+    wanted = np.unique(grown.static_component[grown.nodes(new[C.CUSTOMER_ID])])
+    np.testing.assert_array_equal(
+        grown.component_members(wanted),
+        np.flatnonzero(np.isin(grown.static_component, wanted)),
+    )
+
+
+def test_as_of_window_reads_count_the_events_before_each_time():
+    """Counts and sums read from one window equal a brute-force scan of the events."""
+    from ppx.features.fraud.asof import AsOf
+
+    rng = np.random.default_rng(2)
+    group = rng.integers(0, 30, 2_000)
+    sec = rng.integers(0, 10**6, 2_000)
+    value = rng.normal(size=2_000)
+    idx = AsOf(group, sec, {"v": value})
+    qg, qt = rng.integers(0, 32, 200), rng.integers(0, 10**6, 200)
+    for window in (None, 50_000):
+        at = idx.at(qg, qt, window)
+        for i in range(len(qg)):
+            m = (group == qg[i]) & (sec < qt[i])
+            if window is not None:
+                m &= sec >= qt[i] - window
+            assert at.count()[i] == m.sum()
+            assert at.sum("v")[i] == pytest.approx(value[m].sum(), abs=1e-9)
+        np.testing.assert_array_equal(at.count(), idx.count(qg, qt, window))

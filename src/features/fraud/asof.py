@@ -41,20 +41,43 @@ class AsOf:
         }
 
     def _bounds(self, group, sec, window_s=None):
+        # ndarray.searchsorted (side "left"): np.searchsorted's dispatch costs as much as
+        # the search for one request.
+        key = self.key
         g = np.asarray(group, dtype=np.int64) * SHIFT
-        hi = np.searchsorted(self.key, g + np.asarray(sec, dtype=np.int64), side="left")
-        if window_s is None:
-            lo = np.searchsorted(self.key, g, side="left")
-        else:
-            lo = np.searchsorted(self.key, g + np.asarray(sec) - int(window_s), side="left")
-            lo = np.maximum(lo, np.searchsorted(self.key, g, side="left"))
+        sec = np.asarray(sec, dtype=np.int64)
+        hi = key.searchsorted(g + sec)
+        lo = key.searchsorted(g)
+        if window_s is not None:
+            lo = np.maximum(key.searchsorted(g + sec - int(window_s)), lo)
         return lo, hi
 
-    def count(self, group, sec, window_s=None) -> np.ndarray:
+    def at(self, group, sec, window_s=None) -> Window:
+        """The events of each query (group, time, optional window), for several reads:
+        the binary searches run once however many counts and sums are taken."""
         lo, hi = self._bounds(group, sec, window_s)
-        return (hi - lo).astype(float)
+        return Window(self.cums, lo, hi)
+
+    def count(self, group, sec, window_s=None) -> np.ndarray:
+        return self.at(group, sec, window_s).count()
 
     def sum(self, name, group, sec, window_s=None) -> np.ndarray:
-        lo, hi = self._bounds(group, sec, window_s)
+        return self.at(group, sec, window_s).sum(name)
+
+
+class Window:
+    """Per query, the slice ``[lo, hi)`` of an :class:`AsOf`'s sorted events."""
+
+    __slots__ = ("cums", "lo", "hi")
+
+    def __init__(self, cums: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray):
+        self.cums, self.lo, self.hi = cums, lo, hi
+
+    def count(self) -> np.ndarray:
+        """Events per query."""
+        return (self.hi - self.lo).astype(float)
+
+    def sum(self, name: str) -> np.ndarray:
+        """Sum of the events' ``name`` values per query."""
         c = self.cums[name]
-        return c[hi] - c[lo]
+        return c[self.hi] - c[self.lo]

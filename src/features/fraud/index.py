@@ -10,6 +10,7 @@ import pandas as pd
 from ppx.data import columns as C
 from ppx.features.fraud.asof import AsOf, to_seconds
 from ppx.features.fraud.history import FraudHistory
+from ppx.features.fraud.lookup import IdLookup
 from ppx.features.fraud.names import (
     DURABLE_CATEGORIES,
     HIGH_VALUE,
@@ -48,7 +49,7 @@ class FraudHistoryIndex:
         # Catalogue first: the item and return indexes carry per-item price and kind.
         self.cat_code = {c: i for i, c in enumerate(C.CATEGORIES)}
         prod = h.products
-        self.product_ids = pd.Index(prod[C.PRODUCT_ID].to_numpy(dtype=np.int64))
+        self.product_lookup = IdLookup(prod[C.PRODUCT_ID].to_numpy(dtype=np.int64), "product_id")
         self.price = prod[C.PRICE].to_numpy(dtype=float)
         self.product_cat = self._codes(prod[C.CATEGORY])
         durable_codes = [self.cat_code[c] for c in DURABLE_CATEGORIES]
@@ -191,7 +192,7 @@ class FraudHistoryIndex:
 
     def product(self, pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(price, category code) per product id; NaN / -1 for unknown or missing ids."""
-        pos = self.product_ids.get_indexer(np.asarray(pid, dtype=np.int64))
+        pos = self.product_lookup.positions(pid)
         ok = pos >= 0
         price = np.where(ok, self.price[np.maximum(pos, 0)], np.nan)
         cat = np.where(ok, self.product_cat[np.maximum(pos, 0)], -1)

@@ -13,6 +13,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ppx.data import columns as C
 from ppx.features.fraud.asof import to_seconds
+from ppx.features.fraud.lookup import IdLookup
 from ppx.features.fraud.names import BURST_DAYS, ID_SHORT, STRONG_KINDS
 from ppx.features.identity import (
     ID_KINDS,
@@ -136,10 +137,41 @@ class LinkageGraph:
 
     def nodes(self, customer_ids: np.ndarray) -> np.ndarray:
         """Graph node of each customer id (-1 when the graph does not hold it)."""
-        pos = getattr(self, "_pos", None)
-        if pos is None:
-            pos = self._pos = pd.Index(self.customer_ids)
-        return pos.get_indexer(np.asarray(customer_ids, dtype=np.int64))
+        ids = np.asarray(customer_ids, dtype=np.int64).reshape(-1)
+        base = getattr(self, "_base", None)
+        if base is not None:
+            # An extension: the base graph's nodes come first and keep their lookup; only
+            # the few new accounts (never in the base) are searched on their own.
+            node = base.nodes(ids)
+            n = len(base.customer_ids)
+            missing = node < 0
+            if missing.any():
+                new = IdLookup(self.customer_ids[n:], C.CUSTOMER_ID).positions(ids[missing])
+                node[missing] = np.where(new >= 0, new + n, -1)
+            return node
+        lookup = getattr(self, "_lookup", None)
+        if lookup is None:
+            lookup = self._lookup = IdLookup(self.customer_ids, C.CUSTOMER_ID)
+        return lookup.positions(ids)
+
+    def component_members(self, components: np.ndarray) -> np.ndarray:
+        """The nodes of the given static components, ascending.
+
+        The graph keeps its nodes grouped by component (built on first use), so the few
+        components of one request are read as slices instead of testing every node. An
+        extension (built per request, used once) tests every node instead.
+        """
+        comp = self.static_component
+        if getattr(self, "_base", None) is not None:
+            return np.flatnonzero(np.isin(comp, components))
+        groups = getattr(self, "_groups", None)
+        if groups is None:
+            order = np.argsort(comp, kind="stable")
+            starts = np.searchsorted(comp[order], np.arange(comp.max(initial=-1) + 2))
+            groups = self._groups = (order, starts.tolist())
+        order, starts = groups
+        parts = [order[starts[c] : starts[c + 1]] for c in np.asarray(components).tolist()]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=order.dtype)
 
 
 def _pad(a: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -195,15 +227,15 @@ def _component_sweep(
     known, queries read their component. Only static components that contain a
     queried account are swept, so one online request touches a handful of nodes.
     """
-    wanted = np.unique(graph.static_component[node])
-    members = np.flatnonzero(np.isin(graph.static_component, wanted))
+    members = graph.component_members(np.unique(graph.static_component[node]))
     # Singletons in the static graph need no sweep: size 1 (if signed up), no neighbours.
     events = []  # (time, order, kind, payload); order: queries (0) before joins (1)/flags (2)
     for i, (u, t) in enumerate(zip(node, t_s, strict=True)):
         events.append((int(t), 0, i, int(u)))
+    never = np.iinfo(np.int64).max
     for u in members:
         events.append((int(graph.signup_s[u]), 1, -1, int(u)))
-        if flag_s[u] != np.iinfo(np.int64).max:
+        if flag_s[u] != never:
             events.append((int(flag_s[u]), 2, -1, int(u)))
     events.sort(key=lambda e: (e[0], e[1]))
     uf = nx.utils.UnionFind()
@@ -255,11 +287,15 @@ def linkage_features(
     r_idx, c_idx, l_idx, od_idx = index.r_idx, index.c_idx, index.l_idx, index.od_idx
     flag_s = index.flag_seconds(graph)
     q, nb = _explode(graph.adjacency, node)
+    linked = len(nb) > 0  # else no identifier kind links them either (adjacency is the union)
     alive = graph.signup_s[nb] < t_s[q]
     q, nb = q[alive], nb[alive]
     deg = np.bincount(q, minlength=n).astype(float)
     out["degree"] = deg
     for kind in ID_KINDS:
+        if not linked:
+            out[f"n_shared_{ID_SHORT[kind]}"] = np.zeros(n)
+            continue
         qk, nk = _explode(graph.by_kind[kind], node)
         ak = graph.signup_s[nk] < t_s[qk]
         out[f"n_shared_{ID_SHORT[kind]}"] = np.bincount(qk[ak], minlength=n).astype(float)
@@ -274,12 +310,13 @@ def linkage_features(
     burst = np.abs(graph.signup_s[nb] - signup_s[q]) <= BURST_DAYS * 86_400
     out["nb_burst"] = np.bincount(q, weights=burst.astype(float), minlength=n)
     nb_cust = graph.customer_ids[nb]
-    out["nb_returns"] = np.bincount(q, weights=r_idx.count(nb_cust, t_s[q]), minlength=n)
-    out["nb_hv_returns"] = np.bincount(q, weights=r_idx.sum("hv", nb_cust, t_s[q]), minlength=n)
-    out["nb_claims"] = np.bincount(q, weights=c_idx.count(nb_cust, t_s[q]), minlength=n)
-    out["nb_unexplained_claims"] = np.bincount(
-        q, weights=c_idx.sum("unexplained", nb_cust, t_s[q]), minlength=n
-    )
+    nb_t = t_s[q]
+    nb_rets = r_idx.at(nb_cust, nb_t)
+    nb_claims = c_idx.at(nb_cust, nb_t)
+    out["nb_returns"] = np.bincount(q, weights=nb_rets.count(), minlength=n)
+    out["nb_hv_returns"] = np.bincount(q, weights=nb_rets.sum("hv"), minlength=n)
+    out["nb_claims"] = np.bincount(q, weights=nb_claims.count(), minlength=n)
+    out["nb_unexplained_claims"] = np.bincount(q, weights=nb_claims.sum("unexplained"), minlength=n)
     out["nb_fraud_labels"] = np.bincount(
         q, weights=l_idx.sum("fraud", nb_cust, t_s[q]), minlength=n
     )

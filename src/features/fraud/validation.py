@@ -127,7 +127,7 @@ def validate_columns(
     kind = np.array(
         [("" if _missing(v) else str(v)).strip().lower() for v in raw_kind], dtype=object
     )
-    bad = ~np.isin(kind, KINDS)
+    bad = np.array([k not in KINDS for k in kind], dtype=bool)
     if bad.any():
         vals = raw_kind[bad][:3].tolist()
         raise FraudRequestError(
@@ -226,7 +226,7 @@ def validate_columns(
         has = ~is_claim & ~np.isnan(pid)
         pid_i = np.where(has, pid, -1).astype(np.int64)
         if index is not None:
-            listed = index.product_ids.get_indexer(pid_i) >= 0
+            listed = index.product_lookup.contains(pid_i)
         else:
             listed = np.isin(pid_i, history.products[C.PRODUCT_ID].to_numpy())
         unknown = has & ~listed
@@ -239,9 +239,8 @@ def validate_columns(
         (C.CLAIM_TYPE, C.CLAIM_TYPES, is_claim),
     ):
         if col in cols:
-            v = out[col]
-            given = np.array([not _missing(x) for x in v], dtype=bool)
-            bad = rows & given & ~np.isin(np.array([str(x) for x in v], dtype=object), allowed)
+            given_but_not_allowed = [not _missing(x) and str(x) not in allowed for x in out[col]]
+            bad = rows & np.array(given_but_not_allowed, dtype=bool)
             if bad.any():
                 raise FraudRequestError(
                     f"field {col!r} must be one of {list(allowed)} at rows {_rows(bad)}"

@@ -173,7 +173,9 @@ class FraudScorer:
     def score_features(self, X) -> np.ndarray:
         import torch
 
-        arr = np.asarray(X, dtype=np.float32)
+        # Row-major, as training scores its frames: a column-major block (a DataFrame's
+        # to_numpy) takes another matrix kernel whose float32 sums round differently.
+        arr = np.ascontiguousarray(X, dtype=np.float32)
         if arr.ndim == 1:
             arr = arr[None, :]
         if self.net.training:  # eval() walks every module: 0.3 ms a call for the ensemble
