@@ -167,8 +167,8 @@ def save_store(
 
     ``source`` (format, input files, mapping) goes into the manifest so a store says where
     it came from. A ``texts_only`` store (reviews or return comments without orders) is
-    marked ``"holds": "texts"``; its products have no catalogue row, so their names (the
-    export's own product keys) go into the manifest as ``product_names``.
+    marked ``"holds": "texts"``; its products' names (the catalogue's name when the export
+    had one, else the export's own product key) go into the manifest as ``product_names``.
     """
 
     def fill(tmp: Path) -> None:

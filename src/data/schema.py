@@ -317,6 +317,23 @@ def _describe_schema_errors(table: str, err: SchemaErrors) -> list[str]:
 
 #: Tables a texts-only store holds (a reviews app's export, return comments): no orders.
 TEXT_TABLES = (C.REVIEWS, C.RETURNS)
+#: What a texts-only export may bring beside its texts: the catalogue, the customer list.
+CATALOGUE_TABLES = (C.PRODUCTS, C.CUSTOMERS)
+_CATALOGUE_IDS = {C.PRODUCTS: C.PRODUCT_ID, C.CUSTOMERS: C.CUSTOMER_ID}
+
+
+def _catalogue_schema(name: str) -> pa.DataFrameSchema:
+    """A catalogue beside texts keeps whatever columns the export had: every column but the
+    id is optional and may be empty (a flag too, as a nullable boolean), since a product
+    reviewed but not listed is a row with its id alone."""
+    updates = {}
+    for col, spec in SCHEMAS[name].columns.items():
+        if col != _CATALOGUE_IDS[name]:
+            updates[col] = {"nullable": True, "required": False}
+            if str(spec.dtype) == "bool":
+                updates[col]["dtype"] = "boolean"
+    return SCHEMAS[name].update_columns(updates)
+
 
 # A reviews or return-comments export has no order behind each text, and may have no
 # dates: those columns may be empty in a texts-only store (and only there).
@@ -332,6 +349,7 @@ TEXT_SCHEMAS: dict[str, pa.DataFrameSchema] = {
             C.REFUND_AMOUNT: {"nullable": True},
         }
     ),
+    **{name: _catalogue_schema(name) for name in CATALOGUE_TABLES},
 }
 
 
@@ -341,12 +359,13 @@ def validate_table(
     """Validate one table; returns the coerced frame (or None) and its problems.
 
     ``texts_only``: the table belongs to a texts-only store, which holds only
-    :data:`TEXT_TABLES` with their order, date and refund columns allowed to be empty.
+    :data:`TEXT_TABLES` with their order, date and refund columns allowed to be empty, and
+    optionally the :data:`CATALOGUE_TABLES` with whatever columns the export had.
     """
     if name not in SCHEMAS:
         return None, [f"unknown table {name!r}; expected one of {', '.join(C.TABLES)}"]
     if texts_only and name not in TEXT_SCHEMAS:
-        return None, [f"table {name}: a texts-only store holds only {', '.join(TEXT_TABLES)}"]
+        return None, [f"table {name}: a texts-only store holds only {', '.join(TEXT_SCHEMAS)}"]
     if name in REQUIRED_NONEMPTY and len(df) == 0:
         return None, [f"table {name} is empty; it needs at least one row"]
     schema = TEXT_SCHEMAS[name] if texts_only else SCHEMAS[name]

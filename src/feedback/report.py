@@ -8,7 +8,7 @@ fetch and opens offline anywhere.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,7 @@ class ReportData:
     product_names: dict[int, str]
     fdr: float = 0.01  # the alerts' per-scan false-discovery rate
     without_text: int = 0  # reviews / returns with a blank text (not in the corpus)
+    product_categories: dict[int, str] = field(default_factory=dict)  # when the data has them
 
 
 def theme_impact(corpus: pd.DataFrame, labels: np.ndarray, n_themes: int) -> pd.DataFrame:
@@ -258,8 +259,10 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
         top = d["theme_id"].value_counts().head(3)
         n_p = int((corpus[C.PRODUCT_ID] == p).sum())
         cols = "<th>trend</th><th>latest words</th>" if dated else "<th>in their words</th>"
+        category = data.product_categories.get(int(p))
+        in_category = f"{_e(category)}, " if category else ""
         parts.append(
-            f"<h3>{_e(pname(p))} <span class='muted'>({n_p:,} texts)</span></h3>"
+            f"<h3>{_e(pname(p))} <span class='muted'>({in_category}{n_p:,} texts)</span></h3>"
             f"<table><tr><th>theme</th><th>share</th>{cols}</tr>"
         )
         for k, n in top.items():

@@ -115,3 +115,37 @@ def write_return_comments(folder: Path, n: int = 60) -> tuple[Path, Path]:
         "    columns: {product_id: Item, requested_at: Requested, comment: Why}\n"
     )
     return folder, mapping
+
+
+CATALOGUE_MAPPING = """\
+  products:
+    file: catalogue.csv
+    columns: {product_id: SKU, name: Product name, category: Category}
+  customers:
+    file: customers.csv
+    columns: {customer_id: Email, region: Country}
+"""
+
+
+def write_catalogue(folder: Path, frame: pd.DataFrame | None = None) -> tuple[Path, Path]:
+    """A reviews export beside the brand's product catalogue and customer list (no orders).
+
+    The catalogue names SKU-A and SKU-B only (SKU-C is reviewed but not listed); the
+    customer list holds the first 40 of the 60 shoppers.
+    """
+    folder, mapping = write_reviews(folder, frame)
+    pd.DataFrame(
+        {
+            "SKU": ["SKU-A", "SKU-B", "SKU-Z"],
+            "Product name": ["Linen shirt", "Wrap dress", "Gift card"],
+            "Category": ["Tops", "Dresses", "Gifts"],
+        }
+    ).to_csv(folder / "catalogue.csv", index=False)
+    pd.DataFrame(
+        {
+            "Email": [f"shopper{i}@example.com" for i in range(40)],
+            "Country": ["FR", "DE"] * 20,
+        }
+    ).to_csv(folder / "customers.csv", index=False)
+    mapping.write_text(REVIEWS_MAPPING + CATALOGUE_MAPPING)
+    return folder, mapping

@@ -17,6 +17,7 @@ from ppx.data.stores.read import StoreImportError
 from .review_exports import (
     REVIEWS_FILE,
     reviews_frame,
+    write_catalogue,
     write_return_comments,
     write_reviews,
 )
@@ -118,3 +119,48 @@ def test_order_based_commands_refuse_a_texts_only_store_at_once(tmp_path, args, 
     msg = _flat(res.output)
     assert "holds texts only" in msg and f"ppx {' '.join(args)}" in msg and needs in msg
     assert "ppx train feedback" in msg
+
+
+def test_reviews_with_a_catalogue_and_customers_but_no_orders_stay_texts_only(tmp_path):
+    src, mapping = write_catalogue(tmp_path / "export", reviews_frame(n=120))
+    out, tables, report = import_store(src, tmp_path / "store", mapping=mapping)
+    assert report.texts_only and holds_texts_only(out)
+    assert set(tables) == {C.REVIEWS, C.RETURNS, C.PRODUCTS, C.CUSTOMERS}
+    products = tables[C.PRODUCTS].set_index(C.PRODUCT_ID)
+    rv = tables[C.REVIEWS]
+    # every reviewed product is a catalogue row: listed ones with their name and category
+    assert set(rv[C.PRODUCT_ID]) <= set(products.index)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["holds"] == "texts"
+    names = set(manifest["product_names"].values())
+    assert {"Linen shirt", "Wrap dress", "Gift card", "SKU-C"} == names
+    assert set(products[C.CATEGORY].dropna()) == {"Tops", "Dresses", "Gifts"}
+    note = next(n for n in report.notes if "not listed" in n and "catalogue.csv" in n)
+    assert "1 product the texts name" in note and "'SKU-C'" in note
+    cust = tables[C.CUSTOMERS].set_index(C.CUSTOMER_ID)
+    assert set(rv[C.CUSTOMER_ID]) <= set(cust.index)
+    assert set(cust[C.REGION].dropna()) == {"FR", "DE"}
+    assert not any("orders" in t for t in tables)
+    loaded = load_tables(out, texts_ok=True)
+    assert set(loaded) == set(tables) and len(loaded[C.PRODUCTS]) == 4
+    with pytest.raises(TextsOnlyStoreError, match="holds texts only"):
+        load_tables(out)
+
+
+def test_a_catalogue_without_product_ids_is_refused_naming_file_and_column(tmp_path):
+    src, mapping = write_catalogue(tmp_path / "export")
+    mapping.write_text(mapping.read_text().replace("product_id: SKU, ", ""))
+    with pytest.raises(StoreImportError) as err:
+        import_store(src, tmp_path / "store", mapping=mapping)
+    msg = _flat(str(err.value))
+    assert "catalogue.csv" in msg and "'product_id'" in msg
+    assert not (tmp_path / "store").exists()
+
+
+def test_order_based_commands_refuse_a_texts_store_with_a_catalogue(tmp_path):
+    src, mapping = write_catalogue(tmp_path / "export", reviews_frame(n=30))
+    store, _, _ = import_store(src, tmp_path / "store", mapping=mapping)
+    res = runner.invoke(app, ["train", "recs", "--world", str(store)])
+    assert res.exit_code == 2
+    msg = _flat(res.output)
+    assert "holds texts only" in msg and "ppx train recs" in msg and "orders" in msg

@@ -17,8 +17,9 @@ Values are converted by the schema's column types (timestamps, numbers, yes/no f
 so a refusal names the file, the export's column and the rows. Consent columns that are
 absent mean *no consent*; other absent nullable columns are left empty.
 
-An export of ``reviews`` and/or ``returns`` alone (a reviews app's CSV, return comments)
-makes a texts-only store (:mod:`.texts`).
+An export of ``reviews`` and/or ``returns`` without orders (a reviews app's CSV, return
+comments, possibly beside the ``products`` catalogue and a ``customers`` list) makes a
+texts-only store (:mod:`.texts`).
 """
 
 from __future__ import annotations
@@ -33,13 +34,7 @@ from ppx.data import columns as C
 from ppx.data.schema import SCHEMAS
 from ppx.data.stores import texts
 from ppx.data.stores.build import ImportReport
-from ppx.data.stores.read import (
-    StoreImportError,
-    parse_flags,
-    parse_numbers,
-    parse_times,
-    read_export,
-)
+from ppx.data.stores.read import StoreImportError, convert_column, read_export
 
 CONSENT = (C.EMAIL_OPT_IN, C.SMS_OPT_IN, C.PUSH_OPT_IN)
 
@@ -106,23 +101,8 @@ def convert(name: str, raw: pd.DataFrame, path: Path, renames: dict[str, str]) -
                     + " and the file has none"
                 )
             continue
-        values = raw[src].reset_index(drop=True)
-        dtype = str(spec.dtype)
         label = src if src == canon else f"{src} (-> {canon})"
-        if "datetime" in dtype:
-            if pd.api.types.is_datetime64_any_dtype(values):
-                out[canon] = values
-            else:
-                out[canon] = parse_times(values, path, label, nullable=True)
-        elif dtype == "bool":
-            out[canon] = parse_flags(values, path, label)
-        elif dtype in ("int64", "Int64") or "float" in dtype:
-            num = parse_numbers(values, path, label, nullable=True)
-            # nullable ids keep pandas' Int64; others are coerced (and checked) by the schema
-            out[canon] = num.astype("Int64") if dtype == "Int64" else num
-        else:
-            s = values.astype("string").str.strip()
-            out[canon] = s.where(s.notna() & (s != "")).astype(object)
+        out[canon] = convert_column(raw[src], str(spec.dtype), path, label)
     return pd.DataFrame(out)
 
 

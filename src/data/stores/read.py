@@ -176,3 +176,20 @@ def parse_flags(values: pd.Series, path: Path | str, column: str) -> pd.Series:
             f"{rows_text(list(s.index[bad]))}"
         )
     return s.isin(TRUE_WORDS)
+
+
+def convert_column(values: pd.Series, dtype: str, path: Path | str, label: str) -> pd.Series:
+    """One export column in a canonical column's type (``dtype`` of its schema)."""
+    values = values.reset_index(drop=True)
+    if "datetime" in dtype:
+        if pd.api.types.is_datetime64_any_dtype(values):
+            return values
+        return parse_times(values, path, label, nullable=True)
+    if dtype == "bool":
+        return parse_flags(values, path, label)
+    if dtype in ("int64", "Int64") or "float" in dtype:
+        num = parse_numbers(values, path, label, nullable=True)
+        # nullable ids keep pandas' Int64; others are coerced (and checked) by the schema
+        return num.astype("Int64") if dtype == "Int64" else num
+    s = values.astype("string").str.strip()
+    return s.where(s.notna() & (s != "")).astype(object)

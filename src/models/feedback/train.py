@@ -133,18 +133,20 @@ def latest_alerts(alerts: pd.DataFrame, weekly: pd.DataFrame) -> pd.DataFrame:
 def load_corpus(world_path: str | Path) -> pd.DataFrame:
     """The world's texts, with the planted theme when the folder has ``truth/``.
 
-    A texts-only store (a reviews export without orders) has no products table; its
-    products are named by the export's own keys, kept in the store's manifest.
+    A texts-only store (a reviews export without orders) names its products by the
+    catalogue's names when the export had one, else by the export's own keys: both are
+    kept in the store's manifest. Categories come from the products table when known.
     """
-    from ppx.data.io import load_tables, store_product_names
+    from ppx.data.io import holds_texts_only, load_tables, store_product_names
 
     tables = load_tables(world_path, texts_ok=True)
     corpus = build_corpus(tables)
     truth_file = Path(world_path) / "truth" / f"{C.TRUTH_FEEDBACK}.parquet"
     if truth_file.exists():
         corpus = attach_truth(corpus, pd.read_parquet(truth_file))
-    if C.PRODUCTS in tables:
-        names = tables[C.PRODUCTS].set_index(C.PRODUCT_ID)[C.NAME].to_dict()
+    products = tables.get(C.PRODUCTS)
+    if products is not None and not holds_texts_only(world_path):
+        names = products.set_index(C.PRODUCT_ID)[C.NAME].to_dict()
     else:
         # a bare number (a catalogue id) reads as "product 767", a SKU or name as itself
         names = {
@@ -152,6 +154,13 @@ def load_corpus(world_path: str | Path) -> pd.DataFrame:
             for k, v in store_product_names(world_path).items()
         }
     corpus.attrs["product_names"] = {int(k): str(v) for k, v in names.items()}
+    categories = {}
+    if products is not None and C.CATEGORY in products:
+        known = products.dropna(subset=[C.CATEGORY])
+        categories = dict(
+            zip(known[C.PRODUCT_ID].astype(int), known[C.CATEGORY].astype(str), strict=True)
+        )
+    corpus.attrs["product_categories"] = categories
     corpus.attrs["texts_without_text"] = _texts_without_text(tables)
     return corpus
 
@@ -183,6 +192,7 @@ def report_for(analysis: Analysis, path: Path, title: str = "What customers say"
         alerts=latest_alerts(analysis.alerts, analysis.weekly),
         impact=analysis.impact,
         product_names=analysis.corpus.attrs.get("product_names", {}),
+        product_categories=analysis.corpus.attrs.get("product_categories", {}),
         fdr=analysis.alert_params.fdr,
         without_text=analysis.corpus.attrs.get("texts_without_text", 0),
     )

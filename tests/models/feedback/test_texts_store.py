@@ -13,7 +13,12 @@ from ppx.data.adapters import datasets_dir
 from ppx.data.stores.commands import import_store
 from ppx.feedback.trends import weekly_counts
 from ppx.models.feedback.train import holdout_mask
-from tests.data.review_exports import reviews_frame, write_return_comments, write_reviews
+from tests.data.review_exports import (
+    reviews_frame,
+    write_catalogue,
+    write_return_comments,
+    write_reviews,
+)
 
 runner = CliRunner()
 
@@ -40,6 +45,20 @@ def test_reviews_export_trains_feedback_and_the_report_shows_only_what_it_holds(
     assert "SKU-A" in page  # products by the export's own names
     # a reviews export has no return comments: no returns or refunds, no zero columns
     assert "return comments" not in page and "refund" not in page.lower()
+
+
+def test_reviews_beside_a_catalogue_report_products_by_name_and_category(tmp_path, mlflow_tmp):
+    src, mapping = write_catalogue(tmp_path / "export", reviews_frame(n=180, blank=0))
+    store, _, _ = import_store(src, tmp_path / "store", mapping=mapping)
+    report = tmp_path / "r.html"
+    res = runner.invoke(app, ["train", "feedback", "--world", str(store), "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    page = report.read_text()
+    # listed products by the catalogue's name and category; the unlisted one by its key
+    assert "Linen shirt <span class='muted'>(Tops, " in page
+    assert "Wrap dress <span class='muted'>(Dresses, " in page
+    assert "SKU-C <span class='muted'>(" in page and "SKU-A" not in page
+    assert "Gift card" not in page  # listed but never reviewed: no section
 
 
 def test_return_comments_alone_train_themes_and_say_why_sentiment_is_not_scored(
