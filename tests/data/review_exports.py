@@ -97,22 +97,28 @@ def write_reviews(folder: Path, frame: pd.DataFrame | None = None) -> tuple[Path
     return folder, mapping
 
 
-def write_return_comments(folder: Path, n: int = 60) -> tuple[Path, Path]:
-    """Return comments with order-less columns: a product name, a date and the comment."""
+def write_return_comments(
+    folder: Path, n: int = 60, reasons: list[str] | None = None
+) -> tuple[Path, Path]:
+    """Return comments with order-less columns: a product name, a date and the comment;
+    with ``reasons``, also the brand's own reason label per row (cycled), mapped."""
     folder.mkdir(parents=True, exist_ok=True)
     texts = TOPICS["small"][1] + TOPICS["late"][1]
-    pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "Item": [f"Linen shirt {'SML'[i % 3]}" for i in range(n)],
             "Requested": [f"2026-04-{1 + i % 28:02d}" for i in range(n)],
             "Why": [texts[i % len(texts)] for i in range(n)],
         }
-    ).to_csv(folder / RETURNS_FILE, index=False)
+    )
+    columns = "product_id: Item, requested_at: Requested, comment: Why"
+    if reasons is not None:
+        frame["Return reason"] = [reasons[i % len(reasons)] for i in range(n)]
+        columns += ", reason: Return reason"
+    frame.to_csv(folder / RETURNS_FILE, index=False)
     mapping = folder / "returns_mapping.yaml"
     mapping.write_text(
-        "tables:\n  returns:\n"
-        f"    file: {RETURNS_FILE}\n"
-        "    columns: {product_id: Item, requested_at: Requested, comment: Why}\n"
+        f"tables:\n  returns:\n    file: {RETURNS_FILE}\n    columns: {{{columns}}}\n"
     )
     return folder, mapping
 

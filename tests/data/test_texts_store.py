@@ -164,3 +164,44 @@ def test_order_based_commands_refuse_a_texts_store_with_a_catalogue(tmp_path):
     assert res.exit_code == 2
     msg = _flat(res.output)
     assert "holds texts only" in msg and "ppx train recs" in msg and "orders" in msg
+
+
+BRAND_REASONS = [
+    "Too small",
+    "DOESN'T FIT",
+    "too big",
+    "Broken",
+    "defective",
+    "Damaged in transit",
+    "Changed my mind",
+    "Wrong item sent",
+    "Not as described",
+    "Gift for someone",
+    "Colour",
+    "Gift for someone",
+    "",
+]
+
+
+def test_brand_return_reasons_map_to_ppx_reasons_and_unknown_ones_keep_their_label(tmp_path):
+    src, mapping = write_return_comments(tmp_path / "export", n=130, reasons=BRAND_REASONS)
+    out, tables, report = import_store(src, tmp_path / "store", mapping=mapping)
+    rt = tables[C.RETURNS]
+    by_label = dict(zip(rt[C.REASON_LABEL].fillna(""), rt[C.REASON], strict=True))
+    assert by_label["Too small"] == by_label["DOESN'T FIT"] == by_label["too big"] == C.SIZE_FIT
+    assert by_label["Broken"] == by_label["defective"] == by_label["Damaged in transit"]
+    assert by_label["Broken"] == "damaged"
+    assert by_label["Changed my mind"] == "changed_mind"
+    assert by_label["Wrong item sent"] == "wrong_item"
+    assert by_label["Not as described"] == "not_as_described"
+    # unknown labels fall to "other" and keep their own text; a blank reason stays unknown
+    assert by_label["Gift for someone"] == by_label["Colour"] == "other"
+    assert pd.isna(by_label[""])
+    assert rt[C.REASON].isna().sum() == 10
+    note = _flat(next(n for n in report.notes if "return reasons" in n))
+    assert "'Return reason (-> reason)'" in note
+    assert "90 of 120 labelled returns map to ppx's reasons" in note
+    assert "30 fell to 'other'" in note and "'Gift for someone' (20), 'Colour' (10)" in note
+    # the store keeps both, so nothing the brand wrote is lost
+    loaded = load_tables(out, texts_ok=True)[C.RETURNS]
+    assert (loaded[C.REASON_LABEL] == "Gift for someone").sum() == 20

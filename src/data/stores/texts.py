@@ -19,7 +19,9 @@ What such an export lacks is made explicit, never invented:
   or unreadable cell is refused with its rows.
 * rows with neither title nor text are kept (their rating still counts) and counted in
   an import note; the feedback corpus skips them.
-* returns have no order, refund or reason unless the export maps them.
+* returns have no order, refund or reason unless the export maps them; a mapped reason
+  column holds the brand's own labels, matched to ppx's reasons (:mod:`.reasons`), each
+  row keeping its label in ``reason_label``.
 * a catalogue or customer list keeps the columns it has (a product's name and category
   name it in the report); its key column links it to the texts by the same keys. A
   product or customer the texts name but the list lacks becomes a row with its id alone
@@ -45,6 +47,7 @@ from ppx.data.stores.read import (
     read_export,
     rows_text,
 )
+from ppx.data.stores.reasons import map_reasons, mapping_note
 
 ALL_PRODUCTS = "all products"
 
@@ -250,9 +253,14 @@ def _table(
             )
         out[C.RATING] = _ratings(raw, has[C.RATING], path)
     else:
-        out[C.REASON] = (
-            _text(raw[has[C.REASON]].reset_index(drop=True)) if C.REASON in has else None
-        )
+        if C.REASON in has:  # the brand's labels, mapped; each row keeps its own label
+            reasons = map_reasons(raw[has[C.REASON]])
+            out[C.REASON], out[C.REASON_LABEL] = reasons.reasons, reasons.labels
+            report.note(
+                mapping_note(reasons, f"{path}: column {_label(has[C.REASON], C.REASON)!r}")
+            )
+        else:
+            out[C.REASON] = None
         out[C.REFUND_AMOUNT] = (
             parse_numbers(
                 raw[has[C.REFUND_AMOUNT]].reset_index(drop=True),
@@ -286,7 +294,7 @@ def _table(
             f"no theme ({rows_text(list(empty.index[empty]))})"
         )
     df = pd.DataFrame(out)
-    return df[list(SCHEMAS[name].columns)]
+    return df[[*SCHEMAS[name].columns, *([C.REASON_LABEL] if C.REASON_LABEL in out else [])]]
 
 
 def import_texts(
