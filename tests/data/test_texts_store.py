@@ -147,6 +147,17 @@ def test_reviews_with_a_catalogue_and_customers_but_no_orders_stay_texts_only(tm
         load_tables(out)
 
 
+def test_reviews_beside_a_catalogue_alone_are_texts_only_not_an_empty_orders_refusal(tmp_path):
+    src, mapping = write_catalogue(tmp_path / "export", reviews_frame(n=40))
+    mapping.write_text(mapping.read_text().split("  customers:")[0])
+    (src / "customers.csv").unlink()
+    out, tables, report = import_store(src, tmp_path / "store", mapping=mapping)
+    assert report.texts_only and holds_texts_only(out)
+    assert set(tables) == {C.REVIEWS, C.RETURNS, C.PRODUCTS}
+    # no customer list: the reviews' customers stay ids of their own, with no table
+    assert tables[C.REVIEWS][C.CUSTOMER_ID].nunique() > 1
+
+
 def test_a_catalogue_without_product_ids_is_refused_naming_file_and_column(tmp_path):
     src, mapping = write_catalogue(tmp_path / "export")
     mapping.write_text(mapping.read_text().replace("product_id: SKU, ", ""))
