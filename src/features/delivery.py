@@ -436,18 +436,19 @@ class DeliveryHistory:
 
     def recent(self, stat: str, keys: Any, cutoff_s: np.ndarray):
         """Mean, sd and count of the last ``k`` values of ``stat`` before each cutoff."""
-        (res,) = self.recent_many([(stat, keys, 0)], np.asarray(cutoff_s, np.int64))
-        return res
+        mean, sd, cnt = self.recent_many([(stat, keys, 0)], np.asarray(cutoff_s, np.int64))
+        return mean[0], sd[0], cnt[0]
 
     def recent_many(
         self, queries: list[tuple[str, Any, int]], cutoff_s: np.ndarray
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`recent` of many (stat, keys, weeks back) queries over the same rows.
 
         A query ``(stat, keys, w)`` looks ``w`` weeks back: its cutoffs are
         ``cutoff_s - w`` weeks. Every query is answered by the same two binary searches
         into one array of all statistics, so a request's few dozen statistics cost one
-        numpy pass instead of one per statistic. Returns (mean, sd, count) per query.
+        numpy pass instead of one per statistic. Returns (mean, sd, count), each with one
+        row per query and one column per cutoff.
         """
         n = len(cutoff_s)
         if n > _QUERY_ROWS:  # bounded temporaries: rows in slices, same arithmetic
@@ -458,10 +459,7 @@ class DeliveryHistory:
                 )
                 for i in range(0, n, _QUERY_ROWS)
             ]
-            return [
-                tuple(np.concatenate([p[q][j] for p in parts]) for j in range(3))
-                for q in range(len(queries))
-            ]
+            return tuple(np.concatenate([p[j] for p in parts], axis=1) for j in range(3))
         fl = self._flat
         pos = [fl.position[s] for s, _keys, _w in queries]
         code = np.fromiter(
@@ -484,8 +482,7 @@ class DeliveryHistory:
             var = (fl.csq[hi_c] - fl.csq[lo_c]) / cnt - mean**2
         mean = np.where(cnt > 0, mean, fl.fallback[pos][:, None])
         sd = np.where(cnt > 1, np.sqrt(np.maximum(var, 0.0)), 0.0)
-        cnt = cnt.astype(float)
-        return [(mean[q], sd[q], cnt[q]) for q in range(len(queries))]
+        return mean, sd, cnt.astype(float)
 
 
 _QUERY_ROWS = 4096  # rows per slice of recent_many (temporaries of ~50 x rows values)
@@ -642,18 +639,19 @@ def parse_times(cols: dict, n: int) -> dict:
     return out
 
 
+#: Weekly statistics looked up only for their counts (the done shares' denominators).
+COUNT_STATS = tuple(s for s in WEEKLY_STATS if s not in STAT_FEATURES)
+
+
 def _stat_queries(frame: Mapping[str, np.ndarray]) -> list[tuple[str, Any, int]]:
-    """The (stat, keys, weeks back) look-ups of :func:`delivery_features`: each
-    statistic of :data:`STAT_FEATURES` now, then every weekly statistic (and the weekly
-    order counts of :data:`DONE_SHARES`) at the same point of the PRIOR_WEEKS weeks
-    before."""
-    week = np.asarray(frame[ORDER_WEEK])
+    """The (stat, keys, weeks back) look-ups of :func:`delivery_features`, in this
+    order: each statistic of :data:`STAT_FEATURES` now, each of :data:`COUNT_STATS`
+    now, then every weekly statistic at the same point of each of the PRIOR_WEEKS
+    weeks before (weeks innermost)."""
     queries: list[tuple[str, Any, int]] = [
-        (stat, _keys(frame, STATS[stat][0]), 0) for stat in STAT_FEATURES
+        (stat, _keys(frame, STATS[stat][0]), 0) for stat in (*STAT_FEATURES, *COUNT_STATS)
     ]
-    for stat in WEEKLY_STATS:
-        if stat not in STAT_FEATURES:
-            queries.append((stat, _keys(frame, STATS[stat][0]), 0))
+    week = np.asarray(frame[ORDER_WEEK])
     for stat in WEEKLY_STATS:
         for w in range(1, PRIOR_WEEKS + 1):
             prior = dict(frame, **{ORDER_WEEK: week - w})
@@ -766,39 +764,40 @@ def delivery_features(
         "holiday_soon": (to_hol <= HOLIDAY_HORIZON).astype(float),
         "is_peak": peak[di].astype(float),
     }
-    queries = _stat_queries(frame)
-    found = dict(
-        zip(((q[0], q[2]) for q in queries), history.recent_many(queries, cutoff), strict=True)
-    )
-
-    def week_counts(stat: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(sum over the prior weeks at the same point, count this week so far, count
-        of the prior weeks at the same point) of a weekly statistic."""
-        p_sum, p_n = np.zeros(n), np.zeros(n)
-        for w in range(1, PRIOR_WEEKS + 1):
-            pm, _sd, pc = found[stat, w]
-            p_sum += np.where(pc > 0, pm * pc, 0.0)
-            p_n += pc
-        return p_sum, found[stat, 0][2], p_n
-
-    counts = {stat: week_counts(stat)[1:] for stat in set(DONE_SHARES.values())}
+    mean, sd, cnt = history.recent_many(_stat_queries(frame), cutoff)
+    now = {stat: i for i, stat in enumerate((*STAT_FEATURES, *COUNT_STATS))}
+    # The prior weeks' sums and counts of every weekly statistic at once, added week
+    # by week (the order of the additions fixes the floats).
+    first = len(now)
+    shape = (len(WEEKLY_STATS), PRIOR_WEEKS, n)
+    pm, pc = mean[first:].reshape(shape), cnt[first:].reshape(shape)
+    terms = np.where(pc > 0, pm * pc, 0.0)
+    p_sum, p_n = np.zeros((len(WEEKLY_STATS), n)), np.zeros((len(WEEKLY_STATS), n))
+    for w in range(PRIOR_WEEKS):
+        p_sum += terms[:, w]
+        p_n += pc[:, w]
+    weekly = {stat: i for i, stat in enumerate(WEEKLY_STATS)}
+    log_cnt = np.log1p(cnt)
     for stat, (mean_name, n_name, sd_name) in STAT_FEATURES.items():
-        mean, sd, cnt = found[stat, 0]
-        out[mean_name] = mean
+        i = now[stat]
+        out[mean_name] = mean[i]
         if n_name is not None:
-            out[n_name] = np.log1p(cnt)
+            out[n_name] = log_cnt[i]
         if sd_name is not None:
-            out[sd_name] = sd
-        if stat in WEEKLY_STATS:
-            p_sum, _cnt, p_n = week_counts(stat)
+            out[sd_name] = sd[i]
+        if stat in weekly:
+            j = weekly[stat]
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"{mean_name}_vs_prior"] = np.where(
-                    (cnt > 0) & (p_n > 0), mean - p_sum / p_n, 0.0
+                    (cnt[i] > 0) & (p_n[j] > 0), mean[i] - p_sum[j] / p_n[j], 0.0
                 )
                 if stat in DONE_SHARES:
-                    o_now, o_prior = counts[DONE_SHARES[stat]]
+                    o = DONE_SHARES[stat]
+                    o_now, o_prior = cnt[now[o]], p_n[weekly[o]]
                     ok = (o_now > 0) & (o_prior > 0)
-                    out[f"{stat}_done_vs_prior"] = np.where(ok, cnt / o_now - p_n / o_prior, 0.0)
+                    out[f"{stat}_done_vs_prior"] = np.where(
+                        ok, cnt[i] / o_now - p_n[j] / o_prior, 0.0
+                    )
 
     # In transit: what tracking showed by as_of (checkout rows get neutral values).
     pick = _time_col(cols, PICKED_UP_AT, n, False)
