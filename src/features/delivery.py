@@ -639,6 +639,8 @@ def parse_times(cols: dict, n: int) -> dict:
     return out
 
 
+#: Weekly statistics with features of their own (each gets a ``<mean>_vs_prior``).
+WEEKLY_FEATURES = tuple(s for s in STAT_FEATURES if s in WEEKLY_STATS)
 #: Weekly statistics looked up only for their counts (the done shares' denominators).
 COUNT_STATS = tuple(s for s in WEEKLY_STATS if s not in STAT_FEATURES)
 
@@ -648,14 +650,23 @@ def _stat_queries(frame: Mapping[str, np.ndarray]) -> list[tuple[str, Any, int]]
     order: each statistic of :data:`STAT_FEATURES` now, each of :data:`COUNT_STATS`
     now, then every weekly statistic at the same point of each of the PRIOR_WEEKS
     weeks before (weeks innermost)."""
+    keys: dict[tuple[str, ...], Any] = {}  # statistics share key columns: join once
+
+    def now(cols: tuple[str, ...]) -> Any:
+        if cols not in keys:
+            keys[cols] = _keys(frame, cols)
+        return keys[cols]
+
     queries: list[tuple[str, Any, int]] = [
-        (stat, _keys(frame, STATS[stat][0]), 0) for stat in (*STAT_FEATURES, *COUNT_STATS)
+        (stat, now(STATS[stat][0]), 0) for stat in (*STAT_FEATURES, *COUNT_STATS)
     ]
     week = np.asarray(frame[ORDER_WEEK])
     for stat in WEEKLY_STATS:
+        cols = STATS[stat][0]
+        assert cols[-1] == ORDER_WEEK  # the week is the key's last part
+        prefix = now(cols[:-1])
         for w in range(1, PRIOR_WEEKS + 1):
-            prior = dict(frame, **{ORDER_WEEK: week - w})
-            queries.append((stat, _keys(prior, STATS[stat][0]), w))
+            queries.append((stat, _keys({"p": prefix, "w": week - w}, ("p", "w")), w))
     return queries
 
 
@@ -776,28 +787,29 @@ def delivery_features(
     for w in range(PRIOR_WEEKS):
         p_sum += terms[:, w]
         p_n += pc[:, w]
-    weekly = {stat: i for i, stat in enumerate(WEEKLY_STATS)}
+    # This week so far minus the prior weeks (every weekly statistic in one pass), and
+    # the done shares against the week's orders.
+    i = [now[s] for s in WEEKLY_FEATURES]
+    j = [WEEKLY_STATS.index(s) for s in WEEKLY_FEATURES]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vs_prior = np.where((cnt[i] > 0) & (p_n[j] > 0), mean[i] - p_sum[j] / p_n[j], 0.0)
+        i = [now[s] for s in DONE_SHARES]
+        j = [WEEKLY_STATS.index(s) for s in DONE_SHARES]
+        o_now = cnt[[now[o] for o in DONE_SHARES.values()]]
+        o_prior = p_n[[WEEKLY_STATS.index(o) for o in DONE_SHARES.values()]]
+        ok = (o_now > 0) & (o_prior > 0)
+        done = np.where(ok, cnt[i] / o_now - p_n[j] / o_prior, 0.0)
     log_cnt = np.log1p(cnt)
     for stat, (mean_name, n_name, sd_name) in STAT_FEATURES.items():
-        i = now[stat]
-        out[mean_name] = mean[i]
+        out[mean_name] = mean[now[stat]]
         if n_name is not None:
-            out[n_name] = log_cnt[i]
+            out[n_name] = log_cnt[now[stat]]
         if sd_name is not None:
-            out[sd_name] = sd[i]
-        if stat in weekly:
-            j = weekly[stat]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[f"{mean_name}_vs_prior"] = np.where(
-                    (cnt[i] > 0) & (p_n[j] > 0), mean[i] - p_sum[j] / p_n[j], 0.0
-                )
-                if stat in DONE_SHARES:
-                    o = DONE_SHARES[stat]
-                    o_now, o_prior = cnt[now[o]], p_n[weekly[o]]
-                    ok = (o_now > 0) & (o_prior > 0)
-                    out[f"{stat}_done_vs_prior"] = np.where(
-                        ok, cnt[i] / o_now - p_n[j] / o_prior, 0.0
-                    )
+            out[sd_name] = sd[now[stat]]
+        if stat in WEEKLY_FEATURES:
+            out[f"{mean_name}_vs_prior"] = vs_prior[WEEKLY_FEATURES.index(stat)]
+        if stat in DONE_SHARES:
+            out[f"{stat}_done_vs_prior"] = done[list(DONE_SHARES).index(stat)]
 
     # In transit: what tracking showed by as_of (checkout rows get neutral values).
     pick = _time_col(cols, PICKED_UP_AT, n, False)
