@@ -666,7 +666,11 @@ def _stat_queries(frame: Mapping[str, np.ndarray]) -> list[tuple[str, Any, int]]
         assert cols[-1] == ORDER_WEEK  # the week is the key's last part
         prefix = now(cols[:-1])
         for w in range(1, PRIOR_WEEKS + 1):
-            queries.append((stat, _keys({"p": prefix, "w": week - w}, ("p", "w")), w))
+            if isinstance(prefix, list):  # a serving batch: Python strings throughout
+                prior = [f"{p}|{x}" for p, x in zip(prefix, (week - w).tolist(), strict=True)]
+            else:
+                prior = _keys({"p": prefix, "w": week - w}, ("p", "w"))
+            queries.append((stat, prior, w))
     return queries
 
 
@@ -768,7 +772,7 @@ def delivery_features(
         "weight_missing": weight_missing.astype(float),
         "sla_days": sla,
         "weekday": weekday.astype(float),
-        "weekend_order": np.isin(weekday, (4, 5)).astype(float),
+        "weekend_order": ((weekday == 4) | (weekday == 5)).astype(float),
         "hour": sec_of_day / 3600.0,
         "frac_of_day": sec_of_day / SECONDS_PER_DAY,
         "days_to_holiday": to_hol.astype(float),
