@@ -612,6 +612,15 @@ def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
             raise DeliveryInputError(f"{name}: required field is missing from the request")
         return np.full(n, NAT, dtype=np.int64)
     raw = cols[name]
+    if isinstance(raw, np.ndarray) and raw.dtype == _SECONDS:  # parsed by parse_times
+        sec = raw.view(np.int64)  # NaT is INT64_MIN, which is NAT
+        miss = sec == NAT
+        if ((sec >= _LOW_S) & (sec <= _HIGH_S) | miss).all():  # else: the error below
+            if required and miss.any():
+                raise DeliveryInputError(
+                    f"{name}: required timestamp is missing in {int(miss.sum())} row(s)"
+                )
+            return sec.copy()
     parsed = utc_times(raw)
     bad = unreadable(raw, parsed)
     if bad.any():
@@ -623,6 +632,12 @@ def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
             f"{name}: required timestamp is missing in {int(miss.sum())} row(s)"
         )
     return np.where(miss, NAT, parsed.astype("datetime64[s]").astype(np.int64))
+
+
+_SECONDS = np.dtype("datetime64[s]")
+#: what utc_times accepts (datetime64[ns]'s range), in seconds
+_LOW_S = int(np.datetime64("1677-09-22", "s").astype(np.int64))
+_HIGH_S = int(np.datetime64("2262-04-11", "s").astype(np.int64))
 
 
 def parse_times(cols: dict, n: int) -> dict:
