@@ -192,10 +192,20 @@ def week_index(seconds: np.ndarray) -> np.ndarray:
     return (np.floor_divide(np.asarray(seconds, np.int64), SECONDS_PER_DAY) + 3) // 7
 
 
+_JOIN_ROWS = 64  # up to this many rows keys are joined in Python (numpy's char ops cost more)
+
+
 def _key_string(frame: Mapping[str, np.ndarray], cols: tuple[str, ...]) -> np.ndarray:
+    """``"a|b|..."`` key of each row from the ``cols`` columns of ``frame``."""
+    return np.asarray(_keys(frame, cols))
+
+
+def _keys(frame: Mapping[str, np.ndarray], cols: tuple[str, ...]) -> np.ndarray | list[str]:
+    """:func:`_key_string` as a list for a serving batch (what the look-ups iterate)."""
     first = np.asarray(frame[cols[0]])
-    if len(first) == 1:  # one request (the serving path): plain string join
-        return np.array(["|".join(str(np.asarray(frame[c])[0]) for c in cols)])
+    if len(first) <= _JOIN_ROWS:
+        parts = [np.asarray(frame[c]).tolist() for c in cols]
+        return ["|".join(map(str, row)) for row in zip(*parts, strict=True)]
     parts = [np.asarray(frame[c]).astype(str) for c in cols]
     out = parts[0]
     for p in parts[1:]:
@@ -338,6 +348,7 @@ class DeliveryHistory:
             )
         # A snapshot keeps the fallbacks of the full history (unknown keys answer alike).
         self.fallbacks = {stat: ix.fallback for stat, ix in self.index.items()}
+        self._flat = _FlatIndex.of(self.index)
 
     @classmethod
     def from_tables(
@@ -423,42 +434,97 @@ class DeliveryHistory:
     def from_frame(cls, records: pd.DataFrame, meta: dict) -> DeliveryHistory:
         return cls(records=records, **meta)
 
-    def recent(self, stat: str, keys: np.ndarray, cutoff_s: np.ndarray):
+    def recent(self, stat: str, keys: Any, cutoff_s: np.ndarray):
         """Mean, sd and count of the last ``k`` values of ``stat`` before each cutoff."""
-        ix = self.index[stat]
-        if len(keys) == 1:
-            return self._recent_one(ix, keys[0], int(cutoff_s[0]))
-        code = np.fromiter((ix.codes.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
-        known = code >= 0
-        safe = np.where(known, code, 0)
-        hi = np.searchsorted(ix.combined, (safe << _KEY_SHIFT) | cutoff_s, side="left")
-        lo_group = np.searchsorted(ix.combined, safe << _KEY_SHIFT, side="left")
-        n = np.where(known, np.minimum(hi - lo_group, ix.k), 0)
-        lo = hi - n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (ix.csum[hi] - ix.csum[lo]) / n
-            var = (ix.csq[hi] - ix.csq[lo]) / n - mean**2
-        has = n > 0
-        mean = np.where(has, mean, ix.fallback)
-        sd = np.where(n > 1, np.sqrt(np.maximum(var, 0.0)), 0.0)
-        return mean, sd, n.astype(float)
+        mean, sd, cnt = self.recent_many([(stat, keys, 0)], np.asarray(cutoff_s, np.int64))
+        return mean[0], sd[0], cnt[0]
 
-    @staticmethod
-    def _recent_one(ix: _StatIndex, key: str, cutoff: int):
-        """:meth:`recent` for one request in plain Python (same arithmetic)."""
-        code = ix.codes.get(key, -1)
-        if code < 0:
-            return np.array([ix.fallback]), np.zeros(1), np.zeros(1)
-        hi = int(ix.combined.searchsorted((code << _KEY_SHIFT) | cutoff, side="left"))
-        lo_group = int(ix.combined.searchsorted(code << _KEY_SHIFT, side="left"))
-        n = min(hi - lo_group, ix.k)
-        if n <= 0:
-            return np.array([ix.fallback]), np.zeros(1), np.zeros(1)
-        lo = hi - n
-        mean = (float(ix.csum[hi]) - float(ix.csum[lo])) / n
-        var = (float(ix.csq[hi]) - float(ix.csq[lo])) / n - mean**2
-        sd = float(np.sqrt(max(var, 0.0))) if n > 1 else 0.0
-        return np.array([mean]), np.array([sd]), np.array([float(n)])
+    def recent_many(
+        self, queries: list[tuple[str, Any, int]], cutoff_s: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`recent` of many (stat, keys, weeks back) queries over the same rows.
+
+        A query ``(stat, keys, w)`` looks ``w`` weeks back: its cutoffs are
+        ``cutoff_s - w`` weeks. Every query is answered by the same two binary searches
+        into one array of all statistics, so a request's few dozen statistics cost one
+        numpy pass instead of one per statistic. Returns (mean, sd, count), each with one
+        row per query and one column per cutoff.
+        """
+        n = len(cutoff_s)
+        if n > _QUERY_ROWS:  # bounded temporaries: rows in slices, same arithmetic
+            parts = [
+                self.recent_many(
+                    [(s, keys[i : i + _QUERY_ROWS], w) for s, keys, w in queries],
+                    cutoff_s[i : i + _QUERY_ROWS],
+                )
+                for i in range(0, n, _QUERY_ROWS)
+            ]
+            return tuple(np.concatenate([p[j] for p in parts], axis=1) for j in range(3))
+        fl = self._flat
+        pos = [fl.position[s] for s, _keys, _w in queries]
+        code = np.fromiter(
+            (self.index[s].codes.get(k, -1) for s, keys, _w in queries for k in keys),
+            np.int64,
+            len(queries) * n,
+        ).reshape(len(queries), n)
+        weeks = np.array([w for _s, _keys, w in queries], np.int64)[:, None]
+        cutoff = np.asarray(cutoff_s, np.int64)[None, :] - weeks * (7 * SECONDS_PER_DAY)
+        known = code >= 0
+        group = (np.where(known, code, 0) + fl.offset[pos][:, None]) << _KEY_SHIFT
+        hi = fl.combined.searchsorted(group | cutoff, side="left")
+        lo_group = fl.combined.searchsorted(group, side="left")
+        cnt = np.where(known, np.minimum(hi - lo_group, fl.k[pos][:, None]), 0)
+        # Each statistic's cumulative sums carry a leading 0: one more slot per stat.
+        hi_c = hi + fl.stat_no[pos][:, None]
+        lo_c = hi_c - cnt
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (fl.csum[hi_c] - fl.csum[lo_c]) / cnt
+            var = (fl.csq[hi_c] - fl.csq[lo_c]) / cnt - mean**2
+        mean = np.where(cnt > 0, mean, fl.fallback[pos][:, None])
+        sd = np.where(cnt > 1, np.sqrt(np.maximum(var, 0.0)), 0.0)
+        return mean, sd, cnt.astype(float)
+
+
+_QUERY_ROWS = 4096  # rows per slice of recent_many (temporaries of ~50 x rows values)
+
+
+@dataclass
+class _FlatIndex:
+    """Every statistic's index in one sorted array: a statistic's key codes are shifted
+    past the previous statistics' (``offset``), so one binary search answers any of
+    them; ``csum``/``csq`` are the statistics' own cumulative sums end to end (the same
+    floats as each statistic's, so the means are the same to the bit)."""
+
+    position: dict[str, int]
+    offset: np.ndarray
+    stat_no: np.ndarray
+    k: np.ndarray
+    fallback: np.ndarray
+    combined: np.ndarray
+    csum: np.ndarray
+    csq: np.ndarray
+
+    @classmethod
+    def of(cls, index: dict[str, _StatIndex]) -> _FlatIndex:
+        stats = list(index)
+        sizes = [len(index[s].codes) for s in stats]
+        offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return cls(
+            position={s: i for i, s in enumerate(stats)},
+            offset=offset,
+            stat_no=np.arange(len(stats), dtype=np.int64),
+            k=np.array([index[s].k for s in stats], np.int64),
+            fallback=np.array([index[s].fallback for s in stats], float),
+            combined=np.concatenate(
+                [
+                    index[s].combined + (int(o) << _KEY_SHIFT)
+                    for s, o in zip(stats, offset, strict=True)
+                ]
+                + [np.zeros(0, np.int64)]
+            ),
+            csum=np.concatenate([index[s].csum for s in stats] + [np.zeros(0)]),
+            csq=np.concatenate([index[s].csq for s in stats] + [np.zeros(0)]),
+        )
 
 
 # --- calendar ----------------------------------------------------------------------------
@@ -546,6 +612,15 @@ def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
             raise DeliveryInputError(f"{name}: required field is missing from the request")
         return np.full(n, NAT, dtype=np.int64)
     raw = cols[name]
+    if isinstance(raw, np.ndarray) and raw.dtype == _SECONDS:  # parsed by parse_times
+        sec = raw.view(np.int64)  # NaT is INT64_MIN, which is NAT
+        miss = sec == NAT
+        if ((sec >= _LOW_S) & (sec <= _HIGH_S) | miss).all():  # else: the error below
+            if required and miss.any():
+                raise DeliveryInputError(
+                    f"{name}: required timestamp is missing in {int(miss.sum())} row(s)"
+                )
+            return sec.copy()
     parsed = utc_times(raw)
     bad = unreadable(raw, parsed)
     if bad.any():
@@ -557,6 +632,12 @@ def _time_col(cols: dict, name: str, n: int, required: bool) -> np.ndarray:
             f"{name}: required timestamp is missing in {int(miss.sum())} row(s)"
         )
     return np.where(miss, NAT, parsed.astype("datetime64[s]").astype(np.int64))
+
+
+_SECONDS = np.dtype("datetime64[s]")
+#: what utc_times accepts (datetime64[ns]'s range), in seconds
+_LOW_S = int(np.datetime64("1677-09-22", "s").astype(np.int64))
+_HIGH_S = int(np.datetime64("2262-04-11", "s").astype(np.int64))
 
 
 def parse_times(cols: dict, n: int) -> dict:
@@ -573,19 +654,39 @@ def parse_times(cols: dict, n: int) -> dict:
     return out
 
 
-def _week_counts(history, stat, frame, cutoff, n):
-    """(sum over the prior weeks at the same point, count this week so far, count of
-    the prior weeks at the same point) of a weekly statistic."""
-    p_sum, p_n = np.zeros(n), np.zeros(n)
-    for w in range(1, PRIOR_WEEKS + 1):
-        prior = dict(frame, **{ORDER_WEEK: frame[ORDER_WEEK] - w})
-        pm, _sd, pc = history.recent(
-            stat, _key_string(prior, STATS[stat][0]), cutoff - w * 7 * SECONDS_PER_DAY
-        )
-        p_sum += np.where(pc > 0, pm * pc, 0.0)
-        p_n += pc
-    _m, _s, cnt = history.recent(stat, _key_string(frame, STATS[stat][0]), cutoff)
-    return p_sum, cnt, p_n
+#: Weekly statistics with features of their own (each gets a ``<mean>_vs_prior``).
+WEEKLY_FEATURES = tuple(s for s in STAT_FEATURES if s in WEEKLY_STATS)
+#: Weekly statistics looked up only for their counts (the done shares' denominators).
+COUNT_STATS = tuple(s for s in WEEKLY_STATS if s not in STAT_FEATURES)
+
+
+def _stat_queries(frame: Mapping[str, np.ndarray]) -> list[tuple[str, Any, int]]:
+    """The (stat, keys, weeks back) look-ups of :func:`delivery_features`, in this
+    order: each statistic of :data:`STAT_FEATURES` now, each of :data:`COUNT_STATS`
+    now, then every weekly statistic at the same point of each of the PRIOR_WEEKS
+    weeks before (weeks innermost)."""
+    keys: dict[tuple[str, ...], Any] = {}  # statistics share key columns: join once
+
+    def now(cols: tuple[str, ...]) -> Any:
+        if cols not in keys:
+            keys[cols] = _keys(frame, cols)
+        return keys[cols]
+
+    queries: list[tuple[str, Any, int]] = [
+        (stat, now(STATS[stat][0]), 0) for stat in (*STAT_FEATURES, *COUNT_STATS)
+    ]
+    week = np.asarray(frame[ORDER_WEEK])
+    for stat in WEEKLY_STATS:
+        cols = STATS[stat][0]
+        assert cols[-1] == ORDER_WEEK  # the week is the key's last part
+        prefix = now(cols[:-1])
+        for w in range(1, PRIOR_WEEKS + 1):
+            if isinstance(prefix, list):  # a serving batch: Python strings throughout
+                prior = [f"{p}|{x}" for p, x in zip(prefix, (week - w).tolist(), strict=True)]
+            else:
+                prior = _keys({"p": prefix, "w": week - w}, ("p", "w"))
+            queries.append((stat, prior, w))
+    return queries
 
 
 def delivery_features(
@@ -686,34 +787,48 @@ def delivery_features(
         "weight_missing": weight_missing.astype(float),
         "sla_days": sla,
         "weekday": weekday.astype(float),
-        "weekend_order": np.isin(weekday, (4, 5)).astype(float),
+        "weekend_order": ((weekday == 4) | (weekday == 5)).astype(float),
         "hour": sec_of_day / 3600.0,
         "frac_of_day": sec_of_day / SECONDS_PER_DAY,
         "days_to_holiday": to_hol.astype(float),
         "holiday_soon": (to_hol <= HOLIDAY_HORIZON).astype(float),
         "is_peak": peak[di].astype(float),
     }
-    counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for stat in set(DONE_SHARES.values()):
-        counts[stat] = _week_counts(history, stat, frame, cutoff, n)[1:]
+    mean, sd, cnt = history.recent_many(_stat_queries(frame), cutoff)
+    now = {stat: i for i, stat in enumerate((*STAT_FEATURES, *COUNT_STATS))}
+    # The prior weeks' sums and counts of every weekly statistic at once, added week
+    # by week (the order of the additions fixes the floats).
+    first = len(now)
+    shape = (len(WEEKLY_STATS), PRIOR_WEEKS, n)
+    pm, pc = mean[first:].reshape(shape), cnt[first:].reshape(shape)
+    terms = np.where(pc > 0, pm * pc, 0.0)
+    p_sum, p_n = np.zeros((len(WEEKLY_STATS), n)), np.zeros((len(WEEKLY_STATS), n))
+    for w in range(PRIOR_WEEKS):
+        p_sum += terms[:, w]
+        p_n += pc[:, w]
+    # This week so far minus the prior weeks (every weekly statistic in one pass), and
+    # the done shares against the week's orders.
+    i = [now[s] for s in WEEKLY_FEATURES]
+    j = [WEEKLY_STATS.index(s) for s in WEEKLY_FEATURES]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vs_prior = np.where((cnt[i] > 0) & (p_n[j] > 0), mean[i] - p_sum[j] / p_n[j], 0.0)
+        i = [now[s] for s in DONE_SHARES]
+        j = [WEEKLY_STATS.index(s) for s in DONE_SHARES]
+        o_now = cnt[[now[o] for o in DONE_SHARES.values()]]
+        o_prior = p_n[[WEEKLY_STATS.index(o) for o in DONE_SHARES.values()]]
+        ok = (o_now > 0) & (o_prior > 0)
+        done = np.where(ok, cnt[i] / o_now - p_n[j] / o_prior, 0.0)
+    log_cnt = np.log1p(cnt)
     for stat, (mean_name, n_name, sd_name) in STAT_FEATURES.items():
-        keys = _key_string(frame, STATS[stat][0])
-        mean, sd, cnt = history.recent(stat, keys, cutoff)
-        out[mean_name] = mean
+        out[mean_name] = mean[now[stat]]
         if n_name is not None:
-            out[n_name] = np.log1p(cnt)
+            out[n_name] = log_cnt[now[stat]]
         if sd_name is not None:
-            out[sd_name] = sd
-        if stat in WEEKLY_STATS:
-            p_sum, _cnt, p_n = _week_counts(history, stat, frame, cutoff, n)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[f"{mean_name}_vs_prior"] = np.where(
-                    (cnt > 0) & (p_n > 0), mean - p_sum / p_n, 0.0
-                )
-                if stat in DONE_SHARES:
-                    o_now, o_prior = counts[DONE_SHARES[stat]]
-                    ok = (o_now > 0) & (o_prior > 0)
-                    out[f"{stat}_done_vs_prior"] = np.where(ok, cnt / o_now - p_n / o_prior, 0.0)
+            out[sd_name] = sd[now[stat]]
+        if stat in WEEKLY_FEATURES:
+            out[f"{mean_name}_vs_prior"] = vs_prior[WEEKLY_FEATURES.index(stat)]
+        if stat in DONE_SHARES:
+            out[f"{stat}_done_vs_prior"] = done[list(DONE_SHARES).index(stat)]
 
     # In transit: what tracking showed by as_of (checkout rows get neutral values).
     pick = _time_col(cols, PICKED_UP_AT, n, False)
