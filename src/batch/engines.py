@@ -48,6 +48,7 @@ UNUSED_COLUMNS = frozenset(
         "comment",
         "title",
         "body",
+        C.REASON_LABEL,
     }
 )
 SUMMARY_SCHEMA = (

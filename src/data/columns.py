@@ -154,7 +154,7 @@ TIER = "tier"
 REVIEW_TITLE = "title"
 REVIEW_BODY = "body"
 RETURN_COMMENT = "comment"
-#: a texts-only store's returns: the brand's own reason label, as the export wrote it
+#: an imported store's returns: the brand's own reason label, as the export wrote it
 REASON_LABEL = "reason_label"
 SOURCE = "source"  # "review" or "return": where a text came from
 TEXT_ID = "text_id"  # review_id or return_id, by source
@@ -195,9 +195,9 @@ TRACKING_EVENT_TYPES = (
 PLANS = ("monthly", "biweekly")
 SUBSCRIPTION_EVENT_TYPES = ("start", "renew", "skip", "pause", "resume", "price_change", "cancel")
 RETURN_REASONS = ("changed_mind", "damaged", "not_as_described", "wrong_item", "other")
-#: Size and fit: the commonest apparel return reason. A brand's return-comments export
-#: may carry it (a texts-only store); the fraud model and the synthetic world do not
-#: know it, and a texts-only store never reaches them.
+#: Size and fit: the commonest apparel return reason. A texts-only store (return comments
+#: without orders) keeps it; the fraud model and the synthetic world do not know it, so a
+#: store of orders records it as ``changed_mind`` (ppx.data.stores.reasons.FOLDED).
 SIZE_FIT = "size_fit"
 TEXT_RETURN_REASONS = (*RETURN_REASONS, SIZE_FIT)
 CLAIM_TYPES = ("item_not_received", "damaged_in_transit")

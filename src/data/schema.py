@@ -190,6 +190,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             C.REFUND_AMOUNT: _num(ge=0),
             C.CONFIRMED_FRAUD: _bool(),
             C.RETURN_COMMENT: _free_text(),
+            # an imported store's own label of the reason ("Too small"); worlds have none
+            C.REASON_LABEL: _free_text(),
         },
         name=C.RETURNS,
     ),
@@ -337,21 +339,19 @@ def _catalogue_schema(name: str) -> pa.DataFrameSchema:
 
 # A reviews or return-comments export has no order behind each text, and may have no
 # dates: those columns may be empty in a texts-only store (and only there). Its returns
-# keep the brand's own reason label beside the mapped reason (ppx.data.stores.reasons).
+# may hold size_fit, a reason the fraud model does not know (ppx.data.stores.reasons).
 TEXT_SCHEMAS: dict[str, pa.DataFrameSchema] = {
     C.REVIEWS: SCHEMAS[C.REVIEWS].update_columns(
         {C.CREATED_AT: {"nullable": True}, C.ORDER_ID: {"nullable": True, "dtype": "Int64"}}
     ),
-    C.RETURNS: SCHEMAS[C.RETURNS]
-    .update_columns(
+    C.RETURNS: SCHEMAS[C.RETURNS].update_columns(
         {
             C.REQUESTED_AT: {"nullable": True},
             C.ORDER_ID: {"nullable": True, "dtype": "Int64"},
             C.REASON: {"nullable": True, "checks": [pa.Check.isin(C.TEXT_RETURN_REASONS)]},
             C.REFUND_AMOUNT: {"nullable": True},
         }
-    )
-    .add_columns({C.REASON_LABEL: _free_text()}),
+    ),
     **{name: _catalogue_schema(name) for name in CATALOGUE_TABLES},
 }
 

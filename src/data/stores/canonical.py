@@ -15,7 +15,10 @@ other files and columns::
 
 Values are converted by the schema's column types (timestamps, numbers, yes/no flags),
 so a refusal names the file, the export's column and the rows. Consent columns that are
-absent mean *no consent*; other absent nullable columns are left empty.
+absent mean *no consent*; other absent nullable columns are left empty. A returns table's
+``reason`` column may hold the brand's own labels ("Too small", "Arrived broken"): they
+are mapped onto ppx's reasons as in a texts-only store (:mod:`.reasons`), each row keeping
+its label in ``reason_label``, and the import note counts what mapped and what did not.
 
 An export of ``reviews`` and/or ``returns`` without orders (a reviews app's CSV, return
 comments, possibly beside the ``products`` catalogue and a ``customers`` list) makes a
@@ -35,6 +38,7 @@ from ppx.data.schema import SCHEMAS
 from ppx.data.stores import texts
 from ppx.data.stores.build import ImportReport
 from ppx.data.stores.read import StoreImportError, convert_column, read_export
+from ppx.data.stores.reasons import import_reasons
 
 CONSENT = (C.EMAIL_OPT_IN, C.SMS_OPT_IN, C.PUSH_OPT_IN)
 
@@ -77,8 +81,15 @@ def _files(source: Path, mapping: dict[str, dict], base: Path) -> dict[str, tupl
     return found
 
 
-def convert(name: str, raw: pd.DataFrame, path: Path, renames: dict[str, str]) -> pd.DataFrame:
-    """One export table in canonical columns and types (refusals name file and column)."""
+def convert(
+    name: str, raw: pd.DataFrame, path: Path, renames: dict[str, str], report: ImportReport
+) -> pd.DataFrame:
+    """One export table in canonical columns and types (refusals name file and column).
+
+    A returns table's reason column holds the brand's own labels or ppx's reason codes;
+    both are mapped onto the fraud model's reasons (:mod:`.reasons`), the label kept in
+    ``reason_label``.
+    """
     missing_src = [src for src in renames.values() if src not in raw.columns]
     if missing_src:
         raise StoreImportError(
@@ -89,6 +100,8 @@ def convert(name: str, raw: pd.DataFrame, path: Path, renames: dict[str, str]) -
     out = {}
     for canon, spec in SCHEMAS[name].columns.items():
         src = source_of[canon]
+        if name == C.RETURNS and canon == C.REASON_LABEL:
+            continue  # filled with the reason below
         if src not in raw.columns:
             if canon in CONSENT:
                 out[canon] = np.zeros(len(raw), dtype=bool)
@@ -102,8 +115,22 @@ def convert(name: str, raw: pd.DataFrame, path: Path, renames: dict[str, str]) -
                 )
             continue
         label = src if src == canon else f"{src} (-> {canon})"
+        if name == C.RETURNS and canon == C.REASON:
+            # the brand's own labels, on the texts-only import's path, onto the fraud
+            # model's reasons; each row keeps its label
+            label_src = source_of[C.REASON_LABEL]
+            reasons = import_reasons(
+                raw[src],
+                f"{path}: column {label!r}",
+                report,
+                allowed=C.RETURN_REASONS,
+                blank="other",
+                given_labels=raw[label_src] if label_src in raw.columns else None,
+            )
+            out[C.REASON], out[C.REASON_LABEL] = reasons.reasons, reasons.labels
+            continue
         out[canon] = convert_column(raw[src], str(spec.dtype), path, label)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out)[list(SCHEMAS[name].columns)]
 
 
 def import_canonical(
@@ -126,5 +153,5 @@ def import_canonical(
         return tables
     tables = {}
     for name, (path, renames) in files.items():
-        tables[name] = convert(name, read_export(path), path, renames)
+        tables[name] = convert(name, read_export(path), path, renames, report)
     return tables

@@ -47,7 +47,7 @@ from ppx.data.stores.read import (
     read_export,
     rows_text,
 )
-from ppx.data.stores.reasons import map_reasons, mapping_note
+from ppx.data.stores.reasons import import_reasons
 
 ALL_PRODUCTS = "all products"
 
@@ -254,13 +254,15 @@ def _table(
         out[C.RATING] = _ratings(raw, has[C.RATING], path)
     else:
         if C.REASON in has:  # the brand's labels, mapped; each row keeps its own label
-            reasons = map_reasons(raw[has[C.REASON]])
-            out[C.REASON], out[C.REASON_LABEL] = reasons.reasons, reasons.labels
-            report.note(
-                mapping_note(reasons, f"{path}: column {_label(has[C.REASON], C.REASON)!r}")
+            reasons = import_reasons(
+                raw[has[C.REASON]],
+                f"{path}: column {_label(has[C.REASON], C.REASON)!r}",
+                report,
+                given_labels=raw[has[C.REASON_LABEL]] if C.REASON_LABEL in has else None,
             )
+            out[C.REASON], out[C.REASON_LABEL] = reasons.reasons, reasons.labels
         else:
-            out[C.REASON] = None
+            out[C.REASON] = out[C.REASON_LABEL] = None
         out[C.REFUND_AMOUNT] = (
             parse_numbers(
                 raw[has[C.REFUND_AMOUNT]].reset_index(drop=True),
@@ -294,7 +296,7 @@ def _table(
             f"no theme ({rows_text(list(empty.index[empty]))})"
         )
     df = pd.DataFrame(out)
-    return df[[*SCHEMAS[name].columns, *([C.REASON_LABEL] if C.REASON_LABEL in out else [])]]
+    return df[list(SCHEMAS[name].columns)]
 
 
 def import_texts(
