@@ -2,9 +2,10 @@
 
 Columns: ``source`` (review / return), ``text_id`` (review_id / return_id),
 ``customer_id``, ``product_id``, ``created_at`` (review time or return request time),
-``rating`` (reviews; NaN for returns), ``reason`` (returns), ``refund_amount``
-(returns) and ``text`` (review title and body joined; the return comment). Rows without
-any text are dropped: there is nothing to read.
+``rating`` (reviews; NaN for returns), ``reason`` (returns), ``reason_label`` (returns of
+an imported store: the brand's own words for the reason, "Too small", where ``reason``
+holds ppx's code), ``refund_amount`` (returns) and ``text`` (review title and body
+joined; the return comment). Rows without any text are dropped: there is nothing to read.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def build_corpus(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                     C.CREATED_AT: pd.to_datetime(rv[C.CREATED_AT]).to_numpy(),
                     C.RATING: rv[C.RATING].to_numpy(float),
                     C.REASON: None,
+                    C.REASON_LABEL: None,
                     C.REFUND_AMOUNT: np.nan,
                     TEXT: _join_title(title, rv[C.REVIEW_BODY]).to_numpy(object),
                 }
@@ -63,6 +65,11 @@ def build_corpus(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                     C.CREATED_AT: pd.to_datetime(rt[C.REQUESTED_AT]).to_numpy(),
                     C.RATING: np.nan,
                     C.REASON: rt[C.REASON].to_numpy(object),
+                    C.REASON_LABEL: (
+                        rt[C.REASON_LABEL].astype(object).where(rt[C.REASON_LABEL].notna(), None)
+                        if C.REASON_LABEL in rt
+                        else None
+                    ),
                     C.REFUND_AMOUNT: rt[C.REFUND_AMOUNT].to_numpy(float),
                     TEXT: rt[C.RETURN_COMMENT].fillna("").astype(str).str.strip().to_numpy(object),
                 }

@@ -76,8 +76,18 @@ def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[flo
     return diff - half, diff + half
 
 
+def _top_labels(texts: pd.DataFrame, top: int = 3) -> str:
+    """The commonest return-reason labels of an imported store, in the brand's words
+    ("Too small (12), Too big (4)"); empty when the texts carry none (a world)."""
+    if C.REASON_LABEL not in texts:
+        return ""
+    counts = texts[C.REASON_LABEL].dropna().astype(str).value_counts()
+    return ", ".join(f"{k} ({v})" for k, v in counts.head(top).items())
+
+
 def theme_impact(corpus: pd.DataFrame, labels: np.ndarray, n_themes: int) -> pd.DataFrame:
-    """Per theme: texts, share from returns, refunds, mean rating with the theme vs without,
+    """Per theme: texts, share from returns, refunds, the commonest return-reason labels
+    (``return_labels``, the brand's own words), mean rating with the theme vs without,
     and the interval of that gap (``gap_low``, ``gap_high``) for themes with enough
     reviews (:data:`MIN_THEME_REVIEWS`), Bonferroni-adjusted over those themes."""
     df = corpus.assign(_t=np.asarray(labels))
@@ -103,6 +113,7 @@ def theme_impact(corpus: pd.DataFrame, labels: np.ndarray, n_themes: int) -> pd.
                 "returns": int((d[C.SOURCE] == "return").sum()),
                 "return_share": float((d[C.SOURCE] == "return").mean()) if len(d) else 0.0,
                 "refunds": float(d[C.REFUND_AMOUNT].fillna(0).sum()),
+                "return_labels": _top_labels(d),
                 "reviews": len(rv),
                 "mean_rating": float(rv[C.RATING].mean()) if len(rv) else np.nan,
                 "rating_others": float(others[C.RATING].mean()) if len(others) else overall,
@@ -286,11 +297,15 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
     # returns: only beside reviews (else it repeats "texts"); refunds: only when known
     show_returns = bool(n_ret and n_rev)
     show_refunds = bool(n_ret and corpus[C.REFUND_AMOUNT].notna().any())
+    # an imported store's reason labels, as the brand wrote them ("Too small")
+    show_labels = bool(n_ret and C.REASON_LABEL in corpus and corpus[C.REASON_LABEL].notna().any())
     head = "<th>theme</th><th>language</th><th>distinctive words</th><th>texts</th>"
     if show_returns:
         head += "<th>returns</th>"
     if show_refunds:
         head += "<th>refunds</th>"
+    if show_labels:
+        head += "<th>return reasons</th>"
     if n_rev:
         head += "<th>mean rating (others)</th>"
     if dated:
@@ -310,6 +325,8 @@ def render_html(data: ReportData, title: str = "What customers say") -> str:
             row += f"<td class='num'>{int(r['returns']):,}</td>"
         if show_refunds:
             row += f"<td class='num'>{r['refunds']:,.0f}</td>"
+        if show_labels:
+            row += f"<td>{_e(r['return_labels'])}</td>"
         if n_rev:
             row += f"<td class='num'>{rating} ({r['rating_others']:.2f})</td>"
         if dated:

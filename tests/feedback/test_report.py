@@ -98,3 +98,25 @@ def test_a_large_gap_on_too_few_reviews_is_not_named():
     assert impact.loc[0, "reviews"] == 10 < MIN_THEME_REVIEWS
     assert standout_theme(impact) is None
     assert "No theme stands out" in _page(corpus, labels)
+
+
+def test_an_imported_stores_return_labels_show_in_the_brands_words():
+    corpus, labels = _corpus([2, 3, 2, 1] * 5, [5, 4] * 20)
+    returns = corpus.iloc[:7].assign(
+        **{
+            C.SOURCE: "return",
+            C.RATING: np.nan,
+            C.REASON: ["changed_mind"] * 5 + ["damaged", "other"],
+            C.REASON_LABEL: ["Too small"] * 3 + ["Too big"] * 2 + ["Arrived broken", None],
+        }
+    )
+    corpus = pd.concat([corpus, returns], ignore_index=True)
+    labels = np.concatenate([labels, np.zeros(len(returns), dtype=int)])
+    impact = theme_impact(corpus, labels, 2)
+    assert impact.loc[0, "return_labels"] == "Too small (3), Too big (2), Arrived broken (1)"
+    assert impact.loc[1, "return_labels"] == ""
+    page = _page(corpus, labels)
+    assert "<th>return reasons</th>" in page and "Too small (3), Too big (2)" in page
+    # a world's returns carry no labels: no such column
+    plain = corpus.drop(columns=[C.REASON_LABEL])
+    assert "<th>return reasons</th>" not in _page(plain, labels)
