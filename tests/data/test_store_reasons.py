@@ -135,6 +135,19 @@ def test_a_world_without_labels_keeps_its_reasons_and_gets_its_codes_as_labels(
     assert any(f"{n} of {n} labelled returns map" in n_ for n_ in report.notes)
 
 
+def test_a_store_exported_again_keeps_its_labels(labelled, tmp_path):
+    *_, out, tables, _ = labelled
+    src = tmp_path / "again"
+    src.mkdir()
+    for name, df in load_tables(out).items():
+        df.to_parquet(src / f"{name}.parquet", index=False)
+    _, again, _ = import_store(src, tmp_path / "store")
+    rt = tables[C.RETURNS]
+    assert again[C.RETURNS][C.REASON].tolist() == rt[C.REASON].tolist()
+    # "Too small" stays the label of its changed_mind rows; blanks stay blank
+    assert again[C.RETURNS][C.REASON_LABEL].tolist() == rt[C.REASON_LABEL].tolist()
+
+
 @pytest.mark.parametrize(
     "edit, fragments",
     [

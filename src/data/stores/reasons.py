@@ -282,10 +282,11 @@ def import_reasons(
 ) -> ReasonMapping:
     """Every import's reason column: mapped by :func:`map_reasons`, its note added to the
     report. ``given_labels``: the export's own ``reason_label`` column (a store written by
-    ppx and exported again); a label it holds is kept in place of the reason's text."""
+    ppx and exported again), kept as the labels in place of the reason's text (a blank
+    one stays blank)."""
     result = map_reasons(values, allowed, blank)
     if given_labels is not None:
         given = _strip(given_labels).astype(object)
-        result.labels = given.where(given.notna(), result.labels)
+        result.labels = given.where(given.notna(), None)
     report.note(mapping_note(result, where))
     return result
