@@ -66,7 +66,10 @@ def build_corpus(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                     C.RATING: np.nan,
                     C.REASON: rt[C.REASON].to_numpy(object),
                     C.REASON_LABEL: (
-                        rt[C.REASON_LABEL].astype(object).where(rt[C.REASON_LABEL].notna(), None)
+                        rt[C.REASON_LABEL]
+                        .astype(object)
+                        .where(rt[C.REASON_LABEL].notna(), None)
+                        .to_numpy(object)
                         if C.REASON_LABEL in rt
                         else None
                     ),
