@@ -4,7 +4,8 @@ An SMS is billed and split by *segments*: 160 characters of the GSM 03.38 alphab
 UTF-16 units when any character is outside it (Japanese, Russian, most emoji), and a
 longer message is sent as parts of 153 / 67 that the phone joins. So the body is built to
 fit one segment: ``"<brand>: "`` (a carrier rule: the sender names itself), then as many
-of the kind's body paragraphs as fit, else only the subject, then the opt-out. A tracking
+of the kind's body paragraphs as fit (see :func:`sms_body`), else only the subject, then
+the opt-out; a subject with the opt-out that is longer than a segment is sent as two. A tracking
 link, when the portal is set up, is added before the opt-out even though it makes the
 message two segments: for a shipping notice the link is worth the second part.
 
@@ -50,33 +51,56 @@ def segments(text: str) -> Segments:
     return Segments("UCS-2", units, 1 if units <= 70 else math.ceil(units / 67))
 
 
-def _greedy(paragraphs: tuple[str, ...], fits) -> str | None:
-    """The longest run of leading paragraphs that ``fits``; None if not even the first."""
+def _greedy(paragraphs: tuple[str, ...], fits) -> tuple[str, int] | None:
+    """The longest run of leading paragraphs that ``fits`` and its length; None if not
+    even the first fits."""
     best = None
     for n in range(1, len(paragraphs) + 1):
         words = " ".join(paragraphs[:n])
         if not fits(words):
             break
-        best = words
+        best = (words, n)
     return best
 
 
+def _sentence(subject: str, lang: str) -> str:
+    """A subject as a sentence, so the text that follows does not run into it."""
+    if not subject or subject[-1] in ".!?。！？":
+        return subject
+    return subject + ("。" if lang == "ja" else ".")
+
+
 def sms_body(short: Short, brand: str, link: str | None = None) -> str:
-    """``<brand>: <words> [<link>] <opt-out>``, the words fitted to one segment."""
+    """``<brand>: <words> [<link>] <opt-out>``, the words fitted to one segment.
+
+    The words are the body's leading paragraphs, or the subject followed by the body's
+    later paragraphs when that carries more of them (a delay notice's new estimate fits
+    after "Order 5 is running late." but not after the longer apology it opens with),
+    else the subject alone.
+    """
 
     def build(words: str, with_link: bool) -> str:
         tail = f" {link}" if with_link and link else ""
         return f"{brand}: {words}{tail} {short.opt_out}"
 
-    words = _greedy(short.paragraphs, lambda w: segments(build(w, False)).parts == 1)
-    return build(words if words is not None else short.subject, True)
+    def fits(words: str) -> bool:
+        return segments(build(words, False)).parts == 1
+
+    subject = _sentence(short.subject, short.locale)
+    body = _greedy(short.paragraphs, fits)
+    rest = _greedy((subject, *short.paragraphs[1:]), fits)
+    if body is not None and (rest is None or body[1] >= rest[1]):
+        words = body[0]
+    else:
+        words = rest[0] if rest is not None else subject
+    return build(words, True)
 
 
 def push_body(short: Short) -> str:
     """The body paragraphs that fit a lock screen; the first one (cut) when none does."""
     words = _greedy(short.paragraphs, lambda w: len(w) <= PUSH_BODY_CHARS)
     if words is not None:
-        return words
+        return words[0]
     if not short.paragraphs:
         return short.subject
     first = short.paragraphs[0]
