@@ -107,15 +107,17 @@ def send_cmd(
 
     channels = [channel.value] if channel else ["email", "sms", "push"]
     gateways, missing = _gateways(channels, smtp_host, smtp_port)
+    if channel and missing:  # asked for this channel by name: not sending it is an error
+        _fail(f"{channel.value}: no gateway configured; set {', '.join(missing[channel.value])}")
     outbox = Outbox(ledger.engine)
     owner = new_owner()
     console = Console()
     waiting = outbox.counts_by_channel()
     for ch, unset in missing.items():  # said once, also in --watch mode
         n = waiting.get(ch, {}).get("pending", 0)
+        rows = "1 pending row stays" if n == 1 else f"{n} pending rows stay"
         console.print(
-            f"[yellow]{ch}: no gateway configured, {n} pending rows stay pending; "
-            f"set {', '.join(unset)}[/]"
+            f"[yellow]{ch}: no gateway configured, {rows} pending; set {', '.join(unset)}[/]"
         )
     labels = {ch: transport_for(cfg).label for ch, cfg in gateways.items()}
 
@@ -190,6 +192,7 @@ def status_cmd(
         t.add_row(ch, *(str(counts[st]) for st in STATUSES), str(sum(counts.values())))
         for st in STATUSES:
             totals[st] += counts[st]
+    t.add_section()
     t.add_row(
         "[bold]all[/]",
         *(f"[bold]{totals[st]}[/]" for st in STATUSES),

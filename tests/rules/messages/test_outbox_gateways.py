@@ -370,12 +370,15 @@ def test_send_command_leaves_unconfigured_channels_pending_and_filters(
     run = CliRunner().invoke
     res = run(app, ["messages", "send", "--ledger-url", ledger_url])
     assert res.exit_code == 0, res.output
-    assert res.output.count("sms: no gateway configured, 1 pending rows stay pending") == 1
+    assert res.output.count("sms: no gateway configured, 1 pending row stays pending") == 1
     assert "PPX_SMS_BASE_URL, PPX_SMS_ACCOUNT_SID, PPX_SMS_AUTH_TOKEN" in res.output
     assert _row(outbox, 21)["status"] == "pending" and _row(outbox, 22)["status"] == "sent", (
         res.output
     )
     assert [r["path"] for r in http_gateway.requests] == ["/v1/push"]
+    res = run(app, ["messages", "send", "--ledger-url", ledger_url, "--channel", "sms"])
+    assert res.exit_code == 2 and "PPX_SMS_AUTH_TOKEN" in res.output
+    assert _row(outbox, 21)["status"] == "pending"
 
     for var, value in {
         "PPX_SMS_BASE_URL": http_gateway.url,
