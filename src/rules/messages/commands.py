@@ -94,6 +94,7 @@ def send_cmd(
     from ppx.rules.ledger import Ledger
     from ppx.rules.messages.compose import Renderer, SenderIdentity, ledger_loyalty
     from ppx.rules.messages.outbox import Outbox, new_owner
+    from ppx.rules.messages.preferences import PreferenceStore
     from ppx.rules.messages.render import RenderError
     from ppx.rules.messages.sender import send_batch, send_until_empty, transport_for
     from ppx.rules.policy import PolicyError, load_policy
@@ -121,6 +122,13 @@ def send_cmd(
         )
     labels = {ch: transport_for(cfg).label for ch, cfg in gateways.items()}
 
+    prefs = PreferenceStore(ledger.engine, pol)
+
+    def opted_out(row) -> None:
+        # The gateway refused: the customer stopped this channel there (replied STOP).
+        # Turning the channel off here keeps decisions from choosing it again.
+        prefs.put(row.customer_id, {"channels": {row.channel: False}}, source="gateway_stop")
+
     def send(ch: str, fn, **kwargs):
         return fn(
             outbox,
@@ -129,6 +137,7 @@ def send_cmd(
             render,
             lease_seconds=lease_seconds,
             rate_per_second=rate,
+            on_opted_out=opted_out,
             **kwargs,
         )
 

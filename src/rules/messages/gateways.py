@@ -25,7 +25,8 @@ for::
 Any 2xx is accepted.
 
 Failures (both): 4xx other than 408 and 429 fail the row for good with the gateway's
-message (a bad number, a number that replied STOP, a bad token); 429 waits what
+message (a bad number, a number that replied STOP, a bad token; a STOP refusal,
+:data:`OPTED_OUT_CODES`, also turns the channel off for the customer); 429 waits what
 ``Retry-After`` says (so does a 503 that sends it); 408, 5xx, a connection error or a
 timeout is retried with the outbox's back-off. A request that timed out may still have been accepted, so its
 retry carries the same ``Idempotency-Key`` (the digest in the row's Message-ID): a gateway
@@ -145,8 +146,15 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _provider_message(resp: httpx.Response) -> str:
-    """The gateway's own words: ``code message`` of a JSON error body, else its text."""
+#: provider error codes meaning "this recipient opted out with us": the Twilio Messages
+#: API answers 21610 ("Attempt to send to unsubscribed recipient") for a number that
+#: replied STOP. Such a refusal also turns the channel off in the preference centre.
+OPTED_OUT_CODES = frozenset({"21610"})
+
+
+def _provider_error(resp: httpx.Response) -> tuple[str | None, str]:
+    """(error code, the gateway's own words): a JSON error body's ``code`` and ``message``
+    (or ``error`` / ``detail``), else the start of its text."""
     try:
         body = resp.json()
     except (ValueError, json.JSONDecodeError):
@@ -157,8 +165,14 @@ def _provider_message(resp: httpx.Response) -> str:
             words = words.get("message")
         if words:
             code = body.get("code")
-            return f"{code} {words}" if code is not None else str(words)
-    return " ".join(resp.text.split())[:300] or resp.reason_phrase
+            if code is None:
+                return None, str(words)
+            return str(code), f"{code} {words}"
+    return None, " ".join(resp.text.split())[:300] or resp.reason_phrase
+
+
+def _provider_message(resp: httpx.Response) -> str:
+    return _provider_error(resp)[1]
 
 
 def check_response(resp: httpx.Response) -> httpx.Response:
@@ -166,7 +180,8 @@ def check_response(resp: httpx.Response) -> httpx.Response:
     code = resp.status_code
     if 200 <= code < 300:
         return resp
-    why = f"HTTP {code}: {_provider_message(resp)}"
+    error_code, words = _provider_error(resp)
+    why = f"HTTP {code}: {words}"
     if code == 429:
         raise DeliveryError(why, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
     if code == 408 or code >= 500:
@@ -174,7 +189,7 @@ def check_response(resp: httpx.Response) -> httpx.Response:
         raise DeliveryError(why, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
     # Other 4xx: the request is wrong or refused; a 3xx: the URL points at a redirect
     # (httpx does not follow it: a POST must not be replayed elsewhere silently).
-    raise DeliveryError(why, permanent=True)
+    raise DeliveryError(why, permanent=True, opted_out=error_code in OPTED_OUT_CODES)
 
 
 class _HttpTransport:

@@ -171,9 +171,15 @@ def send_batch(
     lease_seconds: float = 60.0,
     rate_per_second: float = 0.0,
     on_sent: Callable[[Claimed], None] | None = None,
+    on_opted_out: Callable[[Claimed], None] | None = None,
 ) -> SendReport:
     """Claim up to ``limit`` due rows of the gateway's channel and send them, one
-    committed row at a time (``cfg``: SMTP, SMS or push settings, or a transport)."""
+    committed row at a time (``cfg``: SMTP, SMS or push settings, or a transport).
+
+    ``on_opted_out``: called with a row the gateway refused because its recipient opted
+    out there (an SMS number that replied STOP), after the row is failed; ``ppx messages
+    send`` turns the channel off in the preference centre so decisions stop choosing it.
+    """
     report = SendReport()
     transport = transport_for(cfg)
     gap = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
@@ -213,6 +219,8 @@ def send_batch(
                     row.id, owner, row.attempts, str(err), err.permanent, err.retry_after
                 )
                 report.errors.append(f"{row.message_key}: {err}")
+                if err.opted_out and on_opted_out is not None:
+                    on_opted_out(row)
                 if status == "failed":
                     report.failed += 1
                 else:
@@ -240,6 +248,7 @@ def send_until_empty(
     lease_seconds: float = 60.0,
     rate_per_second: float = 0.0,
     on_sent: Callable[[Claimed], None] | None = None,
+    on_opted_out: Callable[[Claimed], None] | None = None,
 ) -> SendReport:
     """Send batches until no due row is left (rows retried later are left for later)."""
     total = SendReport()
@@ -253,6 +262,7 @@ def send_until_empty(
             lease_seconds=lease_seconds,
             rate_per_second=rate_per_second,
             on_sent=on_sent,
+            on_opted_out=on_opted_out,
         )
         for f in ("claimed", "sent", "retried", "failed", "lost_lease"):
             setattr(total, f, getattr(total, f) + getattr(r, f))

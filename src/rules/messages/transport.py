@@ -19,12 +19,21 @@ class DeliveryError(Exception):
         message: what the gateway said (stored on the row as ``last_error``).
         permanent: True when a retry cannot help (recipient refused, bad request).
         retry_after: seconds the gateway asked us to wait (HTTP ``Retry-After``).
+        opted_out: the gateway refused because the recipient opted out with it (an SMS
+            number that replied STOP): the sender records that in the preference centre.
     """
 
-    def __init__(self, message: str, permanent: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        opted_out: bool = False,
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.opted_out = opted_out
 
 
 class Transport(Protocol):

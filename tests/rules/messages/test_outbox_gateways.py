@@ -403,3 +403,41 @@ def test_send_command_leaves_unconfigured_channels_pending_and_filters(
     assert cells["channel"] == ["pending", "sending", "sent", "failed", "total"]
     assert cells["push"] == ["1", "0", "1", "0", "2"]
     assert cells["sms"] == ["0", "0", "1", "0", "1"]
+
+
+def test_a_number_that_replied_stop_turns_sms_off_in_the_preference_centre(
+    outbox, http_gateway, ledger_url, cli_env, policy
+):
+    from typer.testing import CliRunner
+
+    from ppx.cli import app
+    from ppx.config import get_settings
+    from ppx.rules.messages.preferences import PreferenceStore
+
+    for var, value in {
+        "PPX_SMS_BASE_URL": http_gateway.url,
+        "PPX_SMS_ACCOUNT_SID": SID,
+        "PPX_SMS_AUTH_TOKEN": TOKEN,
+        "PPX_SMS_FROM": "+15550001",
+    }.items():
+        cli_env.setenv(var, value)
+    get_settings.cache_clear()
+    outbox.enqueue([_msg(31), _msg(32)])
+    stop = {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400}
+    http_gateway.replies = [(400, {}, stop)]
+    res = CliRunner().invoke(app, ["messages", "send", "--ledger-url", ledger_url])
+    assert res.exit_code == 0, res.output
+    refused, sent = sorted(outbox.rows(), key=lambda r: r["status"])
+    assert refused["status"] == "failed" and "21610" in refused["last_error"]
+    assert sent["status"] == "sent"
+    prefs = PreferenceStore(outbox.engine, policy)
+    assert prefs.opt_outs(refused["customer_id"]) == (["sms"], [])
+    assert prefs.opt_outs(sent["customer_id"]) == ([], [])
+
+
+def test_other_permanent_errors_leave_preferences_alone(outbox, http_gateway, renderer):
+    outbox.enqueue([_msg(33)])
+    http_gateway.replies = [(400, {}, {"code": 21211, "message": "not a valid phone number"})]
+    seen = []
+    send_batch(outbox, _sms(http_gateway), new_owner(), renderer, on_opted_out=seen.append)
+    assert seen == [] and _row(outbox, 33)["status"] == "failed"
