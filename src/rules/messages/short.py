@@ -13,8 +13,9 @@ The opt-out is the wording "Reply STOP to opt out." (catalogue ``sms.stop``), no
 one-click unsubscribe link the email carries. The link is a signed token of ~110
 characters, two thirds of a segment, and the providers this sender speaks to stop a
 number that replies STOP themselves, as carriers require, so the keyword is both the
-shorter and the expected way out of an SMS. The preference page still turns SMS kinds
-off per kind.
+shorter and the expected way out of an SMS. The provider's refusal of the next message
+to such a number turns SMS off in the preference centre (``ppx messages send``), and the
+preference page still turns SMS kinds off per kind.
 """
 
 from __future__ import annotations
