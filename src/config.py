@@ -46,6 +46,22 @@ class Settings(BaseSettings):
     brand_name: str = "ppx"
     public_url: str = "http://127.0.0.1:3001"
     unsubscribe_secret: str | None = None
+    # SMS through an HTTP API in the Twilio Messages shape (POST
+    # {sms_base_url}/2010-04-01/Accounts/{sid}/Messages.json, basic auth sid:token): sent
+    # from ``sms_from`` (E.164), or through ``sms_messaging_service_sid`` when set. Unset
+    # base URL, sid or token: SMS rows stay pending.
+    sms_base_url: str | None = None
+    sms_account_sid: str | None = None
+    sms_auth_token: str | None = None
+    sms_from: str | None = None
+    sms_messaging_service_sid: str | None = None
+    # Push through an HTTP gateway (the brand's push provider or a small relay): a JSON
+    # POST to ``push_url`` with ``Authorization: Bearer <push_token>``. Unset: push rows
+    # stay pending.
+    push_url: str | None = None
+    push_token: str | None = None
+    #: seconds an SMS or push request may take before it is retried
+    gateway_timeout: float = 30.0
     # The shopper's portal (ppx.portal): the HMAC key of its magic links and session
     # cookies (required; rotate it to sign everyone out), the world or store folder whose
     # orders it shows, how long a link and a session stay valid, and whether the session

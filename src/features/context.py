@@ -208,6 +208,9 @@ def daily_contexts(
             "last_order_at": orders.groupby(C.CUSTOMER_ID)[C.ORDERED_AT].max().reindex(ids),
             C.SUBSCRIPTION_ID: sub.to_numpy(),
             C.EMAIL: cust[C.EMAIL].to_numpy(),
+            # SMS and push go to these; a store without them leaves those rows unsendable
+            C.PHONE: cust[C.PHONE].to_numpy() if C.PHONE in cust else None,
+            C.DEVICE_ID: cust[C.DEVICE_ID].to_numpy() if C.DEVICE_ID in cust else None,
             C.EMAIL_OPT_IN: cust[C.EMAIL_OPT_IN].to_numpy(dtype=bool),
             C.SMS_OPT_IN: cust[C.SMS_OPT_IN].to_numpy(dtype=bool),
             C.PUSH_OPT_IN: cust[C.PUSH_OPT_IN].to_numpy(dtype=bool),
@@ -258,6 +261,8 @@ def context_of(row: Mapping):
         has_active_subscription=bool(row["has_active_subscription"]),
         subscription_id=None if pd.isna(sub) else int(sub),
         email=_py(row[C.EMAIL]),
+        phone=_py(row.get(C.PHONE)),
+        device_id=_py(row.get(C.DEVICE_ID)),
         email_opt_in=bool(row[C.EMAIL_OPT_IN]),
         sms_opt_in=bool(row[C.SMS_OPT_IN]),
         push_opt_in=bool(row[C.PUSH_OPT_IN]),

@@ -348,6 +348,8 @@ class StoreData:
             "sms_opt_in": bool(c[C.SMS_OPT_IN]),
             "push_opt_in": bool(c[C.PUSH_OPT_IN]),
             "email": str(c[C.EMAIL]),
+            "phone": _text_or_none(c.get(C.PHONE)),
+            "device_id": _text_or_none(c.get(C.DEVICE_ID)),
         }
 
     def late_orders(self) -> pd.DataFrame:
@@ -412,3 +414,8 @@ def load_store(path: str | Path) -> StoreData:
         if p not in _CACHE:
             _CACHE[p] = StoreData(p)
         return _CACHE[p]
+
+
+def _text_or_none(v) -> str | None:
+    """A contact cell as text, None when the store has none (SMS and push then fail)."""
+    return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)

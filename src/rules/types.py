@@ -84,6 +84,8 @@ class CustomerContext(_In):
     # How messages are written: a language (en, ja, ru; others fall back to the policy's
     # default) and an IANA time zone for the times they show.
     email: str | None = Field(default=None, max_length=320)  # where email messages go
+    phone: str | None = Field(default=None, max_length=64)  # where SMS go (E.164: +4930...)
+    device_id: str | None = Field(default=None, max_length=500)  # where push messages go
     locale: str = Field(default="en", max_length=16)
     time_zone: str | None = Field(default=None, max_length=64)
     preferred_channels: list[Channel] = []

@@ -54,3 +54,17 @@ def test_rows_become_valid_customer_contexts(tiny_world):
     by_cust = spend.groupby(C.CUSTOMER_ID)[C.ORDER_VALUE].sum()
     c = contexts[0]
     assert abs(c.spend_12m - by_cust.get(c.customer_id, 0.0)) < 0.01
+
+
+def test_contexts_carry_each_channels_contact(tiny_world):
+    """SMS and push rows are addressed from the customer's phone and device id."""
+    world, _ = tiny_world
+    rows = daily_contexts(world.tables, _now(world))
+    contexts = {c.customer_id: c for c in (context_of(r) for r in rows.to_dict("records"))}
+    cust = world.tables[C.CUSTOMERS].set_index(C.CUSTOMER_ID)
+    with_phone = [cid for cid in contexts if pd.notna(cust.at[cid, C.PHONE])]
+    with_device = [cid for cid in contexts if pd.notna(cust.at[cid, C.DEVICE_ID])]
+    assert with_phone and with_device
+    assert all(contexts[cid].phone == cust.at[cid, C.PHONE] for cid in with_phone)
+    assert all(contexts[cid].device_id == cust.at[cid, C.DEVICE_ID] for cid in with_device)
+    assert all(contexts[cid].phone is None for cid in contexts if pd.isna(cust.at[cid, C.PHONE]))

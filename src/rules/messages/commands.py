@@ -1,8 +1,9 @@
-"""``ppx messages``: send the outbox over SMTP, show its state, preview a template."""
+"""``ppx messages``: send the outbox (SMTP, SMS, push), show its state, preview a template."""
 
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -24,10 +25,45 @@ def _outbox(ledger_url: str | None):
     return Outbox(make_engine(ledger_url))
 
 
+class ChannelChoice(StrEnum):
+    email = "email"
+    sms = "sms"
+    push = "push"
+
+
+def _gateways(channels: list[str], smtp_host: str | None, smtp_port: int | None):
+    """({channel: gateway settings} for the configured channels, {channel: unset settings})."""
+    import dataclasses
+
+    from ppx.config import get_settings
+    from ppx.rules.messages.gateways import PushConfig, SmsConfig, missing_settings
+    from ppx.rules.messages.sender import SmtpConfig
+
+    settings = get_settings()
+    ready, missing = {}, {}
+    for ch in channels:
+        if ch == "email":  # SMTP has working defaults (a local relay on port 25)
+            cfg = SmtpConfig.from_settings()
+            if smtp_host:
+                cfg = dataclasses.replace(cfg, host=smtp_host)
+            if smtp_port:
+                cfg = dataclasses.replace(cfg, port=smtp_port)
+            ready[ch] = cfg
+        elif unset := missing_settings(ch, settings):
+            missing[ch] = unset
+        else:
+            config = SmsConfig if ch == "sms" else PushConfig
+            ready[ch] = config.from_settings(settings)
+    return ready, missing
+
+
 @messages_app.command("send")
 def send_cmd(
     ledger_url: str | None = typer.Option(
         None, "--ledger-url", help="Database holding the outbox (default PPX_LEDGER_URL)."
+    ),
+    channel: ChannelChoice | None = typer.Option(
+        None, "--channel", help="Send only this channel (default: every configured one)."
     ),
     smtp_host: str | None = typer.Option(None, "--smtp-host", help="Default PPX_SMTP_HOST."),
     smtp_port: int | None = typer.Option(None, "--smtp-port", help="Default PPX_SMTP_PORT."),
@@ -39,25 +75,28 @@ def send_cmd(
         help="How long a claimed row is ours before others retry it.",
     ),
     rate: float = typer.Option(
-        0.0, "--rate", min=0.0, help="At most this many messages per second (0: no limit)."
+        0.0,
+        "--rate",
+        min=0.0,
+        help="At most this many messages per second per channel (0: no limit).",
     ),
-    once: bool = typer.Option(False, "--once", help="One batch, then stop."),
+    once: bool = typer.Option(False, "--once", help="One batch per channel, then stop."),
     watch: float = typer.Option(
         0.0, "--watch", min=0.0, help="Keep running: look for due rows every N seconds."
     ),
     policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (templates, locales)."),
 ) -> None:
-    """Render and send due email rows of the outbox over SMTP until none is left."""
-    import dataclasses
-
+    """Render and send due outbox rows until none is left: email over SMTP, SMS and push
+    over their HTTP gateways. A channel whose gateway is not configured stays pending."""
     from rich.console import Console
     from rich.table import Table
 
     from ppx.rules.ledger import Ledger
     from ppx.rules.messages.compose import Renderer, SenderIdentity, ledger_loyalty
     from ppx.rules.messages.outbox import Outbox, new_owner
+    from ppx.rules.messages.preferences import PreferenceStore
     from ppx.rules.messages.render import RenderError
-    from ppx.rules.messages.sender import SmtpConfig, send_batch, send_until_empty
+    from ppx.rules.messages.sender import send_batch, send_until_empty, transport_for
     from ppx.rules.policy import PolicyError, load_policy
 
     try:
@@ -67,42 +106,74 @@ def send_cmd(
     except (PolicyError, RenderError) as err:
         _fail(str(err))
 
-    cfg = SmtpConfig.from_settings()
-    if smtp_host:
-        cfg = dataclasses.replace(cfg, host=smtp_host)
-    if smtp_port:
-        cfg = dataclasses.replace(cfg, port=smtp_port)
+    channels = [channel.value] if channel else ["email", "sms", "push"]
+    gateways, missing = _gateways(channels, smtp_host, smtp_port)
+    if channel and missing:  # asked for this channel by name: not sending it is an error
+        _fail(f"{channel.value}: no gateway configured; set {', '.join(missing[channel.value])}")
     outbox = Outbox(ledger.engine)
     owner = new_owner()
-    fn = send_batch if once else send_until_empty
-    kwargs = {"limit": batch} if once else {"batch": batch}
     console = Console()
-    if watch > 0:  # a long-running sender: one line per pass that sent something
+    waiting = outbox.counts_by_channel()
+    for ch, unset in missing.items():  # said once, also in --watch mode
+        n = waiting.get(ch, {}).get("pending", 0)
+        rows = "1 pending row stays" if n == 1 else f"{n} pending rows stay"
+        console.print(
+            f"[yellow]{ch}: no gateway configured, {rows} pending; set {', '.join(unset)}[/]"
+        )
+    labels = {ch: transport_for(cfg).label for ch, cfg in gateways.items()}
+
+    prefs = PreferenceStore(ledger.engine, pol)
+
+    def opted_out(row) -> None:
+        # The gateway refused: the customer stopped this channel there (replied STOP).
+        # Turning the channel off here keeps decisions from choosing it again.
+        prefs.put(row.customer_id, {"channels": {row.channel: False}}, source="gateway_stop")
+
+    def send(ch: str, fn, **kwargs):
+        return fn(
+            outbox,
+            gateways[ch],
+            owner,
+            render,
+            lease_seconds=lease_seconds,
+            rate_per_second=rate,
+            on_opted_out=opted_out,
+            **kwargs,
+        )
+
+    if watch > 0:  # a long-running sender: one line per channel and pass that sent something
         import time
 
         while True:
-            rep = send_until_empty(
-                outbox,
-                cfg,
-                owner,
-                render,
-                batch=batch,
-                lease_seconds=lease_seconds,
-                rate_per_second=rate,
-            )
-            if rep.claimed:
-                console.print(f"sent {rep.sent}, retried later {rep.retried}, failed {rep.failed}")
+            for ch in gateways:
+                rep = send(ch, send_until_empty, batch=batch)
+                if rep.claimed:
+                    console.print(
+                        f"{ch}: sent {rep.sent}, retried later {rep.retried}, failed {rep.failed}"
+                    )
             time.sleep(watch)
-    with console.status(f"sending via {cfg.host}:{cfg.port} ..."):
-        rep = fn(
-            outbox, cfg, owner, render, lease_seconds=lease_seconds, rate_per_second=rate, **kwargs
-        )
-    t = Table(title=f"outbox send ({cfg.host}:{cfg.port})")
+    t = Table(title="outbox send")
+    t.add_column("channel")
+    t.add_column("gateway")
     for col in ("claimed", "sent", "retried later", "failed", "lease lost"):
         t.add_column(col, justify="right")
-    t.add_row(*map(str, (rep.claimed, rep.sent, rep.retried, rep.failed, rep.lost_lease)))
+    errors = []
+    for ch in gateways:
+        with console.status(f"sending {ch} via {labels[ch]} ..."):
+            if once:
+                rep = send(ch, send_batch, limit=batch)
+            else:
+                rep = send(ch, send_until_empty, batch=batch)
+        t.add_row(
+            ch,
+            labels[ch],
+            *map(str, (rep.claimed, rep.sent, rep.retried, rep.failed, rep.lost_lease)),
+        )
+        errors += rep.errors
+    for ch in missing:
+        t.add_row(ch, "[yellow]not configured[/]", *["-"] * 5)
     console.print(t)
-    for e in rep.errors[:10]:
+    for e in errors[:10]:
         console.print(f"[yellow]{e}[/]")
     counts = outbox.counts()
     console.print("outbox now: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -112,16 +183,30 @@ def send_cmd(
 def status_cmd(
     ledger_url: str | None = typer.Option(None, "--ledger-url"),
 ) -> None:
-    """Rows of the outbox by status."""
+    """Rows of the outbox by channel and status."""
     from rich.console import Console
     from rich.table import Table
 
-    counts = _outbox(ledger_url).counts()
+    from ppx.rules.messages.outbox import STATUSES
+
+    by_channel = _outbox(ledger_url).counts_by_channel()
     t = Table(title="message outbox")
-    t.add_column("status")
-    t.add_column("rows", justify="right")
-    for k, v in counts.items():
-        t.add_row(k, str(v))
+    t.add_column("channel")
+    for st in STATUSES:
+        t.add_column(st, justify="right")
+    t.add_column("total", justify="right")
+    totals = dict.fromkeys(STATUSES, 0)
+    for ch in sorted(by_channel):
+        counts = by_channel[ch]
+        t.add_row(ch, *(str(counts[st]) for st in STATUSES), str(sum(counts.values())))
+        for st in STATUSES:
+            totals[st] += counts[st]
+    t.add_section()
+    t.add_row(
+        "[bold]all[/]",
+        *(f"[bold]{totals[st]}[/]" for st in STATUSES),
+        f"[bold]{sum(totals.values())}[/]",
+    )
     Console().print(t)
 
 

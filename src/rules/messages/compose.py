@@ -4,7 +4,12 @@
 (kind, content, language, time zone, address, arm) under a message key; nothing is
 rendered there. :class:`Renderer` runs in the sender, right before a row goes out: it
 renders the templates, signs the unsubscribe links and, for loyalty-bearing kinds, reads
-the balance and the next reward (``loyalty_summary``) at that moment.
+the balance and the next reward (``loyalty_summary``) at that moment. An email gets the
+full text and HTML bodies; an SMS or push row gets a short body cut from the same
+templates and catalogue (:mod:`ppx.rules.messages.short`).
+
+The row's address is the customer's contact on the row's channel, copied when the row is
+written: ``CustomerContext.email`` for email, ``phone`` for SMS, ``device_id`` for push.
 
 The message key names the event a message is about, not the decision that planned it, so
 a duplicate webhook or a replay yields the same key and the outbox keeps one row:
@@ -17,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ppx.rules.messages import unsubscribe
+from ppx.rules.messages import short, unsubscribe
 from ppx.rules.messages.outbox import Claimed, NewMessage, SentContent
 from ppx.rules.messages.render import (
     LOYALTY_KINDS,
@@ -25,6 +30,7 @@ from ppx.rules.messages.render import (
     RenderError,
     pick_language,
     render,
+    render_short,
 )
 from ppx.rules.messages.render import template_kinds as _template_kinds
 from ppx.rules.policy import Policy
@@ -102,6 +108,11 @@ def check_templates(policy: Policy) -> None:
         )
 
 
+def address_for(customer: CustomerContext, channel: str) -> str | None:
+    """Where a message on ``channel`` goes: email address, phone number or device id."""
+    return {"email": customer.email, "sms": customer.phone, "push": customer.device_id}.get(channel)
+
+
 def outbox_rows(decision: Decision, customer: CustomerContext) -> list[NewMessage]:
     """The decision's planned messages as outbox rows (not rendered yet)."""
     return [
@@ -116,7 +127,7 @@ def outbox_rows(decision: Decision, customer: CustomerContext) -> list[NewMessag
             locale=customer.locale,
             time_zone=customer.time_zone,
             utc_offset_minutes=customer.utc_offset_minutes,
-            to_address=customer.email if m.channel == "email" else None,
+            to_address=address_for(customer, m.channel),
             arm=m.arm,
         )
         for m in decision.messages
@@ -167,6 +178,8 @@ class Renderer:
             time_zone=row.time_zone,
             utc_offset_minutes=row.utc_offset_minutes,
         )
+        if row.channel in ("sms", "push"):
+            return self._short(row, customer, loyalty, links.get("tracking"))
         r = render(
             row.message_type,
             row.content,
@@ -177,6 +190,27 @@ class Renderer:
             links=links,
         )
         return SentContent(r.subject, r.text, r.html, r.locale, links["unsubscribe"])
+
+    def _short(
+        self,
+        row: Claimed,
+        customer: CustomerContext,
+        loyalty: LoyaltyView | None,
+        tracking: str | None,
+    ) -> SentContent:
+        """An SMS (subject + one-segment body) or a push (title, body, deep link)."""
+        s = render_short(
+            row.message_type,
+            row.content,
+            customer,
+            self.policy,
+            brand=self.identity.brand,
+            loyalty=loyalty,
+        )
+        if row.channel == "sms":
+            body = short.sms_body(s, self.identity.brand, tracking)
+            return SentContent(s.subject, body, None, s.locale, None, tracking)
+        return SentContent(s.subject, short.push_body(s), None, s.locale, None, tracking)
 
 
 def ledger_loyalty(ledger, policy: Policy) -> Callable[[int], LoyaltyView]:

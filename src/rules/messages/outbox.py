@@ -22,16 +22,19 @@ Guarantees and how they are kept:
   took the row, so two live senders never send the same row.
 * **crash recovery**: a sender that dies leaves its rows ``sending``; when the lease runs
   out they are claimed again.
-* **the SMTP boundary**: a row is marked ``sent`` right after the SMTP server accepts the
-  message. A sender killed after the server accepted a message and before that commit
-  sends it again after the lease expires: delivery is *at least once*, with at most one
-  duplicate per row per crash. Every row has a fixed ``Message-ID`` header (derived from
-  its key), so the duplicate is the same message and receivers that dedupe on Message-ID
-  see exactly one. (At-most-once would mark ``sent`` before talking to SMTP and lose the
-  message instead; for order and delivery notices a rare duplicate is the better failure.)
+* **the gateway boundary** (SMTP server, SMS API, push gateway): a row is marked ``sent``
+  right after the gateway accepts the message. A sender killed after the gateway accepted
+  a message and before that commit sends it again after the lease expires: delivery is
+  *at least once*, with at most one duplicate per row per crash. Every row has a fixed
+  id derived from its key (the email ``Message-ID``; the ``Idempotency-Key`` of an SMS or
+  push request, :func:`idempotency_key`), so the duplicate is the same message and a
+  receiver that dedupes on it sees exactly one. (At-most-once would mark ``sent`` before
+  talking to the gateway and lose the message instead; for order and delivery notices a
+  rare duplicate is the better failure.)
 * **retries**: a temporary failure puts the row back to ``pending`` with ``next_attempt_at
-  = now + base x 2^(attempts-1)`` (capped, with jitter); a permanent one (no address,
-  recipient refused) or ``max_attempts`` reached marks it ``failed`` with the error.
+  = now + base x 2^(attempts-1)`` (capped, with jitter), or at the time the gateway asked
+  for (``Retry-After``); a permanent one (no address, recipient refused) or
+  ``max_attempts`` reached marks it ``failed`` with the error.
 """
 
 from __future__ import annotations
@@ -148,15 +151,23 @@ class SentContent:
 
     subject: str
     body_text: str
-    body_html: str
+    body_html: str | None  # None: a channel without HTML (SMS, push)
     locale: str
     unsubscribe_url: str | None = None
+    #: the deep link a push notification opens (not stored: the row's content rebuilds it)
+    link: str | None = None
 
 
 def rfc_message_id(message_key: str, domain: str = "ppx.local") -> str:
     """A stable Message-ID for a row: a resend after a crash is the same message."""
     digest = hashlib.sha256(message_key.encode()).hexdigest()[:32]
     return f"<{digest}@{domain}>"
+
+
+def idempotency_key(row: Claimed) -> str:
+    """The fixed id of an SMS or push request: the digest in the row's Message-ID, so a
+    resend after a crash carries the same key as the first attempt."""
+    return row.rfc_message_id.strip("<>").split("@", 1)[0]
 
 
 def _times(*names: str):
@@ -320,12 +331,26 @@ class Outbox:
             return conn.execute(sql, params).rowcount == 1
 
     def mark_failed(
-        self, row_id: int, owner: str, attempts: int, error: str, permanent: bool = False
+        self,
+        row_id: int,
+        owner: str,
+        attempts: int,
+        error: str,
+        permanent: bool = False,
+        retry_after: float | None = None,
     ) -> str:
-        """Back to ``pending`` with back-off, or ``failed`` for good; returns the status."""
+        """Back to ``pending`` with back-off, or ``failed`` for good; returns the status.
+
+        ``retry_after``: seconds the gateway asked us to wait (HTTP ``Retry-After``); it
+        replaces the back-off (capped like it), since the gateway knows its own window.
+        """
         dead = permanent or attempts >= self.max_attempts
         status = "failed" if dead else "pending"
-        nxt = _now() + backoff(attempts, self.backoff_base, self.backoff_cap)
+        if retry_after is not None:
+            wait = timedelta(seconds=min(max(retry_after, 0.0), self.backoff_cap))
+        else:
+            wait = backoff(attempts, self.backoff_base, self.backoff_cap)
+        nxt = _now() + wait
         sql = text(
             "UPDATE message_outbox SET status = :status, next_attempt_at = :next, "
             "lease_until = NULL, last_error = :err "
@@ -345,6 +370,18 @@ class Outbox:
             q = select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
             got = dict(s.execute(q).all())
         return {st: int(got.get(st, 0)) for st in STATUSES}
+
+    def counts_by_channel(self) -> dict[str, dict[str, int]]:
+        """Rows per channel and status (every status present, zeros included)."""
+        with Session(self.engine) as s:
+            q = select(OutboxRow.channel, OutboxRow.status, func.count()).group_by(
+                OutboxRow.channel, OutboxRow.status
+            )
+            got = s.execute(q).all()
+        out: dict[str, dict[str, int]] = {}
+        for channel, status, n in got:
+            out.setdefault(channel, dict.fromkeys(STATUSES, 0))[status] = int(n)
+        return out
 
     def rows(self, customer_id: int | None = None, limit: int = 1000) -> list[dict]:
         with Session(self.engine) as s:

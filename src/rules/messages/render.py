@@ -203,6 +203,40 @@ class _Words:
         return aware.astimezone(self.zone)
 
 
+def _context(
+    message_type: str,
+    content: dict,
+    customer: CustomerContext,
+    policy: Policy,
+    brand: str,
+    loyalty: LoyaltyView | None,
+    links: dict[str, str] | None,
+) -> tuple[str, str, dict]:
+    """(template, language, Jinja context) of one message: shared by every channel."""
+    template = policy.messages.template_for(message_type)
+    lang = pick_language(customer.locale, policy)
+    words = _Words(lang, customer_zone(customer), policy.currency)
+    if template in LOYALTY_KINDS and loyalty is None:
+        raise RenderError(
+            f"{message_type} shows the points balance: pass loyalty (balance, next reward)"
+        )
+    ctx = {
+        **content,
+        "kind": message_type,
+        "brand": brand,
+        "lang": lang,
+        "loyalty": loyalty,
+        "links": links or {},
+        "tr": words.tr,
+        "trn": words.trn,
+        "day": words.day,
+        "moment": words.moment,
+        "money": words.money,
+        "number": words.number,
+    }
+    return template, lang, ctx
+
+
 def render(
     message_type: str,
     content: dict,
@@ -225,27 +259,7 @@ def render(
         loyalty: balance and next reward; required for loyalty-bearing kinds.
         links: ``unsubscribe`` and ``preferences`` URLs for the footer (email).
     """
-    template = policy.messages.template_for(message_type)
-    lang = pick_language(customer.locale, policy)
-    words = _Words(lang, customer_zone(customer), policy.currency)
-    if template in LOYALTY_KINDS and loyalty is None:
-        raise RenderError(
-            f"{message_type} shows the points balance: pass loyalty (balance, next reward)"
-        )
-    ctx = {
-        **content,
-        "kind": message_type,
-        "brand": brand,
-        "lang": lang,
-        "loyalty": loyalty,
-        "links": links or {},
-        "tr": words.tr,
-        "trn": words.trn,
-        "day": words.day,
-        "moment": words.moment,
-        "money": words.money,
-        "number": words.number,
-    }
+    template, lang, ctx = _context(message_type, content, customer, policy, brand, loyalty, links)
     env = _env()
     try:
         txt = env.get_template(f"{template}.txt.j2")
@@ -260,6 +274,49 @@ def render(
     except UndefinedError as err:
         raise RenderError(f"{message_type} ({lang}): {err.message}") from None
     return Rendered(subject=subject, text=text, html=html, locale=lang)
+
+
+@dataclass(frozen=True)
+class Short:
+    """A message cut down for a text message or a push notification."""
+
+    subject: str
+    #: the kind's body block (its own words, without greeting, footer or balance), one
+    #: entry per paragraph, whitespace collapsed
+    paragraphs: tuple[str, ...]
+    locale: str
+    #: the SMS opt-out wording (catalogue ``sms.stop``)
+    opt_out: str
+
+
+def render_short(
+    message_type: str,
+    content: dict,
+    customer: CustomerContext,
+    policy: Policy,
+    *,
+    brand: str = "ppx",
+    loyalty: LoyaltyView | None = None,
+) -> Short:
+    """The subject and body paragraphs of a message, from the same templates and catalogue
+    as the email (the text template's ``subject`` and ``body`` blocks), for SMS and push."""
+    template, lang, ctx = _context(message_type, content, customer, policy, brand, loyalty, {})
+    try:
+        txt = _env().get_template(f"{template}.txt.j2")
+        missing = [b for b in ("subject", "body") if b not in txt.blocks]
+        if missing:
+            raise RenderError(f"template {template}.txt.j2 has no {' or '.join(missing)} block")
+        subject = " ".join("".join(txt.blocks["subject"](txt.new_context(ctx))).split())
+        body = "".join(txt.blocks["body"](txt.new_context(ctx)))
+    except TemplateNotFound as err:
+        raise RenderError(f"no template {err.name} for message kind {message_type!r}") from None
+    except UndefinedError as err:
+        raise RenderError(f"{message_type} ({lang}): {err.message}") from None
+    paragraphs = tuple(
+        p for p in (" ".join(chunk.split()) for chunk in re.split(r"\n\s*\n", body)) if p
+    )
+    opt_out = ctx["tr"]("sms.stop")
+    return Short(subject=subject, paragraphs=paragraphs, locale=lang, opt_out=opt_out)
 
 
 def preferences_page(

@@ -1,13 +1,22 @@
-"""Send outbox email over SMTP (smtplib): claim, render, renew the lease, send, settle.
+"""Send outbox rows through their channel's gateway: claim, render, renew the lease, send,
+settle. Email goes over SMTP (smtplib, here); SMS and push over HTTP
+(:mod:`ppx.rules.messages.gateways`). One loop serves all three.
 
 The order of steps is what makes the outbox guarantees hold (see
 :mod:`ppx.rules.messages.outbox`): a row is renewed (still ours?) right before it is
-handed to the SMTP server and marked ``sent`` right after the server accepts it, one row
+handed to the gateway and marked ``sent`` right after the gateway accepts it, one row
 at a time, so a killed sender leaves at most one row whose fate the database does not
-know; that row is sent again, with the same ``Message-ID``, after its lease runs out.
+know; that row is sent again, with the same ``Message-ID`` (email) or
+``Idempotency-Key`` (SMS, push), after its lease runs out.
 
-Errors: SMTP 5xx replies (recipient refused, message rejected), rows without an address
-and rows that cannot be rendered (a missing template key) fail for good; connection trouble and 4xx replies are retried with back-off.
+Errors: rows without an address (email, phone number, device id) and rows that cannot be
+rendered (a missing template key) fail for good, and so do SMTP 5xx replies and HTTP 4xx
+other than 408 and 429; connection trouble, SMTP 4xx, HTTP 408, 429 and 5xx are retried
+with back-off (or after the gateway's ``Retry-After``).
+
+The sender does not read the preference centre again: whether a customer may get a
+message on a channel (consent, opt-outs, quiet hours, caps) is decided when the row is
+written, for every channel alike.
 """
 
 from __future__ import annotations
@@ -20,8 +29,10 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from ppx.rules.messages.gateways import PushConfig, PushTransport, SmsConfig, SmsTransport
 from ppx.rules.messages.outbox import Claimed, Outbox, SentContent
 from ppx.rules.messages.render import RenderError
+from ppx.rules.messages.transport import DeliveryError, Transport
 
 #: Turns a claimed row into what is sent (``ppx.rules.messages.compose.Renderer``).
 RenderFn = Callable[[Claimed], SentContent]
@@ -113,9 +124,46 @@ def _permanent(err: Exception) -> bool:
     return False
 
 
+class SmtpTransport:
+    """Email over one lazily opened SMTP session (reopened after a failure)."""
+
+    channel = "email"
+    address = "email address"
+
+    def __init__(self, cfg: SmtpConfig):
+        self.cfg = cfg
+        self.conn = _Connection(cfg)
+        self.label = f"smtp {cfg.host}:{cfg.port}"
+
+    def send(self, row: Claimed, sent: SentContent) -> None:
+        try:
+            self.conn.get().send_message(build_email(row, sent, self.cfg.mail_from))
+        except (smtplib.SMTPException, OSError) as err:
+            self.conn.drop()
+            raise DeliveryError(f"{type(err).__name__}: {err}", _permanent(err)) from err
+
+    def close(self) -> None:
+        self.conn.drop()
+
+
+#: a channel's gateway settings, or a transport built already (a test's, a custom one)
+Gateway = SmtpConfig | SmsConfig | PushConfig | Transport
+
+
+def transport_for(gateway: Gateway) -> Transport:
+    """The transport that sends through ``gateway``."""
+    if isinstance(gateway, SmtpConfig):
+        return SmtpTransport(gateway)
+    if isinstance(gateway, SmsConfig):
+        return SmsTransport(gateway)
+    if isinstance(gateway, PushConfig):
+        return PushTransport(gateway)
+    return gateway
+
+
 def send_batch(
     outbox: Outbox,
-    cfg: SmtpConfig,
+    cfg: Gateway,
     owner: str,
     render: RenderFn,
     *,
@@ -123,18 +171,29 @@ def send_batch(
     lease_seconds: float = 60.0,
     rate_per_second: float = 0.0,
     on_sent: Callable[[Claimed], None] | None = None,
+    on_opted_out: Callable[[Claimed], None] | None = None,
 ) -> SendReport:
-    """Claim up to ``limit`` due email rows and send them, one committed row at a time."""
+    """Claim up to ``limit`` due rows of the gateway's channel and send them, one
+    committed row at a time (``cfg``: SMTP, SMS or push settings, or a transport).
+
+    ``on_opted_out``: called with a row the gateway refused because its recipient opted
+    out there (an SMS number that replied STOP), after the row is failed; ``ppx messages
+    send`` turns the channel off in the preference centre so decisions stop choosing it.
+    """
     report = SendReport()
-    rows = outbox.claim(owner, limit=limit, lease_seconds=lease_seconds, channel="email")
-    report.claimed = len(rows)
-    conn = _Connection(cfg)
+    transport = transport_for(cfg)
     gap = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
     try:
+        rows = outbox.claim(
+            owner, limit=limit, lease_seconds=lease_seconds, channel=transport.channel
+        )
+        report.claimed = len(rows)
         for row in rows:
             if not row.to_address:
-                outbox.mark_failed(row.id, owner, row.attempts, "no email address", True)
+                why = f"no {transport.address}"
+                outbox.mark_failed(row.id, owner, row.attempts, why, True)
                 report.failed += 1
+                report.errors.append(f"{row.message_key}: {why}")
                 continue
             try:
                 sent = render(row)
@@ -154,13 +213,14 @@ def send_batch(
                 continue
             started = time.monotonic()
             try:
-                conn.get().send_message(build_email(row, sent, cfg.mail_from))
-            except (smtplib.SMTPException, OSError) as err:
-                conn.drop()
+                transport.send(row, sent)
+            except DeliveryError as err:
                 status = outbox.mark_failed(
-                    row.id, owner, row.attempts, f"{type(err).__name__}: {err}", _permanent(err)
+                    row.id, owner, row.attempts, str(err), err.permanent, err.retry_after
                 )
                 report.errors.append(f"{row.message_key}: {err}")
+                if err.opted_out and on_opted_out is not None:
+                    on_opted_out(row)
                 if status == "failed":
                     report.failed += 1
                 else:
@@ -173,13 +233,14 @@ def send_batch(
             if gap:
                 time.sleep(max(0.0, gap - (time.monotonic() - started)))
     finally:
-        conn.drop()
+        if transport is not cfg:  # a transport the caller passed is the caller's to close
+            transport.close()
     return report
 
 
 def send_until_empty(
     outbox: Outbox,
-    cfg: SmtpConfig,
+    cfg: Gateway,
     owner: str,
     render: RenderFn,
     *,
@@ -187,6 +248,7 @@ def send_until_empty(
     lease_seconds: float = 60.0,
     rate_per_second: float = 0.0,
     on_sent: Callable[[Claimed], None] | None = None,
+    on_opted_out: Callable[[Claimed], None] | None = None,
 ) -> SendReport:
     """Send batches until no due row is left (rows retried later are left for later)."""
     total = SendReport()
@@ -200,6 +262,7 @@ def send_until_empty(
             lease_seconds=lease_seconds,
             rate_per_second=rate_per_second,
             on_sent=on_sent,
+            on_opted_out=on_opted_out,
         )
         for f in ("claimed", "sent", "retried", "failed", "lost_lease"):
             setattr(total, f, getattr(total, f) + getattr(r, f))
