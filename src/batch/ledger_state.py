@@ -14,8 +14,8 @@ How the two sources combine (:func:`apply_ledger_state`), as the decision servic
 * a customer with ledger entries before the night has the ledger's balance and last
   activity (what the portal shows them); a customer the ledger does not know keeps the
   balance and last activity of the store's ``loyalty_events``;
-* a stored tier (one of the policy's tiers) wins over the store's tier; without one the
-  store's tier stands, and the decision's reasons say which was used.
+* a stored tier (one of the policy's tiers) wins over the store's tier, and the
+  decision's reasons say so; without one the store's tier stands.
 """
 
 from __future__ import annotations
@@ -100,8 +100,9 @@ def apply_ledger_state(
     """The daily contexts and last activities with the ledger's figures put in.
 
     Returns the contexts (``points_balance`` and ``tier`` replaced where the ledger
-    knows them), the last activity per customer and, per customer, the reason naming
-    where the tier came from (the decision service's wording).
+    knows them), the last activity per customer and, for the customers whose stored
+    tier is used, the reason saying so (the decision service's wording). A customer the
+    ledger does not know is left exactly as the store has them, reasons included.
     """
     ctx = ctx.copy()
     last = dict(last)
@@ -121,11 +122,7 @@ def apply_ledger_state(
     has = stored.notna().to_numpy()
     ctx.loc[has, C.TIER] = stored.to_numpy()[has]
     why = {
-        int(cid): (
-            f"tier {t}: the customer's persisted tier"
-            if h
-            else f"tier {t}: from the store's loyalty events (no persisted tier)"
-        )
-        for cid, t, h in zip(ids, ctx[C.TIER].to_numpy(), has, strict=True)
+        int(cid): f"tier {t}: the customer's persisted tier"
+        for cid, t in zip(ids[has], ctx.loc[has, C.TIER].to_numpy(), strict=True)
     }
     return ctx, last, why

@@ -66,7 +66,11 @@ def tier_states(
     ensure_tables(ledger)
     t = TierChange
     latest = func.row_number().over(partition_by=t.customer_id, order_by=(t.at.desc(), t.id.desc()))
-    ranked = select(t.customer_id, t.to_tier, latest.label("row_in_customer")).where(t.at < before).subquery()
+    ranked = (
+        select(t.customer_id, t.to_tier, latest.label("row_in_customer"))
+        .where(t.at < before)
+        .subquery()
+    )
     query = select(ranked.c.customer_id, ranked.c.to_tier).where(ranked.c.row_in_customer == 1)
     with ledger.engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
