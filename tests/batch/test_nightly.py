@@ -213,6 +213,25 @@ def test_the_night_decides_on_the_ledger_it_is_given(registry, use_mlflow_dir, t
         pd.testing.assert_frame_equal(others["store"][name], others["live"][name])
 
 
+@pytest.mark.slow
+def test_the_cli_reads_the_ledger_it_is_given(registry, use_mlflow_dir, tmp_path):
+    from ppx.rules.ledger import Ledger
+
+    world, folder = registry
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    lg = Ledger(url)
+    lg.award(1, 10, "known-to-the-ledger", at=pd.Timestamp("2000-01-01").to_pydatetime())
+    lg.dispose()
+    out = tmp_path / "night"
+    args = ["decide", "daily-batch", "--store", str(world), "--out", str(out), "--buckets", "2"]
+    with use_mlflow_dir(folder):
+        res = runner.invoke(app, [*args, "--ledger-url", url], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "ledger customers with points / stored tier" in res.output
+    manifest = json.loads((out / "_nightly.json").read_text())
+    assert manifest["ledger_state"] == {"customers_with_points": 1, "customers_with_tier": 0}
+
+
 def test_every_row_lands_in_its_customers_bucket(tiny_world, tmp_path, monkeypatch):
     from ppx.batch import stage
     from ppx.batch.engines import _columns, read_bucket
