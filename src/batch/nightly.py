@@ -10,8 +10,9 @@ engine runs per bucket:
    (:class:`ppx.models.recs.serve.ServedRecommender`, the object the endpoint answers
    with) built on the bucket's own interactions and returns and the store's catalogue;
 3. the daily pass (:func:`ppx.rules.decisions.decide_daily`) over the customer context
-   (:func:`ppx.features.context.daily_contexts`) with those scores, the policy's
-   experiments applied as the decision service applies them;
+   (:func:`ppx.features.context.daily_contexts`) with those scores and the loyalty
+   state (the store's ``loyalty_events``, or the ledger's figures for the customers the
+   ledger knows), the policy's experiments applied as the decision service applies them;
 4. the ledger awards (with their idempotency keys) and outbox rows the decisions imply.
 
 An *active* customer has an active subscription at ``now`` or an order in the year
