@@ -8,5 +8,7 @@ Both engines split the store's customers into the same customer-hash buckets
 the registered champions loaded once per worker process, the policy's pure decision
 functions. Each bucket's outputs are written as Parquet files that a retried task
 overwrites whole; the ledger and outbox rows are then written under their idempotency
-keys (:mod:`ppx.batch.sink`), so running the night twice awards nothing twice.
+keys (:func:`ppx.batch.run.sink`), so running the night twice awards nothing twice. Given a
+ledger URL, the driver first reads every customer's loyalty state from the ledger and
+ships it with the buckets (:mod:`ppx.batch.ledger_state`).
 """

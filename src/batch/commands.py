@@ -38,6 +38,7 @@ def run_nightly(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from ppx.batch import engines, run
+    from ppx.config import get_settings
     from ppx.rules.policy import PolicyError
     from ppx.scoring import ScoreError
     from ppx.terminal import console, fail, print_table
@@ -48,6 +49,9 @@ def run_nightly(
         why = run.java_missing()
         if why:
             fail(f"--engine spark cannot start: {why}")
+    # the loyalty state is read from the ledger when one is named (flag or setting);
+    # the sink's fallback, a local SQLite file, is never read as the live state
+    live_ledger = (ledger_url or get_settings().ledger_url) if "decisions" in stages else None
     try:
         run.prepare_out(out)
         job = run.make_job(
@@ -59,6 +63,7 @@ def run_nightly(
             as_of=as_of,
             cores=cores,
             stages=stages,
+            ledger_url=live_ledger,
         )
     except (run.NightlyError, ScoreError, PolicyError) as err:
         fail(str(err))
@@ -66,6 +71,8 @@ def run_nightly(
         f"nightly run of {store} as of {job.now}: {', '.join(stages)} on {engine}, "
         f"{job.n_buckets} customer buckets"
     )
+    if live_ledger:
+        console.print("loyalty state: the ledger's where it knows the customer, else the store's")
     if engine == "local":
         with Progress(
             "[bold]buckets", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
@@ -82,6 +89,14 @@ def run_nightly(
         {"output": k, "rows": f"{v:,}"} for k, v in info["rows"].items() if k in _outputs(stages)
     ]
     rows.append({"output": "active customers", "rows": f"{info['customers']:,}"})
+    if "ledger_state" in info:
+        known = info["ledger_state"]
+        rows.append(
+            {
+                "output": "ledger customers with points / stored tier",
+                "rows": f"{known['customers_with_points']:,} / {known['customers_with_tier']:,}",
+            }
+        )
     rows.append({"output": "seconds", "rows": f"{seconds:.1f}"})
     if "decisions" in stages and ledger:
         started = time.perf_counter()

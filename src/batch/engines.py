@@ -80,6 +80,7 @@ def run_local(job: NightlyJob, progress: Callable[[int, int], None] | None = Non
     try:
         t = time.perf_counter()
         stage_local(job.store, staging, job.n_buckets, _columns)
+        ledger = _stage_ledger(job, staging)
         staged = time.perf_counter() - t
         rows = []
         for b in range(job.n_buckets):
@@ -90,15 +91,35 @@ def run_local(job: NightlyJob, progress: Callable[[int, int], None] | None = Non
         shutil.rmtree(staging, ignore_errors=True)
     summary = pd.DataFrame(rows)
     summary.attrs["seconds_staging"] = staged
+    summary.attrs["ledger_state"] = ledger
     return summary
+
+
+def _uses_ledger(job: NightlyJob) -> bool:
+    return job.ledger_url is not None and "decisions" in job.stages
+
+
+def _stage_ledger(job: NightlyJob, staging: Path) -> dict[str, int]:
+    """With a ledger, its loyalty state as of the night beside the staged tables (the
+    driver reads it once; see :mod:`ppx.batch.ledger_state`)."""
+    if not _uses_ledger(job):
+        return {}
+    from ppx.batch.ledger_state import stage_ledger_state
+
+    return stage_ledger_state(job.ledger_url, staging, job.n_buckets, job.now)
 
 
 def _read_and_run(job: NightlyJob, staging: str, bucket: int) -> dict:
     """One bucket: its staged tables read, then :func:`run_bucket` (both engines' task)."""
     t = time.perf_counter()
     tables = read_bucket(staging, job.store, bucket)
+    state = None
+    if _uses_ledger(job):
+        from ppx.batch.ledger_state import read_ledger_state
+
+        state = read_ledger_state(staging, bucket)
     read = time.perf_counter() - t
-    return {**run_bucket(job, bucket, tables), "seconds_read": read}
+    return {**run_bucket(job, bucket, tables, state), "seconds_read": read}
 
 
 # --- spark ---------------------------------------------------------------------------------
@@ -227,6 +248,7 @@ def run_spark(job: NightlyJob, cores: int = 2, driver_memory: str = "1g") -> pd.
     try:
         t = time.perf_counter()
         stage_buckets(spark, job, staging)
+        ledger = _stage_ledger(job, staging)
         staged = time.perf_counter() - t
         buckets = spark.createDataFrame(
             pd.DataFrame({BUCKET: range(job.n_buckets)}), f"{BUCKET} long"
@@ -242,6 +264,7 @@ def run_spark(job: NightlyJob, cores: int = 2, driver_memory: str = "1g") -> pd.
             spark.stop()  # the JVM and its Python workers go with it
     summary = summary.sort_values("bucket").reset_index(drop=True)
     summary.attrs["seconds_staging"] = staged
+    summary.attrs["ledger_state"] = ledger
     return summary
 
 

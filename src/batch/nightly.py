@@ -10,8 +10,9 @@ engine runs per bucket:
    (:class:`ppx.models.recs.serve.ServedRecommender`, the object the endpoint answers
    with) built on the bucket's own interactions and returns and the store's catalogue;
 3. the daily pass (:func:`ppx.rules.decisions.decide_daily`) over the customer context
-   (:func:`ppx.features.context.daily_contexts`) with those scores, the policy's
-   experiments applied as the decision service applies them;
+   (:func:`ppx.features.context.daily_contexts`) with those scores and the loyalty
+   state (the store's ``loyalty_events``, or the ledger's figures for the customers the
+   ledger knows), the policy's experiments applied as the decision service applies them;
 4. the ledger awards (with their idempotency keys) and outbox rows the decisions imply.
 
 An *active* customer has an active subscription at ``now`` or an order in the year
@@ -65,6 +66,10 @@ class NightlyJob:
     #: Key of the yearly gifts' voucher codes (HMAC of the gift's idempotency key): the
     #: code is unguessable, and the same whichever worker or engine composes the message.
     voucher_secret: str = ""
+    #: The ledger whose loyalty state (balance, last activity, stored tier) the decisions
+    #: use instead of the store's ``loyalty_events`` where it knows the customer; None:
+    #: the store's alone. Only the driver connects: it stages the state with the buckets.
+    ledger_url: str | None = None
 
 
 # --- models, loaded once per process -----------------------------------------------------
@@ -198,10 +203,16 @@ def decisions(
     recs: pd.DataFrame,
     now: pd.Timestamp,
     voucher_secret: str = "",
+    ledger_state=None,
 ) -> dict[str, pd.DataFrame]:
     """The daily pass as the decision service runs it with a ledger: the loyalty summary
     (the points-expiring reminder), today's yearly gifts (their vouchers in the
     birthday/anniversary messages) and the tier changes to store.
+
+    The loyalty state (balance, last earning or redemption, tier) is the store's
+    ``loyalty_events``; with ``ledger_state`` (a bucket's
+    :class:`~ppx.batch.ledger_state.LedgerState`) the ledger's figures replace it for
+    the customers the ledger knows (:func:`~ppx.batch.ledger_state.apply_ledger_state`).
 
     Returns the ``decisions``, ``ledger`` (awards), ``outbox``, ``gifts`` and ``tiers``
     rows; the driver writes the last four to the databases under their keys.
@@ -223,6 +234,11 @@ def decisions(
     risk = dict(zip(churn[C.CUSTOMER_ID].to_numpy(), churn[horizon].to_numpy(float), strict=True))
     top = dict(zip(recs[C.CUSTOMER_ID].to_numpy(), recs["product_ids"], strict=True))
     last = last_activity(tables[C.LOYALTY_EVENTS], now)
+    tier_why: dict[int, str] = {}
+    if ledger_state is not None:
+        from ppx.batch.ledger_state import apply_ledger_state
+
+        ctx, last, tier_why = apply_ledger_state(ctx, last, ledger_state, policy.tier_names)
     at = now.to_pydatetime()
     today = at.date()
     rows, awards, outbox, gifts, tiers = [], [], [], [], []
@@ -242,6 +258,8 @@ def decisions(
             else None
         )
         d = decide_daily(c, at, scores, policy, summary)
+        if cid in tier_why:
+            d.reasons.append(tier_why[cid])
         for g in gifts_due(
             policy, cid, today, tier=c.tier, birth_date=c.birth_date, signup_at=c.signup_at
         ):
@@ -392,8 +410,11 @@ def _write(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) -> dict:
-    """The nightly pipeline for one bucket's tables; writes its outputs, returns counts
+def run_bucket(
+    job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame], ledger_state=None
+) -> dict:
+    """The nightly pipeline for one bucket's tables (and, with a ledger, its customers'
+    :class:`~ppx.batch.ledger_state.LedgerState`); writes its outputs, returns counts
     and the seconds each stage took."""
     import time
 
@@ -430,7 +451,9 @@ def run_bucket(job: NightlyJob, bucket: int, tables: dict[str, pd.DataFrame]) ->
         seconds["recs"] = time.perf_counter() - t
     if policy is not None:
         t = time.perf_counter()
-        frames.update(decisions(policy, tables, active, churn, recs, now, job.voucher_secret))
+        frames.update(
+            decisions(policy, tables, active, churn, recs, now, job.voucher_secret, ledger_state)
+        )
         seconds["decisions"] = time.perf_counter() - t
 
     for name, df in frames.items():

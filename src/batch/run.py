@@ -71,12 +71,15 @@ def make_job(
     cores: int = 2,
     stages: tuple[str, ...] = STAGES,
     voucher_secret: str | None = None,
+    ledger_url: str | None = None,
 ) -> NightlyJob:
     """Resolve everything the workers share: versions, tracking URI, moment, buckets.
 
     ``voucher_secret`` keys the yearly gifts' voucher codes; default
     ``PPX_VOUCHER_SECRET`` or, without it, a random one for this night (a re-run keeps
     the vouchers the first run stored: they are issued under their idempotency keys).
+    ``ledger_url``: the ledger whose loyalty state the decisions read where it knows
+    the customer (:mod:`ppx.batch.ledger_state`); None: the store's ``loyalty_events``.
     """
     import os
     import secrets
@@ -110,6 +113,7 @@ def make_job(
         voucher_secret=voucher_secret
         or os.environ.get("PPX_VOUCHER_SECRET")
         or secrets.token_hex(16),
+        ledger_url=ledger_url,
     )
 
 
@@ -278,5 +282,12 @@ def write_manifest(out: str | Path, job: NightlyJob, engine: str, summary, secon
             },
         },
     }
+    ledger = summary.attrs.get("ledger_state")
+    if ledger:
+        # customers whose balance / tier came from the ledger rather than the store
+        info["ledger_state"] = {
+            "customers_with_points": ledger.get("ledger_points", 0),
+            "customers_with_tier": ledger.get("ledger_tiers", 0),
+        }
     (Path(out) / MANIFEST).write_text(json.dumps(info, indent=2))
     return info

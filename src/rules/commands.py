@@ -269,7 +269,10 @@ def daily_batch_cmd(
         True, "--ledger/--no-ledger", help="Write awards to the ledger and messages to the outbox."
     ),
     ledger_url: str | None = typer.Option(
-        None, "--ledger-url", help="Ledger DB URL (default PPX_LEDGER_URL or data/ledger.db)."
+        None,
+        "--ledger-url",
+        help="Ledger DB URL (default PPX_LEDGER_URL): the loyalty state the decisions read "
+        "where it knows the customer, and where awards go (data/ledger.db without either).",
     ),
     outbox_url: str | None = typer.Option(
         None, "--outbox-url", help="Outbox DB URL (default: the ledger's)."

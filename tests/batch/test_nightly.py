@@ -9,6 +9,8 @@ output-folder guard are checked without models in the default suite.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,12 +61,16 @@ def registry(tiny_world, tmp_path_factory, use_mlflow_dir):
         yield world, folder
 
 
-def _night(registry, use_mlflow_dir, out, engine="local", buckets=3, ledger_url=None):
+def _night(
+    registry, use_mlflow_dir, out, engine="local", buckets=3, ledger_url=None, read_ledger=None
+):
     world, folder = registry
     with use_mlflow_dir(folder):
         prepare_out(out)
         # one voucher key for every night here: engines and bucket counts compare equal
-        job = make_job(world, out, buckets=buckets, voucher_secret="nightly-test")
+        job = make_job(
+            world, out, buckets=buckets, voucher_secret="nightly-test", ledger_url=read_ledger
+        )
         summary, _ = run(job, engine, cores=2)
         sink_result = sink(out, job.now, ledger_url=ledger_url) if ledger_url else None
     return job, summary, sink_result
@@ -154,6 +160,76 @@ def test_spark_and_local_give_the_same_night(registry, use_mlflow_dir, tmp_path)
     _, _, again = _night(registry, use_mlflow_dir, tmp_path / "spark", "spark", ledger_url=url)
     assert again.awards == spark.awards and again.awards_created == 0
     assert again.messages_created == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "local",
+        pytest.param(
+            "spark",
+            marks=pytest.mark.skipif(
+                java_missing() is not None, reason=f"Spark needs Java: {java_missing()}"
+            ),
+        ),
+    ],
+)
+def test_the_night_decides_on_the_ledger_it_is_given(registry, use_mlflow_dir, tmp_path, engine):
+    from ppx.rules.ledger import Ledger
+    from ppx.rules.loyalty.expiry import add_months
+    from ppx.rules.policy import load_policy
+
+    job, _, _ = _night(registry, use_mlflow_dir, tmp_path / "store")
+    store = _outputs(tmp_path / "store")
+    world, _ = registry
+    cust = pd.read_parquet(world / "tables" / "customers.parquet")
+    opted = set(cust.loc[cust[C.EMAIL_OPT_IN], C.CUSTOMER_ID])
+    dec = store["decisions"]
+    quiet = dec.loc[
+        dec[C.CUSTOMER_ID].isin(opted) & ~dec["messages"].str.contains("points_expiring")
+    ]
+    cid = int(quiet[C.CUSTOMER_ID].iloc[0])
+    # after the store's export the ledger holds 120 points for cid, earned so long ago
+    # that they lapse in exactly reminder_days: tonight is the reminder's day
+    exp = load_policy().points.expiry
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    lg = Ledger(url)
+    due = (job.now + pd.Timedelta(days=exp.reminder_days)).to_pydatetime()
+    lg.award(cid, 120, "earned-a-year-ago", at=add_months(due, -exp.inactivity_months))
+    lg.dispose()
+    _night(registry, use_mlflow_dir, tmp_path / "live", engine, read_ledger=url)
+    live = _outputs(tmp_path / "live")
+
+    box = live["outbox"].set_index([C.CUSTOMER_ID, "message_type"])
+    assert (cid, "points_expiring") in box.index
+    assert json.loads(box.loc[(cid, "points_expiring"), "content"])["points"] == 120
+    # everyone else is decided on the store's figures, exactly as without the ledger
+    others = {
+        name: {k: v[v[C.CUSTOMER_ID] != cid].reset_index(drop=True) for k, v in out.items()}
+        for name, out in (("store", store), ("live", live))
+    }
+    for name in ("decisions", "ledger", "outbox", "gifts", "tiers"):
+        pd.testing.assert_frame_equal(others["store"][name], others["live"][name])
+
+
+@pytest.mark.slow
+def test_the_cli_reads_the_ledger_it_is_given(registry, use_mlflow_dir, tmp_path):
+    from ppx.rules.ledger import Ledger
+
+    world, folder = registry
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    lg = Ledger(url)
+    lg.award(1, 10, "known-to-the-ledger", at=pd.Timestamp("2000-01-01").to_pydatetime())
+    lg.dispose()
+    out = tmp_path / "night"
+    args = ["decide", "daily-batch", "--store", str(world), "--out", str(out), "--buckets", "2"]
+    with use_mlflow_dir(folder):
+        res = runner.invoke(app, [*args, "--ledger-url", url], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "ledger customers with points / stored tier" in res.output
+    manifest = json.loads((out / "_nightly.json").read_text())
+    assert manifest["ledger_state"] == {"customers_with_points": 1, "customers_with_tier": 0}
 
 
 def test_every_row_lands_in_its_customers_bucket(tiny_world, tmp_path, monkeypatch):
