@@ -331,14 +331,19 @@ class ChurnModel:
             return {c: frame[c].to_numpy() for c in frame.columns}
         return self._snapshot_scores(plan)
 
-    def served_arrays(self, columns: Mapping[str, Sequence]) -> tuple[np.ndarray, np.ndarray]:
-        """The network inputs (float32 numerics, int64 codes) the fast path scores for
-        the requests the snapshot answers, in request order (tests compare them with the
-        training frame's)."""
+    def served_inputs(
+        self, columns: Mapping[str, Sequence]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What the fast path scores, for tests: the requests the snapshot answers (their
+        indices), the snapshot rows it reads for them, and those rows' network inputs
+        (float32 numerics, int64 codes), in request order."""
         plan = self._plan(columns)
-        xn, xc = self._snapshot_lookup()["arrays"]
-        pos = plan.pos[plan.ok]
-        return xn[pos], xc[pos]
+        hits = np.flatnonzero(plan.ok)
+        pos = plan.pos[hits]
+        arrays = self._snapshot_lookup()["arrays"]
+        if arrays is None:  # no snapshot: nothing is answered from it
+            return hits, pos, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)
+        return hits, pos, arrays[0][pos], arrays[1][pos]
 
     def _snapshot_scores(self, plan: _Plan) -> dict[str, np.ndarray]:
         """Output columns of requests the snapshot answers (or that get no score)."""
