@@ -26,12 +26,14 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ppx.data import columns as C
 from ppx.data.errors import RequestError
 from ppx.data.times import unreadable, utc_times
 from ppx.models.calibration import apply_platt, fit_isotonic, fit_platt, sigmoid
 from ppx.models.churn.config import ChurnConfig
 from ppx.models.churn.hygiene import table_entity
 from ppx.models.churn.network import ChurnNet
+from ppx.models.churn.scoring import MemberScorer, member_scorers, weighted_logits
 from ppx.models.churn.tabular import TabularEncoder
 from ppx.models.early_stopping import EarlyStopping
 
@@ -79,6 +81,35 @@ def _parse_as_of(raw: pd.Series) -> pd.Series:
     return pd.Series(parsed, index=raw.index)
 
 
+def _request_ids(raw: Sequence) -> np.ndarray:
+    """``customer_id`` values -> int64; a value that is no number is an error naming the
+    field. Python ints (what the model service sends) skip pandas."""
+    if isinstance(raw, list | tuple) and all(type(v) is int for v in raw):
+        try:
+            return np.array(raw, dtype=np.int64)
+        except OverflowError:
+            pass
+    ids = pd.Series(raw).reset_index(drop=True)
+    num = pd.to_numeric(ids, errors="coerce")
+    if num.isna().any():
+        bad = ids[num.isna()].tolist()[:3]
+        raise RequestError(f"{C.CUSTOMER_ID!r} must be an integer id; got {bad}")
+    return num.astype(np.int64).to_numpy()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a batch of requests is answered (:meth:`ChurnModel._plan`), one entry per
+    request: customer, ``as_of`` (ns), kind, snapshot row (-1: none)."""
+
+    cid: np.ndarray
+    t: np.ndarray
+    kind: np.ndarray
+    pos: np.ndarray
+    ok: np.ndarray
+    compute: np.ndarray
+
+
 @dataclass
 class ChurnModel:
     """A trained churn model (see module docstring for the two modes)."""
@@ -100,6 +131,7 @@ class ChurnModel:
     #: cross-fitted table model also holds a logistic member (a depth-0 network).
     weights: list[float] | None = None
     _lookup: dict | None = field(default=None, repr=False)
+    _scorer_cache: tuple | None = field(default=None, repr=False)
 
     # --- ExplainableModel ------------------------------------------------------------
 
@@ -190,12 +222,27 @@ class ChurnModel:
 
     def _logits_arrays(self, xn: np.ndarray, xc: np.ndarray) -> np.ndarray:
         nets = self._ensure_nets()
-        torch.set_num_threads(max(1, self.config.threads))
-        tn, tc = torch.from_numpy(xn), torch.from_numpy(xc)
+        threads = max(1, self.config.threads)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         w = self.weights or [1.0 / len(nets)] * len(nets)
+        scorers = self._scorers(nets)
+        if scorers is not None:  # the same bits as the modules, without their calls
+            return weighted_logits(scorers, w, xn, xc)
+        tn, tc = torch.from_numpy(xn), torch.from_numpy(xc)
         with torch.no_grad():
             out = sum(wi * net(tn, tc) for wi, net in zip(w, nets, strict=True))
         return out.numpy().astype(float)
+
+    def _scorers(self, nets: list[ChurnNet]) -> list[MemberScorer] | None:
+        """The members' module-free scorers (:mod:`ppx.models.churn.scoring`), built once
+        per list of networks; None when a member has none (TabM) or is training."""
+        cached = self._scorer_cache
+        if cached is None or cached[0] is not nets or len(cached[0]) != len(nets):
+            cached = self._scorer_cache = (nets, member_scorers(nets))
+        if cached[1] is not None and any(net.training for net in nets):
+            return None
+        return cached[1]
 
     def network_only_proba(self, feature_frame: pd.DataFrame) -> np.ndarray:
         """P(churn) from the networks alone, without the blended logistic member, for a
@@ -212,10 +259,7 @@ class ChurnModel:
 
     def hazards(self, feature_frame: pd.DataFrame) -> np.ndarray:
         """Calibrated per-interval hazards."""
-        z = self.raw_logits(feature_frame)
-        return np.column_stack(
-            [apply_calibration(z[:, k], cal) for k, cal in enumerate(self.calibration)]
-        )
+        return self._calibrated(self.raw_logits(feature_frame))
 
     def predict_proba_frame(self, feature_frame: pd.DataFrame) -> np.ndarray:
         """P(churn within each horizon), shape (rows, horizons)."""
@@ -235,9 +279,16 @@ class ChurnModel:
         return pd.DataFrame(self._score_columns(self.hazards(frame)), index=df.index)
 
     def _calibrated(self, z: np.ndarray) -> np.ndarray:
-        return np.column_stack(
-            [apply_calibration(z[:, k], cal) for k, cal in enumerate(self.calibration)]
-        )
+        """Logits (rows, intervals) -> calibrated hazards, one map per interval.
+
+        Platt maps of every interval run as one broadcast pass: the same elementwise
+        float64 operations as :func:`apply_platt` column by column, so the same bits."""
+        cals = self.calibration
+        if len(cals) == z.shape[1] and all(c.get("method") == "platt" for c in cals):
+            a = np.array([c["a"] for c in cals], dtype=float)
+            b = np.array([c["b"] for c in cals], dtype=float)
+            return sigmoid(a * np.asarray(z, dtype=float) + b)
+        return np.column_stack([apply_calibration(z[:, k], cal) for k, cal in enumerate(cals)])
 
     def _score_columns(self, h: np.ndarray) -> dict[str, np.ndarray]:
         """Calibrated hazards -> the output columns of :meth:`predict_table`."""
@@ -259,8 +310,8 @@ class ChurnModel:
         straight to the network; otherwise features come from :meth:`subscription_rows`.
         Both give the same numbers (tests/models/churn/test_serving_snapshot.py).
         """
-        plan = self._resolve(requests)
-        if any(kind == "compute" for _, _, kind, _ in plan):
+        plan = self._plan(requests)
+        if plan.compute.any():
             rows = self.subscription_rows(requests)
             scores = self.predict_table(rows)
             scores.loc[(rows["status"] != "ok").to_numpy(), :] = float("nan")
@@ -274,104 +325,158 @@ class ChurnModel:
         The serving fast path: when the snapshot answers every request, no DataFrame is
         built on the way in or out; otherwise the requests take the frame path.
         """
-        plan = self._resolve(columns)
-        if any(kind == "compute" for _, _, kind, _ in plan):
+        plan = self._plan(columns)
+        if plan.compute.any():
             frame = self.score_requests(pd.DataFrame(dict(columns)))
             return {c: frame[c].to_numpy() for c in frame.columns}
         return self._snapshot_scores(plan)
 
-    def _snapshot_scores(self, plan: list[tuple]) -> dict[str, np.ndarray]:
+    def served_inputs(
+        self, columns: Mapping[str, Sequence]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What the fast path scores, for tests: the requests the snapshot answers (their
+        indices), the snapshot rows it reads for them, and those rows' network inputs
+        (float32 numerics, int64 codes), in request order."""
+        plan = self._plan(columns)
+        hits = np.flatnonzero(plan.ok)
+        pos = plan.pos[hits]
+        arrays = self._snapshot_lookup()["arrays"]
+        if arrays is None:  # no snapshot: nothing is answered from it
+            return hits, pos, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)
+        return hits, pos, arrays[0][pos], arrays[1][pos]
+
+    def _snapshot_scores(self, plan: _Plan) -> dict[str, np.ndarray]:
         """Output columns of requests the snapshot answers (or that get no score)."""
         look = self._snapshot_lookup()
-        hits = [i for i, (_, _, kind, _) in enumerate(plan) if kind == "ok"]
+        hits = np.flatnonzero(plan.ok)
         cols = None
-        if hits:
-            pos = [plan[i][3] for i in hits]
+        if len(hits):
+            pos = plan.pos[hits]
             xn, xc = look["arrays"]
             cols = self._score_columns(self._calibrated(self._logits_arrays(xn[pos], xc[pos])))
         names = [*(f"p_churn_{hz}" for hz in self.horizons), "expected_lifetime_days"]
+        n = len(plan.cid)
         out = {
-            "customer_id": np.array([c for c, _, _, _ in plan], dtype=np.int64),
-            "as_of": np.array([t.value for _, t, _, _ in plan], dtype="datetime64[ns]"),
-            "status": np.array([kind for _, _, kind, _ in plan], dtype=object),
+            "customer_id": plan.cid.copy(),
+            "as_of": plan.t.astype("datetime64[ns]"),
+            "status": plan.kind.copy(),
         }
         for name in names:
-            v = np.full(len(plan), np.nan)
+            v = np.full(n, np.nan)
             if cols is not None:
                 v[hits] = cols[name]
             out[name] = v
         return out
 
-    def _snapshot_lookup(self) -> dict | None:
-        """(known customers, snapshot times, (customer, time) -> snapshot row), built
-        once per history; None without a snapshot."""
-        from ppx.data import columns as C
+    def _snapshot_lookup(self) -> dict:
+        """Sorted arrays built once per history: known customers, snapshot times, and per
+        time the customers with a snapshot row and that row (binary searches, not dicts
+        of tuples); the snapshot's encoded network inputs; the default ``as_of``."""
         from ppx.features import churn as F
 
-        if self._lookup is not None and self._lookup["history"] is self.history:
+        default = self.info.get("default_as_of")
+        if (
+            self._lookup is not None
+            and self._lookup["history"] is self.history
+            and self._lookup["default"] == default
+        ):
             return self._lookup
-        known = set(self.history["customers"][C.CUSTOMER_ID].tolist())
-        rows, times = {}, set()
+        known = np.unique(self.history["customers"][C.CUSTOMER_ID].to_numpy(dtype=np.int64))
+        times = np.zeros(0, dtype=np.int64)
+        bounds = np.zeros(1, dtype=np.int64)
+        key_cid = key_pos = np.zeros(0, dtype=np.int64)
+        arrays = None
         if self.snapshot is not None and len(self.snapshot):
             snap = self.snapshot
             t = snap[F.AS_OF].to_numpy().astype("datetime64[ns]").astype(np.int64)
             cid = snap[C.CUSTOMER_ID].to_numpy(dtype=np.int64)
             # Rows are sorted by subscription within a time; the last one wins, as in
             # the computed path (one active subscription per customer at a time).
-            rows = {(int(c), int(tt)): i for i, (c, tt) in enumerate(zip(cid, t, strict=True))}
-            times = set(np.unique(t).tolist())
-        arrays = None
-        if rows:
-            arrays = self.encoder.net_arrays(self.encoder.numeric_frame(self.snapshot))
+            order = np.lexsort((np.arange(len(cid)), cid, t))
+            t, cid = t[order], cid[order]
+            last = np.ones(len(order), dtype=bool)
+            last[:-1] = (t[1:] != t[:-1]) | (cid[1:] != cid[:-1])
+            t, key_cid, key_pos = t[last], cid[last], order[last]
+            times, starts = np.unique(t, return_index=True)
+            bounds = np.append(starts, len(t)).astype(np.int64)
+            arrays = self.encoder.net_arrays(self.encoder.numeric_frame(snap))
         self._lookup = {
             "history": self.history,
+            "default": default,
+            "default_ns": None if default is None else pd.Timestamp(default).value,
             "known": known,
-            "rows": rows,
             "times": times,
+            "bounds": bounds,
+            "key_cid": key_cid,
+            "key_pos": key_pos,
             "arrays": arrays,
         }
         return self._lookup
 
-    def _resolve(self, requests: pd.DataFrame | Mapping[str, Sequence]) -> list[tuple]:
-        """Per request: (customer_id, as_of, kind, snapshot row) where kind is ``ok``
-        (a snapshot row), ``compute``, ``unknown_customer`` or ``no_active_subscription``.
+    def _plan(self, requests: pd.DataFrame | Mapping[str, Sequence]) -> _Plan:
+        """How each request is answered: a snapshot row (``ok``), ``compute`` (features
+        from the history), ``unknown_customer`` or ``no_active_subscription``.
 
-        ``requests`` is a frame or columns (field -> one value per request)."""
-        from ppx.data import columns as C
+        ``requests`` is a frame or columns (field -> one value per request). Request ids
+        and times are looked up by binary search in the arrays of
+        :meth:`_snapshot_lookup`, the whole batch at once."""
         from ppx.features import churn as F
 
         if self.history is None:
             raise ValueError("this churn model has no stored history; load it through the pyfunc")
         if C.CUSTOMER_ID not in requests:
             raise RequestError(f"request rows need a {C.CUSTOMER_ID!r} column")
-        raw_ids = pd.Series(requests[C.CUSTOMER_ID]).reset_index(drop=True)
-        default_as_of = pd.Timestamp(self.info["default_as_of"])
+        raw_ids = requests[C.CUSTOMER_ID]
+        look = self._snapshot_lookup()
         raw_as_of = requests.get(F.AS_OF)
         if raw_as_of is None or all(v is None for v in raw_as_of):
             # no as_of at all (the rules engine's requests): nothing to parse
-            as_of = pd.Series(default_as_of, index=raw_ids.index)
+            t = None
         else:
             as_of = _parse_as_of(pd.Series(raw_as_of).reset_index(drop=True))
-            as_of = as_of.fillna(default_as_of)
-        cids = pd.to_numeric(raw_ids, errors="coerce")
-        if cids.isna().any():
-            bad = raw_ids[cids.isna()].tolist()[:3]
-            raise RequestError(f"{C.CUSTOMER_ID!r} must be an integer id; got {bad}")
-        look = self._snapshot_lookup()
-        known, snap_rows, snap_times = look["known"], look["rows"], look["times"]
-        plan = []
-        for cid, t in zip(cids.astype(np.int64), as_of, strict=True):
-            cid, t = int(cid), pd.Timestamp(t)
-            if cid not in known:
-                plan.append((cid, t, "unknown_customer", None))
-            elif t.value in snap_times:
-                pos = snap_rows.get((cid, t.value))
-                # The snapshot holds every subscription active at its times.
-                kind = "no_active_subscription" if pos is None else "ok"
-                plan.append((cid, t, kind, pos))
-            else:
-                plan.append((cid, t, "compute", None))
-        return plan
+            as_of = as_of.fillna(pd.Timestamp(self.info["default_as_of"]))
+            t = np.array([pd.Timestamp(v).value for v in as_of], dtype=np.int64)
+        cid = _request_ids(raw_ids)
+        n = len(cid)
+        if t is None:
+            if look["default_ns"] is None:
+                raise KeyError("default_as_of")
+            t = np.full(n, look["default_ns"], dtype=np.int64)
+        elif len(t) != n:
+            raise ValueError(f"{len(t)} as_of values for {n} requests")
+        known, times = look["known"], look["times"]
+        kind = np.full(n, "unknown_customer", dtype=object)
+        pos = np.full(n, -1, dtype=np.int64)
+        j = np.searchsorted(known, cid)
+        is_known = j < len(known)
+        is_known[is_known] = known[j[is_known]] == cid[is_known]
+        kind[is_known] = "compute"
+        ti = np.searchsorted(times, t)
+        at_snap = is_known & (ti < len(times))
+        at_snap[at_snap] = times[ti[at_snap]] == t[at_snap]
+        bounds, key_cid, key_pos = look["bounds"], look["key_cid"], look["key_pos"]
+        for k in np.unique(ti[at_snap]):
+            rows = np.flatnonzero(at_snap & (ti == k))
+            a, b = bounds[k], bounds[k + 1]
+            keys = key_cid[a:b]
+            at = np.searchsorted(keys, cid[rows])
+            hit = at < len(keys)
+            hit[hit] = keys[at[hit]] == cid[rows[hit]]
+            pos[rows[hit]] = key_pos[a + at[hit]]
+        # The snapshot holds every subscription active at its times.
+        ok = pos >= 0
+        kind[at_snap] = "no_active_subscription"
+        kind[ok] = "ok"
+        return _Plan(cid=cid, t=t, kind=kind, pos=pos, ok=ok, compute=kind == "compute")
+
+    def _resolve(self, requests: pd.DataFrame | Mapping[str, Sequence]) -> list[tuple]:
+        """:meth:`_plan` as one tuple per request: (customer_id, as_of timestamp, kind,
+        snapshot row or None)."""
+        p = self._plan(requests)
+        return [
+            (int(c), pd.Timestamp(int(t)), str(k), int(r) if r >= 0 else None)
+            for c, t, k, r in zip(p.cid, p.t, p.kind, p.pos, strict=True)
+        ]
 
     def subscription_rows(self, requests: pd.DataFrame) -> pd.DataFrame:
         """Feature rows for ``customer_id`` (+ optional ``as_of``) requests from history.
