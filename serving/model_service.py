@@ -59,7 +59,7 @@ from serving import schemas as S
 from serving import warmup
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors, tracing_config
-from serving.errors import document_errors
+from serving.errors import document_errors, readable_bad_requests
 from serving.table_routes import TableModel, load_table_models, table_explainer
 
 log = logging.getLogger("ppx.serving")
@@ -685,3 +685,4 @@ ModelService = bentoml.service(
 )(_ModelService)
 ModelService.add_asgi_middleware(GuardMiddleware)
 document_errors(ModelService)  # /docs.json declares every error status and body
+readable_bad_requests(ModelService)  # a 400 says the route and the fields in `error`

@@ -1,6 +1,8 @@
 """A date that does not parse is a 400 naming the field and the format (ISO 8601), from
-the model service and from the decision service alike. Both services run in-process
-(their ASGI apps); no trained model is needed: validation answers before any model."""
+the model service and from the decision service alike, and every 400's top-level
+``error`` says the route and the failing fields in one sentence (``detail`` keeps one
+item per error for machines). Both services run in-process (their ASGI apps); no trained
+model is needed: validation answers before any model."""
 
 from __future__ import annotations
 
@@ -61,13 +63,17 @@ def test_model_service_names_the_bad_date_field_and_the_format(model_client):
     client, M = model_client  # noqa: N806
     example = M.ENDPOINTS["fraud_return"].example
     bad = {**example, "ordered_at": "03/12/2026"}
-    for body, loc in ((bad, ["ordered_at"]), ([example, bad], [1, "ordered_at"])):
+    said = f"ordered_at: '03/12/2026' is not a date-time; expected {FORMAT}"
+    for body, loc, error in (
+        (bad, ["ordered_at"], f"/fraud/return: {said}"),
+        ([example, bad], [1, "ordered_at"], f"/fraud/return: item 1: {said}"),
+    ):
         r = client.post("/fraud/return", json=body)
         assert r.status_code == 400, r.text
+        assert r.json()["error"] == error
         (item,) = r.json()["detail"]
         assert item["loc"] == loc
-        assert item["msg"].startswith("ordered_at: '03/12/2026' is not a date-time")
-        assert FORMAT in item["msg"]
+        assert item["msg"] == said
     # a number is no date either (epoch seconds are refused, not guessed)
     r = client.post("/fraud/return", json={**example, "requested_at": 1764755700})
     assert r.status_code == 400, r.text
@@ -89,19 +95,22 @@ def test_decision_service_names_the_bad_date_field_and_the_format(decision_clien
     )
     assert r.status_code == 400, r.text
     detail = {tuple(d["loc"]): d["msg"] for d in r.json()["detail"]}
-    assert detail[("event", "ordered_at")] == (
-        f"event.ordered_at: '03/12/2026' is not a date-time; expected {FORMAT}"
-    )
-    assert detail[("event", "promised_date")] == (
+    ordered = f"event.ordered_at: '03/12/2026' is not a date-time; expected {FORMAT}"
+    promised = (
         "event.promised_date: '2026-12-08T10:30:00' is not a date; "
         "expected ISO 8601, e.g. 2026-12-03"
     )
+    assert detail[("event", "ordered_at")] == ordered
+    assert detail[("event", "promised_date")] == promised
+    assert r.json()["error"] == f"/decide/order-event: 2 errors: (1) {ordered}; (2) {promised}"
     # the daily batch validates its items itself: the same wording
     r = decision_client.post(
         "/decide/daily-batch", json={"items": [{"customer": {"customer_id": 2}, "now": "12/03"}]}
     )
     assert r.status_code == 400, r.text
-    assert f"items.0.now: '12/03' is not a date-time; expected {FORMAT}" in r.text
+    said = f"items.0.now: '12/03' is not a date-time; expected {FORMAT}"
+    assert r.json()["error"] == f"/decide/daily-batch: {said}"  # one object, not a list
+    assert r.json()["detail"][0]["loc"] == ["items", 0, "now"]
 
 
 def test_other_validation_errors_keep_their_message(decision_client):
@@ -113,3 +122,32 @@ def test_other_validation_errors_keep_their_message(decision_client):
     (item,) = r.json()["detail"]
     assert item["loc"] == ["event", "order_id"]
     assert item["msg"] == "Input should be greater than or equal to 1"
+    assert r.json()["error"] == (
+        "/decide/order-event: event.order_id: Input should be greater than or equal to 1"
+    )
+
+
+def test_a_400_lists_the_first_errors_and_counts_the_rest(model_client):
+    client, M = model_client  # noqa: N806
+    example = M.ENDPOINTS["fraud_return"].example
+    bad = {**example, "ordered_at": "x", "requested_at": "y"}
+    r = client.post("/fraud/return", json=[bad, bad, example, {**example, "order_id": 0}])
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error.startswith("/fraud/return: 5 errors: (1) item 0: ")
+    assert "(3) item 1: " in error and "(4)" not in error
+    assert error.endswith("; and 2 more in detail")
+    assert len(r.json()["detail"]) == 5
+    # a body that is no request at all: the sentence says so, without a field
+    r = client.post("/fraud/return", content=b"[1", headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"].startswith("/fraud/return: body is not valid JSON")
+
+
+def test_a_valid_request_passes_the_wording_untouched(decision_client):
+    event = {"event_type": "placed", "order_id": 1, "customer_id": 2, "occurred_at": "2026-12-03"}
+    r = decision_client.post(
+        "/decide/order-event", json={"event": event, "customer": {"customer_id": 2}}
+    )
+    assert r.status_code == 200, r.text
+    assert "error" not in r.json() and int(r.headers["content-length"]) == len(r.content)
