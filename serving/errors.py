@@ -47,6 +47,10 @@ class ErrorItem(BaseModel):
     status: int | None = Field(
         default=None, description="This item's own status when scoring failed (422/500/503)."
     )
+    request_id: str | None = Field(
+        default=None,
+        description="A 500's id: the service log has the traceback under it (500 only).",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -58,6 +62,11 @@ class ErrorBody(BaseModel):
     detail: list[ErrorItem] | None = Field(
         default=None,
         description="Each failing item or field, when there is more than the sentence.",
+    )
+    request_id: str | None = Field(
+        default=None,
+        description="A 500's id (also the X-Request-ID header): quote it; the service log "
+        "has the traceback under it.",
     )
 
 
@@ -80,7 +89,11 @@ ERRORS: dict[int, tuple[str, dict[str, str]]] = {
         "contradict each other (a claim before delivery). `detail` names the field.",
         {},
     ),
-    500: ("A fault in the service, logged with its traceback.", {}),
+    500: (
+        "A fault in the service: `request_id` (and X-Request-ID) names the log entry with "
+        "its traceback; the body holds no internals.",
+        {},
+    ),
     503: (
         "The model behind this route is not loaded (not registered under the alias, or "
         "still loading), or the route's queue is full; retry after Retry-After seconds.",

@@ -43,6 +43,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -524,8 +525,15 @@ def _item_error(endpoint: Endpoint, err: Exception) -> S.ItemError:
 
     if isinstance(err, RequestError):
         return S.ItemError(422, f"{endpoint.route}: {err}")
-    log.exception("scoring failed on %s", endpoint.route, exc_info=err)
-    return S.ItemError(500, f"{endpoint.route}: internal error ({type(err).__name__})")
+    # the caller gets an id to quote, the log has it beside the traceback
+    rid = uuid.uuid4().hex[:16]
+    log.exception("scoring failed on %s (request id %s)", endpoint.route, rid, exc_info=err)
+    return S.ItemError(
+        500,
+        f"{endpoint.route}: internal error ({type(err).__name__}); "
+        f"request id {rid} in the service log",
+        request_id=rid,
+    )
 
 
 def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], records: list[dict]):

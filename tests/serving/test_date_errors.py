@@ -6,6 +6,8 @@ model is needed: validation answers before any model."""
 
 from __future__ import annotations
 
+import logging
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -151,3 +153,52 @@ def test_a_valid_request_passes_the_wording_untouched(decision_client):
     )
     assert r.status_code == 200, r.text
     assert "error" not in r.json() and int(r.headers["content-length"]) == len(r.content)
+
+
+def _failing(M, fail: Exception):  # noqa: N803
+    """A stand-in fraud model whose predict raises ``fail`` (restored by the caller)."""
+
+    def predict_records(requests, endpoint):
+        raise fail
+
+    return SimpleNamespace(name="fraud", predict_records=predict_records)
+
+
+def test_a_fault_inside_a_model_is_a_logged_500_with_a_request_id(model_client, caplog):
+    client, M = model_client  # noqa: N806
+    example = M.ENDPOINTS["fraud_return"].example
+    stand_in = M.STORE.loaded["fraud"]
+    M.STORE.loaded["fraud"] = _failing(M, ValueError("cannot reshape array of size 7"))
+    try:
+        with caplog.at_level(logging.ERROR, logger="ppx.serving"):
+            r = client.post("/fraud/return", json=example)
+    finally:
+        M.STORE.loaded["fraud"] = stand_in
+    assert r.status_code == 500, r.text
+    body = r.json()
+    rid = body["request_id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", rid)
+    assert r.headers["x-request-id"] == rid
+    assert body["error"] == (
+        f"/fraud/return: internal error (ValueError); request id {rid} in the service log"
+    )
+    assert body["detail"] == [{"loc": [], "msg": body["error"], "status": 500, "request_id": rid}]
+    assert "reshape" not in r.text and "Traceback" not in r.text  # internals stay in the log
+    (record,) = [rec for rec in caplog.records if rid in rec.getMessage()]
+    assert record.levelno == logging.ERROR and "cannot reshape" in str(record.exc_info[1])
+
+
+def test_a_request_the_model_refuses_is_a_422_naming_the_field(model_client):
+    from ppx.data.errors import RequestError
+
+    client, M = model_client  # noqa: N806
+    example = M.ENDPOINTS["fraud_return"].example
+    stand_in = M.STORE.loaded["fraud"]
+    M.STORE.loaded["fraud"] = _failing(M, RequestError("product_id: unknown product 999"))
+    try:
+        r = client.post("/fraud/return", json=example)
+    finally:
+        M.STORE.loaded["fraud"] = stand_in
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "/fraud/return: product_id: unknown product 999"
+    assert "request_id" not in r.json()
