@@ -16,7 +16,9 @@ baked into the schema; the document declares the 422 and its body instead.
 
 Both services word a 400's messages with ``ppx.data.errors.error_message`` (a date that
 does not parse names the field and says ISO 8601): the model service in its batch input
-(``serving.schemas``), the decision service through :func:`clear_validation_errors`.
+(``serving.schemas``), the decision service through :func:`clear_validation_errors`. Both
+say the route and the failing fields in the top-level ``error`` of a 400
+(:func:`readable_bad_requests`), where BentoML would say "1 validation error for X".
 """
 
 from __future__ import annotations
@@ -259,7 +261,10 @@ def _reworded(body: bytes, route: str) -> dict[str, Any] | None:
     ``BentoMLException`` answered 4xx comes as a one-item list (BentoML wraps it in a
     tuple) and is unwrapped.
     """
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except ValueError:  # not JSON: not one of BentoML's bodies
+        return None
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
         return data[0]
     if (
@@ -285,7 +290,7 @@ def _factory_wording_errors() -> type:
     class WordedErrors(ServiceAppFactory):
         async def api_endpoint_wrapper(self, name: str, request: Any) -> Any:
             resp = await super().api_endpoint_wrapper(name, request)
-            if 400 <= resp.status_code < 500:
+            if 400 <= resp.status_code < 500 and isinstance(getattr(resp, "body", None), bytes):
                 data = _reworded(resp.body, request.url.path)
                 if data is not None:
                     resp.body = resp.render(data)
