@@ -25,7 +25,8 @@ the repository root). Design choices, and why:
   set), the content type and body size, and model availability before any work;
   pydantic models bound every field, list and string; a model that refuses its input
   raises ``ppx.data.errors.RequestError``, answered 422 naming the field; any other
-  failure inside a model is logged with its traceback and answered 500.
+  failure inside a model is logged with its traceback under a request id and answered
+  500 with that id (no internals in the body).
 * **Overload**: each endpoint queues at most ``PPX_MAX_QUEUE`` items behind the batch
   being scored; past that it answers 503 with ``Retry-After`` at once rather than let
   every caller's wait grow without bound. Batches run on one pool of
@@ -423,8 +424,9 @@ def _ready_line(model: LoadedModel, warmed: list[WarmUp]) -> str:
     failed = [w.route for w in warmed if w.failed]
     if failed:
         line += f"; warm-up failed on {', '.join(failed)} (see the warning)"
-    if not warmed:
-        line += ", no endpoint to warm up"
+    idle = [w.route for w in warmed if not w.scored and not w.failed]
+    if idle:
+        line += f"; no example to warm up on {', '.join(idle)}"
     return line
 
 
