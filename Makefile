@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PPX    := $(BIN)/ppx
-WORLD  ?= data/worlds/demo
+# Empty: ppx's own default, demo/ in the worlds folder (PPX_WORLDS_DIR, data/worlds).
+WORLD  ?=
 
 .PHONY: setup demo test test-all lint format bench serve serve-decisions serve-portal bento mlflow-ui mlflow-server clean
 
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PPX) demo --out $(WORLD)
+	$(PPX) demo $(if $(WORLD),--out $(WORLD))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q --durations=15

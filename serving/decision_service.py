@@ -55,7 +55,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ppx.data.errors import located_message
+from ppx.data.errors import with_clear_messages
 from ppx.portal.app import create_app as portal_app
 from ppx.rules import engine as E
 from ppx.rules.messages import unsubscribe
@@ -63,7 +63,7 @@ from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.messages.render import preferences_page
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 from serving.bentoml_fixes import tracing_config
-from serving.errors import clear_validation_errors
+from serving.errors import clear_validation_errors, readable_bad_requests
 from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
 from serving.self_service_routes import returns_app, subscription_app
 
@@ -80,11 +80,6 @@ def engine() -> E.DecisionEngine:
     if _ENGINE is None:
         _ENGINE = E.engine_from_environment()
     return _ENGINE
-
-
-def _invalid(err: ValidationError) -> InvalidArgument:
-    parts = [located_message(e) for e in err.errors()[:5]]
-    return InvalidArgument("invalid request: " + "; ".join(parts))
 
 
 def _json(res: E.DecisionResponse, stages: dict[str, float] | None = None) -> Response:
@@ -106,8 +101,8 @@ def server_timing(stages: dict[str, float]) -> str:
 async def _run(coro_factory):
     try:
         return await coro_factory()
-    except ValidationError as err:
-        raise _invalid(err) from None
+    except ValidationError as err:  # a 400 naming each field (serving.errors words it)
+        raise with_clear_messages(err) from None
     except ValueError as err:
         raise InvalidArgument(str(err)) from None
 
@@ -396,5 +391,6 @@ class DecisionService:
 
 DecisionService.add_asgi_middleware(TokenMiddleware)
 clear_validation_errors(DecisionService)  # a bad date names its field and the format
+readable_bad_requests(DecisionService)  # a 400 says the route and the fields in `error`
 
 __all__ = ["DecisionService", "loyalty_app", "preferences_app"]

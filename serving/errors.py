@@ -16,11 +16,16 @@ baked into the schema; the document declares the 422 and its body instead.
 
 Both services word a 400's messages with ``ppx.data.errors.error_message`` (a date that
 does not parse names the field and says ISO 8601): the model service in its batch input
-(``serving.schemas``), the decision service through :func:`clear_validation_errors`.
+(``serving.schemas``), the decision service through :func:`clear_validation_errors`. Both
+say the route and the failing fields in the top-level ``error`` of a 400
+(:func:`readable_bad_requests`), where BentoML would say "1 validation error for X".
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +49,10 @@ class ErrorItem(BaseModel):
     status: int | None = Field(
         default=None, description="This item's own status when scoring failed (422/500/503)."
     )
+    request_id: str | None = Field(
+        default=None,
+        description="A 500's id: the service log has the traceback under it (500 only).",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -55,6 +64,11 @@ class ErrorBody(BaseModel):
     detail: list[ErrorItem] | None = Field(
         default=None,
         description="Each failing item or field, when there is more than the sentence.",
+    )
+    request_id: str | None = Field(
+        default=None,
+        description="A 500's id (also the X-Request-ID header): quote it; the service log "
+        "has the traceback under it.",
     )
 
 
@@ -77,7 +91,11 @@ ERRORS: dict[int, tuple[str, dict[str, str]]] = {
         "contradict each other (a claim before delivery). `detail` names the field.",
         {},
     ),
-    500: ("A fault in the service, logged with its traceback.", {}),
+    500: (
+        "A fault in the service: `request_id` (and X-Request-ID) names the log entry with "
+        "its traceback; the body holds no internals.",
+        {},
+    ),
     503: (
         "The model behind this route is not loaded (not registered under the alias, or "
         "still loading), or the route's queue is full; retry after Retry-After seconds.",
@@ -198,3 +216,110 @@ def _clearly_invalid(spec: type) -> type:
             "model_validate_json": classmethod(model_validate_json),
         },
     )
+
+
+# --- the sentence of a 400 ---------------------------------------------------------------
+
+#: BentoML 1.4.39's top-level text of a 400 from a ValidationError (``_bentoml_impl.server.
+#: app.ServiceAppFactory.api_endpoint_wrapper``): "2 validation errors for OrderEvent"
+_BENTOML_SUMMARY = re.compile(r"^\d+ validation errors? for ")
+#: items a 400's sentence lists before "and N more"; ``detail`` has them all
+SAID_ITEMS = 3
+
+
+def _item_said(item: Mapping[str, Any]) -> str:
+    """One item of a 400's ``detail`` as ``where: what`` (the item of a batch first)."""
+    loc = list(item.get("loc") or [])
+    msg = str(item.get("msg", ""))
+    batch = f"item {loc.pop(0)}: " if loc and isinstance(loc[0], int) else ""
+    where = ".".join(str(p) for p in loc)
+    if not where or msg.startswith(f"{where}: "):
+        return batch + msg
+    return f"{batch}{where}: {msg}"
+
+
+def validation_sentence(route: str, detail: list[Mapping[str, Any]]) -> str:
+    """The ``error`` of a 400: the route, then each failing field and what is wrong.
+
+    ``/fraud/return: ordered_at: '03/12/2026' is not a date-time; expected ISO 8601 ...``
+    for one error; ``/decide/order-event: 2 errors: (1) event.order_id: ...; (2) ...`` for
+    several (the first few; ``detail`` keeps every one for machines).
+    """
+    said = [_item_said(d) for d in detail]
+    if len(said) == 1:
+        return f"{route}: {said[0]}"
+    listed = " ".join(f"({i}) {s};" for i, s in enumerate(said[:SAID_ITEMS], 1)).rstrip(";")
+    more = len(said) - SAID_ITEMS
+    tail = f"; and {more} more in detail" if more > 0 else ""
+    return f"{route}: {len(said)} errors: {listed}{tail}"
+
+
+def _reworded(body: bytes, route: str) -> dict[str, Any] | None:
+    """BentoML's body of a 4xx -> ppx's :class:`ErrorBody` (None: nothing to change).
+
+    A ValidationError's body gets :func:`validation_sentence` as its ``error``; a
+    ``BentoMLException`` answered 4xx comes as a one-item list (BentoML wraps it in a
+    tuple) and is unwrapped.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:  # not JSON: not one of BentoML's bodies
+        return None
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+        return data[0]
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("detail"), list)
+        and data["detail"]
+        and _BENTOML_SUMMARY.match(str(data.get("error", "")))
+    ):
+        return {**data, "error": validation_sentence(route, data["detail"])}
+    return None
+
+
+def _factory_wording_errors() -> type:
+    """BentoML's app factory whose API answers word a 4xx as :func:`_reworded` does.
+
+    BentoML catches the ValidationError of an API's input (or of its body) inside
+    ``api_endpoint_wrapper`` and builds the 400 itself; the subclass rewrites the body of
+    an answer that is a 4xx once BentoML has built it. An answer below 400 is passed
+    on after one comparison.
+    """
+    from _bentoml_impl.server.app import ServiceAppFactory
+
+    class WordedErrors(ServiceAppFactory):
+        async def api_endpoint_wrapper(self, name: str, request: Any) -> Any:
+            resp = await super().api_endpoint_wrapper(name, request)
+            if 400 <= resp.status_code < 500 and isinstance(getattr(resp, "body", None), bytes):
+                data = _reworded(resp.body, request.url.path)
+                if data is not None:
+                    resp.body = resp.render(data)
+                    resp.headers["content-length"] = str(len(resp.body))
+            return resp
+
+    return WordedErrors
+
+
+def readable_bad_requests(service: Any) -> None:
+    """Make the 4xx answers of ``service``'s APIs say what is wrong in their ``error``:
+    the route and each failing field (BentoML says "1 validation error for X"), and one
+    JSON object, never BentoML's one-item list.
+
+    BentoML 1.4 builds the ASGI app in ``Service.to_asgi`` with its
+    ``ServiceAppFactory``; the service object gets a subclass (no new slots, as in
+    :func:`document_errors`) whose ``to_asgi`` builds it with :func:`_factory_wording_errors`.
+    """
+    base = type(service)
+    if getattr(base, "_words_bad_requests", False):
+        return
+
+    class WordedService(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+        _words_bad_requests = True
+
+        def to_asgi(self, is_main: bool = True) -> Any:
+            self.inject_config()  # what BentoML's to_asgi does, with the factory swapped
+            return _factory_wording_errors()(self, is_main=is_main)()
+
+    WordedService.__name__ = WordedService.__qualname__ = base.__name__
+    service.__class__ = WordedService

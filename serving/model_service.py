@@ -25,7 +25,8 @@ the repository root). Design choices, and why:
   set), the content type and body size, and model availability before any work;
   pydantic models bound every field, list and string; a model that refuses its input
   raises ``ppx.data.errors.RequestError``, answered 422 naming the field; any other
-  failure inside a model is logged with its traceback and answered 500.
+  failure inside a model is logged with its traceback under a request id and answered
+  500 with that id (no internals in the body).
 * **Overload**: each endpoint queues at most ``PPX_MAX_QUEUE`` items behind the batch
   being scored; past that it answers 503 with ``Retry-After`` at once rather than let
   every caller's wait grow without bound. Batches run on one pool of
@@ -43,6 +44,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,10 +61,13 @@ from serving import schemas as S
 from serving import warmup
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors, tracing_config
-from serving.errors import document_errors
+from serving.errors import document_errors, readable_bad_requests
 from serving.table_routes import TableModel, load_table_models, table_explainer
 
 log = logging.getLogger("ppx.serving")
+#: The start-up summary (one line per model), shown at BentoML's default level: see
+#: :func:`show_startup_log`. Request-time lines stay on ``log``.
+startup_log = logging.getLogger("ppx.serving.startup")
 
 #: Largest request body accepted (bytes); a full batch of the largest request fits.
 MAX_BODY_BYTES = int(os.environ.get("PPX_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
@@ -292,7 +297,6 @@ class ModelStore:
             for name in self.models:
                 try:
                     self.loaded[name] = self._load(name)
-                    log.info("loaded %s", name)
                 except Exception as err:  # every failure is reported, none is fatal
                     reason = f"{tracking.registered_name(name)}@{self.alias}: {err}"
                     self.missing[name] = reason
@@ -314,38 +318,41 @@ class ModelStore:
         the models' lazy caches (snapshot look-ups, numpy weights), so they are frozen
         too.
         """
+        warmed: dict[str, list[WarmUp]] = {name: [] for name in self.loaded}
         for endpoint in ENDPOINTS.values():
             if endpoint.model in self.loaded:  # a missing model was reported by load_all
-                self._warm_up(self.loaded[endpoint.model], endpoint)
+                warmed[endpoint.model].append(self._warm_up(self.loaded[endpoint.model], endpoint))
+        for name, model in self.loaded.items():
+            startup_log.info("%s", _ready_line(model, warmed[name]))
         gc.collect()
         gc.freeze()
 
     @staticmethod
-    def _warm_up(model: LoadedModel, endpoint: Endpoint) -> None:
+    def _warm_up(model: LoadedModel, endpoint: Endpoint) -> WarmUp:
         """Score the model's own logged input example on the endpoint (the documented
         example when it logged none: see ``serving.warmup``). A failure is a warning
         naming the model: the model still serves, its first caller pays for the caches."""
+        done = WarmUp(endpoint.route, warmup.OWN)
         try:
-            source, bodies = warmup.warmup_requests(
+            done.source, bodies = warmup.warmup_requests(
                 model.pyfunc, endpoint.request, endpoint.example, endpoint.constants
             )
         except Exception as err:  # an unreadable logged example: said, never fatal
-            source, bodies = warmup.DOCUMENTED, []
+            done.source, bodies = warmup.DOCUMENTED, []
+            done.failed += 1
             _warm_up_failed(model, endpoint, warmup.OWN, err)
         for body in bodies:
+            t0 = time.perf_counter()
             try:
-                request = warmup.validate(endpoint.request, body, source)
+                request = warmup.validate(endpoint.request, body, done.source)
                 model.predict_records([request], endpoint)
             except Exception as err:
-                _warm_up_failed(model, endpoint, source, err)
+                done.failed += 1
+                _warm_up_failed(model, endpoint, done.source, err)
             else:
-                log.info(
-                    "warmed %s v%s up on %s with %s",
-                    model.registered,
-                    model.version,
-                    endpoint.route,
-                    source,
-                )
+                done.scored += 1
+                done.ms += 1000 * (time.perf_counter() - t0)
+        return done
 
     def _load(self, name: str) -> LoadedModel:
         import mlflow
@@ -385,6 +392,53 @@ class ModelStore:
         if not self.ready.is_set():
             raise ModelUnavailable("models are still loading; retry shortly (see /readyz)")
         raise ModelUnavailable(self.missing.get(name, f"model {name} is not configured"))
+
+
+@dataclass
+class WarmUp:
+    """What warming one endpoint of a model up did."""
+
+    route: str
+    source: str
+    scored: int = 0
+    failed: int = 0
+    ms: float = 0.0
+
+
+def _ready_line(model: LoadedModel, warmed: list[WarmUp]) -> str:
+    """The start-up line of one model: name, version, alias, load and warm-up time.
+
+    ``ready: ppx-delivery v3 @champion, loaded in 1.2 s, warmed up in 41 ms on
+    /delivery/estimate (its logged input example)``; a route whose warm-up failed is
+    named (its warning says why).
+    """
+    line = (
+        f"ready: {model.registered} v{model.version} @{model.alias}, "
+        f"loaded in {model.loaded_in_s:.1f} s"
+    )
+    ok = [w for w in warmed if w.scored]
+    if ok:
+        routes = ", ".join(w.route for w in ok)
+        sources = ", ".join(dict.fromkeys(w.source for w in ok))
+        line += f", warmed up in {sum(w.ms for w in ok):.0f} ms on {routes} ({sources})"
+    failed = [w.route for w in warmed if w.failed]
+    if failed:
+        line += f"; warm-up failed on {', '.join(failed)} (see the warning)"
+    idle = [w.route for w in warmed if not w.scored and not w.failed]
+    if idle:
+        line += f"; no example to warm up on {', '.join(idle)}"
+    return line
+
+
+def show_startup_log() -> None:
+    """Let the start-up summary through at the service's default level.
+
+    BentoML's server logging leaves every logger but its own at the root's WARNING, which
+    hides INFO lines; only :data:`startup_log` is set to INFO (request-time logging stays
+    as it was). BentoML's quiet mode (root above WARNING) keeps it hidden.
+    """
+    if logging.getLogger().getEffectiveLevel() <= logging.WARNING:
+        startup_log.setLevel(logging.INFO)
 
 
 def _warm_up_failed(model: LoadedModel, endpoint: Endpoint, source: str, err: Exception) -> None:
@@ -473,8 +527,15 @@ def _item_error(endpoint: Endpoint, err: Exception) -> S.ItemError:
 
     if isinstance(err, RequestError):
         return S.ItemError(422, f"{endpoint.route}: {err}")
-    log.exception("scoring failed on %s", endpoint.route, exc_info=err)
-    return S.ItemError(500, f"{endpoint.route}: internal error ({type(err).__name__})")
+    # the caller gets an id to quote, the log has it beside the traceback
+    rid = uuid.uuid4().hex[:16]
+    log.exception("scoring failed on %s (request id %s)", endpoint.route, rid, exc_info=err)
+    return S.ItemError(
+        500,
+        f"{endpoint.route}: internal error ({type(err).__name__}); "
+        f"request id {rid} in the service log",
+        request_id=rid,
+    )
 
 
 def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], records: list[dict]):
@@ -624,6 +685,7 @@ class _ModelService:
         torch.set_num_threads(int(os.environ.get("PPX_TORCH_THREADS", "1")))
         fix_timeout_timers()
         quiet_validation_errors()
+        show_startup_log()
         _store().start()
         self.executor = ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="ppx-scoring")
         self.batchers = _batchers(self.executor)
@@ -685,3 +747,4 @@ ModelService = bentoml.service(
 )(_ModelService)
 ModelService.add_asgi_middleware(GuardMiddleware)
 document_errors(ModelService)  # /docs.json declares every error status and body
+readable_bad_requests(ModelService)  # a 400 says the route and the fields in `error`

@@ -58,6 +58,8 @@ class ItemError:
     message: str
     #: seconds a 503's caller should wait before retrying (``Retry-After``)
     retry_after: int | None = None
+    #: a 500's id, logged with its traceback (``X-Request-ID`` and ``request_id``)
+    request_id: str | None = None
 
 
 # --- batch-aware IO descriptors -----------------------------------------------------------
@@ -196,14 +198,21 @@ def batch_output(model: type[BaseModel]) -> type[IORootModel]:
                 status = max(o.status for _, o in failed)
                 detail = [
                     {"loc": [] if single else [i], "msg": o.message, "status": o.status}
+                    | ({"request_id": o.request_id} if o.request_id else {})
                     for i, o in failed
                 ]
+                body = {"error": failed[0][1].message, "detail": detail}
+                headers = {}
                 # a 503 (model loading, queue full) is temporary: say when to come back
                 waits = [o.retry_after for _, o in failed if o.retry_after is not None]
-                headers = {"retry-after": str(max(waits))} if waits else None
-                return JSONResponse(
-                    {"error": failed[0][1].message, "detail": detail}, status, headers=headers
-                )
+                if waits:
+                    headers["retry-after"] = str(max(waits))
+                # a 500 says the id under which the log keeps its traceback (the first's)
+                logged = [o for _, o in failed if o.request_id]
+                if status == 500 and logged:
+                    body["error"] = logged[0].message
+                    body["request_id"] = headers["x-request-id"] = logged[0].request_id
+                return JSONResponse(body, status, headers=headers or None)
             if single and len(obj) == 1:
                 body = obj[0].__pydantic_serializer__.to_json(obj[0], exclude_none=True)
             else:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from ppx.config import DEFAULT_WORLD_SHOWN
 from ppx.terminal import bench_tables, console, fail, print_table, write_bench_json  # noqa: F401
 
 data_app = typer.Typer(help="Canonical data: synthetic worlds, validation, public datasets.")
@@ -26,7 +27,10 @@ def data_world(
     seed: int = typer.Option(7, "--seed", help="Random seed; same seed, same tables."),
     months: int = typer.Option(24, "--months", min=3, max=60, help="Months simulated."),
     out: Path | None = typer.Option(
-        None, "--out", help="Output folder (default data/worlds/seed-<seed>)."
+        None,
+        "--out",
+        help="Output folder.",
+        show_default="seed-<seed>/ in PPX_WORLDS_DIR, data/worlds unless set",
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a folder that ppx wrote before (never any other)."
@@ -55,7 +59,8 @@ def data_world(
     """Simulate a synthetic world and write it as Parquet plus a manifest.
 
     Refuses a non-empty folder that ppx did not write; the default folder is named after
-    the seed, so the demo world (data/worlds/demo) is never replaced by accident.
+    the seed, so the demo world (``demo`` in the worlds folder) is never replaced by
+    accident.
     """
     knobs = {}
     asked = disrupt_carrier or disrupt_region or disrupt_start or disrupt_weeks
@@ -154,14 +159,17 @@ def bench_scale(
 
 
 def demo(
-    out: Path = typer.Option(Path("data/worlds/demo"), "--out", help="Where the world goes."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Where the world goes.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     customers: int = typer.Option(20_000, "--customers", min=200),
     seed: int = typer.Option(7, "--seed"),
 ) -> None:
     """The main job on embedded defaults: world -> validate -> models -> reports."""
+    from ppx.config import world_or_default
     from ppx.demo import run_demo
 
-    run_demo(out=out, customers=customers, seed=seed)
+    run_demo(out=world_or_default(out), customers=customers, seed=seed)
 
 
 def _quiet_third_party_warnings() -> None:

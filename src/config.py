@@ -108,3 +108,22 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+#: How ``--help`` names the world a command uses without ``--world`` (see default_world).
+DEFAULT_WORLD_SHOWN = "demo/ in PPX_WORLDS_DIR, data/worlds unless set"
+
+
+def default_world() -> Path:
+    """The world (or store) a command uses when none is named: ``demo`` in the worlds
+    folder (``PPX_WORLDS_DIR``, default ``data/worlds`` of the project).
+
+    Read when the command runs, never at import, so the folder set in the environment
+    counts and the answer does not depend on the directory ppx is run from.
+    """
+    return get_settings().worlds_dir / "demo"
+
+
+def world_or_default(world: Path | None) -> Path:
+    """``world`` as given, else :func:`default_world`."""
+    return default_world() if world is None else Path(world)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_WORLD = Path("data/worlds/demo")
+from ppx.config import DEFAULT_WORLD_SHOWN, world_or_default
 
 
 def tune(
     model: str = typer.Argument(..., help="A model with tuning: delivery, churn, fraud, recs."),
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World or store folder."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World or store folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     trials: int = typer.Option(
         10, "--trials", min=0, help="Trials this command adds to the study, over its workers."
     ),
@@ -54,6 +56,7 @@ def tune(
     configuration is written to --out and tagged on the parent run (best.*); --register
     trains it with the model's own training (test metrics, baselines, promotion gate).
     """
+    world = world_or_default(world)
     from ppx import tuning
     from ppx.terminal import console, fail, print_table, print_train_result
 

@@ -32,8 +32,11 @@ def generate_with_progress(params: WorldParams) -> World:
 
 def default_world_folder(seed: int) -> Path:
     """Where ``ppx data world`` writes without ``--out``: one folder per seed, never the
-    demo world the registered models were trained on."""
-    return Path("data/worlds") / f"seed-{seed}"
+    demo world the registered models were trained on. Both live in the worlds folder
+    (``PPX_WORLDS_DIR``)."""
+    from ppx.config import get_settings
+
+    return get_settings().worlds_dir / f"seed-{seed}"
 
 
 def build_chunked_world(

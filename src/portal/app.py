@@ -3,8 +3,9 @@
 Start it alone with ``ppx serve --portal`` (uvicorn) or mounted at ``/portal`` in the
 decision service (``serving/decision_service.py``); both build it with :func:`create_app`.
 Configuration: ``PPX_PORTAL_SECRET`` (required: signs links, sessions and forms),
-``PPX_PORTAL_STORE`` (the world or store folder to show; default ``data/worlds/demo``),
-``PPX_LEDGER_URL``, ``PPX_MODEL_SERVICE_URL`` and ``PPX_POLICY`` like the decision service.
+``PPX_PORTAL_STORE`` (the world or store folder to show; default ``demo`` in
+``PPX_WORLDS_DIR``), ``PPX_LEDGER_URL``, ``PPX_MODEL_SERVICE_URL`` and ``PPX_POLICY`` like
+the decision service.
 
 How a page plugs in
 -------------------

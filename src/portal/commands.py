@@ -11,8 +11,8 @@ def bench_portal(
     store: Path | None = typer.Option(
         None,
         "--store",
-        help="World or store folder the portal shows (default PPX_PORTAL_STORE or "
-        "data/worlds/demo, as `make demo` builds it).",
+        help="World or store folder the portal shows (default PPX_PORTAL_STORE or demo/ "
+        "in PPX_WORLDS_DIR, as `make demo` builds it).",
     ),
     seconds: float = typer.Option(10.0, "--seconds", min=1, help="Per page and client count."),
     clients: list[int] = typer.Option([1, 8], "--clients", min=1, help="Repeatable."),

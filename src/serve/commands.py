@@ -35,7 +35,7 @@ def serve(
         False,
         "--portal",
         help="Start the shopper's portal alone (uvicorn); it needs PPX_PORTAL_SECRET, shows "
-        "the world in PPX_PORTAL_STORE (default data/worlds/demo) and calls the model "
+        "the world in PPX_PORTAL_STORE (default demo/ in PPX_WORLDS_DIR) and calls the model "
         "service at PPX_MODEL_SERVICE_URL. The decision service also mounts it at /portal.",
     ),
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -212,12 +211,19 @@ def test_cli_import_and_world_refuse_a_foreign_folder(exports, tmp_path):
 
 
 def test_data_world_default_is_not_the_demo_world(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    res = runner.invoke(app, ["data", "world", "--customers", "50", "--months", "3", "--seed", "5"])
-    assert res.exit_code == 0, res.output
-    assert (Path("data/worlds/seed-5") / OUTPUT_MARKER).is_file()
-    assert not Path("data/worlds/demo").exists()
-    again = runner.invoke(
-        app, ["data", "world", "--customers", "50", "--months", "3", "--seed", "5"]
-    )
-    assert again.exit_code == 2 and "--overwrite" in _flat(again.output)
+    from ppx.config import get_settings
+
+    worlds = tmp_path / "worlds"
+    monkeypatch.setenv("PPX_WORLDS_DIR", str(worlds))
+    monkeypatch.chdir(tmp_path / "..")  # the folder is the setting's, not the cwd's
+    get_settings.cache_clear()
+    try:
+        args = ["data", "world", "--customers", "50", "--months", "3", "--seed", "5"]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert (worlds / "seed-5" / OUTPUT_MARKER).is_file()
+        assert not (worlds / "demo").exists()
+        again = runner.invoke(app, args)
+        assert again.exit_code == 2 and "--overwrite" in _flat(again.output)
+    finally:
+        get_settings.cache_clear()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -81,6 +81,8 @@ class Services:
     guarded: str
     registry: Registry
     token: str = TOKEN
+    #: each service's output (stdout and stderr), by name: ``open``, ``guarded``
+    logs: dict[str, Path] = field(default_factory=dict)
 
     def need(self, model: str) -> None:
         """Fail at once when ``model`` was not trained for the session (never a skip)."""
@@ -112,7 +114,8 @@ def services(serving_registry) -> Services:
         t0 = time.monotonic()
         for server in servers.values():
             launch.wait_until(server, "/readyz", timeout=max(30.0, 300.0 - (time.monotonic() - t0)))
-        yield Services(servers["open"].url, servers["guarded"].url, serving_registry)
+        logs = {name: server.log_path for name, server in servers.items()}
+        yield Services(servers["open"].url, servers["guarded"].url, serving_registry, logs=logs)
     finally:
         for server in servers.values():
             server.stop()

@@ -110,3 +110,21 @@ def test_shutdown_stops_the_scoring_threads(M):  # noqa: N803
     M.ModelService.inner.stop_scoring(SimpleNamespace(executor=pool))
     with pytest.raises(RuntimeError, match="shutdown"):
         pool.submit(lambda: 1)
+
+
+def test_a_batch_with_a_refused_item_and_a_fault_answers_500_with_the_faults_id(M):  # noqa: N803
+    import json
+
+    from serving import schemas as S
+
+    refused = S.ItemError(422, "/delivery/estimate: carrier: unknown carrier 'x'")
+    fault = S.ItemError(500, "/delivery/estimate: internal error (ValueError); ...", None, "ab12")
+    output = S.batch_output(S.ResponseModel)
+    response = asyncio.run(output.to_http_response([refused, "ok", fault], None))
+    body = json.loads(response.body)
+    assert response.status_code == 500 and response.headers["x-request-id"] == "ab12"
+    assert (body["error"], body["request_id"]) == (fault.message, "ab12")
+    assert [(d["loc"], d["status"], d.get("request_id")) for d in body["detail"]] == [
+        ([0], 422, None),
+        ([2], 500, "ab12"),
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import numpy as np
 import pandas as pd
@@ -153,6 +155,22 @@ def test_one_bad_item_does_not_fail_concurrent_good_ones(services):
     with cf.ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(lambda b: httpx.post(url, json=b, timeout=60).status_code, bodies))
     assert codes == [200, 422] * 8
+
+
+def test_start_up_says_which_models_serve_at_the_default_log_level(services):
+    """BentoML's server logging hides INFO lines but the start-up summary's."""
+    opened = services.logs["open"].read_text(errors="replace")
+    for name, version in services.registry.trained.items():
+        if not registry.get(name).endpoints:  # nothing for the model service to load
+            continue
+        line = f"ready: ppx-{name} v{version} @champion, loaded in "
+        assert line in opened, f"{line!r} not in the service's output:\n{opened[-3000:]}"
+    assert re.search(r"ready: ppx-delivery v\d+ @champion, .* warmed up in \d+ ms on ", opened)
+    guarded = services.logs["guarded"].read_text(errors="replace")
+    assert "ready: ppx-delivery v" in guarded and "ready: ppx-churn" not in guarded
+    assert (
+        "[WARNING]" in guarded and "model unavailable: ppx-churn@serving_only_delivery" in guarded
+    )
 
 
 def test_missing_model_gives_503_on_its_endpoint_only(services):

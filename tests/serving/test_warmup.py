@@ -1,11 +1,13 @@
 """The model service warms each model up with its own logged input example (a brand's
 store knows none of the demo world's customers); the documented example only when the
-model logged none; a failed warm-up is a warning naming the model. No trained model
-needed: small pyfuncs saved with MLflow record what they were asked."""
+model logged none; a failed warm-up is a warning naming the model; one start-up line
+per model shows at the service's default log level. No trained model needed: small
+pyfuncs saved with MLflow record what they were asked."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 import mlflow.pyfunc
 import pandas as pd
@@ -97,9 +99,50 @@ def test_a_model_without_a_logged_example_is_warmed_with_the_documented_one(
 
 def test_a_failed_warm_up_is_a_warning_naming_the_model(M, tmp_path, caplog, monkeypatch):  # noqa: N803
     model, _ = _loaded(M, tmp_path, "churn", pd.DataFrame([{"customer_id": 7}]), fail=True)
-    with caplog.at_level(logging.WARNING, logger="ppx.serving"):
+    with caplog.at_level(logging.INFO, logger="ppx.serving"):
         _warm(M, model, "churn_score", monkeypatch)  # no exception
-    (record,) = [r for r in caplog.records if "warm-up" in r.getMessage()]
+    (record,) = [r for r in caplog.records if r.name == "ppx.serving" and "warm-up" in r.msg]
+    assert record.levelno == logging.WARNING
     assert "ppx-churn v3" in record.getMessage()
     assert "its logged input example" in record.getMessage()
     assert "refuses everything" in record.getMessage()
+    (ready,) = [r for r in caplog.records if r.getMessage().startswith("ready: ppx-churn")]
+    assert "warm-up failed on /churn/score (see the warning)" in ready.getMessage()
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture()
+def server_logging(M):  # noqa: N803
+    """Logging as BentoML's server sets it up: the root logger at WARNING with the one
+    handler every record ends up in (``bentoml._internal.log.SERVER_LOGGING_CONFIG``)."""
+    root, handler = logging.getLogger(), Collect()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        M.startup_log.setLevel(logging.NOTSET)
+
+
+def test_the_start_up_summary_shows_at_the_default_level(M, tmp_path, monkeypatch, server_logging):  # noqa: N803
+    M.show_startup_log()  # what the service does when it starts
+    model, _ = _loaded(M, tmp_path, "churn", pd.DataFrame([{"customer_id": 7}]))
+    model.loaded_in_s = 1.25
+    _warm(M, model, "churn_score", monkeypatch)
+    (line,) = [x for x in server_logging.lines if "ppx-churn" in x]
+    assert line.startswith("ready: ppx-churn v3 @champion, loaded in 1.2 s, warmed up in ")
+    assert re.search(r"warmed up in \d+ ms on /churn/score \(its logged input example\)$", line)
+    # request-time logging is as quiet as before: INFO on the service's logger stays hidden
+    M.log.info("scored a request")
+    assert "scored a request" not in server_logging.lines

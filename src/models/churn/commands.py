@@ -9,11 +9,13 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_WORLD = Path("data/worlds/demo")
+from ppx.config import DEFAULT_WORLD_SHOWN, world_or_default
 
 
 def train_churn(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder (subscription model)."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World folder (subscription model).", show_default=DEFAULT_WORLD_SHOWN
+    ),
     table: Path | None = typer.Option(
         None, "--table", help="Your own customer table (CSV or Parquet)."
     ),
@@ -47,6 +49,7 @@ def train_churn(
     `ppx train churn --params churn_params.json` (with --trials the search starts
     from them).
     """
+    world = world_or_default(world)
     from ppx.terminal import console, fail, print_table
 
     config = None
@@ -107,10 +110,13 @@ def train_churn(
 
 
 def evaluate_churn(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
 ) -> None:
     """Score the registered model (by alias) on the world's test months."""
+    world = world_or_default(world)
     from ppx.models.churn.train import evaluate_registered
     from ppx.terminal import fail, print_table
 
@@ -124,7 +130,9 @@ def evaluate_churn(
 
 
 def bench_churn(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World folder (default world)."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     trials: int = typer.Option(6, "--trials", min=0, help="Optuna trials per method on the world."),
     telco_trials: int = typer.Option(
         3, "--telco-trials", min=0, help="Optuna trials per method per Telco fold."
@@ -133,6 +141,7 @@ def bench_churn(
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """Churn benchmark: ours vs logreg vs LightGBM vs oracle (world) and Telco 5-fold CV."""
+    world = world_or_default(world)
     import sys
 
     from ppx.models.churn.bench import run_bench

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_WORLD = Path("data/worlds/demo")
+from ppx.config import DEFAULT_WORLD_SHOWN, world_or_default
 
 
 def _world(path: Path | None) -> Path:
     from ppx.terminal import fail
 
-    path = path or DEFAULT_WORLD
+    path = world_or_default(path)
     if not (path / "manifest.json").exists() and not (path / "tables").exists():
         fail(f"no world at {path}; create one with `ppx data world --out {path}`")
     return path
@@ -46,7 +46,9 @@ def _load_registered(world: Path | None, alias: str):
 
 
 def train_delivery(
-    world: Path | None = typer.Option(None, "--world", help="World folder (default demo)."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     trials: int = typer.Option(0, "--trials", min=0, help="Optuna trials before the fit."),
     epochs: int = typer.Option(12, "--epochs", min=1),
 ) -> None:
@@ -59,7 +61,7 @@ def train_delivery(
 
 
 def evaluate_delivery(
-    world: Path | None = typer.Option(None, "--world"),
+    world: Path | None = typer.Option(None, "--world", show_default=DEFAULT_WORLD_SHOWN),
     alias: str = typer.Option("champion", "--alias"),
 ) -> None:
     """Score the registered model (by alias) on the world's test months."""
@@ -72,7 +74,12 @@ def evaluate_delivery(
 
 
 def bench_delivery(
-    world: Path | None = typer.Option(None, "--world", help="World folder."),
+    world: Path | None = typer.Option(
+        None,
+        "--world",
+        help="World folder (the default one unless --olist is given).",
+        show_default=DEFAULT_WORLD_SHOWN,
+    ),
     olist: Path | None = typer.Option(None, "--olist", help="Olist folder (CSV files)."),
     trials: int = typer.Option(5, "--trials", min=0, help="Optuna trials for ppx and LightGBM."),
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
@@ -127,7 +134,9 @@ def bench_delivery(
 
 
 def monitor_delivery(
-    world: Path | None = typer.Option(None, "--world", help="World or store folder."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World or store folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     alias: str = typer.Option("champion", "--alias"),
     weeks: int = typer.Option(8, "--weeks", min=1, help="Recent purchase weeks to check."),
     out: Path | None = typer.Option(

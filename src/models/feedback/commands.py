@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_WORLD = Path("data/worlds/demo")
+from ppx.config import DEFAULT_WORLD_SHOWN, world_or_default
 
 
 def train_feedback(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help="World or store folder."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World or store folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     report: Path | None = typer.Option(
         None, "--report", help="Also write the product team's HTML report here."
     ),
@@ -20,6 +22,7 @@ def train_feedback(
 
     The run also logs the weekly alerts (alerts.csv) and the HTML report.
     """
+    world = world_or_default(world)
     from ppx.data import columns as C
     from ppx.data.io import DataLoadError
     from ppx.data.schema import SchemaValidationError

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_WORLD = Path("data/worlds/demo")
+from ppx.config import DEFAULT_WORLD_SHOWN, world_or_default
+
 WORLD_HELP = "World folder (from `ppx data world`)."
 
 
@@ -44,10 +45,13 @@ def _cores() -> int:
 
 
 def train_fraud(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
+    world: Path | None = typer.Option(
+        None, "--world", help=WORLD_HELP, show_default=DEFAULT_WORLD_SHOWN
+    ),
     no_register: bool = typer.Option(False, "--no-register", help="Log only; skip the gate."),
 ) -> None:
     """Train the two-head fraud model, compare baselines, register, run the gate."""
+    world = world_or_default(world)
     from ppx.models.fraud.train import train
     from ppx.terminal import bench_tables, console
 
@@ -61,10 +65,13 @@ def train_fraud(
 
 
 def evaluate_fraud(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
+    world: Path | None = typer.Option(
+        None, "--world", help=WORLD_HELP, show_default=DEFAULT_WORLD_SHOWN
+    ),
     alias: str = typer.Option("champion", "--alias", help="Registry alias to evaluate."),
 ) -> None:
     """Score the registered model on the world's test split (through the pyfunc)."""
+    world = world_or_default(world)
     from ppx.models.fraud.evaluate import evaluate_registered
     from ppx.terminal import bench_tables, fail
 
@@ -77,10 +84,13 @@ def evaluate_fraud(
 
 
 def bench_fraud(
-    world: Path = typer.Option(DEFAULT_WORLD, "--world", help=WORLD_HELP),
+    world: Path | None = typer.Option(
+        None, "--world", help=WORLD_HELP, show_default=DEFAULT_WORLD_SHOWN
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """ppx vs rules vs LightGBM (with / without linkage) vs oracle, time-based split."""
+    world = world_or_default(world)
     from ppx.models.fraud.config import FraudConfig
     from ppx.models.fraud.train import prepare, run_benchmark
     from ppx.terminal import bench_tables, write_bench_json

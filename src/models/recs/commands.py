@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from ppx.config import DEFAULT_WORLD_SHOWN, world_or_default
+
 MODEL = "recs"
 
 
@@ -30,12 +32,15 @@ def _world_arg(world: Path) -> Path:
 
 
 def train_recs(
-    world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     epochs: int = typer.Option(30, "--epochs", min=1, help="Max transformer epochs."),
     max_minutes: float = typer.Option(18.0, "--max-minutes", help="Training time cap."),
     threads: int = typer.Option(2, "--threads", min=1),
 ) -> None:
     """Train on a world, log to MLflow (ppx-recs), register, run the promotion gate."""
+    world = world_or_default(world)
     from ppx.models.recs.config import RecsConfig
     from ppx.models.recs.train import train_and_register
     from ppx.terminal import print_train_result
@@ -46,10 +51,13 @@ def train_recs(
 
 
 def evaluate_recs(
-    world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     alias: str = typer.Option("champion", "--alias"),
 ) -> None:
     """Score the registered model (by alias) on the world's test window."""
+    world = world_or_default(world)
     from ppx.models.recs.train import evaluate_registered
     from ppx.terminal import print_table
 
@@ -57,7 +65,9 @@ def evaluate_recs(
 
 
 def bench_recs(
-    world: Path = typer.Option(Path("data/worlds/demo"), "--world", help="World folder."),
+    world: Path | None = typer.Option(
+        None, "--world", help="World folder.", show_default=DEFAULT_WORLD_SHOWN
+    ),
     amazon: bool = typer.Option(True, "--amazon/--no-amazon", help="Include Amazon Games."),
     on_world: bool = typer.Option(True, "--on-world/--no-on-world", help="Include the world."),
     epochs: int = typer.Option(200, "--epochs", min=1, help="Max epochs (early stopping)."),
@@ -76,6 +86,7 @@ def bench_recs(
     json_out: Path | None = typer.Option(None, "--json", help="Write figures as JSON."),
 ) -> None:
     """Ours vs popularity, item-KNN and EASE on Amazon Games (LOO) and the world."""
+    world = world_or_default(world)
     from ppx.models.recs.train import run_benchmark
     from ppx.terminal import bench_tables, fail, write_bench_json
 
