@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal_column, null, select, union_all
 
 from ppx.rules.decisions import decide_claim, decide_daily, decide_order_event, decide_return
 from ppx.rules.experiments.assign import apply_experiments
@@ -30,7 +30,7 @@ from ppx.rules.ledger import Ledger, Posting
 from ppx.rules.loyalty.tables import CustomerTier
 from ppx.rules.messages.compose import check_templates, outbox_rows
 from ppx.rules.messages.outbox import Outbox
-from ppx.rules.messages.preferences import PreferenceStore
+from ppx.rules.messages.preferences import PreferenceRow, PreferenceStore, opt_outs_of
 from ppx.rules.model_client import ModelClient
 from ppx.rules.policy import Policy
 from ppx.rules.promise_log import PromiseLog, publish
@@ -93,9 +93,24 @@ def _iso(v):
 PROMISE_TARGET = 0.9
 
 
+_TIERS = CustomerTier.__table__
+_PREFS = PreferenceRow.__table__
+
 #: A customer's persisted tier (one cached statement: read before every decision).
-_STORED_TIER = select(CustomerTier.__table__.c.tier).where(
-    CustomerTier.__table__.c.customer_id == bindparam("cid")
+_STORED_TIER = select(_TIERS.c.tier).where(_TIERS.c.customer_id == bindparam("cid"))
+
+#: The customer's stored facts in one round trip: the persisted tier (a row whose ``kind``
+#: and ``allowed`` are NULL) and the preference rows (``channel, kind, allowed``).
+_FACTS = union_all(
+    select(
+        literal_column("0").label("pref"),
+        _TIERS.c.tier.label("a"),
+        null().label("b"),
+        null().label("c"),
+    ).where(_TIERS.c.customer_id == bindparam("cid")),
+    select(literal_column("1"), _PREFS.c.channel, _PREFS.c.kind, _PREFS.c.allowed).where(
+        _PREFS.c.customer_id == bindparam("cid")
+    ),
 )
 
 
@@ -133,6 +148,14 @@ def _stage(name: str) -> Iterator[None]:
         yield
     finally:
         stages[name] = stages.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
+
+
+def _outbox_answer(rows: list, created: list[bool]) -> list[dict]:
+    """The response's ``outbox`` items: each row's key, channel and whether it was new."""
+    return [
+        {"message_key": r.message_key, "channel": r.channel, "created": c}
+        for r, c in zip(rows, created, strict=True)
+    ]
 
 
 def _noted(decision: Decision, why: str | None) -> Decision:
@@ -192,19 +215,25 @@ class DecisionEngine:
 
         The tier comes from the persisted tier table (``loyalty_tiers``) when the customer
         has a row there; the caller's ``customer.tier`` is only the fallback. The
-        preference centre's opt-outs are added. Both reads share one connection when the
-        preferences live in the ledger's database (the service's set-up).
+        preference centre's opt-outs are added. When the preferences live in the ledger's
+        database (the service's set-up) both come from one statement, read without
+        SQLite's write lock.
         """
         if self.ledger is None:
             if self.preferences is None:
                 return c, None
             return self._with_opt_outs(c, *self.preferences.opt_outs(c.customer_id)), None
-        with self.ledger.engine.connect() as conn:
-            stored = conn.execute(_STORED_TIER, {"cid": int(c.customer_id)}).scalar_one_or_none()
-            opt_outs = None
-            if self.preferences is not None:
-                shared = self.preferences.engine is self.ledger.engine
-                opt_outs = self.preferences.opt_outs(c.customer_id, conn if shared else None)
+        cid = int(c.customer_id)
+        opt_outs = None
+        with self.ledger.reads.connect() as conn:
+            if self.preferences is not None and self.preferences.engine is self.ledger.engine:
+                rows = conn.execute(_FACTS, {"cid": cid}).all()
+                stored = next((r.a for r in rows if not r.pref), None)
+                opt_outs = opt_outs_of((r.a, r.b, r.c) for r in rows if r.pref)
+            else:
+                stored = conn.execute(_STORED_TIER, {"cid": cid}).scalar_one_or_none()
+        if opt_outs is None and self.preferences is not None:
+            opt_outs = self.preferences.opt_outs(c.customer_id)
         if stored is not None and stored in self.policy.tier_names:
             if stored != c.tier:
                 c = c.model_copy(update={"tier": stored})
@@ -241,14 +270,7 @@ class DecisionEngine:
             return res
         rows = outbox_rows(res.decision, customer)
         created = self.outbox.enqueue(rows)
-        return res.model_copy(
-            update={
-                "outbox": [
-                    {"message_key": r.message_key, "channel": r.channel, "created": c}
-                    for r, c in zip(rows, created, strict=True)
-                ]
-            }
-        )
+        return res.model_copy(update={"outbox": _outbox_answer(rows, created)})
 
     async def _scores(
         self, req: _Req, wanted: dict[str, dict], notes: dict[str, str] | None = None
@@ -310,7 +332,26 @@ class DecisionEngine:
         self, decision: Decision, customer: CustomerContext, at: datetime
     ) -> DecisionResponse:
         decision = apply_experiments(decision, self.policy, at)
-        return self._enqueue(self._write(decision), customer)
+        if (
+            self.ledger is None
+            or self.outbox is None
+            or not decision.messages
+            or self.outbox.engine is not self.ledger.engine
+        ):
+            return self._enqueue(self._write(decision), customer)
+        # The outbox lives in the ledger's database (the service's set-up): the decision's
+        # points, its balance and its messages are one transaction, so a crash or a failed
+        # write leaves none of them, and a retried request writes all of them (keyed).
+        rows = outbox_rows(decision, customer)
+        postings, balance, created = self.ledger.apply_with(
+            decision, lambda conn: self.outbox.enqueue(rows, conn)
+        )
+        return DecisionResponse(
+            decision=decision,
+            ledger=[p.__dict__ for p in postings],
+            balance=balance,
+            outbox=_outbox_answer(rows, created),
+        )
 
     async def _commit(
         self, decision: Decision, customer: CustomerContext, at: datetime

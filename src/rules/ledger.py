@@ -53,6 +53,10 @@ from ppx.rules.types import LEDGER_TYPES
 
 T = TypeVar("T")
 
+#: Execution option of a connection that only reads (:attr:`Ledger.reads`): on SQLite it
+#: runs without ``BEGIN IMMEDIATE``, so a read never waits for, or holds up, a writer.
+READ_ONLY = "ppx_read_only"
+
 
 class Base(DeclarativeBase):
     pass
@@ -148,6 +152,9 @@ class Ledger:
         )
         if self.dialect == "sqlite":
             _sqlite_begin_immediate(self.engine)
+        #: The same pool for connections that only read: on SQLite they do not take the
+        #: write lock (``BEGIN IMMEDIATE``); each statement reads one WAL snapshot.
+        self.reads: Engine = self.engine.execution_options(**{READ_ONLY: True})
         self._upsert = _upsert_statement(self.dialect)
         if create:
             Base.metadata.create_all(self.engine)
@@ -351,6 +358,20 @@ class Ledger:
 
     def apply_with_balance(self, decision, at: datetime | None = None) -> tuple[list[Posting], int]:
         """Like :meth:`apply`, and the decision customer's balance after it, atomically."""
+        postings, balance, _ = self.apply_with(decision, None, at)
+        return postings, balance
+
+    def apply_with(
+        self, decision, also: Callable[[Connection], T] | None, at: datetime | None = None
+    ) -> tuple[list[Posting], int, T | None]:
+        """:meth:`apply_with_balance`, plus ``also(conn)`` in the same transaction.
+
+        ``also`` writes what must commit with the decision's points or not at all (the
+        decision's outbox rows): one transaction, so a crash or an error in either leaves
+        neither, and a retried request writes both (every write is keyed). Its result is
+        the third item. It may run more than once (a locked SQLite database is retried
+        from the start), so it must only write through ``conn``.
+        """
         awards: list[dict] = []
         reversals = []
         for a in decision.actions:
@@ -373,7 +394,7 @@ class Ledger:
                 self._check(cid, a.idempotency_key, "reversal")
                 reversals.append((cid, a))
 
-        def attempt() -> tuple[list[Posting], int]:
+        def attempt() -> tuple[list[Posting], int, T | None]:
             # A Core connection, not an ORM session: every decision writes here, and the
             # session's unit-of-work bookkeeping cost more CPU than SQLite's own work.
             with self.engine.begin() as conn:
@@ -386,7 +407,8 @@ class Ledger:
                     )
                     if p is not None:
                         out.append(p)
-                return out, self._balance(conn, decision.customer_id)
+                balance = self._balance(conn, decision.customer_id)
+                return out, balance, (also(conn) if also is not None else None)
 
         return self._retry(attempt)
 
@@ -580,7 +602,8 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _pragmas(dbapi_conn) -> None:

@@ -58,7 +58,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ppx.rules.messages.db import dialect_of
@@ -179,6 +179,21 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _insert_statement(dialect: str):
+    """``INSERT ... ON CONFLICT (message_key) DO NOTHING RETURNING message_key``, built once
+    per outbox (every decision with messages enqueues through it)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = OutboxRow.__table__
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["message_key"])
+        .returning(table.c.message_key)
+    )
+
+
 def backoff(attempts: int, base_seconds: float, cap_seconds: float) -> timedelta:
     """Exponential back-off with +-25 % jitter, so failed rows do not retry in lock-step."""
     delay = min(cap_seconds, base_seconds * 2 ** max(attempts - 1, 0))
@@ -204,13 +219,19 @@ class Outbox:
         self.backoff_base = backoff_base_seconds
         self.backoff_cap = backoff_cap_seconds
         self.domain = domain
+        self._insert = _insert_statement(self.dialect)
         if create:
             OutboxBase.metadata.create_all(engine)
 
     # --- enqueue -------------------------------------------------------------------------
 
-    def enqueue(self, messages: list[NewMessage]) -> list[bool]:
-        """Insert messages whose keys are new; True for each row this call created."""
+    def enqueue(self, messages: list[NewMessage], conn: Connection | None = None) -> list[bool]:
+        """Insert messages whose keys are new; True for each row this call created.
+
+        ``conn``: a connection inside the caller's transaction on this outbox's database, so
+        the rows commit (or roll back) with the caller's other writes (a decision's ledger
+        entries); without it the insert is its own transaction.
+        """
         if not messages:
             return []
         now = _now()
@@ -235,18 +256,11 @@ class Outbox:
             }
             for m in messages
         ]
-        table = OutboxRow.__table__
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+        if conn is not None:
+            created = {r.message_key for r in conn.execute(self._insert, rows)}
         else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = (
-            insert(table)
-            .on_conflict_do_nothing(index_elements=["message_key"])
-            .returning(table.c.message_key)
-        )
-        with self.engine.begin() as conn:
-            created = {r.message_key for r in conn.execute(stmt, rows)}
+            with self.engine.begin() as own:
+                created = {r.message_key for r in own.execute(self._insert, rows)}
         return [m.message_key in created for m in messages]
 
     # --- claim and settle ----------------------------------------------------------------

@@ -11,6 +11,7 @@ confirmation, a refund notice) cannot be turned off: a request to do so is refus
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, String, bindparam, select
@@ -41,6 +42,20 @@ class PreferenceRow(PreferencesBase):
 
 _T = PreferenceRow.__table__
 _ROWS = select(_T.c.channel, _T.c.kind, _T.c.allowed).where(_T.c.customer_id == bindparam("cid"))
+
+
+def opt_outs_of(rows: Iterable[tuple[str, str, bool]]) -> tuple[list[str], list[str]]:
+    """(channels turned off, kinds turned off as ``kind:channel``) from a customer's
+    ``(channel, kind, allowed)`` rows (:meth:`PreferenceStore.opt_outs`)."""
+    channels, kinds = [], []
+    for ch, kind, allowed in rows:
+        if allowed:
+            continue
+        if kind == ALL:
+            channels.append(ch)
+        else:
+            kinds.append(f"{kind}:{ch}")
+    return sorted(channels), sorted(kinds)
 
 
 class PreferenceError(ValueError):
@@ -149,15 +164,8 @@ class PreferenceStore:
         ``conn``: an open connection to this store's database, so a decision reads the
         customer's facts over one connection.
         """
-        channels, kinds = [], []
-        for (ch, kind), allowed in self._rows(customer_id, conn).items():
-            if allowed:
-                continue
-            if kind == ALL:
-                channels.append(ch)
-            else:
-                kinds.append(f"{kind}:{ch}")
-        return sorted(channels), sorted(kinds)
+        rows = self._rows(customer_id, conn)
+        return opt_outs_of((ch, kind, allowed) for (ch, kind), allowed in rows.items())
 
     # --- internals -----------------------------------------------------------------------
 
