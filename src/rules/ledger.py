@@ -46,7 +46,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ppx.rules.types import LEDGER_TYPES
@@ -114,6 +114,20 @@ def _posting(e: LedgerEntry, created: bool) -> Posting:
         idempotency_key=e.idempotency_key,
         order_id=e.order_id,
         created=created,
+    )
+
+
+def _new_posting(entry_id: int, row: dict) -> Posting:
+    """The posting of an entry this call inserted, from the row it wrote."""
+    order = row["order_id"]
+    return Posting(
+        entry_id=int(entry_id),
+        customer_id=int(row["customer_id"]),
+        points=int(row["points"]),
+        entry_type=row["entry_type"],
+        idempotency_key=row["idempotency_key"],
+        order_id=None if order is None else int(order),
+        created=True,
     )
 
 
@@ -255,13 +269,19 @@ class Ledger:
         conn = _connection(s)
         table = LedgerEntry.__table__
         if self._upsert is not None:
-            stored = {e.idempotency_key: e for e in conn.execute(self._upsert, rows)}
-            created = set(stored)
-            missing = [k for k in keys if k not in stored]
+            # RETURNING only the new ids: the other columns are the values just written
+            # (a key repeated within the batch is written from its first row).
+            ids = {e.idempotency_key: e.id for e in conn.execute(self._upsert, rows)}
+            written: dict[str, Posting] = {}
+            for r in rows:
+                k = r["idempotency_key"]
+                if k in ids and k not in written:
+                    written[k] = _new_posting(ids[k], r)
+            missing = [k for k in keys if k not in ids]
             if missing:  # replays: read the entries stored by the first call
                 q = select(table).where(table.c.idempotency_key.in_(missing))
-                stored.update({e.idempotency_key: e for e in conn.execute(q)})
-            return [_posting(stored[k], k in created) for k in keys]
+                written.update({e.idempotency_key: _posting(e, False) for e in conn.execute(q)})
+            return [written[k] for k in keys]
         created = set()  # any other database: one savepoint per row
         for r in rows:
             try:
@@ -572,7 +592,7 @@ def _prior(s: Session | Connection, key: str) -> Posting | None:
 
 
 def _upsert_statement(dialect: str):
-    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING *``, or None."""
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, key``, or None."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
@@ -580,7 +600,11 @@ def _upsert_statement(dialect: str):
     else:
         return None
     table = LedgerEntry.__table__
-    return insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table)
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.id, table.c.idempotency_key)
+    )
 
 
 def _now() -> datetime:
@@ -602,8 +626,19 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        if not conn.get_execution_options().get(READ_ONLY):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY):
+            return
+        # On the driver's connection, not through ``exec_driver_sql``: every write
+        # transaction starts here, and SQLAlchemy's statement machinery (events, result
+        # set-up) cost more CPU than SQLite's BEGIN. Its errors are wrapped the same way,
+        # so "database is locked" stays an OperationalError that the ledger retries.
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+        except dbapi.Error as err:
+            raise DBAPIError.instance(
+                "BEGIN IMMEDIATE", (), err, dbapi.Error, dialect=conn.dialect
+            ) from err
 
 
 def _pragmas(dbapi_conn) -> None:
