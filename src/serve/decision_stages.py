@@ -133,9 +133,8 @@ def _measure(url, n, warmup, concurrency, httpx, np, example_request, model_cpu)
     eng.models.scores = _timed_async(eng.models.scores, "model calls (HTTP)", spans)
     for fn in ("decide_order_event", "decide_return"):
         setattr(E, fn, _timed_sync(getattr(E, fn), "decide (pure)", spans))
-    eng.ledger.apply_with_balance = _timed_sync(
-        eng.ledger.apply_with_balance, "ledger write", spans
-    )
+    # apply_with: the decision's ledger transaction (its outbox rows too, with an outbox)
+    eng.ledger.apply_with = _timed_sync(eng.ledger.apply_with, "ledger write", spans)
     churn = {k: v for k, v in example_request("churn_score").items() if k != "as_of"}
     now = httpx.post(url + "/churn/score", json=churn, timeout=60).json()["as_of"]
     makers = body_makers(churn["customer_id"], now, example_request("fraud_return"))
