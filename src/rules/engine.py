@@ -184,8 +184,9 @@ class DecisionEngine:
 
     With a preference store, every decision first reads the customer's stored opt-outs
     (so an opted-out delivery stage sends nothing); the policy's experiments are applied
-    to every decision; with an outbox, the decision's messages are enqueued after the
-    ledger write (``ppx messages send`` renders and sends them).
+    to every decision; with an outbox, the decision's messages are enqueued with the
+    ledger write, in its transaction when the outbox shares the ledger's engine (``ppx
+    messages send`` renders and sends them).
     """
 
     def __init__(
