@@ -16,6 +16,7 @@ from ppx.rules import engine as E
 from ppx.rules.ledger import Ledger
 from ppx.rules.messages.outbox import Outbox, OutboxRow
 from ppx.rules.messages.preferences import PreferenceStore
+from ppx.rules.types import CustomerContext
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -108,3 +109,26 @@ def test_the_stored_tier_and_opt_outs_are_read_together(
     assert ("apology", "email") in sent
     assert ("delivered", "push") not in sent and not any(ch == "sms" for _, ch in sent)
     assert "tier platinum: the customer's persisted tier" in res.decision.reasons
+
+
+def test_reading_the_customer_does_not_wait_for_a_writer(policy, tmp_path, customer_body):
+    """On SQLite the facts are read from a WAL snapshot, without the write lock: a decision
+    reads while another process holds a write transaction open."""
+    import sqlite3
+
+    from ppx.rules.loyalty.tiers import review_tier
+
+    led = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    eng = _service_engine(policy, led)
+    review_tier(led, policy, 42, 2000.0)
+    other = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's write transaction, left open
+    other.execute("DELETE FROM loyalty_tiers")  # not committed: invisible to the read
+    try:
+        customer = CustomerContext.model_validate(customer_body)
+        c, why = eng._customer(customer)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert c.tier == "platinum" and why == "tier platinum: the customer's persisted tier"
+    led.dispose()
