@@ -293,45 +293,43 @@ def test_the_relays_queue_id_is_stored_else_the_message_id(outbox, smtp_server, 
     assert rows[2]["provider_message_id"] == rows[2]["rfc_message_id"]
 
 
-def test_an_older_outbox_table_gains_the_provider_id_column(tmp_path):
-    """A table written before ``provider_message_id`` existed keeps its rows and works."""
-    import sqlite3
+def _older_outbox(url: str) -> None:
+    """An outbox table as written before ``provider_message_id`` existed, with a row."""
+    from sqlalchemy import text
 
     from ppx.rules.messages.db import make_engine
 
-    path = tmp_path / "old.db"
-    old = sqlite3.connect(path)
-    old.executescript(
-        """
-        CREATE TABLE message_outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, message_key VARCHAR(200) NOT NULL UNIQUE,
-            rfc_message_id VARCHAR(255) NOT NULL UNIQUE, customer_id BIGINT NOT NULL,
-            message_type VARCHAR(64) NOT NULL, channel VARCHAR(16) NOT NULL,
-            category VARCHAR(16) NOT NULL, locale VARCHAR(16) NOT NULL, arm VARCHAR(100),
-            time_zone VARCHAR(64), utc_offset_minutes INTEGER NOT NULL,
-            to_address VARCHAR(320), content TEXT NOT NULL, subject VARCHAR(500),
-            body_text TEXT, body_html TEXT, unsubscribe_url VARCHAR(1000),
-            status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL,
-            next_attempt_at DATETIME NOT NULL, lease_owner VARCHAR(64),
-            lease_until DATETIME, sent_at DATETIME, last_error VARCHAR(1000),
-            created_at DATETIME NOT NULL);
-        INSERT INTO message_outbox (message_key, rfc_message_id, customer_id, message_type,
-            channel, category, locale, utc_offset_minutes, content, status, attempts,
-            next_attempt_at, created_at)
-        VALUES ('shipped:9:order:9', '<old@ppx.local>', 9, 'shipped', 'email',
-            'transactional', 'en', 0, '{}', 'sent', 1, '2025-01-01 00:00:00',
-            '2025-01-01 00:00:00');
-        """
-    )
-    old.commit()
-    old.close()
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(url)
+    Outbox(engine).enqueue([_msg(9)])
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE message_outbox DROP COLUMN provider_message_id"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_an_older_outbox_table_gains_the_provider_id_column(dialect, tmp_path, request):
+    """Opening an older table adds the column in place; its rows stay and sending works."""
+    from sqlalchemy import inspect
+
+    from ppx.rules.messages.db import make_engine
+
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    _older_outbox(url)
+    engine = make_engine(url)
+    assert "provider_message_id" not in {
+        c["name"] for c in inspect(engine).get_columns("message_outbox")
+    }
     outbox = Outbox(engine)
     Outbox(engine)  # opening it again is a no-op
     (row,) = outbox.rows()
     assert row["message_key"] == "shipped:9:order:9" and row["provider_message_id"] is None
-    outbox.enqueue([_msg(1)])
     (claimed,) = outbox.claim("me")
     assert outbox.mark_sent(claimed.id, "me", None, "relay-1")
     assert outbox.row(claimed.id)["provider_message_id"] == "relay-1"
+    assert outbox.row(message_key="shipped:9:order:9")["status"] == "sent"
     engine.dispose()
