@@ -236,6 +236,7 @@ LEDGER_TYPES = (
     "redeem",
     "redemption_reversal",
     "expiry",
+    "opening_balance",
 )
 
 
