@@ -217,3 +217,40 @@ def test_the_command_seeds_once_and_refuses_clearly(tmp_path):
         ["loyalty", "seed", str(tmp_path / "bare"), "--ledger-url", url, "--as-of", "2025-06-01"],
     )
     assert missing.exit_code == 2 and "'loyalty_events' is missing" in missing.output
+
+
+def test_the_nightly_state_of_every_seeded_customer_is_the_stores(tiny_world, tmp_path, policy):
+    """The nightly batch on the seeded ledger decides what it decided on the store alone."""
+    from ppx.batch.ledger_state import apply_ledger_state, read_ledger_state, stage_ledger_state
+    from ppx.batch.nightly import decisions, last_activity
+    from ppx.features.context import daily_contexts
+
+    world, _ = tiny_world
+    ev = world.tables[C.LOYALTY_EVENTS]
+    night = pd.Timestamp(ev[C.EVENT_AT].max()).normalize() - pd.Timedelta(days=40)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    lg = Ledger(url)
+    res = seed_ledger(
+        lg, policy, export_state(ev, night), night.to_pydatetime(), allow_negative=True
+    )
+    lg.dispose()
+    assert res.written == ev.loc[ev[C.EVENT_AT] < night, C.CUSTOMER_ID].nunique() > 100
+    stage_ledger_state(url, tmp_path / "staging", 1, night)
+    state = read_ledger_state(tmp_path / "staging", 0)
+
+    cust = world.tables[C.CUSTOMERS]
+    ids = cust.loc[cust[C.SIGNUP_AT] < night, C.CUSTOMER_ID].to_numpy(dtype=np.int64)
+    ctx = daily_contexts(world.tables, night, customer_ids=ids)
+    last = last_activity(ev, night)
+    seeded, seeded_last, _ = apply_ledger_state(ctx, last, state, policy.tier_names)
+    assert seeded["points_balance"].tolist() == ctx["points_balance"].tolist()
+    assert seeded[C.TIER].tolist() == ctx[C.TIER].tolist()
+    holding = ctx.loc[ctx["points_balance"] > 0, C.CUSTOMER_ID].tolist()
+    assert holding and all(seeded_last[c] == last[c] for c in holding)
+
+    empty = pd.DataFrame({C.CUSTOMER_ID: pd.Series([], dtype="int64"), "p_churn_90": []})
+    no_recs = pd.DataFrame({C.CUSTOMER_ID: pd.Series([], dtype="int64"), "product_ids": []})
+    cols = [C.CUSTOMER_ID, "outcome", "points", "messages", "actions"]
+    alone = decisions(policy, world.tables, ids, empty, no_recs, night, "k")["decisions"]
+    on_ledger = decisions(policy, world.tables, ids, empty, no_recs, night, "k", state)
+    pd.testing.assert_frame_equal(on_ledger["decisions"][cols], alone[cols])
