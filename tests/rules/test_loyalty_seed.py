@@ -29,7 +29,7 @@ from ppx.rules.loyalty.seed import (
 )
 from ppx.rules.loyalty.states import points_states, tier_states
 from ppx.rules.loyalty.tables import TierChange
-from ppx.rules.loyalty.tiers import current_tier
+from ppx.rules.loyalty.tiers import current_tier, tier_history
 
 T0 = datetime(2025, 3, 3, 10, 0)
 AS_OF = datetime(2025, 6, 1)
@@ -189,6 +189,19 @@ def test_the_command_seeds_once_and_refuses_clearly(tmp_path):
     store = tmp_path / "store"
     (store / "tables").mkdir(parents=True)
     _events().to_parquet(store / "tables" / f"{C.LOYALTY_EVENTS}.parquet")
+    orders = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [1, 1, 1, 3],
+            C.ORDERED_AT: [
+                T0 - timedelta(days=400),
+                T0 - timedelta(days=30),
+                T0 + timedelta(days=6),
+                T0,
+            ],
+            C.ORDER_VALUE: [999.0, 80.0, 50.0, 20.0],
+        }
+    )
+    orders.to_parquet(store / "tables" / f"{C.ORDERS}.parquet")
     url = f"sqlite:///{tmp_path / 'l.db'}"
     app = _app()
     args = ["loyalty", "seed", str(store), "--ledger-url", url, "--as-of", AS_OF.isoformat()]
@@ -199,6 +212,12 @@ def test_the_command_seeds_once_and_refuses_clearly(tmp_path):
     assert second.exit_code == 0, second.output
     lg = Ledger(url)
     assert lg.count() == 4 and lg.balance(1) == 300
+    (opening,) = tier_history(lg, 1)  # the 12 months of orders before the tier change
+    assert (opening["to_tier"], opening["change"], opening["spend_12m"]) == (
+        "silver",
+        "opening",
+        80.0,
+    )
     lg.dispose()
 
     other = tmp_path / "l2.db"

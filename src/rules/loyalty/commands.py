@@ -160,8 +160,15 @@ def seed_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
-    from ppx.batch.partition import StoreLayoutError, store_now
-    from ppx.rules.loyalty.seed import SeedError, export_state, read_export, seed_ledger
+    from ppx.batch.partition import StoreLayoutError, read_table, store_now
+    from ppx.data import columns as C
+    from ppx.rules.loyalty.seed import (
+        SeedError,
+        add_tier_spend,
+        export_state,
+        read_export,
+        seed_ledger,
+    )
 
     err = Console(stderr=True, soft_wrap=True)
     lg, pol = _load(ledger_url, policy)
@@ -176,6 +183,11 @@ def seed_cmd(
                 raise SeedError(f"{e}; give --as-of") from None
         state = export_state(events, moment)
         del events
+        try:  # the spend the tier history shows beside each seeded tier
+            cols = [C.CUSTOMER_ID, C.ORDERED_AT, C.ORDER_VALUE]
+            state = add_tier_spend(state, read_table(store, C.ORDERS, columns=cols))
+        except StoreLayoutError:
+            pass  # no orders: the history shows 0
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),

@@ -50,6 +50,9 @@ BALANCE = "balance"
 LAST_ACTIVITY = "last_activity_at"
 ENTRY_AT = "entry_at"
 TIER_AT = "tier_at"
+SPEND_12M = "spend_12m"
+#: The 12 months of spend a tier rests on (the daily contexts' window).
+_YEAR = pd.Timedelta(days=365)
 #: Customers per write (one statement with this many parameter sets, one transaction).
 CHUNK_ROWS = 5_000
 #: The ledger's ``points`` column is a 32-bit integer.
@@ -120,6 +123,19 @@ def export_state(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     out[TIER_AT] = last_tier[C.EVENT_AT].reindex(out.index)
     out.index.name = C.CUSTOMER_ID
     return out.reset_index()
+
+
+def add_tier_spend(state: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+    """``spend_12m``: each seeded tier's 12-month order value up to its change, the figure
+    the tier history shows beside a tier (0 for customers without a tier or orders)."""
+    tiers = state.loc[state[C.TIER].notna().to_numpy(), [C.CUSTOMER_ID, TIER_AT]]
+    o = orders[[C.CUSTOMER_ID, C.ORDERED_AT, C.ORDER_VALUE]].merge(tiers, on=C.CUSTOMER_ID)
+    at = o[TIER_AT]
+    o = o.loc[((o[C.ORDERED_AT] < at) & (o[C.ORDERED_AT] >= at - _YEAR)).to_numpy(dtype=bool)]
+    spend = o.groupby(C.CUSTOMER_ID)[C.ORDER_VALUE].sum()
+    out = state.copy()
+    out[SPEND_12M] = spend.reindex(out[C.CUSTOMER_ID]).fillna(0.0).to_numpy(dtype=float)
+    return out
 
 
 def check_balances(state: pd.DataFrame, *, allow_negative: bool = False) -> None:
@@ -268,6 +284,7 @@ def seed_ledger(
     entry_at = pd.to_datetime(state[ENTRY_AT]).dt.to_pydatetime()
     tier = state[C.TIER].to_numpy(dtype=object)
     tier_at = pd.to_datetime(state[TIER_AT])
+    spend = state[SPEND_12M].to_numpy(dtype=float) if SPEND_12M in state else np.zeros(len(state))
 
     for lo, hi in _chunks(len(ids), chunk_rows):
 
@@ -292,7 +309,8 @@ def seed_ledger(
                         continue
                     rows.append(_entry(cid, int(bal[i]), entry_at[i], as_of))
                     if pd.notna(tier[i]):
-                        tiers.append((cid, str(tier[i]), tier_at.iloc[i].to_pydatetime()))
+                        since = tier_at.iloc[i].to_pydatetime()
+                        tiers.append((cid, str(tier[i]), since, float(spend[i])))
                 if rows:
                     if entries is not None:
                         conn.execute(entries, rows)
@@ -348,7 +366,7 @@ def _write_tiers(conn, insert_ignore, policy: Policy, tiers: list, now: datetime
     """Store the export's tiers of customers without a stored tier, each with its history
     row (same transaction). The review is the tier's hold after the export's change, as
     if the ledger had recorded that change itself."""
-    ids = [c for c, _, _ in tiers]
+    ids = [c for c, _, _, _ in tiers]
     have = {
         int(c)
         for c in _connection(conn)
@@ -356,7 +374,7 @@ def _write_tiers(conn, insert_ignore, policy: Policy, tiers: list, now: datetime
         .scalars()
     }
     rows, hist = [], []
-    for cid, name, since in tiers:
+    for cid, name, since, spend in tiers:
         if cid in have:
             continue
         review = add_months(since, policy.tier(name).hold_months)
@@ -375,7 +393,7 @@ def _write_tiers(conn, insert_ignore, policy: Policy, tiers: list, now: datetime
                 "from_tier": None,
                 "to_tier": name,
                 "change": OPENING_TIER,
-                "spend_12m": 0.0,
+                "spend_12m": spend,
                 "reason": f"opening tier from the store's loyalty export (changed {since.date()})",
                 "at": since,
             }
