@@ -277,13 +277,16 @@ def seed_ledger(
 
     now = _now()
     entries = _insert_ignore(ledger.dialect, LedgerEntry.__table__)
+    if entries is not None:
+        table = LedgerEntry.__table__
+        entries = entries.returning(table.c.customer_id, table.c.points)
     tier_rows = _insert_ignore(ledger.dialect, CustomerTier.__table__)
     written = already = differing = points = tiers_written = 0
     skipped = len(live)
     bal = state[BALANCE].to_numpy(dtype=float).astype(np.int64)
-    entry_at = pd.to_datetime(state[ENTRY_AT]).dt.to_pydatetime()
+    entry_at = list(pd.to_datetime(state[ENTRY_AT]).dt.to_pydatetime())
     tier = state[C.TIER].to_numpy(dtype=object)
-    tier_at = pd.to_datetime(state[TIER_AT])
+    tier_at = list(pd.to_datetime(state[TIER_AT]).dt.to_pydatetime())
     spend = state[SPEND_12M].to_numpy(dtype=float) if SPEND_12M in state else np.zeros(len(state))
 
     for lo, hi in _chunks(len(ids), chunk_rows):
@@ -309,27 +312,25 @@ def seed_ledger(
                         continue
                     rows.append(_entry(cid, int(bal[i]), entry_at[i], as_of))
                     if pd.notna(tier[i]):
-                        since = tier_at.iloc[i].to_pydatetime()
+                        since = tier_at[i]
                         tiers.append((cid, str(tier[i]), since, float(spend[i])))
-                if rows:
-                    if entries is not None:
-                        conn.execute(entries, rows)
-                    else:
-                        for r in rows:
-                            conn.execute(LedgerEntry.__table__.insert(), r)
+                new = {}
+                if rows and entries is not None:
+                    # RETURNING makes both drivers send the rows in multi-row VALUES
+                    # batches (psycopg2's plain executemany is one round trip per row),
+                    # and says which rows this run wrote.
+                    new = dict(conn.execute(entries, rows).all())
+                elif rows:
+                    for r in rows:
+                        conn.execute(LedgerEntry.__table__.insert(), r)
+                    new = {r["customer_id"]: r["points"] for r in rows}
                 n_tiers = _write_tiers(conn, tier_rows, policy, tiers, now) if tiers else 0
                 same = sum(
                     1
                     for i in range(lo, hi)
                     if int(ids[i]) in before and before[int(ids[i])] == int(bal[i])
                 )
-                return (
-                    len(rows),
-                    len(before),
-                    len(before) - same,
-                    sum(r["points"] for r in rows),
-                    n_tiers,
-                )
+                return len(new), len(before), len(before) - same, sum(new.values()), n_tiers
 
         w, a, d, p, t = ledger._retry(attempt)
         written, already, differing = written + w, already + a, differing + d
