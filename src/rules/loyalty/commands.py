@@ -151,9 +151,9 @@ def seed_cmd(
 ) -> None:
     """Load the store's loyalty balances and tiers into the ledger as opening entries.
 
-    One ``opening_balance`` entry per customer (idempotent: re-runs write nothing twice);
-    refused when the ledger already has live entries for some of them, unless
-    ``--only-new``.
+    One opening_balance entry per customer, dated at their last earning or redemption so
+    expiry deadlines stay the export's; re-runs write nothing twice. Refused when the
+    ledger already has other entries for some of them, unless --only-new.
     """
     import pandas as pd
     from rich.console import Console
