@@ -132,6 +132,14 @@ def test_a_second_run_writes_nothing(ledger, policy):
     assert ledger.balance(1) == BALANCES[1]
 
 
+def test_a_seeded_customers_later_earnings_do_not_stop_a_re_run(ledger, policy):
+    _seed(ledger, policy)
+    ledger.award(1, 25, "earn:1:order-12")
+    again = _seed(ledger, policy)
+    assert (again.written, again.already_seeded, again.skipped_live) == (0, 4, 0)
+    assert ledger.balance(1) == BALANCES[1] + 25
+
+
 def test_customers_with_live_entries_are_refused_and_nothing_is_written(ledger, policy):
     ledger.award(2, 10, "earn:2:order-9")
     with pytest.raises(SeedConflict, match="1 of the export's 4 customers") as err:

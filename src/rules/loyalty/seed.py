@@ -199,14 +199,17 @@ def _chunks(n: int, size: int):
 
 
 def _live_customers(conn: Connection, ids: list[int]) -> set[int]:
-    """Of ``ids``, the customers with a ledger entry that is not an opening one."""
+    """Of ``ids``, the customers the ledger knows without an opening entry: an opening
+    balance would add the export's history to what the ledger already counts. (A seeded
+    customer's later earnings are no conflict: their opening entry is there already.)"""
     e = LedgerEntry
     q = (
         select(e.customer_id)
         .where(and_(e.customer_id.in_(ids), e.entry_type != OPENING))
         .distinct()
     )
-    return {int(c) for c in conn.execute(q).scalars()}
+    live = {int(c) for c in conn.execute(q).scalars()}
+    return live - set(_opening_points(conn, sorted(live))) if live else live
 
 
 def _opening_points(conn: Connection, ids: list[int]) -> dict[int, int]:
@@ -247,7 +250,8 @@ def seed_ledger(
 
     Raises:
         SeedError: a bad balance or tier (nothing written).
-        SeedConflict: customers with live ledger entries and ``only_new`` False (nothing
+        SeedConflict: customers with ledger entries but no opening entry, and
+            ``only_new`` False (nothing
             written by the pre-check; a conflict appearing during the run stops it at
             its chunk, the chunks before it holding correct opening entries).
     """
