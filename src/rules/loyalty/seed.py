@@ -12,10 +12,10 @@ Safety rules:
 * idempotent: the entry's key is ``opening:<customer>``, under the ledger's UNIQUE key,
   so a second run (or a run after an interruption) writes nothing twice; a tier is only
   written where the customer has no stored tier;
-* no double balances: a customer with ledger entries other than an opening one already
-  has live points, and an opening balance on top would count the export's history
-  twice. Such customers make the whole run refuse (:class:`SeedConflict`) unless
-  ``only_new`` seeds only the customers the ledger does not know;
+* no double balances: a customer with ledger entries but no opening entry already has
+  live points, and an opening balance on top would count the export's history twice.
+  Such customers make the whole run refuse (:class:`SeedConflict`) unless ``only_new``
+  seeds only the customers the ledger does not know;
 * bad balances (negative, non-finite, beyond the ledger's 32-bit ``points``) are found
   before anything is written (:class:`SeedError` naming a few customers).
 
@@ -273,7 +273,7 @@ def seed_ledger(
     if live and not only_new:
         raise SeedConflict(
             f"{len(live):,} of the export's {len(ids):,} customers already have ledger "
-            f"entries that are not opening entries (customers {_ids_text(sorted(live))}); "
+            f"entries and no opening entry (customers {_ids_text(sorted(live))}); "
             "an opening balance on top would count their history twice. Nothing was "
             "written; --only-new seeds only the customers the ledger does not know",
             sorted(live),
