@@ -245,6 +245,12 @@ def test_the_command_seeds_once_and_refuses_clearly(tmp_path):
     )
     assert missing.exit_code == 2 and "'loyalty_events' is missing" in missing.output
 
+    _events().drop(columns=[C.TIER]).to_parquet(
+        tmp_path / "bare" / "tables" / "loyalty_events.parquet"
+    )
+    lacking = CliRunner().invoke(app, [*args[:2], str(tmp_path / "bare"), *args[3:]])
+    assert lacking.exit_code == 2 and "lacks columns ['tier']" in lacking.output
+
 
 def test_the_nightly_state_of_every_seeded_customer_is_the_stores(tiny_world, tmp_path, policy):
     """The nightly batch on the seeded ledger decides what it decided on the store alone."""

@@ -98,7 +98,20 @@ def read_export(store: str | Path) -> pd.DataFrame:
             "from the brand's points history)"
         ) from err
     except (KeyError, ValueError) as err:  # a column missing from the file
-        raise SeedError(f"{store}: table {C.LOYALTY_EVENTS!r} cannot be read: {err}") from err
+        import pyarrow.parquet as pq
+
+        from ppx.batch.partition import table_path
+
+        try:
+            have = pq.ParquetDataset(table_path(store, C.LOYALTY_EVENTS)).schema.names
+        except (OSError, ValueError):
+            have = None
+        if have is None:
+            raise SeedError(f"{store}: table {C.LOYALTY_EVENTS!r} cannot be read: {err}") from err
+        lacking = [c for c in cols if c not in have]
+        raise SeedError(
+            f"{store}: table {C.LOYALTY_EVENTS!r} lacks columns {lacking} (it has {have})"
+        ) from err
 
 
 def export_state(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
