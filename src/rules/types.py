@@ -247,6 +247,7 @@ LEDGER_TYPES = (
     "redeem",
     "redemption_reversal",
     "expiry",
+    "opening_balance",
 )
 
 
