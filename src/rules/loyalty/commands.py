@@ -160,34 +160,12 @@ def seed_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
-    from ppx.batch.partition import StoreLayoutError, read_table, store_now
-    from ppx.data import columns as C
-    from ppx.rules.loyalty.seed import (
-        SeedError,
-        add_tier_spend,
-        export_state,
-        read_export,
-        seed_ledger,
-    )
+    from ppx.rules.loyalty.seed import SeedError, seed_ledger, store_state
 
     err = Console(stderr=True, soft_wrap=True)
     lg, pol = _load(ledger_url, policy)
     try:
-        events = read_export(store)
-        if as_of is not None:
-            moment = _when(as_of)
-        else:
-            try:
-                moment = store_now(store).to_pydatetime()
-            except StoreLayoutError as e:
-                raise SeedError(f"{e}; give --as-of") from None
-        state = export_state(events, moment)
-        del events
-        try:  # the spend the tier history shows beside each seeded tier
-            cols = [C.CUSTOMER_ID, C.ORDERED_AT, C.ORDER_VALUE]
-            state = add_tier_spend(state, read_table(store, C.ORDERS, columns=cols))
-        except StoreLayoutError:
-            pass  # no orders: the history shows 0
+        state, moment = store_state(store, None if as_of is None else _when(as_of))
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),

@@ -114,6 +114,28 @@ def read_export(store: str | Path) -> pd.DataFrame:
         ) from err
 
 
+def store_state(store: str | Path, as_of: datetime | None = None) -> tuple[pd.DataFrame, datetime]:
+    """The store's opening state (:func:`export_state`, with each tier's 12-month spend
+    from its orders when it has any) and the moment it is taken at: ``as_of``, or the
+    store's end, the nightly run's moment."""
+    from ppx.batch.partition import StoreLayoutError, read_table, store_now
+
+    events = read_export(store)
+    if as_of is None:
+        try:
+            as_of = store_now(store).to_pydatetime()
+        except StoreLayoutError as e:
+            raise SeedError(f"{e}; give --as-of") from None
+    state = export_state(events, as_of)
+    del events
+    try:  # the spend the tier history shows beside each seeded tier
+        cols = [C.CUSTOMER_ID, C.ORDERED_AT, C.ORDER_VALUE]
+        state = add_tier_spend(state, read_table(store, C.ORDERS, columns=cols))
+    except StoreLayoutError:
+        pass  # no orders: the history shows 0
+    return state, as_of
+
+
 def export_state(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """Each customer's figures in the export as of ``as_of`` (events strictly before it,
     as the nightly batch reads the store): ``balance`` (float, checked by the caller),
