@@ -119,11 +119,12 @@ def _account_link(out: Path) -> None:
     if not settings.portal_url:
         settings = settings.model_copy(update={"portal_url": LOCAL_PORTAL})
     with Progress(transient=True) as bar:
-        task = bar.add_task("registering subscriptions for the portal", total=None)
+        task = bar.add_task("registering subscriptions and points for the portal", total=None)
         link = account_link(out, settings, lambda i, n: bar.update(task, completed=i, total=n))
     console.print(
         f"the account of customer {link.customer_id} (subscriptions, rewards, messages; "
-        f"{link.subscriptions:,} running subscriptions registered; save offers appear with "
+        f"{link.subscriptions:,} running subscriptions registered, {link.seeded:,} points "
+        "balances loaded; save offers appear with "
         f"PPX_POLICY=src/rules/policy/save_offers.yaml):\n{link.url}",
         soft_wrap=True,
     )

@@ -13,7 +13,13 @@ decision respects the same three guarantees:
   "upgraded" to a channel the customer refused; a kind the customer turned off in the
   preference centre (``opted_out_messages``: ``shipped`` or ``shipped:sms``) is never sent
   on that channel, unless the policy's ``preferences.locked`` says the kind cannot be
-  turned off (order confirmations, refunds);
+  turned off (order confirmations, refunds); the sender asks the same question again
+  (:func:`preference_refusal`) right before sending, so a later opt-out holds;
+* a channel the customer has no contact for (no phone for SMS, no device id for push, no
+  email address) is skipped, and the next allowed channel in the catalogue's order is
+  used; if none is left the message is suppressed, saying which contacts are missing. A
+  context naming no contact at all is one whose caller delivers the messages itself:
+  there channels are chosen on consent alone;
 * a message that respects quiet hours is deferred to the end of the quiet window in the
   customer's local time, not dropped;
 * marketing messages obey the per-day (local calendar day) and per-week caps. The week cap
@@ -52,12 +58,26 @@ def defer_past_quiet_hours(local: datetime, start: time, end: time) -> datetime:
     return candidate
 
 
+#: what a channel's contact is called in a decision's reasons
+CONTACT_NAMES = {"email": "email address", "sms": "phone number", "push": "device id"}
+
+
 def choose_channel(
-    customer: CustomerContext, allowed: list[str], without_consent: tuple[str, ...] = ()
+    customer: CustomerContext,
+    allowed: list[str],
+    without_consent: tuple[str, ...] = (),
+    need_contact: bool = True,
 ) -> str | None:
-    """The customer's preferred allowed channel they may be reached on, else None."""
+    """The customer's preferred allowed channel they may be reached on, else None.
+
+    The order is the customer's ``preferred_channels``, then the catalogue's channel
+    order. With ``need_contact`` (and a context that names any contact), a channel the
+    customer has no contact for is skipped: its row could only fail at send time.
+    """
     order = [c for c in customer.preferred_channels if c in allowed]
     order += [c for c in allowed if c not in order]
+    if need_contact and customer.contacts_known:
+        order = [c for c in order if customer.contact(c)]
     # A channel the customer opted into first; the consent-free channels only as a fallback.
     for c in order:
         if customer.may_use(c):
@@ -65,6 +85,32 @@ def choose_channel(
     for c in order:
         if customer.may_use(c, without_consent):
             return c
+    return None
+
+
+def kind_turned_off(
+    message_type: str, channel: str, customer: CustomerContext, policy: Policy
+) -> bool:
+    """Whether the preference centre turned this kind off on this channel (a kind in
+    ``preferences.locked`` cannot be turned off)."""
+    return message_type not in policy.preferences.locked and customer.opted_out_of(
+        message_type, channel
+    )
+
+
+def preference_refusal(
+    message_type: str, channel: str, customer: CustomerContext, policy: Policy
+) -> str | None:
+    """Why the customer's opt-outs forbid this kind on this channel, else None.
+
+    The same rules :func:`plan_message` applies (a hard channel opt-out blocks every kind,
+    locked ones too; a kind opt-out blocks all but locked kinds); the sender asks it again
+    for each row right before sending, so an opt-out made after the row was queued holds.
+    """
+    if channel in customer.opted_out_channels:
+        return f"customer opted out of every message on {channel}"
+    if kind_turned_off(message_type, channel, customer, policy):
+        return f"customer opted out of {message_type} on {channel}"
     return None
 
 
@@ -103,24 +149,34 @@ def plan_message(
         tuple(policy.messages.transactional_without_consent) if spec.category != "marketing" else ()
     )
     allowed = list(spec.channels)
-    if customer.opted_out_messages and message_type not in policy.preferences.locked:
-        allowed = [c for c in allowed if not customer.opted_out_of(message_type, c)]
+    if customer.opted_out_messages:
+        allowed = [c for c in allowed if not kind_turned_off(message_type, c, customer, policy)]
         if not allowed:
             return SuppressedMessage(
                 message_type=message_type,
                 reason=f"{message_type} not sent: turned off in the customer's preferences",
             )
     channel = choose_channel(customer, allowed, free)
+    # The channel consent alone would choose: when it differs, it was skipped for want of
+    # a contact, and the reason says so.
+    wanted = choose_channel(customer, allowed, free, need_contact=False)
     if channel is None:
+        if wanted is None:
+            why = f"customer opted out of every allowed channel ({', '.join(spec.channels)})"
+        else:
+            missing = [
+                f"no {CONTACT_NAMES[c]} for {c}"
+                for c in allowed
+                if customer.may_use(c, free) and not customer.contact(c)
+            ]
+            why = "no contact on any channel the customer allows (" + ", ".join(missing) + ")"
         return SuppressedMessage(
-            message_type=message_type,
-            reason=(
-                f"{message_type} not sent: customer opted out of every allowed channel "
-                f"({', '.join(spec.channels)})"
-            ),
+            message_type=message_type, reason=f"{message_type} not sent: {why}"
         )
     send_at = now + timedelta(days=spec.delay_days)
     notes = []
+    if wanted != channel:
+        notes.append(f"{wanted} skipped: no {CONTACT_NAMES[wanted]}")
     if spec.respect_quiet_hours:
         start, end = policy.messages.quiet_hours.window()
         local = _local(customer, send_at)

@@ -105,6 +105,17 @@ class CustomerContext(_In):
             return False
         return self.opted_in(channel) or channel in transactional_without_consent
 
+    def contact(self, channel: str) -> str | None:
+        """Where a message on ``channel`` goes: email address, phone number or device id."""
+        return {"email": self.email, "sms": self.phone, "push": self.device_id}.get(channel)
+
+    @property
+    def contacts_known(self) -> bool:
+        """Whether the context names any contact. Without one the caller delivers the
+        messages itself (a what-if request, a simulation), so channels are chosen on
+        consent alone; with one, a channel without a contact is skipped."""
+        return any((self.email, self.phone, self.device_id))
+
     def opted_out_of(self, message_type: str, channel: str) -> bool:
         """Whether the preference centre turned this kind off (everywhere or on this channel)."""
         return (
@@ -236,6 +247,7 @@ LEDGER_TYPES = (
     "redeem",
     "redemption_reversal",
     "expiry",
+    "opening_balance",
 )
 
 

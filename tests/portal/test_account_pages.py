@@ -354,7 +354,14 @@ def test_demo_account_link_opens_a_subscribers_account(tiny_world, tmp_path):
     link = account_link(tiny_world[1], settings)
     again = account_link(tiny_world[1], settings)  # a second demo run registers nothing new
     assert again.customer_id == link.customer_id and link.subscriptions > 0
+    assert link.seeded > 0 and again.seeded == 0  # the world's points, loaded once
     ledger = Ledger(url)
+    from ppx.rules.loyalty.seed import store_state
+
+    state, _ = store_state(tiny_world[1])
+    expected = state.set_index("customer_id")["balance"].astype("int64")
+    assert ledger.balance(link.customer_id) == expected.get(link.customer_id, 0)
+    assert all(ledger.balance(int(cid)) == b for cid, b in expected.head(20).items())
     policy = load_policy()
     engine = DecisionEngine(policy, None, ledger, PreferenceStore(ledger.engine, policy))
     c = TestClient(create_app(engine=engine, settings=settings))

@@ -180,3 +180,64 @@ def test_missing_consent_means_no_marketing_but_service_messages_go_out(policy):
         m.message_type == "win_back"
         for m in decide_daily(opted, now, Scores(churn_risk=0.95), policy).messages
     )
+
+
+def _delay_event(customer_id: int = 42) -> tuple[OrderEvent, Scores]:
+    now = datetime(2025, 6, 10, 12)
+    ev = OrderEvent(
+        event_type="in_transit",
+        order_id=1,
+        customer_id=customer_id,
+        occurred_at=now,
+        ordered_at=now - timedelta(days=6),
+        order_value=30,
+        promised_date=(now - timedelta(days=1)).date(),
+    )
+    return ev, Scores(delivery=DeliveryEstimate(p50_days=9, p90_days=12), churn_risk=0.2)
+
+
+def test_a_channel_without_a_contact_falls_back_in_the_catalogue_order(policy, customer):
+    """delay_notice may use [sms, push, email]: no phone -> push; no device id either ->
+    email; the reason names what was skipped."""
+    ev, late = _delay_event()
+    no_phone = customer(email="a@example.com", phone=None, device_id="dev-42")
+    (m,) = decide_order_event(ev, no_phone, late, policy).messages
+    assert m.channel == "push" and "sms skipped: no phone number" in m.reason
+    only_email = customer(email="a@example.com", phone=None, device_id=None)
+    (m,) = decide_order_event(ev, only_email, late, policy).messages
+    assert m.channel == "email" and "sms skipped: no phone number" in m.reason
+    # a preferred channel without a contact gives way too
+    prefers_sms = customer(email="a@example.com", preferred_channels=["sms"], sms_opt_in=True)
+    (m,) = decide_order_event(ev, prefers_sms, late, policy).messages
+    assert m.channel == "email" and "sms skipped: no phone number" in m.reason
+    with_phone = customer(email="a@example.com", phone="+4930123", preferred_channels=["sms"])
+    (m,) = decide_order_event(ev, with_phone, late, policy).messages
+    assert m.channel == "sms" and "skipped" not in m.reason
+
+
+def test_no_contact_on_any_allowed_channel_says_why_no_message(policy, customer):
+    """Consent to SMS only (marketing), a phone missing: the win-back is not planned onto
+    a channel it cannot reach, nor onto one the customer refused."""
+    now = datetime(2025, 6, 10, 12)
+    c = customer(
+        email="a@example.com",
+        phone=None,
+        device_id=None,
+        email_opt_in=False,
+        push_opt_in=False,
+        sms_opt_in=True,
+        last_order_at=now - timedelta(days=75),
+    )
+    d = decide_daily(c, now, Scores(churn_risk=0.95), policy)
+    assert "win_back" not in [m.message_type for m in d.messages]
+    (s,) = [s for s in d.suppressed if s.message_type == "win_back"]
+    assert s.reason == (
+        "win_back not sent: no contact on any channel the customer allows (no phone number for sms)"
+    )
+
+
+def test_a_context_without_any_contact_is_chosen_on_consent_alone(policy, customer):
+    """A caller that sends no contacts delivers the messages itself: nothing is skipped."""
+    ev, late = _delay_event()
+    (m,) = decide_order_event(ev, customer(), late, policy).messages
+    assert m.channel == "sms" and "skipped" not in m.reason

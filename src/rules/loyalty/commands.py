@@ -2,7 +2,8 @@
 
 ``expire`` and ``settle-referrals`` are the two jobs a brand schedules once a day (the
 same work as ``POST /loyalty/expiry/run`` and ``/loyalty/referrals/settle``); ``summary``
-and ``tier`` are for support staff. Heavy imports stay inside the commands.
+and ``tier`` are for support staff; ``seed`` loads a store's balances and tiers into the
+ledger once, when a brand moves onto it. Heavy imports stay inside the commands.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import typer
 
-loyalty_app = typer.Typer(help="The loyalty programme: summaries, tiers, expiry, referral payouts.")
+loyalty_app = typer.Typer(
+    help="The loyalty programme: summaries, tiers, expiry, referral payouts, seeding."
+)
 
 _LEDGER = typer.Option(None, "--ledger-url", help="Ledger DB URL (default PPX_LEDGER_URL).")
 _POLICY = typer.Option(None, "--policy", help="Policy YAML (default: shipped).")
@@ -126,3 +129,73 @@ def settle_cmd(
         t.add_row(str(r.referee_id), str(r.referrer_id), r.status, r.reason)
     Console().print(t)
     Console().print(f"{sum(r.status == 'paid' for r in out)} paid, {len(out)} settled")
+
+
+@loyalty_app.command("seed")
+def seed_cmd(
+    store: Path = typer.Argument(..., help="Store (or world) folder with a loyalty_events table."),
+    ledger_url: str | None = _LEDGER,
+    policy: Path | None = _POLICY,
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="ISO date-time: the export's balances just before it (default: the store's "
+        "end, the nightly run's moment).",
+    ),
+    only_new: bool = typer.Option(
+        False, "--only-new", help="Seed only customers the ledger has no entries for."
+    ),
+    allow_negative: bool = typer.Option(
+        False, "--allow-negative", help="Seed negative balances as they are (else refused)."
+    ),
+) -> None:
+    """Load the store's loyalty balances and tiers into the ledger as opening entries.
+
+    One opening_balance entry per customer, dated at their last earning or redemption so
+    expiry deadlines stay the export's; re-runs write nothing twice. Refused when the
+    ledger already has other entries for some of them, unless --only-new.
+    """
+    import pandas as pd
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from ppx.rules.loyalty.seed import SeedError, seed_ledger, store_state
+
+    err = Console(stderr=True, soft_wrap=True)
+    lg, pol = _load(ledger_url, policy)
+    try:
+        state, moment = store_state(store, None if as_of is None else _when(as_of))
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("seeding", total=len(state))
+            res = seed_ledger(
+                lg,
+                pol,
+                state,
+                moment,
+                only_new=only_new,
+                allow_negative=allow_negative,
+                progress=lambda n: bar.advance(task, n),
+            )
+    except SeedError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    finally:
+        lg.dispose()
+    t = Table(title=f"opening entries as of {pd.Timestamp(res.as_of)}", show_header=False)
+    t.add_row("customers in the export", f"{res.customers:,}")
+    t.add_row("entries written", f"{res.written:,}")
+    t.add_row("points written", f"{res.points_written:,}")
+    t.add_row("tiers written", f"{res.tiers_written:,}")
+    t.add_row("already seeded", f"{res.already_seeded:,}")
+    if res.differing:
+        t.add_row("  of them with another balance now", f"{res.differing:,}")
+    t.add_row("skipped (live ledger entries)", f"{res.skipped_live:,}")
+    Console().print(t)

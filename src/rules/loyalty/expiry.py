@@ -26,6 +26,9 @@ from ppx.rules.policy import Policy
 from ppx.rules.types import CustomerContext, Decision
 
 #: Ledger entry types that are not activity (they never renew the expiry date).
+#: An ``opening_balance`` (``ppx loyalty seed``) is activity on purpose: it is dated at
+#: the customer's last earning or redemption in the brand's export, so the deadline it
+#: gives is the export's own, neither renewed by the day of the seeding nor lost.
 NOT_ACTIVITY = ("reversal", "expiry", "redemption_reversal")
 
 

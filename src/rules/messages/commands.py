@@ -138,6 +138,7 @@ def send_cmd(
             lease_seconds=lease_seconds,
             rate_per_second=rate,
             on_opted_out=opted_out,
+            preferences=prefs,  # opt-outs made since a row was queued hold
             **kwargs,
         )
 
@@ -149,13 +150,14 @@ def send_cmd(
                 rep = send(ch, send_until_empty, batch=batch)
                 if rep.claimed:
                     console.print(
-                        f"{ch}: sent {rep.sent}, retried later {rep.retried}, failed {rep.failed}"
+                        f"{ch}: sent {rep.sent}, suppressed {rep.suppressed}, "
+                        f"retried later {rep.retried}, failed {rep.failed}"
                     )
             time.sleep(watch)
     t = Table(title="outbox send")
     t.add_column("channel")
     t.add_column("gateway")
-    for col in ("claimed", "sent", "retried later", "failed", "lease lost"):
+    for col in ("claimed", "sent", "suppressed", "retried later", "failed", "lease lost"):
         t.add_column(col, justify="right")
     errors = []
     for ch in gateways:
@@ -167,11 +169,14 @@ def send_cmd(
         t.add_row(
             ch,
             labels[ch],
-            *map(str, (rep.claimed, rep.sent, rep.retried, rep.failed, rep.lost_lease)),
+            *map(
+                str,
+                (rep.claimed, rep.sent, rep.suppressed, rep.retried, rep.failed, rep.lost_lease),
+            ),
         )
         errors += rep.errors
     for ch in missing:
-        t.add_row(ch, "[yellow]not configured[/]", *["-"] * 5)
+        t.add_row(ch, "[yellow]not configured[/]", *["-"] * 6)
     console.print(t)
     for e in errors[:10]:
         console.print(f"[yellow]{e}[/]")
@@ -179,17 +184,59 @@ def send_cmd(
     console.print("outbox now: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+#: what ``ppx messages status --id`` shows of a row, in this order (bodies left out)
+ROW_FIELDS = (
+    "id",
+    "message_key",
+    "customer_id",
+    "message_type",
+    "channel",
+    "category",
+    "arm",
+    "to_address",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "sent_at",
+    "last_error",
+    "rfc_message_id",
+    "provider_message_id",
+    "subject",
+    "created_at",
+)
+
+
 @messages_app.command("status")
 def status_cmd(
     ledger_url: str | None = typer.Option(None, "--ledger-url"),
+    row_id: int | None = typer.Option(
+        None, "--id", help="Show this row: status, error or suppression reason, gateway id."
+    ),
+    key: str | None = typer.Option(None, "--key", help="Show the row with this message key."),
 ) -> None:
-    """Rows of the outbox by channel and status."""
+    """Rows of the outbox by channel and status, or one row (--id, --key)."""
     from rich.console import Console
     from rich.table import Table
 
     from ppx.rules.messages.outbox import STATUSES
 
-    by_channel = _outbox(ledger_url).counts_by_channel()
+    outbox = _outbox(ledger_url)
+    if row_id is not None or key is not None:
+        if row_id is not None and key is not None:
+            _fail("give --id or --key, not both")
+        row = outbox.row(row_id=row_id, message_key=key)
+        if row is None:
+            _fail(
+                f"message_outbox has no row with {'id ' + str(row_id) if key is None else 'key ' + key}"
+            )
+        t = Table(title=f"outbox row {row['id']}", show_header=False)
+        t.add_column("field", style="bold")
+        t.add_column("value", overflow="fold")
+        for f in ROW_FIELDS:
+            t.add_row(f, "" if row[f] is None else str(row[f]))
+        Console().print(t)
+        return
+    by_channel = outbox.counts_by_channel()
     t = Table(title="message outbox")
     t.add_column("channel")
     for st in STATUSES:

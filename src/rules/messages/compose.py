@@ -110,7 +110,7 @@ def check_templates(policy: Policy) -> None:
 
 def address_for(customer: CustomerContext, channel: str) -> str | None:
     """Where a message on ``channel`` goes: email address, phone number or device id."""
-    return {"email": customer.email, "sms": customer.phone, "push": customer.device_id}.get(channel)
+    return customer.contact(channel)
 
 
 def outbox_rows(decision: Decision, customer: CustomerContext) -> list[NewMessage]:

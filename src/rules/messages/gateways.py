@@ -10,7 +10,7 @@ for::
 
     To=+4930123456&From=+4915550001&Body=Kaffee: ...      (MessagingServiceSid=... instead of From)
 
-200 or 201 with a JSON ``sid`` is accepted.
+200 or 201 with a JSON ``sid`` is accepted; the ``sid`` is stored on the row.
 
 **Push**, to the brand's push provider or a small relay in front of APNs / FCM::
 
@@ -22,7 +22,8 @@ for::
     {"id": "<row digest>", "to": "<device id>", "title": "...", "body": "...",
      "url": "https://.../portal/auth?token=..." | null, "kind": "shipped", "locale": "en"}
 
-Any 2xx is accepted.
+Any 2xx is accepted; a JSON body's ``id`` (or ``message_id``, or FCM's ``name``) is
+stored on the row as the gateway's id for the message.
 
 Failures (both): 4xx other than 408 and 429 fail the row for good with the gateway's
 message (a bad number, a number that replied STOP, a bad token; a STOP refusal,
@@ -224,7 +225,7 @@ class SmsTransport(_HttpTransport):
         self.cfg = cfg
         self.label = f"sms {cfg.base_url}"
 
-    def send(self, row: Claimed, sent: SentContent) -> None:
+    def send(self, row: Claimed, sent: SentContent) -> str:
         form = {"To": row.to_address, "Body": sent.body_text}
         if self.cfg.messaging_service_sid:
             form["MessagingServiceSid"] = self.cfg.messaging_service_sid
@@ -247,6 +248,7 @@ class SmsTransport(_HttpTransport):
                 f"HTTP {resp.status_code} without a message sid: {_provider_message(resp)}",
                 permanent=True,
             )
+        return str(sid)
 
 
 class PushTransport(_HttpTransport):
@@ -258,13 +260,30 @@ class PushTransport(_HttpTransport):
         self.cfg = cfg
         self.label = f"push {cfg.url}"
 
-    def send(self, row: Claimed, sent: SentContent) -> None:
+    def send(self, row: Claimed, sent: SentContent) -> str | None:
         key = idempotency_key(row)
-        self._post(
+        resp = self._post(
             self.cfg.url,
             json=push_payload(row, sent),
             headers={"Authorization": f"Bearer {self.cfg.token}", "Idempotency-Key": key},
         )
+        return push_id(resp)
+
+
+def push_id(resp: httpx.Response) -> str | None:
+    """The push gateway's id for an accepted message: a JSON body's ``id``, ``message_id``
+    or ``name`` (FCM: ``projects/.../messages/<id>``); None for an empty or other body."""
+    try:
+        body = resp.json()
+    except (ValueError, json.JSONDecodeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    for field in ("id", "message_id", "name"):
+        value = body.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
 
 
 def push_payload(row: Claimed, sent: SentContent) -> dict:

@@ -31,6 +31,10 @@ Guarantees and how they are kept:
   receiver that dedupes on it sees exactly one. (At-most-once would mark ``sent`` before
   talking to the gateway and lose the message instead; for order and delivery notices a
   rare duplicate is the better failure.)
+* **opt-outs made after queueing**: right before a row is rendered and sent the sender
+  reads the customer's preferences again (one indexed query) and asks the decision's own
+  question (:func:`ppx.rules.messaging.preference_refusal`); a row the customer has opted
+  out of since is settled ``suppressed``, never sent.
 * **retries**: a temporary failure puts the row back to ``pending`` with ``next_attempt_at
   = now + base x 2^(attempts-1)`` (capped, with jitter), or at the time the gateway asked
   for (``Retry-After``); a permanent one (no address, recipient refused) or
@@ -63,7 +67,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ppx.rules.messages.db import dialect_of
 
-STATUSES = ("pending", "sending", "sent", "failed")
+#: a row's states: ``pending`` -> ``sending`` (leased) -> ``sent`` | ``suppressed`` | ``failed``,
+#: or back to ``pending`` for a retry. ``suppressed``: the customer opted out after the row
+#: was queued (checked right before sending); nothing was sent, ``last_error`` says why.
+STATUSES = ("pending", "sending", "sent", "suppressed", "failed")
 
 
 class OutboxBase(DeclarativeBase):
@@ -93,6 +100,9 @@ class OutboxRow(OutboxBase):
     body_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     body_html: Mapped[str | None] = mapped_column(Text, nullable=True)
     unsubscribe_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # The gateway's id for the accepted message (SMS ``sid``, push response ``id``, the
+    # SMTP relay's queue id or else the Message-ID): what its support and receipts name.
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
@@ -222,6 +232,7 @@ class Outbox:
         self._insert = _insert_statement(self.dialect)
         if create:
             OutboxBase.metadata.create_all(engine)
+            _upgrade_columns(engine)
 
     # --- enqueue -------------------------------------------------------------------------
 
@@ -323,18 +334,27 @@ class Outbox:
             )
         return res.rowcount == 1
 
-    def mark_sent(self, row_id: int, owner: str, sent: SentContent | None = None) -> bool:
-        """Record the row as sent, with what was sent; False if the lease was lost."""
+    def mark_sent(
+        self,
+        row_id: int,
+        owner: str,
+        sent: SentContent | None = None,
+        provider_id: str | None = None,
+    ) -> bool:
+        """Record the row as sent, with what was sent and the gateway's id for it; False
+        if the lease was lost."""
         sql = text(
             "UPDATE message_outbox SET status = 'sent', sent_at = :now, lease_until = NULL, "
             "last_error = NULL, subject = :subject, body_text = :text, body_html = :html, "
-            "unsubscribe_url = :unsub, locale = COALESCE(:locale, locale) "
+            "unsubscribe_url = :unsub, locale = COALESCE(:locale, locale), "
+            "provider_message_id = :provider_id "
             "WHERE id = :id AND status = 'sending' AND lease_owner = :owner"
         ).bindparams(*_times("now"))
         params = {
             "now": _now(),
             "id": row_id,
             "owner": owner,
+            "provider_id": provider_id[:255] if provider_id else None,
             "subject": sent.subject[:500] if sent else None,
             "text": sent.body_text if sent else None,
             "html": sent.body_html if sent else None,
@@ -343,6 +363,17 @@ class Outbox:
         }
         with self.engine.begin() as conn:
             return conn.execute(sql, params).rowcount == 1
+
+    def mark_suppressed(self, row_id: int, owner: str, reason: str) -> bool:
+        """Settle the row without sending it (the customer opted out since it was queued);
+        ``reason`` is kept in ``last_error``. False if the lease was lost."""
+        sql = text(
+            "UPDATE message_outbox SET status = 'suppressed', lease_until = NULL, "
+            "last_error = :why WHERE id = :id AND status = 'sending' AND lease_owner = :owner"
+        )
+        with self.engine.begin() as conn:
+            res = conn.execute(sql, {"why": reason[:1000], "id": row_id, "owner": owner})
+        return res.rowcount == 1
 
     def mark_failed(
         self,
@@ -397,6 +428,21 @@ class Outbox:
             out.setdefault(channel, dict.fromkeys(STATUSES, 0))[status] = int(n)
         return out
 
+    def row(self, row_id: int | None = None, message_key: str | None = None) -> dict | None:
+        """One row by id or by message key, as a dict of its columns (None if absent)."""
+        if (row_id is None) == (message_key is None):
+            raise ValueError("give exactly one of row_id and message_key")
+        with Session(self.engine) as s:
+            q = select(OutboxRow)
+            if row_id is not None:
+                q = q.where(OutboxRow.id == int(row_id))
+            else:
+                q = q.where(OutboxRow.message_key == message_key)
+            r = s.scalars(q).one_or_none()
+            if r is None:
+                return None
+            return {c.name: getattr(r, c.name) for c in OutboxRow.__table__.columns}
+
     def rows(self, customer_id: int | None = None, limit: int = 1000) -> list[dict]:
         with Session(self.engine) as s:
             q = select(OutboxRow).order_by(OutboxRow.id).limit(limit)
@@ -404,6 +450,35 @@ class Outbox:
                 q = q.where(OutboxRow.customer_id == int(customer_id))
             cols = [c.name for c in OutboxRow.__table__.columns]
             return [{c: getattr(r, c) for c in cols} for r in s.scalars(q)]
+
+
+#: columns added to the outbox after its first release: (name, SQL type), added in place
+#: to an older table (``create_all`` skips existing tables)
+_ADDED_COLUMNS = (("provider_message_id", "VARCHAR(255)"),)
+
+
+def _upgrade_columns(engine: Engine) -> None:
+    """Bring an older outbox table up to date, as the ledger does for its own.
+
+    ``ADD COLUMN`` of a nullable column is instant on SQLite and PostgreSQL (no rewrite);
+    two processes opening the same old table race harmlessly: the loser's ALTER fails,
+    it looks again and finds the column.
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    def have() -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns("message_outbox")}
+
+    for name, sql_type in _ADDED_COLUMNS:
+        if name in have():
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE message_outbox ADD COLUMN {name} {sql_type}"))
+        except (OperationalError, ProgrammingError):
+            if name not in have():
+                raise
 
 
 def new_owner() -> str:

@@ -7,12 +7,17 @@ first (:meth:`PreferenceStore.opt_outs`) and passes them to the pure decision fu
 ``CustomerContext.opted_out_channels`` / ``opted_out_messages``, so an opted-out delivery
 stage sends nothing. Kinds the policy lists in ``preferences.locked`` (an order
 confirmation, a refund notice) cannot be turned off: a request to do so is refused.
+
+The sender reads them again for each outbox row right before sending
+(:meth:`PreferenceStore.refusal`), with the decision's own rules, so an opt-out made after
+a row was queued stops that row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, Boolean, DateTime, String, bindparam, select
 from sqlalchemy.engine import Connection, Engine
@@ -20,7 +25,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ppx.rules.messages.db import dialect_of
 from ppx.rules.messages.unsubscribe import Scope
+from ppx.rules.messaging import preference_refusal
 from ppx.rules.policy import CHANNELS, Policy
+from ppx.rules.types import CustomerContext
+
+if TYPE_CHECKING:
+    from ppx.rules.messages.outbox import Claimed
 
 ALL = "*"
 
@@ -166,6 +176,21 @@ class PreferenceStore:
         """
         rows = self._rows(customer_id, conn)
         return opt_outs_of((ch, kind, allowed) for (ch, kind), allowed in rows.items())
+
+    def refusal(self, row: Claimed) -> str | None:
+        """Why the customer's current opt-outs forbid a queued row, else None.
+
+        One indexed read of the customer's rows (the primary key starts with
+        ``customer_id``), then the decision's own check
+        (:func:`ppx.rules.messaging.preference_refusal`) on the row's kind and channel.
+        """
+        channels, kinds = self.opt_outs(row.customer_id)
+        if not channels and not kinds:
+            return None
+        customer = CustomerContext.model_construct(
+            customer_id=row.customer_id, opted_out_channels=channels, opted_out_messages=kinds
+        )
+        return preference_refusal(row.message_type, row.channel, customer, self.policy)
 
     # --- internals -----------------------------------------------------------------------
 

@@ -14,14 +14,23 @@ rendered (a missing template key) fail for good, and so do SMTP 5xx replies and 
 other than 408 and 429; connection trouble, SMTP 4xx, HTTP 408, 429 and 5xx are retried
 with back-off (or after the gateway's ``Retry-After``).
 
-The sender does not read the preference centre again: whether a customer may get a
-message on a channel (consent, opt-outs, quiet hours, caps) is decided when the row is
-written, for every channel alike.
+Consent, quiet hours and caps are decided when the row is written. Opt-outs are checked
+twice: when the row is written, and again for each row right before it is rendered and
+sent (``preferences``: one indexed read of the customer's preference rows, the same
+rules as the decision, :func:`ppx.rules.messaging.preference_refusal`), so an
+unsubscribe, a preference-page change or an SMS STOP made after the row was queued
+holds: the row is settled ``suppressed`` with the reason, on every channel. Locked kinds
+(order confirmations, refunds) cannot be turned off and are still sent; a hard channel
+opt-out stops them too, as it does in the decision.
+
+The gateway's id for each accepted message (the SMS ``sid``, the push gateway's ``id``,
+the SMTP relay's queue id or else the Message-ID) is stored on the row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import time
 from collections.abc import Callable
@@ -31,6 +40,7 @@ from email.utils import formatdate
 
 from ppx.rules.messages.gateways import PushConfig, PushTransport, SmsConfig, SmsTransport
 from ppx.rules.messages.outbox import Claimed, Outbox, SentContent
+from ppx.rules.messages.preferences import PreferenceStore
 from ppx.rules.messages.render import RenderError
 from ppx.rules.messages.transport import DeliveryError, Transport
 
@@ -67,6 +77,7 @@ class SmtpConfig:
 class SendReport:
     claimed: int = 0
     sent: int = 0
+    suppressed: int = 0
     retried: int = 0
     failed: int = 0
     lost_lease: int = 0
@@ -92,16 +103,38 @@ def build_email(row: Claimed, sent: SentContent, mail_from: str) -> EmailMessage
     return msg
 
 
+class _Smtp(smtplib.SMTP):
+    """smtplib's client, keeping the relay's reply to the message (``send_message``
+    drops it): it carries the relay's queue id."""
+
+    last_reply: str = ""
+
+    def data(self, msg):
+        code, reply = super().data(msg)
+        self.last_reply = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+        return code, reply
+
+
+#: "250 2.0.0 Ok: queued as 4BqXyZ" (Postfix, SendGrid, most relays)
+_QUEUED_AS = re.compile(r"queued as\s+<?([^\s>]+)>?", re.IGNORECASE)
+
+
+def relay_id(reply: str, message_id: str) -> str:
+    """The relay's queue id from its reply to the message, else the Message-ID we sent."""
+    m = _QUEUED_AS.search(reply or "")
+    return m.group(1) if m else message_id
+
+
 class _Connection:
     """One SMTP session, opened lazily and reopened after a disconnect."""
 
     def __init__(self, cfg: SmtpConfig):
         self.cfg = cfg
-        self.smtp: smtplib.SMTP | None = None
+        self.smtp: _Smtp | None = None
 
-    def get(self) -> smtplib.SMTP:
+    def get(self) -> _Smtp:
         if self.smtp is None:
-            smtp = smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout)
+            smtp = _Smtp(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout)
             if self.cfg.starttls:
                 smtp.starttls()
             if self.cfg.user:
@@ -135,12 +168,14 @@ class SmtpTransport:
         self.conn = _Connection(cfg)
         self.label = f"smtp {cfg.host}:{cfg.port}"
 
-    def send(self, row: Claimed, sent: SentContent) -> None:
+    def send(self, row: Claimed, sent: SentContent) -> str:
         try:
-            self.conn.get().send_message(build_email(row, sent, self.cfg.mail_from))
+            smtp = self.conn.get()
+            smtp.send_message(build_email(row, sent, self.cfg.mail_from))
         except (smtplib.SMTPException, OSError) as err:
             self.conn.drop()
             raise DeliveryError(f"{type(err).__name__}: {err}", _permanent(err)) from err
+        return relay_id(smtp.last_reply, row.rfc_message_id)
 
     def close(self) -> None:
         self.conn.drop()
@@ -172,9 +207,14 @@ def send_batch(
     rate_per_second: float = 0.0,
     on_sent: Callable[[Claimed], None] | None = None,
     on_opted_out: Callable[[Claimed], None] | None = None,
+    preferences: PreferenceStore | None = None,
 ) -> SendReport:
     """Claim up to ``limit`` due rows of the gateway's channel and send them, one
     committed row at a time (``cfg``: SMTP, SMS or push settings, or a transport).
+
+    ``preferences``: the preference centre, read again for each row right before it is
+    sent; a row the customer opted out of since it was queued is settled ``suppressed``.
+    Without it the row's queue-time decision stands (``ppx messages send`` always passes it).
 
     ``on_opted_out``: called with a row the gateway refused because its recipient opted
     out there (an SMS number that replied STOP), after the row is failed; ``ppx messages
@@ -189,6 +229,14 @@ def send_batch(
         )
         report.claimed = len(rows)
         for row in rows:
+            refusal = preferences.refusal(row) if preferences is not None else None
+            if refusal is not None:
+                why = f"{refusal} after it was queued"
+                if outbox.mark_suppressed(row.id, owner, why):
+                    report.suppressed += 1
+                else:
+                    report.lost_lease += 1
+                continue
             if not row.to_address:
                 why = f"no {transport.address}"
                 outbox.mark_failed(row.id, owner, row.attempts, why, True)
@@ -213,7 +261,7 @@ def send_batch(
                 continue
             started = time.monotonic()
             try:
-                transport.send(row, sent)
+                provider_id = transport.send(row, sent)
             except DeliveryError as err:
                 status = outbox.mark_failed(
                     row.id, owner, row.attempts, str(err), err.permanent, err.retry_after
@@ -226,7 +274,7 @@ def send_batch(
                 else:
                     report.retried += 1
                 continue
-            outbox.mark_sent(row.id, owner, sent)
+            outbox.mark_sent(row.id, owner, sent, provider_id)
             report.sent += 1
             if on_sent is not None:
                 on_sent(row)
@@ -249,6 +297,7 @@ def send_until_empty(
     rate_per_second: float = 0.0,
     on_sent: Callable[[Claimed], None] | None = None,
     on_opted_out: Callable[[Claimed], None] | None = None,
+    preferences: PreferenceStore | None = None,
 ) -> SendReport:
     """Send batches until no due row is left (rows retried later are left for later)."""
     total = SendReport()
@@ -263,8 +312,9 @@ def send_until_empty(
             rate_per_second=rate_per_second,
             on_sent=on_sent,
             on_opted_out=on_opted_out,
+            preferences=preferences,
         )
-        for f in ("claimed", "sent", "retried", "failed", "lost_lease"):
+        for f in ("claimed", "sent", "suppressed", "retried", "failed", "lost_lease"):
             setattr(total, f, getattr(total, f) + getattr(r, f))
         total.errors += r.errors
         if r.claimed == 0:

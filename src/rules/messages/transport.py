@@ -44,8 +44,9 @@ class Transport(Protocol):
     #: where messages go, for the command's output (``smtp 127.0.0.1:25``)
     label: str
 
-    def send(self, row: Claimed, sent: SentContent) -> None:
-        """Hand one message over; return once accepted, else raise DeliveryError."""
+    def send(self, row: Claimed, sent: SentContent) -> str | None:
+        """Hand one message over; return once accepted, with the gateway's id for it
+        (None when it gives none), else raise DeliveryError."""
 
     def close(self) -> None:
         """Release connections (called once after a batch)."""

@@ -106,6 +106,7 @@ def http_gateway():
                 else:
                     status, headers = (201 if self.path.endswith("Messages.json") else 202), {}
                     payload = {"sid": f"SM{len(rec.accepted):032d}", "status": "queued"}
+                req["response"] = payload  # what the gateway answered (its message id)
                 if 200 <= status < 300:
                     rec.accepted.append(req)
             raw = json.dumps(payload).encode()

@@ -356,12 +356,13 @@ def cli_env(monkeypatch):
 
 
 def test_send_command_leaves_unconfigured_channels_pending_and_filters(
-    outbox, http_gateway, ledger_url, cli_env
+    outbox, http_gateway, ledger_url, cli_env, policy
 ):
     from typer.testing import CliRunner
 
     from ppx.cli import app
     from ppx.config import get_settings
+    from ppx.rules.messages.preferences import PreferenceStore
 
     outbox.enqueue([_msg(21), _msg(22, channel="push")])
     cli_env.setenv("PPX_PUSH_URL", f"{http_gateway.url}/v1/push")
@@ -394,15 +395,41 @@ def test_send_command_leaves_unconfigured_channels_pending_and_filters(
     assert _row(outbox, 21)["status"] == "sent"
     assert _row(outbox, 23)["status"] == "pending"  # not this channel
     assert http_gateway.requests[-1]["path"].endswith("/Messages.json")
+    sid = http_gateway.requests[-1]["response"]["sid"]
+
+    # the command reads the preference centre again: an opt-out since queueing holds
+    outbox.enqueue([_msg(24)])
+    PreferenceStore(outbox.engine, policy).put(24, {"kinds": {"delay_notice": False}})
+    res = run(app, ["messages", "send", "--ledger-url", ledger_url, "--channel", "sms"])
+    assert res.exit_code == 0, res.output
+    assert _row(outbox, 24)["status"] == "suppressed" and http_gateway.count() == 2
 
     res = run(app, ["messages", "status", "--ledger-url", ledger_url])
     assert res.exit_code == 0
     rows = [ln.replace("┃", "│") for ln in res.output.splitlines()]
     lines = {ln.split("│")[1].strip(): ln for ln in rows if ln.count("│") > 2}
     cells = {k: [c.strip() for c in v.split("│")[2:-1]] for k, v in lines.items()}
-    assert cells["channel"] == ["pending", "sending", "sent", "failed", "total"]
-    assert cells["push"] == ["1", "0", "1", "0", "2"]
-    assert cells["sms"] == ["0", "0", "1", "0", "1"]
+    assert cells["channel"] == ["pending", "sending", "sent", "suppressed", "failed", "total"]
+    assert cells["push"] == ["1", "0", "1", "0", "0", "2"]
+    assert cells["sms"] == ["0", "0", "1", "1", "0", "2"]
+
+    # one row: the gateway's id of a sent row, the reason of a suppressed one
+    def field(output: str, name: str) -> str:
+        cells = [ln.split("│") for ln in output.splitlines() if ln.count("│") == 3]
+        return next(c[2].strip() for c in cells if c[1].strip() == name)
+
+    res = run(app, ["messages", "status", "--ledger-url", ledger_url, "--id", "1"])
+    assert res.exit_code == 0, res.output
+    assert field(res.output, "message_key") == "delay_notice:21:order:21"
+    assert field(res.output, "provider_message_id") == sid
+    key = "delay_notice:24:order:24"
+    res = run(app, ["messages", "status", "--ledger-url", ledger_url, "--key", key])
+    assert field(res.output, "status") == "suppressed"
+    assert field(res.output, "last_error") == (
+        "customer opted out of delay_notice on sms after it was queued"
+    )
+    res = run(app, ["messages", "status", "--ledger-url", ledger_url, "--id", "999"])
+    assert res.exit_code == 2 and "no row with id 999" in res.output
 
 
 def test_a_number_that_replied_stop_turns_sms_off_in_the_preference_centre(
@@ -441,3 +468,95 @@ def test_other_permanent_errors_leave_preferences_alone(outbox, http_gateway, re
     seen = []
     send_batch(outbox, _sms(http_gateway), new_owner(), renderer, on_opted_out=seen.append)
     assert seen == [] and _row(outbox, 33)["status"] == "failed"
+
+
+# --- opt-outs made after a row was queued, and the gateway's id -----------------------
+
+
+@pytest.fixture()
+def prefs(outbox, policy):
+    from ppx.rules.messages.preferences import PreferenceStore
+
+    return PreferenceStore(outbox.engine, policy)
+
+
+def test_an_opt_out_made_after_queueing_suppresses_the_row(outbox, http_gateway, renderer, prefs):
+    """Four SMS rows queued while every opt-in held; then customer 21 replies STOP (SMS off),
+    22 turns delay notices off on SMS by one-click, 23 turns every kind off on SMS on the
+    preference page. Only 23's order confirmation (a locked kind) and 24's row go out."""
+    from ppx.rules.messages.unsubscribe import Scope
+
+    confirmation = {"order_id": 23, "estimated_delivery": "2025-03-04"}
+    outbox.enqueue(
+        [
+            _msg(21),
+            _msg(22),
+            _msg(23),
+            _msg(
+                23,
+                message_key="order_confirmation:23:order:23",
+                message_type="order_confirmation",
+                content=confirmation,
+            ),
+            _msg(24),
+        ]
+    )
+    prefs.put(21, {"channels": {"sms": False}}, source="gateway_stop")
+    prefs.unsubscribe(Scope(22, "delay_notice", "sms"))
+    prefs.set_channel_kinds(23, "sms", set())
+    rep = send_until_empty(outbox, _sms(http_gateway), new_owner(), renderer, preferences=prefs)
+    assert (rep.claimed, rep.sent, rep.suppressed, rep.failed) == (5, 2, 3, 0)
+    assert sorted(_form(r)["To"] for r in http_gateway.requests) == [
+        "+49300000023",
+        "+49300000024",
+    ]
+    rows = {r["message_key"]: r for r in outbox.rows()}
+    assert rows["order_confirmation:23:order:23"]["status"] == "sent"
+    assert rows["delay_notice:24:order:24"]["status"] == "sent"
+    why = {k: (r["status"], r["last_error"], r["sent_at"]) for k, r in rows.items()}
+    assert why["delay_notice:21:order:21"] == (
+        "suppressed",
+        "customer opted out of every message on sms after it was queued",
+        None,
+    )
+    for cid in (22, 23):
+        assert why[f"delay_notice:{cid}:order:{cid}"] == (
+            "suppressed",
+            "customer opted out of delay_notice on sms after it was queued",
+            None,
+        )
+    assert outbox.counts()["suppressed"] == 3
+    assert outbox.counts_by_channel()["sms"]["suppressed"] == 3
+    # settled for good: a later pass neither claims nor sends them
+    assert send_until_empty(outbox, _sms(http_gateway), new_owner(), renderer).claimed == 0
+
+
+def test_a_push_opt_out_after_queueing_is_honoured(outbox, http_gateway, renderer, prefs):
+    outbox.enqueue([_msg(25, channel="push")])
+    prefs.put(25, {"kinds": {"delay_notice": {"push": False}}})
+    rep = send_batch(outbox, _push(http_gateway), new_owner(), renderer, preferences=prefs)
+    assert (rep.sent, rep.suppressed) == (0, 1) and http_gateway.count() == 0
+    assert _row(outbox, 25)["status"] == "suppressed"
+
+
+def test_the_sms_sid_is_stored_on_the_row(outbox, http_gateway, renderer):
+    outbox.enqueue([_msg(26), _msg(27)])
+    assert send_until_empty(outbox, _sms(http_gateway), new_owner(), renderer).sent == 2
+    for cid in (26, 27):
+        (req,) = [r for r in http_gateway.accepted if _form(r)["To"] == f"+4930{cid:07d}"]
+        assert _row(outbox, cid)["provider_message_id"] == req["response"]["sid"]
+    assert _row(outbox, 26)["provider_message_id"] != _row(outbox, 27)["provider_message_id"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "stored"),
+    [({"id": "push-77", "status": "accepted"}, "push-77"), ({"status": "accepted"}, None)],
+)
+def test_the_push_gateways_id_is_stored_when_it_gives_one(
+    outbox, http_gateway, renderer, answer, stored
+):
+    outbox.enqueue([_msg(28, channel="push")])
+    http_gateway.replies = [(202, {}, answer)]
+    assert send_batch(outbox, _push(http_gateway), new_owner(), renderer).sent == 1
+    row = _row(outbox, 28)
+    assert row["status"] == "sent" and row["provider_message_id"] == stored

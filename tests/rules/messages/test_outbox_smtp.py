@@ -63,7 +63,7 @@ def test_sends_each_row_once_rendered_with_unsubscribe_headers(outbox, smtp_serv
     outbox.enqueue([_msg(99, send_after=_utcnow() + timedelta(days=1))])  # not due yet
     rep = send_until_empty(outbox, _cfg(smtp_server), new_owner(), renderer, batch=3)
     assert rep.sent == 7
-    assert outbox.counts() == {"pending": 1, "sending": 0, "sent": 7, "failed": 0}
+    assert outbox.counts() == {"pending": 1, "sending": 0, "sent": 7, "suppressed": 0, "failed": 0}
     got = {m["To"]: m for m in smtp_server.messages}
     assert len(smtp_server.messages) == 7 and len({m["Message-ID"] for m in got.values()}) == 7
     m = got["c1@example.com"]  # customer 1 writes Japanese
@@ -186,7 +186,7 @@ def test_killed_sender_restarted_delivers_every_row_exactly_once_by_message_id(
     expected = {r["rfc_message_id"] for r in outbox.rows()}
     assert set(ids) == expected and len(expected) == n
     assert n <= len(ids) <= n + 1
-    assert outbox.counts() == {"pending": 0, "sending": 0, "sent": n, "failed": 0}
+    assert outbox.counts() == {"pending": 0, "sending": 0, "sent": n, "suppressed": 0, "failed": 0}
 
 
 @pytest.mark.postgres
@@ -247,3 +247,89 @@ def test_status_and_preview_commands(outbox, ledger_url):
     assert res.exit_code == 0 and "Заказ 3 в пути" in res.output
     res = CliRunner().invoke(app, ["messages", "preview", "shipped", "--content", "{}"])
     assert res.exit_code == 2 and "order_id" in res.output
+
+
+# --- opt-outs made after a row was queued, the relay's id, an older outbox table -------
+
+
+def test_email_opt_outs_after_queueing_suppress_rows_locked_kinds_still_go(
+    outbox, smtp_server, renderer, policy
+):
+    """Customer 1 clicks the one-click link of a queued shipping email; customer 2 turns
+    every email kind off on the preference page: 2's order confirmation is locked."""
+    from ppx.rules.messages.preferences import PreferenceStore
+
+    prefs = PreferenceStore(outbox.engine, policy)
+    confirmation = _msg(
+        2,
+        message_key="order_confirmation:2:order:2",
+        message_type="order_confirmation",
+        content={"order_id": 2, "estimated_delivery": "2025-03-04"},
+    )
+    outbox.enqueue([_msg(1), _msg(2), confirmation, _msg(3)])
+    prefs.unsubscribe(Scope(1, "shipped", "email"))
+    prefs.set_channel_kinds(2, "email", set())
+    rep = send_until_empty(outbox, _cfg(smtp_server), new_owner(), renderer, preferences=prefs)
+    assert (rep.sent, rep.suppressed, rep.failed) == (2, 2, 0)
+    assert sorted(m["X-PPX-Message-Key"] for m in smtp_server.messages) == [
+        "order_confirmation:2:order:2",
+        "shipped:3:order:3",
+    ]
+    rows = {r["message_key"]: r for r in outbox.rows()}
+    for cid in (1, 2):
+        row = rows[f"shipped:{cid}:order:{cid}"]
+        assert row["status"] == "suppressed" and row["sent_at"] is None
+        assert row["last_error"] == "customer opted out of shipped on email after it was queued"
+        assert row["subject"] is None  # nothing was rendered or sent
+
+
+def test_the_relays_queue_id_is_stored_else_the_message_id(outbox, smtp_server, renderer):
+    outbox.enqueue([_msg(1), _msg(2)])
+    smtp_server.replies = ["250 2.0.0 Ok: queued as 4BqXyZ12"]  # Postfix's words
+    assert send_until_empty(outbox, _cfg(smtp_server), new_owner(), renderer).sent == 2
+    rows = {r["customer_id"]: r for r in outbox.rows()}
+    assert rows[1]["provider_message_id"] == "4BqXyZ12"
+    # "250 Message accepted" names no id: the Message-ID the relay was given stands in
+    assert rows[2]["provider_message_id"] == rows[2]["rfc_message_id"]
+
+
+def _older_outbox(url: str) -> None:
+    """An outbox table as written before ``provider_message_id`` existed, with a row."""
+    from sqlalchemy import text
+
+    from ppx.rules.messages.db import make_engine
+
+    engine = make_engine(url)
+    Outbox(engine).enqueue([_msg(9)])
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE message_outbox DROP COLUMN provider_message_id"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_an_older_outbox_table_gains_the_provider_id_column(dialect, tmp_path, request):
+    """Opening an older table adds the column in place; its rows stay and sending works."""
+    from sqlalchemy import inspect
+
+    from ppx.rules.messages.db import make_engine
+
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    _older_outbox(url)
+    engine = make_engine(url)
+    assert "provider_message_id" not in {
+        c["name"] for c in inspect(engine).get_columns("message_outbox")
+    }
+    outbox = Outbox(engine)
+    Outbox(engine)  # opening it again is a no-op
+    (row,) = outbox.rows()
+    assert row["message_key"] == "shipped:9:order:9" and row["provider_message_id"] is None
+    (claimed,) = outbox.claim("me")
+    assert outbox.mark_sent(claimed.id, "me", None, "relay-1")
+    assert outbox.row(claimed.id)["provider_message_id"] == "relay-1"
+    assert outbox.row(message_key="shipped:9:order:9")["status"] == "sent"
+    engine.dispose()

@@ -140,6 +140,26 @@ def test_opting_out_of_one_channel_moves_the_stage_to_another(ledger, policy, cu
     assert m.message_type == "out_for_delivery" and m.channel == "sms"  # next in the catalogue
 
 
+def test_a_channel_without_a_contact_is_not_queued(ledger, policy, customer, store):
+    """out_for_delivery may use [push, sms, email]: a customer opted into all three with
+    only an email address gets an email row with that address, not a push row that could
+    only fail; with a device id the push row carries it."""
+    outbox = Outbox(ledger.engine)
+    eng = DecisionEngine(policy, None, ledger, store, outbox)
+    ev = _event("out_for_delivery")
+    res = _run(eng.order_event(OrderEventRequest(event=ev, customer=customer(email="a@x.io"))))
+    (m,) = res.decision.messages
+    assert m.channel == "email" and "push skipped: no device id" in m.reason
+    ev2 = ev.model_copy(update={"order_id": 7})
+    reachable = customer(email="a@x.io", device_id="dev-42")
+    _run(eng.order_event(OrderEventRequest(event=ev2, customer=reachable)))
+    rows = {r["message_key"]: (r["channel"], r["to_address"]) for r in outbox.rows()}
+    assert rows == {
+        "out_for_delivery:42:order:5": ("email", "a@x.io"),
+        "out_for_delivery:42:order:7": ("push", "dev-42"),
+    }
+
+
 def test_locked_kind_is_sent_whatever_is_stored(ledger, policy, customer, store):
     # Even a row written around the API (e.g. by hand) cannot silence an order confirmation.
     from sqlalchemy.orm import Session
