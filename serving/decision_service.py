@@ -14,6 +14,9 @@ repository root, with the model service reachable at ``PPX_MODEL_SERVICE_URL`` (
 * ``GET|PUT /preferences/{customer_id}`` (the preference centre) and
   ``POST /preferences/unsubscribe?token=...`` (signed one-click unsubscribe, RFC 8058),
   ``GET|POST /preferences/page?token=...`` (the shopper's page the email footer links to)
+* ``POST /receipts/sms`` (the SMS provider's signed status callback) and
+  ``POST /receipts/push`` (the push gateway's, with its bearer token): delivery receipts
+  recorded on the outbox rows, see :mod:`serving.receipt_routes`
 * Each decision's answer carries ``Server-Timing`` (``model``, ``decide``, ``ledger`` ...
   in ms: :func:`ppx.rules.engine.stage_timings`), so a slow answer says where its time went.
 * ``GET /metrics`` (BentoML's): besides the request metrics, the realised on-time rate of
@@ -59,12 +62,14 @@ from ppx.data.errors import with_clear_messages
 from ppx.portal.app import create_app as portal_app
 from ppx.rules import engine as E
 from ppx.rules.messages import unsubscribe
+from ppx.rules.messages.outbox import Outbox
 from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.messages.render import preferences_page
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 from serving.bentoml_fixes import tracing_config
 from serving.errors import clear_validation_errors, readable_bad_requests
 from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
+from serving.receipt_routes import receipts_app
 from serving.self_service_routes import returns_app, subscription_app
 
 _ENGINE: E.DecisionEngine | None = None
@@ -236,7 +241,25 @@ preferences_app = Starlette(
 )
 
 
-#: Path prefixes behind the bearer token (the probes stay open).
+# --- /receipts: delivery receipts from the SMS and push gateways ---------------------------
+
+_RECEIPT_OUTBOX: Outbox | None = None
+
+
+def _receipt_stores() -> tuple[Outbox, PreferenceStore | None]:
+    """The outbox the receipts update (the engine's, or one over the ledger's database
+    when this service does not enqueue) and the preference centre."""
+    global _RECEIPT_OUTBOX
+    e = engine()
+    if e.outbox is not None:
+        return e.outbox, e.preferences
+    if _RECEIPT_OUTBOX is None:
+        _RECEIPT_OUTBOX = Outbox(e.ledger.engine)
+    return _RECEIPT_OUTBOX, e.preferences
+
+
+#: Path prefixes behind the bearer token (the probes stay open; ``/receipts`` checks the
+#: gateway's own signature or token).
 _GUARDED = ("/decide/", "/loyalty/", "/subscriptions/", "/returns/")
 
 
@@ -309,6 +332,7 @@ def _settle_gc() -> None:
 )
 @bentoml.asgi_app(loyalty_app, path="/loyalty")
 @bentoml.asgi_app(preferences_app, path="/preferences")
+@bentoml.asgi_app(receipts_app(_receipt_stores), path="/receipts")
 @bentoml.asgi_app(subscription_app(engine), path="/subscriptions")
 @bentoml.asgi_app(returns_app(engine), path="/returns")
 @bentoml.asgi_app(portal_app(engine), path="/portal")

@@ -127,7 +127,7 @@ def send_cmd(
     def opted_out(row) -> None:
         # The gateway refused: the customer stopped this channel there (replied STOP).
         # Turning the channel off here keeps decisions from choosing it again.
-        prefs.put(row.customer_id, {"channels": {row.channel: False}}, source="gateway_stop")
+        prefs.gateway_stop(row.customer_id, row.channel)
 
     def send(ch: str, fn, **kwargs):
         return fn(

@@ -9,8 +9,10 @@ for::
     Content-Type: application/x-www-form-urlencoded
 
     To=+4930123456&From=+4915550001&Body=Kaffee: ...      (MessagingServiceSid=... instead of From)
+    &StatusCallback={PPX_PUBLIC_URL}/receipts/sms         (when PPX_PUBLIC_URL is set)
 
-200 or 201 with a JSON ``sid`` is accepted; the ``sid`` is stored on the row.
+200 or 201 with a JSON ``sid`` is accepted; the ``sid`` is stored on the row, and the
+provider's delivery receipts name it (:mod:`ppx.rules.messages.receipts`).
 
 **Push**, to the brand's push provider or a small relay in front of APNs / FCM::
 
@@ -58,6 +60,15 @@ REQUIRED_SETTINGS = {
 }
 
 
+#: where the decision service takes each channel's delivery receipts (under PPX_PUBLIC_URL)
+RECEIPT_PATHS = {"sms": "/receipts/sms", "push": "/receipts/push"}
+
+
+def callback_url(public_url: str, channel: str) -> str:
+    """The URL a gateway calls back with ``channel``'s delivery receipts."""
+    return public_url.rstrip("/") + RECEIPT_PATHS[channel]
+
+
 @dataclass(frozen=True)
 class SmsConfig:
     base_url: str
@@ -66,6 +77,9 @@ class SmsConfig:
     from_number: str | None = None
     messaging_service_sid: str | None = None
     timeout: float = 30.0
+    #: sent as ``StatusCallback``: where the provider posts delivery receipts (None: the
+    #: account's default, or none)
+    status_callback: str | None = None
 
     def __post_init__(self):
         if not (self.from_number or self.messaging_service_sid):
@@ -88,6 +102,10 @@ class SmsConfig:
             from_number=s.sms_from,
             messaging_service_sid=s.sms_messaging_service_sid,
             timeout=s.gateway_timeout,
+            # only a URL set on purpose: the default (loopback) is unreachable for a provider
+            status_callback=(
+                callback_url(s.public_url, "sms") if "public_url" in s.model_fields_set else None
+            ),
         )
 
 
@@ -149,8 +167,10 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 #: provider error codes meaning "this recipient opted out with us": the Twilio Messages
 #: API answers 21610 ("Attempt to send to unsubscribed recipient") for a number that
-#: replied STOP. Such a refusal also turns the channel off in the preference centre.
-OPTED_OUT_CODES = frozenset({"21610"})
+#: replied STOP, and a delivery receipt says 30004 ("Message blocked") for a number that
+#: blocks the sender. Such a refusal, when sending or in a receipt, also turns the
+#: channel off in the preference centre (:meth:`PreferenceStore.gateway_stop`).
+OPTED_OUT_CODES = frozenset({"21610", "30004"})
 
 
 def _provider_error(resp: httpx.Response) -> tuple[str | None, str]:
@@ -231,6 +251,8 @@ class SmsTransport(_HttpTransport):
             form["MessagingServiceSid"] = self.cfg.messaging_service_sid
         else:
             form["From"] = self.cfg.from_number
+        if self.cfg.status_callback:
+            form["StatusCallback"] = self.cfg.status_callback
         resp = self._post(
             self.cfg.url,
             data=form,

@@ -72,6 +72,24 @@ from ppx.rules.messages.db import dialect_of
 #: was queued (checked right before sending); nothing was sent, ``last_error`` says why.
 STATUSES = ("pending", "sending", "sent", "suppressed", "failed")
 
+#: what the gateway's delivery receipts (status callbacks) said of a sent row, in the order
+#: a message moves through them: a receipt only moves ``delivery_status`` forward, so a
+#: late ``sent`` after ``delivered`` changes nothing. ``delivered``, ``undelivered`` and
+#: ``failed`` share a rank (the first final word stands); ``read`` follows ``delivered``.
+DELIVERY_RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+}
+#: the delivery statuses ``ppx messages status`` counts (the final ones)
+DELIVERY_COUNTED = ("delivered", "read", "undelivered", "failed")
+
 
 class OutboxBase(DeclarativeBase):
     pass
@@ -103,6 +121,11 @@ class OutboxRow(OutboxBase):
     # The gateway's id for the accepted message (SMS ``sid``, push response ``id``, the
     # SMTP relay's queue id or else the Message-ID): what its support and receipts name.
     provider_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The latest delivery receipt for a sent row (``DELIVERY_RANK``), when it came, and the
+    # provider's error code with it (Twilio ``ErrorCode``: 30003 unreachable, 21610 STOP).
+    delivery_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    delivery_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    delivery_error: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
@@ -115,6 +138,8 @@ class OutboxRow(OutboxBase):
     __table_args__ = (
         Index("ix_message_outbox_due", "status", "next_attempt_at"),
         Index("ix_message_outbox_customer", "customer_id"),
+        # a delivery receipt names the row by the gateway's id
+        Index("ix_message_outbox_provider", "provider_message_id"),
     )
 
 
@@ -166,6 +191,19 @@ class SentContent:
     unsubscribe_url: str | None = None
     #: the deep link a push notification opens (not stored: the row's content rebuilds it)
     link: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryUpdate:
+    """What :meth:`Outbox.record_delivery` did: ``found`` a row with that gateway id,
+    ``changed`` its delivery status (False: a stale or repeated receipt)."""
+
+    found: bool
+    changed: bool
+    row_id: int | None = None
+    customer_id: int | None = None
+    #: the row's delivery status after the receipt
+    delivery_status: str | None = None
 
 
 def rfc_message_id(message_key: str, domain: str = "ppx.local") -> str:
@@ -408,6 +446,58 @@ class Outbox:
             )
         return status
 
+    # --- delivery receipts ---------------------------------------------------------------
+
+    def record_delivery(
+        self,
+        channel: str,
+        provider_id: str,
+        status: str,
+        error_code: str | None = None,
+        at: datetime | None = None,
+    ) -> DeliveryUpdate:
+        """Record a gateway's receipt for the row it sent as ``provider_id`` on ``channel``.
+
+        One conditional UPDATE: the row moves only to a later status (``DELIVERY_RANK``),
+        so receipts that arrive out of order (a late ``sent`` after ``delivered``) or twice
+        change nothing. The send state (``status = 'sent'``) is left as it is.
+        """
+        if status not in DELIVERY_RANK:
+            raise ValueError(f"unknown delivery status {status!r}; known: {list(DELIVERY_RANK)}")
+        rank = DELIVERY_RANK[status]
+        current_rank = " ".join(f"WHEN '{s}' THEN {r}" for s, r in DELIVERY_RANK.items())
+        sql = text(
+            "UPDATE message_outbox SET delivery_status = :status, delivery_at = :at, "
+            "delivery_error = :err "
+            "WHERE channel = :channel AND provider_message_id = :pid "
+            f"AND (delivery_status IS NULL OR (CASE delivery_status {current_rank} "
+            "ELSE -1 END) < :rank)"
+        ).bindparams(*_times("at"))
+        look = text(
+            "SELECT id, customer_id, delivery_status FROM message_outbox "
+            "WHERE channel = :channel AND provider_message_id = :pid ORDER BY id"
+        )
+        params = {
+            "status": status,
+            "at": at or _now(),
+            "err": error_code[:64] if error_code else None,
+            "channel": channel,
+            "pid": provider_id,
+            "rank": rank,
+        }
+        with self.engine.begin() as conn:
+            changed = conn.execute(sql, params).rowcount
+            rows = conn.execute(look, params).all()
+        if not rows:
+            return DeliveryUpdate(found=False, changed=False)
+        return DeliveryUpdate(
+            found=True,
+            changed=changed > 0,
+            row_id=rows[0].id,
+            customer_id=int(rows[0].customer_id),
+            delivery_status=rows[0].delivery_status,
+        )
+
     # --- reads ---------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
@@ -426,6 +516,31 @@ class Outbox:
         out: dict[str, dict[str, int]] = {}
         for channel, status, n in got:
             out.setdefault(channel, dict.fromkeys(STATUSES, 0))[status] = int(n)
+        return out
+
+    def delivery_counts_by_channel(self) -> dict[str, dict[str, int]]:
+        """Sent rows per channel by their delivery receipt: the final statuses
+        (``DELIVERY_COUNTED``), ``in transit`` (an earlier receipt) and ``no receipt``."""
+        with Session(self.engine) as s:
+            q = (
+                select(OutboxRow.channel, OutboxRow.delivery_status, func.count())
+                .where(OutboxRow.status == "sent")
+                .group_by(OutboxRow.channel, OutboxRow.delivery_status)
+            )
+            got = s.execute(q).all()
+        out: dict[str, dict[str, int]] = {}
+        for channel, delivery, n in got:
+            counts = out.setdefault(
+                channel, dict.fromkeys((*DELIVERY_COUNTED, "in transit", "no receipt"), 0)
+            )
+            key = (
+                "no receipt"
+                if delivery is None
+                else delivery
+                if delivery in DELIVERY_COUNTED
+                else "in transit"
+            )
+            counts[key] += int(n)
         return out
 
     def row(self, row_id: int | None = None, message_key: str | None = None) -> dict | None:
@@ -454,7 +569,12 @@ class Outbox:
 
 #: columns added to the outbox after its first release: (name, SQL type), added in place
 #: to an older table (``create_all`` skips existing tables)
-_ADDED_COLUMNS = (("provider_message_id", "VARCHAR(255)"),)
+_ADDED_COLUMNS = (
+    ("provider_message_id", String(255)),
+    ("delivery_status", String(16)),
+    ("delivery_at", DateTime()),
+    ("delivery_error", String(64)),
+)
 
 
 def _upgrade_columns(engine: Engine) -> None:
@@ -470,15 +590,24 @@ def _upgrade_columns(engine: Engine) -> None:
     def have() -> set[str]:
         return {c["name"] for c in inspect(engine).get_columns("message_outbox")}
 
-    for name, sql_type in _ADDED_COLUMNS:
+    for name, col_type in _ADDED_COLUMNS:
         if name in have():
             continue
+        sql_type = col_type.compile(dialect=engine.dialect)  # DATETIME / TIMESTAMP ...
         try:
             with engine.begin() as conn:
                 conn.execute(text(f"ALTER TABLE message_outbox ADD COLUMN {name} {sql_type}"))
         except (OperationalError, ProgrammingError):
             if name not in have():
                 raise
+    # ``create_all`` adds indexes only with a new table; both databases know IF NOT EXISTS
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE INDEX IF NOT EXISTS ix_message_outbox_provider "
+                "ON message_outbox (provider_message_id)"
+            )
+        )
 
 
 def new_owner() -> str:

@@ -166,6 +166,13 @@ class PreferenceStore:
         self._write(customer_id, rows, "page")
         return self.get(customer_id)
 
+    def gateway_stop(self, customer_id: int, channel: str) -> None:
+        """The gateway says the recipient stopped this channel with it (an SMS number that
+        replied STOP, or one the carrier blocks: :data:`ppx.rules.messages.gateways.
+        OPTED_OUT_CODES`), at send time or in a delivery receipt: turn the channel off so
+        decisions stop choosing it (``source = gateway_stop``)."""
+        self._write(customer_id, {(channel, ALL): False}, "gateway_stop")
+
     def opt_outs(
         self, customer_id: int, conn: Connection | None = None
     ) -> tuple[list[str], list[str]]:
