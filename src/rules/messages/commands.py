@@ -201,6 +201,9 @@ ROW_FIELDS = (
     "last_error",
     "rfc_message_id",
     "provider_message_id",
+    "delivery_status",
+    "delivery_at",
+    "delivery_error",
     "subject",
     "created_at",
 )
@@ -214,7 +217,8 @@ def status_cmd(
     ),
     key: str | None = typer.Option(None, "--key", help="Show the row with this message key."),
 ) -> None:
-    """Rows of the outbox by channel and status, or one row (--id, --key)."""
+    """Rows of the outbox by channel and status, the sent rows by delivery receipt, or one
+    row (--id, --key)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -255,6 +259,23 @@ def status_cmd(
         f"[bold]{sum(totals.values())}[/]",
     )
     Console().print(t)
+    receipts = outbox.delivery_counts_by_channel()
+    if receipts:
+        Console().print(_receipts_table(receipts))
+
+
+def _receipts_table(by_channel: dict[str, dict[str, int]]):
+    """Sent rows per channel by what the gateway's delivery receipts said."""
+    from rich.table import Table
+
+    columns = list(next(iter(by_channel.values())))
+    t = Table(title="delivery receipts of sent rows")
+    t.add_column("channel")
+    for col in columns:
+        t.add_column(col, justify="right")
+    for ch in sorted(by_channel):
+        t.add_row(ch, *(str(by_channel[ch][c]) for c in columns))
+    return t
 
 
 @messages_app.command("preview")

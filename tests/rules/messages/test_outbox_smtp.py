@@ -294,7 +294,8 @@ def test_the_relays_queue_id_is_stored_else_the_message_id(outbox, smtp_server, 
 
 
 def _older_outbox(url: str) -> None:
-    """An outbox table as written before ``provider_message_id`` existed, with a row."""
+    """An outbox table as written before ``provider_message_id`` and the delivery receipt
+    columns existed, with a row."""
     from sqlalchemy import text
 
     from ppx.rules.messages.db import make_engine
@@ -302,14 +303,18 @@ def _older_outbox(url: str) -> None:
     engine = make_engine(url)
     Outbox(engine).enqueue([_msg(9)])
     with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE message_outbox DROP COLUMN provider_message_id"))
+        conn.execute(text("DROP INDEX ix_message_outbox_provider"))
+        for col in ("provider_message_id", "delivery_status", "delivery_at", "delivery_error"):
+            conn.execute(text(f"ALTER TABLE message_outbox DROP COLUMN {col}"))
     engine.dispose()
 
 
 @pytest.mark.parametrize(
     "dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
-def test_an_older_outbox_table_gains_the_provider_id_column(dialect, tmp_path, request):
+def test_an_older_outbox_table_gains_the_provider_id_and_receipt_columns(
+    dialect, tmp_path, request
+):
     """Opening an older table adds the column in place; its rows stay and sending works."""
     from sqlalchemy import inspect
 
@@ -321,15 +326,20 @@ def test_an_older_outbox_table_gains_the_provider_id_column(dialect, tmp_path, r
         url = request.getfixturevalue("postgres_url")
     _older_outbox(url)
     engine = make_engine(url)
-    assert "provider_message_id" not in {
-        c["name"] for c in inspect(engine).get_columns("message_outbox")
-    }
+    added = {"provider_message_id", "delivery_status", "delivery_at", "delivery_error"}
+    assert not added & {c["name"] for c in inspect(engine).get_columns("message_outbox")}
     outbox = Outbox(engine)
     Outbox(engine)  # opening it again is a no-op
+    assert added <= {c["name"] for c in inspect(engine).get_columns("message_outbox")}
+    indexes = {i["name"] for i in inspect(engine).get_indexes("message_outbox")}
+    assert "ix_message_outbox_provider" in indexes
     (row,) = outbox.rows()
     assert row["message_key"] == "shipped:9:order:9" and row["provider_message_id"] is None
     (claimed,) = outbox.claim("me")
     assert outbox.mark_sent(claimed.id, "me", None, "relay-1")
     assert outbox.row(claimed.id)["provider_message_id"] == "relay-1"
     assert outbox.row(message_key="shipped:9:order:9")["status"] == "sent"
+    assert outbox.record_delivery("email", "relay-1", "delivered").changed
+    assert outbox.row(claimed.id)["delivery_status"] == "delivered"
+    assert outbox.row(claimed.id)["delivery_at"] is not None
     engine.dispose()
