@@ -7,6 +7,7 @@
 * :mod:`.gateways`: SMS (HTTP API in the Twilio Messages shape) and push (JSON gateway);
 * :mod:`.short`: SMS and push bodies cut from the email's templates;
 * :mod:`.transport`: what a gateway client provides the send loop;
+* :mod:`.receipts`: delivery receipts from the SMS and push gateways, on the sent rows;
 * :mod:`.preferences`: the preference centre (per channel and per kind);
 * :mod:`.unsubscribe`: signed one-click unsubscribe links.
 """

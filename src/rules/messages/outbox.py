@@ -35,6 +35,11 @@ Guarantees and how they are kept:
   reads the customer's preferences again (one indexed query) and asks the decision's own
   question (:func:`ppx.rules.messaging.preference_refusal`); a row the customer has opted
   out of since is settled ``suppressed``, never sent.
+* **delivery receipts**: ``sent`` means the gateway accepted the message; what the SMS
+  and push gateways report afterwards (``delivered``, ``undelivered`` with an error code,
+  ``read``) is stored beside it (``delivery_status``, ``delivery_at``, ``delivery_error``)
+  by :meth:`Outbox.record_delivery`, forward only (:data:`DELIVERY_RANK`), so receipts
+  arriving out of order never move a row back (:mod:`ppx.rules.messages.receipts`).
 * **retries**: a temporary failure puts the row back to ``pending`` with ``next_attempt_at
   = now + base x 2^(attempts-1)`` (capped, with jitter), or at the time the gateway asked
   for (``Retry-After``); a permanent one (no address, recipient refused) or
