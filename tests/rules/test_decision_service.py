@@ -76,6 +76,8 @@ def service(fake_models, tmp_path_factory):
         "PPX_API_TOKEN": "s3cret",
         "PPX_UNSUBSCRIBE_SECRET": "link-secret",
         "PPX_OUTBOX": "1",
+        "PPX_SMS_AUTH_TOKEN": "sms-token",  # checks receipts' signatures; nothing is sent
+        "PPX_PUSH_TOKEN": "push-token",
         "BENTOML_HOME": str(tmp / "bentoml"),
     }
     log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed below
@@ -278,6 +280,23 @@ def test_preference_centre_and_one_click_unsubscribe_over_http(service, customer
     (m,) = r.json()["decision"]["messages"]
     assert m["message_type"] == "out_for_delivery" and m["channel"] == "email"
     assert [o["message_key"] for o in r.json()["outbox"]] == ["out_for_delivery:77:order:8"]
+
+
+def test_delivery_receipt_routes_are_mounted_and_check_the_gateways_proof(service):
+    """Open to the gateways (no API token) but only with their signature or token."""
+    from ppx.rules.messages.receipts import twilio_signature
+
+    push = f"{service.base_url}/receipts/push"
+    receipt = {"id": "nobody", "status": "delivered"}
+    assert httpx.post(push, json=receipt).status_code == 403  # not 401: no API token needed
+    r = httpx.post(push, json=receipt, headers={"Authorization": "Bearer push-token"})
+    assert r.status_code == 200 and r.json()["outcome"] == "unknown_id"
+    sms = f"{service.base_url}/receipts/sms"
+    form = {"MessageSid": "SMnobody", "MessageStatus": "delivered"}
+    assert httpx.post(sms, data=form).status_code == 403
+    signed = {"X-Twilio-Signature": twilio_signature("sms-token", sms, form.items())}
+    r = httpx.post(sms, data=form, headers=signed)
+    assert r.status_code == 200 and r.json()["outcome"] == "unknown_id"
 
 
 def test_subscription_and_return_routes_are_mounted_and_guarded(service):

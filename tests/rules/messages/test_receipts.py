@@ -247,3 +247,19 @@ def test_status_command_counts_receipts_per_channel(client, outbox, ledger_url, 
         "no receipt",
     ]
     assert cells["sms"] == ["1", "1", "1", "0", "1", "1"]
+
+
+def test_receipts_without_a_configured_secret_are_a_503(outbox, prefs):
+    settings = SimpleNamespace(sms_auth_token=None, push_token=None, public_url=PUBLIC)
+    c = TestClient(receipts_app(lambda: (outbox, prefs), settings=lambda: settings))
+    r = c.post("/sms", data={"MessageSid": "SM1", "MessageStatus": "delivered"})
+    assert r.status_code == 503 and "PPX_SMS_AUTH_TOKEN" in r.json()["error"]
+    r = c.post("/push", json={"id": "p1", "status": "delivered"})
+    assert r.status_code == 503 and "PPX_PUSH_TOKEN" in r.json()["error"]
+
+
+def test_a_status_ppx_does_not_know_changes_nothing(client, outbox):
+    sid = _sent(outbox, 16)
+    r = _callback(client, sid, "canceled")
+    assert r.status_code == 200 and r.json()["outcome"] == "unknown_status"
+    assert outbox.row(message_key="delay_notice:16:order:16")["delivery_status"] is None
