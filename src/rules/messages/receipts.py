@@ -127,8 +127,9 @@ def record_receipt(
         code = None
     upd: DeliveryUpdate = outbox.record_delivery(receipt.channel, receipt.provider_id, status, code)
     if not upd.found:
-        # Answered 200 all the same: the provider retries anything else, and no retry
-        # can make an id we never stored (another system's message, a row purged) known.
+        # Answered 200 all the same: the provider would retry anything else, and an id we
+        # never stored (another system's message, a purged row) never becomes known. Only
+        # a receipt that beat the sender's own commit would be found later: it is lost.
         log.warning(
             "%s receipt for unknown id %s (%s)", receipt.channel, receipt.provider_id, status
         )
