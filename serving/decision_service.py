@@ -67,7 +67,12 @@ from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.messages.render import preferences_page
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 from serving.bentoml_fixes import tracing_config
-from serving.errors import RequestIds, clear_validation_errors, readable_bad_requests
+from serving.errors import (
+    FAULT_HANDLERS,
+    RequestIds,
+    clear_validation_errors,
+    readable_bad_requests,
+)
 from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
 from serving.self_service_routes import returns_app, subscription_app
 
@@ -129,7 +134,8 @@ async def _balance(request: Request) -> JSONResponse:
 
 
 loyalty_app = Starlette(
-    routes=[*LOYALTY_ROUTES, Route("/{customer_id}/balance", _balance, methods=["GET"])]
+    routes=[*LOYALTY_ROUTES, Route("/{customer_id}/balance", _balance, methods=["GET"])],
+    exception_handlers=FAULT_HANDLERS,  # a fault: the 500 under the request id
 )
 
 
@@ -231,12 +237,13 @@ async def _page(request: Request) -> Response:
 
 
 preferences_app = Starlette(
+    exception_handlers=FAULT_HANDLERS,
     routes=[
         Route("/unsubscribe", _one_click, methods=["POST"]),
         Route("/page", _page, methods=["GET", "POST"]),
         Route("/{customer_id}", _get_preferences, methods=["GET"]),
         Route("/{customer_id}", _put_preferences, methods=["PUT"]),
-    ]
+    ],
 )
 
 

@@ -384,14 +384,35 @@ def fault_response(route: str, err: BaseException) -> Any:
     return JSONResponse(fault_body(message, rid), 500, headers={request_ids.HEADER: rid})
 
 
+def fault_answer(request: Any, err: BaseException) -> Any:
+    """A Starlette exception handler (for ``Exception``) giving a mounted app's fault the
+    500 of :func:`fault_response`; :class:`RequestIds` logs it, as the exception passes."""
+    from starlette.responses import JSONResponse
+
+    rid = request_ids.current() or request_ids.new_id()
+    message = fault_message(_route(request.scope), err, rid)
+    return JSONResponse(fault_body(message, rid), 500, headers={request_ids.HEADER: rid})
+
+
+#: ``exception_handlers`` of the decision service's mounted Starlette apps
+FAULT_HANDLERS: dict[Any, Any] = {Exception: fault_answer}
+
+
+def _route(scope: dict) -> str:
+    """The path the caller asked for (a mounted app's scope keeps its mount in root_path)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path if not root or path.startswith(root) else root + path
+
+
 class RequestIds:
     """ASGI middleware: every HTTP request gets an id (:func:`ppx.serve.request_ids.accepted`
     of the caller's ``X-Request-ID``), set as :data:`~ppx.serve.request_ids.CURRENT` while it
     is served and answered in ``X-Request-ID`` (unless the answer already names one).
 
     Added before the services' other middleware, so their own answers (401, 413 ...)
-    carry it too. Per request: one header look-up, a regular-expression match or a
-    token, and one header appended.
+    carry it too. An exception that reaches it (a mounted app's, a middleware's) is
+    logged under the id and answered with the 500 when no answer has begun. Per request:
+    one header look-up, a regular-expression match or a token, and one header appended.
     """
 
     def __init__(self, app: Any) -> None:
@@ -404,9 +425,12 @@ class RequestIds:
         given = next((v for k, v in scope["headers"] if k.lower() == _HEADER), None)
         rid = request_ids.accepted(given.decode("latin-1") if given is not None else None)
         raw = rid.encode()
+        started = False
 
         async def send_with_id(message: dict) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers") or ())
                 if not any(k.lower() == _HEADER for k, _ in headers):
                     headers.append((_HEADER, raw))
@@ -416,8 +440,24 @@ class RequestIds:
         token = request_ids.CURRENT.set(rid)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as err:
+            # an exception that no handler caught (a mounted app's, a middleware's): logged
+            # here, once, under the id; answered with the 500 unless an answer has begun
+            # (a mounted app's :func:`fault_answer`, Starlette's own text)
+            route = _route(scope)
+            rid, message = log_fault(route, err)
+            if not started:
+                answer = fault_body(message, rid)
+                await _send_json(send_with_id, 500, answer)
         finally:
             request_ids.CURRENT.reset(token)
 
 
 _HEADER = request_ids.HEADER.encode()
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})

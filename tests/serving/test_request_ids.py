@@ -44,8 +44,8 @@ def test_a_fault_in_a_decision_is_a_logged_500_under_the_request_id(
         "request_id": rid,
     }
     assert "hunter2" not in r.text and "Traceback" not in r.text
-    (record,) = [rec for rec in caplog.records if rid in rec.getMessage()]
-    assert record.levelno == logging.ERROR
+    # one ERROR line in all (BentoML logs none of its own), with the id and the traceback
+    (record,) = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
     assert record.getMessage() == f"request failed on /decide/order-event (request id {rid})"
     assert "hunter2" in str(record.exc_info[1])  # the traceback is in the log
 
@@ -194,3 +194,30 @@ def test_a_fault_merged_from_another_call_is_logged_again_under_this_id(serving_
     assert "mine-12345678" in mine.message and "aaaa" not in mine.message
     (record,) = [rec for rec in caplog.records if "mine-12345678" in rec.getMessage()]
     assert record.exc_info[1] is fault
+
+
+def test_a_fault_in_a_mounted_route_is_the_same_logged_500(
+    decision_client, serving_modules, monkeypatch, caplog
+):
+    D = _decisions(serving_modules)  # noqa: N806
+
+    def broken(customer_id, limit):
+        raise OSError("disk I/O error on /var/lib/ppx/ledger.db")
+
+    monkeypatch.setattr(D.engine(), "balance", broken)
+    with caplog.at_level(logging.ERROR):
+        r = decision_client.get("/loyalty/2/balance", headers={"X-Request-ID": "balance-check-1"})
+    assert r.status_code == 500, r.text
+    error = (
+        "/loyalty/2/balance: internal error (OSError); request id balance-check-1 in the "
+        "service log"
+    )
+    assert r.json() == {
+        "error": error,
+        "detail": [{"loc": [], "msg": error, "status": 500, "request_id": "balance-check-1"}],
+        "request_id": "balance-check-1",
+    }
+    assert r.headers["x-request-id"] == "balance-check-1" and "ledger.db" not in r.text
+    # one ERROR line, with the id and the traceback (the exception goes no further)
+    (record,) = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert "balance-check-1" in record.getMessage() and "ledger.db" in str(record.exc_info[1])
