@@ -25,8 +25,9 @@ the repository root). Design choices, and why:
   set), the content type and body size, and model availability before any work;
   pydantic models bound every field, list and string; a model that refuses its input
   raises ``ppx.data.errors.RequestError``, answered 422 naming the field; any other
-  failure inside a model is logged with its traceback under a request id and answered
-  500 with that id (no internals in the body).
+  failure inside a model is logged with its traceback under the request id and answered
+  500 with that id (no internals in the body). Every answer carries ``X-Request-ID``: the
+  caller's own when it is sane (the decision service sends its own), else a new one.
 * **Overload**: each endpoint queues at most ``PPX_MAX_QUEUE`` items behind the batch
   being scored; past that it answers 503 with ``Retry-After`` at once rather than let
   every caller's wait grow without bound. Batches run on one pool of
