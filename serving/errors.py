@@ -103,7 +103,7 @@ ERRORS: dict[int, tuple[str, dict[str, str]]] = {
     500: (
         "A fault in the service: `request_id` (and X-Request-ID) names the log entry with "
         "its traceback; the body holds no internals.",
-        {},
+        {"X-Request-ID": "The request's id (every answer carries it): the caller's own when sane."},
     ),
     503: (
         "The model behind this route is not loaded (not registered under the alias, or "

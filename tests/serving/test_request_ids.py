@@ -95,6 +95,9 @@ def test_every_answer_carries_a_request_id(decision_client, model_client, monkey
     monkeypatch.setenv("PPX_API_TOKEN", "t0ken")
     r = decision_client.get("/loyalty/2/balance")
     assert r.status_code == 401 and HEX16.fullmatch(r.headers["x-request-id"])
+    # the model service's document declares it on a 500
+    doc = client.get("/docs.json").json()
+    assert "X-Request-ID" in doc["paths"]["/fraud/return"]["post"]["responses"]["500"]["headers"]
     # two requests never share an id
     ids = {decision_client.get("/livez").headers["x-request-id"] for _ in range(5)}
     assert len(ids) == 5
