@@ -309,7 +309,7 @@ def _factory_wording_errors() -> type:
             except ValidationError:
                 raise
             except BentoMLException as err:
-                if err.error_code.value < 500:
+                if err.error_code.value != 500:  # a 4xx, a 503 ...: BentoML's own answer
                     raise
                 return fault_response(request.url.path, err)
             except Exception as err:
