@@ -224,3 +224,17 @@ def test_a_fault_in_a_mounted_route_is_the_same_logged_500(
     # one ERROR line, with the id and the traceback (the exception goes no further)
     (record,) = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
     assert "balance-check-1" in record.getMessage() and "ledger.db" in str(record.exc_info[1])
+
+
+def test_a_bentoml_unavailable_keeps_its_status(decision_client, serving_modules, monkeypatch):
+    from bentoml.exceptions import ServiceUnavailable
+
+    D = _decisions(serving_modules)  # noqa: N806
+
+    async def busy(req):
+        raise ServiceUnavailable("runner busy")
+
+    monkeypatch.setattr(D.engine(), "order_event", busy)
+    r = decision_client.post("/decide/order-event", json=ORDER)
+    assert r.status_code == 503 and "request_id" not in r.text
+    assert HEX16.fullmatch(r.headers["x-request-id"])
