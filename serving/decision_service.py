@@ -34,6 +34,10 @@ is :class:`ppx.rules.engine.DecisionEngine` (call the model service for the scor
 decision needs, apply the pure ``decide_*`` function, write the ledger). When a model call
 fails or times out (``fallbacks.model_timeout_seconds`` of the policy), the policy's
 documented fallback is used and the decision's ``reasons`` and ``fallbacks`` say so.
+Any other exception of a decision (the engine, the ledger, the outbox) is a 500 whose body
+and ``X-Request-ID`` carry the request id under which the log holds the traceback
+(``serving.errors.fault_response``); every answer carries ``X-Request-ID`` (the caller's
+own when sane), and the model calls send it on to the model service.
 
 Configuration: ``PPX_DECISION_WORKERS`` (processes, default 1; the ledger is safe across
 processes), ``PPX_POLICY`` (policy YAML; default the shipped one), ``PPX_LEDGER_URL``
@@ -67,7 +71,12 @@ from ppx.rules.messages.preferences import PreferenceError, PreferenceStore
 from ppx.rules.messages.render import preferences_page
 from ppx.rules.types import ClaimEvent, CustomerContext, OrderEvent, ReturnEvent, Scores
 from serving.bentoml_fixes import tracing_config
-from serving.errors import clear_validation_errors, readable_bad_requests
+from serving.errors import (
+    FAULT_HANDLERS,
+    RequestIds,
+    clear_validation_errors,
+    readable_bad_requests,
+)
 from serving.loyalty_routes import ROUTES as LOYALTY_ROUTES
 from serving.receipt_routes import receipts_app
 from serving.self_service_routes import returns_app, subscription_app
@@ -130,7 +139,8 @@ async def _balance(request: Request) -> JSONResponse:
 
 
 loyalty_app = Starlette(
-    routes=[*LOYALTY_ROUTES, Route("/{customer_id}/balance", _balance, methods=["GET"])]
+    routes=[*LOYALTY_ROUTES, Route("/{customer_id}/balance", _balance, methods=["GET"])],
+    exception_handlers=FAULT_HANDLERS,  # a fault: the 500 under the request id
 )
 
 
@@ -232,12 +242,13 @@ async def _page(request: Request) -> Response:
 
 
 preferences_app = Starlette(
+    exception_handlers=FAULT_HANDLERS,
     routes=[
         Route("/unsubscribe", _one_click, methods=["POST"]),
         Route("/page", _page, methods=["GET", "POST"]),
         Route("/{customer_id}", _get_preferences, methods=["GET"]),
         Route("/{customer_id}", _put_preferences, methods=["PUT"]),
-    ]
+    ],
 )
 
 
@@ -413,8 +424,9 @@ class DecisionService:
         return {"decisions": [r.model_dump(mode="json") for r in res]}
 
 
+DecisionService.add_asgi_middleware(RequestIds)  # first: every answer carries X-Request-ID
 DecisionService.add_asgi_middleware(TokenMiddleware)
 clear_validation_errors(DecisionService)  # a bad date names its field and the format
-readable_bad_requests(DecisionService)  # a 400 says the route and the fields in `error`
+readable_bad_requests(DecisionService)  # a 400 names the fields; a fault is a logged 500
 
 __all__ = ["DecisionService", "loyalty_app", "preferences_app"]

@@ -19,18 +19,27 @@ does not parse names the field and says ISO 8601): the model service in its batc
 (``serving.schemas``), the decision service through :func:`clear_validation_errors`. Both
 say the route and the failing fields in the top-level ``error`` of a 400
 (:func:`readable_bad_requests`), where BentoML would say "1 validation error for X".
+
+A fault of ours is the same on both services: one ERROR line in the log with the request
+id and the traceback, and a 500 whose body (:func:`fault_body`) and ``X-Request-ID``
+header carry that id and never the exception's text (:func:`fault_message`). Every answer
+of both services carries ``X-Request-ID`` (:class:`RequestIds`, :mod:`ppx.serve.request_ids`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ppx.serve import request_ids
 from serving.schemas import _openapi_30
+
+log = logging.getLogger("ppx.serving")
 
 _REF = "#/components/schemas/{model}"
 
@@ -94,7 +103,7 @@ ERRORS: dict[int, tuple[str, dict[str, str]]] = {
     500: (
         "A fault in the service: `request_id` (and X-Request-ID) names the log entry with "
         "its traceback; the body holds no internals.",
-        {},
+        {"X-Request-ID": "The request's id (every answer carries it): the caller's own when sane."},
     ),
     503: (
         "The model behind this route is not loaded (not registered under the alias, or "
@@ -278,7 +287,8 @@ def _reworded(body: bytes, route: str) -> dict[str, Any] | None:
 
 
 def _factory_wording_errors() -> type:
-    """BentoML's app factory whose API answers word a 4xx as :func:`_reworded` does.
+    """BentoML's app factory whose API answers word a 4xx as :func:`_reworded` does, and
+    answer an unexpected exception with :func:`fault_response`.
 
     BentoML catches the ValidationError of an API's input (or of its body) inside
     ``api_endpoint_wrapper`` and builds the 400 itself; the subclass rewrites the body of
@@ -286,8 +296,25 @@ def _factory_wording_errors() -> type:
     on after one comparison.
     """
     from _bentoml_impl.server.app import ServiceAppFactory
+    from bentoml.exceptions import BentoMLException
+    from pydantic import ValidationError
 
     class WordedErrors(ServiceAppFactory):
+        async def api_endpoint(self, name: str, request: Any) -> Any:
+            # a fault of ours (the handler raised something that is not a 4xx) is logged
+            # under the request id and answered with it; BentoML would answer its generic
+            # sentence and log the traceback with no id
+            try:
+                return await super().api_endpoint(name, request)
+            except ValidationError:
+                raise
+            except BentoMLException as err:
+                if err.error_code.value != 500:  # a 4xx, a 503 ...: BentoML's own answer
+                    raise
+                return fault_response(request.url.path, err)
+            except Exception as err:
+                return fault_response(request.url.path, err)
+
         async def api_endpoint_wrapper(self, name: str, request: Any) -> Any:
             resp = await super().api_endpoint_wrapper(name, request)
             if 400 <= resp.status_code < 500 and isinstance(getattr(resp, "body", None), bytes):
@@ -303,7 +330,8 @@ def _factory_wording_errors() -> type:
 def readable_bad_requests(service: Any) -> None:
     """Make the 4xx answers of ``service``'s APIs say what is wrong in their ``error``:
     the route and each failing field (BentoML says "1 validation error for X"), and one
-    JSON object, never BentoML's one-item list.
+    JSON object, never BentoML's one-item list; and answer an unexpected exception of an
+    API with a logged 500 carrying the request id (:func:`fault_response`).
 
     BentoML 1.4 builds the ASGI app in ``Service.to_asgi`` with its
     ``ServiceAppFactory``; the service object gets a subclass (no new slots, as in
@@ -323,3 +351,113 @@ def readable_bad_requests(service: Any) -> None:
 
     WordedService.__name__ = WordedService.__qualname__ = base.__name__
     service.__class__ = WordedService
+
+
+# --- a fault of ours: a logged 500 under the request id ------------------------------------
+
+
+def fault_message(route: str, err: BaseException, rid: str) -> str:
+    """The ``error`` of a 500: the route, the exception's type (never its text, which may
+    hold internals) and the id under which the log keeps the traceback."""
+    return f"{route}: internal error ({type(err).__name__}); request id {rid} in the service log"
+
+
+def log_fault(route: str, err: BaseException, what: str = "request failed") -> tuple[str, str]:
+    """Log ``err`` with its traceback under the id of the request being served (a new one
+    outside a request); return ``(id, the 500's error sentence)``."""
+    rid = request_ids.current() or request_ids.new_id()
+    log.error("%s on %s (request id %s)", what, route, rid, exc_info=err)
+    return rid, fault_message(route, err, rid)
+
+
+def fault_body(message: str, rid: str) -> dict[str, Any]:
+    """The :class:`ErrorBody` of a 500 (as the model service answers a failed item)."""
+    item = {"loc": [], "msg": message, "status": 500, "request_id": rid}
+    return {"error": message, "detail": [item], "request_id": rid}
+
+
+def fault_response(route: str, err: BaseException) -> Any:
+    """The 500 answering an unexpected exception of a handler, once logged."""
+    from starlette.responses import JSONResponse
+
+    rid, message = log_fault(route, err)
+    return JSONResponse(fault_body(message, rid), 500, headers={request_ids.HEADER: rid})
+
+
+def fault_answer(request: Any, err: BaseException) -> Any:
+    """A Starlette exception handler (for ``Exception``) giving a mounted app's fault the
+    500 of :func:`fault_response`; :class:`RequestIds` logs it, as the exception passes."""
+    from starlette.responses import JSONResponse
+
+    rid = request_ids.current() or request_ids.new_id()
+    message = fault_message(_route(request.scope), err, rid)
+    return JSONResponse(fault_body(message, rid), 500, headers={request_ids.HEADER: rid})
+
+
+#: ``exception_handlers`` of the decision service's mounted Starlette apps
+FAULT_HANDLERS: dict[Any, Any] = {Exception: fault_answer}
+
+
+def _route(scope: dict) -> str:
+    """The path the caller asked for (a mounted app's scope keeps its mount in root_path)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path if not root or path.startswith(root) else root + path
+
+
+class RequestIds:
+    """ASGI middleware: every HTTP request gets an id (:func:`ppx.serve.request_ids.accepted`
+    of the caller's ``X-Request-ID``), set as :data:`~ppx.serve.request_ids.CURRENT` while it
+    is served and answered in ``X-Request-ID`` (unless the answer already names one).
+
+    Added before the services' other middleware, so their own answers (401, 413 ...)
+    carry it too. An exception that reaches it (a mounted app's, a middleware's) is
+    logged under the id and answered with the 500 when no answer has begun. Per request:
+    one header look-up, a regular-expression match or a token, and one header appended.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k.lower() == _HEADER), None)
+        rid = request_ids.accepted(given.decode("latin-1") if given is not None else None)
+        raw = rid.encode()
+        started = False
+
+        async def send_with_id(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers") or ())
+                if not any(k.lower() == _HEADER for k, _ in headers):
+                    headers.append((_HEADER, raw))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        token = request_ids.CURRENT.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as err:
+            # an exception that no handler caught (a mounted app's, a middleware's): logged
+            # here, once, under the id; answered with the 500 unless an answer has begun
+            # (a mounted app's :func:`fault_answer`, Starlette's own text)
+            route = _route(scope)
+            rid, message = log_fault(route, err)
+            if not started:
+                answer = fault_body(message, rid)
+                await _send_json(send_with_id, 500, answer)
+        finally:
+            request_ids.CURRENT.reset(token)
+
+
+_HEADER = request_ids.HEADER.encode()
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})

@@ -25,8 +25,9 @@ the repository root). Design choices, and why:
   set), the content type and body size, and model availability before any work;
   pydantic models bound every field, list and string; a model that refuses its input
   raises ``ppx.data.errors.RequestError``, answered 422 naming the field; any other
-  failure inside a model is logged with its traceback under a request id and answered
-  500 with that id (no internals in the body).
+  failure inside a model is logged with its traceback under the request id and answered
+  500 with that id (no internals in the body). Every answer carries ``X-Request-ID``: the
+  caller's own when it is sane (the decision service sends its own), else a new one.
 * **Overload**: each endpoint queues at most ``PPX_MAX_QUEUE`` items behind the batch
   being scored; past that it answers 503 with ``Retry-After`` at once rather than let
   every caller's wait grow without bound. Batches run on one pool of
@@ -37,6 +38,7 @@ the repository root). Design choices, and why:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import hmac
 import json
@@ -44,7 +46,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -57,11 +58,12 @@ from pydantic import ValidationError
 from ppx.models import registry
 from ppx.models.served import ServedModel
 from ppx.models.spec import request_frame
+from ppx.serve import request_ids
 from serving import schemas as S
 from serving import warmup
 from serving.batching import MicroBatcher, Overloaded
 from serving.bentoml_fixes import fix_timeout_timers, quiet_validation_errors, tracing_config
-from serving.errors import document_errors, readable_bad_requests
+from serving.errors import RequestIds, document_errors, log_fault, readable_bad_requests
 from serving.table_routes import TableModel, load_table_models, table_explainer
 
 log = logging.getLogger("ppx.serving")
@@ -527,15 +529,28 @@ def _item_error(endpoint: Endpoint, err: Exception) -> S.ItemError:
 
     if isinstance(err, RequestError):
         return S.ItemError(422, f"{endpoint.route}: {err}")
-    # the caller gets an id to quote, the log has it beside the traceback
-    rid = uuid.uuid4().hex[:16]
-    log.exception("scoring failed on %s (request id %s)", endpoint.route, rid, exc_info=err)
-    return S.ItemError(
-        500,
-        f"{endpoint.route}: internal error ({type(err).__name__}); "
-        f"request id {rid} in the service log",
-        request_id=rid,
-    )
+    # the caller gets an id to quote (the request's), the log has it beside the traceback
+    rid, message = log_fault(endpoint.route, err, "scoring failed")
+    return S.ItemError(500, message, request_id=rid, fault=err)
+
+
+def _own_ids(endpoint: Endpoint, results: list[Any]) -> list[Any]:
+    """``results`` with each 500 under the id of the request being served.
+
+    A batch runs in the context of the call that started it, so a fault in an item of
+    another call merged into it was logged under that call's id: it is logged again
+    (with its traceback) under this request's id, the one its caller is answered.
+    """
+    rid = request_ids.current()
+    if rid is None:
+        return results
+    out = list(results)
+    for i, r in enumerate(out):
+        if isinstance(r, S.ItemError) and r.status == 500 and r.request_id != rid:
+            fault = r.fault if r.fault is not None else RuntimeError(r.message)
+            own, message = log_fault(endpoint.route, fault, "scoring failed")
+            out[i] = S.ItemError(500, message, request_id=own, fault=fault)
+    return out
 
 
 def _rows(endpoint: Endpoint, model: LoadedModel, requests: list[Any], records: list[dict]):
@@ -694,9 +709,10 @@ class _ModelService:
         endpoint = ENDPOINTS[name]
         if not BATCHING:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, score, endpoint, requests)
+            run = contextvars.copy_context().run  # the request id, in the scoring thread
+            return await loop.run_in_executor(self.executor, run, score, endpoint, requests)
         try:
-            return await self.batchers[name].submit(requests)
+            return _own_ids(endpoint, await self.batchers[name].submit(requests))
         except Overloaded as err:
             overloaded = S.ItemError(503, f"{endpoint.route}: overloaded, {err}", retry_after=1)
             return [overloaded] * len(requests)
@@ -745,6 +761,7 @@ ModelService = bentoml.service(
     tracing=tracing_config(),
     logging={"access": {"enabled": os.environ.get("PPX_ACCESS_LOG", "0") == "1"}},
 )(_ModelService)
+ModelService.add_asgi_middleware(RequestIds)  # first: every answer carries X-Request-ID
 ModelService.add_asgi_middleware(GuardMiddleware)
 document_errors(ModelService)  # /docs.json declares every error status and body
 readable_bad_requests(ModelService)  # a 400 says the route and the fields in `error`

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from _bentoml_sdk.io_models import IORootModel
@@ -60,6 +60,8 @@ class ItemError:
     retry_after: int | None = None
     #: a 500's id, logged with its traceback (``X-Request-ID`` and ``request_id``)
     request_id: str | None = None
+    #: a 500's exception (logged already; never in the answer)
+    fault: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 # --- batch-aware IO descriptors -----------------------------------------------------------

@@ -49,6 +49,7 @@ from ppx.rules.subscriptions.actions import (
 )
 from ppx.rules.subscriptions.lifecycle import TransitionError
 from ppx.rules.subscriptions.store import SubscriptionStore
+from serving.errors import FAULT_HANDLERS
 
 
 def _error(status: int, message: str, detail: list | None = None) -> JSONResponse:
@@ -134,6 +135,7 @@ def subscription_app(engine: Callable[[], DecisionEngine]) -> Starlette:
 
     p = "/{subscription_id}"
     return Starlette(
+        exception_handlers=FAULT_HANDLERS,  # a fault: the 500 under the request id
         routes=[
             Route(p, get, methods=["GET"]),
             Route(p, post("register", RegisterBody), methods=["PUT"]),
@@ -143,7 +145,7 @@ def subscription_app(engine: Callable[[], DecisionEngine]) -> Starlette:
             Route(p + "/cadence", post("change_cadence", CadenceBody), methods=["POST"]),
             Route(p + "/renew", post("renew", _Body), methods=["POST"]),
             Route(p + "/cancel", post("cancel", CancelBody), methods=["POST"]),
-        ]
+        ],
     )
 
 
@@ -179,11 +181,12 @@ def returns_app(engine: Callable[[], DecisionEngine]) -> Starlette:
         return await _answer(go)
 
     return Starlette(
+        exception_handlers=FAULT_HANDLERS,  # a fault: the 500 under the request id
         routes=[
             Route("/resolve", resolve, methods=["POST"]),
             Route("/{return_id}", get, methods=["GET"]),
             Route("/{return_id}/receive", receive, methods=["POST"]),
-        ]
+        ],
     )
 
 

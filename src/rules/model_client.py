@@ -22,7 +22,9 @@ exactly the fields that service answers with:
 ``tests/serving/test_decisions_with_models.py`` runs the engine against the real service
 with real (tiny) models, so a change on either side that breaks this contract fails there.
 The base URL comes from ``PPX_MODEL_SERVICE_URL`` (default ``http://127.0.0.1:3000``); a
-bearer token from ``PPX_API_TOKEN`` is sent when set.
+bearer token from ``PPX_API_TOKEN`` is sent when set, and the id of the request being
+served (:mod:`ppx.serve.request_ids`) as ``X-Request-ID``, so the model service logs
+under the decision's id.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 import aiohttp
 
 from ppx.rules.types import DeliveryEstimate, Scores
+from ppx.serve import request_ids
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 
@@ -155,7 +158,9 @@ class ModelClient:
                 headers=self._headers,
                 connector=aiohttp.TCPConnector(limit=64),
             )
-        async with self._session.post(self.base_url + path, json=payload) as r:
+        rid = request_ids.current()
+        headers = {"X-Request-ID": rid} if rid else None
+        async with self._session.post(self.base_url + path, json=payload, headers=headers) as r:
             return r.status, await r.text()
 
     async def aclose(self) -> None:

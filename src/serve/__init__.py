@@ -11,6 +11,9 @@ them from). Here:
   process* so client and server do not share an interpreter (they do share the
   machine's cores, which the benchmark page states);
 * :mod:`ppx.serve.bench` is the HTTP benchmark and the in-process latency benchmark;
+* :mod:`ppx.serve.request_ids` is the id of the request being served, which both
+  services answer in ``X-Request-ID`` and log a fault under, and the decision service
+  sends on to the model service;
 * :mod:`ppx.serve.commands` adds ``ppx serve``, ``ppx bench serve`` and
   ``ppx bench latency`` to the root app.
 

@@ -11,6 +11,12 @@ mostly imports and model loading):
 * ``open``: alias ``champion``, no token;
 * ``guarded``: ``PPX_API_TOKEN`` set and alias ``serving_only_delivery``, which only
   ``ppx-delivery`` carries, so every other endpoint must answer 503 with a reason.
+
+``model_client`` and ``decision_client`` run both services in-process (their ASGI apps,
+under Starlette's test client), with no trained model: a stand-in fraud model in a
+ready store, so requests reach validation and the handlers. Each app can be built only
+once per process (BentoML registers its metrics when building it), so every test file
+shares these two.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from ppx.config import PROJECT_ROOT
 
 TOKEN = "test-token-123"
 PARTIAL_ALIAS = "serving_only_delivery"
@@ -119,3 +128,50 @@ def services(serving_registry) -> Services:
     finally:
         for server in servers.values():
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def serving_modules():
+    import sys
+
+    sys.path.insert(0, str(PROJECT_ROOT))  # serving/ sits beside the package
+    try:
+        from serving import decision_service, model_service
+
+        yield model_service, decision_service
+    finally:
+        sys.path.remove(str(PROJECT_ROOT))
+
+
+# Each app is built once per process: BentoML registers its metrics when building it.
+
+
+@pytest.fixture(scope="session")
+def model_client(serving_modules):
+    from starlette.testclient import TestClient
+
+    M = serving_modules[0]  # noqa: N806
+    # a ready store holding a stand-in fraud model, so the guard lets requests through to
+    # validation (which answers before any model is called); nothing to load or warm up
+    store = M.ModelStore(alias="champion", models=("fraud",))
+    store.loaded["fraud"] = SimpleNamespace(name="fraud")
+    store.ready.set()
+    store.start = lambda: None
+    import torch
+
+    threads = torch.get_num_threads()  # the service sets its own: not the tests' process
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(M, "STORE", store)
+        with TestClient(M.ModelService.to_asgi()) as client:
+            yield client, M
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def decision_client(serving_modules):
+    from starlette.testclient import TestClient
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PPX_DECISION_GC", "0")  # the service's GC settings: not the tests' process
+        with TestClient(serving_modules[1].DecisionService.to_asgi()) as client:
+            yield client

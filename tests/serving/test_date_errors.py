@@ -2,7 +2,8 @@
 the model service and from the decision service alike, and every 400's top-level
 ``error`` says the route and the failing fields in one sentence (``detail`` keeps one
 item per error for machines). Both services run in-process (their ASGI apps); no trained
-model is needed: validation answers before any model."""
+model is needed: validation answers before any model. The in-process clients are the
+session fixtures of ``conftest.py``."""
 
 from __future__ import annotations
 
@@ -10,55 +11,7 @@ import logging
 import re
 from types import SimpleNamespace
 
-import pytest
-from starlette.testclient import TestClient
-
-from ppx.config import PROJECT_ROOT
-
 FORMAT = "ISO 8601, e.g. 2026-12-03 or 2026-12-03T09:00:00"
-
-
-@pytest.fixture(scope="module")
-def serving_modules():
-    import sys
-
-    sys.path.insert(0, str(PROJECT_ROOT))  # serving/ sits beside the package
-    try:
-        from serving import decision_service, model_service
-
-        yield model_service, decision_service
-    finally:
-        sys.path.remove(str(PROJECT_ROOT))
-
-
-# Each app is built once per process: BentoML registers its metrics when building it.
-
-
-@pytest.fixture(scope="module")
-def model_client(serving_modules):
-    M = serving_modules[0]  # noqa: N806
-    # a ready store holding a stand-in fraud model, so the guard lets requests through to
-    # validation (which answers before any model is called); nothing to load or warm up
-    store = M.ModelStore(alias="champion", models=("fraud",))
-    store.loaded["fraud"] = SimpleNamespace(name="fraud")
-    store.ready.set()
-    store.start = lambda: None
-    import torch
-
-    threads = torch.get_num_threads()  # the service sets its own: not the tests' process
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(M, "STORE", store)
-        with TestClient(M.ModelService.to_asgi()) as client:
-            yield client, M
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def decision_client(serving_modules):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PPX_DECISION_GC", "0")  # the service's GC settings: not the tests' process
-        with TestClient(serving_modules[1].DecisionService.to_asgi()) as client:
-            yield client
 
 
 def test_model_service_names_the_bad_date_field_and_the_format(model_client):

@@ -130,3 +130,25 @@ def test_decisions_use_the_served_models_without_fallback(services):
     assert return_d.outcome and claim_d.outcome
     thank_you = [m for m in on_time_d.messages if m.message_type == "thank_you"]
     assert thank_you and thank_you[0].content.get("recommendations"), on_time_d.messages
+
+
+def test_the_served_model_service_answers_under_the_callers_request_id(services):
+    """What the decision service's model calls rely on: the id it sends is the one the
+    model service answers (and would log a fault) under; a sane id only."""
+    services.need("delivery")
+    body = example_request("delivery_estimate")
+    r = httpx.post(
+        f"{services.open}/delivery/estimate",
+        json=body,
+        headers={"X-Request-ID": "decision-0003"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["x-request-id"] == "decision-0003"
+    r = httpx.post(
+        f"{services.open}/delivery/estimate",
+        json=body,
+        headers={"X-Request-ID": "no spaces"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and len(r.headers["x-request-id"]) == 16
