@@ -77,7 +77,7 @@ def choose_channel(
     order = [c for c in customer.preferred_channels if c in allowed]
     order += [c for c in allowed if c not in order]
     if need_contact and customer.contacts_known:
-        order = [c for c in order if customer.contact(c)]
+        order = [c for c in order if customer.reachable(c)]
     # A channel the customer opted into first; the consent-free channels only as a fallback.
     for c in order:
         if customer.may_use(c):
@@ -167,7 +167,7 @@ def plan_message(
             missing = [
                 f"no {CONTACT_NAMES[c]} for {c}"
                 for c in allowed
-                if customer.may_use(c, free) and not customer.contact(c)
+                if customer.may_use(c, free) and not customer.reachable(c)
             ]
             why = "no contact on any channel the customer allows (" + ", ".join(missing) + ")"
         return SuppressedMessage(
