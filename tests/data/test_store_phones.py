@@ -88,9 +88,26 @@ def test_without_a_region_only_international_numbers_are_kept(canonical_export, 
 
 
 def test_an_unknown_region_is_refused_before_reading(canonical_export, tmp_path):
-    with pytest.raises(StoreImportError, match="--phone-region 'XX'"):
+    with pytest.raises(StoreImportError, match="phone region 'XX'"):
         import_store(canonical_export, tmp_path / "s", phone_region="XX")
     assert not (tmp_path / "s").exists()
+
+
+def test_the_region_setting_applies_when_no_option_names_one(
+    canonical_export, tmp_path, monkeypatch
+):
+    from ppx.config import get_settings
+
+    monkeypatch.setenv("PPX_PHONE_REGION", "DE")
+    get_settings.cache_clear()
+    try:
+        _, tables, _ = import_store(canonical_export, tmp_path / "s")
+        assert _phones(tables)[1] == "+4915123456789"
+        _, tables, _ = import_store(canonical_export, tmp_path / "t", phone_region="US")
+        assert _phones(tables)[0] == "+12025550143" and _blank(_phones(tables)[1])
+    finally:
+        monkeypatch.delenv("PPX_PHONE_REGION")
+        get_settings.cache_clear()
 
 
 def test_platform_export_phones_through_the_same_rule(tmp_path):

@@ -38,13 +38,14 @@ def import_store(
 ):
     """Read ``source`` in format ``fmt`` and write a store at ``out``.
 
-    ``phone_region``: the country national phone numbers belong to (``US``, ``DE``); a
-    canonical import's mapping YAML may name it too (``phone_region:``), the option wins.
-    Phones end up in E.164 or blank (:mod:`.phones`).
+    ``phone_region``: the country national phone numbers belong to (``US``, ``DE``); else
+    a canonical import's mapping YAML (``phone_region:``), else the ``PPX_PHONE_REGION``
+    setting. Phones end up in E.164 or blank (:mod:`.phones`).
 
     Returns the folder, the validated tables and the import report. Nothing is written
     unless every table validates; a refused output folder is refused before reading.
     """
+    from ppx.config import get_settings
     from ppx.data import columns as C
     from ppx.data.io import check_output_folder
     from ppx.data.stores import canonical, olist, phones, shopify
@@ -58,6 +59,8 @@ def import_store(
     region = phones.check_region(phone_region)
     if region is None and mapping is not None and fmt == "canonical":
         region = phones.check_region(canonical.mapping_phone_region(mapping))
+    if region is None:
+        region = phones.check_region(get_settings().phone_region)
     report = ImportReport(format=fmt, inputs=[str(source)])
     if fmt == "olist":
         tables = olist.import_olist(source, report)

@@ -31,7 +31,8 @@ def check_region(region: str | None) -> str | None:
     code = region.strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise StoreImportError(
-            f"--phone-region {region!r}: not a region code (ISO 3166 two letters: US, DE, GB)"
+            f"phone region {region!r} (--phone-region, the mapping's phone_region or "
+            "PPX_PHONE_REGION): not a region code (ISO 3166 two letters: US, DE, GB)"
         )
     return code
 
