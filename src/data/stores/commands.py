@@ -100,8 +100,8 @@ def data_import(
     phone_region: str | None = typer.Option(
         None,
         "--phone-region",
-        help="Country of phone numbers written without +country code (US, DE); "
-        "without it they are left blank.",
+        help="Country of phone numbers written without +country code (US, DE); else the "
+        "mapping's phone_region, else PPX_PHONE_REGION; without one they are left blank.",
     ),
 ) -> None:
     """Turn a brand's exports into a validated store (canonical tables, no truth/)."""
