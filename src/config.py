@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     #: import paths of ModelSpecs (a plug-in, a test's toy model in a service process)
     extra_models: str = ""
     api_token: str | None = None
+    #: the country of phone numbers a brand's exports write without a country code (ISO
+    #: 3166: US, DE), for ``ppx data import``; its ``--phone-region`` and a mapping YAML's
+    #: ``phone_region`` come first
+    phone_region: str | None = None
     # Messages: the SMTP relay the sender speaks to, the From address, the public base URL
     # of the decision service (unsubscribe and preference links), and the HMAC key that
     # signs those links (required to send email; rotate it to invalidate old links).

@@ -1,7 +1,7 @@
 """Normalising and hashing identifiers so fraud features never see raw contact data.
 
 Fraud rings re-type shared identifiers on each new account (``JOHN.DOE`` becomes
-``johndoe+7``, ``+1-555-468-2185`` becomes ``(555) 468 2185``, ``St`` becomes
+``johndoe+7``, ``+15554682185`` becomes ``(555) 468 2185``, ``St`` becomes
 ``STREET``). Normalising first makes those variants collide on purpose; hashing
 second means the linkage graph, the training frames and the MLflow artifacts only
 ever hold salted digests, never an e-mail address or a card fingerprint.
@@ -77,7 +77,7 @@ def normalise_email(value) -> str | None:
 
 
 def normalise_phone(value) -> str | None:
-    """Digits only, last ten kept: ``+1-555-…`` and ``(555) …`` collide."""
+    """Digits only, last ten kept: ``+1555…``, ``+1-555-…`` and ``(555) …`` collide."""
     if _blank(value):
         return None
     digits = re.sub(r"\D", "", str(value))

@@ -15,13 +15,14 @@ decision respects the same three guarantees:
   on that channel, unless the policy's ``preferences.locked`` says the kind cannot be
   turned off (order confirmations, refunds); the sender asks the same question again
   (:func:`preference_refusal`) right before sending, so a later opt-out holds;
-* a channel the customer has no contact for (no phone for SMS, no device id for push, no
-  email address) is skipped, and the next allowed channel in the catalogue's order is
-  used; if none is left the message is suppressed, saying which contacts are missing. A
-  context naming no contact at all is one whose caller delivers the messages itself:
-  there channels are chosen on consent alone;
+* a channel the customer has no contact for (no phone number in E.164 for SMS, no device
+  id for push, no email address) is skipped, and the next allowed channel in the
+  catalogue's order is used; if none is left the message is suppressed, saying which
+  contacts are missing. A context naming no contact at all is one whose caller delivers
+  the messages itself: there channels are chosen on consent alone;
 * a message that respects quiet hours is deferred to the end of the quiet window in the
-  customer's local time, not dropped;
+  customer's local time, not dropped (:func:`quiet_hours_end`; the sender asks again right
+  before sending);
 * marketing messages obey the per-day (local calendar day) and per-week caps. The week cap
   is checked conservatively against every message within 7 days either side of the send
   time, which guarantees that *any* rolling 7-day window holds at most ``per_week``
@@ -77,7 +78,7 @@ def choose_channel(
     order = [c for c in customer.preferred_channels if c in allowed]
     order += [c for c in allowed if c not in order]
     if need_contact and customer.contacts_known:
-        order = [c for c in order if customer.contact(c)]
+        order = [c for c in order if customer.reachable(c)]
     # A channel the customer opted into first; the consent-free channels only as a fallback.
     for c in order:
         if customer.may_use(c):
@@ -118,8 +119,23 @@ def _local(customer: CustomerContext, t: datetime) -> datetime:
     return t + timedelta(minutes=customer.utc_offset_minutes)
 
 
-def _utc(customer: CustomerContext, local: datetime) -> datetime:
-    return local - timedelta(minutes=customer.utc_offset_minutes)
+def quiet_hours_end(
+    message_type: str, utc_offset_minutes: int, at: datetime, policy: Policy
+) -> datetime | None:
+    """When the customer's quiet hours end (UTC), if a message of this kind at ``at``
+    (UTC) falls in them and the kind respects quiet hours; else None.
+
+    The decision moves a planned message there; the sender asks again right before
+    sending (a row due in the evening but sent at night waits for the morning).
+    """
+    spec = policy.messages.catalogue.get(message_type)
+    if spec is None or not spec.respect_quiet_hours:
+        return None
+    start, end = policy.messages.quiet_hours.window()
+    offset = timedelta(minutes=utc_offset_minutes)
+    local = at + offset
+    deferred = defer_past_quiet_hours(local, start, end)
+    return None if deferred == local else deferred - offset
 
 
 def plan_message(
@@ -167,7 +183,7 @@ def plan_message(
             missing = [
                 f"no {CONTACT_NAMES[c]} for {c}"
                 for c in allowed
-                if customer.may_use(c, free) and not customer.contact(c)
+                if customer.may_use(c, free) and not customer.reachable(c)
             ]
             why = "no contact on any channel the customer allows (" + ", ".join(missing) + ")"
         return SuppressedMessage(
@@ -177,16 +193,13 @@ def plan_message(
     notes = []
     if wanted != channel:
         notes.append(f"{wanted} skipped: no {CONTACT_NAMES[wanted]}")
-    if spec.respect_quiet_hours:
-        start, end = policy.messages.quiet_hours.window()
-        local = _local(customer, send_at)
-        deferred = defer_past_quiet_hours(local, start, end)
-        if deferred != local:
-            send_at = _utc(customer, deferred)
-            notes.append(
-                f"deferred to {deferred:%H:%M} local (quiet hours "
-                f"{policy.messages.quiet_hours.start}-{policy.messages.quiet_hours.end})"
-            )
+    quiet_end = quiet_hours_end(message_type, customer.utc_offset_minutes, send_at, policy)
+    if quiet_end is not None:
+        send_at = quiet_end
+        notes.append(
+            f"deferred to {_local(customer, send_at):%H:%M} local (quiet hours "
+            f"{policy.messages.quiet_hours.start}-{policy.messages.quiet_hours.end})"
+        )
     if spec.category == "marketing":
         caps = policy.messages.caps
         sent = [m.sent_at for m in customer.recent_messages if m.category == "marketing"]

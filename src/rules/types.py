@@ -10,6 +10,7 @@ evaluated in the customer's local time via ``CustomerContext.utc_offset_minutes`
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ppx.data.columns import RETURN_REASONS
 
 Channel = Literal["email", "sms", "push"]
+#: a phone number in E.164: a plus and 8 to 15 digits (a cheap check, no parsing)
+E164 = re.compile(r"\+[1-9]\d{7,14}")
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Money = Annotated[float, Field(ge=0.0, le=1_000_000.0)]
 Id = Annotated[int, Field(ge=1)]
@@ -108,6 +111,14 @@ class CustomerContext(_In):
     def contact(self, channel: str) -> str | None:
         """Where a message on ``channel`` goes: email address, phone number or device id."""
         return {"email": self.email, "sms": self.phone, "push": self.device_id}.get(channel)
+
+    def reachable(self, channel: str) -> bool:
+        """Whether the channel's contact can carry a message: for SMS only a number in
+        E.164 (the gateway refuses others; ``ppx data import`` writes phones so)."""
+        contact = self.contact(channel)
+        if channel == "sms":
+            return contact is not None and E164.fullmatch(contact) is not None
+        return bool(contact)
 
     @property
     def contacts_known(self) -> bool:

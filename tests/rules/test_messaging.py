@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+import pytest
+
 from ppx.rules.decisions import decide_daily, decide_order_event
 from ppx.rules.messaging import as_sent, in_quiet_hours
 from ppx.rules.types import (
@@ -210,7 +212,7 @@ def test_a_channel_without_a_contact_falls_back_in_the_catalogue_order(policy, c
     prefers_sms = customer(email="a@example.com", preferred_channels=["sms"], sms_opt_in=True)
     (m,) = decide_order_event(ev, prefers_sms, late, policy).messages
     assert m.channel == "email" and "sms skipped: no phone number" in m.reason
-    with_phone = customer(email="a@example.com", phone="+4930123", preferred_channels=["sms"])
+    with_phone = customer(email="a@example.com", phone="+4930123456", preferred_channels=["sms"])
     (m,) = decide_order_event(ev, with_phone, late, policy).messages
     assert m.channel == "sms" and "skipped" not in m.reason
 
@@ -241,3 +243,12 @@ def test_a_context_without_any_contact_is_chosen_on_consent_alone(policy, custom
     ev, late = _delay_event()
     (m,) = decide_order_event(ev, customer(), late, policy).messages
     assert m.channel == "sms" and "skipped" not in m.reason
+
+
+@pytest.mark.parametrize("phone", ["(555) 010-2030", "0151 2345678", "+49 30 1234567", "+4930"])
+def test_a_phone_not_in_e164_is_no_sms_contact(policy, customer, phone):
+    """The SMS gateway takes E.164 only: another form falls back like no phone at all."""
+    ev, late = _delay_event()
+    c = customer(email="a@example.com", phone=phone, device_id=None, preferred_channels=["sms"])
+    (m,) = decide_order_event(ev, c, late, policy).messages
+    assert m.channel == "email" and "sms skipped: no phone number" in m.reason

@@ -12,6 +12,7 @@ other files and columns::
           ordered_at: Created
       customers:
         file: clients.parquet
+    phone_region: DE                  # country of phones without +country code
 
 Values are converted by the schema's column types (timestamps, numbers, yes/no flags),
 so a refusal names the file, the export's column and the rows. Consent columns that are
@@ -67,6 +68,16 @@ def read_mapping(path: Path) -> dict[str, dict]:
                 f"its columns are {', '.join(SCHEMAS[name].columns)}"
             )
     return tables
+
+
+def mapping_phone_region(path: Path) -> str | None:
+    """The mapping YAML's ``phone_region`` (national phone numbers' country), if any."""
+    read_mapping(path)  # refuses a malformed file with its own message
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    region = doc.get("phone_region")
+    if region is not None and not isinstance(region, str):
+        raise StoreImportError(f"{path}: phone_region must be a region code such as US or DE")
+    return region
 
 
 def _files(source: Path, mapping: dict[str, dict], base: Path) -> dict[str, tuple[Path, dict]]:

@@ -34,14 +34,21 @@ def import_store(
     tracking: Path | None = None,
     promise_days: int | None = None,
     overwrite: bool = False,
+    phone_region: str | None = None,
 ):
     """Read ``source`` in format ``fmt`` and write a store at ``out``.
+
+    ``phone_region``: the country national phone numbers belong to (``US``, ``DE``); else
+    a canonical import's mapping YAML (``phone_region:``), else the ``PPX_PHONE_REGION``
+    setting. Phones end up in E.164 or blank (:mod:`.phones`).
 
     Returns the folder, the validated tables and the import report. Nothing is written
     unless every table validates; a refused output folder is refused before reading.
     """
+    from ppx.config import get_settings
+    from ppx.data import columns as C
     from ppx.data.io import check_output_folder
-    from ppx.data.stores import canonical, olist, shopify
+    from ppx.data.stores import canonical, olist, phones, shopify
     from ppx.data.stores.build import ImportReport, write_store
     from ppx.data.stores.read import StoreImportError
 
@@ -49,6 +56,11 @@ def import_store(
     if not source.exists():
         raise StoreImportError(f"{source}: no such file or folder")
     fmt = detect_format(source) if fmt == "auto" else fmt
+    region = phones.check_region(phone_region)
+    if region is None and mapping is not None and fmt == "canonical":
+        region = phones.check_region(canonical.mapping_phone_region(mapping))
+    if region is None:
+        region = phones.check_region(get_settings().phone_region)
     report = ImportReport(format=fmt, inputs=[str(source)])
     if fmt == "olist":
         tables = olist.import_olist(source, report)
@@ -56,6 +68,15 @@ def import_store(
         tables = shopify.import_shopify(source, report, tracking, promise_days)
     else:
         tables = canonical.import_canonical(source, report, mapping)
+    if C.CUSTOMERS in tables:
+        # one rule for every format: the SMS gateway takes E.164 only
+        tables[C.CUSTOMERS] = phones.normalise_phones(
+            tables[C.CUSTOMERS],
+            region,
+            report,
+            f"{fmt} customers",
+            file_rows=fmt == "canonical" and not report.texts_only,
+        )
     path, valid = write_store(tables, out, report, overwrite)
     return path, valid, report
 
@@ -76,6 +97,12 @@ def data_import(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a store that ppx wrote before (never any other)."
     ),
+    phone_region: str | None = typer.Option(
+        None,
+        "--phone-region",
+        help="Country of phone numbers written without +country code (US, DE); else the "
+        "mapping's phone_region, else PPX_PHONE_REGION; without one they are left blank.",
+    ),
 ) -> None:
     """Turn a brand's exports into a validated store (canonical tables, no truth/)."""
     from ppx.data.io import OutputFolderError
@@ -85,7 +112,7 @@ def data_import(
     try:
         with console.status(f"importing {source}"):
             path, tables, report = import_store(
-                source, out, fmt.value, mapping, tracking, promise_days, overwrite
+                source, out, fmt.value, mapping, tracking, promise_days, overwrite, phone_region
             )
     except (StoreImportError, OutputFolderError) as err:
         fail(str(err))

@@ -139,6 +139,7 @@ def send_cmd(
             rate_per_second=rate,
             on_opted_out=opted_out,
             preferences=prefs,  # opt-outs made since a row was queued hold
+            policy=pol,  # so do the customer's quiet hours at the moment of sending
             **kwargs,
         )
 
@@ -151,13 +152,22 @@ def send_cmd(
                 if rep.claimed:
                     console.print(
                         f"{ch}: sent {rep.sent}, suppressed {rep.suppressed}, "
-                        f"retried later {rep.retried}, failed {rep.failed}"
+                        f"deferred {rep.deferred}, retried later {rep.retried}, "
+                        f"failed {rep.failed}"
                     )
             time.sleep(watch)
     t = Table(title="outbox send")
     t.add_column("channel")
     t.add_column("gateway")
-    for col in ("claimed", "sent", "suppressed", "retried later", "failed", "lease lost"):
+    for col in (
+        "claimed",
+        "sent",
+        "suppressed",
+        "deferred",
+        "retried later",
+        "failed",
+        "lease lost",
+    ):
         t.add_column(col, justify="right")
     errors = []
     for ch in gateways:
@@ -171,7 +181,15 @@ def send_cmd(
             labels[ch],
             *map(
                 str,
-                (rep.claimed, rep.sent, rep.suppressed, rep.retried, rep.failed, rep.lost_lease),
+                (
+                    rep.claimed,
+                    rep.sent,
+                    rep.suppressed,
+                    rep.deferred,
+                    rep.retried,
+                    rep.failed,
+                    rep.lost_lease,
+                ),
             ),
         )
         errors += rep.errors

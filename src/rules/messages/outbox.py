@@ -418,6 +418,19 @@ class Outbox:
             res = conn.execute(sql, {"why": reason[:1000], "id": row_id, "owner": owner})
         return res.rowcount == 1
 
+    def mark_deferred(self, row_id: int, owner: str, until: datetime, reason: str) -> bool:
+        """Back to ``pending`` until ``until`` without spending an attempt (the claim
+        counted one): the row was due but may not go out yet (the customer's quiet
+        hours). ``reason`` is kept in ``last_error``. False if the lease was lost."""
+        sql = text(
+            "UPDATE message_outbox SET status = 'pending', next_attempt_at = :next, "
+            "lease_until = NULL, attempts = attempts - 1, last_error = :why "
+            "WHERE id = :id AND status = 'sending' AND lease_owner = :owner"
+        ).bindparams(*_times("next"))
+        params = {"next": until, "why": reason[:1000], "id": row_id, "owner": owner}
+        with self.engine.begin() as conn:
+            return conn.execute(sql, params).rowcount == 1
+
     def mark_failed(
         self,
         row_id: int,

@@ -14,8 +14,13 @@ rendered (a missing template key) fail for good, and so do SMTP 5xx replies and 
 other than 408 and 429; connection trouble, SMTP 4xx, HTTP 408, 429 and 5xx are retried
 with back-off (or after the gateway's ``Retry-After``).
 
-Consent, quiet hours and caps are decided when the row is written. Opt-outs are checked
-twice: when the row is written, and again for each row right before it is rendered and
+Consent and caps are decided when the row is written. Quiet hours are checked twice: the
+decision schedules the row outside them, and right before sending, a row of a kind that
+respects quiet hours (given the ``policy``) that is due inside the customer's quiet hours
+(the row's UTC offset, the decision's own rule,
+:func:`ppx.rules.messaging.quiet_hours_end`) goes back to ``pending`` until they end:
+deferred, neither sent nor failed, its attempt not spent. That holds for a row sent late
+(a backlog, a retry whose back-off ends at night). Opt-outs are checked twice: when the row is written, and again for each row right before it is rendered and
 sent (``preferences``: one indexed read of the customer's preference rows, the same
 rules as the decision, :func:`ppx.rules.messaging.preference_refusal`), so an
 unsubscribe, a preference-page change or an SMS STOP made after the row was queued
@@ -39,10 +44,12 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from ppx.rules.messages.gateways import PushConfig, PushTransport, SmsConfig, SmsTransport
-from ppx.rules.messages.outbox import Claimed, Outbox, SentContent
+from ppx.rules.messages.outbox import Claimed, Outbox, SentContent, _now
 from ppx.rules.messages.preferences import PreferenceStore
 from ppx.rules.messages.render import RenderError
 from ppx.rules.messages.transport import DeliveryError, Transport
+from ppx.rules.messaging import quiet_hours_end
+from ppx.rules.policy import Policy
 
 #: Turns a claimed row into what is sent (``ppx.rules.messages.compose.Renderer``).
 RenderFn = Callable[[Claimed], SentContent]
@@ -78,6 +85,8 @@ class SendReport:
     claimed: int = 0
     sent: int = 0
     suppressed: int = 0
+    #: due inside the customer's quiet hours: pending again until they end
+    deferred: int = 0
     retried: int = 0
     failed: int = 0
     lost_lease: int = 0
@@ -208,6 +217,7 @@ def send_batch(
     on_sent: Callable[[Claimed], None] | None = None,
     on_opted_out: Callable[[Claimed], None] | None = None,
     preferences: PreferenceStore | None = None,
+    policy: Policy | None = None,
 ) -> SendReport:
     """Claim up to ``limit`` due rows of the gateway's channel and send them, one
     committed row at a time (``cfg``: SMTP, SMS or push settings, or a transport).
@@ -215,6 +225,10 @@ def send_batch(
     ``preferences``: the preference centre, read again for each row right before it is
     sent; a row the customer opted out of since it was queued is settled ``suppressed``.
     Without it the row's queue-time decision stands (``ppx messages send`` always passes it).
+
+    ``policy``: the policy in force; a row of a kind that respects quiet hours, due inside
+    the customer's quiet hours now, is deferred to their end (``ppx messages send`` passes
+    it). Without it the row's scheduled time stands.
 
     ``on_opted_out``: called with a row the gateway refused because its recipient opted
     out there (an SMS number that replied STOP), after the row is failed; ``ppx messages
@@ -234,6 +248,18 @@ def send_batch(
                 why = f"{refusal} after it was queued"
                 if outbox.mark_suppressed(row.id, owner, why):
                     report.suppressed += 1
+                else:
+                    report.lost_lease += 1
+                continue
+            quiet_end = (
+                quiet_hours_end(row.message_type, row.utc_offset_minutes, _now(), policy)
+                if policy is not None
+                else None
+            )
+            if quiet_end is not None:
+                why = f"deferred to {quiet_end:%Y-%m-%d %H:%M} UTC: the customer's quiet hours"
+                if outbox.mark_deferred(row.id, owner, quiet_end, why):
+                    report.deferred += 1
                 else:
                     report.lost_lease += 1
                 continue
@@ -298,6 +324,7 @@ def send_until_empty(
     on_sent: Callable[[Claimed], None] | None = None,
     on_opted_out: Callable[[Claimed], None] | None = None,
     preferences: PreferenceStore | None = None,
+    policy: Policy | None = None,
 ) -> SendReport:
     """Send batches until no due row is left (rows retried later are left for later)."""
     total = SendReport()
@@ -313,8 +340,9 @@ def send_until_empty(
             on_sent=on_sent,
             on_opted_out=on_opted_out,
             preferences=preferences,
+            policy=policy,
         )
-        for f in ("claimed", "sent", "suppressed", "retried", "failed", "lost_lease"):
+        for f in ("claimed", "sent", "suppressed", "deferred", "retried", "failed", "lost_lease"):
             setattr(total, f, getattr(total, f) + getattr(r, f))
         total.errors += r.errors
         if r.claimed == 0:

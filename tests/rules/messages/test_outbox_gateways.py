@@ -42,7 +42,15 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _offset_for(local_hour: int, now: datetime) -> int:
+    """A UTC offset (minutes, within +-12 h) at which ``now`` is ``local_hour``:00 local."""
+    minutes = (local_hour * 60 - (now.hour * 60 + now.minute)) % (24 * 60)
+    return minutes - 24 * 60 if minutes > 12 * 60 else minutes
+
+
 def _msg(i: int, channel: str = "sms", **kw) -> NewMessage:
+    """A delay notice, queued for a customer for whom it is midday (a sender given the
+    policy defers rows due in quiet hours)."""
     base = dict(
         message_key=f"delay_notice:{i}:order:{i}",
         customer_id=i,
@@ -57,6 +65,7 @@ def _msg(i: int, channel: str = "sms", **kw) -> NewMessage:
         send_after=PAST,
         locale="en",
         to_address=f"+4930{i:07d}" if channel == "sms" else f"device-{i}",
+        utc_offset_minutes=_offset_for(12, _utcnow()),
     )
     base.update(kw)
     return NewMessage(**base)
@@ -562,3 +571,44 @@ def test_the_push_gateways_id_is_stored_when_it_gives_one(
     assert send_batch(outbox, _push(http_gateway), new_owner(), renderer).sent == 1
     row = _row(outbox, 28)
     assert row["status"] == "sent" and row["provider_message_id"] == stored
+
+
+def test_a_row_due_in_the_customers_quiet_hours_waits_for_their_end(
+    outbox, http_gateway, renderer, policy
+):
+    """Quiet hours 21:00-08:00 (the default policy): a delay notice due now, which is
+    23:00 for customer 31, goes back to pending until 08:00 their time, its attempt not
+    spent; the same notice at noon for customer 32, and an order confirmation (which does
+    not respect quiet hours) at 23:00 for customer 33, are sent."""
+    now = _utcnow()
+    night, noon = _offset_for(23, now), _offset_for(12, now)
+    confirmation = {"order_id": 33, "estimated_delivery": "2025-03-04"}
+    outbox.enqueue(
+        [
+            _msg(31, utc_offset_minutes=night),
+            _msg(32, utc_offset_minutes=noon),
+            _msg(
+                33,
+                message_key="order_confirmation:33:order:33",
+                message_type="order_confirmation",
+                content=confirmation,
+                utc_offset_minutes=night,
+            ),
+        ]
+    )
+    rep = send_until_empty(outbox, _sms(http_gateway), new_owner(), renderer, policy=policy)
+    assert (rep.claimed, rep.sent, rep.deferred, rep.failed) == (3, 2, 1, 0)
+    assert sorted(_form(r)["To"] for r in http_gateway.requests) == [
+        "+49300000032",
+        "+49300000033",
+    ]
+    row = _row(outbox, 31)
+    local = now + timedelta(minutes=night)
+    morning = datetime.combine(local.date() + timedelta(days=1), datetime.min.time()).replace(
+        hour=8
+    )
+    assert row["status"] == "pending" and row["attempts"] == 0
+    assert row["next_attempt_at"] == morning - timedelta(minutes=night)
+    assert "quiet hours" in row["last_error"]
+    # not due again before the morning: a second pass claims nothing
+    assert send_until_empty(outbox, _sms(http_gateway), new_owner(), renderer).claimed == 0
