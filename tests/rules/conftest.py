@@ -9,8 +9,20 @@ from datetime import datetime
 
 import pytest
 
+from ppx.rules.ledger import Ledger
 from ppx.rules.policy import load_policy
 from ppx.rules.types import CustomerContext
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger(request, tmp_path):
+    """An empty ledger on SQLite, and on the throwaway PostgreSQL (tests marked postgres)."""
+    if request.param == "sqlite":
+        lg = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    else:
+        lg = Ledger(request.getfixturevalue("postgres_url"))
+    yield lg
+    lg.dispose()
 
 
 @pytest.fixture(scope="session")

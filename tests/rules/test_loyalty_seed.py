@@ -59,16 +59,6 @@ BALANCES = {1: 300, 2: 60, 3: 70, 4: 0}
 LAST = {1: T0 + timedelta(days=10), 2: T0 + timedelta(days=1), 3: T0, 4: None}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def ledger(request, tmp_path):
-    if request.param == "sqlite":
-        lg = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    else:
-        lg = Ledger(request.getfixturevalue("postgres_url"))
-    yield lg
-    lg.dispose()
-
-
 def _seed(ledger, policy, events=None, **kw):
     state = export_state(_events() if events is None else events, AS_OF)
     return seed_ledger(ledger, policy, state, AS_OF, chunk_rows=2, **kw)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
-import pytest
 
 from ppx.data import columns as C
 from ppx.rules.ledger import Ledger, _add_entry
@@ -15,16 +14,6 @@ from ppx.rules.loyalty.states import points_states, tier_states
 from ppx.rules.loyalty.tiers import review_tier
 
 T0 = datetime(2026, 1, 5, 9, 0)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def ledger(request, tmp_path):
-    if request.param == "sqlite":
-        lg = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    else:
-        lg = Ledger(request.getfixturevalue("postgres_url"))
-    yield lg
-    lg.dispose()
 
 
 def _fill(lg: Ledger, policy) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-import pytest
-
 from ppx.rules.ledger import Ledger
 from ppx.rules.loyalty import loyalty_summary
 from ppx.rules.loyalty.expiry import add_months
@@ -14,16 +12,6 @@ from ppx.rules.loyalty.gifts import yearly_gifts
 from ppx.rules.loyalty.tiers import review_tier, tier_history
 
 T0 = datetime(2026, 2, 1, 9, 0)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def ledger(request, tmp_path):
-    if request.param == "sqlite":
-        lg = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    else:
-        lg = Ledger(request.getfixturevalue("postgres_url"))
-    yield lg
-    lg.dispose()
 
 
 def test_tier_entry_retention_and_downgrade_with_history(ledger, policy):
