@@ -19,7 +19,6 @@ import torch
 from ppx.data import columns as C
 from ppx.features import churn as F
 from ppx.models.churn.config import ChurnConfig
-from ppx.models.churn.pyfunc import ChurnPyfunc, save_history
 from ppx.models.churn.scoring import member_scorers, weighted_logits
 from ppx.models.churn.train import fit_world, world_splits
 
@@ -31,24 +30,13 @@ UNKNOWN = (10**9, 10**9 + 7, -3)
 
 
 @pytest.fixture(scope="module")
-def served(tiny_world, tmp_path_factory):
+def served(tiny_world, reload_as_served):
     """(splits, reloaded pyfunc, training frame by (customer, as_of), wire requests,
     service-sized batches as (request indices, JSON columns))."""
     world, _ = tiny_world
     sp = world_splits(world.tables)
     model = fit_world(sp, CFG, blend=False).model
-    end = F.data_end(sp.history)
-    model.info["default_as_of"] = str(end)
-    model.snapshot = F.serving_snapshot(sp.history)
-    root = tmp_path_factory.mktemp("churn_serving_path")
-    model.save(root / "model")
-    save_history(sp.history, root / "history")
-
-    class Ctx:
-        artifacts = {"model": str(root / "model"), "history": str(root / "history")}
-
-    pf = ChurnPyfunc()
-    pf.load_context(Ctx())
+    pf, end = reload_as_served(sp, model, "churn_serving_path")
     # The training frame (train, validation and test months) plus the offline features
     # at the data end, the one served time after the last training snapshot; one row
     # per customer and time, the last subscription's, as a request gets.

@@ -9,28 +9,16 @@ import pytest
 from ppx.data import columns as C
 from ppx.features import churn as F
 from ppx.models.churn.config import ChurnConfig
-from ppx.models.churn.pyfunc import ChurnPyfunc, save_history
 from ppx.models.churn.train import fit_world, world_splits
 
 
 @pytest.fixture(scope="module")
-def served(tiny_world, tmp_path_factory):
+def served(tiny_world, reload_as_served):
     """A model saved and loaded the way the pyfunc does, with and without the snapshot."""
     world, _ = tiny_world
     sp = world_splits(world.tables)
     model = fit_world(sp, ChurnConfig(max_epochs=5, patience=2)).model
-    end = F.data_end(sp.history)
-    model.info["default_as_of"] = str(end)
-    model.snapshot = F.serving_snapshot(sp.history)
-    root = tmp_path_factory.mktemp("churn_served")
-    model.save(root / "model")
-    save_history(sp.history, root / "history")
-
-    class Ctx:
-        artifacts = {"model": str(root / "model"), "history": str(root / "history")}
-
-    pf = ChurnPyfunc()
-    pf.load_context(Ctx())
+    pf, end = reload_as_served(sp, model, "churn_served")
     return sp, pf, end
 
 
